@@ -1,0 +1,56 @@
+# One entry point for running, testing, linting, benchmarking and packaging AnonChat.
+# `make run` and `make test` work on a fresh Debian machine that has only Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEB_PACKAGES := libpulse0 xvfb xauth strace libegl1 libgl1 libfontconfig1 libdbus-1-3 \
+	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
+	libxcb-shape0 libxcb-image0 libxcb-render-util0 redis-server
+PYTEST_ARGS ?=
+
+.PHONY: run test soak lint format bench sysdeps venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian libraries Qt (offscreen, Xvfb, QtMultimedia) and the tests need; installed only when
+# missing and only when we are root, otherwise listed so the user can install them.
+sysdeps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "please install: $$missing" >&2; \
+		fi; \
+	fi
+
+run: sysdeps venv
+	$(VENV)/bin/anonchat $(ARGS)
+
+test: sysdeps venv
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
+
+soak: sysdeps venv
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m soak $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: sysdeps venv
+	@set -e; for f in bench/*.py; do echo "== $$f"; QT_QPA_PLATFORM=offscreen $(PY) $$f; done
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
