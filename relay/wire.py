@@ -1,18 +1,106 @@
 """The AnonChat wire format, defined once: the relay speaks it and the app imports it.
 
+Every WebSocket message is one binary frame holding one msgpack map, the envelope: ``v`` (the
+protocol version), ``t`` (the frame type) and, where a reply is expected, ``rid`` (a request id
+the reply echoes), next to the typed fields of that frame type. docs/protocol.md is the full
+specification; this module and relay.frames are its only implementation.
+
 Mailbox proofs live here because both sides must build the same bytes: the relay verifies a
 subscribe with them, the app's crypto core signs with them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any, Final
+
+import msgpack
+
+from relay.frames import (
+    CHALLENGE_SIZE,
+    CLIENT_FRAMES,
+    FRAME_TYPES,
+    MAILBOX_ID_SIZE,
+    MAILBOX_KEY_SIZE,
+    MAX_REQUEST_ID,
+    RELAY_FRAMES,
+    SIGNATURE_SIZE,
+    Deliver,
+    Error,
+    ErrorCode,
+    Frame,
+    Goodbye,
+    Hello,
+    Limits,
+    LocalProtocolError,
+    Ok,
+    Ping,
+    Pong,
+    Presence,
+    ProtocolError,
+    RemoteProtocolError,
+    Send,
+    Sent,
+    Subscribe,
+    Unsubscribe,
+    Unwatch,
+    Watch,
+    Watching,
+    WireError,
+    _fail,
+)
+
+__all__ = [
+    "CHALLENGE_SIZE",
+    "CLIENT_FRAMES",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "FRAME_TYPES",
+    "MAILBOX_ID_LABEL",
+    "MAILBOX_ID_SIZE",
+    "MAILBOX_KEY_SIZE",
+    "MAX_REQUEST_ID",
+    "PROTOCOL_VERSION",
+    "RELAY_FRAMES",
+    "SIGNATURE_SIZE",
+    "SUBSCRIBE_LABEL",
+    "SUPPORTED_VERSIONS",
+    "Deliver",
+    "Error",
+    "ErrorCode",
+    "Frame",
+    "Goodbye",
+    "Hello",
+    "Limits",
+    "LocalProtocolError",
+    "Ok",
+    "Ping",
+    "Pong",
+    "Presence",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Send",
+    "Sent",
+    "Subscribe",
+    "Unsubscribe",
+    "Unwatch",
+    "Watch",
+    "Watching",
+    "WireError",
+    "decode",
+    "encode",
+    "mailbox_id",
+    "request_id_of",
+    "subscribe_signed_bytes",
+]
 
 MAILBOX_ID_LABEL = b"anonchat/mailbox/v1\x00"
 SUBSCRIBE_LABEL = b"anonchat/subscribe/v1\x00"
-MAILBOX_ID_SIZE = 32
-CHALLENGE_SIZE = 32
-MAILBOX_KEY_SIZE = 32
+PROTOCOL_VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = (1,)
+DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024
 
 
 def mailbox_id(public_key: bytes) -> bytes:
@@ -27,3 +115,118 @@ def subscribe_signed_bytes(challenge: bytes, mailbox: bytes) -> bytes:
     if len(challenge) != CHALLENGE_SIZE or len(mailbox) != MAILBOX_ID_SIZE:
         raise ValueError("challenge and mailbox id are 32 bytes each")
     return SUBSCRIBE_LABEL + challenge + mailbox
+
+
+_BY_TYPE: Final[dict[str, type[Frame]]] = {cls.TYPE: cls for cls in FRAME_TYPES}
+# (python attribute, envelope key) per frame type, in the order encode() writes them.
+_KEYS: Final[dict[type[Frame], tuple[tuple[str, str], ...]]] = {
+    cls: tuple((f.name, "rid" if f.name == "request_id" else f.name) for f in fields(cls))
+    for cls in FRAME_TYPES
+}
+_LIMIT_KEYS: Final = tuple(f.name for f in fields(Limits))
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding and decoding.
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, Limits):
+        return {name: getattr(value, name) for name in _LIMIT_KEYS}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def encode(frame: Frame) -> bytes:
+    """One frame to the bytes of one binary WebSocket message."""
+    cls = type(frame)
+    keys = _KEYS.get(cls)
+    if keys is None:
+        raise LocalProtocolError(ErrorCode.UNKNOWN_TYPE, f"not a frame: {cls.__name__}")
+    envelope: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": cls.TYPE}
+    for attr, key in keys:
+        envelope[key] = _to_wire(getattr(frame, attr))
+    packed: bytes = msgpack.packb(envelope, use_bin_type=True)
+    return packed
+
+
+def _unpack(data: bytes, max_size: int) -> Any:
+    with contextlib.suppress(Exception):  # classified below: any failure is the peer's fault
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=max(max_size, 1))
+    try:
+        unpacker.feed(data)
+        unpacker.unpack()
+    except msgpack.OutOfData:
+        raise WireError(ErrorCode.TRUNCATED, "the frame ends inside a value") from None
+    except Exception:  # msgpack raises several types for bad bytes
+        raise WireError(ErrorCode.MALFORMED, "not a msgpack value") from None
+    raise WireError(ErrorCode.MALFORMED, "bytes after the envelope")
+
+
+def _limits_from(value: Any) -> Limits:
+    if type(value) is not dict:
+        raise _fail("limits", "must be a map")
+    missing = [k for k in _LIMIT_KEYS if k not in value]
+    if missing:
+        raise _fail("limits", f"lacks {missing[0]}")
+    return Limits(**{k: value[k] for k in _LIMIT_KEYS})
+
+
+_CONVERT: Final[dict[str, Callable[[Any], Any]]] = {
+    "versions": lambda v: tuple(v) if type(v) is list else v,
+    "mailboxes": lambda v: tuple(v) if type(v) is list else v,
+    "online": lambda v: tuple(v) if type(v) is list else v,
+    "limits": _limits_from,
+}
+
+
+def decode(data: bytes, max_size: int = DEFAULT_MAX_FRAME_SIZE) -> Frame:
+    """The frame in one binary WebSocket message; any bad input raises :class:`WireError`.
+
+    Keys the frame type does not define are ignored, so a later minor addition does not break
+    an older reader; missing or mistyped keys are malformed.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise WireError(ErrorCode.MALFORMED, "a frame is binary")
+    if len(data) > max_size:
+        raise WireError(ErrorCode.TOO_LARGE, f"frame over {max_size} bytes")
+    envelope = _unpack(bytes(data), max_size)
+    if type(envelope) is not dict:
+        raise WireError(ErrorCode.MALFORMED, "the envelope is a map")
+    version = envelope.get("v")
+    if type(version) is not int:
+        raise WireError(ErrorCode.MALFORMED, "v must be an integer")
+    if version not in SUPPORTED_VERSIONS:
+        raise WireError(ErrorCode.UNSUPPORTED_VERSION, f"version {version}")
+    kind = envelope.get("t")
+    if type(kind) is not str:
+        raise WireError(ErrorCode.MALFORMED, "t must be a string")
+    cls = _BY_TYPE.get(kind)
+    if cls is None:
+        raise WireError(ErrorCode.UNKNOWN_TYPE, "unknown frame type")
+    values: dict[str, Any] = {}
+    try:
+        for attr, key in _KEYS[cls]:
+            if key not in envelope:
+                raise _fail(key, f"is missing from {kind}")
+            value = envelope[key]
+            convert = _CONVERT.get(key)
+            values[attr] = value if convert is None else convert(value)
+        return cls(**values)
+    except LocalProtocolError as exc:
+        raise WireError(ErrorCode.MALFORMED, exc.detail) from None
+
+
+def request_id_of(data: bytes) -> int | None:
+    """Best-effort ``rid`` of a frame that failed to decode, so its error reply can name it."""
+    try:
+        envelope = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception:  # unreadable bytes have no request id
+        return None
+    if type(envelope) is dict:
+        rid = envelope.get("rid")
+        if type(rid) is int and 0 <= rid <= MAX_REQUEST_ID:
+            return rid
+    return None
