@@ -37,7 +37,7 @@ class ErrorCode:
     # Close reasons and goodbye reasons.
     TOO_MANY_CONNECTIONS: Final = "too_many_connections"
     FLOOD: Final = "flood"
-    IDLE: Final = "idle"
+    SLOW_CONSUMER: Final = "slow_consumer"
     GOING_AWAY: Final = "going_away"
     NORMAL: Final = "normal"
 

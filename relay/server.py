@@ -1,0 +1,291 @@
+"""The relay on websockets: parse nothing here, hand bytes to relay.state and write what it says.
+
+Runs as ``anonchat-relay`` / ``python -m relay``, or in-process through :func:`serve_relay`
+(the desktop app embeds it on 127.0.0.1 with a free port). ``GET /healthz`` and
+``GET /metrics`` answer on the WebSocket port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from relay.state import CLOSE_GOING_AWAY, CLOSE_POLICY, Close, Connection, Refused, Relay
+from relay.state import RelayLimits as RelayLimits
+from relay.wire import ErrorCode
+
+log = logging.getLogger("relay")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_MAX_BACKLOG = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """How to run one relay: where to listen, its limits, TLS, and whether logs may name peers."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    limits: RelayLimits = field(default_factory=RelayLimits)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_backlog: int = DEFAULT_MAX_BACKLOG
+    debug_identifiers: bool = False
+
+
+class RelayHandle:
+    """A running relay: where it listens, its routing state, and how to stop it."""
+
+    def __init__(self, server: Server, relay: Relay, config: RelayConfig, port: int) -> None:
+        self.server = server
+        self.relay = relay
+        self.config = config
+        self.port = port
+        scheme = "wss" if config.tls_cert else "ws"
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        self.url = f"{scheme}://{host}:{port}/"
+
+    async def close(self) -> None:
+        """Say goodbye to every client, close them with going-away (1001), wait until done."""
+        self.relay.shutdown(ErrorCode.GOING_AWAY)
+        self.server.close(code=CLOSE_GOING_AWAY, reason=ErrorCode.GOING_AWAY)
+        await self.server.wait_closed()
+
+    async def wait_closed(self) -> None:
+        await self.server.wait_closed()
+
+
+def metrics_text(relay: Relay) -> str:
+    """Prometheus text exposition of the relay's counts; no label ever names a peer."""
+    c = relay.counters
+    lines = [
+        "# HELP anonchat_relay_connections Open client connections.",
+        "# TYPE anonchat_relay_connections gauge",
+        f"anonchat_relay_connections {len(relay.connections)}",
+        "# HELP anonchat_relay_connections_total Connections admitted since start.",
+        "# TYPE anonchat_relay_connections_total counter",
+        f"anonchat_relay_connections_total {c.connections_total}",
+        "# HELP anonchat_relay_mailboxes Mailboxes with at least one subscriber.",
+        "# TYPE anonchat_relay_mailboxes gauge",
+        f"anonchat_relay_mailboxes {len(relay.subscribers)}",
+        "# HELP anonchat_relay_watched_mailboxes Mailboxes with at least one watcher.",
+        "# TYPE anonchat_relay_watched_mailboxes gauge",
+        f"anonchat_relay_watched_mailboxes {len(relay.watchers)}",
+        "# HELP anonchat_relay_frames_in_total Frames received from clients.",
+        "# TYPE anonchat_relay_frames_in_total counter",
+        f"anonchat_relay_frames_in_total {c.frames_in}",
+        "# HELP anonchat_relay_frames_out_total Frames sent to clients.",
+        "# TYPE anonchat_relay_frames_out_total counter",
+        f"anonchat_relay_frames_out_total {c.frames_out}",
+        "# HELP anonchat_relay_bytes_in_total Frame bytes received from clients.",
+        "# TYPE anonchat_relay_bytes_in_total counter",
+        f"anonchat_relay_bytes_in_total {c.bytes_in}",
+        "# HELP anonchat_relay_bytes_out_total Frame bytes sent to clients.",
+        "# TYPE anonchat_relay_bytes_out_total counter",
+        f"anonchat_relay_bytes_out_total {c.bytes_out}",
+        "# HELP anonchat_relay_rejects_total Refused frames and connections by reason.",
+        "# TYPE anonchat_relay_rejects_total counter",
+    ]
+    lines += [
+        f'anonchat_relay_rejects_total{{reason="{r}"}} {n}'
+        for r, n in sorted(relay.rejects.items())
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _tls_context(config: RelayConfig) -> ssl.SSLContext | None:
+    if not config.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
+    """Start a relay on the running loop; ``port=0`` picks a free port (see ``handle.port``)."""
+    config = config or RelayConfig()
+    relay = Relay(config.limits)
+    loop = asyncio.get_running_loop()
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "ok\n")
+        if path == "/metrics":
+            response = connection.respond(HTTPStatus.OK, metrics_text(relay))
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        return None
+
+    async def handler(ws: ServerConnection) -> None:
+        address = str(ws.remote_address[0]) if ws.remote_address else "?"
+        transport = ws.transport
+        backlog = config.max_backlog
+        closing: list[asyncio.Task[None]] = []
+
+        def send(data: bytes) -> None:
+            if transport.get_write_buffer_size() > backlog:
+                # A reader this far behind would hold memory for others: drop it, not them.
+                if not closing:
+                    relay.rejects[ErrorCode.SLOW_CONSUMER] += 1
+                    closing.append(
+                        loop.create_task(ws.close(CLOSE_POLICY, ErrorCode.SLOW_CONSUMER))
+                    )
+                return
+            broadcast((ws,), data)
+
+        try:
+            conn: Connection = relay.connect(send, address, loop.time())
+        except Refused as refused:
+            await ws.close(refused.close.code, refused.close.reason)
+            return
+        if config.debug_identifiers:
+            log.debug("connection from %s", address)
+        close: Close | None = None
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    close = relay.receive(conn, message, loop.time())
+                else:
+                    close = relay.receive_text(conn, loop.time())
+                if close is not None:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            relay.disconnect(conn)
+        if close is not None:
+            await ws.close(close.code, close.reason)
+
+    idle = config.limits.idle_timeout
+    server = await serve(
+        handler,
+        config.host,
+        config.port,
+        process_request=process_request,
+        compression=None,
+        max_size=config.limits.max_frame_size,
+        ping_interval=idle / 2,
+        ping_timeout=idle / 2,
+        close_timeout=5,
+        ssl=_tls_context(config),
+        logger=logging.getLogger("relay.websockets"),
+    )
+    port = next(iter(server.sockets)).getsockname()[1]
+    return RelayHandle(server, relay, config, port)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse.Namespace]:
+    """The command line as a RelayConfig, plus the process-level options (loop, logging)."""
+    d = RelayLimits()
+    p = argparse.ArgumentParser(
+        prog="anonchat-relay",
+        description="Forward ciphertext between AnonChat clients. Keeps nothing, writes nothing.",
+    )
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port, 0 for any (%(default)s)")
+    p.add_argument("--tls-cert", help="PEM certificate chain; serves wss:// when given")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--max-frame-size", type=int, default=d.max_frame_size, help="bytes per frame")
+    p.add_argument("--send-rate", type=float, default=d.send_rate, help="frames/s per connection")
+    p.add_argument("--send-burst", type=int, default=d.send_burst, help="token bucket depth")
+    p.add_argument("--max-subscriptions", type=int, default=d.max_subscriptions)
+    p.add_argument("--max-watches", type=int, default=d.max_watches)
+    p.add_argument("--max-connections", type=int, default=d.max_connections)
+    p.add_argument("--max-connections-per-address", type=int, default=d.max_connections_per_address)
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout, help="seconds")
+    p.add_argument("--max-backlog", type=int, default=DEFAULT_MAX_BACKLOG, help="bytes queued")
+    p.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--debug-identifiers",
+        action="store_true",
+        help="allow debug logs to name client addresses (never mailbox ids, keys or payloads)",
+    )
+    a = p.parse_args(argv)
+    if bool(a.tls_cert) != bool(a.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    try:
+        limits = RelayLimits(
+            max_frame_size=a.max_frame_size,
+            send_rate=a.send_rate,
+            send_burst=a.send_burst,
+            max_subscriptions=a.max_subscriptions,
+            max_watches=a.max_watches,
+            max_connections=a.max_connections,
+            max_connections_per_address=a.max_connections_per_address,
+            idle_timeout=a.idle_timeout,
+        )
+    except ValueError as exc:
+        p.error(str(exc))
+    config = RelayConfig(
+        host=a.host,
+        port=a.port,
+        limits=limits,
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key,
+        max_backlog=a.max_backlog,
+        debug_identifiers=a.debug_identifiers,
+    )
+    return config, a
+
+
+async def run(config: RelayConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then close every connection with going-away."""
+    handle = await serve_relay(config)
+    log.info("relay listening on %s", handle.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    open_now = len(handle.relay.connections)
+    await handle.close()
+    c = handle.relay.counters
+    log.info(
+        "relay stopped: %d connections closed, %d admitted, %d frames in, %d frames out",
+        open_now,
+        c.connections_total,
+        c.frames_in,
+        c.frames_out,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``anonchat-relay``: serve until SIGTERM, exit 0 after closing every connection."""
+    config, args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if not config.debug_identifiers:
+        # websockets' own messages may carry peer addresses; keep only its warnings.
+        logging.getLogger("relay.websockets").setLevel(logging.WARNING)
+    try:
+        if args.no_uvloop:
+            raise ImportError
+        import uvloop
+    except ImportError:
+        asyncio.run(run(config))
+    else:
+        uvloop.run(run(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""The relay's routing, with no I/O: frames in, frames out through send callbacks, clock passed in.
+
+Everything the relay knows lives here and only in memory: which connection is subscribed to
+which mailbox, who watches which mailbox, each connection's send budget. A payload is handed to
+the subscribers' send callbacks and forgotten. relay/server.py drives this from websockets; the
+tests drive it with plain lists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from relay import wire
+from relay.wire import ErrorCode
+
+SendFn = Callable[[bytes], None]
+VerifyFn = Callable[[bytes, bytes, bytes], bool]
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+def verify_ed25519(key: bytes, signature: bytes, message: bytes) -> bool:
+    """True when ``signature`` is the Ed25519 signature of ``message`` under raw ``key``."""
+    try:
+        Ed25519PublicKey.from_public_bytes(key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class RelayLimits:
+    """Every limit the relay enforces; defaults suit one relay serving many desktop clients."""
+
+    max_frame_size: int = wire.DEFAULT_MAX_FRAME_SIZE
+    send_rate: float = 100.0
+    send_burst: int = 200
+    max_subscriptions: int = 64
+    max_watches: int = 1024
+    max_connections: int = 10_000
+    max_connections_per_address: int = 256
+    idle_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_frame_size", "send_burst", "max_subscriptions", "max_watches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_connections < 1 or self.max_connections_per_address < 1:
+            raise ValueError("connection limits must be at least 1")
+        if not self.send_rate > 0 or not self.idle_timeout > 0:
+            raise ValueError("send_rate and idle_timeout must be positive")
+
+    def announced(self) -> wire.Limits:
+        """The part of the limits a client needs, as carried in hello."""
+        return wire.Limits(
+            max_frame_size=self.max_frame_size,
+            send_rate=float(self.send_rate),
+            send_burst=self.send_burst,
+            max_subscriptions=self.max_subscriptions,
+            max_watches=self.max_watches,
+            idle_timeout=float(self.idle_timeout),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """The driver must close this connection with this WebSocket close code and reason."""
+
+    code: int
+    reason: str
+
+
+class Refused(Exception):
+    """A new connection is over a connection limit; close it with ``close``."""
+
+    def __init__(self, close: Close) -> None:
+        super().__init__(close.reason)
+        self.close = close
+
+
+class Connection:
+    """One client connection's routing state. Identity is the object itself, never logged."""
+
+    __slots__ = (
+        "address",
+        "challenge",
+        "closed",
+        "send",
+        "stamp",
+        "strikes",
+        "subscriptions",
+        "tokens",
+        "watches",
+    )
+
+    def __init__(self, send: SendFn, address: str, challenge: bytes, burst: int, now: float):
+        self.send = send
+        self.address = address
+        self.challenge = challenge
+        self.subscriptions: set[bytes] = set()
+        self.watches: set[bytes] = set()
+        self.tokens = float(burst)
+        self.stamp = now
+        self.strikes = 0
+        self.closed = False
+
+
+@dataclass(slots=True)
+class Counters:
+    """Running totals for /metrics: counts only, never who or what."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    connections_total: int = 0
+
+
+class Relay:
+    """The whole routing state of one relay process."""
+
+    def __init__(
+        self,
+        limits: RelayLimits | None = None,
+        *,
+        random: Callable[[int], bytes] = os.urandom,
+        verify: VerifyFn = verify_ed25519,
+    ) -> None:
+        self.limits = limits or RelayLimits()
+        self._random = random
+        self._verify = verify
+        self._hello_limits = self.limits.announced()
+        self.connections: set[Connection] = set()
+        self.per_address: Counter[str] = Counter()
+        self.subscribers: dict[bytes, set[Connection]] = {}
+        self.watchers: dict[bytes, set[Connection]] = {}
+        self.counters = Counters()
+        self.rejects: Counter[str] = Counter()
+
+    # -- connection lifecycle -----------------------------------------------------------------
+
+    def connect(self, send: SendFn, address: str, now: float) -> Connection:
+        """Admit a connection and greet it with hello, or raise :class:`Refused`."""
+        if len(self.connections) >= self.limits.max_connections:
+            self.rejects[ErrorCode.TOO_MANY_CONNECTIONS] += 1
+            raise Refused(Close(CLOSE_TRY_AGAIN_LATER, ErrorCode.TOO_MANY_CONNECTIONS))
+        if self.per_address[address] >= self.limits.max_connections_per_address:
+            self.rejects[ErrorCode.TOO_MANY_CONNECTIONS] += 1
+            raise Refused(Close(CLOSE_TRY_AGAIN_LATER, ErrorCode.TOO_MANY_CONNECTIONS))
+        challenge = self._random(wire.CHALLENGE_SIZE)
+        conn = Connection(send, address, challenge, self.limits.send_burst, now)
+        self.connections.add(conn)
+        self.per_address[address] += 1
+        self.counters.connections_total += 1
+        hello = wire.Hello(wire.SUPPORTED_VERSIONS, challenge, self._hello_limits)
+        self._emit(conn, wire.encode(hello))
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """Forget a connection: its subscriptions (telling watchers) and its watches."""
+        if conn.closed:
+            return
+        conn.closed = True
+        self.connections.discard(conn)
+        self.per_address[conn.address] -= 1
+        if self.per_address[conn.address] <= 0:
+            del self.per_address[conn.address]
+        for mailbox in conn.watches:
+            self._drop(self.watchers, mailbox, conn)
+        conn.watches.clear()
+        for mailbox in conn.subscriptions:
+            if self._drop(self.subscribers, mailbox, conn):
+                self._presence(mailbox, online=False)
+        conn.subscriptions.clear()
+
+    def shutdown(self, reason: str = ErrorCode.GOING_AWAY) -> None:
+        """Say goodbye to every connection; the driver then closes them with going-away."""
+        data = wire.encode(wire.Goodbye(reason))
+        for conn in list(self.connections):
+            self._emit(conn, data)
+
+    # -- frames in ----------------------------------------------------------------------------
+
+    def receive(self, conn: Connection, data: bytes, now: float) -> Close | None:
+        """Handle one binary message from ``conn``; a Close says the driver must end it."""
+        if conn.closed:
+            return None
+        self.counters.frames_in += 1
+        self.counters.bytes_in += len(data)
+        if not self._spend(conn, now):
+            rid = wire.request_id_of(data)
+            conn.strikes += 1
+            if conn.strikes > self.limits.send_burst:
+                self.rejects[ErrorCode.FLOOD] += 1
+                return Close(CLOSE_POLICY, ErrorCode.FLOOD)
+            self._error(conn, rid, ErrorCode.RATE_LIMITED)
+            return None
+        conn.strikes = 0
+        try:
+            frame = wire.decode(data, self.limits.max_frame_size)
+        except wire.WireError as exc:
+            self._error(conn, wire.request_id_of(data), exc.code)
+            return None
+        if type(frame) is wire.Send:
+            self._on_send(conn, frame)
+        elif type(frame) is wire.Subscribe:
+            self._on_subscribe(conn, frame)
+        elif type(frame) is wire.Unsubscribe:
+            self._on_unsubscribe(conn, frame)
+        elif type(frame) is wire.Watch:
+            self._on_watch(conn, frame)
+        elif type(frame) is wire.Unwatch:
+            self._on_unwatch(conn, frame)
+        elif type(frame) is wire.Ping:
+            self._emit(conn, wire.encode(wire.Pong(frame.request_id)))
+        elif type(frame) is wire.Goodbye:
+            return Close(CLOSE_NORMAL, ErrorCode.NORMAL)
+        else:
+            self._error(conn, getattr(frame, "request_id", None), ErrorCode.UNEXPECTED_FRAME)
+        return None
+
+    def receive_text(self, conn: Connection, now: float) -> Close | None:
+        """A text message is never a frame: answered as malformed, counted against the budget."""
+        if conn.closed:
+            return None
+        self.counters.frames_in += 1
+        if not self._spend(conn, now):
+            conn.strikes += 1
+            if conn.strikes > self.limits.send_burst:
+                self.rejects[ErrorCode.FLOOD] += 1
+                return Close(CLOSE_POLICY, ErrorCode.FLOOD)
+            self._error(conn, None, ErrorCode.RATE_LIMITED)
+            return None
+        conn.strikes = 0
+        self._error(conn, None, ErrorCode.MALFORMED)
+        return None
+
+    def _on_send(self, conn: Connection, frame: wire.Send) -> None:
+        targets = self.subscribers.get(frame.mailbox)
+        delivered = 0
+        if targets:
+            data = wire.encode(wire.Deliver(frame.mailbox, frame.payload))
+            for target in tuple(targets):
+                self._emit(target, data)
+            delivered = len(targets)
+        self._emit(conn, wire.encode(wire.Sent(frame.request_id, delivered)))
+
+    def _on_subscribe(self, conn: Connection, frame: wire.Subscribe) -> None:
+        rid = frame.request_id
+        if wire.mailbox_id(frame.key) != frame.mailbox:
+            self._error(conn, rid, ErrorCode.KEY_MISMATCH)
+            return
+        signed = wire.subscribe_signed_bytes(conn.challenge, frame.mailbox)
+        if not self._verify(frame.key, frame.sig, signed):
+            self._error(conn, rid, ErrorCode.BAD_SIGNATURE)
+            return
+        if frame.mailbox not in conn.subscriptions:
+            if len(conn.subscriptions) >= self.limits.max_subscriptions:
+                self._error(conn, rid, ErrorCode.TOO_MANY_SUBSCRIPTIONS)
+                return
+            conn.subscriptions.add(frame.mailbox)
+            targets = self.subscribers.setdefault(frame.mailbox, set())
+            targets.add(conn)
+            if len(targets) == 1:
+                self._presence(frame.mailbox, online=True)
+        self._emit(conn, wire.encode(wire.Ok(rid)))
+
+    def _on_unsubscribe(self, conn: Connection, frame: wire.Unsubscribe) -> None:
+        if frame.mailbox in conn.subscriptions:
+            conn.subscriptions.discard(frame.mailbox)
+            if self._drop(self.subscribers, frame.mailbox, conn):
+                self._presence(frame.mailbox, online=False)
+        self._emit(conn, wire.encode(wire.Ok(frame.request_id)))
+
+    def _on_watch(self, conn: Connection, frame: wire.Watch) -> None:
+        wanted = list(dict.fromkeys(frame.mailboxes))
+        new = [m for m in wanted if m not in conn.watches]
+        if len(conn.watches) + len(new) > self.limits.max_watches:
+            self._error(conn, frame.request_id, ErrorCode.TOO_MANY_WATCHES)
+            return
+        for mailbox in new:
+            conn.watches.add(mailbox)
+            self.watchers.setdefault(mailbox, set()).add(conn)
+        online = tuple(m for m in wanted if m in self.subscribers)
+        self._emit(conn, wire.encode(wire.Watching(frame.request_id, online)))
+
+    def _on_unwatch(self, conn: Connection, frame: wire.Unwatch) -> None:
+        for mailbox in frame.mailboxes:
+            if mailbox in conn.watches:
+                conn.watches.discard(mailbox)
+                self._drop(self.watchers, mailbox, conn)
+        self._emit(conn, wire.encode(wire.Ok(frame.request_id)))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _spend(self, conn: Connection, now: float) -> bool:
+        """Token bucket: every frame costs one token; tokens refill at ``send_rate`` per second."""
+        limits = self.limits
+        elapsed = now - conn.stamp
+        if elapsed > 0:
+            conn.tokens = min(float(limits.send_burst), conn.tokens + elapsed * limits.send_rate)
+            conn.stamp = now
+        if conn.tokens >= 1.0:
+            conn.tokens -= 1.0
+            return True
+        return False
+
+    @staticmethod
+    def _drop(table: dict[bytes, set[Connection]], mailbox: bytes, conn: Connection) -> bool:
+        """Remove ``conn`` from ``table[mailbox]``; True when that emptied the mailbox."""
+        members = table.get(mailbox)
+        if members is None or conn not in members:
+            return False
+        members.discard(conn)
+        if not members:
+            del table[mailbox]
+            return True
+        return False
+
+    def _presence(self, mailbox: bytes, *, online: bool) -> None:
+        watchers = self.watchers.get(mailbox)
+        if watchers:
+            data = wire.encode(wire.Presence(mailbox, online))
+            for watcher in tuple(watchers):
+                self._emit(watcher, data)
+
+    def _error(self, conn: Connection, rid: int | None, code: str) -> None:
+        self.rejects[code] += 1
+        self._emit(conn, wire.encode(wire.Error(rid, code)))
+
+    def _emit(self, conn: Connection, data: bytes) -> None:
+        self.counters.frames_out += 1
+        self.counters.bytes_out += len(data)
+        conn.send(data)
