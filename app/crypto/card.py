@@ -1,0 +1,125 @@
+"""The contact card: the short text a QR code carries so a friend can start a handshake.
+
+Uppercase base32 keeps the payload inside a QR code's alphanumeric mode. The card carries no
+signature: everything in it arrives over the same channel as the identity key it would be
+signed with, so a forger could re-sign; docs/crypto.md explains why that is safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import unicodedata
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from app.crypto.codec import Reader, Writer
+from app.crypto.errors import CardError
+from app.crypto.identity import PublicIdentity
+from app.crypto.primitives import KEY_SIZE, LABEL_CARD_CHECK, sha256
+
+CARD_PREFIX = "anonchat:"
+CARD_VERSION = 1
+CHECKSUM_SIZE = 4
+MAX_URL_BYTES = 200
+MAX_NAME_BYTES = 64
+_MIN_BODY = 1 + 4 * KEY_SIZE + 1 + 1
+
+
+def _valid_url(url: str) -> bool:
+    if not url.isascii() or any(c.isspace() or ord(c) < 0x21 for c in url):
+        return False
+    scheme, sep, rest = url.partition("://")
+    return bool(sep) and scheme in ("ws", "wss") and bool(rest) and not rest.startswith("/")
+
+
+def _valid_name(name: str) -> bool:
+    return all(unicodedata.category(c)[0] != "C" for c in name)
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A parsed, fully checked card. Construct directly to publish your own."""
+
+    identity: PublicIdentity
+    prekey: bytes
+    relay_url: str
+    mailbox: bytes
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.prekey) != KEY_SIZE or len(self.mailbox) != KEY_SIZE:
+            raise ValueError("prekey and mailbox id are 32 bytes each")
+        if not _valid_url(self.relay_url) or len(self.relay_url) > MAX_URL_BYTES:
+            raise ValueError("relay URL must be a ws:// or wss:// URL of at most 200 bytes")
+        if not _valid_name(self.name) or len(self.name.encode()) > MAX_NAME_BYTES:
+            raise ValueError("name must be printable and at most 64 UTF-8 bytes")
+
+    def to_bytes(self) -> bytes:
+        """The binary record: see docs/crypto.md, "Contact card"."""
+        body = (
+            Writer()
+            .u8(CARD_VERSION)
+            .raw(self.identity.sign)
+            .raw(self.identity.dh)
+            .raw(self.prekey)
+            .raw(self.mailbox)
+            .var8(self.relay_url.encode("ascii"))
+            .var8(self.name.encode("utf-8"))
+            .bytes()
+        )
+        return body + sha256(LABEL_CARD_CHECK, body)[:CHECKSUM_SIZE]
+
+    def encode(self) -> str:
+        """'anonchat:' + uppercase base32 of the record, without padding."""
+        return CARD_PREFIX + base64.b32encode(self.to_bytes()).decode("ascii").rstrip("=")
+
+    @classmethod
+    def parse(cls, text: str) -> Card:
+        """The card in `text`, or one `CardError` whose reason says what is wrong."""
+        if not isinstance(text, str):
+            raise CardError("not text")
+        text = "".join(text.split())
+        if text[: len(CARD_PREFIX)].lower() != CARD_PREFIX:
+            raise CardError("not an AnonChat card")
+        payload = text[len(CARD_PREFIX) :].upper()
+        if len(payload) % 8 in (1, 3, 6):
+            raise CardError("truncated or mistyped")
+        try:
+            data = base64.b32decode(payload + "=" * (-len(payload) % 8))
+        except (binascii.Error, ValueError):
+            raise CardError("invalid characters") from None
+        return cls.from_bytes(data)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Card:
+        if len(data) < 1:
+            raise CardError("truncated")
+        if data[0] != CARD_VERSION:
+            raise CardError("unknown card version")
+        if len(data) < _MIN_BODY + CHECKSUM_SIZE:
+            raise CardError("truncated")
+        body, check = data[:-CHECKSUM_SIZE], data[-CHECKSUM_SIZE:]
+        if not hmac.compare_digest(sha256(LABEL_CARD_CHECK, body)[:CHECKSUM_SIZE], check):
+            raise CardError("checksum mismatch: mistyped or truncated")
+        reader = Reader(body, CardError)
+        reader.u8()
+        sign, dh = reader.raw(KEY_SIZE), reader.raw(KEY_SIZE)
+        prekey, mailbox = reader.raw(KEY_SIZE), reader.raw(KEY_SIZE)
+        url_bytes, name_bytes = reader.var8(), reader.var8()
+        reader.end()
+        try:
+            Ed25519PublicKey.from_public_bytes(sign)
+        except ValueError:
+            raise CardError("invalid identity key") from None
+        try:
+            url, name = url_bytes.decode("ascii"), name_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CardError("invalid text field") from None
+        if not _valid_url(url):
+            raise CardError("invalid relay URL")
+        if not _valid_name(name) or len(name_bytes) > MAX_NAME_BYTES:
+            raise CardError("invalid name")
+        return cls(PublicIdentity(sign, dh), prekey, url, mailbox, name)
