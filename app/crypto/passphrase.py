@@ -1,0 +1,151 @@
+"""Passphrase -> raw database key (Argon2id), and the plaintext key-header format.
+
+The header sits beside the encrypted database and holds only what is needed to re-derive the
+key: Argon2id parameters and salts. It has one "key slot" normally and two while a passphrase
+change is in flight (old and new), so a crash between re-keying the database and rewriting the
+header still leaves a slot that matches the database. Everything here is pure: no file I/O,
+randomness injectable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+KEY_LEN = 32
+SALT_LEN = 16
+MAGIC = b"ANCKDF01"
+_ALG_ARGON2ID = 1
+_SLOT = struct.Struct(">BIIB")  # algorithm, memory KiB, iterations, lanes
+_DIGEST_LEN = 32
+# Bounds a header may ask for: a hostile or damaged header must not make us allocate 64 GiB.
+MAX_MEMORY_KIB = 4 * 1024 * 1024
+MAX_ITERATIONS = 64
+MAX_LANES = 64
+MAX_SLOTS = 2
+
+
+class PassphraseError(ValueError):
+    """The passphrase itself is unusable (empty)."""
+
+
+class HeaderError(ValueError):
+    """The header bytes are not a well-formed key header."""
+
+
+@dataclass(frozen=True, slots=True)
+class KdfParams:
+    """Argon2id cost parameters (RFC 9106 names)."""
+
+    memory_kib: int
+    iterations: int
+    lanes: int
+
+    def __post_init__(self) -> None:
+        if not 8 * self.lanes <= self.memory_kib <= MAX_MEMORY_KIB:
+            raise HeaderError("argon2id memory out of range")
+        if not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise HeaderError("argon2id iterations out of range")
+        if not 1 <= self.lanes <= MAX_LANES:
+            raise HeaderError("argon2id lanes out of range")
+
+
+# Tuned so one derivation takes about half a second on a 2-core desktop-class machine.
+DEFAULT_PARAMS = KdfParams(memory_kib=256 * 1024, iterations=4, lanes=4)
+# For tests and scripted throwaway profiles only: fast, and weak.
+INSECURE_FAST_PARAMS = KdfParams(memory_kib=64, iterations=1, lanes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySlot:
+    """One way to derive the database key: parameters and salt."""
+
+    params: KdfParams
+    salt: bytes
+
+    def __post_init__(self) -> None:
+        if not 16 <= len(self.salt) <= 64:
+            raise HeaderError("salt length out of range")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHeader:
+    """The whole header: the current slot first; a second slot only during re-keying."""
+
+    slots: tuple[KeySlot, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.slots) <= MAX_SLOTS:
+            raise HeaderError("header must hold one or two key slots")
+
+
+def new_slot(params: KdfParams, randbytes: Callable[[int], bytes] = os.urandom) -> KeySlot:
+    """A fresh slot with a random salt."""
+    return KeySlot(params=params, salt=randbytes(SALT_LEN))
+
+
+def normalize(passphrase: str) -> bytes:
+    """NFC-normalised UTF-8, so the same typed passphrase gives the same key on every OS."""
+    if not passphrase:
+        raise PassphraseError("the passphrase is empty")
+    return unicodedata.normalize("NFC", passphrase).encode("utf-8")
+
+
+def derive_key(passphrase: str, slot: KeySlot) -> bytes:
+    """The 256-bit raw SQLCipher key for this passphrase and slot. Slow by design."""
+    kdf = Argon2id(
+        salt=slot.salt,
+        length=KEY_LEN,
+        iterations=slot.params.iterations,
+        lanes=slot.params.lanes,
+        memory_cost=slot.params.memory_kib,
+    )
+    return kdf.derive(normalize(passphrase))
+
+
+def encode_header(header: KeyHeader) -> bytes:
+    """Bytes for the header file: magic, slots, then a SHA-256 of all that (damage detector)."""
+    body = bytearray(MAGIC)
+    body.append(len(header.slots))
+    for slot in header.slots:
+        p = slot.params
+        body += _SLOT.pack(_ALG_ARGON2ID, p.memory_kib, p.iterations, p.lanes)
+        body.append(len(slot.salt))
+        body += slot.salt
+    return bytes(body) + hashlib.sha256(body).digest()
+
+
+def decode_header(data: bytes) -> KeyHeader:
+    """Parse header bytes; any defect is one HeaderError."""
+    if len(data) < len(MAGIC) + 1 + _DIGEST_LEN or not data.startswith(MAGIC):
+        raise HeaderError("not a key header")
+    body, digest = data[:-_DIGEST_LEN], data[-_DIGEST_LEN:]
+    if hashlib.sha256(body).digest() != digest:
+        raise HeaderError("key header checksum mismatch")
+    pos = len(MAGIC)
+    count = body[pos]
+    pos += 1
+    slots: list[KeySlot] = []
+    for _ in range(count):
+        if pos + _SLOT.size + 1 > len(body):
+            raise HeaderError("key header truncated")
+        alg, memory, iterations, lanes = _SLOT.unpack_from(body, pos)
+        pos += _SLOT.size
+        if alg != _ALG_ARGON2ID:
+            raise HeaderError("unknown key derivation algorithm")
+        salt_len = body[pos]
+        pos += 1
+        if pos + salt_len > len(body):
+            raise HeaderError("key header truncated")
+        salt = bytes(body[pos : pos + salt_len])
+        pos += salt_len
+        slots.append(KeySlot(KdfParams(memory, iterations, lanes), salt))
+    if pos != len(body):
+        raise HeaderError("trailing bytes in key header")
+    return KeyHeader(tuple(slots))

@@ -1,0 +1,154 @@
+"""Repositories for mailboxes (ours and theirs) and handshakes (pending and seen)."""
+
+# Column lists below are module constants; every value is bound as a parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from typing import Any
+
+from .records import MailboxPurpose, OurMailbox, PendingHandshake, TheirMailbox
+from .tx import atomic
+
+_OURS = "id, private_key, relay_url, purpose, contact_id, created_at"
+
+
+def _ours(row: Any) -> OurMailbox:
+    return OurMailbox(bytes(row[0]), bytes(row[1]), row[2], MailboxPurpose(row[3]), row[4], row[5])
+
+
+class MailboxRepo:
+    """Mailboxes we listen on (with their private keys) and mailboxes we send to."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def add_ours(self, mailbox: OurMailbox) -> None:
+        with atomic(self._conn):
+            self._conn.execute(
+                f"INSERT INTO our_mailboxes ({_OURS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    mailbox.id,
+                    mailbox.private_key,
+                    mailbox.relay_url,
+                    mailbox.purpose.value,
+                    mailbox.contact_id,
+                    mailbox.created_at,
+                ),
+            )
+
+    def get_ours(self, mailbox_id: bytes) -> OurMailbox | None:
+        row = self._conn.execute(
+            f"SELECT {_OURS} FROM our_mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        return None if row is None else _ours(row)
+
+    def list_ours(
+        self, contact_id: int | None = None, purpose: MailboxPurpose | None = None
+    ) -> list[OurMailbox]:
+        sql = f"SELECT {_OURS} FROM our_mailboxes WHERE 1 = 1"
+        args: list[object] = []
+        if contact_id is not None:
+            sql += " AND contact_id = ?"
+            args.append(contact_id)
+        if purpose is not None:
+            sql += " AND purpose = ?"
+            args.append(purpose.value)
+        rows = self._conn.execute(sql + " ORDER BY created_at, id", args).fetchall()
+        return [_ours(r) for r in rows]
+
+    def delete_ours(self, mailbox_id: bytes) -> bool:
+        with atomic(self._conn):
+            cur = self._conn.execute("DELETE FROM our_mailboxes WHERE id = ?", (mailbox_id,))
+        return bool(cur.rowcount)
+
+    def add_theirs(self, mailbox: TheirMailbox) -> None:
+        with atomic(self._conn):
+            self._conn.execute(
+                "INSERT INTO their_mailboxes (id, relay_url, contact_id, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET relay_url = excluded.relay_url",
+                (mailbox.id, mailbox.relay_url, mailbox.contact_id, mailbox.created_at),
+            )
+
+    def list_theirs(self, contact_id: int) -> list[TheirMailbox]:
+        """Newest first: the mailbox to send to is the first one."""
+        rows = self._conn.execute(
+            "SELECT id, relay_url, contact_id, created_at FROM their_mailboxes "
+            "WHERE contact_id = ? ORDER BY created_at DESC, id",
+            (contact_id,),
+        ).fetchall()
+        return [TheirMailbox(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def delete_theirs(self, mailbox_id: bytes) -> bool:
+        with atomic(self._conn):
+            cur = self._conn.execute("DELETE FROM their_mailboxes WHERE id = ?", (mailbox_id,))
+        return bool(cur.rowcount)
+
+
+class HandshakeRepo:
+    """Handshakes waiting for an answer, and digests of first messages already processed."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def put(self, handshake: PendingHandshake) -> None:
+        with atomic(self._conn):
+            self._conn.execute(
+                "INSERT INTO pending_handshakes (id, contact_id, mailbox_id, state, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "contact_id = excluded.contact_id, mailbox_id = excluded.mailbox_id, "
+                "state = excluded.state",
+                (
+                    handshake.id,
+                    handshake.contact_id,
+                    handshake.mailbox_id,
+                    handshake.state,
+                    handshake.created_at,
+                ),
+            )
+
+    def get(self, handshake_id: bytes) -> PendingHandshake | None:
+        row = self._conn.execute(
+            "SELECT id, contact_id, mailbox_id, state, created_at FROM pending_handshakes "
+            "WHERE id = ?",
+            (handshake_id,),
+        ).fetchone()
+        return None if row is None else _pending(row)
+
+    def pending(self) -> list[PendingHandshake]:
+        rows = self._conn.execute(
+            "SELECT id, contact_id, mailbox_id, state, created_at FROM pending_handshakes "
+            "ORDER BY created_at, id"
+        ).fetchall()
+        return [_pending(r) for r in rows]
+
+    def delete(self, handshake_id: bytes) -> bool:
+        with atomic(self._conn):
+            cur = self._conn.execute("DELETE FROM pending_handshakes WHERE id = ?", (handshake_id,))
+        return bool(cur.rowcount)
+
+    def mark_seen(self, digest: bytes, now: int) -> bool:
+        """True the first time a digest is seen, False on every replay."""
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "INSERT INTO handshakes_seen (digest, seen_at) VALUES (?, ?) "
+                "ON CONFLICT (digest) DO NOTHING",
+                (digest, now),
+            )
+        return bool(cur.rowcount == 1)
+
+    def was_seen(self, digest: bytes) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM handshakes_seen WHERE digest = ?", (digest,)
+        ).fetchone()
+        return bool(row is not None)
+
+    def prune_seen(self, before: int) -> int:
+        with atomic(self._conn):
+            cur = self._conn.execute("DELETE FROM handshakes_seen WHERE seen_at < ?", (before,))
+        return int(cur.rowcount)
+
+
+def _pending(row: Any) -> PendingHandshake:
+    mailbox = None if row[2] is None else bytes(row[2])
+    return PendingHandshake(bytes(row[0]), row[1], mailbox, bytes(row[3]), row[4])

@@ -1,0 +1,306 @@
+"""Messages and the outbox, and the atomic units that tie them to ratchet sessions.
+
+Each unit is one transaction: a crash leaves either all of it or none of it. Paging and
+unread counts go through indexes and the trigger-maintained `unread_counts` table, so their
+cost does not grow with history.
+"""
+
+# Column lists below are module constants; every value is bound as a parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import NotFound
+from .records import (
+    STATUS_RANK,
+    Direction,
+    Message,
+    NewMessage,
+    NewOutbox,
+    OutboxItem,
+    OutboxKind,
+    Status,
+    Stored,
+)
+from .tx import atomic
+
+MESSAGE_COLS = (
+    "id, contact_id, direction, msg_id, sender_seq, body, sent_at, received_at, status, is_read"
+)
+_OUTBOX_COLS = (
+    "id, contact_id, message_id, kind, mailbox_id, relay_url, ciphertext, attempts, next_try, "
+    "created_at"
+)
+
+
+def message_from_row(row: Any) -> Message:
+    return Message(
+        row[0],
+        row[1],
+        Direction(row[2]),
+        bytes(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        Status(row[8]),
+        bool(row[9]),
+    )
+
+
+def _outbox(row: Any) -> OutboxItem:
+    return OutboxItem(
+        row[0],
+        row[1],
+        row[2],
+        OutboxKind(row[3]),
+        bytes(row[4]),
+        row[5],
+        bytes(row[6]),
+        row[7],
+        row[8],
+        row[9],
+    )
+
+
+class MessageRepo:
+    """Conversation history: insert with duplicate detection, paging, read state, receipts."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def insert(self, message: NewMessage) -> Stored:
+        """Store one message; a (contact, direction, msg_id) already stored is a duplicate."""
+        with atomic(self._conn):
+            row = self._insert(message)
+        return Stored(False, row) if row else Stored(True)
+
+    def _insert(self, m: NewMessage) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO messages (contact_id, direction, msg_id, sender_seq, body, sent_at, "
+            "received_at, status, is_read) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (contact_id, direction, msg_id) DO NOTHING",
+            (
+                m.contact_id,
+                int(m.direction),
+                m.msg_id,
+                m.sender_seq,
+                m.body,
+                m.sent_at,
+                m.received_at,
+                m.status.value,
+                int(m.is_read),
+            ),
+        )
+        return int(cur.lastrowid) if cur.rowcount == 1 else 0
+
+    def store_incoming(
+        self, message: NewMessage, session_state: bytes, receipt: NewOutbox | None, now: int
+    ) -> Stored:
+        """Advance the session, store the received message, queue its receipt: one unit."""
+        return self._store(message, session_state, receipt, now)
+
+    def store_outgoing(
+        self, message: NewMessage, session_state: bytes, outbox: NewOutbox, now: int
+    ) -> Stored:
+        """Advance the session, store our message, queue its ciphertext: one unit."""
+        return self._store(message, session_state, outbox, now)
+
+    def _store(
+        self, message: NewMessage, state: bytes, outgoing: NewOutbox | None, now: int
+    ) -> Stored:
+        with atomic(self._conn):
+            row = self._insert(message)
+            if not row:
+                return Stored(True)
+            self._conn.execute(
+                "INSERT INTO sessions (contact_id, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (contact_id) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                (message.contact_id, state, now),
+            )
+            box = None
+            if outgoing is not None:
+                linked = row if message.direction is Direction.OUTGOING else None
+                box = OutboxRepo(self._conn).add(outgoing, linked)
+            return Stored(False, row, box)
+
+    def get(self, row: int) -> Message:
+        found = self._conn.execute(
+            f"SELECT {MESSAGE_COLS} FROM messages WHERE id = ?", (row,)
+        ).fetchone()
+        if found is None:
+            raise NotFound("no such message")
+        return message_from_row(found)
+
+    def find(self, contact_id: int, direction: Direction, msg_id: bytes) -> Message | None:
+        found = self._conn.execute(
+            f"SELECT {MESSAGE_COLS} FROM messages "
+            "WHERE contact_id = ? AND direction = ? AND msg_id = ?",
+            (contact_id, int(direction), msg_id),
+        ).fetchone()
+        return None if found is None else message_from_row(found)
+
+    def page(self, contact_id: int, limit: int, before: int | None = None) -> list[Message]:
+        """The newest `limit` messages with row id below `before`, newest first.
+
+        The next page's cursor is the last returned message's `id`; an empty list means the
+        start of the conversation was reached.
+        """
+        if limit <= 0:
+            return []
+        bound = before if before is not None else 2**63 - 1
+        rows = self._conn.execute(
+            f"SELECT {MESSAGE_COLS} FROM messages WHERE contact_id = ? AND id < ? "
+            "ORDER BY id DESC LIMIT ?",
+            (contact_id, bound, limit),
+        ).fetchall()
+        return [message_from_row(r) for r in rows]
+
+    def unread_counts(self) -> dict[int, int]:
+        """Unread incoming messages per contact, only contacts with any."""
+        rows = self._conn.execute(
+            "SELECT contact_id, unread FROM unread_counts WHERE unread > 0"
+        ).fetchall()
+        return {int(c): int(n) for c, n in rows}
+
+    def mark_read(self, contact_id: int, up_to: int) -> list[bytes]:
+        """Mark incoming messages up to row `up_to` read; returns their msg_ids (for receipts)."""
+        with atomic(self._conn):
+            rows = self._conn.execute(
+                "SELECT id, msg_id FROM messages WHERE contact_id = ? AND is_read = 0 "
+                "AND direction = 0 AND id <= ? ORDER BY id",
+                (contact_id, up_to),
+            ).fetchall()
+            self._conn.executemany(
+                "UPDATE messages SET is_read = 1, status = 'read' WHERE id = ?",
+                [(r[0],) for r in rows],
+            )
+        return [bytes(r[1]) for r in rows]
+
+    def acknowledge(self, contact_id: int, msg_ids: Iterable[bytes], status: Status) -> int:
+        """A receipt arrived: raise our messages' status and drop them from the outbox.
+
+        Status never moves backwards (a late "delivered" after "read" is ignored). Returns how
+        many of the named messages exist.
+        """
+        if status not in (Status.DELIVERED, Status.READ):
+            raise ValueError("a receipt says delivered or read")
+        rank = STATUS_RANK[status]
+        lower = [s.value for s, r in STATUS_RANK.items() if r < rank] + [Status.FAILED.value]
+        marks = ",".join("?" * len(lower))
+        found = 0
+        with atomic(self._conn):
+            for msg_id in msg_ids:
+                row = self._conn.execute(
+                    "SELECT id FROM messages WHERE contact_id = ? AND direction = 1 AND msg_id = ?",
+                    (contact_id, msg_id),
+                ).fetchone()
+                if row is None:
+                    continue
+                found += 1
+                self._conn.execute(
+                    f"UPDATE messages SET status = ? WHERE id = ? AND status IN ({marks})",
+                    (status.value, row[0], *lower),
+                )
+                self._conn.execute("DELETE FROM outbox WHERE message_id = ?", (row[0],))
+        return found
+
+
+class OutboxRepo:
+    """Ciphertexts waiting to go out; resent as-is until acknowledged."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def add(self, item: NewOutbox, message_row: int | None = None) -> int:
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "INSERT INTO outbox (contact_id, message_id, kind, mailbox_id, relay_url, "
+                "ciphertext, next_try, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    item.contact_id,
+                    message_row,
+                    item.kind.value,
+                    item.mailbox_id,
+                    item.relay_url,
+                    item.ciphertext,
+                    item.next_try,
+                    item.created_at,
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def due(self, now: int, limit: int = 100) -> list[OutboxItem]:
+        """Items whose next try has come, oldest schedule first."""
+        rows = self._conn.execute(
+            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE next_try <= ? ORDER BY next_try, id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [_outbox(r) for r in rows]
+
+    def next_due(self) -> int | None:
+        """When the earliest item is due, for the sender's sleep; None when empty."""
+        row = self._conn.execute("SELECT min(next_try) FROM outbox").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def for_contact(self, contact_id: int) -> list[OutboxItem]:
+        rows = self._conn.execute(
+            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE contact_id = ? ORDER BY id", (contact_id,)
+        ).fetchall()
+        return [_outbox(r) for r in rows]
+
+    def retry_later(self, outbox_id: int, next_try: int) -> None:
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_try = ? WHERE id = ?",
+                (next_try, outbox_id),
+            )
+            if cur.rowcount != 1:
+                raise NotFound("no such outbox item")
+
+    def sent(self, outbox_id: int, next_try: int) -> None:
+        """The relay took it. Messages wait for their receipt (resent at next_try if none
+        comes); receipts and control frames are done."""
+        with atomic(self._conn):
+            row = self._conn.execute(
+                "SELECT kind, message_id FROM outbox WHERE id = ?", (outbox_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such outbox item")
+            if row[0] != OutboxKind.MESSAGE.value:
+                self._conn.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+                return
+            self._conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_try = ? WHERE id = ?",
+                (next_try, outbox_id),
+            )
+            if row[1] is not None:
+                self._conn.execute(
+                    "UPDATE messages SET status = 'sent' WHERE id = ? AND status = 'queued'",
+                    (row[1],),
+                )
+
+    def fail(self, outbox_id: int) -> None:
+        """Give up on an item: drop it and mark its message failed."""
+        with atomic(self._conn):
+            row = self._conn.execute(
+                "SELECT message_id FROM outbox WHERE id = ?", (outbox_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such outbox item")
+            self._conn.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+            if row[0] is not None:
+                self._conn.execute(
+                    "UPDATE messages SET status = 'failed' WHERE id = ? "
+                    "AND status IN ('queued', 'sent')",
+                    (row[0],),
+                )
+
+    def remove(self, outbox_id: int) -> bool:
+        with atomic(self._conn):
+            cur = self._conn.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+        return bool(cur.rowcount)

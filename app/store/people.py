@@ -1,0 +1,196 @@
+"""Repositories for the profile, settings, contacts (with key history) and ratchet sessions."""
+
+# Column lists below are module constants; every value is bound as a parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import NotFound, StoreError
+from .records import Contact, KeyHistoryEntry, Profile
+from .tx import atomic
+
+_CONTACT_COLS = "id, display_name, identity_keys, verified, pending_keys, created_at"
+
+
+def _contact(row: Any) -> Contact:
+    return Contact(row[0], row[1], bytes(row[2]), bool(row[3]), _opt_bytes(row[4]), row[5])
+
+
+def _opt_bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+class ProfileRepo:
+    """The single profile row: identity private key blob and display name."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def get(self) -> Profile | None:
+        row = self._conn.execute(
+            "SELECT identity, display_name, created_at FROM profile WHERE id = 1"
+        ).fetchone()
+        return None if row is None else Profile(bytes(row[0]), row[1], row[2])
+
+    def create(self, identity: bytes, display_name: str, now: int) -> Profile:
+        with atomic(self._conn):
+            if self.get() is not None:
+                raise StoreError("this profile already has an identity")
+            self._conn.execute(
+                "INSERT INTO profile (id, identity, display_name, created_at) VALUES (1, ?, ?, ?)",
+                (identity, display_name, now),
+            )
+        return Profile(identity, display_name, now)
+
+    def set_identity(self, identity: bytes) -> None:
+        self._update("identity", identity)
+
+    def set_display_name(self, display_name: str) -> None:
+        self._update("display_name", display_name)
+
+    def _update(self, column: str, value: object) -> None:
+        with atomic(self._conn):
+            cur = self._conn.execute(f"UPDATE profile SET {column} = ? WHERE id = 1", (value,))
+            if cur.rowcount != 1:
+                raise NotFound("the profile has no identity yet")
+
+
+class SettingsRepo:
+    """Small string settings by key; callers choose the encoding (JSON, numbers...)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def get(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set(self, key: str, value: str) -> None:
+        with atomic(self._conn):
+            self._conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def delete(self, key: str) -> None:
+        with atomic(self._conn):
+            self._conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+
+    def all(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT key, value FROM settings ORDER BY key").fetchall())
+
+
+class ContactRepo:
+    """Contacts, their verification state and the history of their identity keys."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def add(
+        self, display_name: str, identity_keys: bytes, now: int, verified: bool = False
+    ) -> Contact:
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "INSERT INTO contacts (display_name, identity_keys, verified, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (display_name, identity_keys, int(verified), now),
+            )
+        return Contact(int(cur.lastrowid), display_name, identity_keys, verified, None, now)
+
+    def get(self, contact_id: int) -> Contact:
+        row = self._conn.execute(
+            f"SELECT {_CONTACT_COLS} FROM contacts WHERE id = ?", (contact_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound("no such contact")
+        return _contact(row)
+
+    def find_by_identity(self, identity_keys: bytes) -> Contact | None:
+        row = self._conn.execute(
+            f"SELECT {_CONTACT_COLS} FROM contacts WHERE identity_keys = ? ORDER BY id LIMIT 1",
+            (identity_keys,),
+        ).fetchone()
+        return None if row is None else _contact(row)
+
+    def all(self) -> list[Contact]:
+        rows = self._conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts ORDER BY id").fetchall()
+        return [_contact(r) for r in rows]
+
+    def rename(self, contact_id: int, display_name: str) -> None:
+        self._set(contact_id, "display_name", display_name)
+
+    def set_verified(self, contact_id: int, verified: bool) -> None:
+        self._set(contact_id, "verified", int(verified))
+
+    def flag_key_change(self, contact_id: int, new_keys: bytes) -> None:
+        """Record keys that differ from the current ones; sending blocks until accepted."""
+        self._set(contact_id, "pending_keys", new_keys)
+
+    def accept_key_change(self, contact_id: int, now: int) -> Contact:
+        """Pending keys become current, the old ones go to history, verification resets."""
+        with atomic(self._conn):
+            contact = self.get(contact_id)
+            if contact.pending_keys is None:
+                raise NotFound("no key change is pending for this contact")
+            self._conn.execute(
+                "INSERT INTO contact_key_history (contact_id, identity_keys, replaced_at) "
+                "VALUES (?, ?, ?)",
+                (contact_id, contact.identity_keys, now),
+            )
+            self._conn.execute(
+                "UPDATE contacts SET identity_keys = pending_keys, pending_keys = NULL, "
+                "verified = 0 WHERE id = ?",
+                (contact_id,),
+            )
+            return self.get(contact_id)
+
+    def key_history(self, contact_id: int) -> list[KeyHistoryEntry]:
+        rows = self._conn.execute(
+            "SELECT identity_keys, replaced_at FROM contact_key_history "
+            "WHERE contact_id = ? ORDER BY id",
+            (contact_id,),
+        ).fetchall()
+        return [KeyHistoryEntry(bytes(r[0]), r[1]) for r in rows]
+
+    def delete(self, contact_id: int) -> None:
+        """Remove the contact and (by cascade) its session, mailboxes, messages and outbox."""
+        with atomic(self._conn):
+            if self._conn.execute("DELETE FROM contacts WHERE id = ?", (contact_id,)).rowcount != 1:
+                raise NotFound("no such contact")
+
+    def _set(self, contact_id: int, column: str, value: object) -> None:
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                f"UPDATE contacts SET {column} = ? WHERE id = ?", (value, contact_id)
+            )
+            if cur.rowcount != 1:
+                raise NotFound("no such contact")
+
+
+class SessionRepo:
+    """Ratchet state per contact, as the crypto core's opaque versioned blob."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def load(self, contact_id: int) -> bytes | None:
+        row = self._conn.execute(
+            "SELECT state FROM sessions WHERE contact_id = ?", (contact_id,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save(self, contact_id: int, state: bytes, now: int) -> None:
+        with atomic(self._conn):
+            self._conn.execute(
+                "INSERT INTO sessions (contact_id, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (contact_id) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                (contact_id, state, now),
+            )
+
+    def delete(self, contact_id: int) -> None:
+        with atomic(self._conn):
+            self._conn.execute("DELETE FROM sessions WHERE contact_id = ?", (contact_id,))

@@ -1,0 +1,160 @@
+"""Rows as frozen dataclasses: what repositories take and return. Times are integer ms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+
+class Direction(IntEnum):
+    INCOMING = 0
+    OUTGOING = 1
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+# Outgoing status only moves forward along this order (a late "delivered" never undoes "read").
+STATUS_RANK = {Status.QUEUED: 0, Status.SENT: 1, Status.DELIVERED: 2, Status.READ: 3}
+
+
+class MailboxPurpose(StrEnum):
+    INVITATION = "invitation"
+    CONTACT = "contact"
+
+
+class OutboxKind(StrEnum):
+    MESSAGE = "message"
+    RECEIPT = "receipt"
+    CONTROL = "control"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    identity: bytes
+    display_name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: int
+    display_name: str
+    identity_keys: bytes
+    verified: bool
+    pending_keys: bytes | None
+    created_at: int
+
+    @property
+    def key_change_pending(self) -> bool:
+        """A new identity key arrived and sending stays blocked until the user accepts it."""
+        return self.pending_keys is not None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHistoryEntry:
+    identity_keys: bytes
+    replaced_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class OurMailbox:
+    id: bytes
+    private_key: bytes
+    relay_url: str
+    purpose: MailboxPurpose
+    contact_id: int | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class TheirMailbox:
+    id: bytes
+    relay_url: str
+    contact_id: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingHandshake:
+    id: bytes
+    contact_id: int | None
+    mailbox_id: bytes | None
+    state: bytes
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store; msg_id is the wire id, unique per conversation and direction."""
+
+    contact_id: int
+    direction: Direction
+    msg_id: bytes
+    sender_seq: int
+    body: str
+    sent_at: int
+    received_at: int | None
+    status: Status
+    is_read: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    contact_id: int
+    direction: Direction
+    msg_id: bytes
+    sender_seq: int
+    body: str
+    sent_at: int
+    received_at: int | None
+    status: Status
+    is_read: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutbox:
+    """A ciphertext to send (and resend until acknowledged) to one mailbox on one relay."""
+
+    contact_id: int
+    kind: OutboxKind
+    mailbox_id: bytes
+    relay_url: str
+    ciphertext: bytes
+    next_try: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    contact_id: int
+    message_id: int | None
+    kind: OutboxKind
+    mailbox_id: bytes
+    relay_url: str
+    ciphertext: bytes
+    attempts: int
+    next_try: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Outcome of storing a message: duplicate means nothing at all was written."""
+
+    duplicate: bool
+    message_row: int | None = None
+    outbox_row: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    message: Message
+    snippet: str

@@ -1,0 +1,181 @@
+"""The async face of a profile's store: unlock, units of work, and the hot paths by name.
+
+Everything runs on the store's single worker thread (see worker.py); callers on the asyncio
+(or qasync) loop only await. `run(fn)` executes fn(repos) as one transaction, which is how the
+engine composes its own atomic units.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
+
+from . import connection, keystore, vault
+from .errors import WrongPassphrase
+from .keystore import KeyringStatus
+from .paths import ProfilePaths
+from .records import Message, NewMessage, NewOutbox, OutboxItem, Profile, SearchHit, Status, Stored
+from .repos import Repos
+from .tx import atomic
+from .worker import Worker
+
+T = TypeVar("T")
+
+
+class Store:
+    """An unlocked profile. Create with `Store.create`, `Store.unlock` or `unlock_remembered`."""
+
+    def __init__(self, paths: ProfilePaths, worker: Worker, opened: vault.Opened) -> None:
+        self.paths = paths
+        self._worker = worker
+        self._conn = opened.conn
+        self._key = opened.key
+        self._repos = Repos(opened.conn)
+
+    @classmethod
+    async def _open(cls, paths: ProfilePaths, opener: Callable[[], vault.Opened]) -> Store:
+        worker = Worker()
+        try:
+            opened = await worker.call(opener)
+        except BaseException:
+            worker.stop()
+            raise
+        return cls(paths, worker, opened)
+
+    @classmethod
+    async def create(
+        cls, paths: ProfilePaths, passphrase: str, params: KdfParams = DEFAULT_PARAMS
+    ) -> Store:
+        return await cls._open(paths, lambda: vault.create(paths, passphrase, params))
+
+    @classmethod
+    async def unlock(cls, paths: ProfilePaths, passphrase: str) -> Store:
+        """Raises WrongPassphrase, CorruptHeader, CorruptDatabase, SchemaTooNew, ProfileNotFound."""
+        return await cls._open(paths, lambda: vault.unlock(paths, passphrase))
+
+    @classmethod
+    async def unlock_remembered(cls, paths: ProfilePaths) -> Store | None:
+        """Open with the key kept in the OS keyring; None when there is none (or it is stale)."""
+        worker = Worker()
+
+        def opener() -> vault.Opened | None:
+            key = keystore.recall(paths)
+            if key is None:
+                return None
+            try:
+                return vault.unlock_with_key(paths, key)
+            except WrongPassphrase:
+                return None
+
+        try:
+            opened = await worker.call(opener)
+        except BaseException:
+            worker.stop()
+            raise
+        if opened is None:
+            worker.stop()
+            return None
+        return cls(paths, worker, opened)
+
+    async def remember(self) -> KeyringStatus:
+        """Keep the key in the OS keyring; the status says why not when it cannot."""
+        key = self._key
+        return await self._worker.call(lambda: keystore.remember(self.paths, key))
+
+    async def forget(self) -> KeyringStatus:
+        return await self._worker.call(lambda: keystore.forget(self.paths))
+
+    async def change_passphrase(
+        self, old: str, new: str, params: KdfParams = DEFAULT_PARAMS
+    ) -> None:
+        """Re-key atomically; a remembered key is replaced by the new one."""
+
+        def job() -> bytes:
+            remembered = keystore.recall(self.paths) is not None
+            key = vault.change_passphrase(self.paths, self._conn, self._key, old, new, params)
+            if remembered:
+                keystore.remember(self.paths, key)
+            return key
+
+        self._key = await self._worker.call(job)
+
+    async def run(self, fn: Callable[[Repos], T]) -> T:
+        """fn(repos) as one transaction on the store thread: all of it or none of it."""
+        repos = self._repos
+
+        def job() -> T:
+            with atomic(repos.conn):
+                return fn(repos)
+
+        return await self._worker.call(job)
+
+    async def read(self, fn: Callable[[Repos], T]) -> T:
+        """fn(repos) on the store thread, for reads that need no transaction."""
+        repos = self._repos
+        return await self._worker.call(lambda: fn(repos))
+
+    async def close(self) -> None:
+        """Checkpoint, close the connection (removing WAL/SHM) and end the thread."""
+        conn = self._conn
+
+        def job() -> None:
+            try:
+                connection.checkpoint(conn)
+            finally:
+                conn.close()
+
+        try:
+            await self._worker.call(job)
+        finally:
+            self._worker.stop()
+
+    # The hot paths, named so the engine does not need lambdas for them.
+
+    async def identity(self) -> Profile | None:
+        return await self.read(lambda r: r.profile.get())
+
+    async def load_session(self, contact_id: int) -> bytes | None:
+        return await self.read(lambda r: r.sessions.load(contact_id))
+
+    async def save_session(self, contact_id: int, state: bytes, now: int) -> None:
+        await self.run(lambda r: r.sessions.save(contact_id, state, now))
+
+    async def store_incoming(
+        self, message: NewMessage, session_state: bytes, receipt: NewOutbox | None, now: int
+    ) -> Stored:
+        return await self.run(
+            lambda r: r.messages.store_incoming(message, session_state, receipt, now)
+        )
+
+    async def store_outgoing(
+        self, message: NewMessage, session_state: bytes, outbox: NewOutbox, now: int
+    ) -> Stored:
+        return await self.run(
+            lambda r: r.messages.store_outgoing(message, session_state, outbox, now)
+        )
+
+    async def acknowledge(self, contact_id: int, msg_ids: Iterable[bytes], status: Status) -> int:
+        ids = list(msg_ids)
+        return await self.run(lambda r: r.messages.acknowledge(contact_id, ids, status))
+
+    async def page(self, contact_id: int, limit: int, before: int | None = None) -> list[Message]:
+        return await self.read(lambda r: r.messages.page(contact_id, limit, before))
+
+    async def unread_counts(self) -> dict[int, int]:
+        return await self.read(lambda r: r.messages.unread_counts())
+
+    async def search(
+        self, text: str, limit: int = 50, contact_id: int | None = None, before: int | None = None
+    ) -> list[SearchHit]:
+        return await self.read(lambda r: r.search(text, limit, contact_id, before))
+
+    async def due_outbox(self, now: int, limit: int = 100) -> list[OutboxItem]:
+        return await self.read(lambda r: r.outbox.due(now, limit))
+
+
+def profile_files(paths: ProfilePaths) -> list[str]:
+    """Names of the files a profile consists of right now (for diagnostics and tests)."""
+    return sorted(os.path.basename(p) for p in paths.all_files())
