@@ -1,0 +1,76 @@
+"""Shared by the relay tests: mailbox keys, subscribe frames, and a relay child process."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from relay import wire
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class MailboxKey:
+    """An Ed25519 mailbox key pair and the mailbox id it owns."""
+
+    private: Ed25519PrivateKey
+    public: bytes
+    mailbox: bytes
+
+    @classmethod
+    def generate(cls) -> MailboxKey:
+        private = Ed25519PrivateKey.generate()
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return cls(private, public, wire.mailbox_id(public))
+
+    def subscribe(self, rid: int, challenge: bytes) -> wire.Subscribe:
+        sig = self.private.sign(wire.subscribe_signed_bytes(challenge, self.mailbox))
+        return wire.Subscribe(rid, self.mailbox, self.public, sig)
+
+
+class RelayProcess:
+    """``python -m relay`` on 127.0.0.1 with a free port, its stderr kept for assertions."""
+
+    def __init__(self, *args: str, prefix: list[str] | None = None, cwd: Path = ROOT) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        cmd = [*(prefix or []), sys.executable, "-m", "relay", "--port", "0", *args]
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 20
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            found = re.search(r"listening on (wss?://[^ ]+?:(\d+)/)", line)
+            if found:
+                self.url = found.group(1)
+                self.port = int(found.group(2))
+                return
+        self.proc.kill()
+        raise RuntimeError("relay did not start: " + "".join(self.lines))
+
+    def stop(self, timeout: float = 15) -> tuple[int, str]:
+        """SIGTERM, wait, and return the exit code and the whole log."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, "".join(self.lines) + out
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")

@@ -1,0 +1,250 @@
+"""The envelope format: round trips, exact bytes, and one typed error for every bad input."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgpack
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay import wire
+from relay.state import RelayLimits
+from relay.wire import ErrorCode, WireError
+from tests.relay.helpers import ROOT
+
+ids = st.integers(0, wire.MAX_REQUEST_ID)
+box = st.binary(min_size=32, max_size=32)
+codes = st.text(min_size=1, max_size=64)
+positive = st.floats(min_value=1e-3, max_value=1e9, allow_nan=False, allow_infinity=False)
+limits = st.builds(
+    wire.Limits,
+    max_frame_size=st.integers(0, 2**32),
+    send_rate=positive,
+    send_burst=st.integers(0, 10**6),
+    max_subscriptions=st.integers(0, 10**6),
+    max_watches=st.integers(0, 10**6),
+    idle_timeout=positive,
+)
+frames = st.one_of(
+    st.builds(
+        wire.Hello,
+        st.lists(st.integers(0, 255), min_size=1, max_size=4).map(tuple),
+        box,
+        limits,
+    ),
+    st.builds(
+        wire.Subscribe,
+        ids,
+        box,
+        box,
+        st.binary(min_size=64, max_size=64),
+    ),
+    st.builds(wire.Unsubscribe, ids, box),
+    st.builds(wire.Send, ids, box, st.binary(max_size=300)),
+    st.builds(wire.Sent, ids, st.integers(0, 2**40)),
+    st.builds(wire.Deliver, box, st.binary(max_size=300)),
+    st.builds(wire.Watch, ids, st.lists(box, max_size=5).map(tuple)),
+    st.builds(wire.Watching, ids, st.lists(box, max_size=5).map(tuple)),
+    st.builds(wire.Unwatch, ids, st.lists(box, max_size=5).map(tuple)),
+    st.builds(wire.Presence, box, st.booleans()),
+    st.builds(wire.Ok, ids),
+    st.builds(wire.Error, st.none() | ids, codes),
+    st.builds(wire.Ping, ids),
+    st.builds(wire.Pong, ids),
+    st.builds(wire.Goodbye, codes),
+)
+
+
+@given(frames)
+def test_every_frame_round_trips(frame: wire.Frame) -> None:
+    data = wire.encode(frame)
+    assert wire.decode(data, max_size=len(data)) == frame
+    assert wire.encode(wire.decode(data)) == data
+
+
+def test_the_strategy_covers_every_frame_type() -> None:
+    assert {cls.TYPE for cls in wire.FRAME_TYPES} == {
+        "hello", "subscribe", "unsubscribe", "send", "sent", "deliver", "watch", "watching",
+        "unwatch", "presence", "ok", "error", "ping", "pong", "goodbye",
+    }  # fmt: skip
+    assert set(wire.CLIENT_FRAMES) | set(wire.RELAY_FRAMES) == set(wire.FRAME_TYPES)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=200))
+def test_decoder_raises_only_wire_error_on_arbitrary_bytes(data: bytes) -> None:
+    try:
+        wire.decode(data)
+    except WireError as exc:
+        assert exc.code in ErrorCode.DECODE
+
+
+@settings(max_examples=500)
+@given(frames, st.data())
+def test_decoder_survives_mutated_valid_frames(frame: wire.Frame, data: st.DataObject) -> None:
+    raw = bytearray(wire.encode(frame))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    for sample in (bytes(raw), bytes(raw[:cut])):
+        try:
+            decoded = wire.decode(sample)
+        except WireError as exc:
+            assert exc.code in ErrorCode.DECODE
+        else:
+            assert type(decoded) in wire.FRAME_TYPES
+
+
+msgpack_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=10)
+    | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from([cls.TYPE for cls in wire.FRAME_TYPES]),
+    st.dictionaries(
+        st.sampled_from(
+            ["rid", "mailbox", "key", "sig", "payload", "mailboxes", "online", "delivered",
+             "code", "reason", "challenge", "versions", "limits", "x"]
+        ),  # fmt: skip
+        msgpack_values,
+    ),
+)
+def test_decoder_rejects_mistyped_fields_with_wire_error(kind: str, body: dict[str, Any]) -> None:
+    data = msgpack.packb({"v": 1, "t": kind, **body}, use_bin_type=True)
+    try:
+        frame = wire.decode(data)
+    except WireError as exc:
+        assert exc.code == ErrorCode.MALFORMED
+    else:
+        assert frame.TYPE == kind
+
+
+def error_code(data: bytes, max_size: int = wire.DEFAULT_MAX_FRAME_SIZE) -> str:
+    with pytest.raises(WireError) as caught:
+        wire.decode(data, max_size=max_size)
+    assert isinstance(caught.value, wire.RemoteProtocolError)
+    return caught.value.code
+
+
+def test_each_decode_error_has_its_code() -> None:
+    good = wire.encode(wire.Ping(5))
+    assert error_code(b"") == ErrorCode.TRUNCATED
+    assert error_code(good[:-1]) == ErrorCode.TRUNCATED
+    assert error_code(good + b"\x00") == ErrorCode.MALFORMED
+    assert error_code(b"\xc1") == ErrorCode.MALFORMED
+    assert error_code(msgpack.packb([1, "ping", 5])) == ErrorCode.MALFORMED
+    assert error_code(good, max_size=len(good) - 1) == ErrorCode.TOO_LARGE
+    assert error_code(msgpack.packb({"v": 2, "t": "ping", "rid": 1})) == "unsupported_version"
+    assert error_code(msgpack.packb({"v": True, "t": "ping", "rid": 1})) == ErrorCode.MALFORMED
+    assert error_code(msgpack.packb({"v": 1, "t": "pang", "rid": 1})) == ErrorCode.UNKNOWN_TYPE
+    assert error_code(msgpack.packb({"v": 1, "t": b"ping", "rid": 1})) == ErrorCode.MALFORMED
+    assert error_code(msgpack.packb({"v": 1, "t": "ping"})) == ErrorCode.MALFORMED
+    assert error_code(msgpack.packb({"v": 1, "t": "ping", "rid": -1})) == ErrorCode.MALFORMED
+    assert error_code(msgpack.packb({"v": 1, "t": "ping", "rid": 2**63})) == ErrorCode.MALFORMED
+    assert error_code(msgpack.packb({1: 1})) == ErrorCode.MALFORMED
+    assert error_code(b"\x91" * 5000 + b"\x00", max_size=10**6) == ErrorCode.MALFORMED
+    text_mailbox = {"v": 1, "t": "unsubscribe", "rid": 1, "mailbox": "x" * 32}
+    assert error_code(msgpack.packb(text_mailbox)) == ErrorCode.MALFORMED
+    short = {"v": 1, "t": "unsubscribe", "rid": 1, "mailbox": b"x" * 31}
+    assert error_code(msgpack.packb(short, use_bin_type=True)) == ErrorCode.MALFORMED
+    presence = {"v": 1, "t": "presence", "mailbox": b"x" * 32, "online": 1}
+    assert error_code(msgpack.packb(presence, use_bin_type=True)) == ErrorCode.MALFORMED
+
+
+def test_unknown_keys_are_ignored() -> None:
+    data = msgpack.packb({"v": 1, "t": "ping", "rid": 3, "future": [1, 2]})
+    assert wire.decode(data) == wire.Ping(3)
+
+
+def test_building_an_invalid_frame_is_our_bug_not_the_peers() -> None:
+    with pytest.raises(wire.LocalProtocolError):
+        wire.Send(1, b"short", b"")
+    with pytest.raises(wire.LocalProtocolError):
+        wire.Ok(-1)
+    with pytest.raises(wire.LocalProtocolError):
+        wire.Presence(b"x" * 32, 1)  # type: ignore[arg-type]
+    with pytest.raises(wire.LocalProtocolError):
+        wire.encode("ping")  # type: ignore[arg-type]
+    assert not issubclass(wire.LocalProtocolError, wire.RemoteProtocolError)
+
+
+def test_request_id_of_reads_what_it_can() -> None:
+    assert wire.request_id_of(msgpack.packb({"v": 9, "rid": 12})) == 12
+    assert wire.request_id_of(msgpack.packb({"rid": "12"})) is None
+    assert wire.request_id_of(b"\xc1") is None
+
+
+def test_mailbox_proof_bytes_are_fixed() -> None:
+    key = bytes(range(32))
+    assert wire.mailbox_id(key).hex() == (
+        __import__("hashlib").sha256(b"anonchat/mailbox/v1\x00" + key).hexdigest()
+    )
+    signed = wire.subscribe_signed_bytes(b"\x01" * 32, b"\x02" * 32)
+    assert signed == b"anonchat/subscribe/v1\x00" + b"\x01" * 32 + b"\x02" * 32
+    assert len(signed) == 86
+    with pytest.raises(ValueError, match="32 bytes"):
+        wire.mailbox_id(b"\x00" * 31)
+    with pytest.raises(ValueError, match="32 bytes"):
+        wire.subscribe_signed_bytes(b"\x00" * 31, b"\x00" * 32)
+
+
+def doc_examples() -> dict[str, bytes]:
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    found = re.findall(r"<!-- example: (\w+) -->\n```hex\n(.*?)```", text, re.S)
+    return {name: bytes.fromhex(block) for name, block in found}
+
+
+def test_protocol_doc_worked_example_matches_the_encoder() -> None:
+    examples = doc_examples()
+    seed = examples["seed"]
+    private = Ed25519PrivateKey.from_private_bytes(seed)
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    mailbox = wire.mailbox_id(public)
+    challenge = bytes(range(32))
+    signed = wire.subscribe_signed_bytes(challenge, mailbox)
+    sig = private.sign(signed)
+    payload = bytes.fromhex("deadbeef")
+    expected: dict[str, wire.Frame] = {
+        "hello": wire.Hello((1,), challenge, RelayLimits().announced()),
+        "subscribe": wire.Subscribe(1, mailbox, public, sig),
+        "ok": wire.Ok(1),
+        "send": wire.Send(2, mailbox, payload),
+        "deliver": wire.Deliver(mailbox, payload),
+        "sent": wire.Sent(2, 1),
+        "watch": wire.Watch(3, (mailbox,)),
+        "watching": wire.Watching(3, (mailbox,)),
+        "presence": wire.Presence(mailbox, False),
+        "error": wire.Error(4, ErrorCode.BAD_SIGNATURE),
+        "goodbye": wire.Goodbye(ErrorCode.GOING_AWAY),
+    }
+    assert examples["public_key"] == public
+    assert examples["mailbox_id"] == mailbox
+    assert examples["signed_bytes"] == signed
+    assert examples["signature"] == sig
+    for name, frame in expected.items():
+        assert examples[name] == wire.encode(frame), name
+        assert wire.decode(examples[name]) == frame, name
+
+
+def test_protocol_doc_lists_every_frame_type_and_error_code() -> None:
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    for cls in wire.FRAME_TYPES:
+        assert f"`{cls.TYPE}`" in text, cls.TYPE
+    for name, value in vars(ErrorCode).items():
+        if name.isupper() and isinstance(value, str):
+            assert f"`{value}`" in text, value
