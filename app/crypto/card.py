@@ -91,6 +91,8 @@ class Card:
             data = base64.b32decode(payload + "=" * (-len(payload) % 8))
         except (binascii.Error, ValueError):
             raise CardError("invalid characters") from None
+        if base64.b32encode(data).decode("ascii").rstrip("=") != payload:
+            raise CardError("truncated or mistyped")
         return cls.from_bytes(data)
 
     @classmethod

@@ -187,7 +187,7 @@ class Invitation:
             ad,
             self._prekey,
             peer.identity.sign,
-            init.ephemeral,
+            frame[: len(frame) - len(init.message)],
             kem_seed,
             identity.sign(kem_signed_bytes(ad, kem_pub)),
         )

@@ -76,7 +76,7 @@ class Session:
         "_dhr",
         "_dhs",
         "_dhs_pub",
-        "_init_ek",
+        "_peer_prefix",
         "_kem_ct",
         "_kem_pub",
         "_kem_seed",
@@ -101,7 +101,7 @@ class Session:
     _dhr: bytes
     _dhs: X25519PrivateKey
     _dhs_pub: bytes
-    _init_ek: bytes
+    _peer_prefix: bytes
     _kem_ct: bytes
     _kem_pub: bytes
     _kem_seed: bytes
@@ -134,7 +134,7 @@ class Session:
         new._skipped, new._old_dhr = {}, ()
         new._kem_seed = new._kem_pub = new._kem_sig = new._peer_kem = new._kem_ct = b""
         new._peer_sign, new._need_sig = peer_sign, False
-        new._prefix = new._init_ek = b""
+        new._prefix = new._peer_prefix = b""
         new._pq = False
         return new
 
@@ -165,13 +165,13 @@ class Session:
         ad: bytes,
         prekey: X25519PrivateKey,
         peer_sign: bytes,
-        init_ek: bytes,
+        peer_prefix: bytes,
         kem_seed: bytes,
         kem_sig: bytes,
     ) -> Session:
         """RatchetInitBob, plus the signed ML-KEM prekey our first replies will carry."""
         new = cls._blank(ad, shared, prekey, peer_sign)
-        new._init_ek = init_ek
+        new._peer_prefix = peer_prefix
         new._kem_seed = kem_seed
         new._kem_pub = MLKEM768PrivateKey.from_seed_bytes(kem_seed).public_key().public_bytes_raw()
         new._kem_sig = kem_sig
@@ -205,7 +205,7 @@ class Session:
         w.u32(self._ns).u32(self._nr).u32(self._pn).u32(self._steps)
         w.u8(int(self._need_sig) | int(self._pq) << 1).raw(self._peer_sign)
         w.var8(self._kem_seed).var8(self._kem_sig).var32(self._peer_kem).var32(self._kem_ct)
-        w.var32(self._prefix).var8(self._init_ek)
+        w.var32(self._prefix).var32(self._peer_prefix)
         w.u8(len(self._old_dhr))
         for old in self._old_dhr:
             w.raw(old)
@@ -231,7 +231,7 @@ class Session:
         new._peer_sign = r.raw(32)
         new._kem_seed, new._kem_sig = r.var8(), r.var8()
         new._peer_kem, new._kem_ct = r.var32(), r.var32()
-        new._prefix, new._init_ek = r.var32(), r.var8()
+        new._prefix, new._peer_prefix = r.var32(), r.var32()
         new._old_dhr = tuple(r.raw(32) for _ in range(r.u8()))
         count = r.u32()
         if count > MAX_STORED_SKIPPED:
@@ -299,7 +299,8 @@ class Session:
         """(new session, plaintext), or a `DecryptError` subclass with this session unchanged."""
         if frame_type(frame) == TYPE_INIT:
             init = split_init(frame)
-            if not self._init_ek or init.ephemeral != self._init_ek:
+            prefix = frame[: len(frame) - len(init.message)]
+            if not self._peer_prefix or prefix != self._peer_prefix:
                 raise WrongSession("handshake frame of another session")
             frame = init.message
         header, body = split_message(frame)

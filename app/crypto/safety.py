@@ -71,6 +71,8 @@ def check_verification(payload: str, ours: PublicIdentity, theirs: PublicIdentit
         data = base64.b32decode(body + "=" * (-len(body) % 8))
     except (binascii.Error, ValueError):
         raise VerificationError("invalid characters") from None
+    if base64.b32encode(data).decode("ascii").rstrip("=") != body:
+        raise VerificationError("not a canonical encoding")
     reader = Reader(data, VerificationError)
     if reader.u8() != VERIFY_VERSION:
         raise VerificationError("unknown verification version")
