@@ -78,7 +78,8 @@ def test_send_to_a_mailbox_nobody_holds_is_offline_and_kept_nowhere() -> None:
     sender.send(wire.Send(1, KEYS[0].mailbox, b"lost"))
     (reply,) = sender.take()
     assert reply == wire.Sent(1, 0)
-    assert isinstance(reply, wire.Sent) and reply.offline
+    assert isinstance(reply, wire.Sent)
+    assert reply.offline
     late = Client(relay)
     late.subscribe(KEYS[0])
     assert late.take() == []
@@ -287,7 +288,9 @@ def test_disconnect_forgets_everything_and_later_frames_are_ignored() -> None:
     c.send(wire.Watch(2, (KEYS[1].mailbox,)))
     c.take()
     relay.disconnect(c.conn)
-    assert relay.subscribers == {} and relay.watchers == {} and relay.connections == set()
+    assert relay.subscribers == {}
+    assert relay.watchers == {}
+    assert relay.connections == set()
     assert c.send(wire.Ping(1)) is None
     assert c.take() == []
 
