@@ -44,7 +44,9 @@ def test_round_trip(data: st.DataObject) -> None:
 
 def test_typical_card_fits_300_chars() -> None:
     card = _card()
-    long = Card(card.identity, card.prekey, "ws://relay.example.org:8765", card.mailbox, "Alexandra")
+    long = Card(
+        card.identity, card.prekey, "ws://relay.example.org:8765", card.mailbox, "Alexandra"
+    )
     assert len(card.encode()) <= 300
     assert len(long.encode()) <= 300
 

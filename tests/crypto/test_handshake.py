@@ -8,7 +8,6 @@ from app.crypto.handshake import Invitation, initiate, replay_id
 from app.crypto.header import KEM_PK_SIZE, split_message
 from app.crypto.identity import Identity
 from app.crypto.mailbox import MailboxKey
-from app.crypto.ratchet import Session
 
 from .conftest import DetRng, make_pair
 
@@ -18,7 +17,9 @@ def test_first_frame_introduces_the_initiator() -> None:
     alice, bob = Identity.generate(rng), Identity.generate(rng)
     invitation = Invitation.generate(rng)
     reply = MailboxKey.generate(rng).id
-    a = initiate(alice, invitation.card(bob, "ws://h:1"), name="Alice", reply_mailbox=reply, rng=rng)
+    a = initiate(
+        alice, invitation.card(bob, "ws://h:1"), name="Alice", reply_mailbox=reply, rng=rng
+    )
     assert a.awaiting_reply
     a, frame = a.encrypt(b"hi", rng=rng)
     # Nothing identifying travels in clear.
@@ -88,9 +89,10 @@ def test_first_frame_for_another_identity_or_tampered_is_refused() -> None:
 
 def test_first_reply_carries_a_signed_kem_prekey_and_unsigned_is_refused() -> None:
     pair = make_pair(reply=False)
-    b, frame = pair.b.encrypt(b"welcome", rng=pair.rng)
+    _b, frame = pair.b.encrypt(b"welcome", rng=pair.rng)
     header, _ = split_message(frame)
-    assert len(header.kem_pk) == KEM_PK_SIZE and len(header.kem_sig) == 64
+    assert len(header.kem_pk) == KEM_PK_SIZE
+    assert len(header.kem_sig) == 64
     MLKEM768PublicKey.from_public_bytes(header.kem_pk)
     # A forged signature (header is authenticated, so resigning is all an attacker could try).
     forged = bytearray(frame)
@@ -114,13 +116,16 @@ def test_kem_secret_really_contributes() -> None:
     state = pair.rng.counter
     a1, good = a.encrypt(b"pq", rng=pair.rng, encap=real)
     pair.rng.counter = state
-    secret, ct = captured[0]
-    a2, bad = a.encrypt(b"pq", rng=pair.rng, encap=lambda _pk: (bytes(32), ct))
+    _secret, ct = captured[0]
+    _a2, bad = a.encrypt(b"pq", rng=pair.rng, encap=lambda _pk: (bytes(32), ct))
     hg, body_good = split_message(good)
     hb, body_bad = split_message(bad)
-    assert hg.raw == hb.raw and hg.kem_ct == ct
+    assert hg.raw == hb.raw
+    assert hg.kem_ct == ct
     assert body_good != body_bad
     with pytest.raises(AuthenticationFailed):
         b.decrypt(bad)
     b2, text = b.decrypt(good)
-    assert text == b"pq" and b2.post_quantum and a1.post_quantum
+    assert text == b"pq"
+    assert b2.post_quantum
+    assert a1.post_quantum

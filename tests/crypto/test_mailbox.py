@@ -24,7 +24,8 @@ def test_id_and_subscribe_signature_match_the_relay_bytes() -> None:
 def test_round_trip_and_bad_bytes() -> None:
     key = MailboxKey.generate(DetRng(b"mb"))
     again = MailboxKey.from_bytes(key.to_bytes())
-    assert again.id == key.id and again.to_bytes() == key.to_bytes()
+    assert again.id == key.id
+    assert again.to_bytes() == key.to_bytes()
     for bad in (b"", key.to_bytes()[:-1], key.to_bytes() + b"\x00", b"\x09" + bytes(32)):
         with pytest.raises(LocalStateError):
             MailboxKey.from_bytes(bad)

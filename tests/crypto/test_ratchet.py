@@ -88,7 +88,8 @@ def test_skipped_keys_are_bounded_oldest_evicted(pair: Pair) -> None:
     with pytest.raises(DuplicateMessage):
         b.decrypt(frames[0])
     b2, text = b.decrypt(frames[-1])
-    assert text == b"old" and b2.skipped_count == MAX_STORED_SKIPPED - 1
+    assert text == b"old"
+    assert b2.skipped_count == MAX_STORED_SKIPPED - 1
     assert Session.from_bytes(b.to_bytes()).to_bytes() == b.to_bytes()
 
 
@@ -109,7 +110,7 @@ def test_state_round_trips_and_bad_state_is_refused(pair: Pair) -> None:
     raw = pair.a.to_bytes()
     again = Session.from_bytes(raw)
     assert again.to_bytes() == raw
-    a, f = again.encrypt(b"after restore", rng=pair.rng)
+    _a, f = again.encrypt(b"after restore", rng=pair.rng)
     assert pair.b.decrypt(f)[1] == b"after restore"
     for bad in (b"", raw[:-1], raw + b"\x00", b"\x07" + raw[1:]):
         with pytest.raises(LocalStateError):
@@ -126,6 +127,13 @@ def test_padding_round_trip(data: bytes) -> None:
 
 def test_padding_buckets() -> None:
     assert [bucket_size(n) for n in (0, 255, 256, 1000, 65535, 65536)] == [
-        256, 256, 512, 1024, 65536, 131072,
+        256,
+        256,
+        512,
+        1024,
+        65536,
+        131072,
     ]
-    assert unpad(b"") is None and unpad(bytes(256)) is None and unpad(b"\x80" + bytes(10)) is None
+    assert unpad(b"") is None
+    assert unpad(bytes(256)) is None
+    assert unpad(b"\x80" + bytes(10)) is None

@@ -27,9 +27,11 @@ def test_same_number_on_both_sides() -> None:
     a, b, _ = _ids()
     number = safety_number(a.public, b.public)
     assert number == safety_number(b.public, a.public)
-    assert len(number) == 60 and number.isdigit()
+    assert len(number) == 60
+    assert number.isdigit()
     groups = format_safety_number(number).split(" ")
-    assert len(groups) == 12 and all(len(g) == 5 for g in groups)
+    assert len(groups) == 12
+    assert all(len(g) == 5 for g in groups)
 
 
 def test_number_commits_to_both_keys() -> None:
