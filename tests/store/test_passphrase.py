@@ -1,0 +1,79 @@
+"""The key header format and the Argon2id derivation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.crypto.passphrase import (
+    DEFAULT_PARAMS,
+    INSECURE_FAST_PARAMS,
+    HeaderError,
+    KdfParams,
+    KeyHeader,
+    KeySlot,
+    PassphraseError,
+    decode_header,
+    derive_key,
+    encode_header,
+    new_slot,
+)
+
+params = st.builds(
+    KdfParams,
+    memory_kib=st.integers(512, 4 * 1024 * 1024),
+    iterations=st.integers(1, 64),
+    lanes=st.integers(1, 64),
+)
+slots = st.builds(KeySlot, params=params, salt=st.binary(min_size=16, max_size=64))
+headers = st.builds(KeyHeader, slots=st.lists(slots, min_size=1, max_size=2).map(tuple))
+
+
+@given(headers)
+def test_header_round_trip(header: KeyHeader) -> None:
+    assert decode_header(encode_header(header)) == header
+
+
+@given(headers, st.data())
+def test_any_damage_is_one_header_error(header: KeyHeader, data: st.DataObject) -> None:
+    raw = bytearray(encode_header(header))
+    i = data.draw(st.integers(0, len(raw) - 1))
+    raw[i] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(HeaderError):
+        decode_header(bytes(raw))
+
+
+@given(st.binary(max_size=200))
+def test_garbage_is_one_header_error(raw: bytes) -> None:
+    with pytest.raises(HeaderError):
+        decode_header(raw)
+
+
+def test_truncated_header_rejected() -> None:
+    raw = encode_header(KeyHeader((new_slot(INSECURE_FAST_PARAMS),)))
+    for n in range(len(raw)):
+        with pytest.raises(HeaderError):
+            decode_header(raw[:n])
+
+
+def test_derivation_is_deterministic_and_salted() -> None:
+    a = KeySlot(INSECURE_FAST_PARAMS, b"a" * 16)
+    b = KeySlot(INSECURE_FAST_PARAMS, b"b" * 16)
+    k = derive_key("pässword", a)
+    assert len(k) == 32
+    assert derive_key("pässword", a) == k
+    assert derive_key("pa\u0308ssword", a) == k  # NFD input, same key
+    assert derive_key("pässword", b) != k
+    assert derive_key("password", a) != k
+
+
+def test_empty_passphrase_refused() -> None:
+    with pytest.raises(PassphraseError):
+        derive_key("", KeySlot(INSECURE_FAST_PARAMS, b"a" * 16))
+
+
+def test_hostile_parameters_refused() -> None:
+    with pytest.raises(HeaderError):
+        KdfParams(memory_kib=64 * 1024 * 1024, iterations=1, lanes=1)
+    assert DEFAULT_PARAMS.memory_kib >= 64 * 1024
