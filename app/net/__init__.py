@@ -1,1 +1,45 @@
+"""The WebSocket client: one connection per relay, kept up and restored by itself.
 
+The engine uses :class:`RelayPool` and the events; :mod:`app.net.session` is the sans-I/O
+protocol core the pool drives.
+"""
+
+from __future__ import annotations
+
+from app.net.backoff import Backoff
+from app.net.errors import (
+    NetError,
+    PayloadTooLarge,
+    RelayRefused,
+    RelayUnavailable,
+    RequestTimeout,
+)
+from app.net.events import (
+    ConnectionChanged,
+    ConnectionState,
+    Delivered,
+    NetEvent,
+    PresenceChanged,
+    Refused,
+    RelayRejected,
+)
+from app.net.pool import RelayPool
+from app.net.session import Signer
+
+__all__ = [
+    "Backoff",
+    "ConnectionChanged",
+    "ConnectionState",
+    "Delivered",
+    "NetError",
+    "NetEvent",
+    "PayloadTooLarge",
+    "PresenceChanged",
+    "Refused",
+    "RelayPool",
+    "RelayRefused",
+    "RelayRejected",
+    "RelayUnavailable",
+    "RequestTimeout",
+    "Signer",
+]
