@@ -115,6 +115,19 @@ def _tls_context(config: RelayConfig) -> ssl.SSLContext | None:
     return context
 
 
+def _close_now(ws: ServerConnection, close: Close) -> None:
+    """Send the close frame and end the TCP connection without waiting for the echo.
+
+    A client being thrown out usually has frames queued that we will not read; websockets
+    stops reading past its queue limit, so waiting for the close echo would stall until the
+    close timeout. The server may close first (RFC 6455 section 7.1.1).
+    """
+    with contextlib.suppress(Exception):
+        ws.protocol.send_close(close.code, close.reason)
+        ws.send_data()
+    ws.transport.close()
+
+
 async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
     """Start a relay on the running loop; ``port=0`` picks a free port (see ``handle.port``)."""
     config = config or RelayConfig()
@@ -170,7 +183,7 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         finally:
             relay.disconnect(conn)
         if close is not None:
-            await ws.close(close.code, close.reason)
+            _close_now(ws, close)
 
     idle = config.limits.idle_timeout
     server = await serve(
