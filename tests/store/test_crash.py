@@ -41,7 +41,7 @@ def run_and_kill(args: list[str], delay: float) -> list[str]:
     child = spawn(*args)
     lines: list[str] = []
     reader = threading.Thread(
-        target=lambda: lines.extend(l.strip() for l in child.stdout), daemon=True
+        target=lambda: lines.extend(line.strip() for line in child.stdout), daemon=True
     )  # type: ignore[union-attr]
     reader.start()
     time.sleep(delay)
@@ -62,7 +62,7 @@ def check_writer_kills(profile: ProfilePaths, kills: int, seed: int) -> None:
         lines = run_and_kill(
             ["write", str(profile.directory), PASS, str(start)], rng.uniform(0.3, 0.9)
         )
-        committed |= {int(l.split()[1]) for l in lines if l.startswith("C ")}
+        committed |= {int(x.split()[1]) for x in lines if x.startswith("C ")}
         opened = vault.unlock(profile, PASS)
         conn = opened.conn
         assert connection.integrity_problems(conn) == []
@@ -96,7 +96,8 @@ def make_big(profile: ProfilePaths) -> None:
     r.conn.execute("BEGIN")
     for n in range(4000):
         r.conn.execute(
-            "INSERT INTO messages (contact_id, direction, msg_id, sender_seq, body, sent_at, status) "
+            "INSERT INTO messages (contact_id, direction, msg_id, sender_seq, body, sent_at, "
+            "status) "
             "VALUES (1, 0, ?, ?, ?, 1, 'delivered')",
             (b"%d" % n, n, f"history {n} " + "y" * 600),
         )
@@ -127,7 +128,8 @@ def test_rekey_killed_at_each_step(profile: ProfilePaths, step: str) -> None:
     make_big(profile)
     child = spawn("rekey", str(profile.directory), PASS, "new pass", step)
     out, _ = child.communicate(timeout=60)
-    assert child.returncode == -signal.SIGKILL and out.split()[-1] == step
+    assert child.returncode == -signal.SIGKILL
+    assert out.split()[-1] == step
     expected = PASS if step in ("derived", "header-both") else "new pass"
     assert open_either(profile, PASS, "new pass") == expected
 

@@ -57,10 +57,13 @@ def test_receive_unit_and_duplicate(repos: Repos) -> None:
     first = repos.messages.store_incoming(
         incoming(c, 1), b"S1", box(c, b"R1", OutboxKind.RECEIPT), 5
     )
-    assert not first.duplicate and first.message_row and first.outbox_row
+    assert not first.duplicate
+    assert first.message_row
+    assert first.outbox_row
     assert repos.sessions.load(c) == b"S1"
     dup = repos.messages.store_incoming(incoming(c, 1), b"S2", box(c, b"R2", OutboxKind.RECEIPT), 6)
-    assert dup.duplicate and dup.message_row is None
+    assert dup.duplicate
+    assert dup.message_row is None
     assert repos.sessions.load(c) == b"S1"  # nothing of the duplicate was written
     assert counts(repos) == (1, 1, 1)
     assert repos.messages.unread_counts() == {c: 1}
@@ -82,7 +85,8 @@ def test_send_acknowledge_and_outbox(repos: Repos) -> None:
     assert [i.ciphertext for i in repos.outbox.due(0)] == [b"C1"]
     repos.outbox.sent(sent.outbox_row, next_try=100)
     assert repos.messages.find(c, Direction.OUTGOING, b"out1").status is Status.SENT  # type: ignore[union-attr]
-    assert repos.outbox.due(50) == [] and repos.outbox.next_due() == 100
+    assert repos.outbox.due(50) == []
+    assert repos.outbox.next_due() == 100
     assert repos.messages.acknowledge(c, [b"out1", b"unknown"], Status.READ) == 1
     assert repos.outbox.for_contact(c) == []
     # A late "delivered" does not undo "read".
@@ -158,12 +162,15 @@ def test_mailboxes_handshakes_profile(repos: Repos) -> None:
     assert repos.mailboxes.list_theirs(c)[0].id == b"t" * 32
     hs = PendingHandshake(b"h", c, b"m" * 32, b"state", 1)
     repos.handshakes.put(hs)
-    assert repos.handshakes.get(b"h") == hs and repos.handshakes.pending() == [hs]
+    assert repos.handshakes.get(b"h") == hs
+    assert repos.handshakes.pending() == [hs]
     assert repos.handshakes.mark_seen(b"digest", 1) is True
     assert repos.handshakes.mark_seen(b"digest", 2) is False
-    assert repos.handshakes.prune_seen(2) == 1 and not repos.handshakes.was_seen(b"digest")
+    assert repos.handshakes.prune_seen(2) == 1
+    assert not repos.handshakes.was_seen(b"digest")
     repos.contacts.delete(c)  # cascades
-    assert repos.mailboxes.list_ours() == [inv] and repos.handshakes.pending() == []
+    assert repos.mailboxes.list_ours() == [inv]
+    assert repos.handshakes.pending() == []
 
 
 def test_protocols_are_met(repos: Repos) -> None:
@@ -196,14 +203,16 @@ def test_search_results(repos: Repos) -> None:
         repos.messages.insert(incoming(a, n, f"meet at the café {n}"))
         repos.messages.insert(incoming(b, 100 + n, f"meeting notes {n}"))
     hits = repos.search("meet", 20)
-    assert len(hits) == 10 and hits[0].message.contact_id == b
+    assert len(hits) == 10
+    assert hits[0].message.contact_id == b
     assert all(h.message.contact_id == a for h in repos.search("meet", 20, contact_id=a))
     cafe = repos.search("cafe", 2, contact_id=a)
     assert [h.message.body for h in cafe] == ["meet at the café 4", "meet at the café 3"]
     assert "\x02café\x03" in cafe[0].snippet
     older = repos.search("cafe", 10, contact_id=a, before=cafe[-1].message.id)
     assert [h.message.sender_seq for h in older] == [2, 1, 0]
-    assert repos.search('"NEAR(', 5) == [] and repos.search("", 5) == []
+    assert repos.search('"NEAR(', 5) == []
+    assert repos.search("", 5) == []
     assert fts_query('a"b c*') == '"a""b" "c*"*'
 
 
@@ -226,7 +235,8 @@ def test_migrate_from_every_version(start: int) -> None:
             "INSERT INTO contacts (display_name, identity_keys, created_at) VALUES ('x', x'01', 1)"
         )
         conn.execute(
-            "INSERT INTO messages (contact_id, direction, msg_id, sender_seq, body, sent_at, status) "
+            "INSERT INTO messages (contact_id, direction, msg_id, sender_seq, body, sent_at, "
+            "status) "
             "VALUES (1, 0, x'01', 1, 'legacy history', 1, 'delivered')"
         )
     applied = migrations.migrate(conn)
