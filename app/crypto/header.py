@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from app.crypto.errors import MalformedMessage
 from app.crypto.primitives import KEY_SIZE, TAG_SIZE
@@ -30,9 +31,11 @@ FIXED_SIZE = _FIXED.size  # 43
 _MESSAGE_PREFIX = bytes((WIRE_VERSION, TYPE_MESSAGE))
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
-    """A parsed header; `raw` is the exact bytes authenticated as associated data."""
+class Header(NamedTuple):
+    """A parsed header; `raw` is the exact bytes authenticated as associated data.
+
+    A NamedTuple rather than a frozen dataclass: it is built for every message received.
+    """
 
     dh: bytes
     pn: int
@@ -59,6 +62,8 @@ def split_message(frame: bytes) -> tuple[Header, bytes]:
     if len(frame) < FIXED_SIZE + TAG_SIZE or frame[:2] != _MESSAGE_PREFIX:
         raise MalformedMessage("not a message frame")
     _, _, flags, dh, pn, n = _FIXED.unpack_from(frame)
+    if not flags:
+        return Header(dh, pn, n, b"", b"", b"", frame[:FIXED_SIZE]), frame[FIXED_SIZE:]
     if flags & ~_KNOWN_FLAGS or (flags & FLAG_KEM_SIG and not flags & FLAG_KEM_PK):
         raise MalformedMessage("unknown header flags")
     pos = FIXED_SIZE

@@ -77,6 +77,7 @@ class Session:
         "_dhs",
         "_dhs_pub",
         "_kem_ct",
+        "_kem_key",
         "_kem_pub",
         "_kem_seed",
         "_kem_sig",
@@ -103,6 +104,7 @@ class Session:
     _dhs_pub: bytes
     _peer_prefix: bytes
     _kem_ct: bytes
+    _kem_key: MLKEM768PrivateKey | None
     _kem_pub: bytes
     _kem_seed: bytes
     _kem_sig: bytes
@@ -120,9 +122,32 @@ class Session:
     _steps: int
 
     def _clone(self) -> Session:
+        """A shallow copy (spelled out: this runs for every message)."""
         new = Session.__new__(Session)
-        for name in Session.__slots__:
-            object.__setattr__(new, name, getattr(self, name))
+        new._ad = self._ad
+        new._ckr = self._ckr
+        new._cks = self._cks
+        new._dhr = self._dhr
+        new._dhs = self._dhs
+        new._dhs_pub = self._dhs_pub
+        new._kem_ct = self._kem_ct
+        new._kem_key = self._kem_key
+        new._kem_pub = self._kem_pub
+        new._kem_seed = self._kem_seed
+        new._kem_sig = self._kem_sig
+        new._need_sig = self._need_sig
+        new._nr = self._nr
+        new._ns = self._ns
+        new._old_dhr = self._old_dhr
+        new._peer_kem = self._peer_kem
+        new._peer_prefix = self._peer_prefix
+        new._peer_sign = self._peer_sign
+        new._pn = self._pn
+        new._pq = self._pq
+        new._prefix = self._prefix
+        new._rk = self._rk
+        new._skipped = self._skipped
+        new._steps = self._steps
         return new
 
     @classmethod
@@ -133,6 +158,7 @@ class Session:
         new._ns = new._nr = new._pn = new._steps = 0
         new._skipped, new._old_dhr = {}, ()
         new._kem_seed = new._kem_pub = new._kem_sig = new._peer_kem = new._kem_ct = b""
+        new._kem_key = None
         new._peer_sign, new._need_sig = peer_sign, False
         new._prefix = new._peer_prefix = b""
         new._pq = False
@@ -173,7 +199,8 @@ class Session:
         new = cls._blank(ad, shared, prekey, peer_sign)
         new._peer_prefix = peer_prefix
         new._kem_seed = kem_seed
-        new._kem_pub = MLKEM768PrivateKey.from_seed_bytes(kem_seed).public_key().public_bytes_raw()
+        new._kem_key = MLKEM768PrivateKey.from_seed_bytes(kem_seed)
+        new._kem_pub = new._kem_key.public_key().public_bytes_raw()
         new._kem_sig = kem_sig
         return new
 
@@ -241,13 +268,13 @@ class Session:
             dhr, n, mk = r.raw(32), r.u32(), r.raw(32)
             new._skipped[(dhr, n)] = mk
         r.end()
-        new._kem_pub = b""
+        new._kem_pub, new._kem_key = b"", None
         if new._kem_seed:
             try:
-                key = MLKEM768PrivateKey.from_seed_bytes(new._kem_seed)
+                new._kem_key = MLKEM768PrivateKey.from_seed_bytes(new._kem_seed)
             except ValueError:
                 raise LocalStateError("bad ML-KEM seed") from None
-            new._kem_pub = key.public_key().public_bytes_raw()
+            new._kem_pub = new._kem_key.public_key().public_bytes_raw()
         return new
 
     def __repr__(self) -> str:
@@ -289,8 +316,8 @@ class Session:
         self._steps += 1
         if not self._kem_seed and self._steps >= KEM_REKEY_STEPS:
             self._kem_seed = rng(KEM_SEED_SIZE)
-            key = MLKEM768PrivateKey.from_seed_bytes(self._kem_seed)
-            self._kem_pub = key.public_key().public_bytes_raw()
+            self._kem_key = MLKEM768PrivateKey.from_seed_bytes(self._kem_seed)
+            self._kem_pub = self._kem_key.public_key().public_bytes_raw()
             self._steps = 0
 
     # -- receiving -------------------------------------------------------------------------
@@ -360,15 +387,14 @@ class Session:
             raise TooFarAhead("too many skipped messages")
         kem_secret = b""
         if header.kem_ct:
-            if not self._kem_seed:
+            if self._kem_key is None:
                 raise AuthenticationFailed("unexpected KEM ciphertext")
-            key = MLKEM768PrivateKey.from_seed_bytes(self._kem_seed)
             try:
-                kem_secret = key.decapsulate(header.kem_ct)
+                kem_secret = self._kem_key.decapsulate(header.kem_ct)
             except ValueError:
                 raise AuthenticationFailed("bad KEM ciphertext") from None
             self._kem_seed = self._kem_pub = self._kem_sig = b""
-            self._pq = True
+            self._kem_key, self._pq = None, True
         if header.kem_pk:
             if self._need_sig:
                 signed = kem_signed_bytes(self._ad, header.kem_pk)
