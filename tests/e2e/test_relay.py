@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 import urllib.request
-import functools
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -32,8 +32,8 @@ class Peer:
     async def request(self, frame: wire.Frame) -> None:
         await self.ws.send(wire.encode(frame))
 
-    async def recv(self, timeout: float = 5) -> wire.Frame:
-        data = await asyncio.wait_for(self.ws.recv(), timeout)
+    async def recv(self, wait: float = 5) -> wire.Frame:
+        data = await asyncio.wait_for(self.ws.recv(), wait)
         assert isinstance(data, bytes)
         return wire.decode(data)
 
@@ -49,13 +49,20 @@ class Peer:
         await self.request(key.subscribe(self.rid, self.hello.challenge))
         return await self.recv()
 
-    async def close_code(self, timeout: float = 10) -> tuple[int | None, str | None]:
-        with pytest.raises(ConnectionClosed) as closed:
-            async with asyncio.timeout(timeout):
+    async def drain(self) -> tuple[list[wire.Frame], tuple[int, str] | None]:
+        """Every frame until the relay closes, and the close code and reason it sent."""
+        frames: list[wire.Frame] = []
+        try:
+            async with asyncio.timeout(10):
                 while True:
-                    await self.ws.recv()
-        rcvd = closed.value.rcvd
-        return (rcvd.code, rcvd.reason) if rcvd else (None, None)
+                    frames.append(await self.recv())
+        except ConnectionClosed as closed:
+            rcvd = closed.rcvd
+            return frames, (rcvd.code, rcvd.reason) if rcvd else None
+        raise AssertionError("unreachable")
+
+    async def close_code(self) -> tuple[int, str] | None:
+        return (await self.drain())[1]
 
 
 OPENED: list[Peer] = []
@@ -177,10 +184,10 @@ async def test_oversize_frame_closes_only_that_connection(relay_proc: RelayProce
     peers = await open_peers(relay_proc.url)
     big, other = peers[0], peers[1]
     await big.request(wire.Send(1, MailboxKey.generate().mailbox, b"x" * 5000))
-    code, reason = await big.close_code()
-    assert code == 1009
-    assert reason is not None
-    assert "4096" in reason
+    closed = await big.close_code()
+    assert closed is not None
+    assert closed[0] == 1009
+    assert "4096" in closed[1]
     await other.request(wire.Ping(2))
     assert await other.recv() == wire.Pong(2)
 
@@ -223,12 +230,8 @@ async def test_flood_is_rate_limited_then_closed_and_others_carry_on() -> None:
         flooder, calm = await open_peer(proc.url), await open_peer(proc.url)
         for rid in range(40):
             await flooder.request(wire.Ping(rid))
-        replies = []
-        with pytest.raises(ConnectionClosed) as closed:
-            while True:
-                replies.append(await flooder.recv())
-        assert closed.value.rcvd is not None
-        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "flood")
+        replies, closed = await flooder.drain()
+        assert closed == (1008, "flood")
         assert replies[:10] == [wire.Pong(rid) for rid in range(10)]
         assert wire.Error(10, ErrorCode.RATE_LIMITED) in replies
         await calm.request(wire.Ping(1))
