@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ class RelayProcess:
         self.proc = subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        self.traced = bool(prefix)
         self.lines: list[str] = []
         deadline = time.monotonic() + 20
         assert self.proc.stdout is not None
@@ -62,15 +64,31 @@ class RelayProcess:
         self.proc.kill()
         raise RuntimeError("relay did not start: " + "".join(self.lines))
 
+    @property
+    def pid(self) -> int:
+        """The relay's own pid, also when it runs under a tracer such as strace."""
+        if not self.traced:
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return int(children.split()[0])
+
+    def terminate(self) -> None:
+        os.kill(self.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 15) -> tuple[int, str]:
-        """SIGTERM, wait, and return the exit code and the whole log."""
+        """SIGTERM the relay, wait, and return the exit code and the whole log."""
         if self.proc.poll() is None:
-            self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=timeout)
+            self.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+            raise
         return self.proc.returncode, "".join(self.lines) + out
 
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
