@@ -1,0 +1,160 @@
+"""RelayPool against real relay processes on 127.0.0.1: deliver, offline, presence, refusal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from app.net import (
+    Backoff,
+    ConnectionChanged,
+    ConnectionState,
+    Delivered,
+    PresenceChanged,
+    RelayPool,
+    RelayRefused,
+    RelayUnavailable,
+)
+from relay.wire import ErrorCode
+from tests.net.helpers import MailboxKey, Recorder, RelayProcess, free_port
+
+FAST = Backoff(base=0.05, factor=2, cap=0.4)
+
+
+@pytest.fixture(scope="module")
+def relay() -> Iterator[RelayProcess]:
+    process = RelayProcess()
+    yield process
+    process.stop()
+
+
+def pool_for(recorder: Recorder) -> RelayPool:
+    return RelayPool(recorder, backoff=FAST, request_timeout=5.0)
+
+
+def test_a_payload_sent_by_one_pool_is_delivered_to_the_subscribed_other(
+    relay: RelayProcess,
+) -> None:
+    async def main() -> None:
+        alice_events, bob_events = Recorder(), Recorder()
+        alice, bob = pool_for(alice_events), pool_for(bob_events)
+        key = MailboxKey.generate()
+        try:
+            assert await alice.subscribe(relay.url, key.mailbox, key.signer) is True
+            assert alice.state(relay.url) is ConnectionState.ONLINE
+            assert await bob.send(relay.url, key.mailbox, b"ciphertext 1") == 1
+            event = await alice_events.wait_for(lambda e: isinstance(e, Delivered))
+            assert event == Delivered(relay.url, key.mailbox, b"ciphertext 1")
+            await alice.unsubscribe(relay.url, key.mailbox)
+            assert await bob.send(relay.url, key.mailbox, b"ciphertext 2") == 0
+        finally:
+            await asyncio.gather(alice.close(), bob.close())
+        assert alice_events.of(Delivered) == [event]
+        states = [e.state for e in bob_events.of(ConnectionChanged)]
+        assert states[0] is ConnectionState.CONNECTING
+        assert ConnectionState.ONLINE in states
+        assert states[-1] is ConnectionState.CLOSED
+
+    asyncio.run(main())
+
+
+def test_sending_to_a_mailbox_nobody_holds_reports_offline(relay: RelayProcess) -> None:
+    async def main() -> None:
+        pool = pool_for(Recorder())
+        try:
+            assert await pool.send(relay.url, MailboxKey.generate().mailbox, b"x") == 0
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def test_watchers_hear_a_mailbox_come_online_and_go_offline(relay: RelayProcess) -> None:
+    async def main() -> None:
+        watcher_events = Recorder()
+        watcher, owner = pool_for(watcher_events), pool_for(Recorder())
+        key, early = MailboxKey.generate(), MailboxKey.generate()
+        try:
+            await owner.subscribe(relay.url, early.mailbox, early.signer)
+            online = await watcher.watch(relay.url, [key.mailbox, early.mailbox])
+            assert online == frozenset({early.mailbox})
+            await owner.subscribe(relay.url, key.mailbox, key.signer)
+            up = PresenceChanged(relay.url, key.mailbox, True)
+            await watcher_events.wait_for(lambda e: e == up)
+            await owner.unsubscribe(relay.url, key.mailbox)
+            down = PresenceChanged(relay.url, key.mailbox, False)
+            await watcher_events.wait_for(lambda e: e == down)
+            await watcher.unwatch(relay.url, [early.mailbox])
+            mark = watcher_events.mark()
+            await owner.unsubscribe(relay.url, early.mailbox)
+            await owner.subscribe(relay.url, key.mailbox, key.signer)
+            await watcher_events.wait_for(lambda e: e == up, since=mark)
+            assert all(
+                e.mailbox != early.mailbox
+                for e in watcher_events.events[mark:]
+                if isinstance(e, PresenceChanged)
+            )
+        finally:
+            await asyncio.gather(watcher.close(), owner.close())
+
+    asyncio.run(main())
+
+
+def test_a_subscription_the_relay_refuses_raises_and_is_not_replayed(relay: RelayProcess) -> None:
+    async def main() -> None:
+        pool = pool_for(Recorder())
+        key, impostor = MailboxKey.generate(), MailboxKey.generate()
+
+        def wrong_key(challenge: bytes) -> tuple[bytes, bytes]:
+            _, sig = impostor.signer(challenge)
+            return key.public, sig
+
+        try:
+            with pytest.raises(RelayRefused) as caught:
+                await pool.subscribe(relay.url, key.mailbox, wrong_key)
+            assert caught.value.code == ErrorCode.BAD_SIGNATURE
+            assert await pool.send(relay.url, key.mailbox, b"x") == 0
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def test_with_no_relay_calls_fail_fast_or_wait_to_be_replayed() -> None:
+    async def main() -> None:
+        events = Recorder()
+        pool = pool_for(events)
+        url = f"ws://127.0.0.1:{free_port()}/"
+        key = MailboxKey.generate()
+        try:
+            assert await pool.subscribe(url, key.mailbox, key.signer) is False
+            assert await pool.watch(url, [key.mailbox]) == frozenset()
+            with pytest.raises(RelayUnavailable):
+                await pool.send(url, key.mailbox, b"x")
+            backing = await events.wait_for(
+                lambda e: (
+                    isinstance(e, ConnectionChanged) and e.state is ConnectionState.BACKING_OFF
+                )
+            )
+            assert isinstance(backing, ConnectionChanged)
+            assert backing.retry_in is not None
+            assert 0 < backing.retry_in <= FAST.cap
+        finally:
+            await pool.close()
+        assert pool.state(url) is ConnectionState.CLOSED
+        with pytest.raises(RelayUnavailable):
+            await pool.send(url, key.mailbox, b"x")
+
+    asyncio.run(main())
+
+
+def test_a_bad_url_is_refused_at_once() -> None:
+    async def main() -> None:
+        pool = pool_for(Recorder())
+        with pytest.raises(ValueError):
+            pool.connect("http://127.0.0.1:1/")
+        await pool.close()
+
+    asyncio.run(main())
