@@ -198,8 +198,11 @@ class RelayLink:
                     logger=logging.getLogger("anonchat.net.websockets"),
                 ) as ws:
                     await self._serve(ws)
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-                log.info("relay connection failed: %s", type(exc).__name__)
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, RelayUnavailable):
+                log.info("relay connection ended")
+            except Exception:  # our bug: report it, but keep the link alive and retrying
+                self._healthy = False
+                log.exception("relay connection failed unexpectedly")
             finally:
                 self._ws = None
                 self._pacer = None

@@ -95,7 +95,8 @@ class RelayPool:
         payload may still have been forwarded), RelayRefused when the relay says no,
         PayloadTooLarge when the frame exceeds the relay's limit.
         """
-        return await self._link(url).send(mailbox, payload, within or self.request_timeout)
+        limit = self.request_timeout if within is None else within
+        return await self._link(url).send(mailbox, payload, limit)
 
     async def close(self) -> None:
         """Close every connection; each ends in CLOSED and no call is accepted afterwards."""

@@ -158,3 +158,61 @@ def test_a_bad_url_is_refused_at_once() -> None:
         await pool.close()
 
     asyncio.run(main())
+
+
+def test_contacts_on_two_relays_are_reached_over_one_connection_each() -> None:
+    first, second = RelayProcess(), RelayProcess()
+
+    async def main() -> None:
+        events = Recorder()
+        receiver, sender = pool_for(events), pool_for(Recorder())
+        one, two = MailboxKey.generate(), MailboxKey.generate()
+        try:
+            await receiver.subscribe(first.url, one.mailbox, one.signer)
+            await receiver.subscribe(second.url, two.mailbox, two.signer)
+            assert receiver.urls == {first.url, second.url}
+            assert await sender.send(second.url, two.mailbox, b"via second") == 1
+            assert await sender.send(first.url, one.mailbox, b"via first") == 1
+            # A mailbox lives on its own relay only.
+            assert await sender.send(second.url, one.mailbox, b"wrong relay") == 0
+            for url, key, payload in (
+                (first.url, one, b"via first"),
+                (second.url, two, b"via second"),
+            ):
+                wanted = Delivered(url, key.mailbox, payload)
+                await events.wait_for(lambda e, wanted=wanted: e == wanted)
+        finally:
+            await asyncio.gather(receiver.close(), sender.close())
+        assert len(events.of(Delivered)) == 2
+
+    try:
+        asyncio.run(main())
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_burst_beyond_the_relays_rate_is_paced_not_refused() -> None:
+    relay = RelayProcess(None, "--send-rate", "50", "--send-burst", "20")
+
+    async def main() -> None:
+        events = Recorder()
+        receiver, sender = pool_for(events), pool_for(Recorder())
+        key = MailboxKey.generate()
+        try:
+            await receiver.subscribe(relay.url, key.mailbox, key.signer)
+            payloads = [f"message {i}".encode() for i in range(80)]
+            results = await asyncio.gather(
+                *(sender.send(relay.url, key.mailbox, p) for p in payloads)
+            )
+            assert results == [1] * len(payloads)
+            await events.wait_for(lambda e: isinstance(e, Delivered) and e.payload == payloads[-1])
+        finally:
+            await asyncio.gather(receiver.close(), sender.close())
+        received = [e.payload for e in events.of(Delivered) if isinstance(e, Delivered)]
+        assert received == payloads  # in order, each once
+
+    try:
+        asyncio.run(main())
+    finally:
+        relay.stop()
