@@ -74,11 +74,10 @@ class RelayLink:
     def start(self) -> None:
         """Begin connecting in the background (idempotent)."""
         if self._task is None and not self._stop.is_set():
-            self._emit(ConnectionChanged(self.url, ConnectionState.CONNECTING))
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        """Say goodbye, stop reconnecting, fail whoever still waits; ends in CLOSED."""
+        """Close the connection, stop reconnecting, fail whoever still waits; ends in CLOSED."""
         self._stop.set()
         ws = self._ws
         if ws is not None:
