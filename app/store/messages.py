@@ -304,3 +304,41 @@ class OutboxRepo:
         with atomic(self._conn):
             cur = self._conn.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
         return bool(cur.rowcount)
+
+    def reschedule(self, relay_url: str, mailbox_id: bytes | None, next_try: int) -> int:
+        """Bring forward what waits for a relay (or one mailbox on it) that just came back."""
+        with atomic(self._conn):
+            if mailbox_id is None:
+                cur = self._conn.execute(
+                    "UPDATE outbox SET next_try = ? WHERE relay_url = ? AND next_try > ?",
+                    (next_try, relay_url, next_try),
+                )
+            else:
+                cur = self._conn.execute(
+                    "UPDATE outbox SET next_try = ? WHERE relay_url = ? AND mailbox_id = ? "
+                    "AND next_try > ?",
+                    (next_try, relay_url, mailbox_id, next_try),
+                )
+        return int(cur.rowcount)
+
+    def drop_handshake_controls(self, contact_id: int) -> int:
+        """The peer answered: our introduction or welcome (resent until now) is done."""
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "DELETE FROM outbox WHERE contact_id = ? AND kind = 'message' "
+                "AND message_id IS NULL",
+                (contact_id,),
+            )
+        return int(cur.rowcount)
+
+    def has_handshake_controls(self, contact_id: int) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM outbox WHERE contact_id = ? AND kind = 'message' "
+            "AND message_id IS NULL LIMIT 1",
+            (contact_id,),
+        ).fetchone()
+        return row is not None
+
+    def count(self) -> int:
+        row = self._conn.execute("SELECT count(*) FROM outbox").fetchone()
+        return int(row[0])

@@ -1,0 +1,639 @@
+"""The client engine: one unlocked profile talking through its relays.
+
+Every change of session state happens under one lock and lands in the store in the same
+transaction as the message, receipt or outbox row it produced, so a crash at any point either
+keeps both or neither. The network only ever sees ciphertext that is already safely stored;
+the outbox resends that same ciphertext until the peer's end-to-end receipt removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.core import handshakes
+from app.core import payload as pl
+from app.core.errors import SendingBlocked, UnknownContact, UserError
+from app.core.events import (
+    ConnectionChanged,
+    ConnectionState,
+    ContactChanged,
+    Event,
+    FrameRejected,
+    MessageAdded,
+    MessageStatusChanged,
+    PresenceChanged,
+)
+from app.core.profile import SETTING_READ_RECEIPTS, SETTING_RELAY, Opened, now_ms
+from app.crypto.errors import DecryptError, DuplicateMessage, VerificationError
+from app.crypto.handshake import Invitation
+from app.crypto.identity import PublicIdentity
+from app.crypto.mailbox import MailboxKey
+from app.crypto.ratchet import Session
+from app.crypto.safety import (
+    check_verification,
+    format_safety_number,
+    safety_number,
+    verification_payload,
+)
+from app.net import events as net
+from app.net.errors import NetError, PayloadTooLarge, RelayRefused, RelayUnavailable
+from app.net.pool import RelayPool
+from app.store.records import (
+    Contact,
+    Direction,
+    MailboxPurpose,
+    Message,
+    NewMessage,
+    NewOutbox,
+    OutboxItem,
+    OutboxKind,
+    SearchHit,
+    Status,
+    TheirMailbox,
+)
+from app.store.repos import Repos
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Event], None]
+RESEND_AFTER_MS = 15_000  # a forwarded message with no receipt yet goes out again after this
+MAX_RESEND_MS = 300_000
+UNREACHABLE_RETRY_MS = 30_000  # fallback when the relay or the peer's mailbox is away
+BATCH = 200
+
+
+def message_id(frame: bytes) -> bytes:
+    """A message's id on both sides: the hash of its ciphertext, known before decryption."""
+    return hashlib.sha256(frame).digest()[: pl.MSG_ID_SIZE]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSummary:
+    """What a contact list row shows."""
+
+    contact: Contact
+    unread: int
+    last: Message | None
+    online: bool
+    established: bool
+
+
+class Engine:
+    """Use-cases of one profile. Create with `Engine(opened)`, then `await start()`."""
+
+    def __init__(
+        self,
+        opened: Opened,
+        *,
+        pool: RelayPool | None = None,
+        resend_after_ms: int = RESEND_AFTER_MS,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = opened.store
+        self.identity = opened.identity
+        self._lock_file = opened.lock
+        self._pool = pool if pool is not None else RelayPool(self._on_net_event)
+        self._resend_after = resend_after_ms
+        self._now = clock
+        self._listeners: list[Listener] = []
+        self._mutex = asyncio.Lock()
+        self._inbox: asyncio.Queue[net.Delivered] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._offline: set[tuple[str, bytes]] = set()
+        self._watched: dict[tuple[str, bytes], int] = {}
+        self._online_contacts: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._closing = False
+        self.name = ""
+        self.relay_url = ""
+        self.read_receipts = True
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, opened: Opened, **options: Any) -> Engine:
+        """An engine with the profile's settings loaded, not yet connected."""
+        engine = cls(opened, **options)
+        await engine.reload_settings()
+        return engine
+
+    async def reload_settings(self) -> None:
+        profile = await self.store.identity()
+        settings = await self.store.read(lambda r: r.settings.all())
+        self.name = profile.display_name if profile else ""
+        self.relay_url = settings.get(SETTING_RELAY, "")
+        self.read_receipts = settings.get(SETTING_READ_RECEIPTS, "1") == "1"
+
+    async def start(self) -> None:
+        """Listen on our mailboxes, watch the peers', start sending."""
+        if self._started:
+            return
+        ours = await self.store.read(lambda r: r.mailboxes.list_ours())
+        for box in ours:
+            await self._listen(box.relay_url, self._mailbox_key(box.private_key, box.purpose))
+        for contact in await self.store.read(lambda r: r.contacts.all()):
+            await self._watch_contact(contact.id)
+        self._started = True
+        self._tasks = [
+            asyncio.create_task(self._receive_loop(), name="anonchat-receive"),
+            asyncio.create_task(self._pump_loop(), name="anonchat-outbox"),
+        ]
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._pool.close()
+        await self.store.close()
+        self._lock_file.release()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with every event; returns the function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("an event listener failed")
+
+    # -- the network's side --------------------------------------------------------------
+
+    def _on_net_event(self, event: net.NetEvent) -> None:
+        match event:
+            case net.Delivered():
+                self._inbox.put_nowait(event)
+            case net.PresenceChanged(url, mailbox, online):
+                self._presence(url, mailbox, online)
+            case net.ConnectionChanged(url, state, _):
+                if state is ConnectionState.ONLINE:
+                    self._offline = {d for d in self._offline if d[0] != url}
+                    self._reschedule_soon(url, None)
+                self._emit(ConnectionChanged(url, state, event.retry_in))
+            case net.RelayRejected(_, code, _):
+                self._emit(FrameRejected(f"relay sent a bad frame ({code})"))
+            case net.Refused(_, code, _):
+                self._emit(FrameRejected(f"relay refused a request ({code})"))
+
+    def _presence(self, url: str, mailbox: bytes, online: bool) -> None:
+        contact_id = self._watched.get((url, mailbox))
+        if contact_id is None:
+            return
+        if online:
+            self._offline.discard((url, mailbox))
+            self._reschedule_soon(url, mailbox)
+            self._online_contacts.add(contact_id)
+        else:
+            self._online_contacts.discard(contact_id)
+        self._emit(PresenceChanged(contact_id, online))
+
+    def _reschedule_soon(self, url: str, mailbox: bytes | None) -> None:
+        """The way to a mailbox (or a whole relay) opened: what waits for it goes now."""
+        if not self._started:
+            return
+        now = self._now()
+
+        async def job() -> None:
+            await self.store.run(lambda r: r.outbox.reschedule(url, mailbox, now))
+            self._wake.set()
+
+        task = asyncio.ensure_future(job())
+        task.add_done_callback(_log_failure)
+
+    async def _listen(self, url: str, key: MailboxKey) -> None:
+        await self._pool.subscribe(url, key.id, lambda ch: (key.public, key.sign_subscribe(ch)))
+
+    @staticmethod
+    def _mailbox_key(blob: bytes, purpose: MailboxPurpose) -> MailboxKey:
+        if purpose is MailboxPurpose.INVITATION:
+            return Invitation.from_bytes(blob).mailbox
+        return MailboxKey.from_bytes(blob)
+
+    async def _watch_contact(self, contact_id: int) -> None:
+        theirs = await self.store.read(lambda r: r.mailboxes.list_theirs(contact_id))
+        if not theirs:
+            return
+        newest = theirs[0]
+        for old in theirs[1:]:
+            self._watched.pop((old.relay_url, old.id), None)
+        self._watched[(newest.relay_url, newest.id)] = contact_id
+        try:
+            online = await self._pool.watch(newest.relay_url, [newest.id])
+        except NetError:
+            return  # the pool restores the watch when the relay comes back
+        self._presence(newest.relay_url, newest.id, newest.id in online)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while not self._closing:
+            delivered = await self._inbox.get()
+            try:
+                async with self._mutex:
+                    await self._receive(delivered)
+            except Exception:
+                log.exception("processing an incoming frame failed")
+
+    async def _receive(self, delivered: net.Delivered) -> None:
+        box = await self.store.read(lambda r: r.mailboxes.get_ours(delivered.mailbox))
+        if box is None:
+            return
+        if box.purpose is MailboxPurpose.INVITATION:
+            await handshakes.on_invitation_frame(self, box, delivered.payload)
+        elif box.contact_id is not None:
+            await self.on_contact_frame(box.contact_id, delivered.payload)
+
+    async def on_contact_frame(self, contact_id: int, frame: bytes) -> None:
+        """A frame from a contact's ratchet session: decrypt, store, acknowledge."""
+        mid = message_id(frame)
+
+        def load(r: Repos) -> tuple[bytes | None, Message | None]:
+            return r.sessions.load(contact_id), r.messages.find(contact_id, Direction.INCOMING, mid)
+
+        blob, seen = await self.store.read(load)
+        if blob is None:
+            return
+        session = Session.from_bytes(blob)
+        if seen is not None:
+            await self._commit_receipt(contact_id, session, (mid,), read=False)
+            return
+        try:
+            session, plaintext = session.decrypt(frame)
+        except DuplicateMessage:
+            return
+        except DecryptError as exc:
+            self._emit(FrameRejected(f"a message failed its check ({type(exc).__name__})"))
+            return
+        try:
+            content = pl.decode(plaintext)
+        except pl.PayloadError as exc:
+            await self.store.run(
+                lambda r: r.sessions.save(contact_id, session.to_bytes(), self._now())
+            )
+            self._emit(FrameRejected(f"a message carried no valid content ({exc})"))
+            return
+        match content:
+            case pl.Chat():
+                await self._store_chat(contact_id, session, mid, content)
+            case pl.Receipt(read, ids):
+                await self._take_receipt(contact_id, session, ids, read)
+            case pl.Welcome():
+                await handshakes.on_welcome(self, contact_id, session, content)
+            case pl.Intro():
+                self._emit(FrameRejected("an introduction outside a handshake"))
+
+    async def _store_chat(
+        self, contact_id: int, session: Session, mid: bytes, chat: pl.Chat
+    ) -> None:
+        now = self._now()
+        receipt, session = self._encrypt_receipt(session, (mid,), read=False)
+        dest = await self._destination(contact_id)
+        message = NewMessage(
+            contact_id,
+            Direction.INCOMING,
+            mid,
+            chat.seq,
+            chat.body,
+            chat.sent_at,
+            now,
+            Status.DELIVERED,
+        )
+        outbox = self._outbox_row(contact_id, OutboxKind.RECEIPT, dest, receipt, now)
+
+        def unit(r: Repos) -> Message | None:
+            r.outbox.drop_handshake_controls(contact_id)
+            stored = r.messages.store_incoming(message, session.to_bytes(), outbox, now)
+            return (
+                None
+                if stored.duplicate or stored.message_row is None
+                else (r.messages.get(stored.message_row))
+            )
+
+        added = await self.store.run(unit)
+        self._wake.set()
+        if added is not None:
+            self._emit(MessageAdded(added))
+
+    async def _take_receipt(
+        self, contact_id: int, session: Session, ids: tuple[bytes, ...], read: bool
+    ) -> None:
+        status = Status.READ if read else Status.DELIVERED
+        now = self._now()
+
+        def unit(r: Repos) -> list[Message]:
+            r.sessions.save(contact_id, session.to_bytes(), now)
+            r.outbox.drop_handshake_controls(contact_id)
+            r.messages.acknowledge(contact_id, ids, status)
+            found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
+            return [m for m in found if m is not None]
+
+        for message in await self.store.run(unit):
+            self._emit(MessageStatusChanged(contact_id, message.id, message.status))
+
+    def _encrypt_receipt(
+        self, session: Session, ids: tuple[bytes, ...], read: bool
+    ) -> tuple[bytes, Session]:
+        session, frame = session.encrypt(pl.encode(pl.Receipt(read, ids)))
+        return frame, session
+
+    async def _commit_receipt(
+        self, contact_id: int, session: Session, ids: tuple[bytes, ...], read: bool
+    ) -> None:
+        """A receipt on its own (a duplicate's re-ack, read receipts): session + outbox."""
+        dest = await self._destination(contact_id)
+        frame, session = self._encrypt_receipt(session, ids, read)
+        now = self._now()
+        row = self._outbox_row(contact_id, OutboxKind.RECEIPT, dest, frame, now)
+
+        def unit(r: Repos) -> None:
+            r.sessions.save(contact_id, session.to_bytes(), now)
+            r.outbox.add(row)
+
+        await self.store.run(unit)
+        self._wake.set()
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _destination(self, contact_id: int) -> TheirMailbox:
+        theirs = await self.store.read(lambda r: r.mailboxes.list_theirs(contact_id))
+        if not theirs:
+            raise UserError("this contact has no mailbox to write to yet")
+        return theirs[0]
+
+    @staticmethod
+    def _outbox_row(
+        contact_id: int, kind: OutboxKind, dest: TheirMailbox, frame: bytes, now: int
+    ) -> NewOutbox:
+        return NewOutbox(contact_id, kind, dest.id, dest.relay_url, frame, now, now)
+
+    async def send(self, contact_id: int, text: str) -> Message:
+        """Encrypt, store and queue one message; the outbox takes it from there."""
+        if not text.strip():
+            raise UserError("an empty message is not sent")
+        if len(text) > pl.MAX_BODY_CHARS:
+            raise UserError(f"a message holds at most {pl.MAX_BODY_CHARS} characters")
+        async with self._mutex:
+            contact = await self.contact(contact_id)
+            if contact.key_change_pending:
+                raise SendingBlocked(
+                    f"{contact.display_name}'s safety number changed; accept the new key first"
+                )
+            dest = await self._destination(contact_id)
+            blob = await self.store.read(lambda r: r.sessions.load(contact_id))
+            if blob is None:
+                raise UserError("no session with this contact")
+            seq_key = f"seq:{contact_id}"
+            seq = int(await self.store.read(lambda r: r.settings.get(seq_key)) or 0) + 1
+            now = self._now()
+            session, frame = Session.from_bytes(blob).encrypt(pl.encode(pl.Chat(seq, now, text)))
+            mid = message_id(frame)
+            message = NewMessage(
+                contact_id, Direction.OUTGOING, mid, seq, text, now, None, Status.QUEUED, True
+            )
+            row = self._outbox_row(contact_id, OutboxKind.MESSAGE, dest, frame, now)
+
+            def unit(r: Repos) -> Message:
+                r.settings.set(seq_key, str(seq))
+                stored = r.messages.store_outgoing(message, session.to_bytes(), row, now)
+                assert stored.message_row is not None
+                return r.messages.get(stored.message_row)
+
+            added = await self.store.run(unit)
+        self._emit(MessageAdded(added))
+        self._wake.set()
+        return added
+
+    async def _pump_loop(self) -> None:
+        while not self._closing:
+            self._wake.clear()
+            try:
+                while await self._drain():
+                    pass
+                next_due = await self.store.read(lambda r: r.outbox.next_due())
+            except Exception:
+                log.exception("the outbox pump failed; trying again shortly")
+                next_due = self._now() + UNREACHABLE_RETRY_MS
+            timeout = None if next_due is None else max(0.0, (next_due - self._now()) / 1000)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    async def _drain(self) -> bool:
+        """Send what is due, in order per destination; True when more may be due."""
+        now = self._now()
+        items = await self.store.read(lambda r: r.outbox.due(now, BATCH))
+        blocked: set[tuple[str, bytes]] = set()
+        postponed: list[int] = []
+        for item in items:
+            dest = (item.relay_url, item.mailbox_id)
+            if dest in blocked or dest in self._offline:
+                blocked.add(dest)
+                postponed.append(item.id)
+                continue
+            outcome = await self._transmit(item)
+            if outcome is not None:
+                blocked.add(dest)
+                postponed.append(item.id)
+        if postponed:
+            later = self._now() + UNREACHABLE_RETRY_MS
+
+            def postpone(r: Repos) -> None:
+                for outbox_id in postponed:
+                    r.outbox.retry_later(outbox_id, later)
+
+            await self.store.run(postpone)
+        return len(items) == BATCH and len(postponed) < len(items)
+
+    async def _transmit(self, item: OutboxItem) -> str | None:
+        """Send one item; None when the relay forwarded it, else why it must wait."""
+        dest = (item.relay_url, item.mailbox_id)
+        try:
+            reached = await self._pool.send(item.relay_url, item.mailbox_id, item.ciphertext)
+        except (RelayRefused, PayloadTooLarge):
+            await self.store.run(lambda r: r.outbox.fail(item.id))
+            if item.message_id is not None:
+                self._emit(MessageStatusChanged(item.contact_id, item.message_id, Status.FAILED))
+            return None
+        except RelayUnavailable:
+            return "relay unreachable"
+        if reached == 0:
+            self._offline.add(dest)
+            if dest not in self._watched:
+                self._watched[dest] = item.contact_id
+            with contextlib.suppress(NetError):
+                online = await self._pool.watch(item.relay_url, [item.mailbox_id])
+                if item.mailbox_id in online:
+                    self._offline.discard(dest)
+            return "peer offline"
+        backoff = min(self._resend_after * (2 ** min(item.attempts, 8)), MAX_RESEND_MS)
+        first = await self.store.run(lambda r: _mark_sent(r, item, self._now() + backoff))
+        if first:
+            assert item.message_id is not None
+            self._emit(MessageStatusChanged(item.contact_id, item.message_id, Status.SENT))
+        return None
+
+    # -- contacts ------------------------------------------------------------------------
+
+    async def card(self) -> str:
+        """Our contact card ('anonchat:...') for the QR code and the copyable text."""
+        boxes = await self.store.read(
+            lambda r: r.mailboxes.list_ours(purpose=MailboxPurpose.INVITATION)
+        )
+        invitation = Invitation.from_bytes(boxes[-1].private_key)
+        return invitation.card(self.identity, boxes[-1].relay_url, self.name).encode()
+
+    async def add_contact(self, card_text: str, name: str | None = None) -> Contact:
+        """Start the handshake from a scanned or pasted card; the contact appears at once."""
+        return await handshakes.add_contact(self, card_text, name)
+
+    async def accept_key_change(self, contact_id: int) -> Contact:
+        return await handshakes.accept_key_change(self, contact_id)
+
+    # -- queries and small use-cases ------------------------------------------------------
+
+    async def contact(self, contact_id: int) -> Contact:
+        found = await self.store.read(
+            lambda r: next((c for c in r.contacts.all() if c.id == contact_id), None)
+        )
+        if found is None:
+            raise UnknownContact("no such contact")
+        return found
+
+    async def find_contact(self, query: str) -> Contact:
+        """A contact by exact name (case-insensitive), id, or unique name prefix."""
+        contacts = await self.store.read(lambda r: r.contacts.all())
+        wanted = query.strip().casefold()
+        exact = [c for c in contacts if c.display_name.casefold() == wanted or str(c.id) == wanted]
+        if len(exact) == 1:
+            return exact[0]
+        prefix = [c for c in contacts if c.display_name.casefold().startswith(wanted)]
+        if len(prefix) == 1 and wanted:
+            return prefix[0]
+        if not exact and not prefix:
+            raise UnknownContact(f"no contact matches {query!r}")
+        raise UnknownContact(f"{query!r} matches several contacts; use the contact's id")
+
+    async def summaries(self) -> list[ContactSummary]:
+        def load(r: Repos) -> list[ContactSummary]:
+            unread = r.messages.unread_counts()
+            rows = []
+            for c in r.contacts.all():
+                page = r.messages.page(c.id, 1)
+                established = not r.outbox.has_handshake_controls(c.id) and bool(
+                    r.mailboxes.list_theirs(c.id)
+                )
+                rows.append(
+                    ContactSummary(
+                        c,
+                        unread.get(c.id, 0),
+                        page[0] if page else None,
+                        c.id in self._online_contacts,
+                        established,
+                    )
+                )
+            return rows
+
+        return await self.store.read(load)
+
+    async def messages(
+        self, contact_id: int, limit: int = 50, before: int | None = None
+    ) -> list[Message]:
+        """Newest first, `before` a message row id (the paging cursor)."""
+        return await self.store.read(lambda r: r.messages.page(contact_id, limit, before))
+
+    async def search(self, text: str, contact_id: int | None = None) -> list[SearchHit]:
+        return await self.store.read(lambda r: r.search(text, 50, contact_id))
+
+    async def mark_read(self, contact_id: int) -> int:
+        """Mark the conversation read and, when enabled, tell the peer; returns how many."""
+        async with self._mutex:
+            newest = await self.messages(contact_id, 1)
+            if not newest:
+                return 0
+            ids = await self.store.run(lambda r: r.messages.mark_read(contact_id, newest[0].id))
+            if not ids or not self.read_receipts:
+                return len(ids)
+            blob = await self.store.read(lambda r: r.sessions.load(contact_id))
+            if blob is None:
+                return len(ids)
+            session = Session.from_bytes(blob)
+            for start in range(0, len(ids), pl.MAX_RECEIPT_IDS):
+                chunk = tuple(ids[start : start + pl.MAX_RECEIPT_IDS])
+                await self._commit_receipt(contact_id, session, chunk, read=True)
+                blob = await self.store.read(lambda r: r.sessions.load(contact_id))
+                assert blob is not None
+                session = Session.from_bytes(blob)
+            return len(ids)
+
+    async def set_read_receipts(self, enabled: bool) -> None:
+        await self.store.run(
+            lambda r: r.settings.set(SETTING_READ_RECEIPTS, "1" if enabled else "0")
+        )
+        self.read_receipts = enabled
+
+    def _their_identity(self, contact: Contact) -> PublicIdentity:
+        return PublicIdentity(contact.identity_keys[:32], contact.identity_keys[32:])
+
+    async def safety_number(self, contact_id: int) -> str:
+        """60 digits in 12 groups of 5, the same on both sides."""
+        contact = await self.contact(contact_id)
+        number = safety_number(self.identity.public, self._their_identity(contact))
+        return format_safety_number(number)
+
+    async def verification_code(self, contact_id: int) -> str:
+        """What our "verify" QR code shows to this contact."""
+        contact = await self.contact(contact_id)
+        return verification_payload(self.identity.public, self._their_identity(contact))
+
+    async def verify(self, contact_id: int, evidence: str) -> Contact:
+        """Mark verified from the safety number typed in or the peer's scanned code."""
+        contact = await self.contact(contact_id)
+        theirs = self._their_identity(contact)
+        if evidence.strip().lower().startswith("anonchat-verify:"):
+            try:
+                match = check_verification(evidence, self.identity.public, theirs)
+            except VerificationError as exc:
+                raise UserError(f"not a verification code: {exc}") from None
+        else:
+            digits = "".join(ch for ch in evidence if not ch.isspace())
+            expected = safety_number(self.identity.public, theirs)
+            match = digits == expected
+        if not match:
+            raise UserError(
+                f"the safety number does not match {contact.display_name}'s; not verified"
+            )
+        await self.store.run(lambda r: r.contacts.set_verified(contact_id, True))
+        contact = await self.contact(contact_id)
+        self._emit(ContactChanged(contact))
+        return contact
+
+    async def pending_outbox(self, contact_id: int | None = None) -> int:
+        if contact_id is None:
+            return await self.store.read(lambda r: r.outbox.count())
+        return await self.store.read(lambda r: len(r.outbox.for_contact(contact_id)))
+
+
+def _mark_sent(r: Repos, item: OutboxItem, next_try: int) -> bool:
+    """Record that the relay forwarded an item; True when its message just became "sent"."""
+    before = None if item.message_id is None else r.messages.get(item.message_id).status
+    r.outbox.sent(item.id, next_try)
+    return before is Status.QUEUED
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a background store update failed", exc_info=task.exception())

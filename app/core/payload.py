@@ -1,0 +1,101 @@
+"""The plaintext inside each ratchet message: a small msgpack map with a kind.
+
+`intro` rides in the initiator's first frame (where it can be reached), `welcome` is the
+responder's first reply (the mailbox it listens on), `msg` is a chat message and `rcpt` an
+end-to-end receipt naming message ids. Anything else, or any mistyped field, is a
+`PayloadError`: the peer's fault, never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+MAX_BODY_CHARS = 16_000
+MAX_RECEIPT_IDS = 512
+MSG_ID_SIZE = 16
+
+
+class PayloadError(ValueError):
+    """A decrypted payload that is not one of ours."""
+
+
+@dataclass(frozen=True, slots=True)
+class Intro:
+    relay_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    mailbox: bytes
+    relay_url: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    seq: int
+    sent_at: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    read: bool
+    ids: tuple[bytes, ...]
+
+
+Payload = Intro | Welcome | Chat | Receipt
+
+
+def encode(payload: Payload) -> bytes:
+    match payload:
+        case Intro(relay_url):
+            data: dict[str, Any] = {"k": "intro", "relay": relay_url}
+        case Welcome(mailbox, relay_url, name):
+            data = {"k": "welcome", "mb": mailbox, "relay": relay_url, "name": name}
+        case Chat(seq, sent_at, body):
+            data = {"k": "msg", "seq": seq, "ts": sent_at, "body": body}
+        case Receipt(read, ids):
+            data = {"k": "rcpt", "read": read, "ids": list(ids)}
+    packed: bytes = msgpack.packb(data, use_bin_type=True)
+    return packed
+
+
+def _field(data: dict[Any, Any], key: str, kind: type) -> Any:
+    value = data.get(key)
+    if type(value) is not kind:
+        raise PayloadError(f"field {key!r} missing or mistyped")
+    return value
+
+
+def decode(raw: bytes) -> Payload:
+    try:
+        data = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except Exception:  # msgpack raises several types for bad bytes
+        raise PayloadError("not a payload") from None
+    if type(data) is not dict:
+        raise PayloadError("not a payload")
+    kind = data.get("k")
+    if kind == "intro":
+        return Intro(_field(data, "relay", str))
+    if kind == "welcome":
+        mailbox = _field(data, "mb", bytes)
+        if len(mailbox) != 32:
+            raise PayloadError("mailbox id is 32 bytes")
+        return Welcome(mailbox, _field(data, "relay", str), _field(data, "name", str)[:64])
+    if kind == "msg":
+        body = _field(data, "body", str)
+        if len(body) > MAX_BODY_CHARS:
+            raise PayloadError("message too long")
+        return Chat(_field(data, "seq", int), _field(data, "ts", int), body)
+    if kind == "rcpt":
+        ids = _field(data, "ids", list)
+        if len(ids) > MAX_RECEIPT_IDS or any(
+            type(i) is not bytes or len(i) != MSG_ID_SIZE for i in ids
+        ):
+            raise PayloadError("receipt ids malformed")
+        return Receipt(_field(data, "read", bool), tuple(ids))
+    raise PayloadError("unknown payload kind")

@@ -1,0 +1,140 @@
+"""Creating and opening a profile: the store, the identity inside it, one process at a time."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.errors import ProfileBusy, UserError
+from app.crypto.card import Card
+from app.crypto.handshake import Invitation
+from app.crypto.identity import Identity
+from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
+from app.store.paths import ProfilePaths, resolve_profile
+from app.store.records import MailboxPurpose, OurMailbox
+from app.store.repos import Repos
+from app.store.store import Store
+
+SETTING_RELAY = "relay_url"
+SETTING_READ_RECEIPTS = "read_receipts"
+DEFAULT_RELAY = "ws://127.0.0.1:8765"
+LOCK_NAME = "lock"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def profile_paths(profile: str) -> ProfilePaths:
+    try:
+        return resolve_profile(profile)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_relay_url(url: str) -> str:
+    """A relay URL as a card can carry it; raises UserError otherwise."""
+    try:
+        Card(Identity.generate().public, bytes(32), url, bytes(32))
+    except ValueError:
+        raise UserError(f"not a relay URL (ws://host:port or wss://host:port): {url}") from None
+    return url
+
+
+class ProfileLock:
+    """An advisory lock file: two engines on one profile would fork its ratchets."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, directory: Path) -> ProfileLock:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ProfileBusy("this profile is open in another AnonChat process") from None
+        return cls(fd)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    store: Store
+    identity: Identity
+    lock: ProfileLock
+
+
+async def create_profile(
+    paths: ProfilePaths,
+    passphrase: str,
+    name: str,
+    relay_url: str = DEFAULT_RELAY,
+    params: KdfParams = DEFAULT_PARAMS,
+) -> Opened:
+    """A new profile with a fresh identity and a first invitation (the card's mailbox)."""
+    name = name.strip()
+    if not name or len(name.encode()) > 64 or not name.isprintable():
+        raise UserError("a display name is 1 to 64 bytes of printable text")
+    if not passphrase:
+        raise UserError("the passphrase must not be empty")
+    check_relay_url(relay_url)
+    store = await Store.create(paths, passphrase, params)
+    try:
+        lock = ProfileLock.acquire(paths.directory)
+    except BaseException:
+        await store.close()
+        raise
+    identity = Identity.generate()
+    invitation = Invitation.generate()
+    now = now_ms()
+
+    def setup(r: Repos) -> None:
+        r.profile.create(identity.to_bytes(), name, now)
+        r.settings.set(SETTING_RELAY, relay_url)
+        r.mailboxes.add_ours(
+            OurMailbox(
+                invitation.mailbox.id,
+                invitation.to_bytes(),
+                relay_url,
+                MailboxPurpose.INVITATION,
+                None,
+                now,
+            )
+        )
+
+    await store.run(setup)
+    return Opened(store, identity, lock)
+
+
+async def open_profile(paths: ProfilePaths, passphrase: str | None) -> Opened:
+    """Unlock with the passphrase, or with a remembered key when passphrase is None."""
+    if passphrase is None:
+        store = await Store.unlock_remembered(paths)
+        if store is None:
+            raise UserError("no remembered key for this profile; a passphrase is needed")
+    else:
+        store = await Store.unlock(paths, passphrase)
+    try:
+        lock = ProfileLock.acquire(paths.directory)
+    except BaseException:
+        await store.close()
+        raise
+    try:
+        profile = await store.identity()
+        if profile is None:
+            raise UserError("this profile was never finished; create it again")
+        return Opened(store, Identity.from_bytes(profile.identity), lock)
+    except BaseException:
+        lock.release()
+        await store.close()
+        raise
