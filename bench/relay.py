@@ -1,0 +1,328 @@
+"""Relay benchmark: our relay against a bare websockets forwarder, same load, same run.
+
+The floor is the least any Python relay on websockets can do: pair connections by URL path and
+copy each binary message from one to the other, no envelope, no routing, no replies. Both
+servers run in child processes with the same websockets settings (no compression, same size
+limit and keepalive); the load generator is this process.
+
+Figures: throughput (msgs/s, 256-byte payloads, 50 pairs, windowed so nothing piles up),
+latency p50/p99 at 25% of the floor's saturation rate, and RSS per idle connection at 5,000
+connections (ours subscribed to one mailbox each). The last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from relay import wire  # noqa: E402
+
+PAIRS = 50
+PAYLOAD = 256
+WINDOW = 32
+THROUGHPUT_SECONDS = 4.0
+LATENCY_SECONDS = 4.0
+IDLE_CONNECTIONS = 5000
+
+
+# -- the floor server (child process) ----------------------------------------------------------
+
+
+async def floor_server() -> None:
+    receivers: dict[str, ServerConnection] = {}
+
+    async def handler(ws: ServerConnection) -> None:
+        path = ws.request.path if ws.request else "/"
+        if path.endswith("/r"):
+            receivers[path[:-2]] = ws
+            await ws.wait_closed()
+            return
+        async for message in ws:
+            target = receivers.get(path)
+            if target is not None:
+                broadcast((target,), message)
+
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=65536) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        print(f"listening on ws://127.0.0.1:{port}/", flush=True)
+        await asyncio.Future()
+
+
+# -- child process management ----------------------------------------------------------------
+
+
+class Child:
+    def __init__(self, cmd: list[str]) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            found = re.search(r"listening on (ws://127\.0\.0\.1:\d+/)", line)
+            if found:
+                self.url = found.group(1)
+                return
+        raise RuntimeError("server did not start")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def start(kind: str) -> Child:
+    if kind == "floor":
+        return Child([sys.executable, str(Path(__file__).resolve()), "--floor-server"])
+    return Child(
+        [
+            *(sys.executable, "-m", "relay", "--port", "0", "--log-level", "INFO"),
+            *("--send-rate", "1e9", "--send-burst", "1000000000"),
+            *("--max-connections", "20000", "--max-connections-per-address", "20000"),
+        ]
+    )
+
+
+# -- clients -----------------------------------------------------------------------------------
+
+
+class Pair:
+    """A sender and a receiver connection on either server, with the same interface."""
+
+    def __init__(self, kind: str, index: int) -> None:
+        self.kind = kind
+        self.index = index
+        self.received = 0
+        self.latencies: list[float] = []
+        self.sent_event = asyncio.Event()
+
+    async def open(self, url: str) -> None:
+        if self.kind == "floor":
+            self.tx = await connect(f"{url}{self.index}", compression=None)
+            self.rx = await connect(f"{url}{self.index}/r", compression=None)
+            await asyncio.sleep(0)
+            return
+        private = Ed25519PrivateKey.generate()
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.mailbox = wire.mailbox_id(public)
+        self.rx = await connect(url, compression=None)
+        hello = wire.decode(await self.rx.recv())  # type: ignore[arg-type]
+        assert isinstance(hello, wire.Hello)
+        sig = private.sign(wire.subscribe_signed_bytes(hello.challenge, self.mailbox))
+        await self.rx.send(wire.encode(wire.Subscribe(1, self.mailbox, public, sig)))
+        assert wire.decode(await self.rx.recv()) == wire.Ok(1)  # type: ignore[arg-type]
+        self.tx = await connect(url, compression=None)
+        await self.tx.recv()
+        self.acks = asyncio.get_running_loop().create_task(self._drain_acks(self.tx))
+
+    @staticmethod
+    async def _drain_acks(ws: ClientConnection) -> None:
+        async for _ in ws:
+            pass
+
+    def frame(self, payload: bytes, rid: int) -> bytes:
+        if self.kind == "floor":
+            return payload
+        return wire.encode(wire.Send(rid, self.mailbox, payload))
+
+    def payload_of(self, data: bytes) -> bytes:
+        if self.kind == "floor":
+            return data
+        frame = wire.decode(data)
+        assert isinstance(frame, wire.Deliver)
+        return frame.payload
+
+    async def receive(self) -> None:
+        async for data in self.rx:
+            assert isinstance(data, bytes)
+            payload = self.payload_of(data)
+            stamp = int.from_bytes(payload[:8], "big")
+            if stamp:
+                self.latencies.append((time.perf_counter_ns() - stamp) / 1e6)
+            self.received += 1
+            self.sent_event.set()
+
+    async def close(self) -> None:
+        await self.tx.close()
+        await self.rx.close()
+
+
+async def open_pairs(kind: str, url: str) -> list[Pair]:
+    pairs = [Pair(kind, i) for i in range(PAIRS)]
+    for pair in pairs:
+        await pair.open(url)
+    return pairs
+
+
+async def throughput(kind: str, url: str) -> float:
+    pairs = await open_pairs(kind, url)
+    receivers = [asyncio.create_task(p.receive()) for p in pairs]
+    stop = time.monotonic() + THROUGHPUT_SECONDS + 1.0
+    body = bytes(PAYLOAD)
+
+    async def pump(pair: Pair) -> None:
+        sent = 0
+        while time.monotonic() < stop:
+            while sent - pair.received >= WINDOW:
+                pair.sent_event.clear()
+                await pair.sent_event.wait()
+            sent += 1
+            await pair.tx.send(pair.frame(body, sent))
+
+    pumps = [asyncio.create_task(pump(p)) for p in pairs]
+    await asyncio.sleep(1.0)  # warm-up
+    before = sum(p.received for p in pairs)
+    started = time.monotonic()
+    await asyncio.sleep(THROUGHPUT_SECONDS)
+    rate = (sum(p.received for p in pairs) - before) / (time.monotonic() - started)
+    await asyncio.gather(*pumps)
+    for task in receivers:
+        task.cancel()
+    for pair in pairs:
+        await pair.close()
+    return rate
+
+
+async def latency(kind: str, url: str, offered: float) -> tuple[float, float]:
+    pairs = await open_pairs(kind, url)
+    receivers = [asyncio.create_task(p.receive()) for p in pairs]
+    interval = PAIRS / offered
+    deadline = time.monotonic() + LATENCY_SECONDS
+
+    async def pace(pair: Pair) -> None:
+        await asyncio.sleep(interval * pair.index / PAIRS)
+        next_at = time.monotonic()
+        rid = 0
+        while next_at < deadline:
+            rid += 1
+            body = time.perf_counter_ns().to_bytes(8, "big") + bytes(PAYLOAD - 8)
+            await pair.tx.send(pair.frame(body, rid))
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    await asyncio.gather(*(pace(p) for p in pairs))
+    await asyncio.sleep(0.5)
+    for task in receivers:
+        task.cancel()
+    samples = sorted(x for p in pairs for x in p.latencies)
+    for pair in pairs:
+        await pair.close()
+    q = statistics.quantiles(samples, n=100)
+    return q[49], q[98]
+
+
+async def idle_memory(kind: str, child: Child) -> float:
+    await asyncio.sleep(0.5)
+    base = child.rss_kib()
+    conns: list[ClientConnection] = []
+    url = child.url
+    for i in range(IDLE_CONNECTIONS):
+        if kind == "floor":
+            ws = await connect(f"{url}{i}/r", compression=None)
+        else:
+            ws = await connect(url, compression=None)
+            hello = wire.decode(await ws.recv())  # type: ignore[arg-type]
+            assert isinstance(hello, wire.Hello)
+            private = Ed25519PrivateKey.generate()
+            public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            mailbox = wire.mailbox_id(public)
+            sig = private.sign(wire.subscribe_signed_bytes(hello.challenge, mailbox))
+            await ws.send(wire.encode(wire.Subscribe(1, mailbox, public, sig)))
+            assert wire.decode(await ws.recv()) == wire.Ok(1)  # type: ignore[arg-type]
+        conns.append(ws)
+    await asyncio.sleep(1.0)
+    used = child.rss_kib() - base
+    for ws in conns:
+        ws.transport.abort()
+    return used / IDLE_CONNECTIONS
+
+
+async def measure(kind: str, offered: float | None) -> dict[str, Any]:
+    child = start(kind)
+    try:
+        print(f"{kind}: throughput", file=sys.stderr, flush=True)
+        result: dict[str, Any] = {"throughput": await throughput(kind, child.url)}
+        print(f"{kind}: latency", file=sys.stderr, flush=True)
+        rate = offered if offered is not None else result["throughput"] * 0.25
+        result["offered"] = rate
+        result["p50_ms"], result["p99_ms"] = await latency(kind, child.url, rate)
+    finally:
+        child.stop()
+    child = start(kind)
+    print(f"{kind}: memory", file=sys.stderr, flush=True)
+    try:
+        result["kib_per_conn"] = await idle_memory(kind, child)
+    finally:
+        child.stop()
+    return result
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = (
+        min(hard, 4 * IDLE_CONNECTIONS) if hard != resource.RLIM_INFINITY else 4 * IDLE_CONNECTIONS
+    )
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    raise_nofile()
+    if args.floor_server:
+        asyncio.run(floor_server())
+        return
+    floor = asyncio.run(measure("floor", None))
+    ours = asyncio.run(measure("ours", floor["offered"]))
+    for name, r in (("floor (bare websockets forwarder)", floor), ("anonchat-relay", ours)):
+        print(
+            f"{name:36s} {r['throughput']:9.0f} msgs/s   p50 {r['p50_ms']:.2f} ms   "
+            f"p99 {r['p99_ms']:.2f} ms at {r['offered']:.0f} msgs/s   "
+            f"{r['kib_per_conn']:.1f} KiB/conn"
+        )
+    figures = {
+        "throughput_ratio": round(ours["throughput"] / floor["throughput"], 3),
+        "p99_ms": round(ours["p99_ms"], 3),
+        "mem_per_conn_ratio": round(ours["kib_per_conn"] / floor["kib_per_conn"], 3),
+        "ours_msgs_per_s": round(ours["throughput"]),
+        "floor_msgs_per_s": round(floor["throughput"]),
+        "offered_msgs_per_s": round(floor["offered"]),
+        "ours_p50_ms": round(ours["p50_ms"], 3),
+        "floor_p50_ms": round(floor["p50_ms"], 3),
+        "floor_p99_ms": round(floor["p99_ms"], 3),
+        "ours_kib_per_conn": round(ours["kib_per_conn"], 2),
+        "floor_kib_per_conn": round(floor["kib_per_conn"], 2),
+        "pairs": PAIRS,
+        "payload_bytes": PAYLOAD,
+        "idle_connections": IDLE_CONNECTIONS,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
