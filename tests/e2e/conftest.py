@@ -1,0 +1,319 @@
+"""Real processes on 127.0.0.1 for the anonchat-cli tests: relays, profiles, `listen` readers.
+
+Every CLI call is `python -m app.cli` in the repository root with the passphrase in
+ANONCHAT_PASSPHRASE; a `Listener` keeps one `listen` process and reads its JSON lines on a
+thread so a test can wait, bounded, for the event it expects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PASS = "correct horse battery staple"
+Json = dict[str, Any]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env(passphrase: str = PASS) -> dict[str, str]:
+    return dict(
+        os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", ANONCHAT_PASSPHRASE=passphrase
+    )
+
+
+class Relay:
+    """`python -m relay` on a fixed port, so a test can kill it and start it again in place."""
+
+    def __init__(self, log_dir: Path, port: int | None = None, *args: str) -> None:
+        self.port = port or free_port()
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.args = args
+        self.log_dir = log_dir
+        self.starts = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.log_dir / f"relay-{self.port}-{self.starts}.log"
+        cmd = [sys.executable, "-m", "relay", "--host", "127.0.0.1", "--port", str(self.port)]
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*cmd, *self.args], cwd=ROOT, env=child_env(), stdout=out, stderr=out
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if re.search(rb"listening on ws://", log.read_bytes()):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("relay did not start: " + log.read_text(errors="replace"))
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass(frozen=True)
+class Result:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def data(self) -> Any:
+        return json.loads(self.out)
+
+
+class Listener:
+    """One `anonchat-cli listen` process and the events it printed so far."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.events: list[Json] = []
+        self.noise: list[str] = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            profile.argv("listen"),
+            cwd=ROOT,
+            env=child_env(profile.passphrase),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._threads = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "unparsed", "line": line}
+            with self._cond:
+                self.events.append(event)
+                self._cond.notify_all()
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            with self._cond:
+                self.noise.append(raw.decode(errors="replace").rstrip())
+
+    def wait_for(self, match: Callable[[list[Json]], bool], timeout: float = 30) -> None:
+        """Until `match(events)` holds; fails with the tail of the events otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not match(self.events):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None and not self._threads[0].is_alive():
+                    tail = self.events[-10:]
+                    raise AssertionError(
+                        f"{self.profile.name}: condition not met in {timeout}s; rc="
+                        f"{self.proc.poll()} last events {tail} stderr {self.noise[-10:]}"
+                    )
+                self._cond.wait(min(left, 0.5))
+
+    def wait_listening(self, timeout: float = 20) -> None:
+        self.wait_for(lambda ev: any(e.get("event") == "listening" for e in ev), timeout)
+
+    def of(self, kind: str) -> list[Json]:
+        with self._cond:
+            return [e for e in self.events if e.get("event") == kind]
+
+    def incoming(self) -> list[Json]:
+        return [e for e in self.of("message") if e["direction"] == "in"]
+
+    def stop(self) -> int:
+        """SIGTERM and wait: a clean exit is code 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for t in self._threads:
+            t.join(timeout=5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        for t in self._threads:
+            t.join(timeout=5)
+
+
+# Queue many messages in one process (the same engine as `send --wait 0`, one Argon2id open
+# instead of one per message); `sync` or `listen` then sends them.
+QUEUE_SCRIPT = """
+import asyncio, sys
+from app.core.engine import Engine
+from app.core.profile import open_profile, profile_paths
+
+async def main(profile, contact, prefix, first, count):
+    engine = await Engine.open(await open_profile(profile_paths(profile), sys.argv[6]))
+    try:
+        cid = (await engine.find_contact(contact)).id
+        for i in range(first, first + count):
+            await engine.send(cid, f"{prefix}{i}")
+    finally:
+        await engine.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+"""
+
+
+class Profile:
+    """A profile directory and the CLI run against it."""
+
+    def __init__(self, directory: Path, name: str, passphrase: str = PASS) -> None:
+        self.dir = directory
+        self.name = name
+        self.passphrase = passphrase
+        self.listeners: list[Listener] = []
+
+    def argv(self, *args: str, json_out: bool = True) -> list[str]:
+        extra = ["--json"] if json_out else []
+        return [sys.executable, "-m", "app.cli", "--profile", str(self.dir), *extra, *args]
+
+    def run(
+        self,
+        *args: str,
+        json_out: bool = True,
+        passphrase: str | None = None,
+        timeout: float = 90,
+        expect: int | None = 0,
+    ) -> Result:
+        done = subprocess.run(
+            self.argv(*args, json_out=json_out),
+            cwd=ROOT,
+            env=child_env(self.passphrase if passphrase is None else passphrase),
+            capture_output=True,
+            timeout=timeout,
+        )
+        result = Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+        if expect is not None:
+            assert result.rc == expect, (args, result)
+        return result
+
+    def init(self, relay_url: str) -> None:
+        self.run("init", "--name", self.name, "--relay", relay_url)
+
+    def card(self) -> str:
+        card: str = self.run("card").data["card"]
+        return card
+
+    def messages(self, contact: str, limit: int = 10_000) -> list[Json]:
+        rows: list[Json] = self.run("messages", contact, "--limit", str(limit)).data
+        return rows
+
+    def contacts(self) -> list[Json]:
+        rows: list[Json] = self.run("contacts").data
+        return rows
+
+    def queue(self, contact: str, prefix: str, first: int, count: int) -> None:
+        """`count` messages "{prefix}{i}" queued for `contact`, not yet sent."""
+        subprocess.run(
+            [sys.executable, "-c", QUEUE_SCRIPT, str(self.dir), contact, prefix]
+            + [str(first), str(count), self.passphrase],
+            cwd=ROOT,
+            env=child_env(self.passphrase),
+            check=True,
+            timeout=120,
+        )
+
+    def listen(self) -> Listener:
+        listener = Listener(self)
+        self.listeners.append(listener)
+        return listener
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file's bytes under a profile (lock file aside): equal snapshots, nothing changed."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != "lock"
+    }
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[Relay]:
+    r = Relay(tmp_path)
+    try:
+        yield r
+    finally:
+        r.kill()
+
+
+@pytest.fixture
+def make_profile(tmp_path: Path) -> Iterator[Callable[..., Profile]]:
+    made: list[Profile] = []
+
+    def make(name: str, relay_url: str | None = None) -> Profile:
+        profile = Profile(tmp_path / name.lower(), name)
+        if relay_url is not None:
+            profile.init(relay_url)
+        made.append(profile)
+        return profile
+
+    yield make
+    for profile in made:
+        for listener in profile.listeners:
+            listener.kill()
+
+
+def pair(
+    make: Callable[..., Profile], url_a: str, url_b: str | None = None
+) -> tuple[Profile, Profile]:
+    """Alice and Bob on their relays, Alice has added Bob's card (handshake done while Bob
+    listens), both know each other."""
+    alice = make("Alice", url_a)
+    bob = make("Bob", url_b or url_a)
+    card = bob.card()
+    bob_listen = bob.listen()
+    bob_listen.wait_listening()
+    alice.run("add", card, "--wait", "20")
+    bob_listen.wait_for(lambda ev: any(e.get("event") == "contact_added" for e in ev))
+    assert bob_listen.stop() == 0
+    return alice, bob
