@@ -144,7 +144,7 @@ class Listener:
         with self._cond:
             while not match(self.events):
                 left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None and not self._threads[0].is_alive():
+                if left <= 0 or (self.proc.poll() is not None and not self._threads[0].is_alive()):
                     tail = self.events[-10:]
                     raise AssertionError(
                         f"{self.profile.name}: condition not met in {timeout}s; rc="
@@ -254,8 +254,17 @@ class Profile:
     def queue(self, contact: str, prefix: str, first: int, count: int) -> None:
         """`count` messages "{prefix}{i}" queued for `contact`, not yet sent."""
         subprocess.run(
-            [sys.executable, "-c", QUEUE_SCRIPT, str(self.dir), contact, prefix]
-            + [str(first), str(count), self.passphrase],
+            [
+                sys.executable,
+                "-c",
+                QUEUE_SCRIPT,
+                str(self.dir),
+                contact,
+                prefix,
+                str(first),
+                str(count),
+                self.passphrase,
+            ],
             cwd=ROOT,
             env=child_env(self.passphrase),
             check=True,
@@ -317,3 +326,19 @@ def pair(
     bob_listen.wait_for(lambda ev: any(e.get("event") == "contact_added" for e in ev))
     assert bob_listen.stop() == 0
     return alice, bob
+
+
+def delivered_rows(listener: Listener) -> set[int]:
+    """Rows of our messages this listener saw reach "delivered" or "read"."""
+    return {e["id"] for e in listener.of("status") if e["status"] in ("delivered", "read")}
+
+
+def incoming_bodies(profile: Profile, contact: str) -> list[str]:
+    return [r["body"] for r in profile.messages(contact) if r["direction"] == "in"]
+
+
+def assert_exactly_once(bodies: list[str], expected: list[str]) -> None:
+    dupes = sorted({b for b in bodies if bodies.count(b) > 1})
+    missing = sorted(set(expected) - set(bodies))
+    extra = sorted(set(bodies) - set(expected))
+    assert (dupes, missing, extra) == ([], [], []), "duplicates, missing, unexpected"
