@@ -1,0 +1,70 @@
+"""The one place engine events enter Qt: each event becomes a signal on the GUI thread.
+
+The engine calls listeners on the asyncio loop, which under qasync is the Qt thread, so the
+signals are emitted directly; widgets connect to these signals and never subscribe themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core.engine import Engine
+from app.core.events import (
+    ConnectionChanged,
+    ContactAdded,
+    ContactChanged,
+    Event,
+    FrameRejected,
+    KeyChanged,
+    MessageAdded,
+    MessageStatusChanged,
+    PresenceChanged,
+)
+
+
+class EngineBridge(QObject):
+    connection_changed = Signal(object)  # ConnectionChanged
+    contact_added = Signal(object)  # Contact
+    contact_changed = Signal(object)  # Contact
+    presence_changed = Signal(int, bool)  # contact id, online
+    key_changed = Signal(object)  # Contact
+    message_added = Signal(object)  # Message
+    message_status_changed = Signal(int, int, str)  # contact id, message row, Status value
+    frame_rejected = Signal(str)
+    contacts_dirty = Signal()  # anything a contact list row shows may have changed
+
+    def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._unsubscribe: Callable[[], None] | None = engine.subscribe(self._on_event)
+
+    def detach(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case ConnectionChanged():
+                self.connection_changed.emit(event)
+            case ContactAdded(contact):
+                self.contact_added.emit(contact)
+                self.contacts_dirty.emit()
+            case ContactChanged(contact):
+                self.contact_changed.emit(contact)
+                self.contacts_dirty.emit()
+            case PresenceChanged(contact_id, online):
+                self.presence_changed.emit(contact_id, online)
+                self.contacts_dirty.emit()
+            case KeyChanged(contact):
+                self.key_changed.emit(contact)
+                self.contacts_dirty.emit()
+            case MessageAdded(message):
+                self.message_added.emit(message)
+                self.contacts_dirty.emit()
+            case MessageStatusChanged(contact_id, row, status):
+                self.message_status_changed.emit(contact_id, row, status.value)
+                self.contacts_dirty.emit()
+            case FrameRejected(reason):
+                self.frame_rejected.emit(reason)

@@ -1,0 +1,238 @@
+"""One open conversation: header, key-change banner, the lazy message list and the composer."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.engine import Engine
+from app.core.errors import UserError
+from app.store.records import Contact, Message, Status
+from app.ui.aio import spawn
+from app.ui.delegates import BubbleDelegate
+from app.ui.models import ConversationModel, TopPagingProxy
+from app.ui.text import sentence
+
+MAX_MESSAGE_CHARS = 4000
+
+
+class Composer(QPlainTextEdit):
+    """Enter sends, Shift+Enter starts a new line."""
+
+    submitted = Signal()
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            e.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self.submitted.emit()
+            return
+        super().keyPressEvent(e)
+
+
+class ChatView(QListView):
+    """Keeps the reader's place when older pages load, and follows new messages at the bottom."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.setWordWrap(True)
+        self.setAccessibleName("Messages")
+        self._source: ConversationModel | None = None
+        self._from_bottom: int | None = None
+        self._stick = True
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._scrolled)
+        bar.rangeChanged.connect(self._range_changed)
+
+    def show_conversation(self, model: ConversationModel) -> None:
+        self._source = model
+        proxy = TopPagingProxy(self)
+        proxy.setSourceModel(model)
+        self.setModel(proxy)
+        self._stick = True
+        model.rowsAboutToBeInserted.connect(self._before_insert)
+
+    def _before_insert(self, parent: QModelIndex, first: int, last: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick = bar.value() >= bar.maximum() - 4
+        if first == 0 and self._source is not None and self._source.rowCount() > 0:
+            self._from_bottom = bar.maximum() - bar.value()
+
+    def _range_changed(self, low: int, high: int) -> None:
+        bar = self.verticalScrollBar()
+        if self._from_bottom is not None:
+            bar.setValue(high - self._from_bottom)
+            self._from_bottom = None
+        elif self._stick:
+            bar.setValue(high)
+
+    def _scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick = value >= bar.maximum() - 4
+        if value == bar.minimum() and self._source is not None and bar.maximum() > 0:
+            self._source.fetchMore(QModelIndex())
+
+
+class ConversationPanel(QWidget):
+    """Shows one contact's conversation; `contact` is None when nothing is open."""
+
+    safety_requested = Signal(int)  # contact id
+
+    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._engine = engine
+        self.contact: Contact | None = None
+        self.model: ConversationModel | None = None
+
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.subtitle = QLabel()
+        self.safety_button = QPushButton("Safety number")
+        self.safety_button.setAccessibleName("Show safety number")
+        self.safety_button.clicked.connect(self._request_safety)
+        header = QHBoxLayout()
+        names = QVBoxLayout()
+        names.addWidget(self.title)
+        names.addWidget(self.subtitle)
+        header.addLayout(names, 1)
+        header.addWidget(self.safety_button)
+
+        self.banner = QFrame()
+        self.banner.setObjectName("keyChangeBanner")
+        self.banner.setStyleSheet(
+            "#keyChangeBanner { background: #e67e22; border-radius: 6px; }"
+            "#keyChangeBanner QLabel { color: white; }"
+        )
+        self.banner_text = QLabel()
+        self.banner_text.setWordWrap(True)
+        self.accept_key = QPushButton("Accept new key")
+        self.accept_key.clicked.connect(self._accept_key)
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.addWidget(self.banner_text, 1)
+        banner_layout.addWidget(self.accept_key)
+        self.banner.hide()
+
+        self.view = ChatView()
+        self.view.setItemDelegate(BubbleDelegate(self.view))
+        self.composer = Composer()
+        self.composer.setPlaceholderText("Write a message (Enter sends, Shift+Enter: new line)")
+        self.composer.setAccessibleName("Message")
+        self.composer.setFixedHeight(self.composer.fontMetrics().height() * 4)
+        self.composer.submitted.connect(self.send)
+        self.send_button = QPushButton("Send")
+        self.send_button.clicked.connect(self.send)
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #c0392b;")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        compose = QHBoxLayout()
+        compose.addWidget(self.composer, 1)
+        compose.addWidget(self.send_button, alignment=Qt.AlignmentFlag.AlignBottom)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.error)
+        layout.addLayout(compose)
+
+    async def open(self, contact: Contact) -> None:
+        """Show `contact`'s conversation: the newest page first, older pages on scrolling up."""
+        self.contact = contact
+        self.model = ConversationModel(self._engine, contact.id, parent=self)
+        self.view.show_conversation(self.model)
+        self.composer.clear()
+        self.error.hide()
+        self.update_contact(contact)
+        await self.model.load_first_page()
+        self.view.scrollToBottom()
+        await self._engine.mark_read(contact.id)
+
+    def update_contact(self, contact: Contact) -> None:
+        if self.contact is None or contact.id != self.contact.id:
+            return
+        self.contact = contact
+        self.title.setText(contact.display_name + ("  ✔" if contact.verified else ""))
+        self.subtitle.setText("Verified" if contact.verified else "Not verified")
+        pending = contact.key_change_pending
+        if pending:
+            self.banner_text.setText(
+                f"{contact.display_name}'s safety number changed. This can mean they "
+                "reinstalled AnonChat, or that someone is impersonating them. Compare the "
+                "new safety number before you accept; sending is blocked until then."
+            )
+        self.banner.setVisible(pending)
+        self.composer.setEnabled(not pending)
+        self.send_button.setEnabled(not pending)
+
+    def set_online(self, online: bool) -> None:
+        if self.contact is None:
+            return
+        verified = "Verified" if self.contact.verified else "Not verified"
+        self.subtitle.setText(f"{'Online' if online else 'Offline'} · {verified}")
+
+    def add_message(self, message: Message) -> None:
+        if self.model is not None:
+            self.model.append(message)
+
+    def set_status(self, contact_id: int, message_row: int, status: Status) -> None:
+        if self.model is not None and self.model.contact_id == contact_id:
+            self.model.set_status(message_row, status)
+
+    def send(self) -> None:
+        text = self.composer.toPlainText().strip()
+        if self.contact is None or not text or not self.composer.isEnabled():
+            return
+        if len(text) > MAX_MESSAGE_CHARS:
+            self._show_error(f"A message holds at most {MAX_MESSAGE_CHARS} characters.")
+            return
+        self.composer.clear()
+        spawn(self._send(self.contact.id, text), "sending a message")
+
+    async def _send(self, contact_id: int, text: str) -> None:
+        try:
+            message = await self._engine.send(contact_id, text)
+        except UserError as exc:
+            self.composer.setPlainText(text)
+            self._show_error(sentence(str(exc)))
+            return
+        self.error.hide()
+        self.add_message(message)
+
+    def _request_safety(self) -> None:
+        if self.contact is not None:
+            self.safety_requested.emit(self.contact.id)
+
+    def _accept_key(self) -> None:
+        if self.contact is not None:
+            spawn(self._do_accept(self.contact.id), "accepting a new key")
+
+    async def _do_accept(self, contact_id: int) -> None:
+        try:
+            contact = await self._engine.accept_key_change(contact_id)
+        except UserError as exc:
+            self._show_error(sentence(str(exc)))
+            return
+        self.update_contact(contact)
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()

@@ -1,0 +1,174 @@
+"""Painting contact rows and message bubbles; colours come from the palette so both themes work."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
+from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from app.core.engine import ContactSummary
+from app.store.records import Direction, Message, Status
+from app.ui.models import MessageRole, SummaryRole
+from app.ui.text import clock, preview
+
+Index = QModelIndex | QPersistentModelIndex
+PAD = 8
+ONLINE = QColor("#2ecc71")
+ACCENT = QColor("#2f80ed")
+WARN = QColor("#e67e22")
+TICKS = {
+    Status.QUEUED: "🕓",
+    Status.SENT: "✓",
+    Status.DELIVERED: "✓✓",
+    Status.READ: "✓✓",
+    Status.FAILED: "!",
+}
+STATUS_WORDS = {
+    Status.QUEUED: "waiting to send",
+    Status.SENT: "sent",
+    Status.DELIVERED: "delivered",
+    Status.READ: "read",
+    Status.FAILED: "not sent",
+}
+
+
+class ContactDelegate(QStyledItemDelegate):
+    """Name with a verified mark, last-message preview, online dot and unread badge."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        fm = QFontMetrics(option.font)
+        return QSize(200, fm.height() * 2 + PAD * 3)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        s: ContactSummary | None = index.data(SummaryRole)
+        if s is None:
+            return
+        rect: QRect = option.rect
+        palette: QPalette = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if selected:
+            painter.fillRect(rect, palette.color(QPalette.ColorRole.Highlight))
+        text_color = palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        )
+        fm = QFontMetrics(painter.font())
+        dot = 10
+        cx, cy = rect.left() + PAD, rect.top() + PAD + (fm.height() - dot) // 2
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(ONLINE if s.online else palette.color(QPalette.ColorRole.Mid))
+        painter.drawEllipse(cx, cy, dot, dot)
+
+        badge_w = 0
+        if s.unread:
+            label = str(s.unread) if s.unread < 1000 else "999+"
+            badge_w = max(fm.horizontalAdvance(label) + 10, fm.height())
+            badge = QRect(rect.right() - PAD - badge_w, rect.top() + PAD, badge_w, fm.height())
+            painter.setBrush(ACCENT)
+            painter.drawRoundedRect(badge, fm.height() / 2, fm.height() / 2)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
+
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        name = s.contact.display_name + (" ✔" if s.contact.verified else "")
+        left = cx + dot + PAD
+        name_rect = QRect(
+            left, rect.top() + PAD, rect.right() - left - badge_w - PAD * 2, fm.height()
+        )
+        painter.setPen(text_color)
+        painter.drawText(
+            name_rect,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            QFontMetrics(font).elidedText(name, Qt.TextElideMode.ElideRight, name_rect.width()),
+        )
+        font.setBold(False)
+        painter.setFont(font)
+        if s.contact.key_change_pending:
+            line, color = "Safety number changed", WARN
+        elif not s.established:
+            line, color = (
+                "Waiting for them to come online…",
+                palette.color(QPalette.ColorRole.PlaceholderText),
+            )
+        elif s.last is not None:
+            mine = s.last.direction is Direction.OUTGOING
+            line = ("You: " if mine else "") + preview(s.last.body)
+            color = (
+                palette.color(QPalette.ColorRole.PlaceholderText) if not selected else text_color
+            )
+        else:
+            line, color = "No messages yet", palette.color(QPalette.ColorRole.PlaceholderText)
+        sub = QRect(
+            left, rect.top() + PAD * 2 + fm.height(), rect.right() - left - PAD, fm.height()
+        )
+        painter.setPen(color)
+        painter.drawText(
+            sub,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            fm.elidedText(line, Qt.TextElideMode.ElideRight, sub.width()),
+        )
+        painter.restore()
+
+
+class BubbleDelegate(QStyledItemDelegate):
+    """A rounded bubble per message, ours on the right; time and status tick under the text."""
+
+    def __init__(self, view: QAbstractItemView) -> None:
+        super().__init__(view)
+        self._view = view
+
+    def _text_width(self) -> int:
+        return max(120, int(self._view.viewport().width() * 0.7) - PAD * 4)
+
+    def _layout(self, fm: QFontMetrics, m: Message) -> tuple[QRect, str]:
+        text = fm.boundingRect(
+            QRect(0, 0, self._text_width(), 1_000_000),
+            int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere),
+            m.body,
+        )
+        foot = clock(m.sent_at)
+        if m.direction is Direction.OUTGOING:
+            foot += "  " + TICKS[m.status]
+        width = max(text.width(), fm.horizontalAdvance(foot)) + PAD * 2
+        height = text.height() + fm.height() + PAD * 2
+        return QRect(0, 0, width, height), foot
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        m: Message | None = index.data(MessageRole)
+        if m is None:
+            return QSize(0, 0)
+        fm = QFontMetrics(option.font)
+        bubble, _ = self._layout(fm, m)
+        return QSize(bubble.width(), bubble.height() + PAD)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        m: Message | None = index.data(MessageRole)
+        if m is None:
+            return
+        rect: QRect = option.rect
+        palette: QPalette = option.palette
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        fm = QFontMetrics(painter.font())
+        bubble, foot = self._layout(fm, m)
+        mine = m.direction is Direction.OUTGOING
+        x = rect.right() - PAD - bubble.width() if mine else rect.left() + PAD
+        bubble.moveTo(x, rect.top() + PAD // 2)
+        fill = ACCENT if mine else palette.color(QPalette.ColorRole.AlternateBase)
+        ink = QColor("white") if mine else palette.color(QPalette.ColorRole.Text)
+        if m.status is Status.FAILED:
+            fill = QColor("#c0392b")
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(bubble, 10, 10)
+        painter.setPen(ink)
+        inner = bubble.adjusted(PAD, PAD, -PAD, -PAD - fm.height())
+        painter.drawText(
+            inner, int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere), m.body
+        )
+        footer = QRect(inner.left(), inner.bottom(), inner.width(), fm.height())
+        painter.drawText(footer, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, foot)
+        painter.restore()

@@ -1,0 +1,337 @@
+"""My code, Add contact and Safety number. Non-modal: opened with show(), never exec(), so the
+asyncio loop keeps running; image decoding runs off the GUI thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.engine import Engine
+from app.core.errors import UserError
+from app.core.qr import QrError, decode_file, decode_image, make_png
+from app.crypto.card import Card
+from app.crypto.errors import CardError
+from app.store.records import Contact
+from app.ui.aio import off_thread, spawn
+from app.ui.text import sentence
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
+
+
+def qr_pixmap(text: str, scale: int = 6) -> QPixmap:
+    pixmap = QPixmap()
+    pixmap.loadFromData(make_png(text, scale=scale), "PNG")
+    return pixmap
+
+
+def _error_label() -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #c0392b;")
+    label.setAccessibleName("Error")
+    label.hide()
+    return label
+
+
+class MyCodeDialog(QDialog):
+    """Our card as a QR code and as text to copy."""
+
+    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("My code")
+        self._engine = engine
+        self.qr = QLabel("Loading…")
+        self.qr.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.qr.setAccessibleName("My code as a QR code")
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setAccessibleName("My code as text")
+        self.text.setFixedHeight(self.text.fontMetrics().height() * 5)
+        self.copy_button = QPushButton("Copy text")
+        self.copy_button.clicked.connect(self.copy)
+        self.copied = QLabel()
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        help_text = QLabel(
+            f"Show this to a friend, or send them the text. It tells them how to reach "
+            f"{engine.name}; it holds no secret."
+        )
+        help_text.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.copied, 1)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(help_text)
+        layout.addWidget(self.qr)
+        layout.addWidget(self.text)
+        layout.addLayout(buttons)
+        self.card = ""
+        spawn(self._load(), "showing my code")
+
+    async def _load(self) -> None:
+        self.card = await self._engine.card()
+        self.qr.setPixmap(qr_pixmap(self.card))
+        self.text.setPlainText(self.card)
+
+    def copy(self) -> None:
+        if self.card:
+            QGuiApplication.clipboard().setText(self.card)
+            self.copied.setText("Copied.")
+
+
+class AddContactDialog(QDialog):
+    """Paste a code, or read it from an image file, a dropped image or the clipboard."""
+
+    added = Signal(object)  # Contact
+
+    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Add contact")
+        self.setAcceptDrops(True)
+        self._engine = engine
+        self.card: Card | None = None
+        intro = QLabel(
+            "Paste their code, open a picture of their QR code, or drop the picture here."
+        )
+        intro.setWordWrap(True)
+        self.text = QPlainTextEdit()
+        self.text.setPlaceholderText("anonchat:…")
+        self.text.setAccessibleName("Their code")
+        self.text.setFixedHeight(self.text.fontMetrics().height() * 5)
+        self.text.textChanged.connect(self._parse)
+        self.open_image = QPushButton("Open image…")
+        self.open_image.clicked.connect(self._choose_file)
+        self.paste = QPushButton("Paste from clipboard")
+        self.paste.clicked.connect(self.paste_clipboard)
+        self.whose = QLabel()
+        self.whose.setWordWrap(True)
+        self.whose.setTextFormat(Qt.TextFormat.PlainText)
+        self.whose.setAccessibleName("Whose code")
+        self.error = _error_label()
+        self.add_button = QPushButton("Add contact")
+        self.add_button.setEnabled(False)
+        self.add_button.setDefault(True)
+        self.add_button.clicked.connect(self._add)
+        cancel = QPushButton("Cancel")
+        cancel.clicked.connect(self.close)
+        sources = QHBoxLayout()
+        sources.addWidget(self.open_image)
+        sources.addWidget(self.paste)
+        sources.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(cancel)
+        buttons.addWidget(self.add_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(self.text)
+        layout.addLayout(sources)
+        layout.addWidget(self.whose)
+        layout.addWidget(self.error)
+        layout.addLayout(buttons)
+
+    # -- sources -------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        raw = self.text.toPlainText().strip()
+        self.card = None
+        self.error.hide()
+        if not raw:
+            self.whose.clear()
+        else:
+            try:
+                self.card = Card.parse(raw)
+            except CardError as exc:
+                self.whose.clear()
+                self._show_error(sentence(f"not a valid AnonChat code: {exc}"))
+            else:
+                name = self.card.name or "someone who gave no name"
+                self.whose.setText(f"This is the code of {name} (relay {self.card.relay_url}).")
+        self.add_button.setEnabled(self.card is not None)
+
+    def _choose_file(self) -> None:
+        chooser = QFileDialog(self, "Open a picture of a QR code", "", IMAGE_FILTER)
+        chooser.setFileMode(QFileDialog.FileMode.ExistingFile)
+        chooser.fileSelected.connect(lambda path: spawn(self.load_file(Path(path)), "reading"))
+        chooser.open()
+
+    async def load_file(self, path: Path) -> None:
+        try:
+            text = await off_thread(decode_file, path)
+        except QrError as exc:
+            self._show_error(sentence(str(exc)))
+            return
+        self.text.setPlainText(text)
+
+    async def load_image(self, image: QImage) -> None:
+        try:
+            text = await off_thread(decode_image, image.copy())
+        except QrError as exc:
+            self._show_error(sentence(str(exc)))
+            return
+        self.text.setPlainText(text)
+
+    def paste_clipboard(self) -> None:
+        data = QGuiApplication.clipboard().mimeData()
+        if data is not None and data.hasImage():
+            image = QImage(data.imageData())
+            spawn(self.load_image(image), "reading the clipboard")
+        elif data is not None and data.hasText() and data.text().strip():
+            self.text.setPlainText(data.text().strip())
+        else:
+            self._show_error("The clipboard holds neither a code nor a picture.")
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        data = event.mimeData()
+        if data.hasUrls() or data.hasImage() or data.hasText():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        data = event.mimeData()
+        local = [u.toLocalFile() for u in data.urls() if u.isLocalFile()]
+        if local:
+            spawn(self.load_file(Path(local[0])), "reading a dropped file")
+        elif data.hasImage():
+            spawn(self.load_image(QImage(data.imageData())), "reading a dropped image")
+        elif data.hasText():
+            self.text.setPlainText(data.text().strip())
+        else:
+            return
+        event.acceptProposedAction()
+
+    # -- adding --------------------------------------------------------------------------
+
+    def _add(self) -> None:
+        if self.card is None:
+            return
+        self.add_button.setEnabled(False)
+        spawn(self._do_add(self.text.toPlainText().strip()), "adding a contact")
+
+    async def _do_add(self, text: str) -> None:
+        try:
+            contact = await self._engine.add_contact(text)
+        except UserError as exc:
+            self._show_error(sentence(str(exc)))
+            self.add_button.setEnabled(self.card is not None)
+            return
+        self.added.emit(contact)
+        self.close()
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+
+class SafetyDialog(QDialog):
+    """The safety number, our verification QR code, and the two ways to mark verified."""
+
+    verified = Signal(object)  # Contact
+
+    def __init__(self, engine: Engine, contact: Contact, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Safety number with {contact.display_name}")
+        self._engine = engine
+        self.contact = contact
+        self.number = QLabel("…")
+        self.number.setAccessibleName("Safety number")
+        self.number.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.number.font()
+        font.setFamily("monospace")
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        self.number.setFont(font)
+        self.number.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.qr = QLabel()
+        self.qr.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.qr.setAccessibleName("Our verification code")
+        explain = QLabel(
+            f"Compare these numbers with {contact.display_name}'s, in person or on a call, "
+            f"or let them scan the code below. If they match, no one is in between."
+        )
+        explain.setWordWrap(True)
+        self.state = QLabel()
+        self.state.setWordWrap(True)
+        self.error = _error_label()
+        self.mark = QPushButton("Mark as verified")
+        self.mark.setToolTip("Only when the numbers on both screens are the same")
+        self.mark.clicked.connect(self._mark)
+        self.scan = QPushButton("Scan their code…")
+        self.scan.setToolTip("Open a picture of their verification QR code")
+        self.scan.clicked.connect(self._choose_file)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.scan)
+        buttons.addWidget(self.mark)
+        buttons.addStretch(1)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(explain)
+        layout.addWidget(self.number)
+        layout.addWidget(self.qr)
+        layout.addWidget(self.state)
+        layout.addWidget(self.error)
+        layout.addLayout(buttons)
+        self._digits = ""
+        self._show_state(contact)
+        spawn(self._load(), "showing a safety number")
+
+    async def _load(self) -> None:
+        self._digits = await self._engine.safety_number(self.contact.id)
+        groups = self._digits.split()
+        rows = [" ".join(groups[i : i + 4]) for i in range(0, len(groups), 4)]
+        self.number.setText("\n".join(rows))
+        code = await self._engine.verification_code(self.contact.id)
+        self.qr.setPixmap(qr_pixmap(code, scale=4))
+
+    def _show_state(self, contact: Contact) -> None:
+        self.contact = contact
+        if contact.verified:
+            self.state.setText(f"✔ {contact.display_name} is verified.")
+        else:
+            self.state.setText(f"{contact.display_name} is not verified yet.")
+        self.mark.setEnabled(not contact.verified)
+
+    def _mark(self) -> None:
+        if self._digits:
+            spawn(self._verify(self._digits), "verifying a contact")
+
+    def _choose_file(self) -> None:
+        chooser = QFileDialog(self, "Open a picture of their verification code", "", IMAGE_FILTER)
+        chooser.setFileMode(QFileDialog.FileMode.ExistingFile)
+        chooser.fileSelected.connect(lambda path: spawn(self.verify_file(Path(path)), "reading"))
+        chooser.open()
+
+    async def verify_file(self, path: Path) -> None:
+        try:
+            code = await off_thread(decode_file, path)
+        except QrError as exc:
+            self._show_error(sentence(str(exc)))
+            return
+        await self._verify(code)
+
+    async def _verify(self, evidence: str) -> None:
+        try:
+            contact = await self._engine.verify(self.contact.id, evidence)
+        except UserError as exc:
+            self._show_error(sentence(str(exc)))
+            return
+        self.error.hide()
+        self._show_state(contact)
+        self.verified.emit(contact)
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()

@@ -1,0 +1,122 @@
+"""From launch to the main window: wizard or unlock, embedded relay, engine, window; and back
+down again in order when the window closes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from urllib.parse import urlsplit
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QWidget
+
+from app.core.engine import Engine
+from app.core.profile import DEFAULT_RELAY, Opened
+from app.crypto.passphrase import KdfParams
+from app.store.paths import ProfilePaths
+from app.ui.aio import is_listening, spawn
+from app.ui.onboarding import UnlockPage, WizardPage
+from app.ui.window import MainWindow
+from relay.server import RelayConfig, RelayHandle, serve_relay
+
+log = logging.getLogger(__name__)
+
+
+async def embedded_relay_for(relay_url: str) -> RelayHandle | None:
+    """Start the in-process relay when the profile uses the default one and nothing listens."""
+    if relay_url.rstrip("/") != DEFAULT_RELAY:
+        return None
+    parts = urlsplit(DEFAULT_RELAY)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 8765
+    if await is_listening(host, port):
+        return None
+    try:
+        return await serve_relay(RelayConfig(host=host, port=port))
+    except OSError:
+        log.warning("could not start the embedded relay; connecting to the configured one")
+        return None
+
+
+class Launcher(QObject):
+    """Owns the profile's lifetime in the app: `run()` returns when everything is shut down."""
+
+    def __init__(
+        self,
+        paths: ProfilePaths,
+        relay_url: str | None = None,
+        params: KdfParams | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.paths = paths
+        self.relay_url = relay_url
+        self.params = params
+        self.gate: QWidget | None = None
+        self.window: MainWindow | None = None
+        self.engine: Engine | None = None
+        self.relay: RelayHandle | None = None
+        self._done: asyncio.Future[None] | None = None
+        self.ready = asyncio.Event()  # set once the main window shows
+
+    def show_gate(self) -> QWidget:
+        """The wizard for a new profile, the unlock screen for an existing one."""
+        page: WizardPage | UnlockPage
+        if self.paths.header.exists():
+            page = UnlockPage(self.paths)
+        else:
+            page = WizardPage(self.paths, self.relay_url, self.params)
+        page.opened.connect(lambda opened: spawn(self._start(opened), "starting"))
+        page.setWindowTitle("AnonChat")
+        page.resize(520, 460)
+        page.installEventFilter(self)
+        page.show()
+        self.gate = page
+        return page
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Closing the wizard or unlock screen before a profile opens quits the app."""
+        if watched is self.gate and event.type() == QEvent.Type.Close and self.engine is None:
+            self.gate = None
+            if self._done is not None and not self._done.done():
+                self._done.set_result(None)
+        return False
+
+    async def run(self) -> None:
+        self._done = asyncio.get_running_loop().create_future()
+        if self.gate is None:
+            self.show_gate()
+        await self._done
+
+    async def _start(self, opened: Opened) -> None:
+        try:
+            engine = await Engine.open(opened)
+        except BaseException:
+            await opened.store.close()
+            opened.lock.release()
+            raise
+        self.engine = engine
+        self.relay = await embedded_relay_for(engine.relay_url)
+        window = MainWindow(engine, self.relay.url if self.relay else None)
+        await window.load()
+        window.closed.connect(lambda: spawn(self.shutdown(), "shutting down"))
+        self.window = window
+        window.show()
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            gate.close()
+        await engine.start()
+        self.ready.set()
+
+    async def shutdown(self) -> None:
+        """Close the engine (and its store), then the embedded relay; then `run` returns."""
+        if self.engine is not None:
+            engine, self.engine = self.engine, None
+            with contextlib.suppress(Exception):
+                await engine.close()
+        if self.relay is not None:
+            relay, self.relay = self.relay, None
+            with contextlib.suppress(Exception):
+                await relay.close()
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)

@@ -1,0 +1,216 @@
+"""Qt models over the engine: the contact list, and a conversation that pages lazily.
+
+The conversation model holds only the pages it has loaded (oldest first); `fetchMore` asks
+the engine for the page before its oldest row. Item views call `fetchMore` when they reach
+the bottom, which is the wrong end for a chat, so views show it through `TopPagingProxy` and
+ask for older pages themselves when scrolled to the top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QIdentityProxyModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+
+from app.core.engine import ContactSummary, Engine
+from app.store.records import STATUS_RANK, Message, Status
+from app.ui.aio import spawn
+from app.ui.text import preview
+
+PAGE_SIZE = 50
+SummaryRole = Qt.ItemDataRole.UserRole + 1
+MessageRole = Qt.ItemDataRole.UserRole + 2
+Index = QModelIndex | QPersistentModelIndex
+
+
+class ContactListModel(QAbstractListModel):
+    """One row per contact, most recent conversation first."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[ContactSummary] = []
+
+    def set_summaries(self, rows: list[ContactSummary]) -> None:
+        rows = sorted(
+            rows,
+            key=lambda s: (-(s.last.sent_at if s.last else s.contact.created_at), s.contact.id),
+        )
+        self.beginResetModel()
+        self._rows = rows
+        self.endResetModel()
+
+    def summary(self, row: int) -> ContactSummary:
+        return self._rows[row]
+
+    def row_of(self, contact_id: int) -> int | None:
+        return next((i for i, s in enumerate(self._rows) if s.contact.id == contact_id), None)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        s = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return s.contact.display_name
+        if role == SummaryRole:
+            return s
+        if role in (Qt.ItemDataRole.AccessibleTextRole, Qt.ItemDataRole.ToolTipRole):
+            parts = [s.contact.display_name]
+            if s.unread:
+                parts.append(f"{s.unread} unread")
+            parts.append("online" if s.online else "offline")
+            if s.contact.verified:
+                parts.append("verified")
+            if s.contact.key_change_pending:
+                parts.append("key changed")
+            if not s.established:
+                parts.append("waiting for the handshake")
+            if s.last is not None:
+                parts.append(f"last: {preview(s.last.body, 40)}")
+            return ", ".join(parts)
+        return None
+
+
+class ConversationModel(QAbstractListModel):
+    """The loaded pages of one conversation, oldest first; new messages append at the end."""
+
+    first_page_loaded = Signal()
+    older_loaded = Signal(int)  # how many rows were put in front
+
+    def __init__(
+        self,
+        engine: Engine,
+        contact_id: int,
+        page_size: int = PAGE_SIZE,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._engine = engine
+        self.contact_id = contact_id
+        self._page = page_size
+        self._rows: list[Message] = []
+        self._ids: set[int] = set()
+        self._early: list[Message] = []  # arrived before the first page
+        self._ready = False
+        self._more = True
+        self._loading = False
+        self.queries = 0  # engine page queries made, for tests and diagnostics
+
+    # -- loading -------------------------------------------------------------------------
+
+    async def load_first_page(self) -> None:
+        self._loading = True
+        try:
+            page = await self._engine.messages(self.contact_id, self._page)
+        finally:
+            self._loading = False
+        self.queries += 1
+        page.reverse()
+        self._more = len(page) == self._page
+        rows = page + [m for m in self._early if m.id not in {p.id for p in page}]
+        self._early = []
+        self.beginResetModel()
+        self._rows = rows
+        self._ids = {m.id for m in rows}
+        self.endResetModel()
+        self._ready = True
+        self.first_page_loaded.emit()
+
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
+        return not parent.isValid() and self._ready and self._more and not self._loading
+
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
+        if not self.canFetchMore(parent):
+            return
+        self._loading = True
+        spawn(self._load_older(), "loading older messages")
+
+    async def _load_older(self) -> None:
+        try:
+            before = self._rows[0].id if self._rows else None
+            page = await self._engine.messages(self.contact_id, self._page, before)
+            self.queries += 1
+        finally:
+            self._loading = False
+        page.reverse()
+        self._more = len(page) == self._page
+        page = [m for m in page if m.id not in self._ids]
+        if page:
+            self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
+            self._rows[:0] = page
+            self._ids.update(m.id for m in page)
+            self.endInsertRows()
+        self.older_loaded.emit(len(page))
+
+    # -- live updates --------------------------------------------------------------------
+
+    def append(self, message: Message) -> None:
+        if message.contact_id != self.contact_id or message.id in self._ids:
+            return
+        if not self._ready:
+            self._early.append(message)
+            return
+        n = len(self._rows)
+        self.beginInsertRows(QModelIndex(), n, n)
+        self._rows.append(message)
+        self._ids.add(message.id)
+        self.endInsertRows()
+
+    def set_status(self, message_row: int, status: Status) -> None:
+        for i in range(len(self._rows) - 1, -1, -1):
+            m = self._rows[i]
+            if m.id != message_row:
+                continue
+            if status is not Status.FAILED and STATUS_RANK.get(status, 0) < STATUS_RANK.get(
+                m.status, 0
+            ):
+                return
+            self._rows[i] = replace(m, status=status)
+            idx = self.index(i)
+            self.dataChanged.emit(idx, idx, [MessageRole])
+            return
+
+    # -- the model API -------------------------------------------------------------------
+
+    def message(self, row: int) -> Message:
+        return self._rows[row]
+
+    def row_of(self, message_row: int) -> int | None:
+        return next((i for i, m in enumerate(self._rows) if m.id == message_row), None)
+
+    @property
+    def has_older(self) -> bool:
+        return self._more
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        m = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return m.body
+        if role == MessageRole:
+            return m
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return m.body
+        return None
+
+
+class TopPagingProxy(QIdentityProxyModel):
+    """Hides `canFetchMore` from the view, which would fetch at the bottom; see the module."""
+
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
+        return False

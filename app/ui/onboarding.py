@@ -1,0 +1,270 @@
+"""First start (create a profile) and later starts (unlock it).
+
+Both pages await the store, whose Argon2id derivation runs on the store's own thread, so the
+window keeps painting while the key is derived. Each page emits `opened` with the unlocked
+profile; nothing else leaves them.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import UserError
+from app.core.profile import DEFAULT_RELAY, Opened, check_relay_url, create_profile, open_profile
+from app.crypto.passphrase import KdfParams
+from app.store.errors import StoreError, WrongPassphrase
+from app.store.paths import ProfilePaths
+from app.ui.aio import spawn
+from app.ui.text import sentence
+
+MIN_PASSPHRASE = 8
+
+
+def strength(passphrase: str) -> tuple[int, str]:
+    """A rough estimate in bits and a word for it; enough to warn, not to certify."""
+    if not passphrase:
+        return 0, ""
+    pools = [
+        (string.ascii_lowercase, 26),
+        (string.ascii_uppercase, 26),
+        (string.digits, 10),
+        (string.punctuation + " ", 33),
+    ]
+    size = sum(n for chars, n in pools if any(c in chars for c in passphrase))
+    if any(ord(c) > 127 for c in passphrase):
+        size += 100
+    distinct = len(set(passphrase))
+    bits = int(min(len(passphrase), distinct * 2) * math.log2(max(size, 2)))
+    if len(passphrase) < MIN_PASSPHRASE:
+        return bits, f"too short: at least {MIN_PASSPHRASE} characters"
+    if bits < 45:
+        return bits, "weak: add more words"
+    if bits < 70:
+        return bits, "fair: a few more words make it strong"
+    return bits, "strong"
+
+
+def _error_label() -> QLabel:
+    label = QLabel()
+    label.setObjectName("error")
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #c0392b;")
+    label.setAccessibleName("Error")
+    label.hide()
+    return label
+
+
+class WizardPage(QWidget):
+    """Display name, passphrase twice with a strength hint, and the relay to use."""
+
+    opened = Signal(object)  # Opened
+
+    def __init__(
+        self,
+        paths: ProfilePaths,
+        relay_url: str | None = None,
+        params: KdfParams | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._paths = paths
+        self._params = params
+        title = QLabel("<h2>Welcome to AnonChat</h2>")
+        intro = QLabel(
+            "Everything you keep here stays on this computer, encrypted with your passphrase. "
+            "There is no account and no way to recover a forgotten passphrase."
+        )
+        intro.setWordWrap(True)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("How contacts will see you")
+        self.name.setAccessibleName("Display name")
+        self.name.setMaxLength(64)
+        self.passphrase = QLineEdit()
+        self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
+        self.passphrase.setAccessibleName("Passphrase")
+        self.repeat = QLineEdit()
+        self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
+        self.repeat.setAccessibleName("Repeat passphrase")
+        self.hint = QLabel()
+        self.hint.setAccessibleName("Passphrase strength")
+        self.embedded = QRadioButton(f"Run a relay on this computer ({DEFAULT_RELAY})")
+        self.custom = QRadioButton("Use the relay at:")
+        self.relay = QLineEdit()
+        self.relay.setPlaceholderText("ws://host:port or wss://host:port")
+        self.relay.setAccessibleName("Relay URL")
+        group = QButtonGroup(self)
+        group.addButton(self.embedded)
+        group.addButton(self.custom)
+        if relay_url and relay_url.rstrip("/") != DEFAULT_RELAY:
+            self.custom.setChecked(True)
+            self.relay.setText(relay_url)
+        else:
+            self.embedded.setChecked(True)
+        self.relay.setEnabled(self.custom.isChecked())
+        self.custom.toggled.connect(self.relay.setEnabled)
+        self.error = _error_label()
+        self.create_button = QPushButton("Create profile")
+        self.create_button.setDefault(True)
+
+        form = QFormLayout()
+        form.addRow("Display name", self.name)
+        form.addRow("Passphrase", self.passphrase)
+        form.addRow("Repeat", self.repeat)
+        form.addRow("", self.hint)
+        form.addRow("Relay", self.embedded)
+        form.addRow("", self.custom)
+        form.addRow("", self.relay)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addStretch(1)
+        layout.addWidget(self.create_button, alignment=Qt.AlignmentFlag.AlignRight)
+
+        self.passphrase.textChanged.connect(self._update_hint)
+        self.repeat.textChanged.connect(self._update_hint)
+        self.create_button.clicked.connect(self._submit)
+        for field in (self.name, self.passphrase, self.repeat, self.relay):
+            field.returnPressed.connect(self._submit)
+
+    def _update_hint(self) -> None:
+        _, word = strength(self.passphrase.text())
+        if self.repeat.text() and self.repeat.text() != self.passphrase.text():
+            word = f"{word}; the two passphrases differ" if word else "the passphrases differ"
+        self.hint.setText(word)
+
+    def _problem(self) -> str | None:
+        if not self.name.text().strip():
+            return "Enter a display name."
+        if len(self.passphrase.text()) < MIN_PASSPHRASE:
+            return f"The passphrase needs at least {MIN_PASSPHRASE} characters."
+        if self.passphrase.text() != self.repeat.text():
+            return "The two passphrases differ."
+        if self.custom.isChecked():
+            try:
+                check_relay_url(self.relay.text().strip())
+            except UserError as exc:
+                return sentence(str(exc))
+        return None
+
+    def _submit(self) -> None:
+        if not self.create_button.isEnabled():
+            return
+        problem = self._problem()
+        if problem is not None:
+            self._show_error(problem)
+            return
+        relay = self.relay.text().strip() if self.custom.isChecked() else DEFAULT_RELAY
+        self._set_busy(True)
+        spawn(self._create(relay), "creating a profile")
+
+    async def _create(self, relay: str) -> None:
+        try:
+            if self._params is not None:
+                opened = await create_profile(
+                    self._paths, self.passphrase.text(), self.name.text(), relay, self._params
+                )
+            else:
+                opened = await create_profile(
+                    self._paths, self.passphrase.text(), self.name.text(), relay
+                )
+        except (UserError, StoreError) as exc:
+            self._set_busy(False)
+            self._show_error(sentence(str(exc)))
+            return
+        except BaseException:
+            self._set_busy(False)
+            raise
+        self.opened.emit(opened)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.create_button.setEnabled(not busy)
+        self.create_button.setText("Creating your keys…" if busy else "Create profile")
+        if busy:
+            self.error.hide()
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+
+class UnlockPage(QWidget):
+    """The passphrase prompt of an existing profile."""
+
+    opened = Signal(object)  # Opened
+
+    def __init__(self, paths: ProfilePaths, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._paths = paths
+        title = QLabel("<h2>Unlock AnonChat</h2>")
+        where = QLabel(f"Profile: {paths.directory.name}")
+        self.passphrase = QLineEdit()
+        self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
+        self.passphrase.setAccessibleName("Passphrase")
+        self.passphrase.setPlaceholderText("Passphrase")
+        self.error = _error_label()
+        self.unlock = QPushButton("Unlock")
+        self.unlock.setDefault(True)
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(where)
+        layout.addWidget(self.passphrase)
+        layout.addWidget(self.error)
+        layout.addWidget(self.unlock, alignment=Qt.AlignmentFlag.AlignRight)
+        layout.addStretch(2)
+        self.unlock.clicked.connect(self._submit)
+        self.passphrase.returnPressed.connect(self._submit)
+        self.passphrase.setFocus()
+
+    def _submit(self) -> None:
+        if not self.unlock.isEnabled():
+            return
+        if not self.passphrase.text():
+            self._show_error("Enter your passphrase.")
+            return
+        self._set_busy(True)
+        spawn(self._open(self.passphrase.text()), "unlocking a profile")
+
+    async def _open(self, passphrase: str) -> None:
+        try:
+            opened: Opened = await open_profile(self._paths, passphrase)
+        except WrongPassphrase:
+            self._set_busy(False)
+            self.passphrase.selectAll()
+            self.passphrase.setFocus()
+            self._show_error("Wrong passphrase. Check it and try again.")
+            return
+        except (UserError, StoreError) as exc:
+            self._set_busy(False)
+            self._show_error(sentence(str(exc)))
+            return
+        except BaseException:
+            self._set_busy(False)
+            raise
+        self.opened.emit(opened)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.unlock.setEnabled(not busy)
+        self.passphrase.setEnabled(not busy)
+        self.unlock.setText("Unlocking…" if busy else "Unlock")
+        if busy:
+            self.error.hide()
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()

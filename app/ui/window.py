@@ -1,0 +1,235 @@
+"""The main window: contacts on the left, the open conversation on the right, status below."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QLabel,
+    QListView,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.engine import Engine
+from app.core.events import ConnectionChanged, ConnectionState
+from app.store.records import Contact, Direction, Message, Status
+from app.ui.aio import spawn
+from app.ui.bridge import EngineBridge
+from app.ui.conversation import ConversationPanel
+from app.ui.delegates import ContactDelegate
+from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog
+from app.ui.models import ContactListModel
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+
+    def __init__(
+        self, engine: Engine, embedded_relay: str | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.embedded_relay = embedded_relay
+        self.bridge = EngineBridge(engine, self)
+        self.setWindowTitle(f"AnonChat — {engine.name}")
+        self.resize(980, 680)
+
+        toolbar = QToolBar("Main")
+        toolbar.setMovable(False)
+        self.addToolBar(toolbar)
+        self.my_code_action = QAction("My code", self)
+        self.my_code_action.setShortcut(QKeySequence("Ctrl+M"))
+        self.my_code_action.triggered.connect(self.show_my_code)
+        self.add_action = QAction("Add contact", self)
+        self.add_action.setShortcut(QKeySequence("Ctrl+N"))
+        self.add_action.triggered.connect(self.show_add_contact)
+        toolbar.addAction(self.my_code_action)
+        toolbar.addAction(self.add_action)
+
+        self.contacts = ContactListModel(self)
+        self.contact_list = QListView()
+        self.contact_list.setModel(self.contacts)
+        self.contact_list.setItemDelegate(ContactDelegate(self.contact_list))
+        self.contact_list.setAccessibleName("Contacts")
+        self.contact_list.setMinimumWidth(240)
+        self.contact_list.selectionModel().selectionChanged.connect(self._selected)
+
+        self.panel = ConversationPanel(engine)
+        self.panel.safety_requested.connect(self.show_safety)
+        self.empty = QLabel(
+            "No conversation open.\n\nShare “My code” with a friend, or add theirs with "
+            "“Add contact”. Once they come online you can write to each other."
+        )
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.right = QStackedWidget()
+        self.right.addWidget(self.empty)
+        self.right.addWidget(self.panel)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.contact_list)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(self.right)
+        splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(splitter)
+
+        self.connection = QLabel("Connecting…")
+        self.connection.setAccessibleName("Connection status")
+        self.statusBar().addPermanentWidget(self.connection)
+        self._conn: ConnectionChanged | None = None
+        self._retry_at = 0.0
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._show_connection)
+
+        self._refresh_pending = False
+        self._dialogs: list[QWidget] = []
+        b = self.bridge
+        b.connection_changed.connect(self._on_connection)
+        b.contacts_dirty.connect(self.refresh_contacts)
+        b.contact_changed.connect(self._on_contact)
+        b.key_changed.connect(self._on_contact)
+        b.presence_changed.connect(self._on_presence)
+        b.message_added.connect(self._on_message)
+        b.message_status_changed.connect(
+            lambda cid, row, status: self.panel.set_status(cid, row, Status(status))
+        )
+        b.frame_rejected.connect(
+            lambda reason: self.statusBar().showMessage(f"Dropped a message: {reason}", 8000)
+        )
+
+    async def load(self) -> None:
+        """Fill the contact list; call before showing."""
+        self.contacts.set_summaries(await self.engine.summaries())
+
+    # -- contacts ------------------------------------------------------------------------
+
+    def refresh_contacts(self) -> None:
+        """Coalesce bursts of events into one reload of the list."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            QTimer.singleShot(50, lambda: spawn(self._refresh(), "refreshing contacts"))
+
+    async def _refresh(self) -> None:
+        self._refresh_pending = False
+        rows = await self.engine.summaries()
+        current = self.panel.contact.id if self.panel.contact else None
+        blocker = self.contact_list.selectionModel().blockSignals(True)
+        self.contacts.set_summaries(rows)
+        if current is not None:
+            row = self.contacts.row_of(current)
+            if row is not None:
+                self.contact_list.setCurrentIndex(self.contacts.index(row))
+        self.contact_list.selectionModel().blockSignals(blocker)
+
+    def _selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        indexes = selected.indexes()
+        if indexes:
+            self.open_contact(self.contacts.summary(indexes[0].row()).contact)
+
+    def open_contact(self, contact: Contact) -> None:
+        if self.panel.contact is not None and self.panel.contact.id == contact.id:
+            return
+        self.right.setCurrentWidget(self.panel)
+        row = self.contacts.row_of(contact.id)
+        if row is not None:
+            self.contact_list.setCurrentIndex(self.contacts.index(row))
+            self.panel.set_online(self.contacts.summary(row).online)
+        spawn(self._open(contact), "opening a conversation")
+
+    async def _open(self, contact: Contact) -> None:
+        await self.panel.open(contact)
+        self.panel.composer.setFocus()
+        self.refresh_contacts()
+
+    def _on_contact(self, contact: Contact) -> None:
+        self.panel.update_contact(contact)
+
+    def _on_presence(self, contact_id: int, online: bool) -> None:
+        if self.panel.contact is not None and self.panel.contact.id == contact_id:
+            self.panel.set_online(online)
+
+    def _on_message(self, message: Message) -> None:
+        if self.panel.contact is None or self.panel.contact.id != message.contact_id:
+            return
+        self.panel.add_message(message)
+        if message.direction is Direction.INCOMING and self.isVisible():
+            spawn(self.engine.mark_read(message.contact_id), "marking read")
+
+    # -- dialogs -------------------------------------------------------------------------
+
+    def _keep(self, dialog: QWidget) -> None:
+        self._dialogs = [d for d in self._dialogs if d.isVisible()]
+        self._dialogs.append(dialog)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    def show_my_code(self) -> MyCodeDialog:
+        dialog = MyCodeDialog(self.engine, self)
+        self._keep(dialog)
+        return dialog
+
+    def show_add_contact(self) -> AddContactDialog:
+        dialog = AddContactDialog(self.engine, self)
+        dialog.added.connect(self._added)
+        self._keep(dialog)
+        return dialog
+
+    def _added(self, contact: Contact) -> None:
+        spawn(self._select_new(contact), "showing a new contact")
+
+    async def _select_new(self, contact: Contact) -> None:
+        await self._refresh()
+        self.open_contact(contact)
+
+    def show_safety(self, contact_id: int) -> SafetyDialog | None:
+        contact = self.panel.contact
+        if contact is None or contact.id != contact_id:
+            return None
+        dialog = SafetyDialog(self.engine, contact, self)
+        dialog.verified.connect(self._on_contact)
+        self._keep(dialog)
+        return dialog
+
+    # -- connection status ---------------------------------------------------------------
+
+    def _on_connection(self, event: ConnectionChanged) -> None:
+        self._conn = event
+        if event.state is ConnectionState.BACKING_OFF and event.retry_in is not None:
+            self._retry_at = event.retry_in
+            self._tick.start()
+        else:
+            self._tick.stop()
+        self._show_connection()
+
+    def _show_connection(self) -> None:
+        event = self._conn
+        where = event.url if event else self.engine.relay_url
+        if self.embedded_relay is not None:
+            where = f"embedded relay at {self.embedded_relay}"
+        if event is None or event.state is ConnectionState.CONNECTING:
+            text = f"Connecting to {where}…"
+        elif event.state is ConnectionState.ONLINE:
+            text = f"Online · {where}"
+        elif event.state is ConnectionState.BACKING_OFF:
+            seconds = max(0, round(self._retry_at))
+            self._retry_at -= 1
+            text = f"Relay unreachable · retrying in {seconds} s · {where}"
+        else:
+            text = f"Offline · {where}"
+        self.connection.setText(text)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.bridge.detach()
+        for dialog in self._dialogs:
+            dialog.close()
+        self.closed.emit()
+        super().closeEvent(event)
