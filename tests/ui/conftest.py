@@ -1,0 +1,89 @@
+"""Real widgets on a qasync loop, real SQCipher profiles in tmp dirs, a real relay on a free port.
+
+Each test body is a coroutine run by `run`, so the asyncio loop and the Qt event loop are the
+same loop, as in the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from app.core.engine import Engine
+from app.core.profile import create_profile, profile_paths
+from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.ui.launcher import Launcher
+from relay.server import RelayConfig, serve_relay
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture
+def run(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any]]:
+    qapp.setQuitOnLastWindowClosed(False)  # as the app does: shutdown closes the loop
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+
+    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
+        return loop.run_until_complete(asyncio.wait_for(coro, 60))
+
+    yield runner
+    for window in QApplication.topLevelWidgets():
+        window.close()
+    loop.run_until_complete(asyncio.sleep(0.05))
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+async def until(cond: Callable[[], object], seconds: float = 15.0, what: str = "") -> None:
+    """Let the loop run until cond() holds."""
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await asyncio.sleep(0.02)
+
+
+class Relay:
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    async def start(self) -> str:
+        self.handle = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+        return str(self.handle.url)
+
+    async def close(self) -> None:
+        if self.handle is not None:
+            await self.handle.close()
+
+
+async def new_profile(directory: Path, name: str, relay_url: str) -> None:
+    """A profile on disk, closed again, as after a first run."""
+    paths = profile_paths(str(directory))
+    opened = await create_profile(paths, PASSPHRASE, name, relay_url, INSECURE_FAST_PARAMS)
+    engine = await Engine.open(opened)
+    await engine.close()
+
+
+async def launch(directory: Path, name: str, relay_url: str) -> Launcher:
+    """A profile created, then unlocked through the unlock screen, with its window shown."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from app.ui.onboarding import UnlockPage
+
+    await new_profile(directory, name, relay_url)
+    launcher = Launcher(profile_paths(str(directory)), relay_url)
+    page = launcher.show_gate()
+    assert isinstance(page, UnlockPage)
+    QTest.keyClicks(page.passphrase, PASSPHRASE)
+    QTest.keyClick(page.passphrase, Qt.Key.Key_Return)
+    await asyncio.wait_for(launcher.ready.wait(), 20)
+    return launcher

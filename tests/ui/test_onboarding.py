@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from app.core.profile import profile_paths
+from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.ui.launcher import Launcher
+from app.ui.onboarding import UnlockPage, WizardPage, strength
+from tests.ui.conftest import PASSPHRASE, Relay, new_profile, until
+
+
+def test_strength_hint_grows_with_length() -> None:
+    assert "too short" in strength("abc")[1]
+    assert strength("correct horse battery staple")[1] == "strong"
+    assert strength("aaaaaaaaaa")[0] < strength("q7#Lm2!xPz")[0]
+
+
+def test_wizard_creates_profile_and_opens_window(run, tmp_path: Path) -> None:
+    async def body() -> None:
+        relay = Relay()
+        url = await relay.start()
+        paths = profile_paths(str(tmp_path / "alice"))
+        launcher = Launcher(paths, url, INSECURE_FAST_PARAMS)
+        page = launcher.show_gate()
+        assert isinstance(page, WizardPage)
+        assert page.custom.isChecked() and page.relay.text() == url
+        runner = asyncio.ensure_future(launcher.run())
+        QTest.keyClicks(page.name, "Alice")
+        QTest.keyClicks(page.passphrase, PASSPHRASE)
+        QTest.keyClicks(page.repeat, "something else")
+        QTest.mouseClick(page.create_button, Qt.MouseButton.LeftButton)
+        assert page.error.isVisible() and "differ" in page.error.text()
+        assert not paths.header.exists()
+        page.repeat.setText(PASSPHRASE)
+        QTest.mouseClick(page.create_button, Qt.MouseButton.LeftButton)
+        await asyncio.wait_for(launcher.ready.wait(), 20)
+        assert paths.header.exists()
+        window = launcher.window
+        assert window is not None and window.isVisible()
+        assert window.engine.name == "Alice" and window.engine.relay_url == url
+        await until(lambda: window.connection.text().startswith("Online"), what="online")
+        assert not page.isVisible()
+        window.close()
+        await asyncio.wait_for(runner, 10)
+        assert launcher.engine is None
+        await relay.close()
+
+    run(body())
+
+
+def test_unlock_wrong_then_right_passphrase(run, tmp_path: Path) -> None:
+    async def body() -> None:
+        relay = Relay()
+        url = await relay.start()
+        await new_profile(tmp_path / "bob", "Bob", url)
+        launcher = Launcher(profile_paths(str(tmp_path / "bob")))
+        page = launcher.show_gate()
+        assert isinstance(page, UnlockPage)
+        QTest.keyClicks(page.passphrase, "not my passphrase")
+        QTest.keyClick(page.passphrase, Qt.Key.Key_Return)
+        await until(lambda: page.error.isVisible(), what="the error")
+        assert "Wrong passphrase" in page.error.text()
+        assert page.unlock.isEnabled() and launcher.window is None
+        page.passphrase.setText(PASSPHRASE)
+        QTest.mouseClick(page.unlock, Qt.MouseButton.LeftButton)
+        await asyncio.wait_for(launcher.ready.wait(), 20)
+        assert launcher.window is not None and launcher.window.engine.name == "Bob"
+        await launcher.shutdown()
+        launcher.window.close()
+        await relay.close()
+
+    run(body())
