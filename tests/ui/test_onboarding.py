@@ -27,21 +27,25 @@ def test_wizard_creates_profile_and_opens_window(run, tmp_path: Path) -> None:
         launcher = Launcher(paths, url, INSECURE_FAST_PARAMS)
         page = launcher.show_gate()
         assert isinstance(page, WizardPage)
-        assert page.custom.isChecked() and page.relay.text() == url
+        assert page.custom.isChecked()
+        assert page.relay.text() == url
         runner = asyncio.ensure_future(launcher.run())
         QTest.keyClicks(page.name, "Alice")
         QTest.keyClicks(page.passphrase, PASSPHRASE)
         QTest.keyClicks(page.repeat, "something else")
         QTest.mouseClick(page.create_button, Qt.MouseButton.LeftButton)
-        assert page.error.isVisible() and "differ" in page.error.text()
+        assert page.error.isVisible()
+        assert "differ" in page.error.text()
         assert not paths.header.exists()
         page.repeat.setText(PASSPHRASE)
         QTest.mouseClick(page.create_button, Qt.MouseButton.LeftButton)
         await asyncio.wait_for(launcher.ready.wait(), 20)
         assert paths.header.exists()
         window = launcher.window
-        assert window is not None and window.isVisible()
-        assert window.engine.name == "Alice" and window.engine.relay_url == url
+        assert window is not None
+        assert window.isVisible()
+        assert window.engine.name == "Alice"
+        assert window.engine.relay_url == url
         await until(lambda: window.connection.text().startswith("Online"), what="online")
         assert not page.isVisible()
         window.close()
@@ -64,11 +68,13 @@ def test_unlock_wrong_then_right_passphrase(run, tmp_path: Path) -> None:
         QTest.keyClick(page.passphrase, Qt.Key.Key_Return)
         await until(lambda: page.error.isVisible(), what="the error")
         assert "Wrong passphrase" in page.error.text()
-        assert page.unlock.isEnabled() and launcher.window is None
+        assert page.unlock.isEnabled()
+        assert launcher.window is None
         page.passphrase.setText(PASSPHRASE)
         QTest.mouseClick(page.unlock, Qt.MouseButton.LeftButton)
         await asyncio.wait_for(launcher.ready.wait(), 20)
-        assert launcher.window is not None and launcher.window.engine.name == "Bob"
+        assert launcher.window is not None
+        assert launcher.window.engine.name == "Bob"
         await launcher.shutdown()
         launcher.window.close()
         await relay.close()
