@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 import qasync
@@ -41,13 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     launcher = Launcher(paths, args.relay)
     launcher.show_gate()
+    code = 0
     with loop:
         try:
             loop.run_until_complete(launcher.run())
         except KeyboardInterrupt:
             loop.run_until_complete(launcher.shutdown())
-            return 130
-    return 0
+            code = 130
+    # The engine, store and relay are closed by now. Leave without finalising the
+    # interpreter: the Qt bindings can abort while garbage-collecting at exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
