@@ -44,6 +44,7 @@ from app.crypto.safety import (
 from app.net import events as net
 from app.net.errors import NetError, PayloadTooLarge, RelayRefused, RelayUnavailable
 from app.net.pool import RelayPool
+from app.store.errors import NotFound
 from app.store.records import (
     Contact,
     Direction,
@@ -453,7 +454,8 @@ class Engine:
 
             def postpone(r: Repos) -> None:
                 for outbox_id in postponed:
-                    r.outbox.retry_later(outbox_id, later)
+                    with contextlib.suppress(NotFound):  # acknowledged in the meantime
+                        r.outbox.retry_later(outbox_id, later)
 
             await self.store.run(postpone)
         return len(items) == BATCH and len(postponed) < len(items)
@@ -464,7 +466,7 @@ class Engine:
         try:
             reached = await self._pool.send(item.relay_url, item.mailbox_id, item.ciphertext)
         except (RelayRefused, PayloadTooLarge):
-            await self.store.run(lambda r: r.outbox.fail(item.id))
+            await self.store.run(lambda r: _fail(r, item))
             if item.message_id is not None:
                 self._emit(MessageStatusChanged(item.contact_id, item.message_id, Status.FAILED))
             return None
@@ -630,8 +632,16 @@ class Engine:
 def _mark_sent(r: Repos, item: OutboxItem, next_try: int) -> bool:
     """Record that the relay forwarded an item; True when its message just became "sent"."""
     before = None if item.message_id is None else r.messages.get(item.message_id).status
-    r.outbox.sent(item.id, next_try)
+    try:
+        r.outbox.sent(item.id, next_try)
+    except NotFound:
+        return False  # the receipt (or the welcome) came back first: nothing waits any more
     return before is Status.QUEUED
+
+
+def _fail(r: Repos, item: OutboxItem) -> None:
+    with contextlib.suppress(NotFound):  # acknowledged while the relay was refusing it
+        r.outbox.fail(item.id)
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -175,6 +175,12 @@ class Listener:
             t.join(timeout=5)
         return self.proc.returncode
 
+    def assert_clean(self) -> None:
+        """Nothing went wrong inside: no traceback, no error logged."""
+        with self._cond:
+            noise = list(self.noise)
+        assert not [line for line in noise if "Traceback" in line or "ERROR" in line], noise
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
