@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.core import handshakes
+from app.core import account, handshakes
 from app.core import payload as pl
 from app.core.errors import SendingBlocked, UnknownContact, UserError
 from app.core.events import (
@@ -67,11 +66,6 @@ RESEND_AFTER_MS = 15_000  # a forwarded message with no receipt yet goes out aga
 MAX_RESEND_MS = 300_000
 UNREACHABLE_RETRY_MS = 30_000  # fallback when the relay or the peer's mailbox is away
 BATCH = 200
-
-
-def message_id(frame: bytes) -> bytes:
-    """A message's id on both sides: the hash of its ciphertext, known before decryption."""
-    return hashlib.sha256(frame).digest()[: pl.MSG_ID_SIZE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +254,7 @@ class Engine:
 
     async def on_contact_frame(self, contact_id: int, frame: bytes) -> None:
         """A frame from a contact's ratchet session: decrypt, store, acknowledge."""
-        mid = message_id(frame)
+        mid = pl.message_id(frame)
 
         def load(r: Repos) -> tuple[bytes | None, Message | None]:
             return r.sessions.load(contact_id), r.messages.find(contact_id, Direction.INCOMING, mid)
@@ -401,7 +395,7 @@ class Engine:
             seq = int(await self.store.read(lambda r: r.settings.get(seq_key)) or 0) + 1
             now = self._now()
             session, frame = Session.from_bytes(blob).encrypt(pl.encode(pl.Chat(seq, now, text)))
-            mid = message_id(frame)
+            mid = pl.message_id(frame)
             message = NewMessage(
                 contact_id, Direction.OUTGOING, mid, seq, text, now, None, Status.QUEUED, True
             )
@@ -504,6 +498,30 @@ class Engine:
 
     async def accept_key_change(self, contact_id: int) -> Contact:
         return await handshakes.accept_key_change(self, contact_id)
+
+    # -- the profile (app/core/account.py) ------------------------------------------------
+
+    async def preview_card(self, text: str) -> account.CardPreview:
+        """Whose code this is, before adding it; UserError when it is not a valid code."""
+        return await account.preview_card(self, text)
+
+    async def set_display_name(self, name: str) -> None:
+        await account.set_display_name(self, name)
+
+    async def set_relay_url(self, url: str) -> None:
+        await account.set_relay_url(self, url)
+
+    async def change_passphrase(self, old: str, new: str) -> None:
+        await account.change_passphrase(self, old, new)
+
+    def keyring_available(self) -> bool:
+        return account.keyring_available(self)
+
+    async def remember_key(self, enabled: bool) -> str | None:
+        return await account.remember_key(self, enabled)
+
+    async def retry(self, message_row: int) -> Message:
+        return await account.retry(self, message_row)
 
     # -- queries and small use-cases ------------------------------------------------------
 

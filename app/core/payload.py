@@ -8,6 +8,7 @@ end-to-end receipt naming message ids. Anything else, or any mistyped field, is 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,11 @@ import msgpack
 MAX_BODY_CHARS = 16_000
 MAX_RECEIPT_IDS = 512
 MSG_ID_SIZE = 16
+
+
+def message_id(frame: bytes) -> bytes:
+    """A message's id on both sides: the hash of its ciphertext, known before decryption."""
+    return hashlib.sha256(frame).digest()[:MSG_ID_SIZE]
 
 
 class PayloadError(ValueError):

@@ -27,6 +27,16 @@ class KeyringStatus:
     reason: str = ""
 
 
+def available() -> bool:
+    """Whether an OS keyring backend exists at all (not whether it will agree)."""
+    try:
+        from keyring.backends import fail
+
+        return not isinstance(keyring.get_keyring(), fail.Keyring)
+    except Exception:  # a broken backend configuration means no keyring
+        return False
+
+
 def account(p: ProfilePaths) -> str:
     return hashlib.sha256(str(p.directory).encode("utf-8")).hexdigest()[:32]
 

@@ -128,6 +128,26 @@ class MessageRepo:
                 box = OutboxRepo(self._conn).add(outgoing, linked)
             return Stored(False, row, box)
 
+    def requeue(
+        self, row: int, msg_id: bytes, session_state: bytes, outbox: NewOutbox, now: int
+    ) -> None:
+        """A failed message goes out again as a new ciphertext: new id, queued, in the outbox."""
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "UPDATE messages SET msg_id = ?, status = 'queued' WHERE id = ? "
+                "AND direction = 1 AND status = 'failed'",
+                (msg_id, row),
+            )
+            if cur.rowcount != 1:
+                raise NotFound("no failed message with that id")
+            self._conn.execute(
+                "INSERT INTO sessions (contact_id, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (contact_id) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                (outbox.contact_id, session_state, now),
+            )
+            OutboxRepo(self._conn).add(outbox, row)
+
     def get(self, row: int) -> Message:
         found = self._conn.execute(
             f"SELECT {MESSAGE_COLS} FROM messages WHERE id = ?", (row,)

@@ -1,0 +1,144 @@
+"""Profile-level use-cases: settings a person changes, the keyring, retrying a failed message.
+
+Functions of the engine (its methods delegate here), kept apart so the engine module stays
+about messaging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.core import payload as pl
+from app.core.errors import SendingBlocked, UserError
+from app.core.events import MessageStatusChanged
+from app.core.profile import SETTING_RELAY, check_relay_url
+from app.crypto.card import Card
+from app.crypto.errors import CardError
+from app.crypto.handshake import Invitation
+from app.crypto.ratchet import Session
+from app.store.errors import WrongPassphrase
+from app.store.records import (
+    Contact,
+    Direction,
+    MailboxPurpose,
+    Message,
+    NewOutbox,
+    OurMailbox,
+    OutboxKind,
+    Status,
+)
+from app.store.repos import Repos
+
+if TYPE_CHECKING:
+    from app.core.engine import Engine
+
+MIN_PASSPHRASE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CardPreview:
+    """Whose code a scanned card is, shown before anything is added."""
+
+    name: str
+    relay_url: str
+    is_self: bool
+    known: Contact | None
+
+
+async def preview_card(engine: Engine, text: str) -> CardPreview:
+    try:
+        card = Card.parse(text)
+    except CardError as exc:
+        raise UserError(f"not a valid AnonChat code: {exc}") from None
+    keys = card.identity.to_bytes()
+    contacts = await engine.store.read(lambda r: r.contacts.all())
+    known = next((c for c in contacts if c.identity_keys == keys), None)
+    is_self = keys == engine.identity.public.to_bytes()
+    return CardPreview(card.name, card.relay_url, is_self, known)
+
+
+async def set_display_name(engine: Engine, name: str) -> None:
+    name = name.strip()
+    if not name or len(name.encode()) > 64 or not name.isprintable():
+        raise UserError("a display name is 1 to 64 bytes of printable text")
+    await engine.store.run(lambda r: r.profile.set_display_name(name))
+    engine.name = name
+
+
+async def set_relay_url(engine: Engine, url: str) -> None:
+    """Publish a new card on another relay; existing contacts keep their mailboxes."""
+    url = check_relay_url(url.strip())
+    if url == engine.relay_url:
+        return
+    invitation = Invitation.generate()
+    now = engine._now()
+
+    def unit(r: Repos) -> None:
+        r.settings.set(SETTING_RELAY, url)
+        r.mailboxes.add_ours(
+            OurMailbox(
+                invitation.mailbox.id,
+                invitation.to_bytes(),
+                url,
+                MailboxPurpose.INVITATION,
+                None,
+                now,
+            )
+        )
+
+    await engine.store.run(unit)
+    engine.relay_url = url
+    if engine._started:
+        await engine._listen(url, invitation.mailbox)
+
+
+async def change_passphrase(engine: Engine, old: str, new: str) -> None:
+    if len(new) < MIN_PASSPHRASE:
+        raise UserError(f"the new passphrase needs at least {MIN_PASSPHRASE} characters")
+    try:
+        await engine.store.change_passphrase(old, new)
+    except WrongPassphrase:
+        raise UserError("the current passphrase is wrong; nothing was changed") from None
+
+
+def keyring_available(engine: Engine) -> bool:
+    return engine.store.keyring_available()
+
+
+async def remember_key(engine: Engine, enabled: bool) -> str | None:
+    """Keep (or drop) the key in the OS keyring; None when done, else why not."""
+    status = await (engine.store.remember() if enabled else engine.store.forget())
+    return None if status.ok else status.reason
+
+
+async def retry(engine: Engine, message_row: int) -> Message:
+    """Send a failed message again under the current session (a fresh ciphertext)."""
+    async with engine._mutex:
+        message = await engine.store.read(lambda r: r.messages.get(message_row))
+        if message.direction is not Direction.OUTGOING or message.status is not Status.FAILED:
+            raise UserError("only a message that failed can be sent again")
+        contact = await engine.contact(message.contact_id)
+        if contact.key_change_pending:
+            raise SendingBlocked(
+                f"{contact.display_name}'s safety number changed; accept the new key first"
+            )
+        cid = contact.id
+        dest = await engine._destination(cid)
+        blob = await engine.store.read(lambda r: r.sessions.load(cid))
+        if blob is None:
+            raise UserError("no session with this contact")
+        chat = pl.Chat(message.sender_seq, message.sent_at, message.body)
+        session, frame = Session.from_bytes(blob).encrypt(pl.encode(chat))
+        now = engine._now()
+        row = NewOutbox(cid, OutboxKind.MESSAGE, dest.id, dest.relay_url, frame, now, now)
+        mid = pl.message_id(frame)
+
+        def unit(r: Repos) -> Message:
+            r.messages.requeue(message_row, mid, session.to_bytes(), row, now)
+            return r.messages.get(message_row)
+
+        updated = await engine.store.run(unit)
+    engine._emit(MessageStatusChanged(cid, message_row, Status.QUEUED))
+    engine._wake.set()
+    return updated
