@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import contextlib
+import signal
 import sys
+from importlib import metadata
 
-import qasync
-from PySide6.QtWidgets import QApplication
 
-from app.core.errors import UserError
-from app.core.profile import profile_paths
-from app.ui.launcher import Launcher
+def version() -> str:
+    try:
+        return metadata.version("anonchat")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,37 +25,72 @@ def parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="relay for a new profile (default: an embedded relay on 127.0.0.1:8765)",
     )
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument(
+        "--self-test", action="store_true", help="check that the installed app works, then exit"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.version:
+        print(f"anonchat {version()}")
+        return 0
+    from app.ui.refguard import pin_singletons
+
+    pin_singletons()  # before Qt starts: see app/ui/refguard.py
+    if args.self_test:
+        from app.ui.selftest import run_self_test
+
+        return int(run_self_test(args))
+    return run_app(args)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.errors import UserError
+    from app.core.profile import profile_paths
+    from app.ui.launcher import Launcher, Session
+
+    session: Session
     try:
         paths = profile_paths(args.profile)
     except UserError as exc:
         print(f"anonchat: {exc}", file=sys.stderr)
         return 2
+    session = Launcher(paths, args.relay)
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
-    app.setApplicationName("AnonChat")
-    app.setDesktopFileName("anonchat")
-    app.setQuitOnLastWindowClosed(False)
+    from app.ui.theme import setup_application
+
+    setup_application(app)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    launcher = Launcher(paths, args.relay)
-    launcher.show_gate()
+    stopping: list[int] = []
+
+    def stop(code: int) -> None:
+        if not stopping:
+            stopping.append(code)
+            loop.create_task(session.shutdown())
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no unix signals here
+            loop.add_signal_handler(signum, stop, 130 if signum == signal.SIGINT else 0)
     code = 0
-    with loop:
+    with loop:  # closes the loop on the way out
         try:
-            loop.run_until_complete(launcher.run())
+            loop.run_until_complete(session.run())
         except KeyboardInterrupt:
-            loop.run_until_complete(launcher.shutdown())
+            loop.run_until_complete(session.shutdown())
             code = 130
-    # The engine, store and relay are closed by now. Leave without finalising the
-    # interpreter: the Qt bindings can abort while garbage-collecting at exit.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    asyncio.set_event_loop(None)
+    session.deleteLater()
+    app.processEvents()
+    return stopping[0] if stopping and code == 0 else code
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from PySide6.QtCore import QEvent, QObject
@@ -36,6 +37,16 @@ async def embedded_relay_for(relay_url: str) -> RelayHandle | None:
     except OSError:
         log.warning("could not start the embedded relay; connecting to the configured one")
         return None
+
+
+class Session(Protocol):
+    """What the composition root runs: `run()` returns once everything is shut down."""
+
+    async def run(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+    def deleteLater(self) -> None: ...
 
 
 class Launcher(QObject):

@@ -7,8 +7,6 @@ same loop, as in the app.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -22,9 +20,13 @@ from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.ui.launcher import Launcher
+from app.ui.refguard import pin_singletons
 from relay.server import RelayConfig, serve_relay
 
 PASSPHRASE = "correct horse battery staple"
+
+# The same guard the app applies at start: see app/ui/refguard.py.
+pin_singletons()
 
 
 @pytest.fixture
@@ -87,21 +89,3 @@ async def launch(directory: Path, name: str, relay_url: str) -> Launcher:
     QTest.keyClick(page.passphrase, Qt.Key.Key_Return)
     await asyncio.wait_for(launcher.ready.wait(), 20)
     return launcher
-
-
-_exit_status: list[int] = []
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _exit_status.append(int(exitstatus))
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Leave without finalising the interpreter: the installed Qt bindings abort there (a
-    refcount error on None/bool at garbage collection) after any event processing, which
-    would turn a passing run into exit code 134. Results are reported by then."""
-    if _exit_status:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_status[0])

@@ -1,0 +1,127 @@
+"""The application's identity (name, desktop entry, icon) and its light and dark palettes.
+
+Themes use the Fusion style with an explicit palette, so "light" and "dark" look the same on
+every desktop, and "system" follows the desktop's colour scheme while it changes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QStyleFactory
+
+from app.ui.icons import app_icon
+
+
+class Theme(StrEnum):
+    SYSTEM = "system"
+    LIGHT = "light"
+    DARK = "dark"
+
+
+LABELS = {Theme.SYSTEM: "Follow the system", Theme.LIGHT: "Light", Theme.DARK: "Dark"}
+_chosen: list[Theme] = [Theme.SYSTEM]
+
+
+def setup_application(app: QApplication) -> None:
+    """Name, desktop entry, icon and the system-following theme; call once, before windows."""
+    app.setApplicationName("AnonChat")
+    app.setOrganizationName("AnonChat")
+    QGuiApplication.setDesktopFileName("anonchat")
+    app.setWindowIcon(app_icon())
+    app.setQuitOnLastWindowClosed(False)  # the launcher decides when the app ends
+    app.styleHints().colorSchemeChanged.connect(lambda _scheme: _follow(app))
+    apply_theme(app, Theme.SYSTEM)
+
+
+def _follow(app: QApplication) -> None:
+    if _chosen[0] is Theme.SYSTEM:
+        apply_theme(app, Theme.SYSTEM)
+
+
+def system_is_dark(app: QApplication) -> bool:
+    return app.styleHints().colorScheme() == Qt.ColorScheme.Dark
+
+
+def current_theme() -> Theme:
+    return _chosen[0]
+
+
+def effective_dark(app: QApplication) -> bool:
+    theme = _chosen[0]
+    return theme is Theme.DARK or (theme is Theme.SYSTEM and system_is_dark(app))
+
+
+def apply_theme(app: QApplication, theme: Theme) -> None:
+    _chosen[0] = theme
+    style = QStyleFactory.create("Fusion")
+    if style is not None:
+        app.setStyle(style)
+    app.setPalette(dark_palette() if effective_dark(app) else light_palette())
+
+
+def _palette(colors: dict[QPalette.ColorRole, str], disabled_text: str) -> QPalette:
+    palette = QPalette()
+    for role, color in colors.items():
+        palette.setColor(role, QColor(color))
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.ButtonText,
+    ):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(disabled_text))
+    return palette
+
+
+def light_palette() -> QPalette:
+    R = QPalette.ColorRole
+    return _palette(
+        {
+            R.Window: "#f4f5f7",
+            R.WindowText: "#1d1f23",
+            R.Base: "#ffffff",
+            R.AlternateBase: "#e9ecf1",
+            R.ToolTipBase: "#ffffff",
+            R.ToolTipText: "#1d1f23",
+            R.PlaceholderText: "#6b7280",
+            R.Text: "#1d1f23",
+            R.Button: "#e9ecf1",
+            R.ButtonText: "#1d1f23",
+            R.BrightText: "#ffffff",
+            R.Highlight: "#2f80ed",
+            R.HighlightedText: "#ffffff",
+            R.Link: "#1a66d2",
+            R.Mid: "#b8bec8",
+            R.Dark: "#9aa1ac",
+            R.Light: "#ffffff",
+        },
+        "#9aa1ac",
+    )
+
+
+def dark_palette() -> QPalette:
+    R = QPalette.ColorRole
+    return _palette(
+        {
+            R.Window: "#1e2126",
+            R.WindowText: "#e6e8eb",
+            R.Base: "#16181c",
+            R.AlternateBase: "#2b2f36",
+            R.ToolTipBase: "#2b2f36",
+            R.ToolTipText: "#e6e8eb",
+            R.PlaceholderText: "#9aa1ac",
+            R.Text: "#e6e8eb",
+            R.Button: "#2b2f36",
+            R.ButtonText: "#e6e8eb",
+            R.BrightText: "#ffffff",
+            R.Highlight: "#2f80ed",
+            R.HighlightedText: "#ffffff",
+            R.Link: "#6aa5f5",
+            R.Mid: "#4a505a",
+            R.Dark: "#0f1114",
+            R.Light: "#3a3f47",
+        },
+        "#6b7280",
+    )
