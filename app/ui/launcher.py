@@ -13,8 +13,10 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QWidget
 
 from app.core.engine import Engine
-from app.core.profile import DEFAULT_RELAY, Opened
+from app.core.errors import UserError
+from app.core.profile import DEFAULT_RELAY, Opened, open_profile
 from app.crypto.passphrase import KdfParams
+from app.store.errors import StoreError
 from app.store.paths import ProfilePaths
 from app.ui.aio import is_listening, spawn
 from app.ui.onboarding import UnlockPage, WizardPage
@@ -69,15 +71,36 @@ class Launcher(QObject):
         self.relay: RelayHandle | None = None
         self._done: asyncio.Future[None] | None = None
         self.ready = asyncio.Event()  # set once the main window shows
+        self._unlock_page: UnlockPage | None = None
+        self.remembered = False  # opened with the key from the OS keyring
 
-    def show_gate(self) -> QWidget:
+    def _opened(self, opened: Opened) -> None:
+        spawn(self._start(opened), "starting")
+
+    async def open_remembered(self) -> bool:
+        """Open with the key in the OS keyring, if one is remembered; False otherwise."""
+        if not self.paths.header.exists():
+            return False
+        try:
+            opened = await open_profile(self.paths, None)
+        except UserError:
+            return False  # nothing remembered (or no keyring): ask for the passphrase
+        except StoreError as exc:
+            log.warning("the remembered key did not open the profile: %s", type(exc).__name__)
+            return False
+        self.remembered = True
+        await self._start(opened)
+        return True
+
+    def show_gate(self, notice: str = "") -> QWidget:
         """The wizard for a new profile, the unlock screen for an existing one."""
         page: WizardPage | UnlockPage
         if self.paths.header.exists():
-            page = UnlockPage(self.paths)
+            page = UnlockPage(self.paths, notice)
+            self._unlock_page = page
         else:
             page = WizardPage(self.paths, self.relay_url, self.params)
-        page.opened.connect(lambda opened: spawn(self._start(opened), "starting"))
+        page.opened.connect(self._opened)
         page.setWindowTitle("AnonChat")
         page.resize(520, 460)
         page.installEventFilter(self)
@@ -95,7 +118,7 @@ class Launcher(QObject):
 
     async def run(self) -> None:
         self._done = asyncio.get_running_loop().create_future()
-        if self.gate is None:
+        if self.gate is None and self.engine is None and not await self.open_remembered():
             self.show_gate()
         await self._done
 
@@ -118,6 +141,11 @@ class Launcher(QObject):
             gate.close()
         await engine.start()
         self.ready.set()
+        page, self._unlock_page = self._unlock_page, None
+        if page is not None and page.remember.isChecked():
+            reason = await engine.remember_key(True)
+            if reason is not None:
+                window.statusBar().showMessage(f"Not remembered: {reason}", 15000)
 
     async def shutdown(self) -> None:
         """Close the engine (and its store), then the embedded relay; then `run` returns."""

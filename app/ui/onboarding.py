@@ -13,6 +13,7 @@ import string
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QFormLayout,
     QLabel,
     QLineEdit,
@@ -25,9 +26,10 @@ from PySide6.QtWidgets import (
 from app.core.errors import UserError
 from app.core.profile import DEFAULT_RELAY, Opened, check_relay_url, create_profile, open_profile
 from app.crypto.passphrase import KdfParams
+from app.store import keystore
 from app.store.errors import StoreError, WrongPassphrase
 from app.store.paths import ProfilePaths
-from app.ui.aio import spawn
+from app.ui.aio import off_thread, spawn
 from app.ui.text import sentence
 
 MIN_PASSPHRASE = 8
@@ -203,33 +205,65 @@ class WizardPage(QWidget):
 
 
 class UnlockPage(QWidget):
-    """The passphrase prompt of an existing profile."""
+    """The passphrase prompt of an existing profile, with "remember on this computer".
+
+    `remember` is read by the launcher once the profile is open: checked, the key goes to the
+    OS keyring and later starts skip this page. Without a keyring the box is disabled and a
+    line says why.
+    """
 
     opened = Signal(object)  # Opened
 
-    def __init__(self, paths: ProfilePaths, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, paths: ProfilePaths, notice: str = "", parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._paths = paths
         title = QLabel("<h2>Unlock AnonChat</h2>")
         where = QLabel(f"Profile: {paths.directory.name}")
+        where.setAccessibleName("Profile")
         self.passphrase = QLineEdit()
         self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
         self.passphrase.setAccessibleName("Passphrase")
         self.passphrase.setPlaceholderText("Passphrase")
+        self.remember = QCheckBox("&Remember on this computer")
+        self.remember.setAccessibleName("Remember on this computer")
+        self.remember.setToolTip(
+            "Keep the key in the system keyring so AnonChat opens without the passphrase. "
+            "Anyone who can use this computer account can then read your messages."
+        )
+        self.keyring_note = QLabel()
+        self.keyring_note.setWordWrap(True)
+        self.keyring_note.setAccessibleName("Keyring")
+        self.keyring_note.hide()
         self.error = _error_label()
-        self.unlock = QPushButton("Unlock")
+        self.unlock = QPushButton("&Unlock")
         self.unlock.setDefault(True)
+        self.unlock.setAccessibleName("Unlock")
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(title)
         layout.addWidget(where)
         layout.addWidget(self.passphrase)
+        layout.addWidget(self.remember)
+        layout.addWidget(self.keyring_note)
         layout.addWidget(self.error)
         layout.addWidget(self.unlock, alignment=Qt.AlignmentFlag.AlignRight)
         layout.addStretch(2)
         self.unlock.clicked.connect(self._submit)
         self.passphrase.returnPressed.connect(self._submit)
         self.passphrase.setFocus()
+        if notice:
+            self._show_error(notice)
+        spawn(self._check_keyring(), "checking the keyring")
+
+    async def _check_keyring(self) -> None:
+        if await off_thread(keystore.available):
+            return
+        self.remember.setChecked(False)
+        self.remember.setEnabled(False)
+        self.keyring_note.setText(sentence(keystore.NO_BACKEND))
+        self.keyring_note.show()
 
     def _submit(self) -> None:
         if not self.unlock.isEnabled():
@@ -261,7 +295,7 @@ class UnlockPage(QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.unlock.setEnabled(not busy)
         self.passphrase.setEnabled(not busy)
-        self.unlock.setText("Unlocking…" if busy else "Unlock")
+        self.unlock.setText("Unlocking…" if busy else "&Unlock")
         if busy:
             self.error.hide()
 

@@ -89,3 +89,53 @@ async def launch(directory: Path, name: str, relay_url: str) -> Launcher:
     QTest.keyClick(page.passphrase, Qt.Key.Key_Return)
     await asyncio.wait_for(launcher.ready.wait(), 20)
     return launcher
+
+
+class MemoryKeyring:
+    """A keyring backend that lives in this process: the real keyring API, no desktop."""
+
+    def __init__(self) -> None:
+        import keyring.backend
+
+        store: dict[tuple[str, str], str] = {}
+
+        class Backend(keyring.backend.KeyringBackend):
+            priority = 1  # type: ignore[assignment]
+
+            def get_password(self, service: str, username: str) -> str | None:
+                return store.get((service, username))
+
+            def set_password(self, service: str, username: str, password: str) -> None:
+                store[(service, username)] = password
+
+            def delete_password(self, service: str, username: str) -> None:
+                import keyring.errors
+
+                if (service, username) not in store:
+                    raise keyring.errors.PasswordDeleteError("not found")
+                del store[(service, username)]
+
+        self.backend = Backend()
+        self.entries = store
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    import keyring
+
+    previous = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring.backend)
+    yield ring
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(previous)

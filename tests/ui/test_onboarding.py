@@ -80,3 +80,60 @@ def test_unlock_wrong_then_right_passphrase(run, tmp_path: Path) -> None:
         await relay.close()
 
     run(body())
+
+
+def test_remember_on_this_computer_skips_unlock_next_time(
+    run, tmp_path: Path, memory_keyring
+) -> None:
+    async def body() -> None:
+        relay = Relay()
+        url = await relay.start()
+        await new_profile(tmp_path / "bob", "Bob", url)
+        paths = profile_paths(str(tmp_path / "bob"))
+        first = Launcher(paths)
+        runner = asyncio.ensure_future(first.run())
+        await until(lambda: isinstance(first.gate, UnlockPage), what="unlock page")
+        page = first.gate
+        assert isinstance(page, UnlockPage)
+        await asyncio.sleep(0.2)
+        assert page.remember.isEnabled()
+        assert not page.keyring_note.isVisible()
+        page.remember.setChecked(True)
+        page.passphrase.setText(PASSPHRASE)
+        QTest.keyClick(page.passphrase, Qt.Key.Key_Return)
+        await asyncio.wait_for(first.ready.wait(), 20)
+        await until(lambda: len(memory_keyring.entries) == 1, what="the key in the keyring")
+        assert PASSPHRASE not in str(memory_keyring.entries)
+        await first.shutdown()
+        await runner
+        assert first.window is not None
+        first.window.close()
+
+        second = Launcher(paths)
+        runner = asyncio.ensure_future(second.run())
+        await asyncio.wait_for(second.ready.wait(), 20)
+        assert second.gate is None  # no unlock page was shown
+        assert second.remembered
+        assert second.window is not None
+        assert second.window.engine.name == "Bob"
+        await second.shutdown()
+        await runner
+        second.window.close()
+        await relay.close()
+
+    run(body())
+
+
+def test_unlock_without_a_keyring_says_so(run, tmp_path: Path, no_keyring) -> None:
+    async def body() -> None:
+        await new_profile(tmp_path / "bob", "Bob", "ws://127.0.0.1:9")
+        launcher = Launcher(profile_paths(str(tmp_path / "bob")))
+        page = launcher.show_gate()
+        assert isinstance(page, UnlockPage)
+        page.show()
+        await until(lambda: page.keyring_note.isVisible(), what="the keyring note")
+        assert not page.remember.isEnabled()
+        assert "no system keyring" in page.keyring_note.text().lower()
+        page.close()
+
+    run(body())
