@@ -348,3 +348,13 @@ def assert_exactly_once(bodies: list[str], expected: list[str]) -> None:
     missing = sorted(set(expected) - set(bodies))
     extra = sorted(set(bodies) - set(expected))
     assert (dupes, missing, extra) == ([], [], []), "duplicates, missing, unexpected"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The CLI soak runs only when asked for with `-m soak`, whatever the command line."""
+    if "soak" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="soak run; select it with -m soak")
+    for item in items:
+        if item.path.name.startswith("test_cli") and item.get_closest_marker("soak"):
+            item.add_marker(skip)
