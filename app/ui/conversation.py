@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,6 +25,7 @@ from app.ui.models import ConversationModel, TopPagingProxy
 from app.ui.text import sentence
 
 MAX_MESSAGE_CHARS = 4000
+HIGHLIGHT_MS = 4000
 
 
 class Composer(QPlainTextEdit):
@@ -65,6 +66,19 @@ class ChatView(QListView):
         self.setModel(proxy)
         self._stick = True
         model.rowsAboutToBeInserted.connect(self._before_insert)
+
+    def reveal(self, row: int) -> None:
+        """Scroll a row to the middle, now and once more after pending layouts settle."""
+        self._stick = False
+        self._from_bottom = None
+
+        def centre() -> None:
+            model = self.model()
+            if model is not None and 0 <= row < model.rowCount():
+                self.scrollTo(model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+
+        centre()
+        QTimer.singleShot(0, centre)
 
     def _before_insert(self, parent: QModelIndex, first: int, last: int) -> None:
         bar = self.verticalScrollBar()
@@ -165,6 +179,23 @@ class ConversationPanel(QWidget):
         await self.model.load_first_page()
         self.view.scrollToBottom()
         await self._engine.mark_read(contact.id)
+
+    async def jump_to(self, message_row: int) -> bool:
+        """Page back to a message, scroll it to the middle and mark it for a few seconds."""
+        model = self.model
+        if model is None:
+            return False
+        row = await model.load_until(message_row)
+        if row is None or model is not self.model:
+            return False
+        self.view.reveal(row)
+        model.set_highlight(message_row)
+        QTimer.singleShot(HIGHLIGHT_MS, lambda: self._unmark(model, message_row))
+        return True
+
+    def _unmark(self, model: ConversationModel, message_row: int) -> None:
+        if model.highlighted == message_row:
+            model.set_highlight(None)
 
     def update_contact(self, contact: Contact) -> None:
         if self.contact is None or contact.id != self.contact.id:

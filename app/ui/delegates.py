@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QS
 
 from app.core.engine import ContactSummary
 from app.store.records import Direction, Message, Status
-from app.ui.models import MessageRole, SummaryRole
+from app.ui.models import HighlightRole, MessageRole, SummaryRole
 from app.ui.text import clock, preview
 
 Index = QModelIndex | QPersistentModelIndex
@@ -162,6 +162,9 @@ class BubbleDelegate(QStyledItemDelegate):
         if m.status is Status.FAILED:
             fill = QColor("#c0392b")
         painter.setPen(Qt.PenStyle.NoPen)
+        if index.data(HighlightRole):  # the message a search jumped to
+            painter.setBrush(palette.color(QPalette.ColorRole.Highlight).lighter(130))
+            painter.drawRoundedRect(bubble.adjusted(-4, -3, 4, 3), 13, 13)
         painter.setBrush(fill)
         painter.drawRoundedRect(bubble, 10, 10)
         painter.setPen(ink)

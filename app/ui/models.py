@@ -29,6 +29,8 @@ from app.ui.text import preview
 PAGE_SIZE = 50
 SummaryRole = Qt.ItemDataRole.UserRole + 1
 MessageRole = Qt.ItemDataRole.UserRole + 2
+HighlightRole = Qt.ItemDataRole.UserRole + 4
+MAX_JUMP_PAGE = 1000
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -106,6 +108,7 @@ class ConversationModel(QAbstractListModel):
         self._more = True
         self._loading = False
         self.queries = 0  # engine page queries made, for tests and diagnostics
+        self.highlighted: int | None = None  # a message row shown marked (a search hit)
 
     # -- loading -------------------------------------------------------------------------
 
@@ -152,6 +155,43 @@ class ConversationModel(QAbstractListModel):
             self._ids.update(m.id for m in page)
             self.endInsertRows()
         self.older_loaded.emit(len(page))
+
+    async def load_until(self, message_row: int) -> int | None:
+        """Page back until `message_row` is loaded; its model row, or None if not found.
+
+        Pages grow (50, 100, 200 … 1000) so a hit far back costs few queries.
+        """
+        size = self._page
+        while (row := self.row_of(message_row)) is None:
+            if not self._more or (self._rows and self._rows[0].id < message_row):
+                return None
+            before = self._rows[0].id if self._rows else None
+            self._loading = True
+            try:
+                page = await self._engine.messages(self.contact_id, size, before)
+                self.queries += 1
+            finally:
+                self._loading = False
+            self._more = len(page) == size
+            page.reverse()
+            page = [m for m in page if m.id not in self._ids]
+            if page:
+                self.beginInsertRows(QModelIndex(), 0, len(page) - 1)
+                self._rows[:0] = page
+                self._ids.update(m.id for m in page)
+                self.endInsertRows()
+                self.older_loaded.emit(len(page))
+            size = min(size * 2, MAX_JUMP_PAGE)
+        return row
+
+    def set_highlight(self, message_row: int | None) -> None:
+        rows = [r for r in (self.highlighted, message_row) if r is not None]
+        self.highlighted = message_row
+        for mrow in rows:
+            i = self.row_of(mrow)
+            if i is not None:
+                idx = self.index(i)
+                self.dataChanged.emit(idx, idx, [HighlightRole])
 
     # -- live updates --------------------------------------------------------------------
 
@@ -204,6 +244,8 @@ class ConversationModel(QAbstractListModel):
             return m.body
         if role == MessageRole:
             return m
+        if role == HighlightRole:
+            return m.id == self.highlighted
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return m.body
         return None

@@ -17,13 +17,14 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.events import ConnectionChanged, ConnectionState
-from app.store.records import Contact, Direction, Message, Status
+from app.store.records import Contact, Direction, Message, SearchHit, Status
 from app.ui.aio import spawn
 from app.ui.bridge import EngineBridge
 from app.ui.conversation import ConversationPanel
 from app.ui.delegates import ContactDelegate
 from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog
 from app.ui.models import ContactListModel
+from app.ui.search import SearchPanel
 
 
 class MainWindow(QMainWindow):
@@ -71,10 +72,22 @@ class MainWindow(QMainWindow):
         self.right.addWidget(self.empty)
         self.right.addWidget(self.panel)
 
+        self.search = SearchPanel(engine, self)
+        self.search.chosen.connect(lambda hit: spawn(self.show_hit(hit), "showing a search hit"))
+        self.search.active_changed.connect(self._search_active)
+        self.left_stack = QStackedWidget()
+        self.left_stack.addWidget(self.contact_list)
+        self.left_stack.addWidget(self.search.results)
+        self.find_action = QAction("Search", self)
+        self.find_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(self.focus_search)
+        self.addAction(self.find_action)
+
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.contact_list)
+        left_layout.addWidget(self.search.box)
+        left_layout.addWidget(self.left_stack)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(self.right)
@@ -163,6 +176,34 @@ class MainWindow(QMainWindow):
         self.panel.add_message(message)
         if message.direction is Direction.INCOMING and self.isVisible():
             spawn(self.engine.mark_read(message.contact_id), "marking read")
+
+    # -- search ------------------------------------------------------------------------
+
+    def focus_search(self) -> None:
+        self.search.box.setFocus()
+        self.search.box.selectAll()
+
+    def _search_active(self, active: bool) -> None:
+        self.left_stack.setCurrentWidget(self.search.results if active else self.contact_list)
+
+    async def show_hit(self, hit: SearchHit) -> bool:
+        """Open the hit's conversation and bring its message into view, marked."""
+        message = hit.message
+        if self.panel.contact is None or self.panel.contact.id != message.contact_id:
+            contact = await self.engine.contact(message.contact_id)
+            self.right.setCurrentWidget(self.panel)
+            row = self.contacts.row_of(contact.id)
+            if row is not None:
+                blocker = self.contact_list.selectionModel().blockSignals(True)
+                self.contact_list.setCurrentIndex(self.contacts.index(row))
+                self.contact_list.selectionModel().blockSignals(blocker)
+                self.panel.set_online(self.contacts.summary(row).online)
+            await self.panel.open(contact)
+            self.refresh_contacts()
+        found = await self.panel.jump_to(message.id)
+        if not found:
+            self.statusBar().showMessage("That message is no longer in the conversation.", 6000)
+        return found
 
     # -- dialogs -------------------------------------------------------------------------
 

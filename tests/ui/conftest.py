@@ -139,3 +139,43 @@ def no_keyring() -> Iterator[None]:
     keyring.set_keyring(fail.Keyring())
     yield
     keyring.set_keyring(previous)
+
+
+async def fill_history(engine: Engine, contact_id: int, count: int, word: str = "message") -> None:
+    """`count` read messages straight through the store's repos, in big transactions."""
+    from app.store.records import Direction, NewMessage, Status
+
+    base = 1_700_000_000_000
+    chunk = 20_000
+    for start in range(0, count, chunk):
+        rows = [
+            NewMessage(
+                contact_id,
+                Direction.INCOMING if i % 2 else Direction.OUTGOING,
+                i.to_bytes(16, "big"),
+                i,
+                f"{word} {i}",
+                base + i * 1000,
+                base + i * 1000,
+                Status.READ if i % 2 == 0 else Status.DELIVERED,
+                True,
+            )
+            for i in range(start, min(count, start + chunk))
+        ]
+
+        def unit(r: Any, rows: list[NewMessage] = rows) -> None:
+            for m in rows:
+                r.messages._insert(m)
+
+        await engine.store.run(unit)
+
+
+async def peer_card(directory: Path, relay_url: str) -> str:
+    """The card of a profile that never comes online."""
+    paths = profile_paths(str(directory))
+    engine = await Engine.open(
+        await create_profile(paths, PASSPHRASE, "Peer", relay_url, INSECURE_FAST_PARAMS)
+    )
+    card = await engine.card()
+    await engine.close()
+    return card

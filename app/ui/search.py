@@ -1,0 +1,231 @@
+"""Search over all history: a box, a list of hits with highlighted snippets, a jump signal.
+
+Typing waits a moment before asking the engine (FTS5 through the store's thread), and an
+answer that arrives after newer typing is dropped, so the list always matches the box.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAbstractTextDocumentLayout, QKeyEvent, QPainter, QPalette, QTextDocument
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from app.core.engine import Engine
+from app.store.records import Direction, SearchHit
+from app.ui.aio import spawn
+from app.ui.text import clock
+
+Index = QModelIndex | QPersistentModelIndex
+HitRole = Qt.ItemDataRole.UserRole + 3
+DELAY_MS = 250
+MARK_START, MARK_END = "\x02", "\x03"
+
+
+def snippet_html(snippet: str) -> str:
+    """The store's snippet with its marks as bold text; everything else escaped."""
+    out = html.escape(" ".join(snippet.split()))
+    return out.replace(MARK_START, "<b>").replace(MARK_END, "</b>")
+
+
+def snippet_plain(snippet: str) -> str:
+    return " ".join(snippet.replace(MARK_START, "").replace(MARK_END, "").split())
+
+
+class SearchResultsModel(QAbstractListModel):
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._hits: list[SearchHit] = []
+        self._names: dict[int, str] = {}
+
+    def set_hits(self, hits: list[SearchHit], names: dict[int, str]) -> None:
+        self.beginResetModel()
+        self._hits = hits
+        self._names = names
+        self.endResetModel()
+
+    def hit(self, row: int) -> SearchHit:
+        return self._hits[row]
+
+    def name(self, contact_id: int) -> str:
+        return self._names.get(contact_id, "")
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._hits)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._hits):
+            return None
+        hit = self._hits[index.row()]
+        if role == HitRole:
+            return hit
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            who = self.name(hit.message.contact_id)
+            mine = "you" if hit.message.direction is Direction.OUTGOING else who
+            return f"{who}, {clock(hit.message.sent_at)}, {mine}: {snippet_plain(hit.snippet)}"
+        return None
+
+
+class HitDelegate(QStyledItemDelegate):
+    """Contact and time on the first line, the snippet with the matched words in bold below."""
+
+    def _doc(self, option: QStyleOptionViewItem, hit: SearchHit, name: str) -> QTextDocument:
+        doc = QTextDocument()
+        doc.setDefaultFont(option.font)
+        doc.setDocumentMargin(6)
+        doc.setTextWidth(max(120, option.rect.width()))
+        you = "You: " if hit.message.direction is Direction.OUTGOING else ""
+        doc.setHtml(
+            f"<b>{html.escape(name)}</b> &nbsp;<small>{clock(hit.message.sent_at)}</small>"
+            f"<br>{you}{snippet_html(hit.snippet)}"
+        )
+        return doc
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        hit: SearchHit | None = index.data(HitRole)
+        model = index.model()
+        if hit is None or not isinstance(model, SearchResultsModel):
+            return QSize(0, 0)
+        doc = self._doc(option, hit, model.name(hit.message.contact_id))
+        return QSize(int(doc.idealWidth()), int(doc.size().height()))
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        hit: SearchHit | None = index.data(HitRole)
+        model = index.model()
+        if hit is None or not isinstance(model, SearchResultsModel):
+            return
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        if selected:
+            painter.fillRect(option.rect, option.palette.color(QPalette.ColorRole.Highlight))
+        doc = self._doc(option, hit, model.name(hit.message.contact_id))
+        context = QAbstractTextDocumentLayout.PaintContext()
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        context.palette.setColor(QPalette.ColorRole.Text, option.palette.color(role))
+        painter.translate(option.rect.topLeft())
+        context.clip = QRectF(0, 0, option.rect.width(), option.rect.height())
+        doc.documentLayout().draw(painter, context)
+        painter.restore()
+
+
+class SearchBox(QLineEdit):
+    """Down moves into the results, Escape clears the search."""
+
+    down = Signal()
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        if e.key() == Qt.Key.Key_Down:
+            self.down.emit()
+            return
+        if e.key() == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            return
+        super().keyPressEvent(e)
+
+
+class SearchPanel(QObject):
+    """Wires the box to the engine and the results list; `chosen` carries the hit picked."""
+
+    chosen = Signal(object)  # SearchHit
+    active_changed = Signal(bool)  # results shown instead of the contact list
+
+    def __init__(self, engine: Engine, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._engine = engine
+        self.box = SearchBox()
+        self.box.setPlaceholderText("Search all messages (Ctrl+F)")
+        self.box.setAccessibleName("Search messages")
+        self.box.setClearButtonEnabled(True)
+        self.model = SearchResultsModel(self)
+        self.results = QListView()
+        self.results.setModel(self.model)
+        self.results.setItemDelegate(HitDelegate(self.results))
+        self.results.setAccessibleName("Search results")
+        self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.results.setWordWrap(True)
+        self.results.activated.connect(self._activated)
+        self.results.clicked.connect(self._activated)
+        self.empty_text = ""
+        self._generation = 0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DELAY_MS)
+        self._timer.timeout.connect(self._run)
+        self.box.textChanged.connect(self._typed)
+        self.box.returnPressed.connect(self._enter)
+        self.box.down.connect(self._into_results)
+        self.searches = 0  # store searches made, for tests
+
+    @property
+    def active(self) -> bool:
+        return bool(self.box.text().strip())
+
+    def _typed(self, text: str) -> None:
+        self._generation += 1
+        if not text.strip():
+            self._timer.stop()
+            self.model.set_hits([], {})
+            self.active_changed.emit(False)
+            return
+        self.active_changed.emit(True)
+        self._timer.start()
+
+    def _run(self) -> None:
+        spawn(self.search_now(), "searching")
+
+    async def search_now(self) -> list[SearchHit]:
+        """Search for the box's text at once (typing calls this after a pause)."""
+        self._timer.stop()
+        generation = self._generation
+        text = self.box.text()
+        hits = await self._engine.search(text)
+        self.searches += 1
+        if generation != self._generation:
+            return hits  # the box changed meanwhile; a newer search follows
+        names = {s.contact.id: s.contact.display_name for s in await self._engine.summaries()}
+        self.model.set_hits(hits, names)
+        self.results.setAccessibleDescription(
+            f"{len(hits)} messages found" if hits else "No messages found"
+        )
+        if hits:
+            self.results.setCurrentIndex(self.model.index(0))
+        return hits
+
+    def _enter(self) -> None:
+        if self._timer.isActive():
+            spawn(self._enter_after_search(), "searching")
+        elif self.model.rowCount():
+            self._activated(self.model.index(0))
+
+    async def _enter_after_search(self) -> None:
+        if await self.search_now():
+            self._activated(self.model.index(0))
+
+    def _into_results(self) -> None:
+        if self.model.rowCount():
+            self.results.setFocus()
+            self.results.setCurrentIndex(self.model.index(0))
+
+    def _activated(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.chosen.emit(self.model.hit(index.row()))
