@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
     QHBoxLayout,
     QLabel,
     QListView,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -18,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.errors import UserError
-from app.store.records import Contact, Message, Status
+from app.store.records import Contact, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.delegates import BubbleDelegate
 from app.ui.models import ConversationModel, TopPagingProxy
@@ -42,22 +43,88 @@ class Composer(QPlainTextEdit):
         super().keyPressEvent(e)
 
 
+def can_retry(message: Message) -> bool:
+    return message.direction is Direction.OUTGOING and message.status is Status.FAILED
+
+
 class ChatView(QListView):
-    """Keeps the reader's place when older pages load, and follows new messages at the bottom."""
+    """Keeps the reader's place when older pages load, and follows new messages at the bottom.
+
+    Arrow keys move between messages; the context menu (right click, the Menu key or
+    Shift+F10) and Ctrl+R act on the current one: copy it, or send a failed one again.
+    """
+
+    retry_requested = Signal(int)  # message row
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setWordWrap(True)
         self.setAccessibleName("Messages")
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu_at)
+        self.menu: QMenu | None = None
         self._source: ConversationModel | None = None
         self._from_bottom: int | None = None
         self._stick = True
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._scrolled)
         bar.rangeChanged.connect(self._range_changed)
+
+    def current_message(self) -> Message | None:
+        index = self.currentIndex()
+        if not index.isValid() or self._source is None:
+            return None
+        return self._source.message(index.row())
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        if e.matches(QKeySequence.StandardKey.Copy):
+            self.copy_current()
+            return
+        if e.key() == Qt.Key.Key_R and e.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.retry_current()
+            return
+        if e.key() == Qt.Key.Key_F10 and e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self._menu_at(self.visualRect(self.currentIndex()).center())
+            return
+        super().keyPressEvent(e)
+
+    def copy_current(self) -> None:
+        message = self.current_message()
+        if message is not None:
+            QGuiApplication.clipboard().setText(message.body)
+
+    def retry_current(self) -> bool:
+        message = self.current_message()
+        if message is None or not can_retry(message):
+            return False
+        self.retry_requested.emit(message.id)
+        return True
+
+    def _menu_at(self, pos: QPoint) -> None:
+        index = self.indexAt(pos) if pos != QPoint() else self.currentIndex()
+        if not index.isValid():
+            index = self.currentIndex()
+        if not index.isValid():
+            return
+        self.setCurrentIndex(index)
+        message = self.current_message()
+        if message is None:
+            return
+        menu = QMenu(self)
+        menu.setAccessibleName("Message actions")
+        if can_retry(message):
+            retry = menu.addAction("Send &again")
+            retry.setShortcut(QKeySequence("Ctrl+R"))
+            retry.triggered.connect(self.retry_current)
+        copy = menu.addAction("&Copy text")
+        copy.setShortcut(QKeySequence.StandardKey.Copy)
+        copy.triggered.connect(self.copy_current)
+        self.menu = menu
+        menu.popup(self.viewport().mapToGlobal(pos))
 
     def show_conversation(self, model: ConversationModel) -> None:
         self._source = model
@@ -146,6 +213,7 @@ class ConversationPanel(QWidget):
 
         self.view = ChatView()
         self.view.setItemDelegate(BubbleDelegate(self.view))
+        self.view.retry_requested.connect(self.retry)
         self.composer = Composer()
         self.composer.setPlaceholderText("Write a message (Enter sends, Shift+Enter: new line)")
         self.composer.setAccessibleName("Message")
@@ -247,6 +315,18 @@ class ConversationPanel(QWidget):
             return
         self.error.hide()
         self.add_message(message)
+
+    def retry(self, message_row: int) -> None:
+        spawn(self._retry(message_row), "sending a message again")
+
+    async def _retry(self, message_row: int) -> None:
+        try:
+            message = await self._engine.retry(message_row)
+        except UserError as exc:
+            self._show_error(sentence(str(exc)))
+            return
+        self.error.hide()
+        self.set_status(message.contact_id, message.id, message.status)
 
     def _request_safety(self) -> None:
         if self.contact is not None:

@@ -21,7 +21,7 @@ TICKS = {
     Status.SENT: "✓",
     Status.DELIVERED: "✓✓",
     Status.READ: "✓✓",
-    Status.FAILED: "!",
+    Status.FAILED: "! not sent · Ctrl+R to retry",
 }
 STATUS_WORDS = {
     Status.QUEUED: "waiting to send",
@@ -167,6 +167,13 @@ class BubbleDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(bubble.adjusted(-4, -3, 4, 3), 13, 13)
         painter.setBrush(fill)
         painter.drawRoundedRect(bubble, 10, 10)
+        if option.state & QStyle.StateFlag.State_HasFocus or (
+            option.state & QStyle.StateFlag.State_Selected
+        ):  # the message keyboard actions apply to
+            painter.setPen(palette.color(QPalette.ColorRole.Highlight))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(bubble.adjusted(-2, -2, 2, 2), 11, 11)
+            painter.setPen(Qt.PenStyle.NoPen)
         painter.setPen(ink)
         inner = bubble.adjusted(PAD, PAD, -PAD, -PAD - fm.height())
         painter.drawText(

@@ -22,7 +22,7 @@ from PySide6.QtCore import (
 )
 
 from app.core.engine import ContactSummary, Engine
-from app.store.records import STATUS_RANK, Message, Status
+from app.store.records import STATUS_RANK, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.text import preview
 
@@ -247,7 +247,10 @@ class ConversationModel(QAbstractListModel):
         if role == HighlightRole:
             return m.id == self.highlighted
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return m.body
+            if m.direction is Direction.INCOMING:
+                return f"Received: {m.body}"
+            state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
+            return f"You ({state}): {m.body}"
         return None
 
 
