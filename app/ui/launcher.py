@@ -141,11 +141,14 @@ class Launcher(QObject):
             gate.close()
         await engine.start()
         self.ready.set()
+        window.remembered = self.remembered
         page, self._unlock_page = self._unlock_page, None
         if page is not None and page.remember.isChecked():
             reason = await engine.remember_key(True)
             if reason is not None:
                 window.statusBar().showMessage(f"Not remembered: {reason}", 15000)
+            else:
+                window.remembered = True
 
     async def shutdown(self) -> None:
         """Close the engine (and its store), then the embedded relay; then `run` returns."""

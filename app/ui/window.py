@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
+import shiboken6
+from PySide6.QtCore import QEvent, QItemSelection, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QLabel,
     QListView,
     QMainWindow,
@@ -24,7 +26,11 @@ from app.ui.conversation import ConversationPanel
 from app.ui.delegates import ContactDelegate
 from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog
 from app.ui.models import ContactListModel
+from app.ui.prefs import Prefs, load_prefs
 from app.ui.search import SearchPanel
+from app.ui.settings import SettingsDialog
+from app.ui.theme import apply_theme
+from app.ui.tray import Tray
 
 
 class MainWindow(QMainWindow):
@@ -49,8 +55,23 @@ class MainWindow(QMainWindow):
         self.add_action = QAction("Add contact", self)
         self.add_action.setShortcut(QKeySequence("Ctrl+N"))
         self.add_action.triggered.connect(self.show_add_contact)
+        self.settings_action = QAction("Settings", self)
+        self.settings_action.setShortcuts(
+            [QKeySequence("Ctrl+,"), QKeySequence(QKeySequence.StandardKey.Preferences)]
+        )
+        self.settings_action.triggered.connect(self.show_settings)
+        self.quit_action = QAction("Quit", self)
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self.quit_action.triggered.connect(self.close)
         toolbar.addAction(self.my_code_action)
         toolbar.addAction(self.add_action)
+        toolbar.addAction(self.settings_action)
+        self.addAction(self.quit_action)
+        for action in toolbar.actions():
+            button = toolbar.widgetForAction(action)
+            if button is not None:
+                button.setAccessibleName(action.text())
+                button.setToolTip(f"{action.text()} ({action.shortcut().toString()})")
 
         self.contacts = ContactListModel(self)
         self.contact_list = QListView()
@@ -105,6 +126,12 @@ class MainWindow(QMainWindow):
 
         self._refresh_pending = False
         self._dialogs: list[QWidget] = []
+        self.prefs = Prefs()
+        self.remembered = False  # the key is in the OS keyring (set by the launcher)
+        self.tray = Tray(self)
+        self.tray.show_requested.connect(self.bring_back)
+        self.tray.quit_requested.connect(self.close)
+        self.tray.notification_clicked.connect(self._open_by_id)
         b = self.bridge
         b.connection_changed.connect(self._on_connection)
         b.contacts_dirty.connect(self.refresh_contacts)
@@ -120,8 +147,17 @@ class MainWindow(QMainWindow):
         )
 
     async def load(self) -> None:
-        """Fill the contact list; call before showing."""
-        self.contacts.set_summaries(await self.engine.summaries())
+        """Fill the contact list and apply the profile's preferences; call before showing."""
+        self.prefs = await load_prefs(self.engine)
+        self._apply_theme()
+        rows = await self.engine.summaries()
+        self.contacts.set_summaries(rows)
+        self.tray.set_unread(sum(s.unread for s in rows))
+
+    def _apply_theme(self) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, self.prefs.theme)
 
     # -- contacts ------------------------------------------------------------------------
 
@@ -137,6 +173,7 @@ class MainWindow(QMainWindow):
         current = self.panel.contact.id if self.panel.contact else None
         blocker = self.contact_list.selectionModel().blockSignals(True)
         self.contacts.set_summaries(rows)
+        self.tray.set_unread(sum(s.unread for s in rows))
         if current is not None:
             row = self.contacts.row_of(current)
             if row is not None:
@@ -171,11 +208,46 @@ class MainWindow(QMainWindow):
             self.panel.set_online(online)
 
     def _on_message(self, message: Message) -> None:
-        if self.panel.contact is None or self.panel.contact.id != message.contact_id:
+        showing = (
+            self.panel.contact is not None
+            and self.panel.contact.id == message.contact_id
+            and self.right.currentWidget() is self.panel
+        )
+        if message.direction is Direction.INCOMING:
+            seen = showing and self.isVisible() and not self.isMinimized() and self.isActiveWindow()
+            if not seen and self.prefs.notifications:
+                row = self.contacts.row_of(message.contact_id)
+                name = self.contacts.summary(row).contact.display_name if row is not None else ""
+                self.tray.notify(
+                    message.contact_id, name or "a contact", message.body, self.prefs.previews
+                )
+        if not showing or self.panel.contact is None:
             return
         self.panel.add_message(message)
         if message.direction is Direction.INCOMING and self.isVisible():
             spawn(self.engine.mark_read(message.contact_id), "marking read")
+
+    def _open_by_id(self, contact_id: int) -> None:
+        row = self.contacts.row_of(contact_id)
+        if row is not None:
+            self.open_contact(self.contacts.summary(row).contact)
+
+    # -- tray ----------------------------------------------------------------------------
+
+    def bring_back(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Minimised with a tray present, the window leaves the taskbar for the tray."""
+        super().changeEvent(event)
+        if (
+            event.type() == QEvent.Type.WindowStateChange
+            and self.isMinimized()
+            and self.tray.available
+        ):
+            QTimer.singleShot(0, self.hide)
 
     # -- search ------------------------------------------------------------------------
 
@@ -208,7 +280,7 @@ class MainWindow(QMainWindow):
     # -- dialogs -------------------------------------------------------------------------
 
     def _keep(self, dialog: QWidget) -> None:
-        self._dialogs = [d for d in self._dialogs if d.isVisible()]
+        self._dialogs = [d for d in self._dialogs if shiboken6.isValid(d) and d.isVisible()]
         self._dialogs.append(dialog)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
@@ -230,6 +302,19 @@ class MainWindow(QMainWindow):
     async def _select_new(self, contact: Contact) -> None:
         await self._refresh()
         self.open_contact(contact)
+
+    def show_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.engine, self.prefs, self.remembered, self)
+        dialog.saved.connect(self._settings_saved)
+        self._keep(dialog)
+        return dialog
+
+    def _settings_saved(self, prefs: Prefs) -> None:
+        self.prefs = prefs
+        self._apply_theme()
+        self.setWindowTitle(f"AnonChat — {self.engine.name}")
+        self._show_connection()
+        self.statusBar().showMessage("Settings saved.", 4000)
 
     def show_safety(self, contact_id: int) -> SafetyDialog | None:
         contact = self.panel.contact
@@ -269,8 +354,11 @@ class MainWindow(QMainWindow):
         self.connection.setText(text)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.tray.hide()
         self.bridge.detach()
         for dialog in self._dialogs:
-            dialog.close()
+            if shiboken6.isValid(dialog):  # a closed dialog deleted itself
+                dialog.close()
+        self._dialogs = []
         self.closed.emit()
         super().closeEvent(event)

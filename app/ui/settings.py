@@ -1,0 +1,222 @@
+"""Settings: who you are to contacts, where you are reached, privacy, looks, passphrase.
+
+Changes apply with "Save"; each failure is said next to the form and leaves the rest as it
+was. The passphrase change has its own button: it re-encrypts the key, which takes a moment.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.engine import Engine
+from app.core.errors import UserError
+from app.store.errors import StoreError
+from app.ui.aio import spawn
+from app.ui.onboarding import MIN_PASSPHRASE, strength
+from app.ui.prefs import Prefs, save_prefs
+from app.ui.text import sentence
+from app.ui.theme import LABELS, Theme
+
+
+def _note(error: bool = False) -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    if error:
+        label.setStyleSheet("color: #d64541;")
+    label.hide()
+    return label
+
+
+class SettingsDialog(QDialog):
+    saved = Signal(object)  # Prefs
+
+    def __init__(
+        self,
+        engine: Engine,
+        prefs: Prefs,
+        remembered: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self._engine = engine
+        self._prefs = prefs
+        self._remembered = remembered
+
+        self.name = QLineEdit(engine.name)
+        self.name.setMaxLength(64)
+        self.name.setAccessibleName("Display name")
+        self.relay = QLineEdit(engine.relay_url)
+        self.relay.setAccessibleName("Relay URL")
+        self.relay.setToolTip(
+            "New contacts reach you here. Contacts you already have keep the relay they use."
+        )
+        self.receipts = QCheckBox("Send &read receipts")
+        self.receipts.setChecked(engine.read_receipts)
+        self.notifications = QCheckBox("Show &notifications for new messages")
+        self.notifications.setChecked(prefs.notifications)
+        self.previews = QCheckBox("Show message &text in notifications")
+        self.previews.setChecked(prefs.previews)
+        self.previews.setEnabled(prefs.notifications)
+        self.notifications.toggled.connect(self.previews.setEnabled)
+        self.remember = QCheckBox("Re&member on this computer (no passphrase at start)")
+        self.remember.setChecked(remembered)
+        self.keyring_note = _note()
+        if not engine.keyring_available():
+            self.remember.setEnabled(False)
+            self.keyring_note.setText(
+                "There is no system keyring here, so the passphrase is asked at each start."
+            )
+            self.keyring_note.show()
+        self.theme = QComboBox()
+        self.theme.setAccessibleName("Theme")
+        for theme in Theme:
+            self.theme.addItem(LABELS[theme], theme.value)
+        self.theme.setCurrentIndex(list(Theme).index(prefs.theme))
+        for box in (self.receipts, self.notifications, self.previews, self.remember):
+            box.setAccessibleName(box.text().replace("&", ""))
+
+        form = QFormLayout()
+        form.addRow("Display &name", self.name)
+        form.addRow("Re&lay", self.relay)
+        form.addRow("&Theme", self.theme)
+        form.addRow("", self.receipts)
+        form.addRow("", self.notifications)
+        form.addRow("", self.previews)
+        form.addRow("", self.remember)
+        form.addRow("", self.keyring_note)
+
+        self.old_pass = QLineEdit()
+        self.new_pass = QLineEdit()
+        self.repeat_pass = QLineEdit()
+        for field, label in (
+            (self.old_pass, "Current passphrase"),
+            (self.new_pass, "New passphrase"),
+            (self.repeat_pass, "Repeat new passphrase"),
+        ):
+            field.setEchoMode(QLineEdit.EchoMode.Password)
+            field.setAccessibleName(label)
+        self.pass_hint = QLabel()
+        self.new_pass.textChanged.connect(lambda t: self.pass_hint.setText(strength(t)[1]))
+        self.change_pass = QPushButton("&Change passphrase")
+        self.change_pass.setAccessibleName("Change passphrase")
+        self.change_pass.clicked.connect(self._change_passphrase)
+        self.pass_result = _note()
+        self.pass_error = _note(error=True)
+        passphrase = QGroupBox("Passphrase")
+        pass_form = QFormLayout(passphrase)
+        pass_form.addRow("C&urrent", self.old_pass)
+        pass_form.addRow("N&ew", self.new_pass)
+        pass_form.addRow("Re&peat", self.repeat_pass)
+        pass_form.addRow("", self.pass_hint)
+        pass_form.addRow("", self.pass_error)
+        pass_form.addRow("", self.pass_result)
+        pass_form.addRow("", self.change_pass)
+
+        self.error = _note(error=True)
+        self.save_button = QPushButton("&Save")
+        self.save_button.setDefault(True)
+        self.save_button.setAccessibleName("Save settings")
+        self.save_button.clicked.connect(self._save)
+        close = QPushButton("Close")
+        close.setAccessibleName("Close settings")
+        close.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(close)
+        buttons.addWidget(self.save_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(passphrase)
+        layout.addWidget(self.error)
+        layout.addLayout(buttons)
+        self.busy = False
+
+    def chosen_prefs(self) -> Prefs:
+        return Prefs(
+            Theme(self.theme.currentData()),
+            self.notifications.isChecked(),
+            self.previews.isChecked(),
+        )
+
+    def _save(self) -> None:
+        if not self.busy:
+            self.busy = True
+            self.save_button.setEnabled(False)
+            spawn(self.save(), "saving settings")
+
+    async def save(self) -> bool:
+        """Apply every change; True when all of them took."""
+        self.error.hide()
+        engine = self._engine
+        try:
+            if self.name.text().strip() != engine.name:
+                await engine.set_display_name(self.name.text())
+            if self.relay.text().strip() != engine.relay_url:
+                await engine.set_relay_url(self.relay.text())
+            if self.receipts.isChecked() != engine.read_receipts:
+                await engine.set_read_receipts(self.receipts.isChecked())
+            if self.remember.isEnabled() and self.remember.isChecked() != self._remembered:
+                reason = await engine.remember_key(self.remember.isChecked())
+                if reason is not None:
+                    raise UserError(reason)
+                self._remembered = self.remember.isChecked()
+            prefs = self.chosen_prefs()
+            await save_prefs(engine, prefs)
+        except (UserError, StoreError) as exc:
+            self.error.setText(sentence(str(exc)))
+            self.error.show()
+            return False
+        finally:
+            self.busy = False
+            self.save_button.setEnabled(True)
+        self._prefs = prefs
+        self.saved.emit(prefs)
+        return True
+
+    def _change_passphrase(self) -> None:
+        spawn(self.change_passphrase(), "changing the passphrase")
+
+    async def change_passphrase(self) -> bool:
+        self.pass_error.hide()
+        self.pass_result.hide()
+        new = self.new_pass.text()
+        problem = None
+        if len(new) < MIN_PASSPHRASE:
+            problem = f"The new passphrase needs at least {MIN_PASSPHRASE} characters."
+        elif new != self.repeat_pass.text():
+            problem = "The two new passphrases differ."
+        if problem is not None:
+            self.pass_error.setText(problem)
+            self.pass_error.show()
+            return False
+        self.change_pass.setEnabled(False)
+        self.change_pass.setText("Changing…")
+        try:
+            await self._engine.change_passphrase(self.old_pass.text(), new)
+        except (UserError, StoreError) as exc:
+            self.pass_error.setText(sentence(str(exc)))
+            self.pass_error.show()
+            return False
+        finally:
+            self.change_pass.setEnabled(True)
+            self.change_pass.setText("&Change passphrase")
+        for field in (self.old_pass, self.new_pass, self.repeat_pass):
+            field.clear()
+        self.pass_result.setText("The passphrase is changed. Use the new one from now on.")
+        self.pass_result.show()
+        return True
