@@ -77,6 +77,7 @@ def receiver_kills(relay: Relay, make: Callable[..., Profile], total: int, kills
     for k in range(kills):
         alice.queue("Bob", "m", k * chunk, chunk)
         alice_l, bob_l = alice.listen(), bob.listen()
+        alice_l.wait_listening()  # a SIGTERM while the profile unlocks is not a clean stop
         cut = rng.randrange(chunk)
         bob_l.wait_for(lambda ev, cut=cut: sum(e.get("direction") == "in" for e in ev) >= cut)
         time.sleep(rng.uniform(0, 0.05))
