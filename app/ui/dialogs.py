@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QPixmap
+from PySide6.QtGui import (
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -25,6 +33,7 @@ from app.crypto.card import Card
 from app.crypto.errors import CardError
 from app.store.records import Contact
 from app.ui.aio import off_thread, spawn
+from app.ui.scanner import CameraScanner, RegionSelector
 from app.ui.text import sentence
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
@@ -93,18 +102,20 @@ class MyCodeDialog(QDialog):
 
 
 class AddContactDialog(QDialog):
-    """Paste a code, or read it from an image file, a dropped image or the clipboard."""
+    """Scan a code with the camera, or read it from a region of the screen, an image file, a
+    dropped image, the clipboard or pasted text; see whose it is before adding."""
 
     added = Signal(object)  # Contact
 
     def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Add contact")
+        self.setWindowTitle("Scan a code")
         self.setAcceptDrops(True)
         self._engine = engine
         self.card: Card | None = None
         intro = QLabel(
-            "Paste their code, open a picture of their QR code, or drop the picture here."
+            "Hold their QR code up to the camera, select it on the screen, open or drop a "
+            "picture of it, or paste their code as text."
         )
         intro.setWordWrap(True)
         self.text = QPlainTextEdit()
@@ -112,22 +123,52 @@ class AddContactDialog(QDialog):
         self.text.setAccessibleName("Their code")
         self.text.setFixedHeight(self.text.fontMetrics().height() * 5)
         self.text.textChanged.connect(self._parse)
-        self.open_image = QPushButton("Open image…")
+        self.preview = QLabel()
+        self.preview.setAccessibleName("Camera preview")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumSize(320, 240)
+        self.preview.hide()
+        self.scanner = CameraScanner(self.preview, self)
+        self.scanner.found.connect(self._scanned)
+        self.scanner.problem.connect(self._show_error)
+        self.scanner.running_changed.connect(self._camera_state)
+        self.camera_button = QPushButton("&Camera")
+        self.camera_button.setToolTip("Scan the code with the camera (Ctrl+K)")
+        self.camera_button.setShortcut(QKeySequence("Ctrl+K"))
+        self.camera_button.clicked.connect(self.toggle_camera)
+        self.screen_button = QPushButton("&Screen region…")
+        self.screen_button.setToolTip("Select the code somewhere on the screen")
+        self.screen_button.clicked.connect(self.pick_screen_region)
+        self.open_image = QPushButton("&Open image…")
+        self.open_image.setShortcut(QKeySequence.StandardKey.Open)
         self.open_image.clicked.connect(self._choose_file)
-        self.paste = QPushButton("Paste from clipboard")
+        self.paste = QPushButton("&Paste")
+        self.paste.setToolTip("Read a code or a picture from the clipboard (Ctrl+Shift+V)")
+        self.paste.setShortcut(QKeySequence("Ctrl+Shift+V"))
         self.paste.clicked.connect(self.paste_clipboard)
+        for button, name in (
+            (self.camera_button, "Scan with the camera"),
+            (self.screen_button, "Scan a region of the screen"),
+            (self.open_image, "Open a picture of a code"),
+            (self.paste, "Paste from the clipboard"),
+        ):
+            button.setAccessibleName(name)
+        self.region: RegionSelector | None = None
         self.whose = QLabel()
         self.whose.setWordWrap(True)
         self.whose.setTextFormat(Qt.TextFormat.PlainText)
         self.whose.setAccessibleName("Whose code")
         self.error = _error_label()
-        self.add_button = QPushButton("Add contact")
+        self.add_button = QPushButton("&Add contact")
+        self.add_button.setAccessibleName("Add contact")
         self.add_button.setEnabled(False)
         self.add_button.setDefault(True)
         self.add_button.clicked.connect(self._add)
         cancel = QPushButton("Cancel")
         cancel.clicked.connect(self.close)
         sources = QHBoxLayout()
+        sources.addWidget(self.camera_button)
+        sources.addWidget(self.screen_button)
         sources.addWidget(self.open_image)
         sources.addWidget(self.paste)
         sources.addStretch(1)
@@ -137,8 +178,9 @@ class AddContactDialog(QDialog):
         buttons.addWidget(self.add_button)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
-        layout.addWidget(self.text)
         layout.addLayout(sources)
+        layout.addWidget(self.preview, 1)
+        layout.addWidget(self.text)
         layout.addWidget(self.whose)
         layout.addWidget(self.error)
         layout.addLayout(buttons)
@@ -160,7 +202,65 @@ class AddContactDialog(QDialog):
             else:
                 name = self.card.name or "someone who gave no name"
                 self.whose.setText(f"This is the code of {name} (relay {self.card.relay_url}).")
+                spawn(self._preview(raw), "reading whose code this is")
         self.add_button.setEnabled(self.card is not None)
+
+    async def _preview(self, raw: str) -> None:
+        """Say when the code is our own or someone already in the list."""
+        try:
+            seen = await self._engine.preview_card(raw)
+        except UserError as exc:
+            if self.text.toPlainText().strip() == raw:
+                self.card = None
+                self.add_button.setEnabled(False)
+                self._show_error(sentence(str(exc)))
+            return
+        if self.text.toPlainText().strip() != raw:
+            return  # the text changed meanwhile
+        if seen.is_self:
+            self.card = None
+            self.add_button.setEnabled(False)
+            self.whose.clear()
+            self._show_error("This is your own code. Scan your friend's code instead.")
+        elif seen.known is not None:
+            self.whose.setText(
+                f"This is the code of {seen.known.display_name}, who is already a contact. "
+                "Adding again refreshes how to reach them."
+            )
+
+    # -- camera and screen ---------------------------------------------------------------
+
+    def toggle_camera(self) -> None:
+        if self.scanner.running:
+            self.scanner.stop()
+        else:
+            self.error.hide()
+            self.scanner.start()
+
+    def _camera_state(self, running: bool) -> None:
+        self.preview.setVisible(running)
+        self.camera_button.setText("Stop &camera" if running else "&Camera")
+
+    def _scanned(self, text: str) -> None:
+        self.preview.hide()
+        self.text.setPlainText(text)
+
+    def pick_screen_region(self) -> RegionSelector:
+        shot = RegionSelector.grab_desktop()
+        return self.select_region(shot)
+
+    def select_region(self, shot: QPixmap) -> RegionSelector:
+        selector = RegionSelector(shot)
+        selector.chosen.connect(lambda image: spawn(self.load_image(image), "reading the screen"))
+        selector.show()
+        selector.activateWindow()
+        selector.setFocus()
+        self.region = selector
+        return selector
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.scanner.stop()
+        super().closeEvent(event)
 
     def _choose_file(self) -> None:
         chooser = QFileDialog(self, "Open a picture of a QR code", "", IMAGE_FILTER)

@@ -52,7 +52,7 @@ class MainWindow(QMainWindow):
         self.my_code_action = QAction("My code", self)
         self.my_code_action.setShortcut(QKeySequence("Ctrl+M"))
         self.my_code_action.triggered.connect(self.show_my_code)
-        self.add_action = QAction("Add contact", self)
+        self.add_action = QAction("Scan a code", self)
         self.add_action.setShortcut(QKeySequence("Ctrl+N"))
         self.add_action.triggered.connect(self.show_add_contact)
         self.settings_action = QAction("Settings", self)
@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.panel.safety_requested.connect(self.show_safety)
         self.empty = QLabel(
             "No conversation open.\n\nShare “My code” with a friend, or add theirs with "
-            "“Add contact”. Once they come online you can write to each other."
+            "“Scan a code”. Once they come online you can write to each other."
         )
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
