@@ -1,4 +1,4 @@
-"""anonchat: the desktop app. `anonchat [--profile NAME|DIR] [--relay URL]`."""
+"""anonchat: the desktop app. `anonchat [--profile NAME|DIR] [--relay URL] [--demo]`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def parser() -> argparse.ArgumentParser:
         "--relay",
         metavar="URL",
         help="relay for a new profile (default: an embedded relay on 127.0.0.1:8765)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="two throwaway profiles side by side, already contacts; nothing is kept",
     )
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument(
@@ -56,12 +61,22 @@ def run_app(args: argparse.Namespace) -> int:
     from app.ui.launcher import Launcher, Session
 
     session: Session
-    try:
-        paths = profile_paths(args.profile)
-    except UserError as exc:
-        print(f"anonchat: {exc}", file=sys.stderr)
-        return 2
-    session = Launcher(paths, args.relay)
+    if args.demo:
+        from app.ui.demo import DemoSession
+
+        session = DemoSession()
+        print(
+            "AnonChat demo: two throwaway profiles; closing a window ends the demo and "
+            "removes them.",
+            flush=True,
+        )
+    else:
+        try:
+            paths = profile_paths(args.profile)
+        except UserError as exc:
+            print(f"anonchat: {exc}", file=sys.stderr)
+            return 2
+        session = Launcher(paths, args.relay)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
