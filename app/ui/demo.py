@@ -76,10 +76,7 @@ class DemoSession(QObject):
         spawn(self._greet(), "greeting in the demo")
 
     def _place(self) -> None:
-        screen = QGuiApplication.primaryScreen()
-        if screen is None:
-            return
-        area = screen.availableGeometry()
+        area = QGuiApplication.primaryScreen().availableGeometry()
         width = max(480, min(760, area.width() // 2 - 16))
         height = max(420, min(640, area.height() - 80))
         for i, window in enumerate(self.windows):
