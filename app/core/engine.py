@@ -256,15 +256,20 @@ class Engine:
         """A frame from a contact's ratchet session: decrypt, store, acknowledge."""
         mid = pl.message_id(frame)
 
-        def load(r: Repos) -> tuple[bytes | None, Message | None]:
-            return r.sessions.load(contact_id), r.messages.find(contact_id, Direction.INCOMING, mid)
+        def load(r: Repos) -> tuple[bytes | None, Message | None, list[TheirMailbox]]:
+            return (
+                r.sessions.load(contact_id),
+                r.messages.find(contact_id, Direction.INCOMING, mid),
+                r.mailboxes.list_theirs(contact_id),
+            )
 
-        blob, seen = await self.store.read(load)
+        blob, seen, theirs = await self.store.read(load)
         if blob is None:
             return
         session = Session.from_bytes(blob)
         if seen is not None:
-            await self._commit_receipt(contact_id, session, (mid,), read=False)
+            if theirs:
+                await self._commit_receipt(contact_id, session, (mid,), False, theirs[0])
             return
         try:
             session, plaintext = session.decrypt(frame)
@@ -283,7 +288,7 @@ class Engine:
             return
         match content:
             case pl.Chat():
-                await self._store_chat(contact_id, session, mid, content)
+                await self._store_chat(contact_id, session, mid, content, theirs)
             case pl.Receipt(read, ids):
                 await self._take_receipt(contact_id, session, ids, read)
             case pl.Welcome():
@@ -292,11 +297,18 @@ class Engine:
                 self._emit(FrameRejected("an introduction outside a handshake"))
 
     async def _store_chat(
-        self, contact_id: int, session: Session, mid: bytes, chat: pl.Chat
+        self,
+        contact_id: int,
+        session: Session,
+        mid: bytes,
+        chat: pl.Chat,
+        theirs: list[TheirMailbox],
     ) -> None:
         now = self._now()
-        receipt, session = self._encrypt_receipt(session, (mid,), read=False)
-        dest = await self._destination(contact_id)
+        outbox = None
+        if theirs:
+            receipt, session = self._encrypt_receipt(session, (mid,), read=False)
+            outbox = self._outbox_row(contact_id, OutboxKind.RECEIPT, theirs[0], receipt, now)
         message = NewMessage(
             contact_id,
             Direction.INCOMING,
@@ -307,7 +319,6 @@ class Engine:
             now,
             Status.DELIVERED,
         )
-        outbox = self._outbox_row(contact_id, OutboxKind.RECEIPT, dest, receipt, now)
 
         def unit(r: Repos) -> Message | None:
             r.outbox.drop_handshake_controls(contact_id)
@@ -346,10 +357,14 @@ class Engine:
         return frame, session
 
     async def _commit_receipt(
-        self, contact_id: int, session: Session, ids: tuple[bytes, ...], read: bool
-    ) -> None:
+        self,
+        contact_id: int,
+        session: Session,
+        ids: tuple[bytes, ...],
+        read: bool,
+        dest: TheirMailbox,
+    ) -> Session:
         """A receipt on its own (a duplicate's re-ack, read receipts): session + outbox."""
-        dest = await self._destination(contact_id)
         frame, session = self._encrypt_receipt(session, ids, read)
         now = self._now()
         row = self._outbox_row(contact_id, OutboxKind.RECEIPT, dest, frame, now)
@@ -360,6 +375,7 @@ class Engine:
 
         await self.store.run(unit)
         self._wake.set()
+        return session
 
     # -- sending -------------------------------------------------------------------------
 
@@ -381,18 +397,25 @@ class Engine:
             raise UserError("an empty message is not sent")
         if len(text) > pl.MAX_BODY_CHARS:
             raise UserError(f"a message holds at most {pl.MAX_BODY_CHARS} characters")
+        seq_key = f"seq:{contact_id}"
+
+        def load(r: Repos) -> tuple[Contact, list[TheirMailbox], bytes | None, str | None]:
+            contact = _contact_or_none(r, contact_id)
+            if contact is None:
+                raise UnknownContact("no such contact")
+            theirs = r.mailboxes.list_theirs(contact_id)
+            return contact, theirs, r.sessions.load(contact_id), r.settings.get(seq_key)
+
         async with self._mutex:
-            contact = await self.contact(contact_id)
+            contact, theirs, blob, last_seq = await self.store.read(load)
             if contact.key_change_pending:
                 raise SendingBlocked(
                     f"{contact.display_name}'s safety number changed; accept the new key first"
                 )
-            dest = await self._destination(contact_id)
-            blob = await self.store.read(lambda r: r.sessions.load(contact_id))
-            if blob is None:
-                raise UserError("no session with this contact")
-            seq_key = f"seq:{contact_id}"
-            seq = int(await self.store.read(lambda r: r.settings.get(seq_key)) or 0) + 1
+            if not theirs or blob is None:
+                raise UserError("no session with this contact yet")
+            dest = theirs[0]
+            seq = int(last_seq or 0) + 1
             now = self._now()
             session, frame = Session.from_bytes(blob).encrypt(pl.encode(pl.Chat(seq, now, text)))
             mid = pl.message_id(frame)
@@ -428,59 +451,72 @@ class Engine:
                     await self._wake.wait()
 
     async def _drain(self) -> bool:
-        """Send what is due, in order per destination; True when more may be due."""
+        """Send what is due, in order per destination; True when more may be due.
+
+        The sends are pipelined (the link writes them in call order) and their outcomes are
+        recorded in one transaction, so a burst costs one round trip, not one per message.
+        """
         now = self._now()
         items = await self.store.read(lambda r: r.outbox.due(now, BATCH))
-        blocked: set[tuple[str, bytes]] = set()
-        postponed: list[int] = []
-        for item in items:
-            dest = (item.relay_url, item.mailbox_id)
-            if dest in blocked or dest in self._offline:
-                blocked.add(dest)
-                postponed.append(item.id)
-                continue
-            outcome = await self._transmit(item)
-            if outcome is not None:
-                blocked.add(dest)
-                postponed.append(item.id)
-        if postponed:
-            later = self._now() + UNREACHABLE_RETRY_MS
+        ready = [i for i in items if (i.relay_url, i.mailbox_id) not in self._offline]
+        postponed = [i for i in items if (i.relay_url, i.mailbox_id) in self._offline]
+        results = await asyncio.gather(
+            *(self._pool.send(i.relay_url, i.mailbox_id, i.ciphertext) for i in ready),
+            return_exceptions=True,
+        )
+        sent: list[OutboxItem] = []
+        failed: list[OutboxItem] = []
+        went_offline: dict[tuple[str, bytes], int] = {}
+        for item, result in zip(ready, results, strict=True):
+            if isinstance(result, (RelayRefused, PayloadTooLarge)):
+                failed.append(item)
+            elif isinstance(result, BaseException):
+                if not isinstance(result, RelayUnavailable):
+                    log.error("sending failed unexpectedly", exc_info=result)
+                postponed.append(item)
+            elif result == 0:
+                went_offline[(item.relay_url, item.mailbox_id)] = item.contact_id
+                postponed.append(item)
+            else:
+                sent.append(item)
+        done = self._now()
+        later = done + UNREACHABLE_RETRY_MS
 
-            def postpone(r: Repos) -> None:
-                for outbox_id in postponed:
-                    with contextlib.suppress(NotFound):  # acknowledged in the meantime
-                        r.outbox.retry_later(outbox_id, later)
+        def record(r: Repos) -> list[OutboxItem]:
+            newly_sent = []
+            for item in sent:
+                backoff = min(self._resend_after * 2 ** min(item.attempts, 8), MAX_RESEND_MS)
+                if _mark_sent(r, item, done + backoff):
+                    newly_sent.append(item)
+            for item in failed:
+                _fail(r, item)
+            for item in postponed:
+                with contextlib.suppress(NotFound):  # acknowledged in the meantime
+                    r.outbox.retry_later(item.id, later)
+            return newly_sent
 
-            await self.store.run(postpone)
+        if sent or failed or postponed:
+            for item in await self.store.run(record):
+                assert item.message_id is not None
+                self._emit(MessageStatusChanged(item.contact_id, item.message_id, Status.SENT))
+            for item in failed:
+                if item.message_id is not None:
+                    self._emit(
+                        MessageStatusChanged(item.contact_id, item.message_id, Status.FAILED)
+                    )
+        for dest, contact_id in went_offline.items():
+            await self._went_offline(dest, contact_id)
         return len(items) == BATCH and len(postponed) < len(items)
 
-    async def _transmit(self, item: OutboxItem) -> str | None:
-        """Send one item; None when the relay forwarded it, else why it must wait."""
-        dest = (item.relay_url, item.mailbox_id)
-        try:
-            reached = await self._pool.send(item.relay_url, item.mailbox_id, item.ciphertext)
-        except (RelayRefused, PayloadTooLarge):
-            await self.store.run(lambda r: _fail(r, item))
-            if item.message_id is not None:
-                self._emit(MessageStatusChanged(item.contact_id, item.message_id, Status.FAILED))
-            return None
-        except RelayUnavailable:
-            return "relay unreachable"
-        if reached == 0:
-            self._offline.add(dest)
-            if dest not in self._watched:
-                self._watched[dest] = item.contact_id
-            with contextlib.suppress(NetError):
-                online = await self._pool.watch(item.relay_url, [item.mailbox_id])
-                if item.mailbox_id in online:
-                    self._offline.discard(dest)
-            return "peer offline"
-        backoff = min(self._resend_after * (2 ** min(item.attempts, 8)), MAX_RESEND_MS)
-        first = await self.store.run(lambda r: _mark_sent(r, item, self._now() + backoff))
-        if first:
-            assert item.message_id is not None
-            self._emit(MessageStatusChanged(item.contact_id, item.message_id, Status.SENT))
-        return None
+    async def _went_offline(self, dest: tuple[str, bytes], contact_id: int) -> None:
+        """The relay found no subscriber: wait for the mailbox's presence notice."""
+        self._offline.add(dest)
+        self._watched.setdefault(dest, contact_id)
+        with contextlib.suppress(NetError):
+            online = await self._pool.watch(dest[0], [dest[1]])
+            if dest[1] in online:
+                self._offline.discard(dest)
+                self._reschedule_soon(*dest)
 
     # -- contacts ------------------------------------------------------------------------
 
@@ -526,9 +562,7 @@ class Engine:
     # -- queries and small use-cases ------------------------------------------------------
 
     async def contact(self, contact_id: int) -> Contact:
-        found = await self.store.read(
-            lambda r: next((c for c in r.contacts.all() if c.id == contact_id), None)
-        )
+        found = await self.store.read(lambda r: _contact_or_none(r, contact_id))
         if found is None:
             raise UnknownContact("no such contact")
         return found
@@ -591,12 +625,10 @@ class Engine:
             if blob is None:
                 return len(ids)
             session = Session.from_bytes(blob)
+            dest = await self._destination(contact_id)
             for start in range(0, len(ids), pl.MAX_RECEIPT_IDS):
                 chunk = tuple(ids[start : start + pl.MAX_RECEIPT_IDS])
-                await self._commit_receipt(contact_id, session, chunk, read=True)
-                blob = await self.store.read(lambda r: r.sessions.load(contact_id))
-                assert blob is not None
-                session = Session.from_bytes(blob)
+                session = await self._commit_receipt(contact_id, session, chunk, True, dest)
             return len(ids)
 
     async def set_read_receipts(self, enabled: bool) -> None:
@@ -655,6 +687,13 @@ def _mark_sent(r: Repos, item: OutboxItem, next_try: int) -> bool:
     except NotFound:
         return False  # the receipt (or the welcome) came back first: nothing waits any more
     return before is Status.QUEUED
+
+
+def _contact_or_none(r: Repos, contact_id: int) -> Contact | None:
+    try:
+        return r.contacts.get(contact_id)
+    except NotFound:
+        return None
 
 
 def _fail(r: Repos, item: OutboxItem) -> None:
