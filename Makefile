@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEB_PACKAGES := libpulse0 xvfb xauth strace libegl1 libgl1 libfontconfig1 libdbus-1-3 \
 	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
-	libxcb-shape0 libxcb-image0 libxcb-render-util0
+	libxcb-shape0 libxcb-image0 libxcb-render-util0 binutils curl openssl
 PYTEST_ARGS ?=
 
-.PHONY: run test soak lint format bench sysdeps venv clean
+.PHONY: run test soak lint format bench package package-check sysdeps venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ format: venv
 
 bench: sysdeps venv
 	@set -e; for f in bench/*.py; do echo "== $$f"; QT_QPA_PLATFORM=offscreen $(PY) $$f; done
+
+# Desktop app (folder and one file) and relay bundles, archives, icons into dist/.
+package: sysdeps venv
+	packaging/build.sh
+
+# The bundles in dist/ tried outside the source tree and the venv (needs `make package`).
+package-check: sysdeps venv
+	packaging/check.sh
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
