@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import signal
 import sys
@@ -261,10 +262,9 @@ async def cmd_sync(engine: Engine, args: argparse.Namespace, out: Out) -> None:
 
 async def cmd_listen(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     engine.subscribe(lambda e: print(json.dumps(event_json(e), ensure_ascii=False), flush=True))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop: asyncio.Event = args.stop
+    if stop.is_set():  # stopped while the profile was being unlocked
+        return
     await engine.start()
     print(json.dumps({"event": "listening"}), flush=True)
     await stop.wait()
@@ -307,6 +307,17 @@ async def cmd_verify(engine: Engine, args: argparse.Namespace, out: Out) -> None
 async def cmd_accept_key(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     contact = await engine.find_contact(args.contact)
     contact = await engine.accept_key_change(contact.id)
+    if args.wait > 0:
+        await engine.start()
+        deadline = asyncio.get_running_loop().time() + args.wait
+        cid = contact.id
+        while not any(s.established for s in await engine.summaries() if s.contact.id == cid):
+            if asyncio.get_running_loop().time() > deadline:
+                raise Unreachable(
+                    f"accepted {contact.display_name}'s new key; the new session completes "
+                    "when they come online"
+                )
+            await asyncio.sleep(0.1)
     out.result(contact_json(contact), f"accepted {contact.display_name}'s new key")
 
 
@@ -360,11 +371,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--qr-image", metavar="FILE")
     s = sub.add_parser("accept-key", help="accept a contact's changed identity key")
     s.add_argument("contact")
+    s.add_argument("--wait", type=float, default=10.0)
     return p
 
 
 async def run(args: argparse.Namespace) -> int:
     out = Out(args.json)
+    if args.command == "listen":
+        # Installed before the (slow) unlock, so SIGTERM at any moment ends listen cleanly.
+        args.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, args.stop.set)
     if args.command == "init":
         await cmd_init(args, out)
         return EXIT_OK
@@ -378,6 +396,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    logging.basicConfig(format="anonchat-cli: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
         return asyncio.run(run(args))
     except (UserError, StoreError) as exc:

@@ -97,7 +97,7 @@ def test_key_change_is_held_until_accepted(
         accepted = alice.run("accept-key", "Bob").data
         assert accepted["key_change_pending"] is False
         assert accepted["verified"] is False
-        # the held handshake goes out with the next connection, here the next send
+        # accept-key connects and waits until the new session is established
         assert alice.run("send", "Bob", "new key", "--wait", "20").data["status"] == "delivered"
         imp_l.wait_for(lambda ev: any(e["event"] == "contact_added" for e in ev))
         imp_l.wait_for(lambda ev: any(e.get("body") == "new key" for e in ev))
