@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -64,7 +65,19 @@ def bulk(conn: Any, start: int, count: int, batch: int = 50_000) -> None:
     """Fill history fast: big transactions of plain inserts (triggers keep FTS and counters)."""
     for lo in range(start, start + count, batch):
         rows = [
-            (1 + i % CONTACTS, i % 2, i.to_bytes(16, "big"), i, body(i), i, i, "delivered", 0)
+            # direction alternates per round of contacts, so every contact has unread mail
+            # in both databases and the unread query returns the same rows at both sizes
+            (
+                1 + i % CONTACTS,
+                (i // CONTACTS) % 2,
+                i.to_bytes(16, "big"),
+                i,
+                body(i),
+                i,
+                i,
+                "delivered",
+                0,
+            )
             for i in range(lo, min(lo + batch, start + count))
         ]
         conn.execute("BEGIN")
@@ -117,14 +130,23 @@ def main() -> None:
     seed_contacts(sr)
     bulk(small.conn, 0, SMALL)
     small.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    page_small, unread_small = hot_paths(sr)
 
     t = time.perf_counter()
     bulk(enc.conn, INSERTS, BIG - INSERTS)
     print(f"built {BIG} messages in {time.perf_counter() - t:.0f} s", flush=True)
-    # As after a restart: history checkpointed into the main file, WAL empty.
+    # As after a restart: history checkpointed into the main file, WAL empty, both databases
+    # opened afresh, and measured in alternation so machine noise hits both alike.
     enc.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    page_big, unread_big = hot_paths(er)
+    small.conn.close()
+    enc.conn.close()
+    small = vault.unlock(ProfilePaths(root / "small"), "bench")
+    enc = vault.unlock(ProfilePaths(root / "enc"), "bench")
+    sr, er = Repos(small.conn), Repos(enc.conn)
+    rounds = [(hot_paths(sr), hot_paths(er)) for _ in range(5)]
+    page_small = min(r[0][0] for r in rounds)
+    unread_small = min(r[0][1] for r in rounds)
+    page_big = min(r[1][0] for r in rounds)
+    unread_big = min(r[1][1] for r in rounds)
     print(f"page(50): {page_small:.3f} ms at {SMALL}, {page_big:.3f} ms at {BIG}", flush=True)
     print(f"unread: {unread_small:.3f} ms at {SMALL}, {unread_big:.3f} ms at {BIG}", flush=True)
 
@@ -148,6 +170,7 @@ def main() -> None:
     vault.unlock(tuned, "bench").conn.close()
     unlock = time.perf_counter() - t
     print(f"unlock with default Argon2id {DEFAULT_PARAMS}: {unlock:.2f} s")
+    shutil.rmtree(root)
 
     print(
         json.dumps(
