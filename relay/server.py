@@ -2,7 +2,8 @@
 
 Runs as ``anonchat-relay`` / ``python -m relay``, or in-process through :func:`serve_relay`
 (the desktop app embeds it on 127.0.0.1 with a free port). ``GET /healthz`` and
-``GET /metrics`` answer on the WebSocket port.
+``GET /metrics`` answer on the WebSocket port. With ``--redis`` several relays share routing
+through relay.backplane.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from relay.state import CLOSE_GOING_AWAY, CLOSE_POLICY, Close, Connection, Refused, Relay
+from relay.backplane import Backplane, cluster_key
+from relay.state import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    Close,
+    Connection,
+    Lookup,
+    Publish,
+    Refused,
+    Relay,
+)
 from relay.state import RelayLimits as RelayLimits
 from relay.wire import ErrorCode
 
@@ -44,14 +55,24 @@ class RelayConfig:
     tls_key: str | None = None
     max_backlog: int = DEFAULT_MAX_BACKLOG
     debug_identifiers: bool = False
+    redis_url: str | None = None
+    redis_secret: bytes | None = field(default=None, repr=False)
 
 
 class RelayHandle:
     """A running relay: where it listens, its routing state, and how to stop it."""
 
-    def __init__(self, server: Server, relay: Relay, config: RelayConfig, port: int) -> None:
+    def __init__(
+        self,
+        server: Server,
+        relay: Relay,
+        config: RelayConfig,
+        port: int,
+        backplane: Backplane | None = None,
+    ) -> None:
         self.server = server
         self.relay = relay
+        self.backplane = backplane
         self.config = config
         self.port = port
         scheme = "wss" if config.tls_cert else "ws"
@@ -63,12 +84,45 @@ class RelayHandle:
         self.relay.shutdown(ErrorCode.GOING_AWAY)
         self.server.close(code=CLOSE_GOING_AWAY, reason=ErrorCode.GOING_AWAY)
         await self.server.wait_closed()
+        if self.backplane is not None:
+            await self.backplane.close()
 
     async def wait_closed(self) -> None:
         await self.server.wait_closed()
 
 
-def metrics_text(relay: Relay) -> str:
+def health_text(backplane: Backplane | None) -> str:
+    """``ok``, and with a backplane whether it is up: local traffic is served either way."""
+    if backplane is None:
+        return "ok\n"
+    return "ok\nbackplane up\n" if backplane.up else "ok\nbackplane down\n"
+
+
+def backplane_metrics(backplane: Backplane) -> list[str]:
+    c = backplane.counters
+    return [
+        "# HELP anonchat_relay_backplane_up 1 while the Redis backplane is linked.",
+        "# TYPE anonchat_relay_backplane_up gauge",
+        f"anonchat_relay_backplane_up {int(backplane.up)}",
+        "# HELP anonchat_relay_backplane_links_total Times the backplane link came up.",
+        "# TYPE anonchat_relay_backplane_links_total counter",
+        f"anonchat_relay_backplane_links_total {c.links}",
+        "# HELP anonchat_relay_backplane_published_total Sends published to other relays.",
+        "# TYPE anonchat_relay_backplane_published_total counter",
+        f"anonchat_relay_backplane_published_total {c.published}",
+        "# HELP anonchat_relay_backplane_received_total Messages from other relays.",
+        "# TYPE anonchat_relay_backplane_received_total counter",
+        f"anonchat_relay_backplane_received_total {c.received}",
+        "# HELP anonchat_relay_backplane_dropped_total Unreadable backplane messages.",
+        "# TYPE anonchat_relay_backplane_dropped_total counter",
+        f"anonchat_relay_backplane_dropped_total {c.dropped}",
+        "# HELP anonchat_relay_backplane_errors_total Publishes that failed.",
+        "# TYPE anonchat_relay_backplane_errors_total counter",
+        f"anonchat_relay_backplane_errors_total {c.errors}",
+    ]
+
+
+def metrics_text(relay: Relay, backplane: Backplane | None = None) -> str:
     """Prometheus text exposition of the relay's counts; no label ever names a peer."""
     c = relay.counters
     lines = [
@@ -103,6 +157,8 @@ def metrics_text(relay: Relay) -> str:
         f'anonchat_relay_rejects_total{{reason="{r}"}} {n}'
         for r, n in sorted(relay.rejects.items())
     ]
+    if backplane is not None:
+        lines += backplane_metrics(backplane)
     return "\n".join(lines) + "\n"
 
 
@@ -133,13 +189,19 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
     config = config or RelayConfig()
     relay = Relay(config.limits)
     loop = asyncio.get_running_loop()
+    backplane: Backplane | None = None
+    if config.redis_url:
+        key = cluster_key(config.redis_url, config.redis_secret)
+        backplane = Backplane(relay, config.redis_url, key)
+        relay.attach(backplane)
+        await backplane.start()
 
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
-            return connection.respond(HTTPStatus.OK, "ok\n")
+            return connection.respond(HTTPStatus.OK, health_text(backplane))
         if path == "/metrics":
-            response = connection.respond(HTTPStatus.OK, metrics_text(relay))
+            response = connection.respond(HTTPStatus.OK, metrics_text(relay, backplane))
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response
@@ -172,11 +234,23 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         close: Close | None = None
         try:
             async for message in ws:
-                if isinstance(message, bytes):
-                    close = relay.receive(conn, message, loop.time())
-                else:
+                if not isinstance(message, bytes):
                     close = relay.receive_text(conn, loop.time())
-                if close is not None:
+                    if close is not None:
+                        break
+                    continue
+                result = relay.receive(conn, message, loop.time())
+                # The backplane's part completes before the next frame is read: replies stay
+                # in request order.
+                if isinstance(result, Publish):
+                    assert backplane is not None
+                    relay.sent(result, await backplane.publish(result.mailbox, result.payload))
+                elif isinstance(result, Lookup):
+                    assert backplane is not None
+                    await backplane.lookup(result)
+                    relay.watched(result)
+                elif result is not None:
+                    close = result
                     break
         except ConnectionClosed:
             pass
@@ -200,7 +274,7 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         logger=logging.getLogger("relay.websockets"),
     )
     port = next(iter(server.sockets)).getsockname()[1]
-    return RelayHandle(server, relay, config, port)
+    return RelayHandle(server, relay, config, port, backplane)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse.Namespace]:
@@ -223,6 +297,16 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
     p.add_argument("--max-connections-per-address", type=int, default=d.max_connections_per_address)
     p.add_argument("--idle-timeout", type=float, default=d.idle_timeout, help="seconds")
     p.add_argument("--max-backlog", type=int, default=DEFAULT_MAX_BACKLOG, help="bytes queued")
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share routing with other relays through this Redis (pub/sub only, nothing stored)",
+    )
+    p.add_argument(
+        "--redis-secret-file",
+        metavar="FILE",
+        help="secret shared by the relays of a cluster; hides mailbox ids from Redis",
+    )
     p.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument(
@@ -246,6 +330,17 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
         )
     except ValueError as exc:
         p.error(str(exc))
+    secret: bytes | None = None
+    if a.redis_secret_file:
+        if not a.redis:
+            p.error("--redis-secret-file goes with --redis")
+        try:
+            with open(a.redis_secret_file, "rb") as f:
+                secret = f.read().strip()
+        except OSError as exc:
+            p.error(f"cannot read --redis-secret-file: {exc.strerror}")
+        if not secret:
+            p.error("--redis-secret-file is empty")
     config = RelayConfig(
         host=a.host,
         port=a.port,
@@ -254,13 +349,22 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
         tls_key=a.tls_key,
         max_backlog=a.max_backlog,
         debug_identifiers=a.debug_identifiers,
+        redis_url=a.redis,
+        redis_secret=secret,
     )
     return config, a
+
+
+def _key_source(config: RelayConfig) -> str:
+    return "the shared secret" if config.redis_secret else "the Redis URL's credentials"
 
 
 async def run(config: RelayConfig) -> None:
     """Serve until SIGTERM or SIGINT, then close every connection with going-away."""
     handle = await serve_relay(config)
+    if handle.backplane is not None:
+        state = "up" if handle.backplane.up else "down, retrying"
+        log.info("backplane %s; channel names keyed by %s", state, _key_source(config))
     log.info("relay listening on %s", handle.url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

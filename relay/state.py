@@ -4,6 +4,11 @@ Everything the relay knows lives here and only in memory: which connection is su
 which mailbox, who watches which mailbox, each connection's send budget. A payload is handed to
 the subscribers' send callbacks and forgotten. relay/server.py drives this from websockets; the
 tests drive it with plain lists.
+
+Several relay processes can share routing through a backplane (relay/backplane.py). The state
+stays sans-I/O: it tells the backplane through a :class:`Remote` which mailboxes it holds and
+watches, and where a reply depends on other relays (a send's delivered count, a watch's
+online list) it hands the driver a :class:`Publish` or :class:`Lookup` to complete.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -87,11 +93,25 @@ class Refused(Exception):
         self.close = close
 
 
+class Remote(Protocol):
+    """What the state tells the other relays about, through the backplane. Never blocks."""
+
+    def hold(self, mailbox: bytes) -> None:
+        """``mailbox`` gained its first subscriber on this relay."""
+
+    def release(self, mailbox: bytes) -> None:
+        """``mailbox`` lost its last subscriber on this relay."""
+
+    def unwatch(self, mailbox: bytes) -> None:
+        """``mailbox`` lost its last watcher on this relay."""
+
+
 class Connection:
     """One client connection's routing state. Identity is the object itself, never logged."""
 
     __slots__ = (
         "address",
+        "awaiting",
         "challenge",
         "closed",
         "send",
@@ -108,6 +128,8 @@ class Connection:
         self.challenge = challenge
         self.subscriptions: set[bytes] = set()
         self.watches: set[bytes] = set()
+        # Watched mailboxes whose `watching` reply waits for the backplane: no presence yet.
+        self.awaiting: set[bytes] = set()
         self.tokens = float(burst)
         self.stamp = now
         self.strikes = 0
@@ -123,6 +145,32 @@ class Counters:
     bytes_in: int = 0
     bytes_out: int = 0
     connections_total: int = 0
+    remote_in: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """The driver must publish this send to the other relays, then call :meth:`Relay.sent`.
+
+    ``local`` connections on this relay already have it; the payload lives only until then.
+    """
+
+    conn: Connection
+    request_id: int
+    mailbox: bytes
+    payload: bytes
+    local: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The driver must ask which of ``fresh`` are online elsewhere, then call
+    :meth:`Relay.watched`. ``fresh`` are the mailboxes this relay had no watcher for."""
+
+    conn: Connection
+    request_id: int
+    wanted: tuple[bytes, ...]
+    fresh: tuple[bytes, ...]
 
 
 class Relay:
@@ -145,6 +193,13 @@ class Relay:
         self.watchers: dict[bytes, set[Connection]] = {}
         self.counters = Counters()
         self.rejects: Counter[str] = Counter()
+        self.remote: Remote | None = None
+        # Watched mailboxes that have a subscriber on another relay, as the backplane last said.
+        self.remote_online: set[bytes] = set()
+
+    def attach(self, remote: Remote) -> None:
+        """Share routing with other relays: from now on sends and watches go through ``remote``."""
+        self.remote = remote
 
     # -- connection lifecycle -----------------------------------------------------------------
 
@@ -175,11 +230,11 @@ class Relay:
         if self.per_address[conn.address] <= 0:
             del self.per_address[conn.address]
         for mailbox in conn.watches:
-            self._drop(self.watchers, mailbox, conn)
+            self._unwatch_one(conn, mailbox)
         conn.watches.clear()
+        conn.awaiting.clear()
         for mailbox in conn.subscriptions:
-            if self._drop(self.subscribers, mailbox, conn):
-                self._presence(mailbox, online=False)
+            self._release_one(conn, mailbox)
         conn.subscriptions.clear()
 
     def shutdown(self, reason: str = ErrorCode.GOING_AWAY) -> None:
@@ -190,8 +245,13 @@ class Relay:
 
     # -- frames in ----------------------------------------------------------------------------
 
-    def receive(self, conn: Connection, data: bytes, now: float) -> Close | None:
-        """Handle one binary message from ``conn``; a Close says the driver must end it."""
+    def receive(self, conn: Connection, data: bytes, now: float) -> Close | Publish | Lookup | None:
+        """Handle one binary message from ``conn``; a Close says the driver must end it.
+
+        With a backplane attached, a send returns :class:`Publish` and a watch of a mailbox no
+        one here watched yet returns :class:`Lookup`: the driver completes them before reading
+        the connection's next frame, so replies keep the order of requests.
+        """
         if conn.closed:
             return None
         self.counters.frames_in += 1
@@ -211,13 +271,13 @@ class Relay:
             self._error(conn, wire.request_id_of(data), exc.code)
             return None
         if type(frame) is wire.Send:
-            self._on_send(conn, frame)
+            return self._on_send(conn, frame)
         elif type(frame) is wire.Subscribe:
             self._on_subscribe(conn, frame)
         elif type(frame) is wire.Unsubscribe:
             self._on_unsubscribe(conn, frame)
         elif type(frame) is wire.Watch:
-            self._on_watch(conn, frame)
+            return self._on_watch(conn, frame)
         elif type(frame) is wire.Unwatch:
             self._on_unwatch(conn, frame)
         elif type(frame) is wire.Ping:
@@ -244,15 +304,21 @@ class Relay:
         self._error(conn, None, ErrorCode.MALFORMED)
         return None
 
-    def _on_send(self, conn: Connection, frame: wire.Send) -> None:
-        targets = self.subscribers.get(frame.mailbox)
-        delivered = 0
-        if targets:
-            data = wire.encode(wire.Deliver(frame.mailbox, frame.payload))
-            for target in tuple(targets):
-                self._emit(target, data)
-            delivered = len(targets)
+    def _on_send(self, conn: Connection, frame: wire.Send) -> Publish | None:
+        delivered = self._deliver(frame.mailbox, frame.payload)
+        if self.remote is not None:
+            return Publish(conn, frame.request_id, frame.mailbox, frame.payload, delivered)
         self._emit(conn, wire.encode(wire.Sent(frame.request_id, delivered)))
+        return None
+
+    def _deliver(self, mailbox: bytes, payload: bytes) -> int:
+        targets = self.subscribers.get(mailbox)
+        if not targets:
+            return 0
+        data = wire.encode(wire.Deliver(mailbox, payload))
+        for target in tuple(targets):
+            self._emit(target, data)
+        return len(targets)
 
     def _on_subscribe(self, conn: Connection, frame: wire.Subscribe) -> None:
         rid = frame.request_id
@@ -271,34 +337,108 @@ class Relay:
             targets = self.subscribers.setdefault(frame.mailbox, set())
             targets.add(conn)
             if len(targets) == 1:
-                self._presence(frame.mailbox, online=True)
+                if self.remote is not None:
+                    self.remote.hold(frame.mailbox)
+                if frame.mailbox not in self.remote_online:
+                    self._presence(frame.mailbox, online=True)
         self._emit(conn, wire.encode(wire.Ok(rid)))
 
     def _on_unsubscribe(self, conn: Connection, frame: wire.Unsubscribe) -> None:
         if frame.mailbox in conn.subscriptions:
             conn.subscriptions.discard(frame.mailbox)
-            if self._drop(self.subscribers, frame.mailbox, conn):
-                self._presence(frame.mailbox, online=False)
+            self._release_one(conn, frame.mailbox)
         self._emit(conn, wire.encode(wire.Ok(frame.request_id)))
 
-    def _on_watch(self, conn: Connection, frame: wire.Watch) -> None:
-        wanted = list(dict.fromkeys(frame.mailboxes))
+    def _release_one(self, conn: Connection, mailbox: bytes) -> None:
+        if self._drop(self.subscribers, mailbox, conn):
+            if self.remote is not None:
+                self.remote.release(mailbox)
+            if mailbox not in self.remote_online:
+                self._presence(mailbox, online=False)
+
+    def _on_watch(self, conn: Connection, frame: wire.Watch) -> Lookup | None:
+        wanted = tuple(dict.fromkeys(frame.mailboxes))
         new = [m for m in wanted if m not in conn.watches]
         if len(conn.watches) + len(new) > self.limits.max_watches:
             self._error(conn, frame.request_id, ErrorCode.TOO_MANY_WATCHES)
-            return
+            return None
+        fresh = tuple(m for m in new if m not in self.watchers)
         for mailbox in new:
             conn.watches.add(mailbox)
             self.watchers.setdefault(mailbox, set()).add(conn)
-        online = tuple(m for m in wanted if m in self.subscribers)
-        self._emit(conn, wire.encode(wire.Watching(frame.request_id, online)))
+        if self.remote is not None and fresh:
+            conn.awaiting.update(fresh)
+            return Lookup(conn, frame.request_id, wanted, fresh)
+        self._watching(conn, frame.request_id, wanted)
+        return None
+
+    def _watching(self, conn: Connection, rid: int, wanted: tuple[bytes, ...]) -> None:
+        online = tuple(m for m in wanted if self.online(m))
+        self._emit(conn, wire.encode(wire.Watching(rid, online)))
 
     def _on_unwatch(self, conn: Connection, frame: wire.Unwatch) -> None:
         for mailbox in frame.mailboxes:
             if mailbox in conn.watches:
                 conn.watches.discard(mailbox)
-                self._drop(self.watchers, mailbox, conn)
+                conn.awaiting.discard(mailbox)
+                self._unwatch_one(conn, mailbox)
         self._emit(conn, wire.encode(wire.Ok(frame.request_id)))
+
+    def _unwatch_one(self, conn: Connection, mailbox: bytes) -> None:
+        if self._drop(self.watchers, mailbox, conn):
+            self.remote_online.discard(mailbox)
+            if self.remote is not None:
+                self.remote.unwatch(mailbox)
+
+    # -- from the backplane -------------------------------------------------------------------
+
+    def online(self, mailbox: bytes) -> bool:
+        """Whether ``mailbox`` has a subscriber here or, as far as we know, on another relay."""
+        return mailbox in self.subscribers or mailbox in self.remote_online
+
+    def sent(self, publish: Publish, remote: int) -> None:
+        """Finish a :class:`Publish`: ``remote`` other relays took the payload."""
+        if not publish.conn.closed:
+            delivered = publish.local + max(0, remote)
+            self._emit(publish.conn, wire.encode(wire.Sent(publish.request_id, delivered)))
+
+    def watched(self, lookup: Lookup) -> None:
+        """Finish a :class:`Lookup` once the backplane has reported on ``lookup.fresh``."""
+        conn = lookup.conn
+        conn.awaiting.difference_update(lookup.fresh)
+        if not conn.closed:
+            self._watching(conn, lookup.request_id, lookup.wanted)
+
+    def remote_presence(self, mailbox: bytes, online: bool) -> None:
+        """Another relay's view of ``mailbox`` changed; watchers hear of it if the union did."""
+        if mailbox not in self.watchers or online == (mailbox in self.remote_online):
+            return
+        if online:
+            self.remote_online.add(mailbox)
+        else:
+            self.remote_online.discard(mailbox)
+        if mailbox not in self.subscribers:
+            self._presence(mailbox, online=online)
+
+    def remote_lost(self) -> None:
+        """The backplane is down: no other relay is reachable, so none counts as online."""
+        for mailbox in list(self.remote_online):
+            self.remote_presence(mailbox, False)
+
+    def deliver_remote(self, mailbox: bytes, payload: bytes) -> int:
+        """A payload another relay published for ``mailbox``: hand it to our subscribers."""
+        self.counters.remote_in += 1
+        targets = self.subscribers.get(mailbox)
+        if not targets:
+            return 0
+        data = wire.encode(wire.Deliver(mailbox, payload))
+        if len(data) > self.limits.max_frame_size:
+            # Published by a relay with a larger frame limit: our clients could not take it.
+            self.rejects[ErrorCode.TOO_LARGE] += 1
+            return 0
+        for target in tuple(targets):
+            self._emit(target, data)
+        return len(targets)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -331,7 +471,8 @@ class Relay:
         if watchers:
             data = wire.encode(wire.Presence(mailbox, online))
             for watcher in tuple(watchers):
-                self._emit(watcher, data)
+                if mailbox not in watcher.awaiting:
+                    self._emit(watcher, data)
 
     def _error(self, conn: Connection, rid: int | None, code: str) -> None:
         self.rejects[code] += 1
