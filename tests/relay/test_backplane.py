@@ -1,0 +1,127 @@
+"""relay.backplane's pure parts: the cluster key, channel names and message framing (msgpack)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from relay.backplane import (
+    CHANNEL_PREFIX,
+    NODE_SIZE,
+    BackplaneError,
+    Holding,
+    Payload,
+    cluster_key,
+    control_channel,
+    decode_message,
+    encode_message,
+    mailbox_channel,
+    presence_channel,
+)
+
+MAILBOX = bytes(range(32))
+NODE = bytes(range(100, 100 + NODE_SIZE))
+KEY = cluster_key("redis://127.0.0.1:6379/0", b"cluster secret")
+
+
+def test_channel_names_are_keyed_hashes_with_a_readable_prefix() -> None:
+    tag = hmac.new(KEY, b"mailbox\x00" + MAILBOX, hashlib.sha256).hexdigest().encode()
+    assert mailbox_channel(KEY, MAILBOX) == b"anonchat:v1:m:" + tag
+    tag = hmac.new(KEY, b"presence\x00" + MAILBOX, hashlib.sha256).hexdigest().encode()
+    assert presence_channel(KEY, MAILBOX) == b"anonchat:v1:p:" + tag
+    assert control_channel(KEY).startswith(CHANNEL_PREFIX + b"c:")
+
+
+def test_channel_names_never_carry_the_mailbox_id() -> None:
+    for channel in (mailbox_channel(KEY, MAILBOX), presence_channel(KEY, MAILBOX)):
+        assert MAILBOX.hex().encode() not in channel
+        assert MAILBOX not in channel
+        assert hashlib.sha256(MAILBOX).hexdigest().encode() not in channel
+    # The two channels of one mailbox do not share a tag.
+    assert mailbox_channel(KEY, MAILBOX)[14:] != presence_channel(KEY, MAILBOX)[14:]
+
+
+def test_names_depend_on_the_key_and_the_mailbox_only() -> None:
+    other = cluster_key("redis://127.0.0.1:6379/0", b"another secret")
+    assert mailbox_channel(KEY, MAILBOX) == mailbox_channel(KEY, bytes(MAILBOX))
+    assert mailbox_channel(KEY, MAILBOX) != mailbox_channel(other, MAILBOX)
+    assert mailbox_channel(KEY, MAILBOX) != mailbox_channel(KEY, bytes(32))
+    with pytest.raises(ValueError, match="32 bytes"):
+        mailbox_channel(KEY, b"short")
+
+
+def test_cluster_key_from_secret_ignores_the_url() -> None:
+    assert cluster_key("redis://a:6379", b"s") == cluster_key("redis://b.example:7000/3", b"s")
+    assert cluster_key("redis://a:6379", b"s") != cluster_key("redis://a:6379", b"t")
+
+
+def test_cluster_key_without_secret_comes_from_credentials_not_host() -> None:
+    one = cluster_key("redis://user:pw@10.0.0.1:6379/0")
+    assert one == cluster_key("redis://user:pw@redis.internal:6380/0")
+    assert one != cluster_key("redis://user:other@10.0.0.1:6379/0")
+    assert cluster_key("redis://10.0.0.1") == cluster_key("redis://127.0.0.1:6379")
+    # A secret and no secret never collide, even for look-alike material.
+    assert cluster_key("redis://:@h") != cluster_key("redis://h", b":")
+
+
+def test_payload_message_bytes() -> None:
+    data = encode_message(Payload(NODE, b"\x00ciphertext"))
+    expected = {"v": 1, "k": "d", "o": NODE, "p": b"\x00ciphertext"}
+    assert data == msgpack.packb(expected, use_bin_type=True)
+    assert data[:1] == b"\x84"  # a 4-entry map
+    assert b"\xc4\x10" + NODE in data  # bin 8, 16 bytes: the origin is binary, not a string
+
+
+def test_holding_message_bytes() -> None:
+    on = encode_message(Holding(NODE, True))
+    assert on == msgpack.packb({"v": 1, "k": "p", "o": NODE, "on": True}, use_bin_type=True)
+    assert on.endswith(b"\xa2on\xc3")
+    assert encode_message(Holding(NODE, False)).endswith(b"\xa2on\xc2")
+
+
+@given(st.binary(min_size=NODE_SIZE, max_size=NODE_SIZE), st.binary(max_size=4096))
+def test_payload_round_trip(origin: bytes, payload: bytes) -> None:
+    assert decode_message(encode_message(Payload(origin, payload))) == Payload(origin, payload)
+
+
+@given(st.binary(min_size=NODE_SIZE, max_size=NODE_SIZE), st.booleans())
+def test_holding_round_trip(origin: bytes, online: bool) -> None:
+    assert decode_message(encode_message(Holding(origin, online))) == Holding(origin, online)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"v": 2, "k": "d", "o": NODE, "p": b""},
+        {"k": "d", "o": NODE, "p": b""},
+        {"v": 1, "k": "d", "o": NODE[:-1], "p": b""},
+        {"v": 1, "k": "d", "o": "x" * NODE_SIZE, "p": b""},
+        {"v": 1, "k": "d", "o": NODE, "p": "text"},
+        {"v": 1, "k": "d", "o": NODE},
+        {"v": 1, "k": "p", "o": NODE, "on": 1},
+        {"v": 1, "k": "x", "o": NODE, "p": b""},
+        [1, "d", NODE, b""],
+    ],
+)
+def test_decode_refuses_what_is_not_ours(body: object) -> None:
+    with pytest.raises(BackplaneError):
+        decode_message(msgpack.packb(body, use_bin_type=True))
+
+
+def test_decode_refuses_non_bytes_and_trailing_bytes() -> None:
+    with pytest.raises(BackplaneError):
+        decode_message("text")
+    with pytest.raises(BackplaneError):
+        decode_message(encode_message(Holding(NODE, True)) + b"\x00")
+
+
+@given(st.binary(max_size=256))
+def test_decode_never_raises_anything_else(data: bytes) -> None:
+    with contextlib.suppress(BackplaneError):
+        decode_message(data)
