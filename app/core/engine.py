@@ -51,6 +51,7 @@ from app.store.records import (
     Message,
     NewMessage,
     NewOutbox,
+    OurMailbox,
     OutboxItem,
     OutboxKind,
     SearchHit,
@@ -103,6 +104,8 @@ class Engine:
         self._offline: set[tuple[str, bytes]] = set()
         self._watched: dict[tuple[str, bytes], int] = {}
         self._online_contacts: set[int] = set()
+        # Contact mailboxes never change once made (they are only dropped, see handshakes).
+        self._contact_boxes: dict[bytes, OurMailbox] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._closing = False
@@ -244,9 +247,13 @@ class Engine:
                 log.exception("processing an incoming frame failed")
 
     async def _receive(self, delivered: net.Delivered) -> None:
-        box = await self.store.read(lambda r: r.mailboxes.get_ours(delivered.mailbox))
+        box = self._contact_boxes.get(delivered.mailbox)
         if box is None:
-            return
+            box = await self.store.read(lambda r: r.mailboxes.get_ours(delivered.mailbox))
+            if box is None:
+                return
+            if box.purpose is MailboxPurpose.CONTACT:
+                self._contact_boxes[box.id] = box
         if box.purpose is MailboxPurpose.INVITATION:
             await handshakes.on_invitation_frame(self, box, delivered.payload)
         elif box.contact_id is not None:

@@ -63,11 +63,11 @@ def _name_clash(contacts: list[Contact], name: str, keys: bytes) -> Contact | No
     )
 
 
-def _forget_channels(r: Repos, contact_id: int) -> list[bytes]:
-    """Drop a contact's old session, mailboxes and undeliverable outbox; return our old ids."""
-    ours = [b.id for b in r.mailboxes.list_ours(contact_id=contact_id)]
-    for box_id in ours:
-        r.mailboxes.delete_ours(box_id)
+def _forget_channels(r: Repos, contact_id: int) -> list[OurMailbox]:
+    """Drop a contact's old session, mailboxes and undeliverable outbox; return our old ones."""
+    ours = r.mailboxes.list_ours(contact_id=contact_id)
+    for box in ours:
+        r.mailboxes.delete_ours(box.id)
     for theirs in r.mailboxes.list_theirs(contact_id):
         r.mailboxes.delete_theirs(theirs.id)
     for item in r.outbox.for_contact(contact_id):
@@ -108,10 +108,10 @@ async def _initiate(
     session, frame = session.encrypt(pl.encode(pl.Intro(engine.relay_url)))
     now = engine._now()
 
-    def unit(r: Repos) -> tuple[Contact, list[bytes]]:
+    def unit(r: Repos) -> tuple[Contact, list[OurMailbox]]:
         if prepare is not None:
             prepare(r)
-        old: list[bytes] = []
+        old: list[OurMailbox] = []
         if contact_id is None:
             cid = r.contacts.add(display, card.identity.to_bytes(), now).id
         else:
@@ -132,10 +132,11 @@ async def _initiate(
 
 
 async def _after_channels_changed(
-    engine: Engine, contact: Contact, old: list[bytes], box: MailboxKey, *, new: bool
+    engine: Engine, contact: Contact, old: list[OurMailbox], box: MailboxKey, *, new: bool
 ) -> None:
-    for box_id in old:
-        await engine._pool.unsubscribe(engine.relay_url, box_id)
+    for gone in old:
+        engine._contact_boxes.pop(gone.id, None)
+        await engine._pool.unsubscribe(gone.relay_url, gone.id)
     await engine._listen(engine.relay_url, box)
     await engine._watch_contact(contact.id)
     engine._emit(ContactAdded(contact) if new else ContactChanged(contact))
@@ -225,10 +226,10 @@ async def _accept(
     now = engine._now()
     invitation_row = replace(box, private_key=accepted.invitation.to_bytes())
 
-    def unit(r: Repos) -> tuple[Contact, list[bytes]]:
+    def unit(r: Repos) -> tuple[Contact, list[OurMailbox]]:
         if prepare is not None:
             prepare(r)
-        old: list[bytes] = []
+        old: list[OurMailbox] = []
         if contact_id is None:
             name = peer.name.strip() or "Unnamed"
             cid = r.contacts.add(name, peer.identity.to_bytes(), now).id
