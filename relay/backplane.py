@@ -260,10 +260,18 @@ class Backplane:
 
     async def lookup(self, lookup: Lookup) -> None:
         """Learn whether ``lookup.fresh`` are held elsewhere; returns when the state knows."""
-        if not self.up:
-            return
         self._dirty.update(lookup.fresh)
         self._recount.update(lookup.fresh)
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Until Redis has taken every change the state asked for so far (bounded wait).
+
+        A first subscriber's ``ok`` waits for this, so that from then on sends on every relay
+        reach it. While the link is down there is nothing to wait for.
+        """
+        if not self.up:
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.timeout * 2):
                 await self._barrier()

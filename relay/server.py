@@ -29,6 +29,7 @@ from relay.state import (
     CLOSE_POLICY,
     Close,
     Connection,
+    Hold,
     Lookup,
     Publish,
     Refused,
@@ -249,6 +250,10 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                     assert backplane is not None
                     await backplane.lookup(result)
                     relay.watched(result)
+                elif isinstance(result, Hold):
+                    assert backplane is not None
+                    await backplane.settle()
+                    relay.held(result)
                 elif result is not None:
                     close = result
                     break

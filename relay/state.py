@@ -8,7 +8,8 @@ tests drive it with plain lists.
 Several relay processes can share routing through a backplane (relay/backplane.py). The state
 stays sans-I/O: it tells the backplane through a :class:`Remote` which mailboxes it holds and
 watches, and where a reply depends on other relays (a send's delivered count, a watch's
-online list) it hands the driver a :class:`Publish` or :class:`Lookup` to complete.
+online list, a first subscribe's ok) it hands the driver a :class:`Publish`, :class:`Lookup`
+or :class:`Hold` to complete.
 """
 
 from __future__ import annotations
@@ -163,6 +164,16 @@ class Publish:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """The first subscriber of a mailbox here: the driver waits until the other relays route
+    it to us, then calls :meth:`Relay.held`, so that from the ``ok`` on every send reaches it."""
+
+    conn: Connection
+    request_id: int
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
     """The driver must ask which of ``fresh`` are online elsewhere, then call
     :meth:`Relay.watched`. ``fresh`` are the mailboxes this relay had no watcher for."""
@@ -245,12 +256,15 @@ class Relay:
 
     # -- frames in ----------------------------------------------------------------------------
 
-    def receive(self, conn: Connection, data: bytes, now: float) -> Close | Publish | Lookup | None:
+    def receive(
+        self, conn: Connection, data: bytes, now: float
+    ) -> Close | Publish | Lookup | Hold | None:
         """Handle one binary message from ``conn``; a Close says the driver must end it.
 
-        With a backplane attached, a send returns :class:`Publish` and a watch of a mailbox no
-        one here watched yet returns :class:`Lookup`: the driver completes them before reading
-        the connection's next frame, so replies keep the order of requests.
+        With a backplane attached, a send returns :class:`Publish`, a watch of a mailbox no one
+        here watched yet :class:`Lookup`, a mailbox's first subscribe here :class:`Hold`: the
+        driver completes them before reading the connection's next frame, so replies keep the
+        order of requests.
         """
         if conn.closed:
             return None
@@ -273,7 +287,7 @@ class Relay:
         if type(frame) is wire.Send:
             return self._on_send(conn, frame)
         elif type(frame) is wire.Subscribe:
-            self._on_subscribe(conn, frame)
+            return self._on_subscribe(conn, frame)
         elif type(frame) is wire.Unsubscribe:
             self._on_unsubscribe(conn, frame)
         elif type(frame) is wire.Watch:
@@ -320,28 +334,30 @@ class Relay:
             self._emit(target, data)
         return len(targets)
 
-    def _on_subscribe(self, conn: Connection, frame: wire.Subscribe) -> None:
+    def _on_subscribe(self, conn: Connection, frame: wire.Subscribe) -> Hold | None:
         rid = frame.request_id
         if wire.mailbox_id(frame.key) != frame.mailbox:
             self._error(conn, rid, ErrorCode.KEY_MISMATCH)
-            return
+            return None
         signed = wire.subscribe_signed_bytes(conn.challenge, frame.mailbox)
         if not self._verify(frame.key, frame.sig, signed):
             self._error(conn, rid, ErrorCode.BAD_SIGNATURE)
-            return
+            return None
         if frame.mailbox not in conn.subscriptions:
             if len(conn.subscriptions) >= self.limits.max_subscriptions:
                 self._error(conn, rid, ErrorCode.TOO_MANY_SUBSCRIPTIONS)
-                return
+                return None
             conn.subscriptions.add(frame.mailbox)
             targets = self.subscribers.setdefault(frame.mailbox, set())
             targets.add(conn)
             if len(targets) == 1:
-                if self.remote is not None:
-                    self.remote.hold(frame.mailbox)
                 if frame.mailbox not in self.remote_online:
                     self._presence(frame.mailbox, online=True)
+                if self.remote is not None:
+                    self.remote.hold(frame.mailbox)
+                    return Hold(conn, rid, frame.mailbox)
         self._emit(conn, wire.encode(wire.Ok(rid)))
+        return None
 
     def _on_unsubscribe(self, conn: Connection, frame: wire.Unsubscribe) -> None:
         if frame.mailbox in conn.subscriptions:
@@ -401,6 +417,11 @@ class Relay:
         if not publish.conn.closed:
             delivered = publish.local + max(0, remote)
             self._emit(publish.conn, wire.encode(wire.Sent(publish.request_id, delivered)))
+
+    def held(self, hold: Hold) -> None:
+        """Finish a :class:`Hold` once the backplane routes the mailbox here."""
+        if not hold.conn.closed:
+            self._emit(hold.conn, wire.encode(wire.Ok(hold.request_id)))
 
     def watched(self, lookup: Lookup) -> None:
         """Finish a :class:`Lookup` once the backplane has reported on ``lookup.fresh``."""

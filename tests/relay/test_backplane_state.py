@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relay import wire
-from relay.state import Lookup, Publish, Relay, RelayLimits
+from relay.state import Hold, Lookup, Publish, Relay, RelayLimits
 from relay.wire import ErrorCode
 from tests.relay.helpers import MailboxKey
 from tests.relay.test_state import Client
@@ -32,6 +32,28 @@ def linked(limits: RelayLimits | None = None) -> tuple[Relay, Recorder]:
     remote = Recorder()
     relay.attach(remote)
     return relay, remote
+
+
+def test_first_subscriber_is_held_elsewhere_before_its_ok() -> None:
+    relay, remote = linked()
+    a, b = Client(relay), Client(relay)
+    result = a.send(KEY.subscribe(1, a.hello.challenge))
+    assert result == Hold(a.conn, 1, KEY.mailbox)
+    assert remote.calls == [("hold", KEY.mailbox)]
+    assert a.take() == []
+    assert isinstance(result, Hold)
+    relay.held(result)
+    assert a.take() == [wire.Ok(1)]
+    # The second subscriber here needs nothing from the backplane.
+    assert b.send(KEY.subscribe(1, b.hello.challenge)) is None
+    assert b.take() == [wire.Ok(1)]
+    # A closed connection gets no late ok.
+    c = Client(relay)
+    late = c.send(OTHER.subscribe(1, c.hello.challenge))
+    assert isinstance(late, Hold)
+    relay.disconnect(c.conn)
+    relay.held(late)
+    assert c.take() == []
 
 
 def test_first_and_last_subscriber_are_told_to_the_backplane() -> None:
