@@ -360,16 +360,16 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
     return config, a
 
 
-def _key_source(config: RelayConfig) -> str:
-    return "the shared secret" if config.redis_secret else "the Redis URL's credentials"
-
-
 async def run(config: RelayConfig) -> None:
     """Serve until SIGTERM or SIGINT, then close every connection with going-away."""
     handle = await serve_relay(config)
     if handle.backplane is not None:
-        state = "up" if handle.backplane.up else "down, retrying"
-        log.info("backplane %s; channel names keyed by %s", state, _key_source(config))
+        log.info("backplane %s", "up" if handle.backplane.up else "down, retrying")
+        if not config.redis_secret:
+            log.warning(
+                "backplane channel names are keyed by the Redis URL's credentials only; "
+                "give --redis-secret-file to hide mailbox ids from whoever runs Redis"
+            )
     log.info("relay listening on %s", handle.url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import re
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -125,3 +127,17 @@ def test_decode_refuses_non_bytes_and_trailing_bytes() -> None:
 def test_decode_never_raises_anything_else(data: bytes) -> None:
     with contextlib.suppress(BackplaneError):
         decode_message(data)
+
+
+def test_protocol_doc_backplane_example_matches_the_code() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    found = dict(re.findall(r"<!-- backplane: (\w+) -->\n```(?:hex|text)\n(.*?)```", text, re.S))
+    mailbox = bytes.fromhex("65fd5b881873bddece236d16c18aa4b025b97fed56a720329ed0ef125ac2fc23")
+    key = cluster_key("redis://10.0.0.5:6379/0", b"example cluster secret")
+    origin = bytes(range(NODE_SIZE))
+    assert bytes.fromhex(found["cluster_key"]) == key
+    assert found["mailbox_channel"].strip().encode() == mailbox_channel(key, mailbox)
+    assert found["presence_channel"].strip().encode() == presence_channel(key, mailbox)
+    payload = encode_message(Payload(origin, bytes.fromhex("deadbeef")))
+    assert bytes.fromhex(found["payload"]) == payload
+    assert bytes.fromhex(found["holding"]) == encode_message(Holding(origin, True))
