@@ -215,8 +215,10 @@ class Backplane:
         self._mark(mailbox)
 
     def _mark(self, mailbox: bytes) -> None:
-        self._dirty.add(mailbox)
-        self._wake.set()
+        # While down nothing is kept: linking again starts from the state's own tables.
+        if self.up:
+            self._dirty.add(mailbox)
+            self._wake.set()
 
     # -- the driver's calls -------------------------------------------------------------------
 
@@ -260,9 +262,10 @@ class Backplane:
 
     async def lookup(self, lookup: Lookup) -> None:
         """Learn whether ``lookup.fresh`` are held elsewhere; returns when the state knows."""
-        self._dirty.update(lookup.fresh)
-        self._recount.update(lookup.fresh)
-        await self.settle()
+        if self.up:
+            self._dirty.update(lookup.fresh)
+            self._recount.update(lookup.fresh)
+            await self.settle()
 
     async def settle(self) -> None:
         """Until Redis has taken every change the state asked for so far (bounded wait).

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -335,6 +336,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
         )
     except ValueError as exc:
         p.error(str(exc))
+    if a.redis and urlsplit(a.redis).scheme not in ("redis", "rediss", "unix"):
+        p.error("--redis takes a redis://, rediss:// or unix:// URL")
     secret: bytes | None = None
     if a.redis_secret_file:
         if not a.redis:

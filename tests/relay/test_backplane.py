@@ -26,6 +26,7 @@ from relay.backplane import (
     mailbox_channel,
     presence_channel,
 )
+from relay.server import parse_args
 
 MAILBOX = bytes(range(32))
 NODE = bytes(range(100, 100 + NODE_SIZE))
@@ -141,3 +142,26 @@ def test_protocol_doc_backplane_example_matches_the_code() -> None:
     payload = encode_message(Payload(origin, bytes.fromhex("deadbeef")))
     assert bytes.fromhex(found["payload"]) == payload
     assert bytes.fromhex(found["holding"]) == encode_message(Holding(origin, True))
+
+
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"  shared secret\n")
+    config, _ = parse_args(
+        ["--redis", "redis://127.0.0.1:6379/0", "--redis-secret-file", str(secret)]
+    )
+    assert config.redis_url == "redis://127.0.0.1:6379/0"
+    assert config.redis_secret == b"shared secret"
+    assert "shared secret" not in repr(config)
+    assert parse_args([])[0].redis_url is None
+    (tmp_path / "empty").write_bytes(b"\n")
+    for argv, message in [
+        (["--redis", "http://127.0.0.1"], "redis://"),
+        (["--redis-secret-file", str(secret)], "goes with --redis"),
+        (["--redis", "redis://h", "--redis-secret-file", str(tmp_path / "none")], "cannot read"),
+        (["--redis", "redis://h", "--redis-secret-file", str(tmp_path / "empty")], "is empty"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            parse_args(argv)
+        assert exited.value.code == 2
+        assert message in capsys.readouterr().err
