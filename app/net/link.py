@@ -160,6 +160,8 @@ class RelayLink:
             # Timed out or cancelled by the caller: a late answer is then expected, not bogus.
             self.session.abandon(request.request_id)
             self._waiters.pop(request.request_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # the failure was already raised by _write; mark it seen
 
     async def _write(self, data: bytes) -> None:
         async with self._write_lock:
