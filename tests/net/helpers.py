@@ -1,4 +1,4 @@
-"""Shared by the net tests: mailbox keys that sign like the engine will, and relay processes."""
+"""Shared by the net tests: relay processes, free ports, an event recorder."""
 
 from __future__ import annotations
 
@@ -13,40 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from app.net.events import NetEvent
-from relay import wire
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class MailboxKey:
-    """An Ed25519 mailbox key pair, its mailbox id, and the signer the pool takes."""
-
-    private: Ed25519PrivateKey
-    public: bytes
-    mailbox: bytes
-
-    @classmethod
-    def generate(cls) -> MailboxKey:
-        private = Ed25519PrivateKey.generate()
-        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return cls(private, public, wire.mailbox_id(public))
-
-    def signer(self, challenge: bytes) -> tuple[bytes, bytes]:
-        return self.public, self.private.sign(wire.subscribe_signed_bytes(challenge, self.mailbox))
-
-    def verify(self, frame: wire.Subscribe, challenge: bytes) -> bool:
-        try:
-            self.private.public_key().verify(
-                frame.sig, wire.subscribe_signed_bytes(challenge, frame.mailbox)
-            )
-        except Exception:
-            return False
-        return frame.key == self.public and frame.mailbox == self.mailbox
 
 
 def free_port() -> int:

@@ -18,7 +18,8 @@ from app.net import (
     RelayUnavailable,
 )
 from relay.wire import ErrorCode
-from tests.net.helpers import MailboxKey, Recorder, RelayProcess, free_port
+from tests.net.helpers import Recorder, RelayProcess, free_port
+from tests.relay.helpers import MailboxKey
 
 FAST = Backoff(base=0.05, factor=2, cap=0.4)
 

@@ -13,7 +13,8 @@ from app.net import (
     PresenceChanged,
     RelayPool,
 )
-from tests.net.helpers import MailboxKey, Recorder, RelayProcess, free_port
+from tests.net.helpers import Recorder, RelayProcess, free_port
+from tests.relay.helpers import MailboxKey
 
 
 def state_is(url: str, state: ConnectionState):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from app.net.events import Delivered, PresenceChanged, Refused
 from app.net.session import ClientSession, NotReady, Phase, Reply
 from relay import wire
 from relay.wire import ErrorCode
-from tests.net.helpers import MailboxKey
+from tests.relay.helpers import MailboxKey
 
 URL = "ws://127.0.0.1:1/"
 LIMITS = wire.Limits(

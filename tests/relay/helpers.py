@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class MailboxKey:
-    """An Ed25519 mailbox key pair and the mailbox id it owns."""
+    """An Ed25519 mailbox key pair, the mailbox id it owns, and the proofs it signs."""
 
     private: Ed25519PrivateKey
     public: bytes
@@ -36,6 +36,19 @@ class MailboxKey:
     def subscribe(self, rid: int, challenge: bytes) -> wire.Subscribe:
         sig = self.private.sign(wire.subscribe_signed_bytes(challenge, self.mailbox))
         return wire.Subscribe(rid, self.mailbox, self.public, sig)
+
+    def signer(self, challenge: bytes) -> tuple[bytes, bytes]:
+        """What the client pool asks of the engine for each connection's challenge."""
+        return self.public, self.private.sign(wire.subscribe_signed_bytes(challenge, self.mailbox))
+
+    def verify(self, frame: wire.Subscribe, challenge: bytes) -> bool:
+        try:
+            self.private.public_key().verify(
+                frame.sig, wire.subscribe_signed_bytes(challenge, frame.mailbox)
+            )
+        except Exception:
+            return False
+        return frame.key == self.public and frame.mailbox == self.mailbox
 
 
 class RelayProcess:
