@@ -192,8 +192,8 @@ class Backplane:
         self._control = control_channel(key)
         # channel -> (is the mailbox channel, mailbox), for channels we subscribed.
         self._routes: dict[bytes, tuple[bool, bytes]] = {}
-        self._subscribed: set[bytes] = set()  # mailbox channels Redis confirmed
-        self._watching: set[bytes] = set()  # presence channels Redis confirmed
+        self._subscribed: set[bytes] = set()  # mailboxes whose mailbox channel Redis confirmed
+        self._watching: set[bytes] = set()  # mailboxes whose presence channel Redis confirmed
         self._dirty: set[bytes] = set()
         self._recount: set[bytes] = set()
         self._barriers: list[asyncio.Future[None]] = []
@@ -290,17 +290,21 @@ class Backplane:
 
     async def _run(self) -> None:
         delay = 0.05
+        told = ""  # the failure last logged: one line per kind of failure, not one per retry
         while True:
             try:
                 await self._session()
             except (*LINK_ERRORS, LinkLost) as exc:
-                if self.up:
-                    log.warning("backplane down (%s); serving local traffic", type(exc).__name__)
+                reason = type(exc).__name__
+                if self.up or reason != told:
+                    log.warning("backplane down (%s); serving local traffic", reason)
+                    told = reason
             except Exception:
                 log.exception("backplane failed; reconnecting")
             finally:
                 if self.up:
                     delay = 0.05
+                    told = ""
                 self._down()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max)
@@ -346,7 +350,7 @@ class Backplane:
                 with contextlib.suppress(BaseException):
                     await task
             with contextlib.suppress(Exception):
-                await pubsub.close()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
             with contextlib.suppress(Exception):
                 await client.aclose()
             with contextlib.suppress(Exception):

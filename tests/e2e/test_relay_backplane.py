@@ -262,8 +262,13 @@ async def test_redis_down_serves_local_traffic_and_recovers(tmp_path: Path) -> N
         from_b = await open_peer(made.b.url)
         assert await send(from_b, 1, local_key, b"to a") == wire.Sent(1, 1)
         assert await here.recv() == wire.Deliver(local_key.mailbox, b"to a")
-        for peer in (remote, watcher, sender, here, from_b):
+        for peer in (sender, here, from_b):
             await peer.ws.close()
+        # B shuts down: it tells the cluster it no longer holds the mailbox, well before the
+        # periodic recount would notice.
+        made.b.terminate()
+        assert await watcher.recv(3) == wire.Presence(key.mailbox, False)
+        await watcher.ws.close()
         await asyncio.sleep(0.3)
         made.redis.assert_holds_nothing()
     finally:
