@@ -53,6 +53,8 @@ def violations(path: Path, modules: set[str]) -> list[str]:
         problems.append("sqlcipher3 outside app/store")
     if "sqlite3" in tops and not allowed("app/store"):
         problems.append("sqlite3 outside app/store")
+    if "redis" in tops and not allowed("relay/backplane.py"):
+        problems.append("redis outside relay/backplane.py")
     if "cryptography" in tops and not allowed("app/crypto", "relay"):
         problems.append("cryptography outside app/crypto and relay")
     if where.startswith("relay/") and "app" in tops:
@@ -82,6 +84,7 @@ def test_the_checker_sees_a_broken_rule() -> None:
         "app/ui/x.py": "import sqlcipher3",
         "app/store/x.py": "import websockets",
         "app/net/x.py": "from cryptography.hazmat.primitives import hashes",
+        "relay/server.py": "import redis.asyncio",
     }
     for rel, source in cases.items():
         fake = ROOT / rel
