@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import (
     QCloseEvent,
@@ -68,10 +69,12 @@ class MyCodeDialog(QDialog):
         self.text.setReadOnly(True)
         self.text.setAccessibleName("My code as text")
         self.text.setFixedHeight(self.text.fontMetrics().height() * 5)
-        self.copy_button = QPushButton("Copy text")
+        self.copy_button = QPushButton("&Copy text")
+        self.copy_button.setAccessibleName("Copy my code as text")
         self.copy_button.clicked.connect(self.copy)
         self.copied = QLabel()
         close = QPushButton("Close")
+        close.setAccessibleName("Close")
         close.clicked.connect(self.close)
         help_text = QLabel(
             f"Show this to a friend, or send them the text. It tells them how to reach "
@@ -91,7 +94,10 @@ class MyCodeDialog(QDialog):
         spawn(self._load(), "showing my code")
 
     async def _load(self) -> None:
-        self.card = await self._engine.card()
+        card = await self._engine.card()
+        if not shiboken6.isValid(self):
+            return  # closed while the card was read
+        self.card = card
         self.qr.setPixmap(qr_pixmap(self.card))
         self.text.setPlainText(self.card)
 
@@ -165,6 +171,7 @@ class AddContactDialog(QDialog):
         self.add_button.setDefault(True)
         self.add_button.clicked.connect(self._add)
         cancel = QPushButton("Cancel")
+        cancel.setAccessibleName("Cancel")
         cancel.clicked.connect(self.close)
         sources = QHBoxLayout()
         sources.addWidget(self.camera_button)
@@ -364,13 +371,16 @@ class SafetyDialog(QDialog):
         self.state = QLabel()
         self.state.setWordWrap(True)
         self.error = _error_label()
-        self.mark = QPushButton("Mark as verified")
+        self.mark = QPushButton("&Mark as verified")
+        self.mark.setAccessibleName("Mark as verified")
         self.mark.setToolTip("Only when the numbers on both screens are the same")
         self.mark.clicked.connect(self._mark)
-        self.scan = QPushButton("Scan their code…")
+        self.scan = QPushButton("&Scan their code…")
+        self.scan.setAccessibleName("Scan their verification code")
         self.scan.setToolTip("Open a picture of their verification QR code")
         self.scan.clicked.connect(self._choose_file)
         close = QPushButton("Close")
+        close.setAccessibleName("Close")
         close.clicked.connect(self.close)
         buttons = QHBoxLayout()
         buttons.addWidget(self.scan)
@@ -389,11 +399,14 @@ class SafetyDialog(QDialog):
         spawn(self._load(), "showing a safety number")
 
     async def _load(self) -> None:
-        self._digits = await self._engine.safety_number(self.contact.id)
+        digits = await self._engine.safety_number(self.contact.id)
+        code = await self._engine.verification_code(self.contact.id)
+        if not shiboken6.isValid(self):
+            return  # closed meanwhile
+        self._digits = digits
         groups = self._digits.split()
         rows = [" ".join(groups[i : i + 4]) for i in range(0, len(groups), 4)]
         self.number.setText("\n".join(rows))
-        code = await self._engine.verification_code(self.contact.id)
         self.qr.setPixmap(qr_pixmap(code, scale=4))
 
     def _show_state(self, contact: Contact) -> None:

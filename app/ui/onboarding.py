@@ -29,7 +29,8 @@ from app.crypto.passphrase import KdfParams
 from app.store import keystore
 from app.store.errors import StoreError, WrongPassphrase
 from app.store.paths import ProfilePaths
-from app.ui.aio import off_thread, spawn
+from app.ui.a11y import name_controls
+from app.ui.aio import spawn
 from app.ui.text import sentence
 
 MIN_PASSPHRASE = 8
@@ -120,6 +121,9 @@ class WizardPage(QWidget):
         self.error = _error_label()
         self.create_button = QPushButton("Create profile")
         self.create_button.setDefault(True)
+        self.create_button.setAccessibleName("Create profile")
+        self.embedded.setAccessibleName("Run a relay on this computer")
+        self.custom.setAccessibleName("Use another relay")
 
         form = QFormLayout()
         form.addRow("Display name", self.name)
@@ -142,6 +146,7 @@ class WizardPage(QWidget):
         self.create_button.clicked.connect(self._submit)
         for field in (self.name, self.passphrase, self.repeat, self.relay):
             field.returnPressed.connect(self._submit)
+        name_controls(self)
 
     def _update_hint(self) -> None:
         _, word = strength(self.passphrase.text())
@@ -253,12 +258,15 @@ class UnlockPage(QWidget):
         self.unlock.clicked.connect(self._submit)
         self.passphrase.returnPressed.connect(self._submit)
         self.passphrase.setFocus()
+        name_controls(self)
         if notice:
             self._show_error(notice)
-        spawn(self._check_keyring(), "checking the keyring")
+        self._check_keyring()
 
-    async def _check_keyring(self) -> None:
-        if await off_thread(keystore.available):
+    def _check_keyring(self) -> None:
+        # On this thread on purpose: the check imports keyring backends, which load native
+        # libraries; doing that on a worker while Qt loads its own plugins can deadlock.
+        if keystore.available():
             return
         self.remember.setChecked(False)
         self.remember.setEnabled(False)

@@ -130,10 +130,8 @@ class CameraScanner(QObject):
     def __init__(self, preview: QLabel, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.preview = preview
-        self.session = QMediaCaptureSession(self)
-        self.sink = QVideoSink(self)
-        self.session.setVideoSink(self.sink)
-        self.sink.videoFrameChanged.connect(self.handle_frame)
+        self.session: QMediaCaptureSession | None = None  # made on first start: loading
+        self.sink: QVideoSink | None = None  # the media backend takes a moment
         self.camera: QCamera | None = None
         self.decoder = FrameDecoder(self)
         self.decoder.found.connect(self._found)
@@ -150,6 +148,11 @@ class CameraScanner(QObject):
             self.problem.emit("No camera was found. Open a picture of the code instead.")
             return False
         self.decoder.reset()
+        if self.session is None or self.sink is None:
+            self.session = QMediaCaptureSession(self)
+            self.sink = QVideoSink(self)
+            self.session.setVideoSink(self.sink)
+            self.sink.videoFrameChanged.connect(self.handle_frame)
         self.camera = QCamera(devices[0], self)
         self.camera.errorOccurred.connect(self._camera_error)
         self.session.setCamera(self.camera)
@@ -160,7 +163,8 @@ class CameraScanner(QObject):
     def stop(self) -> None:
         if self.camera is not None:
             self.camera.stop()
-            self.session.setCamera(None)  # type: ignore[arg-type]
+            if self.session is not None:
+                self.session.setCamera(None)  # type: ignore[arg-type]
             self.camera.deleteLater()
             self.camera = None
             self.running_changed.emit(False)

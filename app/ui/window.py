@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from app.core.engine import Engine
 from app.core.events import ConnectionChanged, ConnectionState
 from app.store.records import Contact, Direction, Message, SearchHit, Status
+from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.bridge import EngineBridge
 from app.ui.conversation import ConversationPanel
@@ -67,6 +68,10 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.add_action)
         toolbar.addAction(self.settings_action)
         self.addAction(self.quit_action)
+        self.contacts_focus = QAction("Contacts", self)
+        self.contacts_focus.setShortcut(QKeySequence("Ctrl+1"))
+        self.contacts_focus.triggered.connect(self.focus_contacts)
+        self.addAction(self.contacts_focus)
         for action in toolbar.actions():
             button = toolbar.widgetForAction(action)
             if button is not None:
@@ -145,6 +150,9 @@ class MainWindow(QMainWindow):
         b.frame_rejected.connect(
             lambda reason: self.statusBar().showMessage(f"Dropped a message: {reason}", 8000)
         )
+
+        self.empty.setAccessibleName("No conversation open")
+        name_controls(self)
 
     async def load(self) -> None:
         """Fill the contact list and apply the profile's preferences; call before showing."""
@@ -251,6 +259,12 @@ class MainWindow(QMainWindow):
 
     # -- search ------------------------------------------------------------------------
 
+    def focus_contacts(self) -> None:
+        self.search.box.clear()
+        self.contact_list.setFocus()
+        if not self.contact_list.currentIndex().isValid() and self.contacts.rowCount():
+            self.contact_list.setCurrentIndex(self.contacts.index(0))
+
     def focus_search(self) -> None:
         self.search.box.setFocus()
         self.search.box.selectAll()
@@ -280,10 +294,13 @@ class MainWindow(QMainWindow):
     # -- dialogs -------------------------------------------------------------------------
 
     def _keep(self, dialog: QWidget) -> None:
+        name_controls(dialog)
         self._dialogs = [d for d in self._dialogs if shiboken6.isValid(d) and d.isVisible()]
         self._dialogs.append(dialog)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
 
     def show_my_code(self) -> MyCodeDialog:
         dialog = MyCodeDialog(self.engine, self)
