@@ -39,6 +39,9 @@ def run(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any
         return loop.run_until_complete(asyncio.wait_for(coro, 60))
 
     yield runner
+    for widget in qapp.topLevelWidgets():  # each test starts with no windows about
+        if widget.isVisible():
+            widget.close()
     loop.run_until_complete(asyncio.sleep(0.05))
     loop.close()
     asyncio.set_event_loop(None)
