@@ -70,6 +70,7 @@ class ChatView(QListView):
         self._source: ConversationModel | None = None
         self._from_bottom: int | None = None
         self._stick = True
+        self.paging = False  # older pages load on reaching the top once the first is shown
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._scrolled)
         bar.rangeChanged.connect(self._range_changed)
@@ -164,7 +165,12 @@ class ChatView(QListView):
     def _scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
         self._stick = value >= bar.maximum() - 4
-        if value == bar.minimum() and self._source is not None and bar.maximum() > 0:
+        if (
+            self.paging
+            and value == bar.minimum()
+            and self._source is not None
+            and bar.maximum() > 0
+        ):
             self._source.fetchMore(QModelIndex())
 
 
@@ -248,12 +254,14 @@ class ConversationPanel(QWidget):
         """Show `contact`'s conversation: the newest page first, older pages on scrolling up."""
         self.contact = contact
         self.model = ConversationModel(self._engine, contact.id, parent=self)
+        self.view.paging = False
         self.view.show_conversation(self.model)
         self.composer.clear()
         self.error.hide()
         self.update_contact(contact)
         await self.model.load_first_page()
         self.view.scrollToBottom()
+        self.view.paging = True
         await self._engine.mark_read(contact.id)
 
     async def jump_to(self, message_row: int) -> bool:

@@ -152,6 +152,8 @@ class Launcher(QObject):
 
     async def shutdown(self) -> None:
         """Close the engine (and its store), then the embedded relay; then `run` returns."""
+        if self.window is not None:
+            self.window.detach()
         if self.engine is not None:
             engine, self.engine = self.engine, None
             with contextlib.suppress(Exception):

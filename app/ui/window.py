@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         self._tick.timeout.connect(self._show_connection)
 
         self._refresh_pending = False
+        self.detached = False
         self._dialogs: list[QWidget] = []
         self.prefs = Prefs()
         self.remembered = False  # the key is in the OS keyring (set by the launcher)
@@ -177,6 +178,8 @@ class MainWindow(QMainWindow):
 
     async def _refresh(self) -> None:
         self._refresh_pending = False
+        if self.detached:
+            return
         rows = await self.engine.summaries()
         current = self.panel.contact.id if self.panel.contact else None
         blocker = self.contact_list.selectionModel().blockSignals(True)
@@ -199,7 +202,11 @@ class MainWindow(QMainWindow):
         self.right.setCurrentWidget(self.panel)
         row = self.contacts.row_of(contact.id)
         if row is not None:
+            selection = self.contact_list.selectionModel()
+            blocker = selection.blockSignals(True)  # or the selection opens it a second time
             self.contact_list.setCurrentIndex(self.contacts.index(row))
+            selection.blockSignals(blocker)
+            self.contact_list.viewport().update()
             self.panel.set_online(self.contacts.summary(row).online)
         spawn(self._open(contact), "opening a conversation")
 
@@ -370,9 +377,15 @@ class MainWindow(QMainWindow):
             text = f"Offline · {where}"
         self.connection.setText(text)
 
+    def detach(self) -> None:
+        """Stop talking to the engine (it is about to close): no more events or queries."""
+        self.detached = True
+        self.bridge.detach()
+        self._tick.stop()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self.tray.hide()
-        self.bridge.detach()
+        self.detach()
         for dialog in self._dialogs:
             if shiboken6.isValid(dialog):  # a closed dialog deleted itself
                 dialog.close()
