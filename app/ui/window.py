@@ -33,6 +33,8 @@ from app.ui.settings import SettingsDialog
 from app.ui.theme import apply_theme
 from app.ui.tray import Tray
 
+MARK_READ_DELAY_MS = 300
+
 
 class MainWindow(QMainWindow):
     closed = Signal()
@@ -131,6 +133,11 @@ class MainWindow(QMainWindow):
 
         self._refresh_pending = False
         self.detached = False
+        self._to_mark: set[int] = set()
+        self._mark_timer = QTimer(self)
+        self._mark_timer.setSingleShot(True)
+        self._mark_timer.setInterval(MARK_READ_DELAY_MS)
+        self._mark_timer.timeout.connect(self._mark_pending)
         self._dialogs: list[QWidget] = []
         self.prefs = Prefs()
         self.remembered = False  # the key is in the OS keyring (set by the launcher)
@@ -240,7 +247,20 @@ class MainWindow(QMainWindow):
             return
         self.panel.add_message(message)
         if message.direction is Direction.INCOMING and self.isVisible():
-            spawn(self.engine.mark_read(message.contact_id), "marking read")
+            self._mark_read_soon(message.contact_id)
+
+    def _mark_read_soon(self, contact_id: int) -> None:
+        """One read mark (and one receipt) for a burst of arrivals, not one per message."""
+        self._to_mark.add(contact_id)
+        if not self._mark_timer.isActive():
+            self._mark_timer.start()
+
+    def _mark_pending(self) -> None:
+        ids, self._to_mark = self._to_mark, set()
+        if self.detached:
+            return
+        for contact_id in ids:
+            spawn(self.engine.mark_read(contact_id), "marking read")
 
     def _open_by_id(self, contact_id: int) -> None:
         row = self.contacts.row_of(contact_id)

@@ -35,8 +35,8 @@ def run(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
 
-    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
-        return loop.run_until_complete(asyncio.wait_for(coro, 60))
+    def runner(coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
     yield runner
     for widget in qapp.topLevelWidgets():  # each test starts with no windows about

@@ -1,0 +1,200 @@
+"""Draws each main screen on a real X server (Xvfb), light and dark, saves PNGs and checks
+them: `python -m tests.ui.screens OUT_DIR`. The last stdout line is a JSON list of problems.
+
+Run by tests/ui/test_screenshots.py in a child process, since the test session itself uses
+the offscreen platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from app.ui.refguard import pin_singletons
+
+pin_singletons()
+
+import qasync  # noqa: E402
+from PySide6.QtGui import QGuiApplication, QImage  # noqa: E402
+from PySide6.QtWidgets import QApplication, QLabel, QWidget  # noqa: E402
+
+from app.core.engine import Engine  # noqa: E402
+from app.core.profile import create_profile, profile_paths  # noqa: E402
+from app.crypto.passphrase import INSECURE_FAST_PARAMS  # noqa: E402
+from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog  # noqa: E402
+from app.ui.onboarding import UnlockPage, WizardPage  # noqa: E402
+from app.ui.settings import SettingsDialog  # noqa: E402
+from app.ui.theme import Theme, apply_theme, setup_application  # noqa: E402
+from app.ui.window import MainWindow  # noqa: E402
+from relay.server import RelayConfig, serve_relay  # noqa: E402
+
+PASS = "screens passphrase"
+CONVERSATION = [
+    ("Alice", "Hi Bob! Did the code scan work?"),
+    ("Bob", "It did. The safety number matches too."),
+    ("Alice", "Great. Then this chat is ours alone, even the relay only sees noise."),
+    ("Bob", "Lunch tomorrow? 12:30 at the usual place."),
+]
+
+
+def variance(image: QImage) -> float:
+    gray = image.convertToFormat(QImage.Format.Format_Grayscale8)
+    step = max(1, gray.width() // 200)
+    values = [
+        gray.pixelColor(x, y).value()
+        for y in range(0, gray.height(), step)
+        for x in range(0, gray.width(), step)
+    ]
+    return statistics.pvariance(values) if len(values) > 1 else 0.0
+
+
+def layout_problems(name: str, top: QWidget) -> list[str]:
+    problems = []
+    frame = top.rect()
+    for child in top.findChildren(QWidget):
+        if not child.isVisible() or child.isWindow() or child.width() == 0:
+            continue
+        rect = child.rect().translated(child.mapTo(top, child.rect().topLeft()))
+        if not frame.contains(rect):
+            problems.append(f"{name}: {type(child).__name__} {child.accessibleName()!r} "
+                            f"outside the window ({rect} not in {frame})")
+        if isinstance(child, QLabel) and child.text() and child.pixmap().isNull():
+            text = child.text()
+            if child.textFormat() == child.textFormat().RichText or "<" in text:
+                continue
+            if child.buddy() is not None:  # "&Name": the ampersand marks the shortcut
+                text = text.replace("&&", "\0").replace("&", "").replace("\0", "&")
+            area = child.contentsRect()
+            if child.wordWrap():
+                needed = child.heightForWidth(area.width())
+                if needed > area.height() + 2:
+                    problems.append(f"{name}: label {text[:30]!r} cut ({needed} > {area.height()})")
+            else:
+                widest = max(child.fontMetrics().horizontalAdvance(line) for line in text.split("\n"))
+                if widest > area.width() + 1:
+                    problems.append(f"{name}: label {text[:30]!r} elided ({widest} > {area.width()})")
+    return problems
+
+
+async def settle(widget: QWidget) -> None:
+    widget.show()
+    widget.raise_()
+    for _ in range(10):
+        await asyncio.sleep(0.05)
+        QApplication.processEvents()
+
+
+async def shoot(name: str, widget: QWidget, out: Path, problems: list[str]) -> None:
+    await settle(widget)
+    screen = widget.screen() or QGuiApplication.primaryScreen()
+    pixmap = screen.grabWindow(widget.winId())
+    image = pixmap.toImage()
+    path = out / f"{name}.png"
+    image.save(str(path))
+    if image.isNull() or image.width() < 100:
+        problems.append(f"{name}: nothing captured")
+        return
+    if variance(image) < 50:
+        problems.append(f"{name}: blank (variance {variance(image):.0f})")
+    problems.extend(layout_problems(name, widget))
+
+
+async def main(out: Path) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="anonchat-screens-"))
+    relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+    url = str(relay.url)
+    engines = {}
+    for name in ("Alice", "Bob", "Carol"):
+        paths = profile_paths(str(work / name.lower()))
+        opened = await create_profile(paths, PASS, name, url, INSECURE_FAST_PARAMS)
+        engines[name] = await Engine.open(opened)
+    alice, bob, carol = engines["Alice"], engines["Bob"], engines["Carol"]
+    await bob.add_contact(await alice.card())
+    for engine in engines.values():
+        await engine.start()
+    for _ in range(200):
+        rows = await alice.summaries()
+        if rows and rows[0].established:
+            break
+        await asyncio.sleep(0.05)
+    for who, text in CONVERSATION:
+        sender = engines[who]
+        contact = (await sender.summaries())[0].contact
+        await sender.send(contact.id, text)
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(1.0)
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+
+    main_bob = MainWindow(bob, url)
+    await main_bob.load()
+    main_bob.resize(900, 620)
+    empty = MainWindow(carol, url)
+    await empty.load()
+    empty.resize(900, 620)
+    for theme in (Theme.LIGHT, Theme.DARK):
+        apply_theme(app, theme)
+        suffix = theme.value
+        wizard = WizardPage(profile_paths(str(work / "new")))
+        wizard.resize(520, 460)
+        await shoot(f"wizard-{suffix}", wizard, out, problems)
+        wizard.close()
+        unlock = UnlockPage(profile_paths(str(work / "alice")))
+        unlock.resize(520, 460)
+        await shoot(f"unlock-{suffix}", unlock, out, problems)
+        unlock.close()
+        await shoot(f"empty-{suffix}", empty, out, problems)
+        empty.hide()
+        contact = (await bob.summaries())[0].contact
+        main_bob.open_contact(contact)
+        await asyncio.sleep(0.5)
+        await shoot(f"conversation-{suffix}", main_bob, out, problems)
+        code = MyCodeDialog(bob, main_bob)
+        for _ in range(40):
+            if code.card:
+                break
+            await asyncio.sleep(0.05)
+        await shoot(f"my-code-{suffix}", code, out, problems)
+        code.close()
+        scan = AddContactDialog(bob, main_bob)
+        await shoot(f"scanner-{suffix}", scan, out, problems)
+        scan.close()
+        safety = SafetyDialog(bob, contact, main_bob)
+        await asyncio.sleep(0.3)
+        await shoot(f"safety-number-{suffix}", safety, out, problems)
+        safety.close()
+        settings = SettingsDialog(bob, main_bob.prefs, False, main_bob)
+        await shoot(f"settings-{suffix}", settings, out, problems)
+        settings.close()
+        main_bob.hide()
+    for window in (main_bob, empty):
+        window.detach()
+    for engine in engines.values():
+        await engine.close()
+    await relay.close()
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return problems
+
+
+def run() -> int:
+    out = Path(sys.argv[1])
+    app = QApplication(sys.argv[:1])
+    setup_application(app)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        problems = loop.run_until_complete(main(out))
+    print(json.dumps(problems))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
