@@ -60,8 +60,10 @@ def layout_problems(name: str, top: QWidget) -> list[str]:
             continue
         rect = child.rect().translated(child.mapTo(top, child.rect().topLeft()))
         if not frame.contains(rect):
-            problems.append(f"{name}: {type(child).__name__} {child.accessibleName()!r} "
-                            f"outside the window ({rect} not in {frame})")
+            problems.append(
+                f"{name}: {type(child).__name__} {child.accessibleName()!r} "
+                f"outside the window ({rect} not in {frame})"
+            )
         if isinstance(child, QLabel) and child.text() and child.pixmap().isNull():
             text = child.text()
             if child.textFormat() == child.textFormat().RichText or "<" in text:
@@ -74,9 +76,12 @@ def layout_problems(name: str, top: QWidget) -> list[str]:
                 if needed > area.height() + 2:
                     problems.append(f"{name}: label {text[:30]!r} cut ({needed} > {area.height()})")
             else:
-                widest = max(child.fontMetrics().horizontalAdvance(line) for line in text.split("\n"))
+                fm = child.fontMetrics()
+                widest = max(fm.horizontalAdvance(line) for line in text.split("\n"))
                 if widest > area.width() + 1:
-                    problems.append(f"{name}: label {text[:30]!r} elided ({widest} > {area.width()})")
+                    problems.append(
+                        f"{name}: label {text[:30]!r} elided ({widest} > {area.width()})"
+                    )
     return problems
 
 
@@ -104,7 +109,6 @@ async def shoot(name: str, widget: QWidget, out: Path, problems: list[str]) -> N
 
 
 async def main(out: Path) -> list[str]:
-    out.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="anonchat-screens-"))
     relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
@@ -186,6 +190,7 @@ async def main(out: Path) -> list[str]:
 
 def run() -> int:
     out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv[:1])
     setup_application(app)
     loop = qasync.QEventLoop(app)
