@@ -107,6 +107,7 @@ class Engine:
         # Contact mailboxes never change once made (they are only dropped, see handshakes).
         self._contact_boxes: dict[bytes, OurMailbox] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[None]] = set()
         self._started = False
         self._closing = False
         self.name = ""
@@ -153,6 +154,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         await self._pool.close()
         await self.store.close()
         self._lock_file.release()
@@ -200,8 +203,11 @@ class Engine:
         self._emit(PresenceChanged(contact_id, online))
 
     def _reschedule_soon(self, url: str, mailbox: bytes | None) -> None:
-        """The way to a mailbox (or a whole relay) opened: what waits for it goes now."""
-        if not self._started:
+        """The way to a mailbox (or a whole relay) opened: what waits for it goes now.
+
+        Also while starting: a relay that comes online as we start gets everything that was
+        waiting, whatever its timer said."""
+        if self._closing:
             return
         now = self._now()
 
@@ -210,6 +216,8 @@ class Engine:
             self._wake.set()
 
         task = asyncio.ensure_future(job())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         task.add_done_callback(_log_failure)
 
     async def _listen(self, url: str, key: MailboxKey) -> None:
