@@ -22,7 +22,7 @@ from app.core.errors import UserError
 from app.store.records import Contact, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.delegates import BubbleDelegate
-from app.ui.models import ConversationModel, TopPagingProxy
+from app.ui.models import MAX_LIVE_ROWS, ConversationModel, TopPagingProxy
 from app.ui.text import sentence
 
 MAX_MESSAGE_CHARS = 4000
@@ -134,6 +134,9 @@ class ChatView(QListView):
         self.setModel(proxy)
         self._stick = True
         model.rowsAboutToBeInserted.connect(self._before_insert)
+
+    def at_bottom(self) -> bool:
+        return self._stick
 
     def reveal(self, row: int) -> None:
         """Scroll a row to the middle, now and once more after pending layouts settle."""
@@ -307,6 +310,8 @@ class ConversationPanel(QWidget):
     def add_message(self, message: Message) -> None:
         if self.model is not None:
             self.model.append(message)
+            if self.model.rowCount() > MAX_LIVE_ROWS and self.view.at_bottom():
+                self.model.trim_front()
 
     def set_status(self, contact_id: int, message_row: int, status: Status) -> None:
         if self.model is not None and self.model.contact_id == contact_id:

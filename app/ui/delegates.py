@@ -13,6 +13,7 @@ from app.ui.text import clock, preview
 
 Index = QModelIndex | QPersistentModelIndex
 PAD = 8
+SIZE_CACHE = 5_000
 ONLINE = QColor("#2ecc71")
 ACCENT = QColor("#2f80ed")
 WARN = QColor("#e67e22")
@@ -119,6 +120,7 @@ class BubbleDelegate(QStyledItemDelegate):
     def __init__(self, view: QAbstractItemView) -> None:
         super().__init__(view)
         self._view = view
+        self._sizes: dict[tuple[int, Status, int, str], QSize] = {}
 
     def _text_width(self) -> int:
         return max(120, int(self._view.viewport().width() * 0.7) - PAD * 4)
@@ -137,12 +139,20 @@ class BubbleDelegate(QStyledItemDelegate):
         return QRect(0, 0, width, height), foot
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        """Measured once per message, status and width: a relayout of a long list would
+        otherwise measure every bubble's text again."""
         m: Message | None = index.data(MessageRole)
         if m is None:
             return QSize(0, 0)
-        fm = QFontMetrics(option.font)
-        bubble, _ = self._layout(fm, m)
-        return QSize(bubble.width(), bubble.height() + PAD)
+        key = (m.id, m.status, self._text_width(), option.font.key())
+        size = self._sizes.get(key)
+        if size is None:
+            if len(self._sizes) > SIZE_CACHE:
+                self._sizes.clear()
+            fm = QFontMetrics(option.font)
+            bubble, _ = self._layout(fm, m)
+            size = self._sizes[key] = QSize(bubble.width(), bubble.height() + PAD)
+        return size
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         m: Message | None = index.data(MessageRole)

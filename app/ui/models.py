@@ -31,6 +31,7 @@ SummaryRole = Qt.ItemDataRole.UserRole + 1
 MessageRole = Qt.ItemDataRole.UserRole + 2
 HighlightRole = Qt.ItemDataRole.UserRole + 4
 MAX_JUMP_PAGE = 1000
+MAX_LIVE_ROWS = 600  # rows kept while following new messages at the bottom
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -206,6 +207,24 @@ class ConversationModel(QAbstractListModel):
         self._rows.append(message)
         self._ids.add(message.id)
         self.endInsertRows()
+
+    def trim_front(self, keep: int = MAX_LIVE_ROWS // 2) -> int:
+        """Forget all but the newest `keep` rows (the reader is at the bottom); scrolling up
+        loads them again. Keeps the window's memory flat however much arrives."""
+        drop = len(self._rows) - keep
+        if drop <= 0 or self._loading:
+            return 0
+        if self.highlighted is not None and any(
+            m.id == self.highlighted for m in self._rows[:drop]
+        ):
+            return 0
+        self.beginRemoveRows(QModelIndex(), 0, drop - 1)
+        gone = self._rows[:drop]
+        del self._rows[:drop]
+        self._ids.difference_update(m.id for m in gone)
+        self.endRemoveRows()
+        self._more = True
+        return drop
 
     def set_status(self, message_row: int, status: Status) -> None:
         for i in range(len(self._rows) - 1, -1, -1):

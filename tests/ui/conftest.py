@@ -57,11 +57,17 @@ async def until(cond: Callable[[], object], seconds: float = 15.0, what: str = "
 
 
 class Relay:
-    def __init__(self) -> None:
+    def __init__(self, send_rate: float | None = None) -> None:
         self.handle: Any = None
+        self.send_rate = send_rate  # frames a second per connection; None: the default
 
     async def start(self) -> str:
-        self.handle = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+        from relay.state import RelayLimits
+
+        limits = RelayLimits()
+        if self.send_rate is not None:
+            limits = RelayLimits(send_rate=self.send_rate, send_burst=int(self.send_rate))
+        self.handle = await serve_relay(RelayConfig(host="127.0.0.1", port=0, limits=limits))
         return str(self.handle.url)
 
     async def close(self) -> None:

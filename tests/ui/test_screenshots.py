@@ -16,8 +16,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "test-output" / "screenshots"
-SCREENS = ("wizard", "unlock", "empty", "conversation", "my-code", "scanner",
-           "safety-number", "settings")
+SCREENS = (
+    "wizard",
+    "unlock",
+    "empty",
+    "conversation",
+    "my-code",
+    "scanner",
+    "safety-number",
+    "settings",
+)
 
 
 def free_display() -> int:
@@ -35,7 +43,8 @@ def xvfb() -> Iterator[str]:
     n = free_display()
     proc = subprocess.Popen(
         [binary, f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while not Path(f"/tmp/.X11-unix/X{n}").exists():
@@ -54,7 +63,11 @@ def test_screenshots_light_and_dark(xvfb: str) -> None:
     env = dict(os.environ, DISPLAY=xvfb, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
     done = subprocess.run(
         [sys.executable, "-m", "tests.ui.screens", str(OUT)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     problems = json.loads(done.stdout.strip().splitlines()[-1])
