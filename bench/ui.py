@@ -139,7 +139,9 @@ def child(profile: str, started: float) -> int:
             await asyncio.sleep(0.001)
         window.panel.view.viewport().repaint()
         result["first_page_s"] = time.time() - started
-        result["rows"] = window.panel.model.rowCount()
+        model = window.panel.model
+        result["rows"] = model.rowCount()
+        result["newest"] = model.message(model.rowCount() - 1).body.split()[1]
         await asyncio.sleep(0.5)  # settle: background work after the first page counts too
         result["rss_mib"] = rss_mib()
         await launcher.shutdown()
@@ -181,6 +183,9 @@ def main() -> int:
         for name, directory in (("small", work / "small"), ("big", work / "big")):
             launch(directory)  # warm the page cache and the interpreter's files once
             runs = [launch(directory) for _ in range(RUNS)]
+            expected = str((SMALL if name == "small" else BIG) - 1)
+            if any(r["newest"] != expected for r in runs):  # the history really is there
+                raise SystemExit(f"{name}: the newest message is not number {expected}")
             figures[name] = {
                 key: statistics.median(r[key] for r in runs)
                 for key in ("window_s", "first_page_s", "rss_mib")
