@@ -342,6 +342,33 @@ class AddContactDialog(QDialog):
         self.error.show()
 
 
+class VerifyScanDialog(AddContactDialog):
+    """The same scanner, reading a contact's verification code instead of a card."""
+
+    scanned = Signal(str)
+
+    def __init__(self, engine: Engine, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(engine, parent)
+        self.setWindowTitle(f"Scan {name}'s verification code")
+        self.add_button.hide()
+        self.text.setPlaceholderText("anonchat-verify:…")
+
+    def _parse(self) -> None:
+        raw = self.text.toPlainText().strip()
+        self.error.hide()
+        self.whose.clear()
+        if not raw:
+            return
+        if not raw.lower().startswith("anonchat-verify:"):
+            self._show_error(
+                "This is not a verification code. Ask them to open the safety number "
+                "of your conversation and show its code."
+            )
+            return
+        self.scanned.emit(raw)
+        self.close()
+
+
 class SafetyDialog(QDialog):
     """The safety number, our verification QR code, and the two ways to mark verified."""
 
@@ -377,8 +404,8 @@ class SafetyDialog(QDialog):
         self.mark.clicked.connect(self._mark)
         self.scan = QPushButton("&Scan their code…")
         self.scan.setAccessibleName("Scan their verification code")
-        self.scan.setToolTip("Open a picture of their verification QR code")
-        self.scan.clicked.connect(self._choose_file)
+        self.scan.setToolTip("Scan their verification code: camera, screen, picture or text")
+        self.scan.clicked.connect(self.open_scanner)
         close = QPushButton("Close")
         close.setAccessibleName("Close")
         close.clicked.connect(self.close)
@@ -395,6 +422,7 @@ class SafetyDialog(QDialog):
         layout.addWidget(self.error)
         layout.addLayout(buttons)
         self._digits = ""
+        self.scanner: VerifyScanDialog | None = None
         self._show_state(contact)
         spawn(self._load(), "showing a safety number")
 
@@ -421,11 +449,14 @@ class SafetyDialog(QDialog):
         if self._digits:
             spawn(self._verify(self._digits), "verifying a contact")
 
-    def _choose_file(self) -> None:
-        chooser = QFileDialog(self, "Open a picture of their verification code", "", IMAGE_FILTER)
-        chooser.setFileMode(QFileDialog.FileMode.ExistingFile)
-        chooser.fileSelected.connect(lambda path: spawn(self.verify_file(Path(path)), "reading"))
-        chooser.open()
+    def open_scanner(self) -> VerifyScanDialog:
+        scanner = VerifyScanDialog(self._engine, self.contact.display_name, self)
+        scanner.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        scanner.scanned.connect(lambda code: spawn(self._verify(code), "verifying a contact"))
+        scanner.show()
+        scanner.activateWindow()
+        self.scanner = scanner
+        return scanner
 
     async def verify_file(self, path: Path) -> None:
         try:

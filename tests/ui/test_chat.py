@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, Qt
@@ -135,8 +136,23 @@ def test_safety_number_dialog_marks_verified(run, tmp_path: Path) -> None:
         assert bob_dialog.contact.verified
         assert "✔" in bob.panel.title.text()
 
-        QTest.mouseClick(dialog.mark, Qt.MouseButton.LeftButton)
+        # Alice verifies Bob through the scanner's camera pipeline, fed a frame of his code.
+        from PySide6.QtGui import QImage
+        from PySide6.QtMultimedia import QVideoFrame
+
+        scanner = dialog.open_scanner()
+        bob_code = QImage()
+        bob_code.loadFromData(
+            make_png(await bob.engine.verification_code(bob.panel.contact.id)),  # type: ignore[union-attr]
+            "PNG",
+        )
+        for _ in range(50):
+            scanner.scanner.handle_frame(QVideoFrame(bob_code))
+            await asyncio.sleep(0.05)
+            if dialog.contact.verified:
+                break
         await until(lambda: dialog.contact.verified, what="verified")
+        assert not dialog.mark.isEnabled()
         await until(lambda: alice.contacts.summary(0).contact.verified, what="list mark")
         for launcher in (alice_l, bob_l):
             await launcher.shutdown()
