@@ -458,14 +458,6 @@ class SafetyDialog(QDialog):
         self.scanner = scanner
         return scanner
 
-    async def verify_file(self, path: Path) -> None:
-        try:
-            code = await off_thread(decode_file, path)
-        except QrError as exc:
-            self._show_error(sentence(str(exc)))
-            return
-        await self._verify(code)
-
     async def _verify(self, evidence: str) -> None:
         try:
             contact = await self._engine.verify(self.contact.id, evidence)
