@@ -14,6 +14,7 @@ from app.ui.text import clock, preview
 Index = QModelIndex | QPersistentModelIndex
 PAD = 8
 SIZE_CACHE = 5_000
+LONG_WORD = 30
 ONLINE = QColor("#2ecc71")
 ACCENT = QColor("#2f80ed")
 WARN = QColor("#e67e22")
@@ -31,6 +32,13 @@ STATUS_WORDS = {
     Status.READ: "read",
     Status.FAILED: "not sent",
 }
+
+
+def wrap_flags(body: str) -> int:
+    """Break lines between words; inside a word only when one is too long for a bubble."""
+    if any(len(word) > LONG_WORD for word in body.split()):
+        return int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere)
+    return int(Qt.TextFlag.TextWordWrap)
 
 
 class ContactDelegate(QStyledItemDelegate):
@@ -127,9 +135,7 @@ class BubbleDelegate(QStyledItemDelegate):
 
     def _layout(self, fm: QFontMetrics, m: Message) -> tuple[QRect, str]:
         text = fm.boundingRect(
-            QRect(0, 0, self._text_width(), 1_000_000),
-            int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere),
-            m.body,
+            QRect(0, 0, self._text_width(), 1_000_000), wrap_flags(m.body), m.body
         )
         foot = clock(m.sent_at)
         if m.direction is Direction.OUTGOING:
@@ -186,9 +192,7 @@ class BubbleDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
         painter.setPen(ink)
         inner = bubble.adjusted(PAD, PAD, -PAD, -PAD - fm.height())
-        painter.drawText(
-            inner, int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere), m.body
-        )
+        painter.drawText(inner, wrap_flags(m.body), m.body)
         footer = QRect(inner.left(), inner.bottom(), inner.width(), fm.height())
         painter.drawText(footer, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, foot)
         painter.restore()

@@ -58,14 +58,14 @@ class DemoSession(QObject):
             paths = profile_paths(str(self.directory / name.lower()))
             opened = await create_profile(paths, "demo-" + name, name, url, INSECURE_FAST_PARAMS)
             self.engines.append(await Engine.open(opened))
-        alice, bob = self.engines
-        await bob.add_contact(await alice.card())
-        for engine in self.engines:
+        for engine in self.engines:  # windows first: they hear the connection come up
             window = MainWindow(engine, url)
             window.setWindowTitle(f"AnonChat demo — {engine.name}")
             await window.load()
             window.closed.connect(self._window_closed)
             self.windows.append(window)
+        alice, bob = self.engines
+        await bob.add_contact(await alice.card())
         self._place()
         for window in self.windows:
             window.show()

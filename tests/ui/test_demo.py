@@ -52,6 +52,10 @@ def test_demo_two_windows_already_talking_and_nothing_left(
         )
         assert alice.panel.model is not None
         assert alice.panel.model.message(0).direction is Direction.OUTGOING
+        # Bob has the conversation open: the greeting counts as read.
+        await until(lambda: bob.contacts.summary(0).unread == 0, what="read in Bob's window")
+        assert "Online" in bob.connection.text()
+        assert "Online" in alice.connection.text()
         bob.close()  # closing either window ends the demo
         await asyncio.wait_for(runner, 20)
         assert not alice.isVisible()
