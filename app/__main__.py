@@ -42,9 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(f"anonchat {version()}")
         return 0
-    from app.ui.refguard import pin_singletons
-
-    pin_singletons()  # before Qt starts: see app/ui/refguard.py
     if args.self_test:
         from app.ui.selftest import run_self_test
 

@@ -102,6 +102,32 @@ async def change_passphrase(engine: Engine, old: str, new: str) -> None:
         raise UserError("the current passphrase is wrong; nothing was changed") from None
 
 
+FRONT_END_PREFIX = "ui."
+
+
+def _front_end_key(key: str) -> str:
+    if not key.startswith(FRONT_END_PREFIX) or len(key) > 64:
+        raise ValueError("front-end preferences live under 'ui.' and are short")
+    return key
+
+
+async def preferences(engine: Engine) -> dict[str, str]:
+    """A front end's own choices (theme, notifications), kept in the encrypted profile."""
+    stored = await engine.store.read(lambda r: r.settings.all())
+    return {k: v for k, v in stored.items() if k.startswith(FRONT_END_PREFIX)}
+
+
+async def set_preferences(engine: Engine, values: dict[str, str]) -> None:
+    """Store several front-end preferences in one transaction."""
+    checked = {_front_end_key(k): v for k, v in values.items()}
+
+    def unit(r: Repos) -> None:
+        for key, value in checked.items():
+            r.settings.set(key, value)
+
+    await engine.store.run(unit)
+
+
 def keyring_available(engine: Engine) -> bool:
     return engine.store.keyring_available()
 

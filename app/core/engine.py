@@ -568,6 +568,16 @@ class Engine:
     def keyring_available(self) -> bool:
         return account.keyring_available(self)
 
+    async def preferences(self) -> dict[str, str]:
+        return await account.preferences(self)
+
+    async def set_preferences(self, values: dict[str, str]) -> None:
+        await account.set_preferences(self, values)
+
+    def connection_states(self) -> dict[str, ConnectionState]:
+        """Where each relay connection stands now, for a view opened after the events."""
+        return {url: self._pool.state(url) for url in self._pool.urls}
+
     async def remember_key(self, enabled: bool) -> str | None:
         return await account.remember_key(self, enabled)
 

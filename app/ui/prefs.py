@@ -21,7 +21,7 @@ class Prefs:
 
 
 async def load_prefs(engine: Engine) -> Prefs:
-    stored = await engine.store.read(lambda r: r.settings.all())
+    stored = await engine.preferences()
     try:
         theme = Theme(stored.get(KEY_THEME, Theme.SYSTEM.value))
     except ValueError:
@@ -40,8 +40,4 @@ async def save_prefs(engine: Engine, prefs: Prefs) -> None:
         KEY_PREVIEWS: "1" if prefs.previews else "0",
     }
 
-    def unit(r) -> None:  # type: ignore[no-untyped-def]
-        for key, value in values.items():
-            r.settings.set(key, value)
-
-    await engine.store.run(unit)
+    await engine.set_preferences(values)

@@ -381,6 +381,11 @@ class MainWindow(QMainWindow):
         self._show_connection()
 
     def _show_connection(self) -> None:
+        if self._conn is None:  # opened after the engine connected: ask where it stands
+            states = self.engine.connection_states()
+            url = self.engine.relay_url
+            if url in states:
+                self._conn = ConnectionChanged(url, states[url])
         event = self._conn
         where = event.url if event else self.engine.relay_url
         if self.embedded_relay is not None:

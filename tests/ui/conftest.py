@@ -20,13 +20,9 @@ from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.ui.launcher import Launcher
-from app.ui.refguard import pin_singletons
 from relay.server import RelayConfig, serve_relay
 
 PASSPHRASE = "correct horse battery staple"
-
-# The same guard the app applies at start: see app/ui/refguard.py.
-pin_singletons()
 
 
 @pytest.fixture

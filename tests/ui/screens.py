@@ -14,23 +14,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.ui.refguard import pin_singletons
+import qasync
+from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
-pin_singletons()
-
-import qasync  # noqa: E402
-from PySide6.QtGui import QGuiApplication, QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication, QLabel, QWidget  # noqa: E402
-
-from app.core.engine import Engine  # noqa: E402
-from app.core.profile import create_profile, profile_paths  # noqa: E402
-from app.crypto.passphrase import INSECURE_FAST_PARAMS  # noqa: E402
-from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog  # noqa: E402
-from app.ui.onboarding import UnlockPage, WizardPage  # noqa: E402
-from app.ui.settings import SettingsDialog  # noqa: E402
-from app.ui.theme import Theme, apply_theme, setup_application  # noqa: E402
-from app.ui.window import MainWindow  # noqa: E402
-from relay.server import RelayConfig, serve_relay  # noqa: E402
+from app.core.engine import Engine
+from app.core.profile import create_profile, profile_paths
+from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog
+from app.ui.onboarding import UnlockPage, WizardPage
+from app.ui.settings import SettingsDialog
+from app.ui.theme import Theme, apply_theme, setup_application
+from app.ui.window import MainWindow
+from relay.server import RelayConfig, serve_relay
 
 PASS = "screens passphrase"
 CONVERSATION = [

@@ -1,7 +1,8 @@
 """The app's process ends with its own exit status: no abort while the interpreter finalises.
 
-Each case runs in a child process, because the failure it guards against (the bindings
-freeing `None` once enough Qt calls have dropped a reference to it) only shows at the end.
+Each case runs in a child process, because the failure it guards against only shows at the
+end: PySide6 6.12.0 drops a reference to `None` on every Qt call that returns nothing, so
+after enough calls CPython frees `None` and aborts (pyproject.toml excludes that release).
 """
 
 from __future__ import annotations
@@ -30,18 +31,19 @@ def child(code: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
 def test_many_void_qt_calls_then_a_clean_exit() -> None:
     done = child(
         """
-        from app.ui.refguard import pin_singletons, slips_per_void_call
-        pin_singletons()
+        import sys
         from PySide6.QtWidgets import QApplication, QLabel
         app = QApplication([])
         label = QLabel()
+        before = sys.getrefcount(None)
         for i in range(300_000):
-            label.setText("x")  # returns None: the call that drops a reference
-        print("slips", slips_per_void_call())
+            label.setText("x")  # returns None: the call that dropped a reference
+        print("slips", (before - sys.getrefcount(None)) / 300_000)
         """
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "slips" in done.stdout
+    slips = float(done.stdout.split("slips", 1)[1])
+    assert abs(slips) < 0.01, f"the Qt bindings lose {slips} references to None per call"
 
 
 def test_app_unlocks_closes_and_exits_zero(tmp_path: Path) -> None:
