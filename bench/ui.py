@@ -100,9 +100,6 @@ def rss_mib() -> float:
 
 def child(profile: str, started: float) -> int:
     """Launch as the app does, unlock, open the largest conversation; print one JSON line."""
-    from app.ui.refguard import pin_singletons
-
-    pin_singletons()
     import qasync
     from PySide6.QtWidgets import QApplication
 
