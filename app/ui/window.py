@@ -169,6 +169,7 @@ class MainWindow(QMainWindow):
         rows = await self.engine.summaries()
         self.contacts.set_summaries(rows)
         self.tray.set_unread(sum(s.unread for s in rows))
+        self._show_connection()
 
     def _apply_theme(self) -> None:
         app = QApplication.instance()
