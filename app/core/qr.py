@@ -21,9 +21,23 @@ class QrError(ValueError):
     """No usable code in the image; the message says what was wrong."""
 
 
+def _for_qr(text: str) -> str:
+    """Our payloads uppercased, so the whole code uses the compact alphanumeric mode (the
+    parsers take the prefix in any case and the base32 body is uppercase already)."""
+    return text.upper() if text.lower().startswith(PREFIXES) else text
+
+
+def _canonical(text: str) -> str:
+    """The payload as our encoders write it: lowercase prefix, uppercase body."""
+    for prefix in PREFIXES:
+        if text.lower().startswith(prefix):
+            return prefix + text[len(prefix) :]
+    return text
+
+
 def make_png(text: str, path: Path | None = None, scale: int = 8) -> bytes:
-    """The text as a QR code PNG (alphanumeric mode for cards, error correction M)."""
-    code = segno.make_qr(text, error="m", boost_error=False)
+    """The text as a QR code PNG (alphanumeric mode for our payloads, error correction M)."""
+    code = segno.make_qr(_for_qr(text), error="m", boost_error=False)
     out = io.BytesIO()
     code.save(out, kind="png", scale=scale, border=4)
     data = out.getvalue()
@@ -33,7 +47,7 @@ def make_png(text: str, path: Path | None = None, scale: int = 8) -> bytes:
 
 
 def qr_version(text: str) -> int:
-    return int(segno.make_qr(text, error="m", boost_error=False).version)
+    return int(segno.make_qr(_for_qr(text), error="m", boost_error=False).version)
 
 
 def decode_image(image: object) -> str:
@@ -49,7 +63,7 @@ def decode_image(image: object) -> str:
         raise QrError("no QR code found in the image")
     for text in texts:
         if text.strip().lower().startswith(PREFIXES):
-            return text.strip()
+            return _canonical(text.strip())
     raise QrError("the QR code is not an AnonChat code")
 
 
