@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from relay.backplane import Backplane, cluster_key
 from relay.state import (
@@ -214,8 +215,24 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         transport = ws.transport
         backlog = config.max_backlog
         closing: list[asyncio.Task[None]] = []
+        flush_due = False
+
+        def flush() -> None:
+            """Everything framed for this client since the last flush, in one write."""
+            nonlocal flush_due
+            flush_due = False
+            chunks = ws.protocol.data_to_send()
+            if all(chunks):
+                transport.writelines(chunks)
+                return
+            for chunk in chunks:  # an empty chunk asks for a half-close: keep the order
+                if chunk:
+                    transport.write(chunk)
+                elif transport.can_write_eof():
+                    transport.write_eof()
 
         def send(data: bytes) -> None:
+            nonlocal flush_due
             if transport.get_write_buffer_size() > backlog:
                 # A reader this far behind would hold memory for others: drop it, not them.
                 if not closing:
@@ -224,7 +241,14 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                         loop.create_task(ws.close(CLOSE_POLICY, ErrorCode.SLOW_CONSUMER))
                     )
                 return
-            broadcast((ws,), data)
+            if ws.protocol.state is not State.OPEN:
+                return  # closing: nothing more goes out, as websockets' broadcast() does
+            # Frame now, write once per loop turn: the replies and deliveries produced by a
+            # burst of frames share one system call instead of one each.
+            ws.protocol.send_binary(data)
+            if not flush_due:
+                flush_due = True
+                loop.call_soon(flush)
 
         try:
             conn: Connection = relay.connect(send, address, loop.time())
