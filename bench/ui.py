@@ -43,7 +43,6 @@ async def build(directory: Path, count: int, card: str) -> None:
     from app.core.profile import create_profile, profile_paths
     from app.crypto.passphrase import INSECURE_FAST_PARAMS
     from app.store.records import Direction, NewMessage, Status
-    from app.store.repos import Repos
 
     paths = profile_paths(str(directory))
     opened = await create_profile(
@@ -68,11 +67,7 @@ async def build(directory: Path, count: int, card: str) -> None:
             for i in range(start, min(count, start + CHUNK))
         ]
 
-        def unit(r: Repos, rows: list[NewMessage] = rows) -> None:
-            for m in rows:
-                r.messages._insert(m)
-
-        await engine.store.run(unit)
+        await engine.store.run(lambda r, rows=rows: r.messages.insert_many(rows))
     await engine.close()
 
 

@@ -78,6 +78,12 @@ class MessageRepo:
             row = self._insert(message)
         return Stored(False, row) if row else Stored(True)
 
+    def insert_many(self, messages: Iterable[NewMessage]) -> int:
+        """Store a batch (an imported or generated history) in one transaction; duplicates are
+        skipped. Returns how many were new."""
+        with atomic(self._conn):
+            return sum(1 for m in messages if self._insert(m))
+
     def _insert(self, m: NewMessage) -> int:
         cur = self._conn.execute(
             "INSERT INTO messages (contact_id, direction, msg_id, sender_seq, body, sent_at, "

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import UserError
 from app.core.profile import DEFAULT_RELAY, Opened, check_relay_url, create_profile, open_profile
-from app.crypto.passphrase import KdfParams
+from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 from app.store import keystore
 from app.store.errors import StoreError, WrongPassphrase
 from app.store.paths import ProfilePaths
@@ -70,7 +70,25 @@ def _error_label() -> QLabel:
     return label
 
 
-class WizardPage(QWidget):
+class _GatePage(QWidget):
+    """What the wizard and the unlock screen share: an error line, and a busy state that ends
+    with the error shown when opening the profile fails."""
+
+    error: QLabel
+
+    def _set_busy(self, busy: bool) -> None:
+        raise NotImplementedError
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    def _failed(self, text: str) -> None:
+        self._set_busy(False)
+        self._show_error(text)
+
+
+class WizardPage(_GatePage):
     """Display name, passphrase twice with a strength hint, and the relay to use."""
 
     opened = Signal(object)  # Opened
@@ -180,18 +198,13 @@ class WizardPage(QWidget):
         spawn(self._create(relay), "creating a profile")
 
     async def _create(self, relay: str) -> None:
+        params = self._params or DEFAULT_PARAMS
         try:
-            if self._params is not None:
-                opened = await create_profile(
-                    self._paths, self.passphrase.text(), self.name.text(), relay, self._params
-                )
-            else:
-                opened = await create_profile(
-                    self._paths, self.passphrase.text(), self.name.text(), relay
-                )
+            opened = await create_profile(
+                self._paths, self.passphrase.text(), self.name.text(), relay, params
+            )
         except (UserError, StoreError) as exc:
-            self._set_busy(False)
-            self._show_error(sentence(str(exc)))
+            self._failed(sentence(str(exc)))
             return
         except BaseException:
             self._set_busy(False)
@@ -204,12 +217,8 @@ class WizardPage(QWidget):
         if busy:
             self.error.hide()
 
-    def _show_error(self, text: str) -> None:
-        self.error.setText(text)
-        self.error.show()
 
-
-class UnlockPage(QWidget):
+class UnlockPage(_GatePage):
     """The passphrase prompt of an existing profile, with "remember on this computer".
 
     `remember` is read by the launcher once the profile is open: checked, the key goes to the
@@ -286,14 +295,12 @@ class UnlockPage(QWidget):
         try:
             opened: Opened = await open_profile(self._paths, passphrase)
         except WrongPassphrase:
-            self._set_busy(False)
+            self._failed("Wrong passphrase. Check it and try again.")
             self.passphrase.selectAll()
             self.passphrase.setFocus()
-            self._show_error("Wrong passphrase. Check it and try again.")
             return
         except (UserError, StoreError) as exc:
-            self._set_busy(False)
-            self._show_error(sentence(str(exc)))
+            self._failed(sentence(str(exc)))
             return
         except BaseException:
             self._set_busy(False)
@@ -306,7 +313,3 @@ class UnlockPage(QWidget):
         self.unlock.setText("Unlocking…" if busy else "&Unlock")
         if busy:
             self.error.hide()
-
-    def _show_error(self, text: str) -> None:
-        self.error.setText(text)
-        self.error.show()

@@ -69,6 +69,16 @@ def test_receive_unit_and_duplicate(repos: Repos) -> None:
     assert repos.messages.unread_counts() == {c: 1}
 
 
+def test_insert_many_skips_duplicates_and_keeps_counters(repos: Repos) -> None:
+    c = repos.contacts.add("alice", b"K" * 64, 1).id
+    repos.messages.insert(incoming(c, 2))
+    batch = [incoming(c, n, f"batch {n}") for n in range(5)] + [outgoing(c, 9)]
+    assert repos.messages.insert_many(batch) == 5  # incoming 2 was already stored
+    assert counts(repos) == (6, 0, 0)
+    assert repos.messages.unread_counts() == {c: 5}
+    assert [h.message.sender_seq for h in repos.search("batch", 10)] == [4, 3, 1, 0]
+
+
 def test_failed_unit_leaves_nothing(repos: Repos) -> None:
     c = repos.contacts.add("alice", b"K", 1).id
     bad = NewOutbox(c + 99, OutboxKind.RECEIPT, b"m", "ws://r", b"x", 0, 0)  # FK violation

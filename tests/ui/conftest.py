@@ -168,11 +168,7 @@ async def fill_history(engine: Engine, contact_id: int, count: int, word: str = 
             for i in range(start, min(count, start + chunk))
         ]
 
-        def unit(r: Any, rows: list[NewMessage] = rows) -> None:
-            for m in rows:
-                r.messages._insert(m)
-
-        await engine.store.run(unit)
+        await engine.store.run(lambda r, rows=rows: r.messages.insert_many(rows))
 
 
 async def peer_card(directory: Path, relay_url: str) -> str:

@@ -26,7 +26,7 @@ def test_search_jumps_to_an_old_message(run, tmp_path: Path) -> None:
         contact = await engine.add_contact(card)
 
         def odd(r) -> None:
-            r.messages._insert(
+            r.messages.insert(
                 NewMessage(
                     contact.id,
                     Direction.INCOMING,
