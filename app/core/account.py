@@ -128,10 +128,6 @@ async def set_preferences(engine: Engine, values: dict[str, str]) -> None:
     await engine.store.run(unit)
 
 
-def keyring_available(engine: Engine) -> bool:
-    return engine.store.keyring_available()
-
-
 async def remember_key(engine: Engine, enabled: bool) -> str | None:
     """Keep (or drop) the key in the OS keyring; None when done, else why not."""
     status = await (engine.store.remember() if enabled else engine.store.forget())

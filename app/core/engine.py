@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.core import account, handshakes
+from app.core import account, handshakes, profile
 from app.core import payload as pl
 from app.core.errors import SendingBlocked, UnknownContact, UserError
 from app.core.events import (
@@ -124,9 +124,9 @@ class Engine:
         return engine
 
     async def reload_settings(self) -> None:
-        profile = await self.store.identity()
+        me = await self.store.identity()
         settings = await self.store.read(lambda r: r.settings.all())
-        self.name = profile.display_name if profile else ""
+        self.name = me.display_name if me else ""
         self.relay_url = settings.get(SETTING_RELAY, "")
         self.read_receipts = settings.get(SETTING_READ_RECEIPTS, "1") == "1"
 
@@ -566,7 +566,7 @@ class Engine:
         await account.change_passphrase(self, old, new)
 
     def keyring_available(self) -> bool:
-        return account.keyring_available(self)
+        return profile.keyring_available()
 
     async def preferences(self) -> dict[str, str]:
         return await account.preferences(self)

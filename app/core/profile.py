@@ -13,11 +13,13 @@ from app.crypto.card import Card
 from app.crypto.handshake import Invitation
 from app.crypto.identity import Identity
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
+from app.store import keystore
 from app.store.paths import ProfilePaths, resolve_profile
 from app.store.records import MailboxPurpose, OurMailbox
 from app.store.repos import Repos
 from app.store.store import Store
 
+NO_KEYRING = keystore.NO_BACKEND
 SETTING_RELAY = "relay_url"
 SETTING_READ_RECEIPTS = "read_receipts"
 DEFAULT_RELAY = "ws://127.0.0.1:8765"
@@ -26,6 +28,11 @@ LOCK_NAME = "lock"
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def keyring_available() -> bool:
+    """Whether "remember on this computer" can work here, asked before any profile is open."""
+    return keystore.available()
 
 
 def profile_paths(profile: str) -> ProfilePaths:

@@ -85,9 +85,6 @@ class Store:
         key = self._key
         return await self._worker.call(lambda: keystore.remember(self.paths, key))
 
-    def keyring_available(self) -> bool:
-        return keystore.available()
-
     async def forget(self) -> KeyringStatus:
         return await self._worker.call(lambda: keystore.forget(self.paths))
 

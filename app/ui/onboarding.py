@@ -24,9 +24,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import UserError
-from app.core.profile import DEFAULT_RELAY, Opened, check_relay_url, create_profile, open_profile
+from app.core.profile import (
+    DEFAULT_RELAY,
+    NO_KEYRING,
+    Opened,
+    check_relay_url,
+    create_profile,
+    keyring_available,
+    open_profile,
+)
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
-from app.store import keystore
 from app.store.errors import StoreError, WrongPassphrase
 from app.store.paths import ProfilePaths
 from app.ui.a11y import name_controls
@@ -275,11 +282,11 @@ class UnlockPage(_GatePage):
     def _check_keyring(self) -> None:
         # On this thread on purpose: the check imports keyring backends, which load native
         # libraries; doing that on a worker while Qt loads its own plugins can deadlock.
-        if keystore.available():
+        if keyring_available():
             return
         self.remember.setChecked(False)
         self.remember.setEnabled(False)
-        self.keyring_note.setText(sentence(keystore.NO_BACKEND))
+        self.keyring_note.setText(sentence(NO_KEYRING))
         self.keyring_note.show()
 
     def _submit(self) -> None:
