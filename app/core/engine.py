@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Event], None]
 RESEND_AFTER_MS = 15_000  # a forwarded message with no receipt yet goes out again after this
 MAX_RESEND_MS = 300_000
+CLOSE_GRACE_S = 5.0  # how long closing waits for the frame and the send batch in hand
 UNREACHABLE_RETRY_MS = 30_000  # fallback when the relay or the peer's mailbox is away
 BATCH = 200
 
@@ -99,7 +100,7 @@ class Engine:
         self._now = clock
         self._listeners: list[Listener] = []
         self._mutex = asyncio.Lock()
-        self._inbox: asyncio.Queue[net.Delivered] = asyncio.Queue()
+        self._inbox: asyncio.Queue[net.Delivered | None] = asyncio.Queue()  # None: stop
         self._wake = asyncio.Event()
         self._offline: set[tuple[str, bytes]] = set()
         self._watched: dict[tuple[str, bytes], int] = {}
@@ -146,13 +147,18 @@ class Engine:
         ]
 
     async def close(self) -> None:
+        """Stop after the frame and the outbox batch in hand: a message stored is also
+        reported, and a send made is also recorded (cut off only after CLOSE_GRACE_S)."""
         self._closing = True
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._inbox.put_nowait(None)
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=CLOSE_GRACE_S)
+            for task in late:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -248,6 +254,8 @@ class Engine:
     async def _receive_loop(self) -> None:
         while not self._closing:
             delivered = await self._inbox.get()
+            if delivered is None:
+                return
             try:
                 async with self._mutex:
                     await self._receive(delivered)
@@ -454,7 +462,7 @@ class Engine:
         while not self._closing:
             self._wake.clear()
             try:
-                while await self._drain():
+                while not self._closing and await self._drain():
                     pass
                 next_due = await self.store.read(lambda r: r.outbox.next_due())
             except Exception:

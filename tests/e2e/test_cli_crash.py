@@ -116,3 +116,22 @@ def test_receiver_killed_during_burst_soak(
     relay: Relay, make_profile: Callable[..., Profile]
 ) -> None:
     receiver_kills(relay, make_profile, 500, 20)
+
+
+def test_stopped_listen_reports_all_it_stored(
+    relay: Relay, make_profile: Callable[..., Profile]
+) -> None:
+    """SIGTERM during a burst: every message Bob's `listen` stored, it also printed (a stop
+    lets the frame in hand finish instead of cutting it off between the store and the event)."""
+    alice, bob = pair(make_profile, relay.url)
+    alice.queue("Bob", "m", 0, 300)
+    seen: set[str] = set()
+    for cut in (40, 120, 200):
+        bob_l, alice_l = bob.listen(), alice.listen()
+        need = cut - len(seen)
+        bob_l.wait_for(lambda ev, n=need: sum(e.get("direction") == "in" for e in ev) >= n, 60)
+        assert bob_l.stop() == 0
+        assert alice_l.stop() == 0
+        bob_l.assert_clean()
+        seen |= {e["body"] for e in bob_l.incoming()}
+        assert set(incoming_bodies(bob, "Alice")) == seen
