@@ -2,7 +2,8 @@
 
 Each unit is one transaction: a crash leaves either all of it or none of it. Paging and
 unread counts go through indexes and the trigger-maintained `unread_counts` table, so their
-cost does not grow with history.
+cost does not grow with history. The search index takes new messages in batches of
+SEARCH_BATCH (see migration 6), and catches up before every search.
 """
 
 # Column lists below are module constants; every value is bound as a parameter.
@@ -30,6 +31,7 @@ from .tx import atomic
 MESSAGE_COLS = (
     "id, contact_id, direction, msg_id, sender_seq, body, sent_at, received_at, status, is_read"
 )
+SEARCH_BATCH = 128
 _OUTBOX_COLS = (
     "id, contact_id, message_id, kind, mailbox_id, relay_url, ciphertext, attempts, next_try, "
     "created_at"
@@ -49,6 +51,26 @@ def message_from_row(row: Any) -> Message:
         Status(row[8]),
         bool(row[9]),
     )
+
+
+def index_for_search(conn: Any, newest: int | None = None) -> int:
+    """Index the messages beyond the search mark: all of them when `newest` is None, else
+    only once SEARCH_BATCH of them wait (`newest` being the id just stored). Returns how many
+    were indexed. Runs inside the caller's transaction, or in one of its own."""
+    upto = conn.execute("SELECT indexed_upto FROM search_progress").fetchone()[0]
+    if newest is not None and newest - upto < SEARCH_BATCH:
+        return 0
+    top = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+    if top <= upto:
+        return 0
+    with atomic(conn):
+        cur = conn.execute(
+            "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages "
+            "WHERE id > ? AND id <= ? ORDER BY id",
+            (upto, top),
+        )
+        conn.execute("UPDATE search_progress SET indexed_upto = ?", (top,))
+    return int(cur.rowcount)
 
 
 def _outbox(row: Any) -> OutboxItem:
@@ -76,13 +98,18 @@ class MessageRepo:
         """Store one message; a (contact, direction, msg_id) already stored is a duplicate."""
         with atomic(self._conn):
             row = self._insert(message)
+            if row:
+                index_for_search(self._conn, row)
         return Stored(False, row) if row else Stored(True)
 
     def insert_many(self, messages: Iterable[NewMessage]) -> int:
         """Store a batch (an imported or generated history) in one transaction; duplicates are
         skipped. Returns how many were new."""
         with atomic(self._conn):
-            return sum(1 for m in messages if self._insert(m))
+            rows = [row for m in messages if (row := self._insert(m))]
+            if rows:
+                index_for_search(self._conn, max(rows))
+            return len(rows)
 
     def _insert(self, m: NewMessage) -> int:
         cur = self._conn.execute(
@@ -122,6 +149,7 @@ class MessageRepo:
             row = self._insert(message)
             if not row:
                 return Stored(True)
+            index_for_search(self._conn, row)
             self._conn.execute(
                 "INSERT INTO sessions (contact_id, state, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (contact_id) DO UPDATE SET state = excluded.state, "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .messages import MESSAGE_COLS, message_from_row
+from .messages import MESSAGE_COLS, index_for_search, message_from_row
 from .records import SearchHit
 
 # Snippet highlight markers: control characters a message body will not contain, so the UI
@@ -39,13 +39,15 @@ def search(
     contact_id: int | None = None,
     before: int | None = None,
 ) -> list[SearchHit]:
-    """Messages whose body matches every word of text, newest first.
+    """Messages whose body matches every word of text, newest first (every message stored:
+    those waiting for the next indexing batch are indexed first).
 
     `before` pages further back: pass the last hit's message id.
     """
     query = fts_query(text)
     if query is None or limit <= 0:
         return []
+    index_for_search(conn)  # the last messages stored, not yet in a batch
     cols = ", ".join(f"m.{c.strip()}" for c in MESSAGE_COLS.split(","))
     sql = (
         f"SELECT {cols}, snippet(messages_fts, 0, ?, ?, '…', 12) "
