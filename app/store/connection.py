@@ -13,6 +13,8 @@ from typing import Any
 
 import sqlcipher3
 
+from app.crypto.passphrase import PageHmac
+
 from . import migrations
 from .errors import CorruptDatabase, WrongPassphrase
 
@@ -43,8 +45,10 @@ def _key_pragma(name: str, key: bytes) -> str:
     return f"PRAGMA {name} = \"x'{key.hex()}'\""
 
 
-def open_keyed(path: Path, key: bytes) -> Connection:
+def open_keyed(path: Path, key: bytes, page_hmac: PageHmac) -> Connection:
     """Open and key the database, proving the key by reading the schema; nothing is written.
+
+    `page_hmac` is the key header's: the HMAC the pages were (or will be) written with.
 
     Raises WrongPassphrase when the key does not decrypt page 1, CorruptDatabase when the file
     decrypts but is damaged.
@@ -53,6 +57,7 @@ def open_keyed(path: Path, key: bytes) -> Connection:
     conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         conn.execute(_key_pragma("key", key)).fetchall()
+        conn.execute(f"PRAGMA cipher_hmac_algorithm = HMAC_{page_hmac.name}").fetchall()
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlcipher3.DatabaseError as exc:
         conn.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.crypto.passphrase import (
     DEFAULT_PARAMS,
@@ -77,16 +77,17 @@ def create(
     if p.header.exists() or p.database.exists():
         raise ProfileExists("a profile already exists at that location")
     slot = new_slot(params, randbytes)
+    header = KeyHeader((slot,))
     key = derive_key(passphrase, slot)
     paths.ensure_private_dir(p.directory)
     paths.create_private_file(p.database)
-    conn = connection.open_keyed(p.database, key)
+    conn = connection.open_keyed(p.database, key, header.page_hmac)
     try:
         connection.prepare(conn)
     except BaseException:
         conn.close()
         raise
-    paths.atomic_write(p.header, encode_header(KeyHeader((slot,))))
+    paths.atomic_write(p.header, encode_header(header))
     paths.tighten(p)
     return Opened(conn, key)
 
@@ -99,7 +100,7 @@ def _finish(p: ProfilePaths, conn: Connection, header: KeyHeader, slot: KeySlot 
         conn.close()
         raise
     if slot is not None and len(header.slots) > 1:
-        paths.atomic_write(p.header, encode_header(KeyHeader((slot,))))
+        paths.atomic_write(p.header, encode_header(replace(header, slots=(slot,))))
     paths.tighten(p)
 
 
@@ -109,7 +110,7 @@ def unlock(p: ProfilePaths, passphrase: str) -> Opened:
     for slot in header.slots:
         key = derive_key(passphrase, slot)
         try:
-            conn = connection.open_keyed(p.database, key)
+            conn = connection.open_keyed(p.database, key, header.page_hmac)
         except WrongPassphrase:
             continue
         _finish(p, conn, header, slot)
@@ -120,7 +121,7 @@ def unlock(p: ProfilePaths, passphrase: str) -> Opened:
 def unlock_with_key(p: ProfilePaths, key: bytes) -> Opened:
     """Open with a remembered raw key (no Argon2id)."""
     header = read_header(p)
-    conn = connection.open_keyed(p.database, key)
+    conn = connection.open_keyed(p.database, key, header.page_hmac)
     _finish(p, conn, header, None)
     return Opened(conn, key)
 
@@ -154,13 +155,13 @@ def change_passphrase(
     fresh = new_slot(params, randbytes)
     new_key = derive_key(new_passphrase, fresh)
     on_step("derived")
-    paths.atomic_write(p.header, encode_header(KeyHeader((current, fresh))))
+    paths.atomic_write(p.header, encode_header(replace(header, slots=(current, fresh))))
     on_step("header-both")
     connection.checkpoint(conn)
     connection.rekey(conn, new_key)
     on_step("rekeyed")
     connection.checkpoint(conn)
     on_step("checkpointed")
-    paths.atomic_write(p.header, encode_header(KeyHeader((fresh,))))
+    paths.atomic_write(p.header, encode_header(replace(header, slots=(fresh,))))
     on_step("header-new")
     return new_key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from app.crypto.passphrase import (
     KdfParams,
     KeyHeader,
     KeySlot,
+    PageHmac,
     PassphraseError,
     decode_header,
     derive_key,
@@ -27,7 +30,11 @@ params = st.builds(
     lanes=st.integers(1, 64),
 )
 slots = st.builds(KeySlot, params=params, salt=st.binary(min_size=16, max_size=64))
-headers = st.builds(KeyHeader, slots=st.lists(slots, min_size=1, max_size=2).map(tuple))
+headers = st.builds(
+    KeyHeader,
+    slots=st.lists(slots, min_size=1, max_size=2).map(tuple),
+    page_hmac=st.sampled_from(PageHmac),
+)
 
 
 @given(headers)
@@ -48,6 +55,14 @@ def test_any_damage_is_one_header_error(header: KeyHeader, data: st.DataObject) 
 def test_garbage_is_one_header_error(raw: bytes) -> None:
     with pytest.raises(HeaderError):
         decode_header(raw)
+
+
+def test_unknown_page_hmac_is_a_header_error() -> None:
+    raw = bytearray(encode_header(KeyHeader((new_slot(INSECURE_FAST_PARAMS),))))
+    raw[8] = 9  # the HMAC byte after the magic
+    body = bytes(raw[:-32])
+    with pytest.raises(HeaderError, match="page HMAC"):
+        decode_header(body + hashlib.sha256(body).digest())
 
 
 def test_truncated_header_rejected() -> None:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import stat
+import struct
 from pathlib import Path
 
 import pytest
 
-from app.crypto.passphrase import KeyHeader, decode_header, encode_header, new_slot
+from app.crypto.passphrase import (
+    MAGIC_V1,
+    KeyHeader,
+    PageHmac,
+    decode_header,
+    derive_key,
+    encode_header,
+    new_slot,
+)
 from app.store import connection, keystore, migrations, paths, vault
 from app.store.errors import (
     CorruptDatabase,
@@ -140,6 +150,44 @@ def test_two_slot_header_finishes_on_unlock(profile: ProfilePaths) -> None:
     opened = vault.unlock(profile, PASS)
     opened.conn.close()
     assert decode_header(profile.header.read_bytes()).slots == header.slots
+
+
+def test_pages_carry_the_hmac_the_header_names(profile: ProfilePaths) -> None:
+    make(profile)
+    header = decode_header(profile.header.read_bytes())
+    assert header.page_hmac is PageHmac.SHA256
+    key = derive_key(PASS, header.slots[0])
+    with pytest.raises(WrongPassphrase):  # the right key, the wrong page HMAC: unreadable
+        connection.open_keyed(profile.database, key, PageHmac.SHA512)
+    connection.open_keyed(profile.database, key, PageHmac.SHA256).close()
+
+
+def test_profile_from_before_the_page_hmac_setting(profile: ProfilePaths) -> None:
+    """A version-1 header (no HMAC byte) over SHA-512 pages opens, survives a passphrase
+    change, and keeps its SHA-512 pages."""
+    slot = new_slot(FAST)
+    key = derive_key(PASS, slot)
+    paths.ensure_private_dir(profile.directory)
+    paths.create_private_file(profile.database)
+    conn = connection.open_keyed(profile.database, key, PageHmac.SHA512)
+    connection.prepare(conn)
+    Repos(conn).settings.set("old", "yes")
+    conn.close()
+    p = slot.params
+    body = MAGIC_V1 + bytes([1]) + struct.pack(">BIIB", 1, p.memory_kib, p.iterations, p.lanes)
+    body += bytes([len(slot.salt)]) + slot.salt
+    profile.header.write_bytes(body + hashlib.sha256(body).digest())
+
+    opened = vault.unlock(profile, PASS)
+    assert Repos(opened.conn).settings.get("old") == "yes"
+    vault.change_passphrase(profile, opened.conn, opened.key, PASS, "newer", FAST)
+    opened.conn.close()
+    header = decode_header(profile.header.read_bytes())
+    assert header.page_hmac is PageHmac.SHA512
+    again = vault.unlock(profile, "newer")
+    assert Repos(again.conn).settings.get("old") == "yes"
+    assert connection.integrity_problems(again.conn) == []
+    again.conn.close()
 
 
 def test_profile_resolution(tmp_path: Path) -> None:
