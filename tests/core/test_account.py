@@ -9,19 +9,10 @@ import pytest
 
 from app.core.engine import Engine
 from app.core.errors import UserError
-from app.core.profile import create_profile, open_profile, profile_paths
+from app.core.profile import open_profile, profile_paths
 from app.crypto.card import Card
-from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.store.records import Direction, Status
-
-RELAY = "ws://127.0.0.1:9"
-
-
-async def make(path: Path, name: str) -> Engine:
-    opened = await create_profile(
-        profile_paths(str(path)), "first passphrase", name, RELAY, INSECURE_FAST_PARAMS
-    )
-    return await Engine.open(opened)
+from tests.core.engines import PASS, RELAY, make
 
 
 def test_preview_names_the_card_and_refuses_garbage(tmp_path: Path) -> None:
@@ -73,8 +64,8 @@ def test_change_passphrase_checks_the_old_one(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="current passphrase is wrong"):
             await alice.change_passphrase("not it at all", "second passphrase")
         with pytest.raises(UserError, match="at least"):
-            await alice.change_passphrase("first passphrase", "short")
-        await alice.change_passphrase("first passphrase", "second passphrase")
+            await alice.change_passphrase(PASS, "short")
+        await alice.change_passphrase(PASS, "second passphrase")
         await alice.close()
         reopened = await open_profile(profile_paths(str(tmp_path / "a")), "second passphrase")
         engine = await Engine.open(reopened)

@@ -13,18 +13,10 @@ from typing import Any
 
 from app.core.engine import Engine
 from app.core.events import Event, MessageAdded
-from app.core.profile import create_profile, open_profile, profile_paths
-from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.core.profile import open_profile, profile_paths
 from app.net.events import Delivered
 from app.store.records import Direction, OutboxKind
-
-RELAY = "ws://127.0.0.1:9"
-PASS = "a passphrase"
-
-
-async def make(path: Path, name: str) -> Engine:
-    opened = await create_profile(profile_paths(str(path)), PASS, name, RELAY, INSECURE_FAST_PARAMS)
-    return await Engine.open(opened)
+from tests.core.engines import PASS, RELAY, make
 
 
 async def carry(sender: Engine, receiver: Engine) -> None:

@@ -11,19 +11,9 @@ import pytest
 from app.core.engine import Engine
 from app.core.errors import SendingBlocked
 from app.core.events import Event, KeyChanged
-from app.core.profile import create_profile, profile_paths
-from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.net.events import Delivered
 from app.store.records import OutboxKind
-
-RELAY = "ws://127.0.0.1:9"
-
-
-async def make(path: Path, name: str) -> Engine:
-    opened = await create_profile(
-        profile_paths(str(path)), "a passphrase", name, RELAY, INSECURE_FAST_PARAMS
-    )
-    return await Engine.open(opened)
+from tests.core.engines import RELAY, make
 
 
 async def carry_intro(sender: Engine, receiver: Engine) -> None:
