@@ -68,6 +68,7 @@ MAX_RESEND_MS = 300_000
 CLOSE_GRACE_S = 5.0  # how long closing waits for the frame and the send batch in hand
 UNREACHABLE_RETRY_MS = 30_000  # fallback when the relay or the peer's mailbox is away
 BATCH = 200
+COALESCE_S = 0.003  # a woken outbox waits this long, so a burst goes out (and is marked) as one
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,6 +473,7 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+                    await asyncio.sleep(COALESCE_S)
 
     async def _drain(self) -> bool:
         """Send what is due, in order per destination; True when more may be due.
