@@ -67,7 +67,7 @@ INSECURE_FAST_PARAMS = KdfParams(memory_kib=64, iterations=1, lanes=1)
 class PageHmac(enum.IntEnum):
     """The HMAC that authenticates each encrypted database page (SQLCipher's setting).
 
-    SHA-256 for new profiles: as strong a MAC here, and several times faster than SHA-512 on
+    SHA-256 for new profiles: as strong a MAC here, and faster than SHA-512 on
     processors with SHA extensions, which matters because every page written is MACed."""
 
     SHA512 = 1
