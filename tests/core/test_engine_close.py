@@ -11,20 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.core.engine import Engine
 from app.core.events import Event, MessageAdded
 from app.core.profile import open_profile, profile_paths
 from app.net.events import Delivered
-from app.store.records import Direction, OutboxKind
-from tests.core.engines import PASS, RELAY, make
-
-
-async def carry(sender: Engine, receiver: Engine) -> None:
-    """Hand every frame waiting in the sender's outbox to the receiver, as the relay would."""
-    for item in await sender.store.read(lambda r: r.outbox.due(2**62)):
-        if item.kind is OutboxKind.MESSAGE:
-            async with receiver._mutex:
-                await receiver._receive(Delivered(RELAY, item.mailbox_id, item.ciphertext))
+from app.store.records import Direction
+from tests.core.engines import PASS, RELAY, carry, make
 
 
 def test_close_during_a_receive_still_reports_the_message(tmp_path: Path) -> None:

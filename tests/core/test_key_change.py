@@ -8,20 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.engine import Engine
 from app.core.errors import SendingBlocked
 from app.core.events import Event, KeyChanged
-from app.net.events import Delivered
-from app.store.records import OutboxKind
-from tests.core.engines import RELAY, make
-
-
-async def carry_intro(sender: Engine, receiver: Engine) -> None:
-    """Hand the sender's queued introduction to the receiver, as the relay would."""
-    items = await sender.store.read(lambda r: r.outbox.due(2**62))
-    intro = next(i for i in items if i.kind is OutboxKind.MESSAGE and i.message_id is None)
-    async with receiver._mutex:
-        await receiver._receive(Delivered(RELAY, intro.mailbox_id, intro.ciphertext))
+from tests.core.engines import carry, make
 
 
 def test_new_key_from_a_handshake_is_held_until_accepted(tmp_path: Path) -> None:
@@ -33,13 +22,13 @@ def test_new_key_from_a_handshake_is_held_until_accepted(tmp_path: Path) -> None
         alice.subscribe(events.append)
         try:
             await bob.add_contact(await alice.card())
-            await carry_intro(bob, alice)
+            await carry(bob, alice)
             (contact,) = await alice.store.read(lambda r: r.contacts.all())
             assert contact.identity_keys == bob.identity.public.to_bytes()
             await alice.verify(contact.id, await alice.safety_number(contact.id))
 
             await bob2.add_contact(await alice.card())
-            await carry_intro(bob2, alice)
+            await carry(bob2, alice)
             (flagged,) = await alice.store.read(lambda r: r.contacts.all())
             assert flagged.key_change_pending
             assert flagged.identity_keys == bob.identity.public.to_bytes()
