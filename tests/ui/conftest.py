@@ -7,8 +7,9 @@ same loop, as in the app.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.ui.launcher import Launcher
+from app.ui.window import MainWindow
 from relay.server import RelayConfig, serve_relay
 
 PASSPHRASE = "correct horse battery staple"
@@ -94,6 +96,24 @@ async def launch(directory: Path, name: str, relay_url: str) -> Launcher:
     QTest.keyClick(page.passphrase, Qt.Key.Key_Return)
     await asyncio.wait_for(launcher.ready.wait(), 20)
     return launcher
+
+
+@contextlib.asynccontextmanager
+async def me_and_a_peer(tmp_path: Path) -> AsyncIterator[tuple[MainWindow, str]]:
+    """A relay, "Me" unlocked with the window shown, and the card of a "Peer" on the same
+    relay (not yet added); the window is shut down and the relay closed afterwards."""
+    relay = Relay()
+    url = await relay.start()
+    try:
+        card = await peer_card(tmp_path / "peer", url)
+        launcher = await launch(tmp_path / "me", "Me", url)
+        try:
+            assert launcher.window is not None
+            yield launcher.window, card
+        finally:
+            await launcher.shutdown()
+    finally:
+        await relay.close()
 
 
 class MemoryKeyring:

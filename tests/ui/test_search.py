@@ -7,7 +7,7 @@ from PySide6.QtTest import QTest
 
 from app.store.records import Direction, NewMessage, Status
 from app.ui.search import snippet_html
-from tests.ui.conftest import Relay, fill_history, launch, peer_card, until
+from tests.ui.conftest import fill_history, me_and_a_peer, until
 
 
 def test_snippet_marks_become_bold_and_the_rest_is_escaped() -> None:
@@ -16,60 +16,55 @@ def test_snippet_marks_become_bold_and_the_rest_is_escaped() -> None:
 
 def test_search_jumps_to_an_old_message(run, tmp_path: Path) -> None:
     async def body() -> None:
-        relay = Relay()
-        url = await relay.start()
-        card = await peer_card(tmp_path / "peer", url)
-        launcher = await launch(tmp_path / "me", "Me", url)
-        window = launcher.window
-        assert window is not None
-        engine = window.engine
-        contact = await engine.add_contact(card)
+        async with me_and_a_peer(tmp_path) as (window, card):
+            engine = window.engine
+            contact = await engine.add_contact(card)
 
-        def odd(r) -> None:
-            r.messages.insert(
-                NewMessage(
-                    contact.id,
-                    Direction.INCOMING,
-                    b"z" * 16,
-                    0,
-                    "the zebra crossing",
-                    1_600_000_000_000,
-                    None,
-                    Status.DELIVERED,
-                    True,
+            def odd(r) -> None:
+                r.messages.insert(
+                    NewMessage(
+                        contact.id,
+                        Direction.INCOMING,
+                        b"z" * 16,
+                        0,
+                        "the zebra crossing",
+                        1_600_000_000_000,
+                        None,
+                        Status.DELIVERED,
+                        True,
+                    )
                 )
+
+            await engine.store.run(odd)
+            await fill_history(engine, contact.id, 3000)  # newer than the hit: it lies far back
+            await window._refresh()
+            window.open_contact(contact)
+            await until(lambda: window.panel.model is not None and window.panel.model.rowCount())
+            model = window.panel.model
+            assert model is not None
+
+            window.focus_search()
+            QTest.keyClicks(window.search.box, "zebr")
+            assert window.left_stack.currentWidget() is window.search.results
+            await until(lambda: window.search.model.rowCount() == 1, what="one hit")
+            hit = window.search.model.hit(0)
+            assert hit.message.body == "the zebra crossing"
+            assert "\x02zebra\x03" in hit.snippet
+            assert window.search.searches == 1  # typing four letters made one search
+
+            QTest.keyClick(window.search.box, Qt.Key.Key_Return)
+            await until(lambda: model.highlighted == hit.message.id, what="the hit marked")
+            row = model.row_of(hit.message.id)
+            assert row is not None
+            assert model.queries <= 8  # pages grow: 50 first, then 50, 100 … up to 3,001 rows
+            view = window.panel.view
+            await until(
+                lambda: (
+                    view.viewport().rect().intersects(view.visualRect(view.model().index(row, 0)))
+                ),
+                what="the hit in view",
             )
-
-        await engine.store.run(odd)
-        await fill_history(engine, contact.id, 3000)  # newer than the hit: it lies far back
-        await window._refresh()
-        window.open_contact(contact)
-        await until(lambda: window.panel.model is not None and window.panel.model.rowCount())
-        model = window.panel.model
-        assert model is not None
-
-        window.focus_search()
-        QTest.keyClicks(window.search.box, "zebr")
-        assert window.left_stack.currentWidget() is window.search.results
-        await until(lambda: window.search.model.rowCount() == 1, what="one hit")
-        hit = window.search.model.hit(0)
-        assert hit.message.body == "the zebra crossing"
-        assert "\x02zebra\x03" in hit.snippet
-        assert window.search.searches == 1  # typing four letters made one search
-
-        QTest.keyClick(window.search.box, Qt.Key.Key_Return)
-        await until(lambda: model.highlighted == hit.message.id, what="the hit marked")
-        row = model.row_of(hit.message.id)
-        assert row is not None
-        assert model.queries <= 8  # pages grow: 50 first, then 50, 100 … up to 3,001 rows
-        view = window.panel.view
-        await until(
-            lambda: view.viewport().rect().intersects(view.visualRect(view.model().index(row, 0))),
-            what="the hit in view",
-        )
-        QTest.keyClick(window.search.box, Qt.Key.Key_Escape)
-        assert window.left_stack.currentWidget() is window.contact_list
-        await launcher.shutdown()
-        await relay.close()
+            QTest.keyClick(window.search.box, Qt.Key.Key_Escape)
+            assert window.left_stack.currentWidget() is window.contact_list
 
     run(body())
