@@ -8,13 +8,12 @@ state changes arrive through the single ``on_event`` callback, on the event loop
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterable
 
 from app.net.backoff import Backoff
 from app.net.errors import RelayUnavailable
 from app.net.events import ConnectionState, NetEvent
-from app.net.link import EventSink, RelayLink, Sleep
+from app.net.link import EventSink, RelayLink
 from app.net.session import Signer
 
 
@@ -27,24 +26,12 @@ class RelayPool:
         *,
         request_timeout: float = 10.0,
         backoff: Backoff | None = None,
-        open_timeout: float = 10.0,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        max_frame_size: int = 1 << 20,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if request_timeout <= 0:
             raise ValueError("request_timeout must be positive")
         self.request_timeout = request_timeout
         self._on_event: EventSink = on_event
         self._backoff = backoff or Backoff()
-        self._open_timeout = open_timeout
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._max_frame_size = max_frame_size
-        self._clock = clock
-        self._sleep = sleep
         self._links: dict[str, RelayLink] = {}
         self._closed = False
 
@@ -109,17 +96,7 @@ class RelayPool:
             raise RelayUnavailable("the pool is closed")
         link = self._links.get(url)
         if link is None:
-            link = RelayLink(
-                url,
-                self._on_event,
-                backoff=self._backoff,
-                clock=self._clock,
-                sleep=self._sleep,
-                open_timeout=self._open_timeout,
-                ping_interval=self._ping_interval,
-                ping_timeout=self._ping_timeout,
-                max_frame_size=self._max_frame_size,
-            )
+            link = RelayLink(url, self._on_event, backoff=self._backoff)
             self._links[url] = link
             link.start()
         return link
