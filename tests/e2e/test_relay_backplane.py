@@ -21,7 +21,7 @@ import redis
 
 from relay import wire
 from tests.e2e.test_relay import Peer, aio, open_peer
-from tests.e2e.test_relay_nowrite import TRACED, WRITE_FLAGS, exercise
+from tests.e2e.test_relay_nowrite import exercise, file_changes, strace
 from tests.relay.helpers import MailboxKey, RelayProcess
 
 pytestmark = [
@@ -284,24 +284,14 @@ def test_relay_with_backplane_writes_no_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o555)
-    prefix = ["strace", "-f", "-qq", "-e", f"trace={TRACED}", "-o", str(trace)]
     args = ("--redis", server.url, "--redis-secret-file", str(secret))
-    proc = RelayProcess(*args, prefix=prefix, cwd=home)
+    proc = RelayProcess(*args, prefix=strace(trace), cwd=home)
     try:
         asyncio.run(exercise(proc.url))
     finally:
         code, log = proc.stop()
         server.stop()
     assert code == 0, log
-    lines = trace.read_text().splitlines()
-    assert any("openat" in line for line in lines), "strace saw nothing"
-    writes = [
-        line
-        for line in lines
-        if ("openat(" in line or "open(" in line)
-        and WRITE_FLAGS.search(line)
-        and "/dev/" not in line
-    ]
-    assert writes == []
+    assert file_changes(trace) == []
     assert list(home.iterdir()) == []
     assert list(server.dir.iterdir()) == []

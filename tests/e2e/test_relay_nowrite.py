@@ -21,6 +21,27 @@ WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND")
 TRACED = "openat,open,creat,rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat,truncate"
 
 
+def strace(trace: Path) -> list[str]:
+    """The command prefix that records every file-changing call of a process and its children."""
+    return ["strace", "-f", "-qq", "-e", f"trace={TRACED}", "-o", str(trace)]
+
+
+def file_changes(trace: Path) -> list[str]:
+    """The traced calls that could change a file: opens for writing (outside /dev), creat,
+    rename, unlink, mkdir, truncate. Fails when the trace saw nothing at all."""
+    lines = trace.read_text().splitlines()
+    assert any("openat" in line for line in lines), "strace saw nothing: the trace is not live"
+    return [
+        line
+        for line in lines
+        if (
+            (("openat(" in line or "open(" in line) and WRITE_FLAGS.search(line))
+            and "/dev/" not in line
+        )
+        or re.search(r"\b(creat|rename\w*|unlink\w*|mkdir\w*|truncate)\(", line)
+    ]
+
+
 async def exercise(url: str) -> None:
     key = MailboxKey.generate()
     sub = await connect(url, compression=None)
@@ -45,8 +66,7 @@ def test_relay_writes_no_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o555)
-    prefix = ["strace", "-f", "-qq", "-e", f"trace={TRACED}", "-o", str(trace)]
-    proc = RelayProcess(prefix=prefix, cwd=home)
+    proc = RelayProcess(prefix=strace(trace), cwd=home)
     try:
         asyncio.run(exercise(proc.url))
         subprocess.run(
@@ -61,20 +81,5 @@ def test_relay_writes_no_file(tmp_path: Path) -> None:
     finally:
         code, log = proc.stop()
     assert code == 0, log
-    lines = trace.read_text().splitlines()
-    assert any("openat" in line for line in lines), "strace saw nothing: the trace is not live"
-    writes = [
-        line
-        for line in lines
-        if ("openat(" in line or "open(" in line)
-        and WRITE_FLAGS.search(line)
-        and "/dev/" not in line
-    ]
-    others = [
-        line
-        for line in lines
-        if re.search(r"\b(creat|rename\w*|unlink\w*|mkdir\w*|truncate)\(", line)
-    ]
-    assert writes == []
-    assert others == []
+    assert file_changes(trace) == []
     assert list(home.iterdir()) == []
