@@ -116,6 +116,26 @@ async def me_and_a_peer(tmp_path: Path) -> AsyncIterator[tuple[MainWindow, str]]
         await relay.close()
 
 
+@contextlib.asynccontextmanager
+async def alice_and_bob(tmp_path: Path) -> AsyncIterator[tuple[MainWindow, MainWindow, str]]:
+    """A relay and two unlocked windows on it, Alice's and Bob's, not yet contacts (plus the
+    relay's URL); both shut down and the relay closed afterwards."""
+    relay = Relay()
+    url = await relay.start()
+    launchers: list[Launcher] = []
+    try:
+        for name in ("Alice", "Bob"):
+            launchers.append(await launch(tmp_path / name.lower(), name, url))
+        alice, bob = (launcher.window for launcher in launchers)
+        assert alice is not None
+        assert bob is not None
+        yield alice, bob, url
+    finally:
+        for launcher in launchers:
+            await launcher.shutdown()
+        await relay.close()
+
+
 class MemoryKeyring:
     """A keyring backend that lives in this process: the real keyring API, no desktop."""
 
