@@ -24,6 +24,7 @@ from app.ui.aio import spawn
 from app.ui.delegates import BubbleDelegate
 from app.ui.models import MAX_LIVE_ROWS, ConversationModel, TopPagingProxy
 from app.ui.text import sentence
+from app.ui.theme import note_label
 
 MAX_MESSAGE_CHARS = 4000
 HIGHLIGHT_MS = 4000
@@ -234,11 +235,7 @@ class ConversationPanel(QWidget):
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send message")
         self.send_button.clicked.connect(self.send)
-        self.error = QLabel()
-        self.error.setStyleSheet("color: #c0392b;")
-        self.error.setWordWrap(True)
-        self.error.setAccessibleName("Error")
-        self.error.hide()
+        self.error = note_label(error=True)
         self.title.setAccessibleName("Contact")
         self.subtitle.setAccessibleName("Contact status")
         self.banner_text.setAccessibleName("Safety number changed")

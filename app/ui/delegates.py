@@ -10,6 +10,7 @@ from app.core.engine import ContactSummary
 from app.store.records import Direction, Message, Status
 from app.ui.models import HighlightRole, MessageRole, SummaryRole
 from app.ui.text import clock, preview
+from app.ui.theme import ERROR_COLOR
 
 Index = QModelIndex | QPersistentModelIndex
 PAD = 8
@@ -176,7 +177,7 @@ class BubbleDelegate(QStyledItemDelegate):
         fill = ACCENT if mine else palette.color(QPalette.ColorRole.AlternateBase)
         ink = QColor("white") if mine else palette.color(QPalette.ColorRole.Text)
         if m.status is Status.FAILED:
-            fill = QColor("#c0392b")
+            fill = QColor(ERROR_COLOR)
         painter.setPen(Qt.PenStyle.NoPen)
         if index.data(HighlightRole):  # the message a search jumped to
             painter.setBrush(palette.color(QPalette.ColorRole.Highlight).lighter(130))

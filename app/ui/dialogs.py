@@ -36,6 +36,7 @@ from app.store.records import Contact
 from app.ui.aio import off_thread, spawn
 from app.ui.scanner import CameraScanner, RegionSelector
 from app.ui.text import sentence
+from app.ui.theme import note_label
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
 
@@ -44,15 +45,6 @@ def qr_pixmap(text: str, scale: int = 6) -> QPixmap:
     pixmap = QPixmap()
     pixmap.loadFromData(make_png(text, scale=scale), "PNG")
     return pixmap
-
-
-def _error_label() -> QLabel:
-    label = QLabel()
-    label.setWordWrap(True)
-    label.setStyleSheet("color: #c0392b;")
-    label.setAccessibleName("Error")
-    label.hide()
-    return label
 
 
 class MyCodeDialog(QDialog):
@@ -164,7 +156,7 @@ class AddContactDialog(QDialog):
         self.whose.setWordWrap(True)
         self.whose.setTextFormat(Qt.TextFormat.PlainText)
         self.whose.setAccessibleName("Whose code")
-        self.error = _error_label()
+        self.error = note_label(error=True)
         self.add_button = QPushButton("&Add contact")
         self.add_button.setAccessibleName("Add contact")
         self.add_button.setEnabled(False)
@@ -397,7 +389,7 @@ class SafetyDialog(QDialog):
         explain.setWordWrap(True)
         self.state = QLabel()
         self.state.setWordWrap(True)
-        self.error = _error_label()
+        self.error = note_label(error=True)
         self.mark = QPushButton("&Mark as verified")
         self.mark.setAccessibleName("Mark as verified")
         self.mark.setToolTip("Only when the numbers on both screens are the same")

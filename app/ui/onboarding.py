@@ -39,6 +39,7 @@ from app.store.paths import ProfilePaths
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.text import sentence
+from app.ui.theme import note_label
 
 MIN_PASSPHRASE = 8
 
@@ -65,16 +66,6 @@ def strength(passphrase: str) -> tuple[int, str]:
     if bits < 70:
         return bits, "fair: a few more words make it strong"
     return bits, "strong"
-
-
-def _error_label() -> QLabel:
-    label = QLabel()
-    label.setObjectName("error")
-    label.setWordWrap(True)
-    label.setStyleSheet("color: #c0392b;")
-    label.setAccessibleName("Error")
-    label.hide()
-    return label
 
 
 class _GatePage(QWidget):
@@ -143,7 +134,7 @@ class WizardPage(_GatePage):
             self.embedded.setChecked(True)
         self.relay.setEnabled(self.custom.isChecked())
         self.custom.toggled.connect(self.relay.setEnabled)
-        self.error = _error_label()
+        self.error = note_label(error=True)
         self.create_button = QPushButton("Create profile")
         self.create_button.setDefault(True)
         self.create_button.setAccessibleName("Create profile")
@@ -257,7 +248,7 @@ class UnlockPage(_GatePage):
         self.keyring_note.setWordWrap(True)
         self.keyring_note.setAccessibleName("Keyring")
         self.keyring_note.hide()
-        self.error = _error_label()
+        self.error = note_label(error=True)
         self.unlock = QPushButton("&Unlock")
         self.unlock.setDefault(True)
         self.unlock.setAccessibleName("Unlock")

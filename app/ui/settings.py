@@ -28,16 +28,7 @@ from app.ui.aio import spawn
 from app.ui.onboarding import MIN_PASSPHRASE, strength
 from app.ui.prefs import Prefs, save_prefs
 from app.ui.text import sentence
-from app.ui.theme import LABELS, Theme
-
-
-def _note(error: bool = False) -> QLabel:
-    label = QLabel()
-    label.setWordWrap(True)
-    if error:
-        label.setStyleSheet("color: #d64541;")
-    label.hide()
-    return label
+from app.ui.theme import LABELS, Theme, note_label
 
 
 class SettingsDialog(QDialog):
@@ -74,7 +65,7 @@ class SettingsDialog(QDialog):
         self.notifications.toggled.connect(self.previews.setEnabled)
         self.remember = QCheckBox("Re&member on this computer (no passphrase at start)")
         self.remember.setChecked(remembered)
-        self.keyring_note = _note()
+        self.keyring_note = note_label()
         if not engine.keyring_available():
             self.remember.setEnabled(False)
             self.keyring_note.setText(
@@ -114,8 +105,8 @@ class SettingsDialog(QDialog):
         self.change_pass = QPushButton("&Change passphrase")
         self.change_pass.setAccessibleName("Change passphrase")
         self.change_pass.clicked.connect(self._change_passphrase)
-        self.pass_result = _note()
-        self.pass_error = _note(error=True)
+        self.pass_result = note_label()
+        self.pass_error = note_label(error=True)
         passphrase = QGroupBox("Passphrase")
         pass_form = QFormLayout(passphrase)
         pass_form.addRow("C&urrent", self.old_pass)
@@ -126,7 +117,7 @@ class SettingsDialog(QDialog):
         pass_form.addRow("", self.pass_result)
         pass_form.addRow("", self.change_pass)
 
-        self.error = _note(error=True)
+        self.error = note_label(error=True)
         self.save_button = QPushButton("&Save")
         self.save_button.setDefault(True)
         self.save_button.setAccessibleName("Save settings")

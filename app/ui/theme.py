@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from PySide6.QtWidgets import QApplication, QLabel, QStyleFactory
 
 from app.ui.icons import app_icon
 
@@ -19,6 +19,20 @@ class Theme(StrEnum):
     SYSTEM = "system"
     LIGHT = "light"
     DARK = "dark"
+
+
+ERROR_COLOR = "#c0392b"  # error lines and failed bubbles, readable on light and dark alike
+
+
+def note_label(error: bool = False) -> QLabel:
+    """A wrapped line of feedback under a form, hidden until there is something to say."""
+    label = QLabel()
+    label.setWordWrap(True)
+    if error:
+        label.setStyleSheet(f"color: {ERROR_COLOR};")
+        label.setAccessibleName("Error")
+    label.hide()
+    return label
 
 
 LABELS = {Theme.SYSTEM: "Follow the system", Theme.LIGHT: "Light", Theme.DARK: "Dark"}
