@@ -116,19 +116,35 @@ async def _initiate(
             cid = r.contacts.add(display, card.identity.to_bytes(), now).id
         else:
             cid, old = contact_id, _forget_channels(r, contact_id)
-        r.mailboxes.add_ours(
-            OurMailbox(box.id, box.to_bytes(), engine.relay_url, MailboxPurpose.CONTACT, cid, now)
-        )
-        r.mailboxes.add_theirs(TheirMailbox(card.mailbox, card.relay_url, cid, now))
-        r.sessions.save(cid, session.to_bytes(), now)
-        r.outbox.add(
-            NewOutbox(cid, OutboxKind.MESSAGE, card.mailbox, card.relay_url, frame, now, now)
-        )
+        _open_channels(r, engine, cid, box, card.mailbox, card.relay_url, session, frame, now)
         return r.contacts.get(cid), old
 
     contact, old = await engine.store.run(unit)
     await _after_channels_changed(engine, contact, old, box, new=contact_id is None)
     return contact
+
+
+def _open_channels(
+    r: Repos,
+    engine: Engine,
+    cid: int,
+    mine: MailboxKey,
+    their_mailbox: bytes,
+    their_relay: str,
+    session: Session,
+    first_frame: bytes,
+    now: int,
+) -> None:
+    """Both sides of a handshake, in its transaction: our fresh mailbox for this contact, the
+    peer's, the session, and our first frame (introduction or welcome) queued for the peer."""
+    r.mailboxes.add_ours(
+        OurMailbox(mine.id, mine.to_bytes(), engine.relay_url, MailboxPurpose.CONTACT, cid, now)
+    )
+    r.mailboxes.add_theirs(TheirMailbox(their_mailbox, their_relay, cid, now))
+    r.sessions.save(cid, session.to_bytes(), now)
+    r.outbox.add(
+        NewOutbox(cid, OutboxKind.MESSAGE, their_mailbox, their_relay, first_frame, now, now)
+    )
 
 
 async def _after_channels_changed(
@@ -237,15 +253,8 @@ async def _accept(
             cid, old = contact_id, _forget_channels(r, contact_id)
         r.mailboxes.delete_ours(box.id)
         r.mailboxes.add_ours(invitation_row)
-        r.mailboxes.add_ours(
-            OurMailbox(mine.id, mine.to_bytes(), engine.relay_url, MailboxPurpose.CONTACT, cid, now)
-        )
-        r.mailboxes.add_theirs(TheirMailbox(peer.mailbox, intro.relay_url, cid, now))
         r.handshakes.put(PendingHandshake(accepted.replay_id, cid, box.id, b"", now))
-        r.sessions.save(cid, session.to_bytes(), now)
-        r.outbox.add(
-            NewOutbox(cid, OutboxKind.MESSAGE, peer.mailbox, intro.relay_url, welcome, now, now)
-        )
+        _open_channels(r, engine, cid, mine, peer.mailbox, intro.relay_url, session, welcome, now)
         return r.contacts.get(cid), old
 
     contact, old = await engine.store.run(unit)
