@@ -271,13 +271,7 @@ class Relay:
         self.counters.frames_in += 1
         self.counters.bytes_in += len(data)
         if not self._spend(conn, now):
-            rid = wire.request_id_of(data)
-            conn.strikes += 1
-            if conn.strikes > self.limits.send_burst:
-                self.rejects[ErrorCode.FLOOD] += 1
-                return Close(CLOSE_POLICY, ErrorCode.FLOOD)
-            self._error(conn, rid, ErrorCode.RATE_LIMITED)
-            return None
+            return self._over_budget(conn, wire.request_id_of(data))
         conn.strikes = 0
         try:
             frame = wire.decode(data, self.limits.max_frame_size)
@@ -308,14 +302,19 @@ class Relay:
             return None
         self.counters.frames_in += 1
         if not self._spend(conn, now):
-            conn.strikes += 1
-            if conn.strikes > self.limits.send_burst:
-                self.rejects[ErrorCode.FLOOD] += 1
-                return Close(CLOSE_POLICY, ErrorCode.FLOOD)
-            self._error(conn, None, ErrorCode.RATE_LIMITED)
-            return None
+            return self._over_budget(conn, None)
         conn.strikes = 0
         self._error(conn, None, ErrorCode.MALFORMED)
+        return None
+
+    def _over_budget(self, conn: Connection, rid: int | None) -> Close | None:
+        """A frame beyond the rate budget: refused as rate_limited, and the connection closed
+        once the peer goes on sending a whole burst's worth regardless."""
+        conn.strikes += 1
+        if conn.strikes > self.limits.send_burst:
+            self.rejects[ErrorCode.FLOOD] += 1
+            return Close(CLOSE_POLICY, ErrorCode.FLOOD)
+        self._error(conn, rid, ErrorCode.RATE_LIMITED)
         return None
 
     def _on_send(self, conn: Connection, frame: wire.Send) -> Publish | None:
