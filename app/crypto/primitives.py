@@ -63,7 +63,12 @@ def kdf_rk(root_key: bytes, dh_out: bytes, kem_secret: bytes = b"") -> tuple[byt
 
 
 def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
-    """Chain KDF (Signal's recommendation): -> (next chain key, message key)."""
+    """Chain KDF (Signal's recommendation): -> (next chain key, message key).
+
+    Refuses anything but a 32-byte key: an empty or short chain key is public knowledge, and
+    a message key derived from it would authenticate anyone's frame."""
+    if len(chain_key) != KEY_SIZE:
+        raise ValueError("a chain key is 32 bytes")
     return (
         hmac.digest(chain_key, CHAIN_NEXT, "sha256"),
         hmac.digest(chain_key, CHAIN_MESSAGE, "sha256"),

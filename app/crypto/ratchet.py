@@ -23,6 +23,9 @@ from app.crypto.errors import (
     WrongSession,
 )
 from app.crypto.header import (
+    KEM_CT_SIZE,
+    KEM_PK_SIZE,
+    SIG_SIZE,
     TYPE_INIT,
     Header,
     encode_header,
@@ -268,6 +271,17 @@ class Session:
             dhr, n, mk = r.raw(32), r.u32(), r.raw(32)
             new._skipped[(dhr, n)] = mk
         r.end()
+        if (
+            len(new._dhr) not in (0, 32)
+            or len(new._cks) not in (0, 32)
+            or len(new._ckr) not in (0, 32)
+            or (new._ckr and not new._dhr)
+            or len(new._kem_seed) not in (0, KEM_SEED_SIZE)
+            or len(new._kem_sig) not in (0, SIG_SIZE)
+            or len(new._peer_kem) not in (0, KEM_PK_SIZE)
+            or len(new._kem_ct) not in (0, KEM_CT_SIZE)
+        ):
+            raise LocalStateError("session fields of the wrong size")
         new._kem_pub, new._kem_key = b"", None
         if new._kem_seed:
             try:
@@ -347,6 +361,11 @@ class Session:
                 raise DuplicateMessage("message key already used or expired")
             new._skip(header.pn)
             new._dh_step(header)
+        elif not self._ckr:
+            # The initiator's first chain: the card prekey names no receiving chain until a
+            # DH step with the responder's own ratchet key, so nothing derives from an empty
+            # (public) chain key. Such a frame is a forgery, whatever it carries.
+            raise AuthenticationFailed("no receiving chain for this ratchet key")
         elif header.n < self._nr:
             raise DuplicateMessage("message key already used or expired")
         new._skip(header.n)
