@@ -14,34 +14,69 @@ import logging
 import os
 import signal
 import sys
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.contacts import RequestSummary
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.core.events import (
     ConnectionChanged,
     ContactAdded,
     ContactChanged,
+    ContactRemoved,
     Event,
     FrameRejected,
-    KeyChanged,
     MessageAdded,
     MessageStatusChanged,
     PresenceChanged,
+    RequestAdded,
+    RequestRemoved,
 )
 from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profile_paths
 from app.core.qr import QrError, decode_file, make_png
 from app.store.errors import StoreError
-from app.store.records import Contact, Direction, Message, Status
+from app.store.records import Contact, ContactState, Direction, Message, Status
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
 class Unreachable(Exception):
     """The relay or the peer did not answer within --wait."""
+
+
+_SHOWN_AS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _unsafe(char: str) -> bool:
+    return unicodedata.category(char) in _UNSAFE and char not in _JOINERS
+
+
+def safe(text: str) -> str:
+    """Text a peer chose, for a terminal: control characters (escape sequences), bidi
+    overrides and other invisible format characters shown as escapes, never passed on."""
+    if text.isprintable():
+        return text
+    return "".join(_SHOWN_AS.get(c) or (_escaped(c) if _unsafe(c) else c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+
+
+def json_line(data: Any) -> str:
+    """One JSON document on one line. Control, bidi and separator characters outside ASCII
+    (which JSON allows raw inside strings) are written as \\u escapes too, so a peer's text
+    cannot reach the terminal through --json either."""
+    text = json.dumps(data, ensure_ascii=False)
+    if text.isprintable():
+        return text
+    return "".join(json.dumps(c)[1:-1] if _unsafe(c) else c for c in text)
 
 
 @dataclass
@@ -51,7 +86,7 @@ class Out:
     json: bool
 
     def result(self, data: Any, text: str) -> None:
-        print(json.dumps(data, ensure_ascii=False) if self.json else text, flush=True)
+        print(json_line(data) if self.json else text, flush=True)
 
 
 def contact_json(c: Contact) -> dict[str, Any]:
@@ -59,7 +94,19 @@ def contact_json(c: Contact) -> dict[str, Any]:
         "id": c.id,
         "name": c.display_name,
         "verified": c.verified,
-        "key_change_pending": c.key_change_pending,
+        "state": c.state.value,
+        "blocked": c.blocked,
+    }
+
+
+def request_json(s: RequestSummary) -> dict[str, Any]:
+    return {
+        "id": s.request.id,
+        "name": s.request.display_name,
+        "first_message": s.first_message.body if s.first_message else None,
+        "messages": s.messages,
+        "same_name_as": s.same_name_as.id if s.same_name_as else None,
+        "created_at": s.request.created_at,
     }
 
 
@@ -88,14 +135,18 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"event": "contact_added", **contact_json(contact)}
         case ContactChanged(contact):
             return {"event": "contact_changed", **contact_json(contact)}
-        case KeyChanged(contact):
-            return {"event": "key_changed", **contact_json(contact)}
+        case ContactRemoved(contact_id):
+            return {"event": "contact_removed", "id": contact_id}
+        case RequestAdded(request):
+            return {"event": "request", **contact_json(request)}
+        case RequestRemoved(request_id):
+            return {"event": "request_removed", "id": request_id}
         case PresenceChanged(contact_id, online):
             return {"event": "presence", "contact": contact_id, "online": online}
         case ConnectionChanged(url, state, retry_in):
             return {"event": "connection", "relay": url, "state": state.value, "retry_in": retry_in}
-        case FrameRejected(reason):
-            return {"event": "rejected", "reason": reason}
+        case FrameRejected(reason, kind):
+            return {"event": "rejected", "kind": kind.value, "reason": reason}
 
 
 def read_passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
@@ -175,11 +226,6 @@ async def cmd_add(engine: Engine, args: argparse.Namespace, out: Out) -> None:
         raise UserError("give a card text or --qr-image FILE, not both")
     text = qr_text(args.qr_image) if args.qr_image else args.card
     contact = await engine.add_contact(text, args.name)
-    if contact.key_change_pending:
-        raise UserError(
-            f"{contact.display_name}'s identity key changed; compare safety numbers, then run "
-            f"`anonchat-cli accept-key {contact.id}`"
-        )
     if args.wait > 0:
         await engine.start()
         cid = contact.id
@@ -189,7 +235,7 @@ async def cmd_add(engine: Engine, args: argparse.Namespace, out: Out) -> None:
             args.wait,
             f"added {contact.display_name}; the handshake completes when they come online",
         )
-    out.result(contact_json(contact), f"added {contact.display_name} (id {contact.id})")
+    out.result(contact_json(contact), f"added {safe(contact.display_name)} (id {contact.id})")
 
 
 async def cmd_contacts(engine: Engine, args: argparse.Namespace, out: Out) -> None:
@@ -198,14 +244,93 @@ async def cmd_contacts(engine: Engine, args: argparse.Namespace, out: Out) -> No
         {**contact_json(s.contact), "unread": s.unread, "established": s.established} for s in rows
     ]
     lines = [
-        f"{s.contact.id:>4}  {s.contact.display_name}"
+        f"{s.contact.id:>4}  {safe(s.contact.display_name)}"
         f"{'  [verified]' if s.contact.verified else ''}"
-        f"{'  [KEY CHANGED]' if s.contact.key_change_pending else ''}"
-        f"{'' if s.established else '  [waiting for handshake]'}"
+        f"{_ended(s.contact) or ('' if s.established else '  [waiting for handshake]')}"
         f"{f'  ({s.unread} unread)' if s.unread else ''}"
         for s in rows
     ]
     out.result(data, "\n".join(lines) if lines else "no contacts yet")
+
+
+def _ended(c: Contact) -> str:
+    if c.state is not ContactState.ENDED:
+        return ""
+    return "  [blocked]" if c.blocked else "  [deleted]"
+
+
+async def cmd_requests(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    rows = await engine.requests()
+    lines = []
+    for s in rows:
+        lines.append(f"{s.request.id:>4}  {safe(s.request.display_name)}  ({s.messages} messages)")
+        if s.same_name_as is not None:
+            lines.append(
+                f"      warning: not your contact {safe(s.same_name_as.display_name)} "
+                f"(id {s.same_name_as.id}): a different key with the same name"
+            )
+        if s.first_message is not None:
+            lines.append(f"      < {safe(s.first_message.body)}")
+    out.result([request_json(s) for s in rows], "\n".join(lines) if lines else "no requests")
+
+
+async def cmd_accept(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    request = await engine.find_request(args.request)
+    target = None
+    if args.as_new_key_of is not None:
+        target = (await engine.find_contact(args.as_new_key_of)).id
+    contact = await engine.accept_request(request.id, target)
+    text = f"accepted {safe(contact.display_name)} (id {contact.id})"
+    if target is not None:
+        text = (
+            f"{safe(contact.display_name)} (id {contact.id}) now has the new key; the verified "
+            "mark was cleared: compare safety numbers again"
+        )
+    out.result(contact_json(contact), text)
+
+
+async def cmd_block(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    found = await engine.find_anyone(args.who)
+    contact = await engine.block(found.id)
+    out.result({**contact_json(contact), "blocked": True}, f"blocked {safe(contact.display_name)}")
+
+
+async def cmd_delete_contact(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """A contact (with or without its history) or a request."""
+    contact = await engine.find_anyone(args.contact)
+    if contact.state is ContactState.REQUEST:
+        await engine.delete_request(contact.id)
+        kept = False
+        text = f"deleted the request of {safe(contact.display_name)}"
+    else:
+        await engine.delete_contact(contact.id, keep_history=args.keep_history)
+        kept = args.keep_history
+        text = f"deleted {safe(contact.display_name)}{' (history kept)' if kept else ''}"
+    out.result({"id": contact.id, "deleted": True, "history_kept": kept}, text)
+
+
+async def cmd_rename(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    contact = await engine.find_anyone(args.contact)
+    renamed = await engine.rename(contact.id, args.new_name)
+    out.result(contact_json(renamed), f"renamed to {safe(renamed.display_name)}")
+
+
+async def cmd_status(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    status = await engine.status()
+    rejected = ", ".join(f"{k} {n}" for k, n in sorted(status.rejected.items())) or "none"
+    out.result(
+        {
+            "name": engine.name,
+            "relay": engine.relay_url,
+            "contacts": status.contacts,
+            "requests": status.requests,
+            "outbox": status.outbox,
+            "rejected": status.rejected,
+        },
+        f"{safe(engine.name)} on {engine.relay_url}: {status.contacts} contacts, "
+        f"{status.requests} requests, {status.outbox} waiting in the outbox; "
+        f"dropped frames: {rejected}",
+    )
 
 
 async def cmd_send(engine: Engine, args: argparse.Namespace, out: Out) -> None:
@@ -252,7 +377,8 @@ async def cmd_sync(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     if not online.is_set():
         raise Unreachable("could not reach the relay")
     names = {s.contact.id: s.contact.display_name for s in await engine.summaries()}
-    lines = [f"{names.get(m.contact_id, '?')}: {m.body}" for m in arrived]
+    names.update({s.request.id: s.request.display_name for s in await engine.requests()})
+    lines = [f"{safe(names.get(m.contact_id, '?'))}: {safe(m.body)}" for m in arrived]
     pending = await engine.pending_outbox()
     out.result(
         {"received": [message_json(m) for m in arrived], "outbox": pending},
@@ -261,7 +387,7 @@ async def cmd_sync(engine: Engine, args: argparse.Namespace, out: Out) -> None:
 
 
 async def cmd_listen(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    engine.subscribe(lambda e: print(json.dumps(event_json(e), ensure_ascii=False), flush=True))
+    engine.subscribe(lambda e: print(json_line(event_json(e)), flush=True))
     stop: asyncio.Event = args.stop
     if stop.is_set():  # stopped while the profile was being unlocked
         return
@@ -271,12 +397,12 @@ async def cmd_listen(engine: Engine, args: argparse.Namespace, out: Out) -> None
 
 
 async def cmd_messages(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    contact = await engine.find_contact(args.contact)
+    contact = await engine.find_anyone(args.contact)
     page = await engine.messages(contact.id, args.limit)
     await engine.mark_read(contact.id)
     page.reverse()
     lines = [
-        f"{'>' if m.direction is Direction.OUTGOING else '<'} {m.body}"
+        f"{'>' if m.direction is Direction.OUTGOING else '<'} {safe(m.body)}"
         + (f"  [{m.status.value}]" if m.direction is Direction.OUTGOING else "")
         for m in page
     ]
@@ -291,7 +417,7 @@ async def cmd_fingerprint(engine: Engine, args: argparse.Namespace, out: Out) ->
         make_png(code, Path(args.qr))
     out.result(
         {"contact": contact.id, "safety_number": number, "verification_code": code},
-        f"safety number with {contact.display_name}:\n{number}",
+        f"safety number with {safe(contact.display_name)}:\n{number}",
     )
 
 
@@ -301,24 +427,7 @@ async def cmd_verify(engine: Engine, args: argparse.Namespace, out: Out) -> None
     contact = await engine.find_contact(args.contact)
     evidence = qr_text(args.qr_image) if args.qr_image else args.number
     contact = await engine.verify(contact.id, evidence)
-    out.result(contact_json(contact), f"{contact.display_name} is verified")
-
-
-async def cmd_accept_key(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    contact = await engine.find_contact(args.contact)
-    contact = await engine.accept_key_change(contact.id)
-    if args.wait > 0:
-        await engine.start()
-        deadline = asyncio.get_running_loop().time() + args.wait
-        cid = contact.id
-        while not any(s.established for s in await engine.summaries() if s.contact.id == cid):
-            if asyncio.get_running_loop().time() > deadline:
-                raise Unreachable(
-                    f"accepted {contact.display_name}'s new key; the new session completes "
-                    "when they come online"
-                )
-            await asyncio.sleep(0.1)
-    out.result(contact_json(contact), f"accepted {contact.display_name}'s new key")
+    out.result(contact_json(contact), f"{safe(contact.display_name)} is verified")
 
 
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]] = {
@@ -331,7 +440,12 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
     "messages": cmd_messages,
     "fingerprint": cmd_fingerprint,
     "verify": cmd_verify,
-    "accept-key": cmd_accept_key,
+    "requests": cmd_requests,
+    "accept": cmd_accept,
+    "block": cmd_block,
+    "delete-contact": cmd_delete_contact,
+    "rename": cmd_rename,
+    "status": cmd_status,
 }
 
 
@@ -369,9 +483,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("contact")
     s.add_argument("number", nargs="?")
     s.add_argument("--qr-image", metavar="FILE")
-    s = sub.add_parser("accept-key", help="accept a contact's changed identity key")
+    sub.add_parser("requests", help="list message requests (people you do not know yet)")
+    s = sub.add_parser("accept", help="accept a message request")
+    s.add_argument("request")
+    s.add_argument("--as-new-key-of", metavar="CONTACT", help="as this contact's new key")
+    s = sub.add_parser("block", help="block a request or a contact (by their key)")
+    s.add_argument("who", metavar="REQUEST_OR_CONTACT")
+    s = sub.add_parser("delete-contact", help="delete a contact (or a request)")
     s.add_argument("contact")
-    s.add_argument("--wait", type=float, default=10.0)
+    s.add_argument("--keep-history", action="store_true", help="keep the conversation")
+    s = sub.add_parser("rename", help="rename a contact")
+    s.add_argument("contact")
+    s.add_argument("new_name")
+    sub.add_parser("status", help="counts: contacts, requests, outbox, dropped frames")
     return p
 
 

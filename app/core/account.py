@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from app.core import contacts
 from app.core import payload as pl
-from app.core.errors import SendingBlocked, UserError
+from app.core.errors import UserError
 from app.core.events import MessageStatusChanged
-from app.core.profile import SETTING_RELAY, check_relay_url
+from app.core.profile import SETTING_RELAY, check_display_name, check_relay_url
 from app.crypto.card import Card
 from app.crypto.errors import CardError
 from app.crypto.handshake import Invitation
@@ -59,9 +60,7 @@ async def preview_card(engine: Engine, text: str) -> CardPreview:
 
 
 async def set_display_name(engine: Engine, name: str) -> None:
-    name = name.strip()
-    if not name or len(name.encode()) > 64 or not name.isprintable():
-        raise UserError("a display name is 1 to 64 bytes of printable text")
+    name = check_display_name(name)
     await engine.store.run(lambda r: r.profile.set_display_name(name))
     engine.name = name
 
@@ -141,10 +140,7 @@ async def retry(engine: Engine, message_row: int) -> Message:
         if message.direction is not Direction.OUTGOING or message.status is not Status.FAILED:
             raise UserError("only a message that failed can be sent again")
         contact = await engine.contact(message.contact_id)
-        if contact.key_change_pending:
-            raise SendingBlocked(
-                f"{contact.display_name}'s safety number changed; accept the new key first"
-            )
+        contacts.check_can_send(contact)
         cid = contact.id
         dest = await engine._destination(cid)
         blob = await engine.store.read(lambda r: r.sessions.load(cid))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.core import account, handshakes, profile
+from app.core import account, contacts, handshakes, profile
 from app.core import payload as pl
-from app.core.errors import SendingBlocked, UnknownContact, UserError
+from app.core.errors import UnknownContact, UserError
 from app.core.events import (
     ConnectionChanged,
     ConnectionState,
@@ -27,9 +28,15 @@ from app.core.events import (
     MessageAdded,
     MessageStatusChanged,
     PresenceChanged,
+    Rejection,
 )
 from app.core.profile import SETTING_READ_RECEIPTS, SETTING_RELAY, Opened, now_ms
-from app.crypto.errors import DecryptError, DuplicateMessage, VerificationError
+from app.crypto.errors import (
+    DecryptError,
+    DuplicateMessage,
+    MalformedMessage,
+    VerificationError,
+)
 from app.crypto.handshake import Invitation
 from app.crypto.identity import PublicIdentity
 from app.crypto.mailbox import MailboxKey
@@ -46,6 +53,7 @@ from app.net.pool import RelayPool
 from app.store.errors import NotFound
 from app.store.records import (
     Contact,
+    ContactState,
     Direction,
     MailboxPurpose,
     Message,
@@ -68,6 +76,7 @@ MAX_RESEND_MS = 300_000
 CLOSE_GRACE_S = 5.0  # how long closing waits for the frame and the send batch in hand
 UNREACHABLE_RETRY_MS = 30_000  # fallback when the relay or the peer's mailbox is away
 BATCH = 200
+REJECTED_PREFIX = "rejected."  # settings that count dropped frames by kind
 COALESCE_S = 0.003  # a woken outbox waits this long, so a burst goes out (and is marked) as one
 
 
@@ -109,6 +118,7 @@ class Engine:
         # Contact mailboxes never change once made (they are only dropped, see handshakes).
         self._contact_boxes: dict[bytes, OurMailbox] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._rejected: Counter[Rejection] = Counter()
         self._background: set[asyncio.Future[None]] = set()
         self._started = False
         self._closing = False
@@ -164,6 +174,8 @@ class Engine:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self._pool.close()
+        with contextlib.suppress(Exception):  # counts only; never keeps a profile from closing
+            await self._flush_rejections()
         await self.store.close()
         self._lock_file.release()
 
@@ -179,6 +191,41 @@ class Engine:
             except Exception:
                 log.exception("an event listener failed")
 
+    def reject(self, reason: str, kind: Rejection) -> None:
+        """Something that arrived was dropped: tell the front ends and count it by kind."""
+        self._rejected[kind] += 1
+        self._emit(FrameRejected(reason, kind))
+
+    async def keep_step_and_reject(
+        self, contact_id: int, session: Session, reason: str, kind: Rejection
+    ) -> None:
+        """An authentic frame whose content we drop: its ratchet step is kept, so the
+        conversation stays in step, and nothing else changes."""
+        await self.store.run(lambda r: r.sessions.save(contact_id, session.to_bytes(), self._now()))
+        self.reject(reason, kind)
+
+    async def _flush_rejections(self) -> None:
+        counts, self._rejected = self._rejected, Counter()
+        if not counts:
+            return
+
+        def unit(r: Repos) -> None:
+            for kind, n in counts.items():
+                key = REJECTED_PREFIX + kind.value
+                r.settings.set(key, str(int(r.settings.get(key) or 0) + n))
+
+        await self.store.run(unit)
+
+    async def rejections(self) -> dict[str, int]:
+        """How many frames were dropped, by kind, over the profile's life."""
+        await self._flush_rejections()
+        stored = await self.store.read(lambda r: r.settings.all())
+        return {
+            k[len(REJECTED_PREFIX) :]: int(v)
+            for k, v in stored.items()
+            if k.startswith(REJECTED_PREFIX)
+        }
+
     # -- the network's side --------------------------------------------------------------
 
     def _on_net_event(self, event: net.NetEvent) -> None:
@@ -193,9 +240,9 @@ class Engine:
                     self._reschedule_soon(url, None)
                 self._emit(ConnectionChanged(url, state, event.retry_in))
             case net.RelayRejected(_, code, _):
-                self._emit(FrameRejected(f"relay sent a bad frame ({code})"))
+                self.reject(f"relay sent a bad frame ({code})", Rejection.RELAY)
             case net.Refused(_, code, _):
-                self._emit(FrameRejected(f"relay refused a request ({code})"))
+                self.reject(f"relay refused a request ({code})", Rejection.RELAY)
 
     def _presence(self, url: str, mailbox: bytes, online: bool) -> None:
         contact_id = self._watched.get((url, mailbox))
@@ -235,6 +282,23 @@ class Engine:
         if purpose is MailboxPurpose.INVITATION:
             return Invitation.from_bytes(blob).mailbox
         return MailboxKey.from_bytes(blob)
+
+    async def drop_mailboxes(self, boxes: list[OurMailbox]) -> None:
+        """Stop listening on mailboxes a transaction just forgot."""
+        for box in boxes:
+            self._contact_boxes.pop(box.id, None)
+            with contextlib.suppress(NetError):
+                await self._pool.unsubscribe(box.relay_url, box.id)
+
+    def forget_contact(self, contact_id: int) -> None:
+        """A contact or request is gone or lost its channels: no presence or cache of it."""
+        for key in [k for k, v in self._watched.items() if v == contact_id]:
+            del self._watched[key]
+            self._offline.discard(key)
+        self._online_contacts.discard(contact_id)
+        stale = [m for m, box in self._contact_boxes.items() if box.contact_id == contact_id]
+        for mailbox in stale:
+            del self._contact_boxes[mailbox]
 
     async def _watch_contact(self, contact_id: int) -> None:
         theirs = await self.store.read(lambda r: r.mailboxes.list_theirs(contact_id))
@@ -280,15 +344,18 @@ class Engine:
         """A frame from a contact's ratchet session: decrypt, store, acknowledge."""
         mid = pl.message_id(frame)
 
-        def load(r: Repos) -> tuple[bytes | None, Message | None, list[TheirMailbox]]:
+        def load(
+            r: Repos,
+        ) -> tuple[Contact | None, bytes | None, Message | None, list[TheirMailbox]]:
             return (
+                _contact_or_none(r, contact_id),
                 r.sessions.load(contact_id),
                 r.messages.find(contact_id, Direction.INCOMING, mid),
                 r.mailboxes.list_theirs(contact_id),
             )
 
-        blob, seen, theirs = await self.store.read(load)
-        if blob is None:
+        contact, blob, seen, theirs = await self.store.read(load)
+        if contact is None or blob is None:
             return
         session = Session.from_bytes(blob)
         if seen is not None:
@@ -299,16 +366,21 @@ class Engine:
             session, plaintext = session.decrypt(frame)
         except DuplicateMessage:
             return
+        except MalformedMessage as exc:
+            self.reject(f"a frame that is not a message ({exc})", Rejection.MALFORMED)
+            return
         except DecryptError as exc:
-            self._emit(FrameRejected(f"a message failed its check ({type(exc).__name__})"))
+            self.reject(f"a message failed its check ({type(exc).__name__})", Rejection.FORGED)
             return
         try:
             content = pl.decode(plaintext)
         except pl.PayloadError as exc:
-            await self.store.run(
-                lambda r: r.sessions.save(contact_id, session.to_bytes(), self._now())
+            await self.keep_step_and_reject(
+                contact_id,
+                session,
+                f"a message carried no valid content ({exc})",
+                Rejection.PAYLOAD,
             )
-            self._emit(FrameRejected(f"a message carried no valid content ({exc})"))
             return
         match content:
             case pl.Chat():
@@ -316,9 +388,11 @@ class Engine:
             case pl.Receipt(read, ids):
                 await self._take_receipt(contact_id, session, ids, read)
             case pl.Welcome():
-                await handshakes.on_welcome(self, contact_id, session, content)
+                await handshakes.on_welcome(self, contact, session, content)
             case pl.Intro():
-                self._emit(FrameRejected("an introduction outside a handshake"))
+                await self.keep_step_and_reject(
+                    contact_id, session, "an introduction outside a handshake", Rejection.PAYLOAD
+                )
 
     async def _store_chat(
         self,
@@ -432,10 +506,7 @@ class Engine:
 
         async with self._mutex:
             contact, theirs, blob, last_seq = await self.store.read(load)
-            if contact.key_change_pending:
-                raise SendingBlocked(
-                    f"{contact.display_name}'s safety number changed; accept the new key first"
-                )
+            contacts.check_can_send(contact)
             if not theirs or blob is None:
                 raise UserError("no session with this contact yet")
             dest = theirs[0]
@@ -557,8 +628,30 @@ class Engine:
         """Start the handshake from a scanned or pasted card; the contact appears at once."""
         return await handshakes.add_contact(self, card_text, name)
 
-    async def accept_key_change(self, contact_id: int) -> Contact:
-        return await handshakes.accept_key_change(self, contact_id)
+    # -- requests and what a person does with contacts (app/core/contacts.py) -----------
+
+    async def requests(self) -> list[contacts.RequestSummary]:
+        """Message requests waiting, oldest first, each with its first message."""
+        return await contacts.requests(self)
+
+    async def accept_request(self, request_id: int, as_new_key_of: int | None = None) -> Contact:
+        return await contacts.accept_request(self, request_id, as_new_key_of)
+
+    async def block(self, contact_id: int) -> Contact:
+        return await contacts.block(self, contact_id)
+
+    async def delete_request(self, request_id: int) -> None:
+        await contacts.delete_request(self, request_id)
+
+    async def delete_contact(self, contact_id: int, keep_history: bool = False) -> None:
+        await contacts.delete_contact(self, contact_id, keep_history)
+
+    async def rename(self, contact_id: int, name: str) -> Contact:
+        return await contacts.rename(self, contact_id, name)
+
+    async def status(self) -> contacts.Status:
+        """Counts for `anonchat-cli status`: contacts, requests, outbox, dropped frames."""
+        return await contacts.status(self)
 
     # -- the profile (app/core/account.py) ------------------------------------------------
 
@@ -603,24 +696,35 @@ class Engine:
         return found
 
     async def find_contact(self, query: str) -> Contact:
-        """A contact by exact name (case-insensitive), id, or unique name prefix."""
-        contacts = await self.store.read(lambda r: r.contacts.all())
+        """A contact (not a request) by exact name (case-insensitive), id, or unique prefix."""
+        return await self._find(query, (ContactState.CONTACT, ContactState.ENDED), "contact")
+
+    async def find_request(self, query: str) -> Contact:
+        """A pending message request, found the same way."""
+        return await self._find(query, (ContactState.REQUEST,), "request")
+
+    async def find_anyone(self, query: str) -> Contact:
+        """A contact or a request, found the same way."""
+        return await self._find(query, tuple(ContactState), "contact or request")
+
+    async def _find(self, query: str, states: tuple[ContactState, ...], what: str) -> Contact:
+        rows = await self.store.read(lambda r: r.contacts.all(*states))
         wanted = query.strip().casefold()
-        exact = [c for c in contacts if c.display_name.casefold() == wanted or str(c.id) == wanted]
+        exact = [c for c in rows if c.display_name.casefold() == wanted or str(c.id) == wanted]
         if len(exact) == 1:
             return exact[0]
-        prefix = [c for c in contacts if c.display_name.casefold().startswith(wanted)]
+        prefix = [c for c in rows if c.display_name.casefold().startswith(wanted)]
         if len(prefix) == 1 and wanted:
             return prefix[0]
         if not exact and not prefix:
-            raise UnknownContact(f"no contact matches {query!r}")
-        raise UnknownContact(f"{query!r} matches several contacts; use the contact's id")
+            raise UnknownContact(f"no {what} matches {query!r}")
+        raise UnknownContact(f"{query!r} matches several; use the id")
 
     async def summaries(self) -> list[ContactSummary]:
         def load(r: Repos) -> list[ContactSummary]:
             unread = r.messages.unread_counts()
             rows = []
-            for c in r.contacts.all():
+            for c in r.contacts.all(ContactState.CONTACT, ContactState.ENDED):
                 page = r.messages.page(c.id, 1)
                 established = not r.outbox.has_handshake_controls(c.id) and bool(
                     r.mailboxes.list_theirs(c.id)
@@ -651,8 +755,8 @@ class Engine:
         """Mark the conversation read and, when enabled, tell the peer; returns how many."""
         async with self._mutex:
             newest = await self.messages(contact_id, 1)
-            if not newest:
-                return 0
+            if not newest or (await self.contact(contact_id)).state is ContactState.REQUEST:
+                return 0  # a request's messages are never marked read until it is accepted
             ids = await self.store.run(lambda r: r.messages.mark_read(contact_id, newest[0].id))
             if not ids or not self.read_receipts:
                 return len(ids)

@@ -6,6 +6,7 @@ Events carry ids and small values, never key material; a front end asks the engi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from app.net.events import ConnectionChanged, ConnectionState
 from app.store.records import Contact, Message, Status
@@ -15,12 +16,15 @@ __all__ = [
     "ConnectionState",
     "ContactAdded",
     "ContactChanged",
+    "ContactRemoved",
     "Event",
     "FrameRejected",
-    "KeyChanged",
     "MessageAdded",
     "MessageStatusChanged",
     "PresenceChanged",
+    "Rejection",
+    "RequestAdded",
+    "RequestRemoved",
 ]
 
 
@@ -31,7 +35,7 @@ class ContactAdded:
 
 @dataclass(frozen=True, slots=True)
 class ContactChanged:
-    """Name, verification, key-change flag or handshake completion changed."""
+    """Name, verification, state (accepted, blocked, ended) or handshake completion changed."""
 
     contact: Contact
 
@@ -43,10 +47,24 @@ class PresenceChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyChanged:
-    """A known contact shows up under a new identity key; sending is blocked until accepted."""
+class ContactRemoved:
+    """A contact was deleted with its history."""
 
-    contact: Contact
+    contact_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAdded:
+    """Someone we do not know started a handshake: a message request, kept apart."""
+
+    request: Contact
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRemoved:
+    """A request was accepted (it is a contact now), blocked, deleted or pushed out."""
+
+    request_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +79,34 @@ class MessageStatusChanged:
     status: Status
 
 
+class Rejection(StrEnum):
+    """Which check dropped something that arrived; counted per kind (see `Engine.status`)."""
+
+    FORGED = "forged"  # failed authentication: tampered, forged, or for another session
+    MALFORMED = "malformed"  # not a frame of ours at all
+    PAYLOAD = "payload"  # authentic, but its content is not a valid payload
+    HANDSHAKE = "handshake"  # a first frame that failed its checks
+    MAILBOX = "mailbox"  # named a mailbox that belongs to someone else
+    WELCOME = "welcome"  # a welcome nobody was waiting for
+    RELAY = "relay"  # the relay sent something bad or refused a request
+
+
 @dataclass(frozen=True, slots=True)
 class FrameRejected:
     """Something arrived that failed a check (tampered, replayed, malformed) and was dropped."""
 
     reason: str
+    kind: Rejection = Rejection.MALFORMED
 
 
 Event = (
     ConnectionChanged
     | ContactAdded
     | ContactChanged
+    | ContactRemoved
     | PresenceChanged
-    | KeyChanged
+    | RequestAdded
+    | RequestRemoved
     | MessageAdded
     | MessageStatusChanged
     | FrameRejected

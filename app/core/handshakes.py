@@ -1,4 +1,4 @@
-"""Adding contacts: starting a handshake from a card, answering one, and identity key changes.
+"""Adding contacts: starting a handshake from a card, answering one, and the welcome.
 
 The initiator listens on a fresh mailbox it names inside the sealed introduction and writes
 to the card's invitation mailbox until the responder's `welcome` names the responder's own
@@ -6,22 +6,29 @@ fresh mailbox; from then on each direction has its own random mailbox, unlinkabl
 card. Both the introduction and the welcome stay in the outbox until the peer shows it has
 them (any authentic frame back), so either side may be offline or crash in between.
 
-A known contact (same display name) showing up under a different identity key is a key
-change: the handshake is held, the contact flagged, and nothing is sent to it until the user
-accepts the new key.
+Who may change what: a handshake under an identity key we do not know, whatever name it
+claims, becomes a message request of its own and never touches an existing contact; one
+under the key of a contact or request re-opens that row's channels (only that key's holder
+can make one); one under a blocked key is dropped without a word. A mailbox id belongs to one
+contact and one direction for its whole life, and a welcome is taken only by the contact that
+waits for it.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from app.core import payload as pl
 from app.core.errors import UserError
-from app.core.events import ContactAdded, ContactChanged, FrameRejected, KeyChanged
-from app.core.profile import check_relay_url
+from app.core.events import (
+    ContactAdded,
+    ContactChanged,
+    Rejection,
+    RequestAdded,
+    RequestRemoved,
+)
+from app.core.profile import check_display_name
 from app.crypto.card import Card
 from app.crypto.errors import CardError, HandshakeError, ReplayedHandshake
 from app.crypto.handshake import Accepted, Invitation, initiate
@@ -29,6 +36,7 @@ from app.crypto.mailbox import MailboxKey
 from app.crypto.ratchet import Session
 from app.store.records import (
     Contact,
+    ContactState,
     MailboxPurpose,
     NewOutbox,
     OurMailbox,
@@ -41,9 +49,8 @@ from app.store.repos import Repos
 if TYPE_CHECKING:
     from app.core.engine import Engine
 
-HELD_FRAME = b"F"  # a held first frame received on our invitation mailbox
-HELD_CARD = b"C"  # a held card we scanned ourselves
-Prepare = Callable[[Repos], None]
+MAX_REQUESTS = 100  # pending message requests kept; the oldest goes when another arrives
+UNNAMED = "Unnamed"
 
 
 def parse_card(text: str) -> Card:
@@ -53,18 +60,9 @@ def parse_card(text: str) -> Card:
         raise UserError(f"not a valid AnonChat code: {exc}") from None
 
 
-def _name_clash(contacts: list[Contact], name: str, keys: bytes) -> Contact | None:
-    wanted = name.strip().casefold()
-    if not wanted:
-        return None
-    return next(
-        (c for c in contacts if c.display_name.casefold() == wanted and c.identity_keys != keys),
-        None,
-    )
-
-
-def _forget_channels(r: Repos, contact_id: int) -> list[OurMailbox]:
-    """Drop a contact's old session, mailboxes and undeliverable outbox; return our old ones."""
+def forget_channels(r: Repos, contact_id: int) -> list[OurMailbox]:
+    """Drop a contact's session, mailboxes and undeliverable outbox; return our old mailboxes
+    (the caller unsubscribes them once the transaction is done)."""
     ours = r.mailboxes.list_ours(contact_id=contact_id)
     for box in ours:
         r.mailboxes.delete_ours(box.id)
@@ -80,47 +78,52 @@ def _forget_channels(r: Repos, contact_id: int) -> list[OurMailbox]:
 
 
 async def add_contact(engine: Engine, text: str, name: str | None = None) -> Contact:
-    """Start a contact from their card; refuses our own card and known contacts."""
+    """Start a contact from their card. Re-adding someone we deleted (history kept) or blocked
+    reconnects that contact; scanning their code is asking to talk to them again."""
     card = parse_card(text)
     keys = card.identity.to_bytes()
     if keys == engine.identity.public.to_bytes():
         raise UserError("that is your own code")
-    display = (name or card.name or "").strip() or "Unnamed"
-    if len(display.encode()) > 64 or not display.isprintable():
-        raise UserError("a contact name is 1 to 64 bytes of printable text")
+    display = check_display_name(name or card.name or UNNAMED)
     async with engine._mutex:
-        contacts = await engine.store.read(lambda r: r.contacts.all())
-        known = next((c for c in contacts if c.identity_keys == keys), None)
-        if known is not None:
+
+        def load(r: Repos) -> tuple[Contact | None, bool]:
+            return r.contacts.find_by_identity(keys), r.mailboxes.in_use(card.mailbox)
+
+        known, taken = await engine.store.read(load)
+        if known is not None and known.state is ContactState.CONTACT:
             raise UserError(f"{known.display_name} is already a contact")
-        clash = _name_clash(contacts, display, keys)
-        if clash is not None:
-            held = HELD_CARD + text.strip().encode()
-            return await _hold(engine, clash, held, keys, None, hashlib.sha256(held).digest())
-        return await _initiate(engine, card, display, None, None)
+        if known is not None and known.state is ContactState.REQUEST:
+            raise UserError(
+                f"{known.display_name} has already asked to talk to you: accept their request"
+            )
+        if taken:
+            raise UserError("this code names a mailbox that belongs to another contact")
+        return await _initiate(engine, card, display, known)
 
 
-async def _initiate(
-    engine: Engine, card: Card, display: str, contact_id: int | None, prepare: Prepare | None
-) -> Contact:
+async def _initiate(engine: Engine, card: Card, display: str, ended: Contact | None) -> Contact:
     box = MailboxKey.generate()
     session = initiate(engine.identity, card, name=engine.name, reply_mailbox=box.id)
     session, frame = session.encrypt(pl.encode(pl.Intro(engine.relay_url)))
+    keys = card.identity.to_bytes()
     now = engine._now()
 
     def unit(r: Repos) -> tuple[Contact, list[OurMailbox]]:
-        if prepare is not None:
-            prepare(r)
         old: list[OurMailbox] = []
-        if contact_id is None:
-            cid = r.contacts.add(display, card.identity.to_bytes(), now).id
+        r.contacts.unblock(keys)
+        if ended is None:
+            cid = r.contacts.add(display, keys, now, awaiting_welcome=True).id
         else:
-            cid, old = contact_id, _forget_channels(r, contact_id)
+            cid, old = ended.id, forget_channels(r, ended.id)
+            r.contacts.set_state(cid, ContactState.CONTACT)
+            r.contacts.set_awaiting_welcome(cid, True)
         _open_channels(r, engine, cid, box, card.mailbox, card.relay_url, session, frame, now)
         return r.contacts.get(cid), old
 
     contact, old = await engine.store.run(unit)
-    await _after_channels_changed(engine, contact, old, box, new=contact_id is None)
+    await _after_channels_changed(engine, contact, old, box)
+    engine._emit(ContactAdded(contact) if ended is None else ContactChanged(contact))
     return contact
 
 
@@ -148,42 +151,49 @@ def _open_channels(
 
 
 async def _after_channels_changed(
-    engine: Engine, contact: Contact, old: list[OurMailbox], box: MailboxKey, *, new: bool
+    engine: Engine, contact: Contact, old: list[OurMailbox], box: MailboxKey | None
 ) -> None:
-    for gone in old:
-        engine._contact_boxes.pop(gone.id, None)
-        await engine._pool.unsubscribe(gone.relay_url, gone.id)
-    await engine._listen(engine.relay_url, box)
+    """Unsubscribe what was forgotten, listen on the new mailbox, watch the peer's."""
+    await engine.drop_mailboxes(old)
+    if box is not None:
+        await engine._listen(engine.relay_url, box)
     await engine._watch_contact(contact.id)
-    engine._emit(ContactAdded(contact) if new else ContactChanged(contact))
     engine._wake.set()
 
 
 async def on_welcome(
-    engine: Engine, contact_id: int, session: Session, welcome: pl.Welcome
+    engine: Engine, contact: Contact, session: Session, welcome: pl.Welcome
 ) -> None:
-    """The responder's first reply: from now on write to the mailbox it names."""
-    try:
-        check_relay_url(welcome.relay_url)
-    except UserError:
-        engine._emit(FrameRejected("a welcome named an invalid relay"))
-        return
+    """The responder's first reply: from now on write to the mailbox it names. Taken only by
+    a contact that waits for it, and only for a mailbox nobody else has."""
     now = engine._now()
+    if not contact.awaiting_welcome:
+        await engine.keep_step_and_reject(
+            contact.id, session, "a welcome nobody was waiting for", Rejection.WELCOME
+        )
+        return
+    taken = await engine.store.read(lambda r: r.mailboxes.in_use(welcome.mailbox))
+    if taken:
+        await engine.keep_step_and_reject(
+            contact.id, session, "a welcome named a mailbox that is not theirs", Rejection.MAILBOX
+        )
+        return
     ack_session, ack = session.encrypt(pl.encode(pl.Receipt(False, ())))
-    dest = TheirMailbox(welcome.mailbox, welcome.relay_url, contact_id, now)
+    dest = TheirMailbox(welcome.mailbox, welcome.relay_url, contact.id, now)
 
     def unit(r: Repos) -> Contact:
         r.mailboxes.add_theirs(dest)
-        r.outbox.drop_handshake_controls(contact_id)
-        r.sessions.save(contact_id, ack_session.to_bytes(), now)
+        r.outbox.drop_handshake_controls(contact.id)
+        r.contacts.set_awaiting_welcome(contact.id, False)
+        r.sessions.save(contact.id, ack_session.to_bytes(), now)
         r.outbox.add(
-            NewOutbox(contact_id, OutboxKind.RECEIPT, dest.id, dest.relay_url, ack, now, now)
+            NewOutbox(contact.id, OutboxKind.RECEIPT, dest.id, dest.relay_url, ack, now, now)
         )
-        return r.contacts.get(contact_id)
+        return r.contacts.get(contact.id)
 
-    contact = await engine.store.run(unit)
-    await engine._watch_contact(contact_id)
-    engine._emit(ContactChanged(contact))
+    changed = await engine.store.run(unit)
+    await engine._watch_contact(contact.id)
+    engine._emit(ContactChanged(changed))
     engine._wake.set()
 
 
@@ -202,38 +212,51 @@ async def on_invitation_frame(engine: Engine, box: OurMailbox, frame: bytes) -> 
             await engine.on_contact_frame(link.contact_id, frame)
         return
     except HandshakeError as exc:
-        engine._emit(FrameRejected(f"a handshake failed its check ({exc})"))
+        engine.reject(f"a handshake failed its check ({exc})", Rejection.HANDSHAKE)
         return
     try:
         intro = pl.decode(accepted.plaintext)
         if not isinstance(intro, pl.Intro):
             raise pl.PayloadError("the first message is not an introduction")
-        check_relay_url(intro.relay_url)
-    except (pl.PayloadError, UserError) as exc:
-        engine._emit(FrameRejected(f"a handshake carried no valid introduction ({exc})"))
+    except pl.PayloadError as exc:
+        engine.reject(f"a handshake carried no valid introduction ({exc})", Rejection.HANDSHAKE)
         return
     peer = accepted.peer
     keys = peer.identity.to_bytes()
     if keys == engine.identity.public.to_bytes():
-        engine._emit(FrameRejected("a handshake from our own identity"))
+        engine.reject("a handshake from our own identity", Rejection.HANDSHAKE)
         return
-    contacts = await engine.store.read(lambda r: r.contacts.all())
-    known = next((c for c in contacts if c.identity_keys == keys), None)
-    clash = None if known is not None else _name_clash(contacts, peer.name, keys)
-    if clash is not None:
-        await _hold(engine, clash, HELD_FRAME + frame, keys, box.id, accepted.replay_id)
+
+    def load(r: Repos) -> tuple[bool, Contact | None, bool]:
+        return (
+            r.contacts.is_blocked(keys),
+            r.contacts.find_by_identity(keys),
+            r.mailboxes.in_use(peer.mailbox),
+        )
+
+    blocked, known, taken = await engine.store.read(load)
+    if blocked:
+        return  # dropped without a word: the blocked person learns nothing either
+    if taken:
+        engine.reject("a handshake named a mailbox that belongs to someone else", Rejection.MAILBOX)
         return
-    await _accept(engine, box, accepted, intro, known.id if known else None, None)
+    if known is not None and known.state is ContactState.ENDED:
+        known = None  # a contact we ended asks again: a request of its own
+    if known is not None and known.awaiting_welcome and keys > engine.identity.public.to_bytes():
+        return  # both added each other at once: the lower key's handshake goes ahead
+    await _answer(engine, box, accepted, intro, known)
 
 
-async def _accept(
+async def _answer(
     engine: Engine,
     box: OurMailbox,
     accepted: Accepted,
     intro: pl.Intro,
-    contact_id: int | None,
-    prepare: Prepare | None,
-) -> Contact:
+    known: Contact | None,
+) -> None:
+    """Accept the handshake: a new request, or new channels for the contact or request of
+    this same key. Our welcome goes out at once, so a request's messages are acknowledged as
+    delivered (never as read) while it waits."""
     peer = accepted.peer
     mine = MailboxKey.generate()
     session, welcome = accepted.session.encrypt(
@@ -241,79 +264,41 @@ async def _accept(
     )
     now = engine._now()
     invitation_row = replace(box, private_key=accepted.invitation.to_bytes())
+    name = peer.name or UNNAMED
 
-    def unit(r: Repos) -> tuple[Contact, list[OurMailbox]]:
-        if prepare is not None:
-            prepare(r)
+    def unit(r: Repos) -> tuple[Contact, list[OurMailbox], list[int]]:
         old: list[OurMailbox] = []
-        if contact_id is None:
-            name = peer.name.strip() or "Unnamed"
-            cid = r.contacts.add(name, peer.identity.to_bytes(), now).id
+        pushed_out: list[int] = []
+        if known is None:
+            pushed_out, old = _make_room_for_a_request(r)
+            cid = r.contacts.add(name, peer.identity.to_bytes(), now, state=ContactState.REQUEST).id
         else:
-            cid, old = contact_id, _forget_channels(r, contact_id)
+            cid, old = known.id, forget_channels(r, known.id)
+            r.contacts.set_awaiting_welcome(cid, False)
         r.mailboxes.delete_ours(box.id)
         r.mailboxes.add_ours(invitation_row)
         r.handshakes.put(PendingHandshake(accepted.replay_id, cid, box.id, b"", now))
         _open_channels(r, engine, cid, mine, peer.mailbox, intro.relay_url, session, welcome, now)
-        return r.contacts.get(cid), old
+        return r.contacts.get(cid), old, pushed_out
 
-    contact, old = await engine.store.run(unit)
-    await _after_channels_changed(engine, contact, old, mine, new=contact_id is None)
-    return contact
-
-
-# -- key changes -------------------------------------------------------------------------
-
-
-async def _hold(
-    engine: Engine,
-    contact: Contact,
-    held: bytes,
-    new_keys: bytes,
-    mailbox_id: bytes | None,
-    hid: bytes,
-) -> Contact:
-    """Keep a handshake under a new identity key until the user decides."""
-    now = engine._now()
-
-    def unit(r: Repos) -> Contact:
-        for old in r.handshakes.pending():
-            if old.contact_id == contact.id and old.state:
-                r.handshakes.delete(old.id)
-        r.contacts.flag_key_change(contact.id, new_keys)
-        r.handshakes.put(PendingHandshake(hid, contact.id, mailbox_id, held, now))
-        return r.contacts.get(contact.id)
-
-    flagged = await engine.store.run(unit)
-    engine._emit(KeyChanged(flagged))
-    return flagged
+    contact, old, pushed_out = await engine.store.run(unit)
+    await _after_channels_changed(engine, contact, old, mine)
+    for gone in pushed_out:
+        engine.forget_contact(gone)
+        engine._emit(RequestRemoved(gone))
+    if known is None:
+        engine._emit(RequestAdded(contact))
+    else:
+        engine._emit(ContactChanged(contact))
 
 
-async def accept_key_change(engine: Engine, contact_id: int) -> Contact:
-    """The user accepts a contact's new identity key: the held handshake goes ahead."""
-    async with engine._mutex:
-        contact = await engine.contact(contact_id)
-        held = [
-            h
-            for h in await engine.store.read(lambda r: r.handshakes.pending())
-            if h.contact_id == contact_id and h.state
-        ]
-        if not contact.key_change_pending or not held:
-            raise UserError(f"no key change is waiting for {contact.display_name}")
-        pending = held[-1]
-
-        def prepare(r: Repos) -> None:
-            r.handshakes.delete(pending.id)
-            r.contacts.accept_key_change(contact_id, engine._now())
-
-        if pending.state[:1] == HELD_CARD:
-            card = parse_card(pending.state[1:].decode())
-            return await _initiate(engine, card, contact.display_name, contact_id, prepare)
-        box = await engine.store.read(lambda r: r.mailboxes.get_ours(pending.mailbox_id or b""))
-        if box is None:
-            raise UserError("the invitation this key change came through no longer exists")
-        frame = pending.state[1:]
-        accepted = Invitation.from_bytes(box.private_key).accept(engine.identity, frame)
-        intro = pl.decode(accepted.plaintext)
-        assert isinstance(intro, pl.Intro)
-        return await _accept(engine, box, accepted, intro, contact_id, prepare)
+def _make_room_for_a_request(r: Repos) -> tuple[list[int], list[OurMailbox]]:
+    """Delete the oldest requests until one more fits: nobody can flood the list."""
+    requests = r.contacts.all(ContactState.REQUEST)
+    gone: list[int] = []
+    boxes: list[OurMailbox] = []
+    for old in requests[: max(0, len(requests) - MAX_REQUESTS + 1)]:
+        boxes += r.mailboxes.list_ours(contact_id=old.id)
+        r.contacts.delete(old.id)
+        gone.append(old.id)
+    return gone, boxes

@@ -14,9 +14,14 @@ from typing import Any
 
 import msgpack
 
+from app.crypto.card import valid_relay_url
+from app.crypto.names import valid_name
+
 MAX_BODY_CHARS = 16_000
 MAX_RECEIPT_IDS = 512
 MSG_ID_SIZE = 16
+MAX_SEQ = 2**63 - 1  # what the store's INTEGER column holds
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time a clock can show
 
 
 def message_id(frame: bytes) -> bytes:
@@ -77,26 +82,53 @@ def _field(data: dict[Any, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _ranged(data: dict[Any, Any], key: str, low: int, high: int) -> int:
+    value: int = _field(data, key, int)
+    if not low <= value <= high:
+        raise PayloadError(f"field {key!r} out of range")
+    return value
+
+
+def _relay(data: dict[Any, Any]) -> str:
+    url: str = _field(data, "relay", str)
+    if not valid_relay_url(url):
+        raise PayloadError("field 'relay' is not a relay URL")
+    return url
+
+
 def decode(raw: bytes) -> Payload:
+    """The payload in `raw`, every field checked for type and range; else `PayloadError`."""
     try:
-        data = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        data = msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=MAX_BODY_CHARS * 4,
+            max_bin_len=MSG_ID_SIZE * 2,
+            max_array_len=MAX_RECEIPT_IDS,
+            max_map_len=16,
+            max_ext_len=0,
+        )
     except Exception:  # msgpack raises several types for bad bytes
         raise PayloadError("not a payload") from None
     if type(data) is not dict:
         raise PayloadError("not a payload")
     kind = data.get("k")
     if kind == "intro":
-        return Intro(_field(data, "relay", str))
+        return Intro(_relay(data))
     if kind == "welcome":
         mailbox = _field(data, "mb", bytes)
         if len(mailbox) != 32:
             raise PayloadError("mailbox id is 32 bytes")
-        return Welcome(mailbox, _field(data, "relay", str), _field(data, "name", str)[:64])
+        name = _field(data, "name", str)
+        if not valid_name(name, allow_empty=True):
+            raise PayloadError("field 'name' is not a display name")
+        return Welcome(mailbox, _relay(data), name)
     if kind == "msg":
         body = _field(data, "body", str)
         if len(body) > MAX_BODY_CHARS:
             raise PayloadError("message too long")
-        return Chat(_field(data, "seq", int), _field(data, "ts", int), body)
+        return Chat(_ranged(data, "seq", 1, MAX_SEQ), _ranged(data, "ts", 0, MAX_TIME_MS), body)
     if kind == "rcpt":
         ids = _field(data, "ids", list)
         if len(ids) > MAX_RECEIPT_IDS or any(

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.errors import ProfileBusy, UserError
-from app.crypto.card import Card
+from app.crypto.card import valid_relay_url
 from app.crypto.handshake import Invitation
 from app.crypto.identity import Identity
+from app.crypto.names import MAX_NAME_BYTES, name_problem
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 from app.store import keystore
 from app.store.paths import ProfilePaths, resolve_profile
@@ -44,11 +45,18 @@ def profile_paths(profile: str) -> ProfilePaths:
 
 def check_relay_url(url: str) -> str:
     """A relay URL as a card can carry it; raises UserError otherwise."""
-    try:
-        Card(Identity.generate().public, bytes(32), url, bytes(32))
-    except ValueError:
-        raise UserError(f"not a relay URL (ws://host:port or wss://host:port): {url}") from None
+    if not valid_relay_url(url):
+        raise UserError(f"not a relay URL (ws://host:port or wss://host:port): {url!r}")
     return url
+
+
+def check_display_name(name: str) -> str:
+    """A display name, stripped; UserError saying what is wrong otherwise."""
+    name = name.strip()
+    problem = name_problem(name)
+    if problem is not None:
+        raise UserError(f"{problem} (names are 1 to {MAX_NAME_BYTES} bytes)")
+    return name
 
 
 class ProfileLock:
@@ -89,9 +97,7 @@ async def create_profile(
     params: KdfParams = DEFAULT_PARAMS,
 ) -> Opened:
     """A new profile with a fresh identity and a first invitation (the card's mailbox)."""
-    name = name.strip()
-    if not name or len(name.encode()) > 64 or not name.isprintable():
-        raise UserError("a display name is 1 to 64 bytes of printable text")
+    name = check_display_name(name)
     if not passphrase:
         raise UserError("the passphrase must not be empty")
     check_relay_url(relay_url)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import unicodedata
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -18,25 +17,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from app.crypto.codec import Reader, Writer
 from app.crypto.errors import CardError
 from app.crypto.identity import PublicIdentity
+from app.crypto.names import MAX_NAME_BYTES, valid_name
 from app.crypto.primitives import KEY_SIZE, LABEL_CARD_CHECK, sha256
 
 CARD_PREFIX = "anonchat:"
 CARD_VERSION = 1
 CHECKSUM_SIZE = 4
 MAX_URL_BYTES = 200
-MAX_NAME_BYTES = 64
 _MIN_BODY = 1 + 4 * KEY_SIZE + 1 + 1
 
 
-def _valid_url(url: str) -> bool:
-    if not url.isascii() or any(c.isspace() or ord(c) < 0x21 for c in url):
+def valid_relay_url(url: str) -> bool:
+    """A ws:// or wss:// URL of at most 200 ASCII characters, as a card can carry it."""
+    if (
+        len(url) > MAX_URL_BYTES
+        or not url.isascii()
+        or any(c.isspace() or ord(c) < 0x21 for c in url)
+    ):
         return False
     scheme, sep, rest = url.partition("://")
     return bool(sep) and scheme in ("ws", "wss") and bool(rest) and not rest.startswith("/")
-
-
-def _valid_name(name: str) -> bool:
-    return all(unicodedata.category(c)[0] != "C" for c in name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +52,10 @@ class Card:
     def __post_init__(self) -> None:
         if len(self.prekey) != KEY_SIZE or len(self.mailbox) != KEY_SIZE:
             raise ValueError("prekey and mailbox id are 32 bytes each")
-        if not _valid_url(self.relay_url) or len(self.relay_url) > MAX_URL_BYTES:
+        if not valid_relay_url(self.relay_url):
             raise ValueError("relay URL must be a ws:// or wss:// URL of at most 200 bytes")
-        if not _valid_name(self.name) or len(self.name.encode()) > MAX_NAME_BYTES:
-            raise ValueError("name must be printable and at most 64 UTF-8 bytes")
+        if not valid_name(self.name, allow_empty=True):
+            raise ValueError(f"name must be a display name of at most {MAX_NAME_BYTES} bytes")
 
     def to_bytes(self) -> bytes:
         """The binary record: see docs/crypto.md, "Contact card"."""
@@ -120,8 +120,8 @@ class Card:
             url, name = url_bytes.decode("ascii"), name_bytes.decode("utf-8")
         except UnicodeDecodeError:
             raise CardError("invalid text field") from None
-        if not _valid_url(url):
+        if not valid_relay_url(url):
             raise CardError("invalid relay URL")
-        if not _valid_name(name) or len(name_bytes) > MAX_NAME_BYTES:
+        if not valid_name(name, allow_empty=True):
             raise CardError("invalid name")
         return cls(PublicIdentity(sign, dh), prekey, url, mailbox, name)

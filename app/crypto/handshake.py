@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from app.crypto.card import MAX_NAME_BYTES, Card
+from app.crypto.card import Card
 from app.crypto.codec import Reader, Writer
 from app.crypto.errors import (
     DecryptError,
@@ -25,6 +25,7 @@ from app.crypto.errors import (
 from app.crypto.header import init_prefix, split_init
 from app.crypto.identity import Identity, PublicIdentity
 from app.crypto.mailbox import MailboxKey
+from app.crypto.names import valid_name
 from app.crypto.primitives import (
     DEFAULT_RNG,
     KEY_SIZE,
@@ -221,7 +222,7 @@ def _parse_intro(data: bytes) -> PeerInfo:
         name = name_bytes.decode("utf-8")
     except UnicodeDecodeError:
         raise HandshakeError("invalid name") from None
-    if any(not c.isprintable() for c in name):
+    if not valid_name(name, allow_empty=True):
         raise HandshakeError("invalid name")
     return PeerInfo(PublicIdentity(sign, dh_pub), name, mailbox)
 
@@ -236,8 +237,8 @@ def initiate(
 ) -> Session:
     """Start a contact from their card. Every frame the session encrypts carries the
     handshake wrapper until the first reply decrypts; send them to `card.mailbox`."""
-    if len(reply_mailbox) != KEY_SIZE or len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise ValueError("reply mailbox is 32 bytes and the name at most 64 UTF-8 bytes")
+    if len(reply_mailbox) != KEY_SIZE or not valid_name(name, allow_empty=True):
+        raise ValueError("reply mailbox is 32 bytes and the name a valid display name")
     ephemeral = x25519_from_rng(rng)
     ek_pub = x25519_public(ephemeral)
     try:

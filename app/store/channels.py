@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import MailboxInUse
 from .records import MailboxPurpose, OurMailbox, PendingHandshake, TheirMailbox
 from .tx import atomic
 
@@ -25,6 +26,8 @@ class MailboxRepo:
 
     def add_ours(self, mailbox: OurMailbox) -> None:
         with atomic(self._conn):
+            if self.in_use(mailbox.id):
+                raise MailboxInUse("that mailbox already belongs to someone")
             self._conn.execute(
                 f"INSERT INTO our_mailboxes ({_OURS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -63,12 +66,25 @@ class MailboxRepo:
         return bool(cur.rowcount)
 
     def add_theirs(self, mailbox: TheirMailbox) -> None:
+        """A peer's mailbox; an id already known (theirs or ours) is refused, never moved."""
         with atomic(self._conn):
+            if self.in_use(mailbox.id):
+                raise MailboxInUse("that mailbox already belongs to someone")
             self._conn.execute(
                 "INSERT INTO their_mailboxes (id, relay_url, contact_id, created_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET relay_url = excluded.relay_url",
+                "VALUES (?, ?, ?, ?)",
                 (mailbox.id, mailbox.relay_url, mailbox.contact_id, mailbox.created_at),
             )
+
+    def in_use(self, mailbox_id: bytes) -> bool:
+        """True when the id is one of ours or any contact's: a mailbox id belongs to one
+        contact and one direction for its whole life."""
+        row = self._conn.execute(
+            "SELECT 1 FROM their_mailboxes WHERE id = ? UNION ALL "
+            "SELECT 1 FROM our_mailboxes WHERE id = ? LIMIT 1",
+            (mailbox_id, mailbox_id),
+        ).fetchone()
+        return row is not None
 
     def list_theirs(self, contact_id: int) -> list[TheirMailbox]:
         """Newest first: the mailbox to send to is the first one."""

@@ -40,3 +40,7 @@ class StoreClosed(StoreError):
 
 class NotFound(StoreError):
     """A row the caller named does not exist."""
+
+
+class MailboxInUse(StoreError):
+    """A mailbox id that already belongs to us or to another contact: never reassigned."""

@@ -214,6 +214,20 @@ class MessageRepo:
         ).fetchall()
         return [message_from_row(r) for r in rows]
 
+    def first(self, contact_id: int) -> Message | None:
+        """The oldest message of a conversation (a request's first message)."""
+        found = self._conn.execute(
+            f"SELECT {MESSAGE_COLS} FROM messages WHERE contact_id = ? ORDER BY id LIMIT 1",
+            (contact_id,),
+        ).fetchone()
+        return None if found is None else message_from_row(found)
+
+    def count(self, contact_id: int) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM messages WHERE contact_id = ?", (contact_id,)
+        ).fetchone()
+        return int(row[0])
+
     def unread_counts(self) -> dict[int, int]:
         """Unread incoming messages per contact, only contacts with any."""
         rows = self._conn.execute(

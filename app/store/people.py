@@ -8,18 +8,26 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import NotFound, StoreError
-from .records import Contact, KeyHistoryEntry, Profile
+from .records import Contact, ContactState, KeyHistoryEntry, Profile
 from .tx import atomic
 
-_CONTACT_COLS = "id, display_name, identity_keys, verified, pending_keys, created_at"
+_CONTACT_COLS = (
+    "id, display_name, identity_keys, verified, created_at, state, awaiting_welcome, "
+    "EXISTS (SELECT 1 FROM blocked_keys b WHERE b.identity_keys = contacts.identity_keys)"
+)
 
 
 def _contact(row: Any) -> Contact:
-    return Contact(row[0], row[1], bytes(row[2]), bool(row[3]), _opt_bytes(row[4]), row[5])
-
-
-def _opt_bytes(value: Any) -> bytes | None:
-    return None if value is None else bytes(value)
+    return Contact(
+        row[0],
+        row[1],
+        bytes(row[2]),
+        bool(row[3]),
+        row[4],
+        ContactState(row[5]),
+        bool(row[6]),
+        bool(row[7]),
+    )
 
 
 class ProfileRepo:
@@ -84,21 +92,27 @@ class SettingsRepo:
 
 
 class ContactRepo:
-    """Contacts, their verification state and the history of their identity keys."""
+    """Contacts and requests, their verification, their key history, and blocked keys."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
     def add(
-        self, display_name: str, identity_keys: bytes, now: int, verified: bool = False
+        self,
+        display_name: str,
+        identity_keys: bytes,
+        now: int,
+        verified: bool = False,
+        state: ContactState = ContactState.CONTACT,
+        awaiting_welcome: bool = False,
     ) -> Contact:
         with atomic(self._conn):
             cur = self._conn.execute(
-                "INSERT INTO contacts (display_name, identity_keys, verified, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (display_name, identity_keys, int(verified), now),
+                "INSERT INTO contacts (display_name, identity_keys, verified, created_at, state, "
+                "awaiting_welcome) VALUES (?, ?, ?, ?, ?, ?)",
+                (display_name, identity_keys, int(verified), now, state.value, awaiting_welcome),
             )
-        return Contact(int(cur.lastrowid), display_name, identity_keys, verified, None, now)
+            return self.get(int(cur.lastrowid))
 
     def get(self, contact_id: int) -> Contact:
         row = self._conn.execute(
@@ -109,15 +123,29 @@ class ContactRepo:
         return _contact(row)
 
     def find_by_identity(self, identity_keys: bytes) -> Contact | None:
+        """The row of these keys; a live one (contact or request) before an ended one."""
         row = self._conn.execute(
-            f"SELECT {_CONTACT_COLS} FROM contacts WHERE identity_keys = ? ORDER BY id LIMIT 1",
+            f"SELECT {_CONTACT_COLS} FROM contacts WHERE identity_keys = ? "
+            "ORDER BY state = 'ended', id LIMIT 1",
             (identity_keys,),
         ).fetchone()
         return None if row is None else _contact(row)
 
-    def all(self) -> list[Contact]:
-        rows = self._conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts ORDER BY id").fetchall()
-        return [_contact(r) for r in rows]
+    def all(self, *states: ContactState) -> list[Contact]:
+        """Every row, or only those in the given states, oldest first."""
+        if not states:
+            rows = self._conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts ORDER BY id")
+        else:
+            marks = ",".join("?" * len(states))
+            rows = self._conn.execute(
+                f"SELECT {_CONTACT_COLS} FROM contacts WHERE state IN ({marks}) ORDER BY id",
+                [s.value for s in states],
+            )
+        return [_contact(r) for r in rows.fetchall()]
+
+    def count(self, state: ContactState) -> int:
+        row = self._conn.execute("SELECT count(*) FROM contacts WHERE state = ?", (state.value,))
+        return int(row.fetchone()[0])
 
     def rename(self, contact_id: int, display_name: str) -> None:
         self._set(contact_id, "display_name", display_name)
@@ -125,25 +153,26 @@ class ContactRepo:
     def set_verified(self, contact_id: int, verified: bool) -> None:
         self._set(contact_id, "verified", int(verified))
 
-    def flag_key_change(self, contact_id: int, new_keys: bytes) -> None:
-        """Record keys that differ from the current ones; sending blocks until accepted."""
-        self._set(contact_id, "pending_keys", new_keys)
+    def set_state(self, contact_id: int, state: ContactState) -> None:
+        self._set(contact_id, "state", state.value)
 
-    def accept_key_change(self, contact_id: int, now: int) -> Contact:
-        """Pending keys become current, the old ones go to history, verification resets."""
+    def set_awaiting_welcome(self, contact_id: int, waiting: bool) -> None:
+        self._set(contact_id, "awaiting_welcome", int(waiting))
+
+    def replace_keys(self, contact_id: int, identity_keys: bytes, now: int) -> Contact:
+        """New identity keys for a contact: the old ones go to history, verification resets."""
         with atomic(self._conn):
             contact = self.get(contact_id)
-            if contact.pending_keys is None:
-                raise NotFound("no key change is pending for this contact")
+            if contact.identity_keys == identity_keys:
+                return contact
             self._conn.execute(
                 "INSERT INTO contact_key_history (contact_id, identity_keys, replaced_at) "
                 "VALUES (?, ?, ?)",
                 (contact_id, contact.identity_keys, now),
             )
             self._conn.execute(
-                "UPDATE contacts SET identity_keys = pending_keys, pending_keys = NULL, "
-                "verified = 0 WHERE id = ?",
-                (contact_id,),
+                "UPDATE contacts SET identity_keys = ?, verified = 0 WHERE id = ?",
+                (identity_keys, contact_id),
             )
             return self.get(contact_id)
 
@@ -161,6 +190,27 @@ class ContactRepo:
             if self._conn.execute("DELETE FROM contacts WHERE id = ?", (contact_id,)).rowcount != 1:
                 raise NotFound("no such contact")
 
+    def block(self, identity_keys: bytes, now: int) -> None:
+        with atomic(self._conn):
+            self._conn.execute(
+                "INSERT INTO blocked_keys (identity_keys, blocked_at) VALUES (?, ?) "
+                "ON CONFLICT (identity_keys) DO NOTHING",
+                (identity_keys, now),
+            )
+
+    def unblock(self, identity_keys: bytes) -> bool:
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "DELETE FROM blocked_keys WHERE identity_keys = ?", (identity_keys,)
+            )
+        return bool(cur.rowcount)
+
+    def is_blocked(self, identity_keys: bytes) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM blocked_keys WHERE identity_keys = ?", (identity_keys,)
+        ).fetchone()
+        return row is not None
+
     def _set(self, contact_id: int, column: str, value: object) -> None:
         with atomic(self._conn):
             cur = self._conn.execute(
@@ -168,6 +218,37 @@ class ContactRepo:
             )
             if cur.rowcount != 1:
                 raise NotFound("no such contact")
+
+
+def merge_contact(conn: Any, source: int, target: int) -> None:
+    """Move everything of `source` (a request) into `target`, then delete `source`.
+
+    The session, both sides' mailboxes, the handshake links, the messages (with their unread
+    count) and the outbox go to `target`; `target`'s own session and mailboxes must already be
+    gone. One transaction.
+    """
+    with atomic(conn):
+        conn.execute("DELETE FROM sessions WHERE contact_id = ?", (target,))
+        for table in (
+            "sessions",
+            "our_mailboxes",
+            "their_mailboxes",
+            "pending_handshakes",
+            "outbox",
+        ):
+            conn.execute(
+                f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", (target, source)
+            )
+        conn.execute(
+            "UPDATE OR IGNORE messages SET contact_id = ? WHERE contact_id = ?", (target, source)
+        )
+        conn.execute("DELETE FROM contacts WHERE id = ?", (source,))
+        conn.execute(
+            "INSERT INTO unread_counts (contact_id, unread) SELECT ?, count(*) FROM messages "
+            "WHERE contact_id = ? AND direction = 0 AND is_read = 0 "
+            "ON CONFLICT (contact_id) DO UPDATE SET unread = excluded.unread",
+            (target, target),
+        )
 
 
 class SessionRepo:

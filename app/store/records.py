@@ -23,6 +23,15 @@ class Status(StrEnum):
 STATUS_RANK = {Status.QUEUED: 0, Status.SENT: 1, Status.DELIVERED: 2, Status.READ: 3}
 
 
+class ContactState(StrEnum):
+    """A contact we talk to; a request from someone we do not know yet (kept apart until
+    accepted); or ended: deleted with its history kept, or blocked."""
+
+    CONTACT = "contact"
+    REQUEST = "request"
+    ENDED = "ended"
+
+
 class MailboxPurpose(StrEnum):
     INVITATION = "invitation"
     CONTACT = "contact"
@@ -47,13 +56,10 @@ class Contact:
     display_name: str
     identity_keys: bytes
     verified: bool
-    pending_keys: bytes | None
     created_at: int
-
-    @property
-    def key_change_pending(self) -> bool:
-        """A new identity key arrived and sending stays blocked until the user accepts it."""
-        return self.pending_keys is not None
+    state: ContactState = ContactState.CONTACT
+    awaiting_welcome: bool = False
+    blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

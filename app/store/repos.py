@@ -8,7 +8,7 @@ from typing import Any
 from . import search as _search
 from .channels import HandshakeRepo, MailboxRepo
 from .messages import MessageRepo, OutboxRepo
-from .people import ContactRepo, ProfileRepo, SessionRepo, SettingsRepo
+from .people import ContactRepo, ProfileRepo, SessionRepo, SettingsRepo, merge_contact
 from .records import SearchHit
 
 
@@ -36,6 +36,10 @@ class Repos:
             ("outbox", OutboxRepo),
         ):
             object.__setattr__(self, name, cls(self.conn))
+
+    def merge_contact(self, source: int, target: int) -> None:
+        """Move a request's session, mailboxes, messages and outbox into `target`."""
+        merge_contact(self.conn, source, target)
 
     def search(
         self, text: str, limit: int = 50, contact_id: int | None = None, before: int | None = None

@@ -15,12 +15,14 @@ from app.core.events import (
     ConnectionChanged,
     ContactAdded,
     ContactChanged,
+    ContactRemoved,
     Event,
     FrameRejected,
-    KeyChanged,
     MessageAdded,
     MessageStatusChanged,
     PresenceChanged,
+    RequestAdded,
+    RequestRemoved,
 )
 
 
@@ -29,7 +31,10 @@ class EngineBridge(QObject):
     contact_added = Signal(object)  # Contact
     contact_changed = Signal(object)  # Contact
     presence_changed = Signal(int, bool)  # contact id, online
-    key_changed = Signal(object)  # Contact
+    contact_removed = Signal(int)  # contact id
+    request_added = Signal(object)  # Contact (a message request)
+    request_removed = Signal(int)  # request id
+    requests_dirty = Signal()  # anything the requests section shows may have changed
     message_added = Signal(object)  # Message
     message_status_changed = Signal(int, int, str)  # contact id, message row, Status value
     frame_rejected = Signal(str)
@@ -57,14 +62,22 @@ class EngineBridge(QObject):
             case PresenceChanged(contact_id, online):
                 self.presence_changed.emit(contact_id, online)
                 self.contacts_dirty.emit()
-            case KeyChanged(contact):
-                self.key_changed.emit(contact)
+            case ContactRemoved(contact_id):
+                self.contact_removed.emit(contact_id)
+                self.contacts_dirty.emit()
+            case RequestAdded(request):
+                self.request_added.emit(request)
+                self.requests_dirty.emit()
+            case RequestRemoved(request_id):
+                self.request_removed.emit(request_id)
+                self.requests_dirty.emit()
                 self.contacts_dirty.emit()
             case MessageAdded(message):
                 self.message_added.emit(message)
                 self.contacts_dirty.emit()
+                self.requests_dirty.emit()
             case MessageStatusChanged(contact_id, row, status):
                 self.message_status_changed.emit(contact_id, row, status.value)
                 self.contacts_dirty.emit()
-            case FrameRejected(reason):
+            case FrameRejected(reason, _):
                 self.frame_rejected.emit(reason)

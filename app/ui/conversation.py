@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.errors import UserError
-from app.store.records import Contact, Direction, Message, Status
+from app.store.records import Contact, ContactState, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.delegates import BubbleDelegate
 from app.ui.models import MAX_LIVE_ROWS, ConversationModel, TopPagingProxy
@@ -209,19 +209,15 @@ class ConversationPanel(QWidget):
         header.addWidget(self.safety_button)
 
         self.banner = QFrame()
-        self.banner.setObjectName("keyChangeBanner")
+        self.banner.setObjectName("stateBanner")
         self.banner.setStyleSheet(
-            "#keyChangeBanner { background: #e67e22; border-radius: 6px; }"
-            "#keyChangeBanner QLabel { color: white; }"
+            "#stateBanner { background: #e67e22; border-radius: 6px; }"
+            "#stateBanner QLabel { color: white; }"
         )
         self.banner_text = QLabel()
         self.banner_text.setWordWrap(True)
-        self.accept_key = QPushButton("&Accept new key")
-        self.accept_key.setAccessibleName("Accept the new safety number")
-        self.accept_key.clicked.connect(self._accept_key)
         banner_layout = QHBoxLayout(self.banner)
         banner_layout.addWidget(self.banner_text, 1)
-        banner_layout.addWidget(self.accept_key)
         self.banner.hide()
 
         self.view = ChatView()
@@ -287,16 +283,20 @@ class ConversationPanel(QWidget):
         self.contact = contact
         self.title.setText(contact.display_name + ("  ✔" if contact.verified else ""))
         self.subtitle.setText("Verified" if contact.verified else "Not verified")
-        pending = contact.key_change_pending
-        if pending:
+        ended = contact.state is not ContactState.CONTACT
+        if contact.state is ContactState.REQUEST:
             self.banner_text.setText(
-                f"{contact.display_name}'s safety number changed. This can mean they "
-                "reinstalled AnonChat, or that someone is impersonating them. Compare the "
-                "new safety number before you accept; sending is blocked until then."
+                f"{contact.display_name} is not in your contacts yet. Accept their request to "
+                "write to them."
             )
-        self.banner.setVisible(pending)
-        self.composer.setEnabled(not pending)
-        self.send_button.setEnabled(not pending)
+        elif ended:
+            what = "blocked" if contact.blocked else "deleted"
+            self.banner_text.setText(
+                f"You {what} {contact.display_name}. Add their code again to write to them."
+            )
+        self.banner.setVisible(ended)
+        self.composer.setEnabled(not ended)
+        self.send_button.setEnabled(not ended)
 
     def set_online(self, online: bool) -> None:
         if self.contact is None:
@@ -349,18 +349,6 @@ class ConversationPanel(QWidget):
     def _request_safety(self) -> None:
         if self.contact is not None:
             self.safety_requested.emit(self.contact.id)
-
-    def _accept_key(self) -> None:
-        if self.contact is not None:
-            spawn(self._do_accept(self.contact.id), "accepting a new key")
-
-    async def _do_accept(self, contact_id: int) -> None:
-        try:
-            contact = await self._engine.accept_key_change(contact_id)
-        except UserError as exc:
-            self._show_error(sentence(str(exc)))
-            return
-        self.update_contact(contact)
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)

@@ -7,7 +7,7 @@ from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.core.engine import ContactSummary
-from app.store.records import Direction, Message, Status
+from app.store.records import ContactState, Direction, Message, Status
 from app.ui.models import HighlightRole, MessageRole, SummaryRole
 from app.ui.text import clock, preview
 from app.ui.theme import ERROR_COLOR
@@ -96,8 +96,8 @@ class ContactDelegate(QStyledItemDelegate):
         )
         font.setBold(False)
         painter.setFont(font)
-        if s.contact.key_change_pending:
-            line, color = "Safety number changed", WARN
+        if s.contact.state is ContactState.ENDED:
+            line, color = ("Blocked" if s.contact.blocked else "Deleted"), WARN
         elif not s.established:
             line, color = (
                 "Waiting for them to come online…",

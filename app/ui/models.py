@@ -22,7 +22,7 @@ from PySide6.QtCore import (
 )
 
 from app.core.engine import ContactSummary, Engine
-from app.store.records import STATUS_RANK, Direction, Message, Status
+from app.store.records import STATUS_RANK, ContactState, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.text import preview
 
@@ -75,8 +75,8 @@ class ContactListModel(QAbstractListModel):
             parts.append("online" if s.online else "offline")
             if s.contact.verified:
                 parts.append("verified")
-            if s.contact.key_change_pending:
-                parts.append("key changed")
+            if s.contact.state is ContactState.ENDED:
+                parts.append("blocked" if s.contact.blocked else "deleted")
             if not s.established:
                 parts.append("waiting for the handshake")
             if s.last is not None:

@@ -149,7 +149,6 @@ class MainWindow(QMainWindow):
         b.connection_changed.connect(self._on_connection)
         b.contacts_dirty.connect(self.refresh_contacts)
         b.contact_changed.connect(self._on_contact)
-        b.key_changed.connect(self._on_contact)
         b.presence_changed.connect(self._on_presence)
         b.message_added.connect(self._on_message)
         b.message_status_changed.connect(

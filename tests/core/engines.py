@@ -9,7 +9,7 @@ from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.net.events import Delivered
-from app.store.records import OutboxKind
+from app.store.records import Contact, ContactState, OutboxKind
 
 RELAY = "ws://127.0.0.1:9"
 PASS = "first passphrase"
@@ -20,9 +20,33 @@ async def make(path: Path, name: str) -> Engine:
     return await Engine.open(opened)
 
 
-async def carry(sender: Engine, receiver: Engine) -> None:
-    """Hand every frame waiting in the sender's outbox to the receiver, as the relay would."""
-    for item in await sender.store.read(lambda r: r.outbox.due(2**62)):
-        if item.kind is OutboxKind.MESSAGE:
-            async with receiver._mutex:
-                await receiver._receive(Delivered(RELAY, item.mailbox_id, item.ciphertext))
+async def deliver(receiver: Engine, mailbox: bytes, frame: bytes) -> None:
+    """One frame into the receiver's mailbox, as the relay would hand it over."""
+    async with receiver._mutex:
+        await receiver._receive(Delivered(RELAY, mailbox, frame))
+
+
+async def carry(
+    sender: Engine, receiver: Engine, kinds: tuple[OutboxKind, ...] = (OutboxKind.MESSAGE,)
+) -> int:
+    """Hand every frame of these kinds waiting in the sender's outbox to the receiver (the
+    outbox keeps them, as it does until a receipt comes); how many were handed over."""
+    items = [i for i in await sender.store.read(lambda r: r.outbox.due(2**62)) if i.kind in kinds]
+    for item in items:
+        await deliver(receiver, item.mailbox_id, item.ciphertext)
+    return len(items)
+
+
+async def rows(engine: Engine, *states: ContactState) -> list[Contact]:
+    return await engine.store.read(lambda r: r.contacts.all(*states))
+
+
+async def befriend(a: Engine, b: Engine) -> tuple[Contact, Contact]:
+    """`b` scans `a`'s card, `a` accepts the request, the welcome reaches `b`: (a's contact
+    for b, b's contact for a), both established."""
+    b_side = await b.add_contact(await a.card())
+    await carry(b, a)
+    (request,) = [s.request for s in await a.requests()]
+    a_side = await a.accept_request(request.id)
+    await carry(a, b)
+    return a_side, await b.contact(b_side.id)

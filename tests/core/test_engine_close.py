@@ -15,7 +15,7 @@ from app.core.events import Event, MessageAdded
 from app.core.profile import open_profile, profile_paths
 from app.net.events import Delivered
 from app.store.records import Direction
-from tests.core.engines import PASS, RELAY, carry, make
+from tests.core.engines import PASS, RELAY, befriend, make
 
 
 def test_close_during_a_receive_still_reports_the_message(tmp_path: Path) -> None:
@@ -25,10 +25,7 @@ def test_close_during_a_receive_still_reports_the_message(tmp_path: Path) -> Non
         events: list[Event] = []
         bob.subscribe(events.append)
         try:
-            await bob.add_contact(await alice.card())
-            await carry(bob, alice)  # the introduction
-            (to_bob,) = await alice.store.read(lambda r: r.contacts.all())
-            await carry(alice, bob)  # the welcome
+            to_bob, _ = await befriend(alice, bob)
             await alice.send(to_bob.id, "in hand at close")
             chat = [
                 i

@@ -8,15 +8,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core import payload as pl
+from app.crypto.names import valid_name
 
 ids = st.binary(min_size=pl.MSG_ID_SIZE, max_size=pl.MSG_ID_SIZE)
+relays = st.from_regex(r"wss?://[a-z0-9.]{1,60}:[0-9]{1,5}", fullmatch=True)
+names = st.text(max_size=30).map(str.strip).filter(valid_name)
 payloads = st.one_of(
-    st.builds(pl.Intro, st.text()),
-    st.builds(pl.Welcome, st.binary(min_size=32, max_size=32), st.text(), st.text(max_size=64)),
+    st.builds(pl.Intro, relays),
+    st.builds(pl.Welcome, st.binary(min_size=32, max_size=32), relays, names | st.just("")),
     st.builds(
         pl.Chat,
-        st.integers(min_value=0, max_value=2**63 - 1),
-        st.integers(min_value=0, max_value=2**63 - 1),
+        st.integers(min_value=1, max_value=pl.MAX_SEQ),
+        st.integers(min_value=0, max_value=pl.MAX_TIME_MS),
         st.text(max_size=200),
     ),
     st.builds(pl.Receipt, st.booleans(), st.lists(ids, max_size=20).map(tuple)),
@@ -92,8 +95,71 @@ def test_garbage_is_a_payload_error(data: bytes) -> None:
         pl.decode(data)
 
 
-def test_welcome_name_is_cut_to_64() -> None:
-    raw = pack({"k": "welcome", "mb": b"m" * 32, "relay": "ws://a:1", "name": "n" * 100})
+def chat(**fields: object) -> bytes:
+    return pack({"k": "msg", "seq": 1, "ts": 0, "body": "x", **fields})
+
+
+@pytest.mark.parametrize(
+    ("field", "low", "high"),
+    [("seq", 1, pl.MAX_SEQ), ("ts", 0, pl.MAX_TIME_MS)],
+)
+def test_numbers_are_range_checked_at_both_ends(field: str, low: int, high: int) -> None:
+    for good in (low, high):
+        decoded = pl.decode(chat(**{field: good}))
+        assert getattr(decoded, "seq" if field == "seq" else "sent_at") == good
+    for bad in (low - 1, high + 1, 2**64 - 1, -(2**63)):
+        with pytest.raises(pl.PayloadError, match="out of range"):
+            pl.decode(chat(**{field: bad}))
+
+
+def test_receipt_ids_are_exactly_sixteen_bytes_of_binary() -> None:
+    for bad in ([b"x" * 15], [b"x" * 17], ["x" * 16], [b"x" * 16, "y" * 16]):
+        with pytest.raises(pl.PayloadError, match="receipt ids"):
+            pl.decode(pack({"k": "rcpt", "read": False, "ids": bad}))
+    full = [bytes([i % 256]) * 16 for i in range(pl.MAX_RECEIPT_IDS)]
+    decoded = pl.decode(pack({"k": "rcpt", "read": True, "ids": full}))
+    assert isinstance(decoded, pl.Receipt)
+    assert decoded.ids == tuple(full)
+
+
+def test_body_length_is_checked_at_the_limit() -> None:
+    assert pl.decode(chat(body="é" * pl.MAX_BODY_CHARS)) == pl.Chat(1, 0, "é" * 16_000)
+    with pytest.raises(pl.PayloadError, match="too long"):
+        pl.decode(chat(body="x" * (pl.MAX_BODY_CHARS + 1)))
+
+
+@pytest.mark.parametrize(
+    "name", ["Bob\u202e", "\u2067Bob", "Bob\x1b[31m", "Bo\u200bb", "Bob\u2028", "x" * 65]
+)
+def test_welcome_names_that_could_pose_as_another_are_refused(name: str) -> None:
+    raw = pack({"k": "welcome", "mb": b"m" * 32, "relay": "ws://a:1", "name": name})
+    with pytest.raises(pl.PayloadError, match="name"):
+        pl.decode(raw)
+
+
+@pytest.mark.parametrize(
+    "name", ["n" * 64, "é" * 32, "\U0001f468\u200d\U0001f469\u200d\U0001f467", ""]
+)
+def test_every_valid_welcome_name_up_to_64_bytes_is_kept_whole(name: str) -> None:
+    raw = pack({"k": "welcome", "mb": b"m" * 32, "relay": "ws://a:1", "name": name})
     decoded = pl.decode(raw)
     assert isinstance(decoded, pl.Welcome)
-    assert decoded.name == "n" * 64
+    assert decoded.name == name
+
+
+@pytest.mark.parametrize("relay", ["http://a:1", "ws://", "ws:// a:1", "ws://a:1/" + "p" * 200, ""])
+def test_relays_must_be_relay_urls(relay: str) -> None:
+    for kind in ("intro", "welcome"):
+        with pytest.raises(pl.PayloadError, match="relay"):
+            pl.decode(pack({"k": kind, "mb": b"m" * 32, "relay": relay, "name": ""}))
+
+
+def test_bombs_are_refused_before_they_are_built() -> None:
+    for data in (
+        pack({"k": "rcpt", "read": False, "ids": [b"x" * 16] * (pl.MAX_RECEIPT_IDS + 1)}),
+        pack({"k": "msg", **{f"f{i}": i for i in range(20)}}),
+        pack({"k": "msg", "seq": 1, "ts": 0, "body": "x", "extra": b"y" * 100}),
+        b"\x91" * 5000,
+    ):
+        with pytest.raises(pl.PayloadError):
+            pl.decode(data)

@@ -322,15 +322,16 @@ def pair(
     make: Callable[..., Profile], url_a: str, url_b: str | None = None
 ) -> tuple[Profile, Profile]:
     """Alice and Bob on their relays, Alice has added Bob's card (handshake done while Bob
-    listens), both know each other."""
+    listens), Bob accepted her request: both know each other."""
     alice = make("Alice", url_a)
     bob = make("Bob", url_b or url_a)
     card = bob.card()
     bob_listen = bob.listen()
     bob_listen.wait_listening()
     alice.run("add", card, "--wait", "20")
-    bob_listen.wait_for(lambda ev: any(e.get("event") == "contact_added" for e in ev))
+    bob_listen.wait_for(lambda ev: any(e.get("event") == "request" for e in ev))
     assert bob_listen.stop() == 0
+    bob.run("accept", "Alice")
     return alice, bob
 
 

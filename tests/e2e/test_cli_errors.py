@@ -59,7 +59,8 @@ def test_refusals_change_nothing(
     one_line(alice.run("contacts", passphrase="wrong passphrase", expect=None), 1, "passphrase")
     one_line(alice.run("send", "Nobody", "hi", expect=None), 1, "no contact matches")
     one_line(alice.run("send", "Bob", "   ", expect=None), 1, "empty message")
-    one_line(alice.run("accept-key", "Bob", expect=None), 1, "no key change")
+    one_line(alice.run("accept", "Bob", expect=None), 1, "no request matches")
+    one_line(alice.run("rename", "Bob", "B\u202eob", expect=None), 1, "direction")
     one_line(alice.run("init", "--name", "Again", expect=None), 1, "already exists")
     assert snapshot(alice.dir) == before
     usage = alice.run("frobnicate", expect=2)
@@ -71,37 +72,96 @@ def test_refusals_change_nothing(
     assert alice_l.stop() == 0
 
 
-def test_key_change_is_held_until_accepted(
+def test_a_stranger_named_bob_is_a_request_and_bob_stays_reachable(
+    relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path
+) -> None:
+    alice, bob = pair(make_profile, relay.url)
+    bob_id = alice.contacts()[0]["id"]
+    number = alice.run("fingerprint", "Bob").data["safety_number"]
+    alice.run("verify", "Bob", number)
+    # "Bob" again, under a new identity key: a new profile with the same display name.
+    impostor = Profile(tmp_path / "bob2", "Bob")
+    impostor.init(relay.url)
+    card = alice.card()
+    alice_l = alice.listen()
+    try:
+        alice_l.wait_listening()
+        impostor.run("add", card, "--wait", "20")
+        alice_l.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
+        assert impostor.run("send", "Alice", "new laptop", "--wait", "20").data["status"] == (
+            "delivered"
+        )
+    finally:
+        assert alice_l.stop() == 0
+    assert [(c["name"], c["verified"], c["state"]) for c in alice.contacts()] == [
+        ("Bob", True, "contact")
+    ]
+    (request,) = alice.run("requests").data
+    assert (request["name"], request["same_name_as"], request["first_message"]) == (
+        "Bob",
+        bob_id,
+        "new laptop",
+    )
+    text = alice.run("requests", json_out=False).out
+    assert "a different key with the same name" in text
+    # Bob is still reachable: nobody but Alice decides that.
+    bob_l = bob.listen()
+    try:
+        bob_l.wait_listening()
+        assert alice.run("send", "Bob", "still you?", "--wait", "20").data["status"] == (
+            "delivered"
+        )
+    finally:
+        assert bob_l.stop() == 0
+
+    # Alice decides the request is Bob's new key: it moves into Bob, verification cleared.
+    moved = alice.run("accept", str(request["id"]), "--as-new-key-of", "Bob", json_out=False)
+    assert "verified mark was cleared" in moved.out
+    assert [(c["id"], c["verified"]) for c in alice.contacts()] == [(bob_id, False)]
+    one_line(alice.run("accept", "Bob", expect=None), 1, "no request matches")
+    alice.run("rename", "Bob", "Bob (new laptop)")
+    assert [c["name"] for c in alice.contacts()] == ["Bob (new laptop)"]
+    assert (
+        alice.run("fingerprint", "Bob").data["safety_number"]
+        == impostor.run("fingerprint", "Alice").data["safety_number"]
+    )
+    assert "new laptop" in [m["body"] for m in alice.messages("Bob")]
+
+
+def test_block_and_delete_from_the_command_line(
     relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path
 ) -> None:
     alice, _bob = pair(make_profile, relay.url)
-    # "Bob" again, under a new identity key: a new profile with the same display name
-    impostor = Profile(tmp_path / "bob2", "Bob")
-    impostor.init(relay.url)
-    card = impostor.card()
-
-    before = snapshot(alice.dir)
-    held = alice.run("add", card, expect=None)
-    one_line(held, 1, "identity key changed")
-    assert "accept-key" in held.err
-    flagged = alice.contacts()
-    assert [(c["name"], c["key_change_pending"]) for c in flagged] == [("Bob", True)]
-    one_line(alice.run("send", "Bob", "blocked?", expect=None), 1, "safety number changed")
-    assert alice.run("messages", "Bob").data == []
-    assert snapshot(alice.dir) != before  # the flag itself is stored
-
-    # accepting runs the held handshake with the new key; the new Bob answers
-    imp_l = impostor.listen()
+    stranger = Profile(tmp_path / "mallory", "Mallory")
+    stranger.init(relay.url)
+    card = alice.card()
+    alice_l = alice.listen()
     try:
-        imp_l.wait_listening()
-        accepted = alice.run("accept-key", "Bob").data
-        assert accepted["key_change_pending"] is False
-        assert accepted["verified"] is False
-        # accept-key connects and waits until the new session is established
-        assert alice.run("send", "Bob", "new key", "--wait", "20").data["status"] == "delivered"
-        imp_l.wait_for(lambda ev: any(e["event"] == "contact_added" for e in ev))
-        imp_l.wait_for(lambda ev: any(e.get("body") == "new key" for e in ev))
+        alice_l.wait_listening()
+        stranger.run("add", card, "--wait", "20")
+        alice_l.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
     finally:
-        assert imp_l.stop() == 0
-    number = alice.run("fingerprint", "Bob").data["safety_number"]
-    assert number == impostor.run("fingerprint", "Alice").data["safety_number"]
+        assert alice_l.stop() == 0
+    assert alice.run("block", "Mallory").data["blocked"] is True
+    assert alice.run("requests").data == []
+    assert alice.run("status").data["requests"] == 0
+    # Blocked: her new handshake is dropped silently, Alice's list stays as it was.
+    mallory_id = stranger.contacts()[0]["id"]
+    stranger.run("delete-contact", str(mallory_id))
+    alice_l = alice.listen()
+    try:
+        alice_l.wait_listening()
+        stranger.run("add", card, "--wait", "0")
+        stranger.run("sync", "--wait", "3")
+    finally:
+        assert alice_l.stop() == 0
+    assert alice_l.of("request") == []
+    assert alice_l.of("rejected") == []
+    assert alice.run("requests").data == []
+
+    kept = alice.run("delete-contact", "Bob", "--keep-history").data
+    assert kept == {"id": 1, "deleted": True, "history_kept": True}
+    assert [(c["name"], c["state"]) for c in alice.contacts()] == [("Bob", "ended")]
+    one_line(alice.run("send", "Bob", "hi", expect=None), 1, "deleted Bob")
+    alice.run("delete-contact", "Bob")
+    assert alice.contacts() == []

@@ -21,20 +21,32 @@ def test_whole_journey(relay: Relay, make_profile: Callable[..., Profile], tmp_p
     bob = make_profile("Bob", relay.url)
     carol = make_profile("Carol", relay.url)
 
-    # Alice adds Bob from the card text while Bob listens: Bob learns Alice by himself.
+    # Alice adds Bob from the card text while Bob listens: she arrives as a request.
     card = bob.card()
     bob_l = bob.listen()
     bob_l.wait_listening()
     added = alice.run("add", card, "--wait", "20").data
     assert added["name"] == "Bob"
-    bob_l.wait_for(lambda ev: any(e["event"] == "contact_added" for e in ev))
-    assert bob_l.of("contact_added")[0]["name"] == "Alice"
+    bob_l.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
+    assert bob_l.of("request")[0]["name"] == "Alice"
 
-    # Alice -> Bob, delivered while Bob listens.
+    # Alice -> Bob, delivered (not read) while Bob listens, before he accepts.
     sent = alice.run("send", "Bob", "hello Bob", "--wait", "20").data
     assert sent["status"] == "delivered"
     bob_l.wait_for(lambda ev: any(e.get("body") == "hello Bob" for e in ev))
     assert bob_l.stop() == 0
+    assert bob.contacts() == []
+    (request,) = bob.run("requests").data
+    assert (request["name"], request["first_message"], request["same_name_as"]) == (
+        "Alice",
+        "hello Bob",
+        None,
+    )
+    one = bob.run("requests", json_out=False).out
+    assert "Alice" in one
+    assert "hello Bob" in one
+    assert bob.run("accept", "Alice").data["state"] == "contact"
+    assert bob.run("requests").data == []
 
     # Bob -> Alice, delivered while Alice listens.
     alice_l = alice.listen()
@@ -80,10 +92,11 @@ def test_whole_journey(relay: Relay, make_profile: Callable[..., Profile], tmp_p
     carol_l = carol.listen()
     carol_l.wait_listening()
     assert alice.run("add", "--qr-image", str(qr), "--wait", "20").data["name"] == "Carol"
-    carol_l.wait_for(lambda ev: any(e["event"] == "contact_added" for e in ev))
+    carol_l.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
     assert alice.run("send", "Carol", "hi Carol", "--wait", "20").data["status"] == "delivered"
     carol_l.wait_for(lambda ev: any(e.get("body") == "hi Carol" for e in ev))
     assert carol_l.stop() == 0
+    carol.run("accept", "Alice")
     alice_l = alice.listen()
     alice_l.wait_listening()
     assert carol.run("send", "Alice", "hi Alice", "--wait", "20").data["status"] == "delivered"

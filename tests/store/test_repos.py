@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from app.crypto.stores import AsyncSessionStore, HandshakeReplayStore, SessionStore
 from app.store import connection, migrations
-from app.store.errors import NotFound
+from app.store.errors import MailboxInUse, NotFound
 from app.store.records import (
+    ContactState,
     Direction,
     MailboxPurpose,
     NewMessage,
@@ -141,20 +142,72 @@ def test_paging_edges_and_unread(repos: Repos) -> None:
     assert repos.messages.unread_counts() == {a: 15}
 
 
-def test_contacts_key_change(repos: Repos) -> None:
+def test_contacts_new_keys_states_and_blocks(repos: Repos) -> None:
     c = repos.contacts.add("carol", b"old", 1, verified=True)
     assert repos.contacts.find_by_identity(b"old") == c
-    repos.contacts.flag_key_change(c.id, b"new")
-    assert repos.contacts.get(c.id).key_change_pending
-    changed = repos.contacts.accept_key_change(c.id, 9)
-    assert (changed.identity_keys, changed.verified, changed.pending_keys) == (b"new", False, None)
+    changed = repos.contacts.replace_keys(c.id, b"new", 9)
+    assert (changed.identity_keys, changed.verified) == (b"new", False)
     assert [(h.identity_keys, h.replaced_at) for h in repos.contacts.key_history(c.id)] == [
         (b"old", 9)
     ]
-    with pytest.raises(NotFound):
-        repos.contacts.accept_key_change(c.id, 10)
+    assert repos.contacts.replace_keys(c.id, b"new", 10) == changed  # same keys: nothing
+    assert len(repos.contacts.key_history(c.id)) == 1
     with pytest.raises(NotFound):
         repos.contacts.rename(999, "x")
+    r = repos.contacts.add("r", b"req", 2, state=ContactState.REQUEST)
+    assert repos.contacts.all(ContactState.REQUEST) == [r]
+    assert repos.contacts.count(ContactState.REQUEST) == 1
+    assert repos.contacts.count(ContactState.CONTACT) == 1
+    repos.contacts.block(b"req", 3)
+    repos.contacts.block(b"req", 4)  # twice is once
+    assert repos.contacts.get(r.id).blocked
+    assert repos.contacts.is_blocked(b"req")
+    assert repos.contacts.unblock(b"req")
+    assert not repos.contacts.unblock(b"req")
+    assert not repos.contacts.get(r.id).blocked
+    repos.contacts.set_state(c.id, ContactState.ENDED)
+    live = repos.contacts.add("carol again", b"new", 5)
+    assert repos.contacts.find_by_identity(b"new") == live  # the live row before the ended one
+
+
+def test_a_mailbox_id_is_never_reassigned(repos: Repos) -> None:
+    a = repos.contacts.add("a", b"A", 1).id
+    b = repos.contacts.add("b", b"B", 1).id
+    repos.mailboxes.add_theirs(TheirMailbox(b"t" * 32, "ws://r", a, 1))
+    mine = OurMailbox(b"m" * 32, b"k", "ws://r", MailboxPurpose.CONTACT, a, 1)
+    repos.mailboxes.add_ours(mine)
+    for taken in (b"t" * 32, b"m" * 32):
+        assert repos.mailboxes.in_use(taken)
+        with pytest.raises(MailboxInUse):
+            repos.mailboxes.add_theirs(TheirMailbox(taken, "ws://evil", b, 2))
+        with pytest.raises(MailboxInUse):
+            repos.mailboxes.add_ours(
+                OurMailbox(taken, b"k2", "ws://r", MailboxPurpose.CONTACT, b, 2)
+            )
+    assert repos.mailboxes.list_theirs(a) == [TheirMailbox(b"t" * 32, "ws://r", a, 1)]
+    assert repos.mailboxes.list_theirs(b) == []
+    assert not repos.mailboxes.in_use(b"x" * 32)
+
+
+def test_merging_a_request_moves_everything_and_counts_unread(repos: Repos) -> None:
+    target = repos.contacts.add("bob", b"old", 1).id
+    request = repos.contacts.add("bob", b"new", 2, state=ContactState.REQUEST).id
+    repos.messages.insert(incoming(target, 1))
+    for n in range(3):
+        repos.messages.insert(incoming(request, 10 + n))
+    repos.mailboxes.add_ours(
+        OurMailbox(b"m" * 32, b"k", "ws://r", MailboxPurpose.CONTACT, request, 1)
+    )
+    repos.mailboxes.add_theirs(TheirMailbox(b"t" * 32, "ws://r", request, 1))
+    repos.sessions.save(request, b"session", 1)
+    repos.sessions.save(target, b"old session", 1)
+    repos.merge_contact(request, target)
+    assert repos.messages.unread_counts() == {target: 4}
+    assert repos.sessions.load(target) == b"session"
+    assert [m.contact_id for m in repos.mailboxes.list_ours()] == [target]
+    assert [m.id for m in repos.mailboxes.list_theirs(target)] == [b"t" * 32]
+    with pytest.raises(NotFound):
+        repos.contacts.get(request)
 
 
 def test_mailboxes_handshakes_profile(repos: Repos) -> None:
