@@ -340,8 +340,13 @@ class Engine:
         elif box.contact_id is not None:
             await self.on_contact_frame(box.contact_id, delivered.payload)
 
-    async def on_contact_frame(self, contact_id: int, frame: bytes) -> None:
-        """A frame from a contact's ratchet session: decrypt, store, acknowledge."""
+    async def on_contact_frame(
+        self, contact_id: int, frame: bytes, *, via_invitation: bool = False
+    ) -> None:
+        """A frame from a contact's ratchet session: decrypt, store, acknowledge.
+
+        One that came through our card's mailbox (`via_invitation`) was sent before the peer
+        had our welcome, so it does not show the welcome arrived: the welcome stays queued."""
         mid = pl.message_id(frame)
 
         def load(
@@ -384,9 +389,9 @@ class Engine:
             return
         match content:
             case pl.Chat():
-                await self._store_chat(contact_id, session, mid, content, theirs)
+                await self._store_chat(contact_id, session, mid, content, theirs, via_invitation)
             case pl.Receipt(read, ids):
-                await self._take_receipt(contact_id, session, ids, read)
+                await self._take_receipt(contact_id, session, ids, read, via_invitation)
             case pl.Welcome():
                 await handshakes.on_welcome(self, contact, session, content)
             case pl.Intro():
@@ -401,6 +406,7 @@ class Engine:
         mid: bytes,
         chat: pl.Chat,
         theirs: list[TheirMailbox],
+        via_invitation: bool,
     ) -> None:
         now = self._now()
         outbox = None
@@ -419,7 +425,8 @@ class Engine:
         )
 
         def unit(r: Repos) -> Message | None:
-            r.outbox.drop_handshake_controls(contact_id)
+            if not via_invitation:
+                r.outbox.drop_handshake_controls(contact_id)
             stored = r.messages.store_incoming(message, session.to_bytes(), outbox, now)
             return (
                 None
@@ -433,14 +440,20 @@ class Engine:
             self._emit(MessageAdded(added))
 
     async def _take_receipt(
-        self, contact_id: int, session: Session, ids: tuple[bytes, ...], read: bool
+        self,
+        contact_id: int,
+        session: Session,
+        ids: tuple[bytes, ...],
+        read: bool,
+        via_invitation: bool,
     ) -> None:
         status = Status.READ if read else Status.DELIVERED
         now = self._now()
 
         def unit(r: Repos) -> list[Message]:
             r.sessions.save(contact_id, session.to_bytes(), now)
-            r.outbox.drop_handshake_controls(contact_id)
+            if not via_invitation:
+                r.outbox.drop_handshake_controls(contact_id)
             r.messages.acknowledge(contact_id, ids, status)
             found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
             return [m for m in found if m is not None]

@@ -182,6 +182,9 @@ async def on_welcome(
     dest = TheirMailbox(welcome.mailbox, welcome.relay_url, contact.id, now)
 
     def unit(r: Repos) -> Contact:
+        for card_box in r.mailboxes.list_theirs(contact.id):  # the card's: handshake only
+            r.mailboxes.delete_theirs(card_box.id)
+            r.outbox.readdress(contact.id, card_box.id, dest.id, dest.relay_url)
         r.mailboxes.add_theirs(dest)
         r.outbox.drop_handshake_controls(contact.id)
         r.contacts.set_awaiting_welcome(contact.id, False)
@@ -209,7 +212,7 @@ async def on_invitation_frame(engine: Engine, box: OurMailbox, frame: bytes) -> 
         rid = replay.replay_id
         link = await engine.store.read(lambda r: r.handshakes.get(rid))
         if link is not None and link.contact_id is not None and not link.state:
-            await engine.on_contact_frame(link.contact_id, frame)
+            await engine.on_contact_frame(link.contact_id, frame, via_invitation=True)
         return
     except HandshakeError as exc:
         engine.reject(f"a handshake failed its check ({exc})", Rejection.HANDSHAKE)

@@ -389,6 +389,17 @@ class OutboxRepo:
                 )
         return int(cur.rowcount)
 
+    def readdress(self, contact_id: int, old: bytes, new: bytes, relay_url: str) -> int:
+        """What still waits for a mailbox the peer replaced goes to the new one instead (the
+        same ciphertext: the peer's session opens it wherever it arrives)."""
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "UPDATE outbox SET mailbox_id = ?, relay_url = ? "
+                "WHERE contact_id = ? AND mailbox_id = ?",
+                (new, relay_url, contact_id, old),
+            )
+        return int(cur.rowcount)
+
     def drop_handshake_controls(self, contact_id: int) -> int:
         """The peer answered: our introduction or welcome (resent until now) is done."""
         with atomic(self._conn):
