@@ -8,7 +8,7 @@ encapsulates to it, so the root key depends on ML-KEM from the first round trip 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -67,8 +67,8 @@ class Accepted:
     invitation: Invitation
     session: Session
     peer: PeerInfo
-    plaintext: bytes
-    replay_id: bytes
+    plaintext: bytes = field(repr=False)
+    replay_id: bytes = b""
 
 
 def session_ad(initiator: PublicIdentity, responder: PublicIdentity, ephemeral: bytes) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from app.crypto.passphrase import (
     DEFAULT_PARAMS,
@@ -41,7 +41,7 @@ class Opened:
     """An unlocked, migrated connection and the raw key that opened it."""
 
     conn: Connection
-    key: bytes
+    key: bytes = field(repr=False)  # never in a repr, a log line or a traceback's locals
 
 
 def _no_step(_: str) -> None:

@@ -423,3 +423,33 @@ class RoutingMachine(RuleBasedStateMachine):
 
 TestRouting = RoutingMachine.TestCase
 TestRouting.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+def test_an_idle_connection_saves_up_no_more_than_one_burst() -> None:
+    """The bucket is capped: an hour of silence buys send_burst frames, not thousands."""
+    relay = Relay(RelayLimits(send_rate=10.0, send_burst=3))
+    c = Client(relay)
+    replies = []
+    for rid in range(5):
+        c.send(wire.Ping(rid), now=3600.0)
+        replies += c.take()
+    assert replies == [
+        wire.Pong(0),
+        wire.Pong(1),
+        wire.Pong(2),
+        wire.Error(3, ErrorCode.RATE_LIMITED),
+        wire.Error(4, ErrorCode.RATE_LIMITED),
+    ]
+
+
+def test_text_messages_spend_the_same_budget_and_a_text_flood_is_closed() -> None:
+    relay = Relay(RelayLimits(send_rate=10.0, send_burst=3))
+    c = Client(relay)
+    results = [relay.receive_text(c.conn, 0.0) for _ in range(3)]
+    assert results == [None, None, None]
+    assert c.take() == [wire.Error(None, ErrorCode.MALFORMED)] * 3
+    c.send(wire.Ping(1), now=0.0)  # the texts used the budget up
+    assert c.take() == [wire.Error(1, ErrorCode.RATE_LIMITED)]
+    results = [relay.receive_text(c.conn, 0.0) for _ in range(3)]
+    assert results == [None, None, Close(1008, ErrorCode.FLOOD)]
+    assert c.take() == [wire.Error(None, ErrorCode.RATE_LIMITED)] * 2

@@ -265,3 +265,25 @@ def test_store_runs_off_the_loop(profile: ProfilePaths) -> None:
 
 def _boom() -> None:
     raise RuntimeError("rolled back")
+
+
+def test_the_raw_key_is_in_no_repr_and_no_log(
+    profile: ProfilePaths, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever holds the database key prints without it, and opening logs none of it."""
+    caplog.set_level("DEBUG")
+
+    async def scenario() -> None:
+        store = await Store.create(profile, PASS, FAST)
+        key = vault.unlock(profile, PASS)
+        try:
+            shown = [repr(key), str(key), repr(store), str(store)]
+            for form in (key.key.hex(), key.key.hex().upper(), repr(key.key)[2:-1]):
+                for text in [*shown, caplog.text]:
+                    assert form not in text
+            assert "key=" not in repr(key)
+        finally:
+            key.conn.close()
+            await store.close()
+
+    asyncio.run(scenario())
