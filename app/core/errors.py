@@ -16,4 +16,4 @@ class UnknownContact(UserError):
 
 
 class SendingBlocked(UserError):
-    """The contact's identity key changed and the user has not accepted the new one."""
+    """Sending to this contact is not possible: a request not accepted, or a contact ended."""
