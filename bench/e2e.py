@@ -28,7 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from app.core import payload as pl  # noqa: E402
 from app.core.engine import Engine  # noqa: E402
-from app.core.events import ContactChanged, Event, MessageStatusChanged  # noqa: E402
+from app.core.events import (  # noqa: E402
+    ContactChanged,
+    Event,
+    MessageStatusChanged,
+    RequestAdded,
+)
 from app.core.profile import create_profile  # noqa: E402
 from app.crypto.card import Card  # noqa: E402
 from app.crypto.handshake import Invitation, initiate  # noqa: E402
@@ -59,9 +64,13 @@ async def engines(tmp: Path, url: str) -> tuple[Engine, Engine, int]:
     )
     await a.start()
     await b.start()
-    ready = asyncio.Event()
+    ready, asked = asyncio.Event(), asyncio.Event()
     a.subscribe(lambda e: ready.set() if isinstance(e, ContactChanged) else None)
+    b.subscribe(lambda e: asked.set() if isinstance(e, RequestAdded) else None)
     contact = await a.add_contact(await b.card())
+    await asyncio.wait_for(asked.wait(), 20)
+    (request,) = await b.requests()
+    await b.accept_request(request.request.id)  # Alice is a message request until Bob accepts
     await asyncio.wait_for(ready.wait(), 20)
     return a, b, contact.id
 
