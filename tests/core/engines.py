@@ -3,6 +3,9 @@ relay address nobody listens on (frames are handed over by the tests themselves)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.core.engine import Engine
@@ -50,3 +53,17 @@ async def befriend(a: Engine, b: Engine) -> tuple[Contact, Contact]:
     a_side = await a.accept_request(request.id)
     await carry(a, b)
     return a_side, await b.contact(b_side.id)
+
+
+@contextlib.contextmanager
+def own_loop() -> Iterator[tuple[asyncio.AbstractEventLoop, list[Engine]]]:
+    """A private event loop for engines that a module's fixture shares across hypothesis
+    examples (each example runs on it); engines put in the list are closed at the end."""
+    loop = asyncio.new_event_loop()
+    opened: list[Engine] = []
+    try:
+        yield loop, opened
+    finally:
+        for engine in opened:
+            loop.run_until_complete(engine.close())
+        loop.close()

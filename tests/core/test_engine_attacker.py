@@ -32,7 +32,7 @@ from app.crypto.card import Card
 from app.crypto.ratchet import Session
 from app.store.records import OutboxKind
 from app.store.repos import Repos
-from tests.core.engines import deliver, make
+from tests.core.engines import deliver, make, own_loop
 from tests.crypto.attacker import Attacker, empty_chain_forgery
 
 ALL_KINDS = (OutboxKind.MESSAGE, OutboxKind.RECEIPT)
@@ -116,15 +116,12 @@ async def _setup(tmp: Path, stage: str, loop: asyncio.AbstractEventLoop) -> Scen
 def scene(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scene]:
-    loop = asyncio.new_event_loop()
-    tmp = tmp_path_factory.mktemp(request.param)
-    built = loop.run_until_complete(_setup(tmp, request.param, loop))
-    try:
+    with own_loop() as (loop, opened):
+        built = loop.run_until_complete(
+            _setup(tmp_path_factory.mktemp(request.param), request.param, loop)
+        )
+        opened += [built.alice, built.bob]
         yield built
-    finally:
-        loop.run_until_complete(built.alice.close())
-        loop.run_until_complete(built.bob.close())
-        loop.close()
 
 
 def test_nothing_the_relay_builds_changes_either_engine(scene: Scene) -> None:

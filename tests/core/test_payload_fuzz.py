@@ -22,7 +22,7 @@ from app.core.engine import Engine
 from app.core.events import Event, FrameRejected, MessageAdded, Rejection
 from app.crypto.ratchet import Session
 from app.store.records import Contact, Direction, OutboxKind
-from tests.core.engines import befriend, deliver, make
+from tests.core.engines import befriend, deliver, make, own_loop
 
 EDGE_INTS = st.sampled_from(
     [0, 1, -1, 2**31, 2**53, 2**63 - 1, 2**63, 2**64 - 1, -(2**63), 253_402_300_799_999 + 1]
@@ -95,22 +95,18 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    loop = asyncio.new_event_loop()
     tmp = tmp_path_factory.mktemp("fuzz")
+    with own_loop() as (loop, opened):
 
-    async def setup() -> Pair:
-        alice, bob = await make(tmp / "alice", "Alice"), await make(tmp / "bob", "Bob")
-        to_bob, to_alice = await befriend(alice, bob)
-        return Pair(loop, alice, bob, to_bob, to_alice)
+        async def setup() -> Pair:
+            alice, bob = await make(tmp / "alice", "Alice"), await make(tmp / "bob", "Bob")
+            to_bob, to_alice = await befriend(alice, bob)
+            return Pair(loop, alice, bob, to_bob, to_alice)
 
-    built = loop.run_until_complete(setup())
-    built.alice.subscribe(built.events.append)
-    try:
+        built = loop.run_until_complete(setup())
+        opened += [built.alice, built.bob]
+        built.alice.subscribe(built.events.append)
         yield built
-    finally:
-        loop.run_until_complete(built.alice.close())
-        loop.run_until_complete(built.bob.close())
-        loop.close()
 
 
 def test_any_payload_in_an_authentic_frame_is_stored_whole_or_dropped_and_reported(

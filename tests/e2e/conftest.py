@@ -335,6 +335,21 @@ def pair(
     return alice, bob
 
 
+def request_from(stranger: Profile, target: Profile, first_message: str | None = None) -> None:
+    """`stranger` adds `target`'s card (and writes) while `target` listens: a request there."""
+    card = target.card()
+    listener = target.listen()
+    try:
+        listener.wait_listening()
+        stranger.run("add", card, "--wait", "20")
+        listener.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
+        if first_message is not None:
+            sent = stranger.run("send", target.name, first_message, "--wait", "20").data
+            assert sent["status"] == "delivered"
+    finally:
+        assert listener.stop() == 0
+
+
 def delivered_rows(listener: Listener) -> set[int]:
     """Rows of our messages this listener saw reach "delivered" or "read"."""
     return {e["id"] for e in listener.of("status") if e["status"] in ("delivered", "read")}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.core.qr import make_png
-from tests.e2e.conftest import Profile, Relay, Result, pair, snapshot
+from tests.e2e.conftest import Profile, Relay, Result, pair, request_from, snapshot
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -82,17 +82,7 @@ def test_a_stranger_named_bob_is_a_request_and_bob_stays_reachable(
     # "Bob" again, under a new identity key: a new profile with the same display name.
     impostor = Profile(tmp_path / "bob2", "Bob")
     impostor.init(relay.url)
-    card = alice.card()
-    alice_l = alice.listen()
-    try:
-        alice_l.wait_listening()
-        impostor.run("add", card, "--wait", "20")
-        alice_l.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
-        assert impostor.run("send", "Alice", "new laptop", "--wait", "20").data["status"] == (
-            "delivered"
-        )
-    finally:
-        assert alice_l.stop() == 0
+    request_from(impostor, alice, "new laptop")
     assert [(c["name"], c["verified"], c["state"]) for c in alice.contacts()] == [
         ("Bob", True, "contact")
     ]
@@ -134,14 +124,8 @@ def test_block_and_delete_from_the_command_line(
     alice, _bob = pair(make_profile, relay.url)
     stranger = Profile(tmp_path / "mallory", "Mallory")
     stranger.init(relay.url)
+    request_from(stranger, alice)
     card = alice.card()
-    alice_l = alice.listen()
-    try:
-        alice_l.wait_listening()
-        stranger.run("add", card, "--wait", "20")
-        alice_l.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
-    finally:
-        assert alice_l.stop() == 0
     assert alice.run("block", "Mallory").data["blocked"] is True
     assert alice.run("requests").data == []
     assert alice.run("status").data["requests"] == 0
