@@ -289,8 +289,8 @@ async def _answer(
     for gone in pushed_out:
         engine.forget_contact(gone)
         engine._emit(RequestRemoved(gone))
-    if known is None:
-        engine._emit(RequestAdded(contact))
+    if contact.state is ContactState.REQUEST:
+        engine._emit(RequestAdded(contact))  # new, or the same stranger starting over
     else:
         engine._emit(ContactChanged(contact))
 
