@@ -8,8 +8,8 @@ from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QS
 
 from app.core.engine import ContactSummary
 from app.store.records import ContactState, Direction, Message, Status
-from app.ui.models import HighlightRole, MessageRole, SummaryRole
-from app.ui.text import clock, preview
+from app.ui.models import HighlightRole, MessageRole, SummaryRole, bubble_text
+from app.ui.text import clock, preview, rebalance, safe_text
 from app.ui.theme import ERROR_COLOR
 
 Index = QModelIndex | QPersistentModelIndex
@@ -33,6 +33,11 @@ STATUS_WORDS = {
     Status.READ: "read",
     Status.FAILED: "not sent",
 }
+
+
+def elided(fm: QFontMetrics, text: str, width: int) -> str:
+    """`text` cut to `width` with an ellipsis, its isolates still closed."""
+    return rebalance(fm.elidedText(text, Qt.TextElideMode.ElideRight, width))
 
 
 def wrap_flags(body: str) -> int:
@@ -83,7 +88,7 @@ class ContactDelegate(QStyledItemDelegate):
         font = painter.font()
         font.setBold(True)
         painter.setFont(font)
-        name = s.contact.display_name + (" ✔" if s.contact.verified else "")
+        name = safe_text(s.contact.display_name) + (" ✔" if s.contact.verified else "")
         left = cx + dot + PAD
         name_rect = QRect(
             left, rect.top() + PAD, rect.right() - left - badge_w - PAD * 2, fm.height()
@@ -92,7 +97,7 @@ class ContactDelegate(QStyledItemDelegate):
         painter.drawText(
             name_rect,
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            QFontMetrics(font).elidedText(name, Qt.TextElideMode.ElideRight, name_rect.width()),
+            elided(QFontMetrics(font), name, name_rect.width()),
         )
         font.setBold(False)
         painter.setFont(font)
@@ -118,7 +123,7 @@ class ContactDelegate(QStyledItemDelegate):
         painter.drawText(
             sub,
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            fm.elidedText(line, Qt.TextElideMode.ElideRight, sub.width()),
+            elided(fm, line, sub.width()),
         )
         painter.restore()
 
@@ -134,10 +139,8 @@ class BubbleDelegate(QStyledItemDelegate):
     def _text_width(self) -> int:
         return max(120, int(self._view.viewport().width() * 0.7) - PAD * 4)
 
-    def _layout(self, fm: QFontMetrics, m: Message) -> tuple[QRect, str]:
-        text = fm.boundingRect(
-            QRect(0, 0, self._text_width(), 1_000_000), wrap_flags(m.body), m.body
-        )
+    def _layout(self, fm: QFontMetrics, body: str, m: Message) -> tuple[QRect, str]:
+        text = fm.boundingRect(QRect(0, 0, self._text_width(), 1_000_000), wrap_flags(body), body)
         foot = clock(m.sent_at)
         if m.direction is Direction.OUTGOING:
             foot += "  " + TICKS[m.status]
@@ -157,7 +160,7 @@ class BubbleDelegate(QStyledItemDelegate):
             if len(self._sizes) > SIZE_CACHE:
                 self._sizes.clear()
             fm = QFontMetrics(option.font)
-            bubble, _ = self._layout(fm, m)
+            bubble, _ = self._layout(fm, bubble_text(m), m)
             size = self._sizes[key] = QSize(bubble.width(), bubble.height() + PAD)
         return size
 
@@ -170,7 +173,8 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = QFontMetrics(painter.font())
-        bubble, foot = self._layout(fm, m)
+        body = bubble_text(m)
+        bubble, foot = self._layout(fm, body, m)
         mine = m.direction is Direction.OUTGOING
         x = rect.right() - PAD - bubble.width() if mine else rect.left() + PAD
         bubble.moveTo(x, rect.top() + PAD // 2)
@@ -193,7 +197,7 @@ class BubbleDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
         painter.setPen(ink)
         inner = bubble.adjusted(PAD, PAD, -PAD, -PAD - fm.height())
-        painter.drawText(inner, wrap_flags(m.body), m.body)
+        painter.drawText(inner, wrap_flags(body), body)
         footer = QRect(inner.left(), inner.bottom(), inner.width(), fm.height())
         painter.drawText(footer, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, foot)
         painter.restore()

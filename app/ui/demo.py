@@ -84,13 +84,17 @@ class DemoSession(QObject):
             window.move(area.left() + 8 + i * (width + 16), area.top() + 40)
 
     async def _greet(self) -> None:
-        """Once the handshake is through, Alice says hello, so the first thing seen works."""
+        """Alice accepts Bob's message request as it arrives and, once the handshake is
+        through, says hello, so the first thing seen works."""
         alice = self.engines[0]
         for _ in range(200):
+            for waiting in await alice.requests():
+                await alice.accept_request(waiting.request.id)
             rows = await alice.summaries()
             if rows and rows[0].established:
                 await alice.send(rows[0].contact.id, GREETING)
                 for window in self.windows:
+                    await window.reload_contacts()
                     if window.contacts.rowCount():
                         window.open_contact(window.contacts.summary(0).contact)
                 return

@@ -35,7 +35,7 @@ from app.crypto.errors import CardError
 from app.store.records import Contact
 from app.ui.aio import off_thread, spawn
 from app.ui.scanner import CameraScanner, RegionSelector
-from app.ui.text import sentence
+from app.ui.text import safe_text, sentence
 from app.ui.theme import note_label
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
@@ -199,8 +199,9 @@ class AddContactDialog(QDialog):
                 self.whose.clear()
                 self._show_error(sentence(f"not a valid AnonChat code: {exc}"))
             else:
-                name = self.card.name or "someone who gave no name"
-                self.whose.setText(f"This is the code of {name} (relay {self.card.relay_url}).")
+                name = safe_text(self.card.name) if self.card.name else "someone who gave no name"
+                relay = safe_text(self.card.relay_url)
+                self.whose.setText(f"This is the code of {name} (relay {relay}).")
                 spawn(self._preview(raw), "reading whose code this is")
         self.add_button.setEnabled(self.card is not None)
 
@@ -223,7 +224,8 @@ class AddContactDialog(QDialog):
             self._show_error("This is your own code. Scan your friend's code instead.")
         elif seen.known is not None:
             self.whose.setText(
-                f"This is the code of {seen.known.display_name}, who is already a contact. "
+                f"This is the code of {safe_text(seen.known.display_name)}, who is already a "
+                "contact. "
                 "Adding again refreshes how to reach them."
             )
 
@@ -341,7 +343,7 @@ class VerifyScanDialog(AddContactDialog):
 
     def __init__(self, engine: Engine, name: str, parent: QWidget | None = None) -> None:
         super().__init__(engine, parent)
-        self.setWindowTitle(f"Scan {name}'s verification code")
+        self.setWindowTitle(f"Scan {safe_text(name)}'s verification code")
         self.add_button.hide()
         self.text.setPlaceholderText("anonchat-verify:…")
 
@@ -368,7 +370,8 @@ class SafetyDialog(QDialog):
 
     def __init__(self, engine: Engine, contact: Contact, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Safety number with {contact.display_name}")
+        name = safe_text(contact.display_name)
+        self.setWindowTitle(f"Safety number with {name}")
         self._engine = engine
         self.contact = contact
         self.number = QLabel("…")
@@ -383,12 +386,14 @@ class SafetyDialog(QDialog):
         self.qr.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.qr.setAccessibleName("Our verification code")
         explain = QLabel(
-            f"Compare these numbers with {contact.display_name}'s, in person or on a call, "
+            f"Compare these numbers with {name}'s, in person or on a call, "
             f"or let them scan the code below. If they match, no one is in between."
         )
         explain.setWordWrap(True)
+        explain.setTextFormat(Qt.TextFormat.PlainText)
         self.state = QLabel()
         self.state.setWordWrap(True)
+        self.state.setTextFormat(Qt.TextFormat.PlainText)
         self.error = note_label(error=True)
         self.mark = QPushButton("&Mark as verified")
         self.mark.setAccessibleName("Mark as verified")
@@ -431,10 +436,11 @@ class SafetyDialog(QDialog):
 
     def _show_state(self, contact: Contact) -> None:
         self.contact = contact
+        name = safe_text(contact.display_name)
         if contact.verified:
-            self.state.setText(f"✔ {contact.display_name} is verified.")
+            self.state.setText(f"✔ {name} is verified.")
         else:
-            self.state.setText(f"{contact.display_name} is not verified yet.")
+            self.state.setText(f"{name} is not verified yet.")
         self.mark.setEnabled(not contact.verified)
 
     def _mark(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -140,6 +141,9 @@ class Launcher(QObject):
             gate, self.gate = self.gate, None
             gate.close()
         await engine.start()
+        # What startup made (modules, widgets, their wrappers) lives as long as the window:
+        # left out of later full collections, their pauses stay short while messages pour in.
+        gc.freeze()
         self.ready.set()
         window.remembered = self.remembered
         page, self._unlock_page = self._unlock_page, None

@@ -24,7 +24,7 @@ from PySide6.QtCore import (
 from app.core.engine import ContactSummary, Engine
 from app.store.records import STATUS_RANK, ContactState, Direction, Message, Status
 from app.ui.aio import spawn
-from app.ui.text import preview
+from app.ui.text import preview, safe_text
 
 PAGE_SIZE = 50
 SummaryRole = Qt.ItemDataRole.UserRole + 1
@@ -33,6 +33,12 @@ HighlightRole = Qt.ItemDataRole.UserRole + 4
 MAX_JUMP_PAGE = 1000
 MAX_LIVE_ROWS = 600  # rows kept while following new messages at the bottom
 Index = QModelIndex | QPersistentModelIndex
+
+
+def bubble_text(m: Message) -> str:
+    """What a bubble draws (and DisplayRole gives): the body with hidden characters shown as
+    symbols, each line isolated."""
+    return safe_text(m.body, lines=True)
 
 
 class ContactListModel(QAbstractListModel):
@@ -65,11 +71,11 @@ class ContactListModel(QAbstractListModel):
             return None
         s = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return s.contact.display_name
+            return safe_text(s.contact.display_name)
         if role == SummaryRole:
             return s
         if role in (Qt.ItemDataRole.AccessibleTextRole, Qt.ItemDataRole.ToolTipRole):
-            parts = [s.contact.display_name]
+            parts = [safe_text(s.contact.display_name)]
             if s.unread:
                 parts.append(f"{s.unread} unread")
             parts.append("online" if s.online else "offline")
@@ -260,16 +266,16 @@ class ConversationModel(QAbstractListModel):
             return None
         m = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return m.body
+            return bubble_text(m)
         if role == MessageRole:
             return m
         if role == HighlightRole:
             return m.id == self.highlighted
         if role == Qt.ItemDataRole.AccessibleTextRole:
             if m.direction is Direction.INCOMING:
-                return f"Received: {m.body}"
+                return f"Received: {bubble_text(m)}"
             state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
-            return f"You ({state}): {m.body}"
+            return f"You ({state}): {bubble_text(m)}"
         return None
 
 

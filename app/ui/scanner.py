@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+import shiboken6
 from PySide6.QtCore import QObject, QPoint, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import (
     QColor,
@@ -175,6 +176,8 @@ class CameraScanner(QObject):
         self.stop()
 
     def handle_frame(self, frame: QVideoFrame) -> None:
+        if not shiboken6.isValid(self.preview):
+            return  # a frame late for a dialog that closed on the code it found
         image = frame.toImage()
         if image.isNull():
             return

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from app.core.engine import Engine
 from app.store.records import Direction, SearchHit
 from app.ui.aio import spawn
-from app.ui.text import clock
+from app.ui.text import clock, isolate, one_line, safe_text, visible
 
 Index = QModelIndex | QPersistentModelIndex
 HitRole = Qt.ItemDataRole.UserRole + 3
@@ -42,14 +42,36 @@ DELAY_MS = 250
 MARK_START, MARK_END = "\x02", "\x03"
 
 
-def snippet_html(snippet: str) -> str:
-    """The store's snippet with its marks as bold text; everything else escaped."""
-    out = html.escape(" ".join(snippet.split()))
-    return out.replace(MARK_START, "<b>").replace(MARK_END, "</b>")
+def snippet_html(snippet: str, marked: bool = True) -> str:
+    """The store's snippet, isolated, hidden characters shown, escaped, and its marks as bold
+    text. A body holding the mark characters itself cannot be told apart from the marks:
+    then (`marked` False) no mark is taken, every one is shown as a symbol."""
+    if not marked:
+        return html.escape(safe_text(one_line(snippet)))
+    out: list[str] = []
+    bold = False
+    for i, piece in enumerate(one_line(snippet).split(MARK_START)):
+        inside, _, rest = piece.partition(MARK_END) if i else ("", "", piece)
+        for text, strong in ((inside, True), (rest, False)):
+            text = html.escape(visible(text.replace(MARK_END, "")))
+            if text and strong != bold:
+                out.append("<b>" if strong else "</b>")
+                bold = strong
+            out.append(text)
+    if bold:
+        out.append("</b>")
+    return isolate("".join(out))
 
 
-def snippet_plain(snippet: str) -> str:
-    return " ".join(snippet.replace(MARK_START, "").replace(MARK_END, "").split())
+def snippet_plain(snippet: str, marked: bool = True) -> str:
+    if marked:
+        snippet = snippet.replace(MARK_START, "").replace(MARK_END, "")
+    return safe_text(one_line(snippet))
+
+
+def has_marks(hit: SearchHit) -> bool:
+    """Whether the store's marks in the hit's snippet are its own (see `snippet_html`)."""
+    return MARK_START not in hit.message.body and MARK_END not in hit.message.body
 
 
 class SearchResultsModel(QAbstractListModel):
@@ -80,9 +102,10 @@ class SearchResultsModel(QAbstractListModel):
         if role == HitRole:
             return hit
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            who = self.name(hit.message.contact_id)
+            who = safe_text(self.name(hit.message.contact_id))
             mine = "you" if hit.message.direction is Direction.OUTGOING else who
-            return f"{who}, {clock(hit.message.sent_at)}, {mine}: {snippet_plain(hit.snippet)}"
+            text = snippet_plain(hit.snippet, has_marks(hit))
+            return f"{who}, {clock(hit.message.sent_at)}, {mine}: {text}"
         return None
 
 
@@ -96,8 +119,9 @@ class HitDelegate(QStyledItemDelegate):
         doc.setTextWidth(max(120, option.rect.width()))
         you = "You: " if hit.message.direction is Direction.OUTGOING else ""
         doc.setHtml(
-            f"<b>{html.escape(name)}</b> &nbsp;<small>{clock(hit.message.sent_at)}</small>"
-            f"<br>{you}{snippet_html(hit.snippet)}"
+            f"<b>{html.escape(safe_text(name))}</b> &nbsp;"
+            f"<small>{clock(hit.message.sent_at)}</small>"
+            f"<br>{you}{snippet_html(hit.snippet, has_marks(hit))}"
         )
         return doc
 
@@ -203,6 +227,7 @@ class SearchPanel(QObject):
         if generation != self._generation:
             return hits  # the box changed meanwhile; a newer search follows
         names = {s.contact.id: s.contact.display_name for s in await self._engine.summaries()}
+        names.update({r.request.id: r.request.display_name for r in await self._engine.requests()})
         self.model.set_hits(hits, names)
         self.results.setAccessibleDescription(
             f"{len(hits)} messages found" if hits else "No messages found"

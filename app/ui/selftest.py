@@ -5,7 +5,8 @@ file shows up here as a failed step instead of reaching a user. Two throwaway pr
 created through the real wizard (with cheap Argon2id parameters) in a temporary directory,
 talk through an embedded relay on a free loopback port, add each other by a QR code written
 to a PNG file and read back through the add-contact dialog, exchange a message each way
-through the composer and wait for the delivered receipts. Then everything is shut down and
+through the composer and wait for the delivered receipts (Alice first accepts Bob's message
+request in its section of her window). Then everything is shut down and
 the directory removed.
 
 One line per step on stdout. The exit status is 0 when every step worked, otherwise
@@ -48,7 +49,7 @@ STEPS = (
     "create Bob's profile in the wizard",
     "show Alice's code as a QR image",
     "Bob adds Alice from the QR image",
-    "handshake completes on both sides",
+    "Alice accepts Bob's message request",
     "Alice -> Bob, delivered",
     "Bob -> Alice, delivered",
     "clean up",
@@ -200,6 +201,22 @@ class SelfTest:
         self.passed()
 
     async def handshake(self, alice: Person, bob: Person) -> None:
+        section = alice.window.requests
+
+        async def listed() -> bool:
+            return section.isVisibleTo(alice.window) and section.model.rowCount() > 0
+
+        await until(listed, 20, "Bob's message request in Alice's window")
+        request = section.model.summary(0).request
+        section.list.setCurrentIndex(section.model.index(0))
+        panel = alice.window.panel
+
+        async def opened() -> bool:
+            shown = panel.contact is not None and panel.contact.id == request.id
+            return shown and panel.request_bar.accept.isVisibleTo(panel)
+
+        await until(opened, 10, "the request open with its Accept button")
+        panel.request_bar.accept.click()
         contact = await until(alice.contact, 20, "Bob in Alice's contact list")
         if contact.display_name != "Bob":
             raise StepFailed(f"Alice's new contact is called {contact.display_name!r}")

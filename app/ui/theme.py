@@ -28,6 +28,7 @@ def note_label(error: bool = False) -> QLabel:
     """A wrapped line of feedback under a form, hidden until there is something to say."""
     label = QLabel()
     label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # it may quote a peer's name
     if error:
         label.setStyleSheet(f"color: {ERROR_COLOR};")
         label.setAccessibleName("Error")

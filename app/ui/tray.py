@@ -11,7 +11,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from app.ui.icons import app_icon
-from app.ui.text import preview
+from app.ui.text import preview, safe_text
+
+NO_TAGS = str.maketrans("<>", "‹›")
 
 
 class Tray(QObject):
@@ -51,10 +53,15 @@ class Tray(QObject):
         self.icon.setIcon(app_icon(count))
         self.icon.setToolTip(f"AnonChat · {count} unread" if count else "AnonChat")
 
-    def notify(self, contact_id: int, name: str, body: str, with_text: bool) -> None:
-        """A new-message notification; without `with_text` only the sender is named."""
-        title = f"Message from {name}"
+    def notify(
+        self, contact_id: int, name: str, body: str, with_text: bool, request: bool = False
+    ) -> None:
+        """A new-message notification; without `with_text` only the sender is named. The
+        name and body are a peer's: both are made safe to show, and since notification
+        servers may read tags in them (links, images), angle brackets become look-alikes."""
+        title = f"{'Message request' if request else 'Message'} from {safe_text(name)}"
         text = preview(body, 120) if with_text else "New message"
+        title, text = (t.translate(NO_TAGS) for t in (title, text))
         self.last_notification = (title, text)
         self._last_contact = contact_id
         if self.available and QSystemTrayIcon.supportsMessages():

@@ -1,39 +1,43 @@
-"""The main window: contacts on the left, the open conversation on the right, status below."""
+"""The main window: message requests and contacts on the left, the open conversation (or
+request) on the right, status below."""
 
 from __future__ import annotations
 
 import shiboken6
 from PySide6.QtCore import QEvent, QItemSelection, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
-    QListView,
     QMainWindow,
     QSplitter,
     QStackedWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.engine import Engine
-from app.core.events import ConnectionChanged, ConnectionState
-from app.store.records import Contact, Direction, Message, SearchHit, Status
+from app.core.errors import UserError
+from app.store.records import Contact, ContactState, Direction, Message, SearchHit, Status
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.bridge import EngineBridge
+from app.ui.contact_menu import ContactActions, ContactListView
 from app.ui.conversation import ConversationPanel
 from app.ui.delegates import ContactDelegate
 from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog
 from app.ui.models import ContactListModel
 from app.ui.prefs import Prefs, load_prefs
+from app.ui.readmarks import ReadMarks
+from app.ui.request_flow import RequestFlow
+from app.ui.requests import RequestsSection
 from app.ui.search import SearchPanel
 from app.ui.settings import SettingsDialog
+from app.ui.shortcuts import action, toolbar
+from app.ui.status import ConnectionLabel
+from app.ui.text import safe_text
 from app.ui.theme import apply_theme
 from app.ui.tray import Tray
-
-MARK_READ_DELAY_MS = 300
 
 
 class MainWindow(QMainWindow):
@@ -49,47 +53,42 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"AnonChat — {engine.name}")
         self.resize(980, 680)
 
-        toolbar = QToolBar("Main")
-        toolbar.setMovable(False)
-        self.addToolBar(toolbar)
-        self.my_code_action = QAction("My code", self)
-        self.my_code_action.setShortcut(QKeySequence("Ctrl+M"))
-        self.my_code_action.triggered.connect(self.show_my_code)
-        self.add_action = QAction("Scan a code", self)
-        self.add_action.setShortcut(QKeySequence("Ctrl+N"))
-        self.add_action.triggered.connect(self.show_add_contact)
-        self.settings_action = QAction("Settings", self)
-        self.settings_action.setShortcuts(
-            [QKeySequence("Ctrl+,"), QKeySequence(QKeySequence.StandardKey.Preferences)]
+        self.my_code_action = action(self, "My code", ["Ctrl+M"], self.show_my_code)
+        self.add_action = action(self, "Scan a code", ["Ctrl+N"], self.show_add_contact)
+        self.settings_action = action(
+            self,
+            "Settings",
+            ["Ctrl+,", QKeySequence(QKeySequence.StandardKey.Preferences)],
+            self.show_settings,
         )
-        self.settings_action.triggered.connect(self.show_settings)
-        self.quit_action = QAction("Quit", self)
-        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-        self.quit_action.triggered.connect(self.close)
-        toolbar.addAction(self.my_code_action)
-        toolbar.addAction(self.add_action)
-        toolbar.addAction(self.settings_action)
-        self.addAction(self.quit_action)
-        self.contacts_focus = QAction("Contacts", self)
-        self.contacts_focus.setShortcut(QKeySequence("Ctrl+1"))
-        self.contacts_focus.triggered.connect(self.focus_contacts)
-        self.addAction(self.contacts_focus)
-        for action in toolbar.actions():
-            button = toolbar.widgetForAction(action)
-            if button is not None:
-                button.setAccessibleName(action.text())
-                button.setToolTip(f"{action.text()} ({action.shortcut().toString()})")
+        toolbar(self, [self.my_code_action, self.add_action, self.settings_action])
+        self.quit_action = action(self, "Quit", ["Ctrl+Q"], self.close)
+        self.contacts_focus = action(self, "Contacts", ["Ctrl+1"], self.focus_contacts)
+        self.requests_focus = action(self, "Message requests", ["Ctrl+2"], self.focus_requests)
+        self.find_action = action(
+            self, "Search", [QKeySequence(QKeySequence.StandardKey.Find)], self.focus_search
+        )
 
         self.contacts = ContactListModel(self)
-        self.contact_list = QListView()
+        self.contact_list = ContactListView()
         self.contact_list.setModel(self.contacts)
         self.contact_list.setItemDelegate(ContactDelegate(self.contact_list))
         self.contact_list.setAccessibleName("Contacts")
         self.contact_list.setMinimumWidth(240)
         self.contact_list.selectionModel().selectionChanged.connect(self._selected)
+        self.contact_actions = ContactActions(engine, self._keep, self)
+        self.contact_actions.safety_requested.connect(self.show_safety)
+        self.contact_actions.done.connect(self.say)
+        self.contact_list.menu_requested.connect(
+            lambda index, at: self.contact_actions.show_menu(
+                self.contacts.summary(index.row()).contact, at
+            )
+        )
+        self.requests = RequestsSection(engine)
 
         self.panel = ConversationPanel(engine)
         self.panel.safety_requested.connect(self.show_safety)
+        self.request_flow = RequestFlow(self)
         self.empty = QLabel(
             "No conversation open.\n\nShare “My code” with a friend, or add theirs with "
             "“Scan a code”. Once they come online you can write to each other."
@@ -106,38 +105,25 @@ class MainWindow(QMainWindow):
         self.left_stack = QStackedWidget()
         self.left_stack.addWidget(self.contact_list)
         self.left_stack.addWidget(self.search.results)
-        self.find_action = QAction("Search", self)
-        self.find_action.setShortcut(QKeySequence.StandardKey.Find)
-        self.find_action.triggered.connect(self.focus_search)
-        self.addAction(self.find_action)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.search.box)
-        left_layout.addWidget(self.left_stack)
+        left_layout.addWidget(self.requests)
+        left_layout.addWidget(self.left_stack, 1)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(self.right)
         splitter.setStretchFactor(1, 1)
         self.setCentralWidget(splitter)
 
-        self.connection = QLabel("Connecting…")
-        self.connection.setAccessibleName("Connection status")
+        self.connection = ConnectionLabel(engine, embedded_relay)
         self.statusBar().addPermanentWidget(self.connection)
-        self._conn: ConnectionChanged | None = None
-        self._retry_at = 0.0
-        self._tick = QTimer(self)
-        self._tick.setInterval(1000)
-        self._tick.timeout.connect(self._show_connection)
 
         self._refresh_pending = False
         self.detached = False
-        self._to_mark: set[int] = set()
-        self._mark_timer = QTimer(self)
-        self._mark_timer.setSingleShot(True)
-        self._mark_timer.setInterval(MARK_READ_DELAY_MS)
-        self._mark_timer.timeout.connect(self._mark_pending)
+        self.read_marks = ReadMarks(engine, parent=self)
         self._dialogs: list[QWidget] = []
         self.prefs = Prefs()
         self.remembered = False  # the key is in the OS keyring (set by the launcher)
@@ -146,17 +132,20 @@ class MainWindow(QMainWindow):
         self.tray.quit_requested.connect(self.close)
         self.tray.notification_clicked.connect(self._open_by_id)
         b = self.bridge
-        b.connection_changed.connect(self._on_connection)
+        b.connection_changed.connect(self.connection.on_event)
         b.contacts_dirty.connect(self.refresh_contacts)
+        b.contacts_dirty.connect(self.requests.refresh)  # a namesake may have changed
+        b.requests_dirty.connect(self.requests.refresh)
+        b.request_added.connect(self.request_flow.on_added)
+        b.request_removed.connect(self.request_flow.on_removed)
+        b.contact_removed.connect(self._on_contact_removed)
         b.contact_changed.connect(self._on_contact)
         b.presence_changed.connect(self._on_presence)
         b.message_added.connect(self._on_message)
         b.message_status_changed.connect(
             lambda cid, row, status: self.panel.set_status(cid, row, Status(status))
         )
-        b.frame_rejected.connect(
-            lambda reason: self.statusBar().showMessage(f"Dropped a message: {reason}", 8000)
-        )
+        b.frame_rejected.connect(lambda why: self.say(f"Dropped a message: {safe_text(why)}"))
 
         self.empty.setAccessibleName("No conversation open")
         name_controls(self)
@@ -168,7 +157,8 @@ class MainWindow(QMainWindow):
         rows = await self.engine.summaries()
         self.contacts.set_summaries(rows)
         self.tray.set_unread(sum(s.unread for s in rows))
-        self._show_connection()
+        await self.requests.reload()
+        self.connection.refresh()
 
     def _apply_theme(self) -> None:
         app = QApplication.instance()
@@ -181,40 +171,53 @@ class MainWindow(QMainWindow):
         """Coalesce bursts of events into one reload of the list."""
         if not self._refresh_pending:
             self._refresh_pending = True
-            QTimer.singleShot(50, lambda: spawn(self._refresh(), "refreshing contacts"))
+            QTimer.singleShot(50, lambda: spawn(self.reload_contacts(), "refreshing contacts"))
 
-    async def _refresh(self) -> None:
+    async def reload_contacts(self) -> None:
         self._refresh_pending = False
         if self.detached:
             return
         rows = await self.engine.summaries()
-        current = self.panel.contact.id if self.panel.contact else None
         blocker = self.contact_list.selectionModel().blockSignals(True)
         self.contacts.set_summaries(rows)
-        self.tray.set_unread(sum(s.unread for s in rows))
-        if current is not None:
-            row = self.contacts.row_of(current)
-            if row is not None:
-                self.contact_list.setCurrentIndex(self.contacts.index(row))
         self.contact_list.selectionModel().blockSignals(blocker)
+        self.tray.set_unread(sum(s.unread for s in rows))
+        shown = self.panel.contact
+        self.select_contact(shown.id if shown is not None and self.showing(shown.id) else None)
 
     def _selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         indexes = selected.indexes()
         if indexes:
             self.open_contact(self.contacts.summary(indexes[0].row()).contact)
 
+    def showing(self, contact_id: int, state: ContactState | None = None) -> bool:
+        shown = self.panel.contact
+        return (
+            shown is not None
+            and shown.id == contact_id
+            and (state is None or shown.state is state)
+            and self.right.currentWidget() is self.panel
+        )
+
+    def select_contact(self, contact_id: int | None) -> None:
+        """Mark the open contact's row (None: no row) without opening it a second time."""
+        selection = self.contact_list.selectionModel()
+        blocker = selection.blockSignals(True)
+        row = None if contact_id is None else self.contacts.row_of(contact_id)
+        if row is None:
+            selection.clear()
+        else:
+            self.contact_list.setCurrentIndex(self.contacts.index(row))
+            self.panel.set_online(self.contacts.summary(row).online)
+        selection.blockSignals(blocker)
+        self.contact_list.viewport().update()
+
     def open_contact(self, contact: Contact) -> None:
-        if self.panel.contact is not None and self.panel.contact.id == contact.id:
+        if self.showing(contact.id, contact.state):
             return
         self.right.setCurrentWidget(self.panel)
-        row = self.contacts.row_of(contact.id)
-        if row is not None:
-            selection = self.contact_list.selectionModel()
-            blocker = selection.blockSignals(True)  # or the selection opens it a second time
-            self.contact_list.setCurrentIndex(self.contacts.index(row))
-            selection.blockSignals(blocker)
-            self.contact_list.viewport().update()
-            self.panel.set_online(self.contacts.summary(row).online)
+        self.requests.select(None)
+        self.select_contact(contact.id)
         spawn(self._open(contact), "opening a conversation")
 
     async def _open(self, contact: Contact) -> None:
@@ -224,48 +227,61 @@ class MainWindow(QMainWindow):
 
     def _on_contact(self, contact: Contact) -> None:
         self.panel.update_contact(contact)
+        if contact.state is ContactState.REQUEST:
+            self.requests.refresh()
+
+    def _on_contact_removed(self, contact_id: int) -> None:
+        if self.showing(contact_id):
+            self.show_empty()
+
+    def show_empty(self) -> None:
+        """Nothing open: the right side explains what to do."""
+        self.panel.close_conversation()
+        self.right.setCurrentWidget(self.empty)
+        self.select_contact(None)
+        self.requests.select(None)
+
+    def show_panel(self) -> None:
+        self.right.setCurrentWidget(self.panel)
+
+    def say(self, text: str, ms: int = 8000) -> None:
+        """A line in the status bar."""
+        self.statusBar().showMessage(text, ms)
 
     def _on_presence(self, contact_id: int, online: bool) -> None:
-        if self.panel.contact is not None and self.panel.contact.id == contact_id:
+        if self.showing(contact_id):
             self.panel.set_online(online)
 
     def _on_message(self, message: Message) -> None:
-        showing = (
-            self.panel.contact is not None
-            and self.panel.contact.id == message.contact_id
-            and self.right.currentWidget() is self.panel
-        )
+        showing = self.showing(message.contact_id)
         if message.direction is Direction.INCOMING:
             seen = showing and self.isVisible() and not self.isMinimized() and self.isActiveWindow()
             if not seen and self.prefs.notifications:
-                row = self.contacts.row_of(message.contact_id)
-                name = self.contacts.summary(row).contact.display_name if row is not None else ""
-                self.tray.notify(
-                    message.contact_id, name or "a contact", message.body, self.prefs.previews
-                )
+                self._notify(message)
         if not showing or self.panel.contact is None:
             return
         self.panel.add_message(message)
-        if message.direction is Direction.INCOMING and self.isVisible():
-            self._mark_read_soon(message.contact_id)
+        writable = self.panel.contact.state is ContactState.CONTACT  # a request stays unread
+        if message.direction is Direction.INCOMING and self.isVisible() and writable:
+            self.read_marks.soon(message.contact_id)
 
-    def _mark_read_soon(self, contact_id: int) -> None:
-        """One read mark (and one receipt) for a burst of arrivals, not one per message."""
-        self._to_mark.add(contact_id)
-        if not self._mark_timer.isActive():
-            self._mark_timer.start()
-
-    def _mark_pending(self) -> None:
-        ids, self._to_mark = self._to_mark, set()
-        if self.detached:
-            return
-        for contact_id in ids:
-            spawn(self.engine.mark_read(contact_id), "marking read")
+    def _notify(self, message: Message) -> None:
+        row = self.contacts.row_of(message.contact_id)
+        if row is not None:
+            name, request = self.contacts.summary(row).contact.display_name, False
+        else:
+            name = self.request_flow.name_of(message.contact_id) or ""
+            request = bool(name)
+        self.tray.notify(
+            message.contact_id, name or "a contact", message.body, self.prefs.previews, request
+        )
 
     def _open_by_id(self, contact_id: int) -> None:
         row = self.contacts.row_of(contact_id)
         if row is not None:
             self.open_contact(self.contacts.summary(row).contact)
+        elif (summary := self.requests.summary_of(contact_id)) is not None:
+            self.request_flow.open(summary)
 
     # -- tray ----------------------------------------------------------------------------
 
@@ -292,26 +308,34 @@ class MainWindow(QMainWindow):
         if not self.contact_list.currentIndex().isValid() and self.contacts.rowCount():
             self.contact_list.setCurrentIndex(self.contacts.index(0))
 
+    def focus_requests(self) -> None:
+        if self.requests.isVisible():
+            self.requests.list.setFocus()
+            if not self.requests.list.currentIndex().isValid():
+                self.requests.list.setCurrentIndex(self.requests.model.index(0))
+
     def focus_search(self) -> None:
         self.search.box.setFocus()
         self.search.box.selectAll()
 
     def _search_active(self, active: bool) -> None:
         self.left_stack.setCurrentWidget(self.search.results if active else self.contact_list)
+        self.requests.set_suppressed(active)
 
     async def show_hit(self, hit: SearchHit) -> bool:
         """Open the hit's conversation and bring its message into view, marked."""
         message = hit.message
         if self.panel.contact is None or self.panel.contact.id != message.contact_id:
-            contact = await self.engine.contact(message.contact_id)
+            try:
+                contact = await self.engine.contact(message.contact_id)
+            except UserError:  # deleted since the search ran
+                self.say("That conversation is no longer here.", 6000)
+                return False
             self.right.setCurrentWidget(self.panel)
-            row = self.contacts.row_of(contact.id)
-            if row is not None:
-                blocker = self.contact_list.selectionModel().blockSignals(True)
-                self.contact_list.setCurrentIndex(self.contacts.index(row))
-                self.contact_list.selectionModel().blockSignals(blocker)
-                self.panel.set_online(self.contacts.summary(row).online)
-            await self.panel.open(contact)
+            summary = self.requests.summary_of(contact.id)
+            self.requests.select(contact.id)
+            self.select_contact(contact.id)
+            await self.panel.open(contact, summary.same_name_as if summary else None)
             self.refresh_contacts()
         found = await self.panel.jump_to(message.id)
         if not found:
@@ -344,7 +368,7 @@ class MainWindow(QMainWindow):
         spawn(self._select_new(contact), "showing a new contact")
 
     async def _select_new(self, contact: Contact) -> None:
-        await self._refresh()
+        await self.reload_contacts()
         self.open_contact(contact)
 
     def show_settings(self) -> SettingsDialog:
@@ -357,56 +381,29 @@ class MainWindow(QMainWindow):
         self.prefs = prefs
         self._apply_theme()
         self.setWindowTitle(f"AnonChat — {self.engine.name}")
-        self._show_connection()
+        self.connection.refresh()
         self.statusBar().showMessage("Settings saved.", 4000)
 
     def show_safety(self, contact_id: int) -> SafetyDialog | None:
+        """The safety number of the open conversation, or of a contact in the list."""
         contact = self.panel.contact
         if contact is None or contact.id != contact_id:
+            row = self.contacts.row_of(contact_id)
+            contact = None if row is None else self.contacts.summary(row).contact
+        if contact is None:
             return None
         dialog = SafetyDialog(self.engine, contact, self)
         dialog.verified.connect(self._on_contact)
         self._keep(dialog)
         return dialog
 
-    # -- connection status ---------------------------------------------------------------
-
-    def _on_connection(self, event: ConnectionChanged) -> None:
-        self._conn = event
-        if event.state is ConnectionState.BACKING_OFF and event.retry_in is not None:
-            self._retry_at = event.retry_in
-            self._tick.start()
-        else:
-            self._tick.stop()
-        self._show_connection()
-
-    def _show_connection(self) -> None:
-        if self._conn is None:  # opened after the engine connected: ask where it stands
-            states = self.engine.connection_states()
-            url = self.engine.relay_url
-            if url in states:
-                self._conn = ConnectionChanged(url, states[url])
-        event = self._conn
-        where = event.url if event else self.engine.relay_url
-        if self.embedded_relay is not None:
-            where = f"embedded relay at {self.embedded_relay}"
-        if event is None or event.state is ConnectionState.CONNECTING:
-            text = f"Connecting to {where}…"
-        elif event.state is ConnectionState.ONLINE:
-            text = f"Online · {where}"
-        elif event.state is ConnectionState.BACKING_OFF:
-            seconds = max(0, round(self._retry_at))
-            self._retry_at -= 1
-            text = f"Relay unreachable · retrying in {seconds} s · {where}"
-        else:
-            text = f"Offline · {where}"
-        self.connection.setText(text)
-
     def detach(self) -> None:
         """Stop talking to the engine (it is about to close): no more events or queries."""
         self.detached = True
+        self.requests.detached = True
+        self.read_marks.stop()
         self.bridge.detach()
-        self._tick.stop()
+        self.connection.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.tray.hide()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.store.records import Contact
 from app.ui.launcher import Launcher
 from app.ui.window import MainWindow
 from relay.server import RelayConfig, serve_relay
@@ -52,6 +53,17 @@ async def until(cond: Callable[[], object], seconds: float = 15.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or cond}")
         await asyncio.sleep(0.02)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[object]], seconds: float = 15.0, what: str = ""
+) -> None:
+    """Let the loop run until the coroutine `check()` returns something true."""
+    deadline = time.monotonic() + seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.05)
 
 
 class Relay:
@@ -111,6 +123,27 @@ async def me_and_a_peer(tmp_path: Path) -> AsyncIterator[tuple[MainWindow, str]]
             assert launcher.window is not None
             yield launcher.window, card
         finally:
+            await launcher.shutdown()
+    finally:
+        await relay.close()
+
+
+@contextlib.asynccontextmanager
+async def me_and_peers(tmp_path: Path) -> AsyncIterator[tuple[MainWindow, str, list[Engine]]]:
+    """A relay and "Me" unlocked with the window shown, the relay's URL, and a list the test
+    puts its `headless` peers in: they are closed, the window shut down and the relay closed
+    afterwards."""
+    relay = Relay()
+    url = await relay.start()
+    peers: list[Engine] = []
+    try:
+        launcher = await launch(tmp_path / "me", "Me", url)
+        try:
+            assert launcher.window is not None
+            yield launcher.window, url, peers
+        finally:
+            for peer in peers:
+                await peer.close()
             await launcher.shutdown()
     finally:
         await relay.close()
@@ -220,3 +253,67 @@ async def peer_card(directory: Path, relay_url: str) -> str:
     card = await engine.card()
     await engine.close()
     return card
+
+
+async def headless(directory: Path, name: str, relay_url: str) -> Engine:
+    """A started engine with no window, a peer the test drives; close it afterwards."""
+    paths = profile_paths(str(directory))
+    opened = await create_profile(paths, PASSPHRASE, name, relay_url, INSECURE_FAST_PARAMS)
+    engine = await Engine.open(opened)
+    await engine.start()
+    return engine
+
+
+async def write_to(peer: Engine, card: str, *bodies: str) -> int:
+    """`peer` scans `card` (a message request on the other side) and, once the handshake is
+    through, sends `bodies`; the id of its contact."""
+    contact = await peer.add_contact(card)
+
+    async def established() -> bool:
+        return any(s.established for s in await peer.summaries() if s.contact.id == contact.id)
+
+    await eventually(established, what=f"{peer.name}'s handshake")
+    for body in bodies:
+        await peer.send(contact.id, body)
+    return contact.id
+
+
+def request_row(window: MainWindow, name: str) -> int | None:
+    model = window.requests.model
+    return next(
+        (i for i in range(model.rowCount()) if model.summary(i).request.display_name == name),
+        None,
+    )
+
+
+async def open_request(window: MainWindow, name: str) -> Contact:
+    """Wait for `name`'s message request in the window and open it by selecting its row."""
+    await until(lambda: request_row(window, name) is not None, what=f"{name}'s request")
+    row = request_row(window, name)
+    assert row is not None
+    request = window.requests.model.summary(row).request
+    window.requests.list.setCurrentIndex(window.requests.model.index(row))
+    panel = window.panel
+    await until(
+        lambda: (
+            panel.contact is not None
+            and panel.contact.id == request.id
+            and panel.model is not None
+            and panel.request_bar.isVisibleTo(window)
+        ),
+        what=f"{name}'s request open",
+    )
+    return request
+
+
+async def accept_in_window(window: MainWindow, name: str) -> Contact:
+    """Open `name`'s request and press Accept: the contact it becomes, opened."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    request = await open_request(window, name)
+    QTest.mouseClick(window.panel.request_bar.accept, Qt.MouseButton.LeftButton)
+    await until(lambda: window.contacts.row_of(request.id) is not None, what=f"{name} in the list")
+    row = window.contacts.row_of(request.id)
+    assert row is not None
+    return window.contacts.summary(row).contact

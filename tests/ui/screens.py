@@ -110,15 +110,18 @@ async def main(out: Path) -> list[str]:
     relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
     url = str(relay.url)
     engines = {}
-    for name in ("Alice", "Bob", "Carol"):
+    for name in ("Alice", "Bob", "Carol", "Impostor"):
         paths = profile_paths(str(work / name.lower()))
-        opened = await create_profile(paths, PASS, name, url, INSECURE_FAST_PARAMS)
+        shown = "Alice" if name == "Impostor" else name  # a stranger under Alice's name
+        opened = await create_profile(paths, PASS, shown, url, INSECURE_FAST_PARAMS)
         engines[name] = await Engine.open(opened)
     alice, bob, carol = engines["Alice"], engines["Bob"], engines["Carol"]
     await bob.add_contact(await alice.card())
     for engine in engines.values():
         await engine.start()
-    for _ in range(200):
+    for _ in range(200):  # Alice accepts Bob's message request
+        for waiting in await alice.requests():
+            await alice.accept_request(waiting.request.id)
         rows = await alice.summaries()
         if rows and rows[0].established:
             break
@@ -128,6 +131,14 @@ async def main(out: Path) -> list[str]:
         contact = (await sender.summaries())[0].contact
         await sender.send(contact.id, text)
         await asyncio.sleep(0.3)
+    impostor = engines["Impostor"]
+    await impostor.add_contact(await bob.card())
+    for _ in range(200):
+        rows = await impostor.summaries()
+        if rows and rows[0].established:
+            await impostor.send(rows[0].contact.id, "Hi Bob, it's Alice. New phone, same me!")
+            break
+        await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)
     app = QApplication.instance()
     assert isinstance(app, QApplication)
@@ -155,6 +166,10 @@ async def main(out: Path) -> list[str]:
         main_bob.open_contact(contact)
         await asyncio.sleep(0.5)
         await shoot(f"conversation-{suffix}", main_bob, out, problems)
+        await main_bob.requests.reload()
+        main_bob.request_flow.open(main_bob.requests.model.summary(0))
+        await asyncio.sleep(0.5)
+        await shoot(f"request-{suffix}", main_bob, out, problems)
         code = MyCodeDialog(bob, main_bob)
         for _ in range(40):
             if code.card:

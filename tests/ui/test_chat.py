@@ -6,13 +6,18 @@ from pathlib import Path
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QTest
 
-from app.core.engine import Engine
-from app.core.profile import create_profile, profile_paths
 from app.core.qr import make_png
-from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.store.records import Direction, Status
 from app.ui.window import MainWindow
-from tests.ui.conftest import PASSPHRASE, alice_and_bob, me_and_a_peer, until
+from tests.ui.conftest import (
+    accept_in_window,
+    alice_and_bob,
+    headless,
+    me_and_a_peer,
+    open_request,
+    until,
+    write_to,
+)
 
 
 def contact_names(window: MainWindow) -> list[str]:
@@ -20,10 +25,13 @@ def contact_names(window: MainWindow) -> list[str]:
     return [m.summary(i).contact.display_name for i in range(m.rowCount())]
 
 
-def test_add_by_qr_chat_delivered_and_key_change_blocks(run, tmp_path: Path) -> None:
+def test_add_by_qr_accept_the_request_chat_and_a_namesake_stays_a_request(
+    run, tmp_path: Path
+) -> None:
     async def body() -> None:
         async with alice_and_bob(tmp_path) as (alice, bob, url):
             assert alice.right.currentWidget() is alice.empty
+            assert not alice.requests.isVisible()
 
             # Alice shows her code; Bob reads a picture of it.
             code = alice.show_my_code()
@@ -39,9 +47,17 @@ def test_add_by_qr_chat_delivered_and_key_change_blocks(run, tmp_path: Path) -> 
             assert "Alice" in add.whose.text()
             QTest.mouseClick(add.add_button, Qt.MouseButton.LeftButton)
             await until(lambda: contact_names(bob) == ["Alice"], what="Alice in Bob's list")
-            await until(lambda: contact_names(alice) == ["Bob"], what="Bob in Alice's list")
             await until(lambda: bob.panel.contact is not None, what="Bob's conversation open")
+
+            # For Alice, Bob is a message request until she accepts it.
+            await until(lambda: alice.requests.isVisible(), what="Bob's request")
+            assert contact_names(alice) == []
+            assert alice.requests.header.text() == "Message requests (1)"
+            await accept_in_window(alice, "Bob")
+            await until(lambda: contact_names(alice) == ["Bob"], what="Bob in Alice's list")
+            await until(lambda: not alice.requests.isVisible(), what="the section to go")
             await until(lambda: alice.contacts.summary(0).established, what="handshake")
+            assert alice.panel.composer.isEnabled()
 
             # Bob writes; Enter sends, Shift+Enter makes a new line.
             QTest.keyClicks(bob.panel.composer, "hello")
@@ -56,6 +72,7 @@ def test_add_by_qr_chat_delivered_and_key_change_blocks(run, tmp_path: Path) -> 
             assert sent.body == "hello\nAlice"
             assert sent.direction is Direction.OUTGOING
 
+            alice.show_empty()
             await until(lambda: alice.contacts.summary(0).unread == 1, what="unread badge")
             alice.contact_list.setCurrentIndex(alice.contacts.index(0))
             await until(
@@ -72,25 +89,35 @@ def test_add_by_qr_chat_delivered_and_key_change_blocks(run, tmp_path: Path) -> 
             )
             await until(lambda: alice.contacts.summary(0).unread == 0, what="read on opening")
 
-            # A stranger calling themselves "Alice" adds Bob: a key change for Bob's Alice.
-            card = await bob.engine.card()
-            paths = profile_paths(str(tmp_path / "mallory"))
-            opened = await create_profile(paths, PASSPHRASE, "Alice", url, INSECURE_FAST_PARAMS)
-            mallory = await Engine.open(opened)
-            await mallory.add_contact(card)
-            await mallory.start()
-            panel = bob.panel
-            await until(lambda: panel.banner.isVisible(), what="the key-change banner")
-            assert not panel.composer.isEnabled()
-            assert not panel.send_button.isEnabled()
-            assert "safety number changed" in panel.banner_text.text()
-            QTest.keyClicks(panel.composer, "blocked")
-            panel.send()
-            assert sent_model.rowCount() == 1
-            QTest.mouseClick(panel.accept_key, Qt.MouseButton.LeftButton)
-            await until(lambda: not panel.banner.isVisible(), what="the banner to go")
-            assert panel.composer.isEnabled()
-            await mallory.close()
+            # A stranger calling themselves "Alice" writes to Bob: not a key change that
+            # freezes Bob's Alice, but a request of its own, with the same-name warning.
+            mallory = await headless(tmp_path / "mallory", "Alice", url)
+            try:
+                await write_to(mallory, await bob.engine.card(), "it's me, new phone")
+                await until(lambda: bob.requests.isVisible(), what="the stranger's request")
+                summary = bob.requests.model.summary(0)
+                assert summary.same_name_as is not None
+                assert summary.same_name_as.id == bob.panel.contact.id  # type: ignore[union-attr]
+                panel = bob.panel
+                assert not panel.banner.isVisible()
+                assert not panel.request_bar.isVisible()
+                assert panel.composer.isEnabled()
+                assert contact_names(bob) == ["Alice"]
+                QTest.keyClicks(panel.composer, "still there?")
+                panel.send()
+                await until(lambda: sent_model.rowCount() == 2, what="Bob still writes")
+
+                # Bob looks at the request (read-only) and deletes it.
+                await open_request(bob, "Alice")
+                assert not panel.composer.isEnabled()
+                assert panel.request_bar.accept_as_key.isVisible()
+                QTest.mouseClick(panel.request_bar.delete, Qt.MouseButton.LeftButton)
+                await until(lambda: not bob.requests.isVisible(), what="the request gone")
+                assert bob.right.currentWidget() is bob.empty
+                assert await bob.engine.requests() == []
+                assert [s.contact.display_name for s in await bob.engine.summaries()] == ["Alice"]
+            finally:
+                await mallory.close()
 
     run(body())
 
@@ -99,6 +126,8 @@ def test_safety_number_dialog_marks_verified(run, tmp_path: Path) -> None:
     async def body() -> None:
         async with alice_and_bob(tmp_path) as (alice, bob, _):
             await bob.engine.add_contact(await alice.engine.card())
+            await until(lambda: alice.requests.model.rowCount() == 1, what="Bob's request")
+            await alice.engine.accept_request(alice.requests.model.summary(0).request.id)
             await until(lambda: contact_names(alice) == ["Bob"], what="handshake")
             alice.contact_list.setCurrentIndex(alice.contacts.index(0))
             await until(lambda: alice.panel.contact is not None, what="conversation")

@@ -103,6 +103,10 @@ def test_loop_stays_responsive_while_5000_messages_arrive(run, tmp_path: Path) -
             stdout=asyncio.subprocess.PIPE,
         )
         try:
+            # The sender is a message request until accepted; what it sent meanwhile waits
+            # in the request and becomes the start of the conversation.
+            await until(lambda: window.requests.model.rowCount() == 1, 30, "the request")
+            await window.engine.accept_request(window.requests.model.summary(0).request.id)
             await until(lambda: window.contacts.rowCount() == 1, 30, "the sender as a contact")
             window.open_contact(window.contacts.summary(0).contact)
             await until(lambda: window.panel.model is not None, what="the conversation")

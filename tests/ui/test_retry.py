@@ -23,7 +23,7 @@ def test_failed_message_is_sent_again_from_the_keyboard_and_the_menu(run, tmp_pa
                         r.outbox.fail(item.id)
 
             await engine.store.run(fail_all)
-            await window._refresh()
+            await window.reload_contacts()
             window.open_contact(contact)
             await until(
                 lambda: window.panel.model is not None and window.panel.model.rowCount() == 2

@@ -21,6 +21,7 @@ SCREENS = (
     "unlock",
     "empty",
     "conversation",
+    "request",
     "my-code",
     "scanner",
     "safety-number",

@@ -7,11 +7,16 @@ from PySide6.QtTest import QTest
 
 from app.store.records import Direction, NewMessage, Status
 from app.ui.search import snippet_html
+from app.ui.text import isolate
 from tests.ui.conftest import fill_history, me_and_a_peer, until
 
 
 def test_snippet_marks_become_bold_and_the_rest_is_escaped() -> None:
-    assert snippet_html("a <b> \x02zebra\x03 & c") == "a &lt;b&gt; <b>zebra</b> &amp; c"
+    assert snippet_html("a <b> \x02zebra\x03 & c") == isolate("a &lt;b&gt; <b>zebra</b> &amp; c")
+    # A peer's hidden characters show as symbols; a body holding the mark characters itself
+    # gets no bold at all rather than marks that are not the store's.
+    assert snippet_html("x \u202e\x02ze\x1bbra\x03") == isolate("x ⟨U+202E⟩<b>ze␛bra</b>")
+    assert snippet_html("\x02a\x03 \x02b", marked=False) == isolate("␂a␃ ␂b")
 
 
 def test_search_jumps_to_an_old_message(run, tmp_path: Path) -> None:
@@ -37,7 +42,7 @@ def test_search_jumps_to_an_old_message(run, tmp_path: Path) -> None:
 
             await engine.store.run(odd)
             await fill_history(engine, contact.id, 3000)  # newer than the hit: it lies far back
-            await window._refresh()
+            await window.reload_contacts()
             window.open_contact(contact)
             await until(lambda: window.panel.model is not None and window.panel.model.rowCount())
             model = window.panel.model

@@ -1,0 +1,166 @@
+"""The message list of a conversation, and the composer under it.
+
+The list keeps the reader's place when older pages load, follows new messages at the bottom,
+and acts on the current message from the keyboard.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QPlainTextEdit, QWidget
+
+from app.store.records import Direction, Message, Status
+from app.ui.models import ConversationModel, TopPagingProxy
+
+
+class Composer(QPlainTextEdit):
+    """Enter sends, Shift+Enter starts a new line."""
+
+    submitted = Signal()
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            e.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self.submitted.emit()
+            return
+        super().keyPressEvent(e)
+
+
+def can_retry(message: Message) -> bool:
+    return message.direction is Direction.OUTGOING and message.status is Status.FAILED
+
+
+class ChatView(QListView):
+    """Keeps the reader's place when older pages load, and follows new messages at the bottom.
+
+    Arrow keys move between messages; the context menu (right click, the Menu key or
+    Shift+F10) and Ctrl+R act on the current one: copy it, or send a failed one again.
+    """
+
+    retry_requested = Signal(int)  # message row
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setWordWrap(True)
+        self.setAccessibleName("Messages")
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu_at)
+        self.menu: QMenu | None = None
+        self._source: ConversationModel | None = None
+        self._from_bottom: int | None = None
+        self._stick = True
+        self.paging = False  # older pages load on reaching the top once the first is shown
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._scrolled)
+        bar.rangeChanged.connect(self._range_changed)
+
+    def current_message(self) -> Message | None:
+        index = self.currentIndex()
+        if not index.isValid() or self._source is None:
+            return None
+        return self._source.message(index.row())
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        if e.matches(QKeySequence.StandardKey.Copy):
+            self.copy_current()
+            return
+        if e.key() == Qt.Key.Key_R and e.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.retry_current()
+            return
+        if e.key() == Qt.Key.Key_F10 and e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self._menu_at(self.visualRect(self.currentIndex()).center())
+            return
+        super().keyPressEvent(e)
+
+    def copy_current(self) -> None:
+        message = self.current_message()
+        if message is not None:
+            QGuiApplication.clipboard().setText(message.body)
+
+    def retry_current(self) -> bool:
+        message = self.current_message()
+        if message is None or not can_retry(message):
+            return False
+        self.retry_requested.emit(message.id)
+        return True
+
+    def _menu_at(self, pos: QPoint) -> None:
+        index = self.indexAt(pos) if pos != QPoint() else self.currentIndex()
+        if not index.isValid():
+            index = self.currentIndex()
+        if not index.isValid():
+            return
+        self.setCurrentIndex(index)
+        message = self.current_message()
+        if message is None:
+            return
+        menu = QMenu(self)
+        menu.setAccessibleName("Message actions")
+        if can_retry(message):
+            retry = menu.addAction("Send &again")
+            retry.setShortcut(QKeySequence("Ctrl+R"))
+            retry.triggered.connect(self.retry_current)
+        copy = menu.addAction("&Copy text")
+        copy.setShortcut(QKeySequence.StandardKey.Copy)
+        copy.triggered.connect(self.copy_current)
+        self.menu = menu
+        menu.popup(self.viewport().mapToGlobal(pos))
+
+    def clear(self) -> None:
+        self._source = None
+        self.setModel(None)
+
+    def show_conversation(self, model: ConversationModel) -> None:
+        self._source = model
+        proxy = TopPagingProxy(self)
+        proxy.setSourceModel(model)
+        self.setModel(proxy)
+        self._stick = True
+        model.rowsAboutToBeInserted.connect(self._before_insert)
+
+    def at_bottom(self) -> bool:
+        return self._stick
+
+    def reveal(self, row: int) -> None:
+        """Scroll a row to the middle, now and once more after pending layouts settle."""
+        self._stick = False
+        self._from_bottom = None
+
+        def centre() -> None:
+            model = self.model()
+            if model is not None and 0 <= row < model.rowCount():
+                self.scrollTo(model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+
+        centre()
+        QTimer.singleShot(0, centre)
+
+    def _before_insert(self, parent: QModelIndex, first: int, last: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick = bar.value() >= bar.maximum() - 4
+        if first == 0 and self._source is not None and self._source.rowCount() > 0:
+            self._from_bottom = bar.maximum() - bar.value()
+
+    def _range_changed(self, low: int, high: int) -> None:
+        bar = self.verticalScrollBar()
+        if self._from_bottom is not None:
+            bar.setValue(high - self._from_bottom)
+            self._from_bottom = None
+        elif self._stick:
+            bar.setValue(high)
+
+    def _scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._stick = value >= bar.maximum() - 4
+        if (
+            self.paging
+            and value == bar.minimum()
+            and self._source is not None
+            and bar.maximum() > 0
+        ):
+            self._source.fetchMore(QModelIndex())

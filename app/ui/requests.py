@@ -1,0 +1,337 @@
+"""Message requests: the section above the contact list, and the bar that answers one.
+
+A request is someone we do not know who started a handshake. Its messages can be read, but
+they are never marked read (the sender learns nothing until it is accepted) and nothing can
+be written back. The bar offers Accept, Accept as a contact's new key (only when the names
+match: someone who lost their device), Block and Delete.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QItemSelection,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QFontMetrics, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.contacts import RequestSummary
+from app.core.engine import Engine
+from app.store.records import Contact
+from app.ui.aio import spawn
+from app.ui.delegates import PAD, WARN, elided
+from app.ui.text import preview, safe_text
+
+Index = QModelIndex | QPersistentModelIndex
+RequestRole = Qt.ItemDataRole.UserRole + 5
+SHOWN_ROWS = 3  # rows shown before the list scrolls, so requests never crowd out contacts
+REFRESH_MS = 50
+
+
+def same_name_warning(contact: Contact) -> str:
+    return f"Not your contact {safe_text(contact.display_name)}: a different key with the same name"
+
+
+def first_line(s: RequestSummary) -> str:
+    return preview(s.first_message.body) if s.first_message is not None else "No message yet"
+
+
+class RequestListModel(QAbstractListModel):
+    """One row per waiting request, oldest first (the engine's order)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[RequestSummary] = []
+
+    def set_requests(self, rows: list[RequestSummary]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def summary(self, row: int) -> RequestSummary:
+        return self._rows[row]
+
+    def row_of(self, request_id: int) -> int | None:
+        return next((i for i, s in enumerate(self._rows) if s.request.id == request_id), None)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        s = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return safe_text(s.request.display_name)
+        if role == RequestRole:
+            return s
+        if role in (Qt.ItemDataRole.AccessibleTextRole, Qt.ItemDataRole.ToolTipRole):
+            parts = [safe_text(s.request.display_name), "message request"]
+            if s.messages:
+                parts.append(f"{s.messages} message{'s' if s.messages != 1 else ''}")
+            parts.append(f"first: {first_line(s)}" if s.first_message else first_line(s))
+            if s.same_name_as is not None:
+                parts.append(same_name_warning(s.same_name_as))
+            return ", ".join(parts)
+        return None
+
+
+class RequestDelegate(QStyledItemDelegate):
+    """Name and message count, the first message, and the same-name warning when there is one."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        s: RequestSummary | None = index.data(RequestRole)
+        lines = 3 if s is not None and s.same_name_as is not None else 2
+        return QSize(200, QFontMetrics(option.font).height() * lines + PAD * (lines + 1))
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        s: RequestSummary | None = index.data(RequestRole)
+        if s is None:
+            return
+        rect: QRect = option.rect
+        palette: QPalette = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        if selected:
+            painter.fillRect(rect, palette.color(QPalette.ColorRole.Highlight))
+        ink = palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        )
+        quiet = ink if selected else palette.color(QPalette.ColorRole.PlaceholderText)
+        fm = QFontMetrics(painter.font())
+        left, width = rect.left() + PAD, rect.width() - PAD * 2
+        count = f"{s.messages} messages" if s.messages > 1 else ""
+        count_w = fm.horizontalAdvance(count) + PAD if count else 0
+        top = rect.top() + PAD
+        painter.setPen(quiet)
+        painter.drawText(
+            QRect(left, top, width, fm.height()),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            count,
+        )
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        name_rect = QRect(left, top, width - count_w, fm.height())
+        painter.setPen(ink)
+        painter.drawText(
+            name_rect,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            elided(QFontMetrics(font), safe_text(s.request.display_name), name_rect.width()),
+        )
+        font.setBold(False)
+        painter.setFont(font)
+        lines = [(first_line(s), quiet)]
+        if s.same_name_as is not None:
+            lines.append((same_name_warning(s.same_name_as), ink if selected else WARN))
+        for text, color in lines:
+            top += fm.height() + PAD
+            painter.setPen(color)
+            painter.drawText(
+                QRect(left, top, width, fm.height()),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                elided(fm, text, width),
+            )
+        painter.restore()
+
+
+class RequestsSection(QWidget):
+    """The "Message requests (N)" header and list; hidden while there are none (or while a
+    search runs).
+
+    Refreshes are coalesced: a burst of messages costs one query. With no request listed,
+    only a new request (`force`) is worth a query: nothing else can add a row."""
+
+    chosen = Signal(object)  # RequestSummary
+    changed = Signal()  # the list was reloaded
+
+    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._engine = engine
+        self.header = QLabel("Message requests (0)")
+        self.header.setAccessibleName("Message requests")
+        font = self.header.font()
+        font.setBold(True)
+        self.header.setFont(font)
+        self.header.setContentsMargins(PAD, 0, 0, 0)
+        self.model = RequestListModel(self)
+        self.list = QListView()
+        self.list.setModel(self.model)
+        self.list.setItemDelegate(RequestDelegate(self.list))
+        self.list.setAccessibleName("Message requests")
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.list.selectionModel().selectionChanged.connect(self._selected)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 4)
+        layout.addWidget(self.header)
+        layout.addWidget(self.list)
+        self._pending = False
+        self._suppressed = False
+        self.detached = False
+        self.hide()
+
+    def refresh(self, force: bool = False) -> None:
+        if not force and self.model.rowCount() == 0:
+            return
+        if not self._pending:
+            self._pending = True
+            QTimer.singleShot(REFRESH_MS, lambda: spawn(self.reload(), "refreshing requests"))
+
+    async def reload(self) -> None:
+        self._pending = False
+        if self.detached:
+            return
+        rows = await self._engine.requests()
+        current = self.current_id()
+        selection = self.list.selectionModel()
+        blocker = selection.blockSignals(True)
+        self.model.set_requests(rows)
+        row = None if current is None else self.model.row_of(current)
+        if row is not None:
+            self.list.setCurrentIndex(self.model.index(row))
+        selection.blockSignals(blocker)
+        self.header.setText(f"Message requests ({len(rows)})")
+        self.list.setFixedHeight(self._list_height())
+        self._show()
+        self.changed.emit()
+
+    def summary_of(self, request_id: int) -> RequestSummary | None:
+        row = self.model.row_of(request_id)
+        return None if row is None else self.model.summary(row)
+
+    def current_id(self) -> int | None:
+        index = self.list.currentIndex()
+        if not index.isValid() or not self.list.selectionModel().isSelected(index):
+            return None
+        return self.model.summary(index.row()).request.id
+
+    def select(self, request_id: int | None) -> None:
+        """Mark a row as the one open (None: none is), without opening it again."""
+        selection = self.list.selectionModel()
+        blocker = selection.blockSignals(True)
+        row = None if request_id is None else self.model.row_of(request_id)
+        if row is None:
+            selection.clear()
+        else:
+            self.list.setCurrentIndex(self.model.index(row))
+        selection.blockSignals(blocker)
+        self.list.viewport().update()
+
+    def set_suppressed(self, suppressed: bool) -> None:
+        self._suppressed = suppressed
+        self._show()
+
+    def _show(self) -> None:
+        self.setVisible(not self._suppressed and self.model.rowCount() > 0)
+
+    def _list_height(self) -> int:
+        rows = min(self.model.rowCount(), SHOWN_ROWS)
+        height = sum(max(0, self.list.sizeHintForRow(i)) for i in range(rows))
+        return height + self.list.frameWidth() * 2
+
+    def _selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        indexes = selected.indexes()
+        if indexes:
+            self.chosen.emit(self.model.summary(indexes[0].row()))
+
+
+class RequestBar(QFrame):
+    """What the conversation panel shows above a request: who it is and what to do with it."""
+
+    accept_clicked = Signal()
+    accept_as_key_clicked = Signal()
+    block_clicked = Signal()
+    delete_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
+        self.text.setAccessibleName("Message request")
+        self.warning = QLabel()
+        # Its own colour only: a style sheet on the bar would pin its children's palette,
+        # and their text would stay dark after a switch to the dark theme.
+        self.warning.setStyleSheet(f"color: {WARN.name()}; font-weight: bold;")
+        self.warning.setWordWrap(True)
+        self.warning.setTextFormat(Qt.TextFormat.PlainText)
+        self.warning.setAccessibleName("Same name warning")
+        self.accept = QPushButton("&Accept")
+        self.accept.setAccessibleName("Accept the request")
+        self.accept.setToolTip("Add them to your contacts and write to them")
+        self.accept_as_key = QPushButton()
+        self.block = QPushButton("&Block")
+        self.block.setAccessibleName("Block this key")
+        self.block.setToolTip("Delete the request; this key can never ask again")
+        self.delete = QPushButton("&Delete")
+        self.delete.setAccessibleName("Delete the request")
+        self.delete.setToolTip("Delete the request; they may ask again")
+        self.accept.clicked.connect(self.accept_clicked)
+        self.accept_as_key.clicked.connect(self.accept_as_key_clicked)
+        self.block.clicked.connect(self.block_clicked)
+        self.delete.clicked.connect(self.delete_clicked)
+        buttons = QHBoxLayout()
+        for button in (self.accept, self.accept_as_key, self.block, self.delete):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.text)
+        layout.addWidget(self.warning)
+        layout.addLayout(buttons)
+        self.hide()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """An orange outline: this is not a conversation yet."""
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(WARN, 1))
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 6, 6)
+
+    def show_request(self, request: Contact, same_name_as: Contact | None) -> None:
+        name = safe_text(request.display_name)
+        self.text.setText(
+            f"{name} is not in your contacts and wants to talk to you. They will not know "
+            "you have read their messages unless you accept."
+        )
+        self.accept_as_key.setVisible(same_name_as is not None)
+        self.warning.setVisible(same_name_as is not None)
+        if same_name_as is not None:
+            theirs = safe_text(same_name_as.display_name)
+            self.warning.setText(
+                f"{same_name_warning(same_name_as)}. Accept it as {theirs}'s new key only "
+                f"if {theirs} told you, in person or on a call, that their key changed."
+            )
+            self.accept_as_key.setText(f"Accept as {theirs.replace('&', '&&')}'s new &key")
+            self.accept_as_key.setAccessibleName(f"Accept as {theirs}'s new key")
+            self.accept_as_key.setToolTip(
+                f"Replace {theirs}'s key with this one; the verified mark is cleared"
+            )
+        self.set_busy(False)
+        self.show()
+
+    def set_busy(self, busy: bool) -> None:
+        for button in (self.accept, self.accept_as_key, self.block, self.delete):
+            button.setEnabled(not busy)

@@ -1,0 +1,33 @@
+"""The main window's actions: each with its shortcuts, in the toolbar or only on the keyboard,
+and a toolbar whose buttons say their shortcut and have an accessible name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QToolBar
+
+
+def action(
+    window: QMainWindow, text: str, keys: list[QKeySequence | str], slot: Callable[[], object]
+) -> QAction:
+    """An action of the window, reachable by its shortcuts wherever the focus is."""
+    made = QAction(text, window)
+    made.setShortcuts([k if isinstance(k, QKeySequence) else QKeySequence(k) for k in keys])
+    made.triggered.connect(slot)
+    window.addAction(made)
+    return made
+
+
+def toolbar(window: QMainWindow, actions: list[QAction]) -> QToolBar:
+    bar = QToolBar("Main")
+    bar.setMovable(False)
+    window.addToolBar(bar)
+    for item in actions:
+        bar.addAction(item)
+        button = bar.widgetForAction(item)
+        if button is not None:
+            button.setAccessibleName(item.text())
+            button.setToolTip(f"{item.text()} ({item.shortcut().toString()})")
+    return bar
