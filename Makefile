@@ -10,7 +10,7 @@ DEB_PACKAGES := libpulse0 xvfb xauth strace libegl1 libgl1 libfontconfig1 libdbu
 	redis-server
 PYTEST_ARGS ?=
 
-.PHONY: run test soak lint format bench package package-check sysdeps venv clean
+.PHONY: run test soak lint format bench package package-check sysdeps venv clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ test: sysdeps venv
 
 soak: sysdeps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m soak $(PYTEST_ARGS)
+
+# Mutation score of app/crypto, app/core/payload and relay/state against their own test
+# folders (tests/mutation/targets.py). Not part of `make test`: it takes tens of minutes.
+# E.g. MUTATE_ARGS='--only app/crypto/padding.py' or MUTATE_ARGS=--list.
+MUTATE_ARGS ?=
+
+mutate: venv
+	$(PY) -m tests.mutation $(MUTATE_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
