@@ -12,8 +12,6 @@ import binascii
 import hmac
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from app.crypto.codec import Reader, Writer
 from app.crypto.errors import CardError
 from app.crypto.identity import PublicIdentity
@@ -112,10 +110,6 @@ class Card:
         prekey, mailbox = reader.raw(KEY_SIZE), reader.raw(KEY_SIZE)
         url_bytes, name_bytes = reader.var8(), reader.var8()
         reader.end()
-        try:
-            Ed25519PublicKey.from_public_bytes(sign)
-        except ValueError:
-            raise CardError("invalid identity key") from None
         try:
             url, name = url_bytes.decode("ascii"), name_bytes.decode("utf-8")
         except UnicodeDecodeError:

@@ -12,11 +12,15 @@ from pathlib import Path
 
 # (source glob, test paths). The first matching row wins for a file.
 TARGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # The passphrase KDF and key header live in app/crypto, but the store opens profiles with
+    # them, and the store's tests are theirs.
+    ("app/crypto/passphrase.py", ("tests/store/test_passphrase.py", "tests/store/test_vault.py")),
     ("app/crypto/*.py", ("tests/crypto",)),
     ("app/core/payload.py", ("tests/core",)),
+    # The authenticity code: who may start, change, block or end a contact.
+    ("app/core/handshakes.py", ("tests/core",)),
+    ("app/core/contacts.py", ("tests/core",)),
     ("relay/state.py", ("tests/relay",)),
-    # More core modules go here, e.g.:
-    # ("app/core/handshakes.py", ("tests/core",)),
 )
 
 # Test runs: without the long soak runs, stop at the first failure, leave no cache behind.
