@@ -80,12 +80,14 @@ def first_reply(
     kem_pk: bytes,
     kem_sig: bytes,
     ratchet_seed: bytes = b"\x05" * 32,
+    padded: bytes | None = None,
 ) -> bytes:
-    """The responder's first frame as the real key schedule makes it, with the KEM fields the
-    test chooses: what a peer that deviates from the protocol (or a bug) would send."""
+    """The responder's first frame as the real key schedule makes it, with the KEM fields (or
+    the padded body) the test chooses: what a peer that deviates from the protocol would send."""
     assert not responder.cks, "the responder has not sent yet"
     ours = X25519PrivateKey.from_private_bytes(ratchet_seed)
     _, cks = kdf_rk(responder.rk, dh(ours, responder.dhr))
     _, mk = kdf_ck(cks)
     header = encode_header(x25519_public(ours), responder.ns, 0, kem_pk, kem_sig, b"")
-    return header + seal(mk, pad(plaintext), responder.ad + struct.pack(">I", 0) + header)
+    body = pad(plaintext) if padded is None else padded
+    return header + seal(mk, body, responder.ad + struct.pack(">I", 0) + header)
