@@ -14,7 +14,14 @@ from pathlib import Path
 TARGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The passphrase KDF and key header live in app/crypto, but the store opens profiles with
     # them, and the store's tests are theirs.
-    ("app/crypto/passphrase.py", ("tests/store/test_passphrase.py", "tests/store/test_vault.py")),
+    (
+        "app/crypto/passphrase.py",
+        (
+            "tests/store/test_passphrase.py",
+            "tests/store/test_key_header_layout.py",
+            "tests/store/test_vault.py",
+        ),
+    ),
     ("app/crypto/*.py", ("tests/crypto",)),
     ("app/core/payload.py", ("tests/core",)),
     # The authenticity code: who may start, change, block or end a contact.
