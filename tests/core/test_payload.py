@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
 import msgpack
 import pytest
 from hypothesis import given
@@ -99,9 +102,10 @@ def chat(**fields: object) -> bytes:
     return pack({"k": "msg", "seq": 1, "ts": 0, "body": "x", **fields})
 
 
+# The documented ranges (docs/messages.md), as literals: the code must match the document.
 @pytest.mark.parametrize(
     ("field", "low", "high"),
-    [("seq", 1, pl.MAX_SEQ), ("ts", 0, pl.MAX_TIME_MS)],
+    [("seq", 1, 2**63 - 1), ("ts", 0, 253_402_300_799_999)],
 )
 def test_numbers_are_range_checked_at_both_ends(field: str, low: int, high: int) -> None:
     for good in (low, high):
@@ -116,16 +120,17 @@ def test_receipt_ids_are_exactly_sixteen_bytes_of_binary() -> None:
     for bad in ([b"x" * 15], [b"x" * 17], ["x" * 16], [b"x" * 16, "y" * 16]):
         with pytest.raises(pl.PayloadError, match="receipt ids"):
             pl.decode(pack({"k": "rcpt", "read": False, "ids": bad}))
-    full = [bytes([i % 256]) * 16 for i in range(pl.MAX_RECEIPT_IDS)]
+    full = [bytes([i % 256]) * 16 for i in range(512)]
     decoded = pl.decode(pack({"k": "rcpt", "read": True, "ids": full}))
     assert isinstance(decoded, pl.Receipt)
     assert decoded.ids == tuple(full)
 
 
 def test_body_length_is_checked_at_the_limit() -> None:
-    assert pl.decode(chat(body="é" * pl.MAX_BODY_CHARS)) == pl.Chat(1, 0, "é" * 16_000)
+    assert pl.decode(chat(body="é" * 16_000)) == pl.Chat(1, 0, "é" * 16_000)
+    assert pl.decode(chat(body="😀" * 16_000)) == pl.Chat(1, 0, "😀" * 16_000)  # 64,000 bytes
     with pytest.raises(pl.PayloadError, match="too long"):
-        pl.decode(chat(body="x" * (pl.MAX_BODY_CHARS + 1)))
+        pl.decode(chat(body="x" * 16_001))
 
 
 @pytest.mark.parametrize(
@@ -163,3 +168,47 @@ def test_bombs_are_refused_before_they_are_built() -> None:
     ):
         with pytest.raises(pl.PayloadError):
             pl.decode(data)
+
+
+def test_message_ids_are_the_first_16_bytes_of_the_frames_sha256() -> None:
+    frame = b"any ratchet frame"
+    assert pl.message_id(frame) == hashlib.sha256(frame).digest()[:16]
+
+
+def test_an_unknown_kind_is_refused_whatever_fields_it_carries() -> None:
+    for kind in ("zzz", "", None, 1):
+        data = {"k": kind, "read": True, "ids": [], "relay": "ws://a:1", "seq": 1, "ts": 0}
+        with pytest.raises(pl.PayloadError, match="unknown payload kind"):
+            pl.decode(pack({**data, "body": "x", "mb": b"m" * 32, "name": ""}))
+
+
+def test_map_keys_are_text_only() -> None:
+    with pytest.raises(pl.PayloadError, match="not a payload"):
+        pl.decode(pack({"k": "intro", "relay": "ws://a:1", 1: 2}))
+    assert pl.decode(pack({"k": "intro", "relay": "ws://a:1", "later": 2})) == pl.Intro("ws://a:1")
+
+
+def test_up_to_16_fields_are_read_and_bins_up_to_32_bytes() -> None:
+    extra = {f"x{i}": i for i in range(13)}  # k, relay + 13 = 15; with one more, 16
+    assert pl.decode(pack({"k": "intro", "relay": "ws://a:1", **extra, "y": 0})) == pl.Intro(
+        "ws://a:1"
+    )
+    with pytest.raises(pl.PayloadError):
+        pl.decode(pack({"k": "intro", "relay": "ws://a:1", **extra, "y": 0, "z": 0}))
+    assert pl.decode(pack({"k": "intro", "relay": "ws://a:1", "x": b"b" * 32}))
+    with pytest.raises(pl.PayloadError):
+        pl.decode(pack({"k": "intro", "relay": "ws://a:1", "x": b"b" * 33}))
+
+
+@pytest.mark.parametrize("kind", [pl.Intro, pl.Welcome, pl.Chat, pl.Receipt])
+def test_payloads_are_frozen_values(kind: type) -> None:
+    assert dataclasses.is_dataclass(kind)
+    field = dataclasses.fields(kind)[0].name
+    value = {
+        pl.Intro: pl.Intro("ws://a:1"),
+        pl.Welcome: pl.Welcome(b"m" * 32, "ws://a:1", ""),
+        pl.Chat: pl.Chat(1, 0, ""),
+        pl.Receipt: pl.Receipt(False, ()),
+    }[kind]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, field, None)

@@ -38,8 +38,10 @@ class LineMap:
         them (the mutant is "not covered").
 
         Whole modules keep their own order (fixtures and any reliance on it stay intact), but
-        the modules whose selected tests are cheapest run first: with ``-x`` a mutant is
-        usually dead after its first failing test.
+        the target's own test modules (``test_payload*.py`` for ``payload.py``) run first, then
+        the modules whose selected tests are cheapest: with ``-x`` a mutant is usually dead
+        after its first failing test. A line run at import time (a module constant) is run by
+        every test, so it selects the whole folder, in the same order.
         """
         by_line = self.lines.get(path, {})
         contexts: set[str] = set()
@@ -48,16 +50,20 @@ class LineMap:
         if not contexts:
             return None
         if "" in contexts:
-            return list(self.tests)
+            if not self.order:
+                return list(self.tests)
+            contexts = set(self.order)
+        stem = "test_" + Path(path).stem
         rank = {nodeid: i for i, nodeid in enumerate(self.order)}
         cost: dict[str, float] = {}
         for nodeid in contexts:
             module = nodeid.split("::", 1)[0]
             cost[module] = cost.get(module, 0.0) + self.durations.get(nodeid, 0.0)
 
-        def position(nodeid: str) -> tuple[float, str, int, str]:
+        def position(nodeid: str) -> tuple[bool, float, str, int, str]:
             module = nodeid.split("::", 1)[0]
-            return cost[module], module, rank.get(nodeid, len(rank)), nodeid
+            own = Path(module).name.startswith(stem)
+            return not own, cost[module], module, rank.get(nodeid, len(rank)), nodeid
 
         return sorted(contexts, key=position)
 
