@@ -212,3 +212,22 @@ def test_payloads_are_frozen_values(kind: type) -> None:
     }[kind]
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, field, None)
+
+
+def test_513_receipt_ids_are_one_too_many() -> None:
+    ids = [bytes([i % 256, i // 256]) * 8 for i in range(513)]
+    with pytest.raises(pl.PayloadError):
+        pl.decode(pack({"k": "rcpt", "read": False, "ids": ids}))
+    assert len(pl.decode(pack({"k": "rcpt", "read": False, "ids": ids[:512]})).ids) == 512  # type: ignore[union-attr]
+
+
+def test_oversize_strings_and_extension_types_are_refused_before_they_are_built() -> None:
+    """The decoder caps what msgpack may allocate: a string past 64,000 bytes or any
+    extension type fails as "not a payload", even in a field nobody reads."""
+    with pytest.raises(pl.PayloadError, match="not a payload"):
+        pl.decode(chat(body="😀" * 16_000 + "x"))
+    with pytest.raises(pl.PayloadError, match="not a payload"):
+        pl.decode(pack({"k": "intro", "relay": "ws://a:1", "later": "x" * 64_001}))
+    ext = msgpack.ExtType(1, b"a")
+    with pytest.raises(pl.PayloadError, match="not a payload"):
+        pl.decode(pack({"k": "intro", "relay": "ws://a:1", "later": ext}))
