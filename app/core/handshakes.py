@@ -211,7 +211,7 @@ async def on_invitation_frame(engine: Engine, box: OurMailbox, frame: bytes) -> 
     except ReplayedHandshake as replay:
         rid = replay.replay_id
         link = await engine.store.read(lambda r: r.handshakes.get(rid))
-        if link is not None and link.contact_id is not None and not link.state:
+        if link is not None and link.contact_id is not None:
             await engine.on_contact_frame(link.contact_id, frame, via_invitation=True)
         return
     except HandshakeError as exc:
