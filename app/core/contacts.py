@@ -118,20 +118,18 @@ async def accept_request(
                 return r.contacts.get(request.id), []
             old = forget_channels(r, target)
             r.contacts.replace_keys(target, request.identity_keys, now)
-            r.contacts.unblock(request.identity_keys)
             r.merge_contact(request.id, target)
             r.contacts.set_state(target, ContactState.CONTACT)
             return r.contacts.get(target), old
 
         contact, old = await engine.store.run(unit)
     await engine.drop_mailboxes(old)
-    engine.forget_contact(request.id)
+    await engine.forget_contact(request.id)
     if target is not None:
-        engine.forget_contact(target)
+        await engine.forget_contact(target)
     await engine._watch_contact(contact.id)
     engine._emit(RequestRemoved(request.id))
     engine._emit(ContactAdded(contact) if target is None else ContactChanged(contact))
-    engine._wake.set()
     return contact
 
 
@@ -163,7 +161,7 @@ async def block(engine: Engine, contact_id: int) -> Contact:
 
         blocked, old = await engine.store.run(unit)
     await engine.drop_mailboxes(old)
-    engine.forget_contact(contact_id)
+    await engine.forget_contact(contact_id)
     if blocked is None:
         engine._emit(RequestRemoved(contact_id))
         return contact
@@ -177,7 +175,7 @@ async def delete_request(engine: Engine, request_id: int) -> None:
     engine._emit(RequestRemoved(request_id))
 
 
-async def delete_contact(engine: Engine, contact_id: int, keep_history: bool = False) -> None:
+async def delete_contact(engine: Engine, contact_id: int, keep_history: bool) -> None:
     """Forget a contact's channels (unsubscribed, mailboxes gone); with its history, or the
     history kept and the contact ended."""
     contact = await _get(engine, contact_id, ContactState.CONTACT, ContactState.ENDED)
@@ -194,7 +192,7 @@ async def delete_contact(engine: Engine, contact_id: int, keep_history: bool = F
 
         ended, old = await engine.store.run(unit)
     await engine.drop_mailboxes(old)
-    engine.forget_contact(contact.id)
+    await engine.forget_contact(contact.id)
     engine._emit(ContactChanged(ended))
 
 
@@ -208,7 +206,7 @@ async def _delete(engine: Engine, contact_id: int) -> None:
 
         old = await engine.store.run(unit)
     await engine.drop_mailboxes(old)
-    engine.forget_contact(contact_id)
+    await engine.forget_contact(contact_id)
 
 
 async def rename(engine: Engine, contact_id: int, name: str) -> Contact:

@@ -122,6 +122,7 @@ class Engine:
         self._background: set[asyncio.Future[None]] = set()
         self._started = False
         self._closing = False
+        self._closed = False
         self.name = ""
         self.relay_url = ""
         self.read_receipts = True
@@ -159,7 +160,11 @@ class Engine:
 
     async def close(self) -> None:
         """Stop after the frame and the outbox batch in hand: a message stored is also
-        reported, and a send made is also recorded (cut off only after CLOSE_GRACE_S)."""
+        reported, and a send made is also recorded (cut off only after CLOSE_GRACE_S). A
+        second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._closing = True
         self._wake.set()
         self._inbox.put_nowait(None)
@@ -290,11 +295,14 @@ class Engine:
             with contextlib.suppress(NetError):
                 await self._pool.unsubscribe(box.relay_url, box.id)
 
-    def forget_contact(self, contact_id: int) -> None:
-        """A contact or request is gone or lost its channels: no presence or cache of it."""
+    async def forget_contact(self, contact_id: int) -> None:
+        """A contact or request is gone or lost its channels: no presence or cache of it, and
+        the relay is no longer asked to tell us about its mailbox."""
         for key in [k for k, v in self._watched.items() if v == contact_id]:
             del self._watched[key]
             self._offline.discard(key)
+            with contextlib.suppress(NetError):
+                await self._pool.unwatch(key[0], [key[1]])
         self._online_contacts.discard(contact_id)
         stale = [m for m, box in self._contact_boxes.items() if box.contact_id == contact_id]
         for mailbox in stale:

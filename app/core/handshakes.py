@@ -287,7 +287,7 @@ async def _answer(
     contact, old, pushed_out = await engine.store.run(unit)
     await _after_channels_changed(engine, contact, old, mine)
     for gone in pushed_out:
-        engine.forget_contact(gone)
+        await engine.forget_contact(gone)
         engine._emit(RequestRemoved(gone))
     if contact.state is ContactState.REQUEST:
         engine._emit(RequestAdded(contact))  # new, or the same stranger starting over

@@ -5,6 +5,7 @@ with its history coming back, and which contact a same-name warning points at.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from app.core import payload as pl
 from app.core.engine import Engine
 from app.core.errors import SendingBlocked, UnknownContact, UserError
 from app.core.events import (
+    ContactAdded,
     ContactChanged,
     ContactRemoved,
     Event,
@@ -276,3 +278,78 @@ def test_blocking_a_request_forgets_it_and_blocking_a_contact_keeps_its_history(
         assert len(await alice.store.read(lambda r: r.mailboxes.list_ours())) == 1  # the card's
 
     run(tmp_path, 3, body)
+
+
+def test_every_choice_tells_the_front_ends_what_changed(tmp_path: Path) -> None:
+    async def body(alice: Engine, bob: Engine, carol: Engine, dave: Engine) -> None:
+        to_bob, _ = await befriend(alice, bob)
+        for stranger in (carol, dave):
+            await stranger.add_contact(await alice.card())
+            await carry(stranger, alice)
+        carol_request, _dave_request = [s.request for s in await alice.requests()]
+        events: list[Event] = []
+        alice.subscribe(events.append)
+        accepted = await alice.accept_request(carol_request.id)
+        renamed = await alice.rename(to_bob.id, "Bobby")
+        await alice.delete_contact(to_bob.id, keep_history=True)
+        ended = await alice.contact(to_bob.id)
+        quiet = (ContactChanged, ContactRemoved, RequestAdded, RequestRemoved, ContactAdded)
+        said = [e for e in events if isinstance(e, quiet)]
+        assert said == [
+            RequestRemoved(carol_request.id),
+            ContactAdded(accepted),
+            ContactChanged(renamed),
+            ContactChanged(ended),
+        ]
+        status = await alice.status()
+        assert (status.contacts, status.requests) == (2, 1)  # Carol and the ended Bob; Dave
+
+    run(tmp_path, 4, body)
+
+
+def test_a_handshake_under_a_known_key_renews_that_row_and_says_which_kind_it_is(
+    tmp_path: Path,
+) -> None:
+    async def body(alice: Engine, bob: Engine, carol: Engine) -> None:
+        to_bob, to_alice = await befriend(alice, bob)
+        await carol.add_contact(await alice.card())
+        await carry(carol, alice)
+        events: list[Event] = []
+        alice.subscribe(events.append)
+        # Bob lost his session and starts over under the same key; so does Carol.
+        await bob.delete_contact(to_alice.id, keep_history=False)
+        await bob.add_contact(await alice.card())
+        await carry(bob, alice)
+        (carol_row,) = await rows(carol)
+        await carol.delete_contact(carol_row.id, keep_history=False)
+        await carol.add_contact(await alice.card())
+        await carry(carol, alice)
+        kinds = [type(e) for e in events if isinstance(e, (ContactChanged, RequestAdded))]
+        assert kinds == [ContactChanged, RequestAdded]
+        assert [c.id for c in await rows(alice, ContactState.CONTACT)] == [to_bob.id]
+        assert len(await alice.requests()) == 1
+
+    run(tmp_path, 3, body)
+
+
+def test_garbage_is_not_a_code(tmp_path: Path) -> None:
+    async def body(alice: Engine) -> None:
+        for text in ("hello", "anonchat:AAAA", ""):
+            with pytest.raises(UserError, match="not a valid AnonChat code"):
+                await alice.add_contact(text)
+        assert await rows(alice) == []
+
+    run(tmp_path, 1, body)
+
+
+def test_summaries_and_status_are_frozen_values(tmp_path: Path) -> None:
+    async def body(alice: Engine, bob: Engine) -> None:
+        await bob.add_contact(await alice.card())
+        await carry(bob, alice)
+        (summary,) = await alice.requests()
+        status = await alice.status()
+        for value, name in ((summary, "messages"), (status, "requests")):
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(value, name, 0)
+
+    run(tmp_path, 2, body)

@@ -1,7 +1,6 @@
 """The handshake's own steps, each checked for what it must leave behind: the events, the
 welcome's acknowledgement, the retired introduction, refusals of first frames that are not
-introductions, crossing introductions; and the whole of it over a live relay on 127.0.0.1,
-where nothing moves unless the engine subscribes, watches and wakes its outbox itself."""
+introductions, crossing introductions. (Over a live relay: tests/core/test_live_relay.py.)"""
 
 from __future__ import annotations
 
@@ -17,19 +16,14 @@ from app.core.events import (
     ContactChanged,
     Event,
     FrameRejected,
-    MessageAdded,
     PresenceChanged,
     Rejection,
-    RequestAdded,
 )
-from app.core.profile import create_profile, profile_paths
 from app.crypto.card import Card
 from app.crypto.handshake import initiate
 from app.crypto.identity import Identity
-from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.store.records import ContactState, Direction, OutboxKind
-from relay.server import RelayConfig, serve_relay
-from tests.core.engines import PASS, carry, deliver, make, rows
+from tests.core.engines import carry, deliver, make, rows
 
 BOTH = (OutboxKind.MESSAGE, OutboxKind.RECEIPT)
 
@@ -146,50 +140,3 @@ def test_introductions_that_cross_still_end_in_one_conversation(tmp_path: Path) 
         assert "pong" in [m.body for m in await alice.messages(to_bob.id)]
 
     run(tmp_path, body)
-
-
-def test_over_a_live_relay_the_handshake_and_the_first_messages_go_by_themselves(
-    tmp_path: Path,
-) -> None:
-    async def body() -> None:
-        relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
-        url = relay.url.rstrip("/")
-        engines: list[Engine] = []
-        try:
-            for name in ("Alice", "Bob"):
-                paths = profile_paths(str(tmp_path / name.lower()))
-                opened = await create_profile(paths, PASS, name, url, INSECURE_FAST_PARAMS)
-                engine = await Engine.open(opened)
-                await engine.start()
-                engines.append(engine)
-            alice, bob = engines
-            seen: dict[str, list[Event]] = {"alice": [], "bob": []}
-            alice.subscribe(seen["alice"].append)
-            bob.subscribe(seen["bob"].append)
-
-            async def until(
-                who: str, kind: type, test: Callable[[Event], bool] = lambda e: True
-            ) -> Event:
-                for _ in range(200):
-                    for event in seen[who]:
-                        if isinstance(event, kind) and test(event):
-                            return event
-                    await asyncio.sleep(0.05)
-                raise AssertionError(f"{who} never got {kind.__name__}: {seen[who][-8:]}")
-
-            to_bob = await alice.add_contact(await bob.card())
-            asked = await until("bob", RequestAdded)
-            assert isinstance(asked, RequestAdded)
-            await until("alice", ContactChanged, lambda e: e.contact.id == to_bob.id)  # type: ignore[attr-defined]
-            await until("alice", PresenceChanged, lambda e: e.online)  # type: ignore[attr-defined]
-            to_alice = await bob.accept_request(asked.request.id)
-            await alice.send(to_bob.id, "hello over the relay")
-            await until("bob", MessageAdded, lambda e: e.message.body == "hello over the relay")  # type: ignore[attr-defined]
-            await bob.send(to_alice.id, "and back")
-            await until("alice", MessageAdded, lambda e: e.message.body == "and back")  # type: ignore[attr-defined]
-        finally:
-            for engine in engines:
-                await engine.close()
-            await relay.close()
-
-    asyncio.run(body())

@@ -1,0 +1,164 @@
+"""Engines on a live relay on 127.0.0.1 (the real server, in this process): here nothing
+moves unless the engine itself subscribes, watches, unsubscribes and wakes its outbox, so
+these tests see what the others cannot: the handshake going by itself, and a blocked,
+deleted or pushed-out person's mailbox really closing at the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from app.core import handshakes
+from app.core.engine import Engine
+from app.core.events import (
+    ContactChanged,
+    Event,
+    MessageAdded,
+    PresenceChanged,
+    RequestAdded,
+)
+from app.core.profile import create_profile, profile_paths
+from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from relay.server import RelayConfig, serve_relay
+from tests.core.engines import PASS
+
+
+@dataclass
+class Person:
+    engine: Engine
+    events: list[Event] = field(default_factory=list)
+
+    async def until(self, kind: type, test: Callable[[Event], bool] = lambda e: True) -> Event:
+        """The first event of this kind that passes the test, waiting up to 10 s for it."""
+        for _ in range(200):
+            for event in self.events:
+                if isinstance(event, kind) and test(event):
+                    return event
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{self.engine.name} never got {kind.__name__}: {self.events[-8:]}")
+
+    def presence(self, contact_id: int) -> list[bool]:
+        return [
+            e.online
+            for e in self.events
+            if isinstance(e, PresenceChanged) and e.contact_id == contact_id
+        ]
+
+
+@contextlib.asynccontextmanager
+async def people(tmp_path: Path, *names: str) -> AsyncIterator[list[Person]]:
+    relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+    url = relay.url.rstrip("/")
+    made: list[Person] = []
+    try:
+        for name in names:
+            paths = profile_paths(str(tmp_path / name.lower()))
+            engine = await Engine.open(
+                await create_profile(
+                    paths, PASS, name.rstrip("0123456789"), url, INSECURE_FAST_PARAMS
+                )
+            )
+            person = Person(engine)
+            engine.subscribe(person.events.append)
+            await engine.start()
+            made.append(person)
+        yield made
+    finally:
+        for person in made:
+            await person.engine.close()
+        await relay.close()
+
+
+async def introduce(asker: Person, asked: Person) -> tuple[int, int]:
+    """`asker` scans `asked`'s card; `asked` accepts: (asker's contact id, asked's)."""
+    mine = await asker.engine.add_contact(await asked.engine.card())
+    request = await asked.until(
+        RequestAdded, lambda e: e.request.identity_keys == asker.engine.identity.public.to_bytes()
+    )  # type: ignore[attr-defined]
+    theirs = await asked.engine.accept_request(request.request.id)  # type: ignore[attr-defined]
+    await asker.until(
+        ContactChanged, lambda e: e.contact.id == mine.id and not e.contact.awaiting_welcome
+    )  # type: ignore[attr-defined]
+    return mine.id, theirs.id
+
+
+def test_the_handshake_and_the_first_messages_go_by_themselves(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, to_alice = await introduce(alice, bob)
+            await alice.until(PresenceChanged, lambda e: e.online)  # type: ignore[attr-defined]
+            await alice.engine.send(to_bob, "hello over the relay")
+            await bob.until(MessageAdded, lambda e: e.message.body == "hello over the relay")  # type: ignore[attr-defined]
+            await bob.engine.send(to_alice, "and back")
+            await alice.until(MessageAdded, lambda e: e.message.body == "and back")  # type: ignore[attr-defined]
+
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("how", ["block", "delete", "delete-keeping-history"])
+def test_ending_a_contact_closes_our_mailbox_at_the_relay(tmp_path: Path, how: str) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, to_alice = await introduce(alice, bob)
+            await bob.until(PresenceChanged, lambda e: e.contact_id == to_alice and e.online)  # type: ignore[attr-defined]
+            if how == "block":
+                await alice.engine.block(to_bob)
+            else:
+                await alice.engine.delete_contact(to_bob, keep_history=how != "delete")
+            # Bob watches the mailbox Alice read him on: the relay tells him it closed.
+            await bob.until(PresenceChanged, lambda e: e.contact_id == to_alice and not e.online)  # type: ignore[attr-defined]
+            # And Alice hears nothing more of Bob's mailbox (she no longer watches it).
+            before = len(alice.presence(to_bob))
+            await bob.engine.close()
+            await asyncio.sleep(0.5)
+            assert len(alice.presence(to_bob)) == before
+
+    asyncio.run(body())
+
+
+def test_a_request_pushed_out_by_a_newer_one_closes_its_mailbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handshakes, "MAX_REQUESTS", 1)
+
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Stranger1", "Stranger2") as (alice, one, two):
+            to_alice = (await one.engine.add_contact(await alice.engine.card())).id
+            await alice.until(RequestAdded)
+            await one.until(PresenceChanged, lambda e: e.contact_id == to_alice and e.online)  # type: ignore[attr-defined]
+            await two.engine.add_contact(await alice.engine.card())
+            await alice.until(
+                RequestAdded,
+                lambda e: e.request.identity_keys == two.engine.identity.public.to_bytes(),
+            )  # type: ignore[attr-defined]
+            await one.until(PresenceChanged, lambda e: e.contact_id == to_alice and not e.online)  # type: ignore[attr-defined]
+            assert [s.request.identity_keys for s in await alice.engine.requests()] == [
+                two.engine.identity.public.to_bytes()
+            ]
+
+    asyncio.run(body())
+
+
+def test_a_contacts_new_key_is_watched_once_accepted(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob", "Bob2") as (alice, bob, bob2):
+            to_bob, _ = await introduce(bob, alice)  # Alice is the one who accepts here
+            to_bob = (await alice.engine.summaries())[0].contact.id
+            await bob2.engine.add_contact(await alice.engine.card())
+            request = await alice.until(
+                RequestAdded,
+                lambda e: e.request.identity_keys == bob2.engine.identity.public.to_bytes(),
+            )  # type: ignore[attr-defined]
+            await bob.engine.close()
+            await alice.until(PresenceChanged, lambda e: e.contact_id == to_bob and not e.online)  # type: ignore[attr-defined]
+            alice.events.clear()
+            await alice.engine.accept_request(request.request.id, as_new_key_of=to_bob)  # type: ignore[attr-defined]
+            # Bob's new key is online: Alice now watches his new mailbox for that contact.
+            await alice.until(PresenceChanged, lambda e: e.contact_id == to_bob and e.online)  # type: ignore[attr-defined]
+
+    asyncio.run(body())
