@@ -151,12 +151,11 @@ def _open_channels(
 
 
 async def _after_channels_changed(
-    engine: Engine, contact: Contact, old: list[OurMailbox], box: MailboxKey | None
+    engine: Engine, contact: Contact, old: list[OurMailbox], box: MailboxKey
 ) -> None:
     """Unsubscribe what was forgotten, listen on the new mailbox, watch the peer's."""
     await engine.drop_mailboxes(old)
-    if box is not None:
-        await engine._listen(engine.relay_url, box)
+    await engine._listen(engine.relay_url, box)
     await engine._watch_contact(contact.id)
     engine._wake.set()
 

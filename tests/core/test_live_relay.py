@@ -144,21 +144,50 @@ def test_a_request_pushed_out_by_a_newer_one_closes_its_mailbox(
     asyncio.run(body())
 
 
-def test_a_contacts_new_key_is_watched_once_accepted(tmp_path: Path) -> None:
+def test_a_contacts_new_key_replaces_the_old_one_at_the_relay_too(tmp_path: Path) -> None:
     async def body() -> None:
         async with people(tmp_path, "Alice", "Bob", "Bob2") as (alice, bob, bob2):
-            to_bob, _ = await introduce(bob, alice)  # Alice is the one who accepts here
+            to_alice, _ = await introduce(bob, alice)  # Alice is the one who accepts here
             to_bob = (await alice.engine.summaries())[0].contact.id
+            await alice.until(PresenceChanged, lambda e: e.contact_id == to_bob and e.online)  # type: ignore[attr-defined]
+            await bob.until(PresenceChanged, lambda e: e.contact_id == to_alice and e.online)  # type: ignore[attr-defined]
             await bob2.engine.add_contact(await alice.engine.card())
             request = await alice.until(
                 RequestAdded,
                 lambda e: e.request.identity_keys == bob2.engine.identity.public.to_bytes(),
             )  # type: ignore[attr-defined]
-            await bob.engine.close()
-            await alice.until(PresenceChanged, lambda e: e.contact_id == to_bob and not e.online)  # type: ignore[attr-defined]
             alice.events.clear()
             await alice.engine.accept_request(request.request.id, as_new_key_of=to_bob)  # type: ignore[attr-defined]
-            # Bob's new key is online: Alice now watches his new mailbox for that contact.
+            # The old key's channel is closed at the relay: old Bob sees Alice's mailbox go.
+            await bob.until(PresenceChanged, lambda e: e.contact_id == to_alice and not e.online)  # type: ignore[attr-defined]
+            # Alice watches the new key's mailbox for that contact, and no longer the old one.
             await alice.until(PresenceChanged, lambda e: e.contact_id == to_bob and e.online)  # type: ignore[attr-defined]
+            await bob.engine.close()
+            await asyncio.sleep(0.5)
+            assert False not in alice.presence(to_bob)
+
+    asyncio.run(body())
+
+
+def test_a_contact_that_starts_over_is_watched_on_its_new_mailbox(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, to_alice = await introduce(alice, bob)
+            # Bob lost his session and adds Alice again under the same key: Alice renews
+            # the contact's channels as the responder, with no request to accept.
+            await alice.engine.delete_contact(to_bob, keep_history=False)
+            to_bob = (await alice.engine.add_contact(await bob.engine.card())).id
+            await alice.until(
+                ContactChanged, lambda e: e.contact.id == to_bob and not e.contact.awaiting_welcome
+            )  # type: ignore[attr-defined]
+            await bob.engine.delete_contact(to_alice, keep_history=False)
+            bob_again = await bob.engine.add_contact(await alice.engine.card())
+            await bob.until(
+                ContactChanged,
+                lambda e: e.contact.id == bob_again.id and not e.contact.awaiting_welcome,
+            )  # type: ignore[attr-defined]
+            alice.events.clear()
+            await bob.engine.close()
+            await alice.until(PresenceChanged, lambda e: e.contact_id == to_bob and not e.online)  # type: ignore[attr-defined]
 
     asyncio.run(body())
