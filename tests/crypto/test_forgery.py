@@ -218,12 +218,24 @@ def test_stored_sessions_with_chains_of_the_wrong_shape_are_refused(pair: Pair) 
     good = state.parse(pair.a.to_bytes())
     for bad in (
         good.with_(ckr=bytes(31)),
+        good.with_(ckr=bytes(33)),
+        good.with_(ckr=bytes(1)),
         good.with_(cks=bytes(33)),
+        good.with_(cks=bytes(31)),
+        good.with_(cks=bytes(1)),
         good.with_(dhr=bytes(16)),
+        good.with_(dhr=bytes(31)),
+        good.with_(dhr=bytes(33)),
+        good.with_(dhr=bytes(1)),
         good.with_(dhr=b"", ckr=bytes(32)),
         good.with_(peer_kem=bytes(100)),
+        good.with_(peer_kem=bytes(1185)),
         good.with_(kem_ct=bytes(1087)),
+        good.with_(kem_ct=bytes(1089)),
         good.with_(kem_sig=bytes(63)),
+        good.with_(kem_sig=bytes(65)),
+        good.with_(kem_seed=bytes(63)),
+        good.with_(kem_seed=bytes(65)),
     ):
         with pytest.raises(LocalStateError):
             Session.from_bytes(state.build(bad))

@@ -145,3 +145,16 @@ def test_initiate_refuses_what_it_could_not_put_in_an_introduction() -> None:
     ):
         with pytest.raises(ValueError, match="reply mailbox is 32 bytes"):
             initiate(pair.alice, pair.card, name=name, reply_mailbox=mailbox)
+
+
+def test_an_introduction_may_carry_no_name_and_never_shows_its_plaintext() -> None:
+    pair = make_pair(b"no-name", reply=False)
+    frame = _first_frame(pair.alice, pair.card, _intro(pair.alice, b""), pair.rng)
+    accepted = pair.invitation.accept(pair.bob, frame)
+    assert accepted.peer.name == ""
+    other = make_pair(b"secret", reply=False)
+    frame = _first_frame(other.alice, other.card, _intro(other.alice, b"Alice"), other.rng)
+    accepted = other.invitation.accept(other.bob, frame)
+    assert accepted.plaintext == b"\x81\xa1k\xa5intro"
+    assert "intro" not in repr(accepted)
+    assert "plaintext" not in repr(accepted)
