@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from app.crypto.card import Card
 from app.crypto.errors import (
     AuthenticationFailed,
     DecryptError,
@@ -292,3 +293,28 @@ def test_every_short_first_frame_is_a_handshake_error() -> None:
     for size in range(0, 60):
         with pytest.raises(DecryptError):
             pair.b.decrypt(b"\x01\x01" + bytes(size))
+
+
+@pytest.mark.parametrize("point", LOW_ORDER[:3])
+def test_a_card_with_a_low_order_key_cannot_be_started(point: bytes) -> None:
+    pair = make_pair(b"bad-card", reply=False)
+    for card in (
+        Card(pair.card.identity, point, pair.card.relay_url, pair.card.mailbox),
+        Card(
+            PublicIdentity(pair.card.identity.sign, point),
+            pair.card.prekey,
+            pair.card.relay_url,
+            pair.card.mailbox,
+        ),
+    ):
+        with pytest.raises(HandshakeError, match="invalid key"):
+            initiate(pair.alice, card, name="A", reply_mailbox=bytes(32))
+
+
+@pytest.mark.parametrize("point", LOW_ORDER)
+def test_a_first_reply_under_a_low_order_ratchet_key_fails_authentication(point: bytes) -> None:
+    """Even with the real signed ML-KEM prekey in front of it, which passes its check."""
+    pair = make_pair(b"low-reply", reply=False)
+    _, reply = pair.b.encrypt(b"welcome", rng=pair.rng)
+    forged = reply[:3] + point + reply[35:]
+    assert isinstance(_refused(pair.a, forged), AuthenticationFailed)
