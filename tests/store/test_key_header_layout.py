@@ -10,6 +10,8 @@ import struct
 import pytest
 
 from app.crypto.passphrase import (
+    DEFAULT_PARAMS,
+    INSECURE_FAST_PARAMS,
     MAGIC,
     MAGIC_V1,
     HeaderError,
@@ -21,6 +23,7 @@ from app.crypto.passphrase import (
     decode_header,
     derive_key,
     encode_header,
+    new_slot,
     normalize,
 )
 
@@ -148,3 +151,19 @@ def test_every_parameter_goes_into_the_key() -> None:
     assert normalize("A\u030a") == "\u00c5".encode()
     with pytest.raises(PassphraseError):
         normalize("")
+
+
+def test_a_slot_cut_right_after_its_fixed_part_is_truncated_not_a_crash() -> None:
+    good = documented(MAGIC, b"\x02", [(64, 1, 1, b"s" * 16)])[:-32]
+    with pytest.raises(HeaderError, match="truncated"):
+        decode_header(_resealed(good[:20]))  # magic, HMAC, count, 10 bytes of slot: no salt length
+    no_salt = good[:20] + b"\x00"  # a salt length of 0, and nothing after it
+    with pytest.raises(HeaderError, match="salt length out of range"):
+        decode_header(_resealed(no_salt))
+
+
+def test_the_documented_defaults() -> None:
+    """docs/crypto.md: a 16-byte random salt, 256 MiB, 4 passes, 4 lanes."""
+    assert new_slot(DEFAULT_PARAMS).params == KdfParams(256 * 1024, 4, 4)
+    assert len(new_slot(DEFAULT_PARAMS).salt) == 16
+    assert KdfParams(64, 1, 1) == INSECURE_FAST_PARAMS  # what tests use: fast and weak
