@@ -26,11 +26,12 @@ _MIN_BODY = 1 + 4 * KEY_SIZE + 1 + 1
 
 
 def valid_relay_url(url: str) -> bool:
-    """A ws:// or wss:// URL of at most 200 ASCII characters, as a card can carry it."""
+    """A ws:// or wss:// URL of at most 200 printable ASCII characters, as a card can carry
+    it (no spaces or control characters)."""
     if (
         len(url) > MAX_URL_BYTES
         or not url.isascii()
-        or any(c.isspace() or ord(c) < 0x21 for c in url)
+        or any(c.isspace() or ord(c) < 0x21 or c == "\x7f" for c in url)
     ):
         return False
     scheme, sep, rest = url.partition("://")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-_U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
 
 
 class Writer:
@@ -26,16 +24,8 @@ class Writer:
         self._parts.append(bytes((value,)))
         return self
 
-    def u16(self, value: int) -> Writer:
-        self._parts.append(_U16.pack(value))
-        return self
-
     def u32(self, value: int) -> Writer:
         self._parts.append(_U32.pack(value))
-        return self
-
-    def u64(self, value: int) -> Writer:
-        self._parts.append(_U64.pack(value))
         return self
 
     def raw(self, data: bytes) -> Writer:
@@ -79,16 +69,8 @@ class Reader:
     def u8(self) -> int:
         return self._take(1)[0]
 
-    def u16(self) -> int:
-        value: int = _U16.unpack(self._take(2))[0]
-        return value
-
     def u32(self) -> int:
         value: int = _U32.unpack(self._take(4))[0]
-        return value
-
-    def u64(self) -> int:
-        value: int = _U64.unpack(self._take(8))[0]
         return value
 
     def raw(self, size: int) -> bytes:
@@ -99,12 +81,6 @@ class Reader:
 
     def var32(self) -> bytes:
         return self._take(self.u32())
-
-    def remaining(self) -> int:
-        return len(self._data) - self._pos
-
-    def rest(self) -> bytes:
-        return self._take(self.remaining())
 
     def end(self) -> None:
         """Insists the buffer is used up, so no two encodings decode to the same value."""

@@ -26,7 +26,7 @@ def name_problem(name: str, *, allow_empty: bool = False) -> str | None:
         return "a name is text"
     if size > MAX_NAME_BYTES:
         return f"a name is at most {MAX_NAME_BYTES} bytes"
-    if not name.strip():
+    if all(c.isspace() or c in _JOINERS for c in name):  # nothing a reader would see
         return None if allow_empty and not name else "a name is not blank"
     if name != name.strip():
         return "a name does not start or end with spaces"

@@ -90,3 +90,9 @@ def test_the_rule_is_total(name: str) -> None:
     if problem is None:
         assert 0 < len(name.encode()) <= MAX_NAME_BYTES
         assert name == name.strip()
+
+
+def test_a_name_of_joiners_alone_is_blank() -> None:
+    for name in ("\u200d", "\u200c\u200d\u200c", "\u200d \u200d"):
+        assert name_problem(name) == "a name is not blank"
+        assert not valid_name(name, allow_empty=True)
