@@ -7,8 +7,8 @@
 #   3. anonchat --self-test, from both (offscreen; the whole journey in-process)
 #   4. install.sh from the archive into a scratch prefix, then the installed command
 #   5. the frozen anonchat-relay (plain and TLS health checks), serving a whole anonchat-cli
-#      conversation: two profiles, add by card, a message each way, both delivered; then
-#      SIGTERM and a clean exit
+#      conversation: two profiles, add by card, the request accepted, a message each way,
+#      both delivered; then SIGTERM and a clean exit
 #
 # The CLI runs from the project's venv (it is not bundled). Exit 0 only if every check passed.
 set -euo pipefail
@@ -153,6 +153,9 @@ for _ in $(seq 100); do
 done
 grep -q "hello Bob, from a frozen relay" "$work/bob.events" || fail "Bob did not get it"
 unlisten
+# Alice is a message request on Bob's side until he accepts her.
+c bob requests | grep -q Alice || fail "no request from Alice"
+c bob accept Alice >/dev/null || fail "bob accept"
 
 listen alice
 c bob send Alice "hello Alice" --wait 20 | delivered || fail "to Alice"
