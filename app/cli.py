@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.contacts import RequestSummary
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.core.events import (
@@ -38,8 +37,9 @@ from app.core.events import (
 )
 from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profile_paths
 from app.core.qr import QrError, decode_file, make_png
+from app.domain.contacts import Contact, ContactState, RequestSummary
+from app.domain.messages import Direction, Message, Status
 from app.store.errors import StoreError
-from app.store.records import Contact, ContactState, Direction, Message, Status
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 

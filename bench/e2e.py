@@ -39,14 +39,9 @@ from app.crypto.card import Card  # noqa: E402
 from app.crypto.handshake import Invitation, initiate  # noqa: E402
 from app.crypto.identity import Identity  # noqa: E402
 from app.crypto.passphrase import INSECURE_FAST_PARAMS  # noqa: E402
+from app.domain.messages import Direction, Status  # noqa: E402
 from app.store.paths import ProfilePaths  # noqa: E402
-from app.store.records import (  # noqa: E402
-    Direction,
-    NewMessage,
-    NewOutbox,
-    OutboxKind,
-    Status,
-)
+from app.store.records import NewMessage, NewOutbox, OutboxKind  # noqa: E402
 from app.store.store import Store  # noqa: E402
 from relay.server import RelayConfig, serve_relay  # noqa: E402
 from relay.state import RelayLimits  # noqa: E402

@@ -23,10 +23,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.crypto.passphrase import DEFAULT_PARAMS, INSECURE_FAST_PARAMS
+from app.domain.messages import Direction, Status
 from app.store import migrations, vault
 from app.store.messages import index_for_search
 from app.store.paths import ProfilePaths
-from app.store.records import Direction, NewMessage, NewOutbox, OutboxKind, Status
+from app.store.records import NewMessage, NewOutbox, OutboxKind
 from app.store.repos import Repos
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))

@@ -6,7 +6,6 @@ about messaging.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.core import contacts
@@ -18,33 +17,16 @@ from app.crypto.card import Card
 from app.crypto.errors import CardError
 from app.crypto.handshake import Invitation
 from app.crypto.ratchet import Session
+from app.domain.contacts import CardPreview
+from app.domain.messages import Direction, Message, Status
 from app.store.errors import WrongPassphrase
-from app.store.records import (
-    Contact,
-    Direction,
-    MailboxPurpose,
-    Message,
-    NewOutbox,
-    OurMailbox,
-    OutboxKind,
-    Status,
-)
+from app.store.records import MailboxPurpose, NewOutbox, OurMailbox, OutboxKind
 from app.store.repos import Repos
 
 if TYPE_CHECKING:
     from app.core.engine import Engine
 
 MIN_PASSPHRASE = 8
-
-
-@dataclass(frozen=True, slots=True)
-class CardPreview:
-    """Whose code a scanned card is, shown before anything is added."""
-
-    name: str
-    relay_url: str
-    is_self: bool
-    known: Contact | None
 
 
 async def preview_card(engine: Engine, text: str) -> CardPreview:

@@ -17,23 +17,13 @@ from app.core.events import ContactAdded, ContactChanged, ContactRemoved, Reques
 from app.core.handshakes import forget_channels
 from app.core.profile import check_display_name
 from app.crypto.names import name_key
+from app.domain.contacts import Contact, ContactState, RequestSummary
 from app.store.errors import NotFound
-from app.store.records import Contact, ContactState, Message, OurMailbox
+from app.store.records import OurMailbox
 from app.store.repos import Repos
 
 if TYPE_CHECKING:
     from app.core.engine import Engine
-
-
-@dataclass(frozen=True, slots=True)
-class RequestSummary:
-    """A request as the list shows it: who, their first message, and the contact whose name
-    theirs matches (a different key: the plain warning)."""
-
-    request: Contact
-    first_message: Message | None
-    messages: int
-    same_name_as: Contact | None
 
 
 @dataclass(frozen=True, slots=True)

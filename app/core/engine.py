@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from app.core import account, contacts, handshakes, profile
@@ -47,23 +46,19 @@ from app.crypto.safety import (
     safety_number,
     verification_payload,
 )
+from app.domain.contacts import CardPreview, Contact, ContactState, ContactSummary, RequestSummary
+from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message, SearchHit, Status
 from app.net import events as net
 from app.net.errors import NetError, PayloadTooLarge, RelayRefused, RelayUnavailable
 from app.net.pool import RelayPool
 from app.store.errors import NotFound
 from app.store.records import (
-    Contact,
-    ContactState,
-    Direction,
     MailboxPurpose,
-    Message,
     NewMessage,
     NewOutbox,
     OurMailbox,
     OutboxItem,
     OutboxKind,
-    SearchHit,
-    Status,
     TheirMailbox,
 )
 from app.store.repos import Repos
@@ -78,17 +73,6 @@ UNREACHABLE_RETRY_MS = 30_000  # fallback when the relay or the peer's mailbox i
 BATCH = 200
 REJECTED_PREFIX = "rejected."  # settings that count dropped frames by kind
 COALESCE_S = 0.003  # a woken outbox waits this long, so a burst goes out (and is marked) as one
-
-
-@dataclass(frozen=True, slots=True)
-class ContactSummary:
-    """What a contact list row shows."""
-
-    contact: Contact
-    unread: int
-    last: Message | None
-    online: bool
-    established: bool
 
 
 class Engine:
@@ -514,8 +498,8 @@ class Engine:
         """Encrypt, store and queue one message; the outbox takes it from there."""
         if not text.strip():
             raise UserError("an empty message is not sent")
-        if len(text) > pl.MAX_BODY_CHARS:
-            raise UserError(f"a message holds at most {pl.MAX_BODY_CHARS} characters")
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise UserError(f"a message holds at most {MAX_MESSAGE_CHARS} characters")
         seq_key = f"seq:{contact_id}"
 
         def load(r: Repos) -> tuple[Contact, list[TheirMailbox], bytes | None, str | None]:
@@ -651,7 +635,7 @@ class Engine:
 
     # -- requests and what a person does with contacts (app/core/contacts.py) -----------
 
-    async def requests(self) -> list[contacts.RequestSummary]:
+    async def requests(self) -> list[RequestSummary]:
         """Message requests waiting, oldest first, each with its first message."""
         return await contacts.requests(self)
 
@@ -676,7 +660,7 @@ class Engine:
 
     # -- the profile (app/core/account.py) ------------------------------------------------
 
-    async def preview_card(self, text: str) -> account.CardPreview:
+    async def preview_card(self, text: str) -> CardPreview:
         """Whose code this is, before adding it; UserError when it is not a valid code."""
         return await account.preview_card(self, text)
 
@@ -742,26 +726,36 @@ class Engine:
         raise UnknownContact(f"{query!r} matches several; use the id")
 
     async def summaries(self) -> list[ContactSummary]:
+        """Every contact list row (contacts and ended ones, not requests)."""
+
         def load(r: Repos) -> list[ContactSummary]:
             unread = r.messages.unread_counts()
-            rows = []
-            for c in r.contacts.all(ContactState.CONTACT, ContactState.ENDED):
-                page = r.messages.page(c.id, 1)
-                established = not r.outbox.has_handshake_controls(c.id) and bool(
-                    r.mailboxes.list_theirs(c.id)
-                )
-                rows.append(
-                    ContactSummary(
-                        c,
-                        unread.get(c.id, 0),
-                        page[0] if page else None,
-                        c.id in self._online_contacts,
-                        established,
-                    )
-                )
-            return rows
+            return [
+                self._summarize(r, c, unread.get(c.id, 0))
+                for c in r.contacts.all(ContactState.CONTACT, ContactState.ENDED)
+            ]
 
         return await self.store.read(load)
+
+    async def summary(self, contact_id: int) -> ContactSummary | None:
+        """One contact list row, re-read after an event about that contact; None when it is
+        not on the list (gone, or a request)."""
+
+        def load(r: Repos) -> ContactSummary | None:
+            c = _contact_or_none(r, contact_id)
+            if c is None or c.state is ContactState.REQUEST:
+                return None
+            return self._summarize(r, c, r.messages.unread_count(c.id))
+
+        return await self.store.read(load)
+
+    def _summarize(self, r: Repos, c: Contact, unread: int) -> ContactSummary:
+        page = r.messages.page(c.id, 1)
+        established = not r.outbox.has_handshake_controls(c.id) and bool(
+            r.mailboxes.list_theirs(c.id)
+        )
+        online = c.id in self._online_contacts
+        return ContactSummary(c, unread, page[0] if page else None, online, established)
 
     async def messages(
         self, contact_id: int, limit: int = 50, before: int | None = None

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+# What goes wrong opening or re-keying a profile, for the front ends to tell a person.
+from app.store.errors import StoreError, WrongPassphrase
+
+__all__ = [
+    "ProfileBusy",
+    "SendingBlocked",
+    "StoreError",
+    "UnknownContact",
+    "UserError",
+    "WrongPassphrase",
+]
+
 
 class UserError(Exception):
     """Something the user asked for cannot be done; the message says why, nothing changed."""

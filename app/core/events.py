@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.domain.contacts import Contact
+from app.domain.messages import Message, Status
 from app.net.events import ConnectionChanged, ConnectionState
-from app.store.records import Contact, Message, Status
 
 __all__ = [
     "ConnectionChanged",

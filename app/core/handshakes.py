@@ -34,9 +34,8 @@ from app.crypto.errors import CardError, HandshakeError, ReplayedHandshake
 from app.crypto.handshake import Accepted, Invitation, initiate
 from app.crypto.mailbox import MailboxKey
 from app.crypto.ratchet import Session
+from app.domain.contacts import Contact, ContactState
 from app.store.records import (
-    Contact,
-    ContactState,
     MailboxPurpose,
     NewOutbox,
     OurMailbox,

@@ -16,8 +16,8 @@ import msgpack
 
 from app.crypto.card import valid_relay_url
 from app.crypto.names import valid_name
+from app.domain.messages import MAX_MESSAGE_CHARS
 
-MAX_BODY_CHARS = 16_000
 MAX_RECEIPT_IDS = 512
 MSG_ID_SIZE = 16
 MAX_SEQ = 2**63 - 1  # what the store's INTEGER column holds
@@ -103,7 +103,7 @@ def decode(raw: bytes) -> Payload:
             raw,
             raw=False,
             strict_map_key=True,
-            max_str_len=MAX_BODY_CHARS * 4,
+            max_str_len=MAX_MESSAGE_CHARS * 4,
             max_bin_len=MSG_ID_SIZE * 2,
             max_array_len=MAX_RECEIPT_IDS,
             max_map_len=16,
@@ -126,7 +126,7 @@ def decode(raw: bytes) -> Payload:
         return Welcome(mailbox, _relay(data), name)
     if kind == "msg":
         body = _field(data, "body", str)
-        if len(body) > MAX_BODY_CHARS:
+        if len(body) > MAX_MESSAGE_CHARS:
             raise PayloadError("message too long")
         return Chat(_ranged(data, "seq", 1, MAX_SEQ), _ranged(data, "ts", 0, MAX_TIME_MS), body)
     if kind == "rcpt":

@@ -14,18 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from app.domain.messages import Direction, Message, Status, WireId
+
 from .errors import NotFound
-from .records import (
-    STATUS_RANK,
-    Direction,
-    Message,
-    NewMessage,
-    NewOutbox,
-    OutboxItem,
-    OutboxKind,
-    Status,
-    Stored,
-)
+from .records import NewMessage, NewOutbox, OutboxItem, OutboxKind, Stored
 from .tx import atomic
 
 MESSAGE_COLS = (
@@ -43,7 +35,7 @@ def message_from_row(row: Any) -> Message:
         row[0],
         row[1],
         Direction(row[2]),
-        bytes(row[3]),
+        WireId(bytes(row[3])),
         row[4],
         row[5],
         row[6],
@@ -235,6 +227,13 @@ class MessageRepo:
         ).fetchall()
         return {int(c): int(n) for c, n in rows}
 
+    def unread_count(self, contact_id: int) -> int:
+        """Unread incoming messages of one contact."""
+        row = self._conn.execute(
+            "SELECT unread FROM unread_counts WHERE contact_id = ?", (contact_id,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def mark_read(self, contact_id: int, up_to: int) -> list[bytes]:
         """Mark incoming messages up to row `up_to` read; returns their msg_ids (for receipts)."""
         with atomic(self._conn):
@@ -257,8 +256,7 @@ class MessageRepo:
         """
         if status not in (Status.DELIVERED, Status.READ):
             raise ValueError("a receipt says delivered or read")
-        rank = STATUS_RANK[status]
-        lower = [s.value for s, r in STATUS_RANK.items() if r < rank] + [Status.FAILED.value]
+        lower = [s.value for s in Status if s is not status and s.may_become(status)]
         marks = ",".join("?" * len(lower))
         found = 0
         with atomic(self._conn):

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain.contacts import Contact, ContactState
+
 from .errors import NotFound, StoreError
-from .records import Contact, ContactState, KeyHistoryEntry, Profile
+from .records import KeyHistoryEntry, Profile
 from .tx import atomic
 
 _CONTACT_COLS = (

@@ -1,35 +1,12 @@
-"""Rows as frozen dataclasses: what repositories take and return. Times are integer ms."""
+"""Storage-only rows: what repositories take and return besides the domain values
+(app/domain). Times are integer ms."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
-
-class Direction(IntEnum):
-    INCOMING = 0
-    OUTGOING = 1
-
-
-class Status(StrEnum):
-    QUEUED = "queued"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    READ = "read"
-    FAILED = "failed"
-
-
-# Outgoing status only moves forward along this order (a late "delivered" never undoes "read").
-STATUS_RANK = {Status.QUEUED: 0, Status.SENT: 1, Status.DELIVERED: 2, Status.READ: 3}
-
-
-class ContactState(StrEnum):
-    """A contact we talk to; a request from someone we do not know yet (kept apart until
-    accepted); or ended: deleted with its history kept, or blocked."""
-
-    CONTACT = "contact"
-    REQUEST = "request"
-    ENDED = "ended"
+from app.domain.messages import Direction, Status
 
 
 class MailboxPurpose(StrEnum):
@@ -48,18 +25,6 @@ class Profile:
     identity: bytes
     display_name: str
     created_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    id: int
-    display_name: str
-    identity_keys: bytes
-    verified: bool
-    created_at: int
-    state: ContactState = ContactState.CONTACT
-    awaiting_welcome: bool = False
-    blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +76,6 @@ class NewMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    id: int
-    contact_id: int
-    direction: Direction
-    msg_id: bytes
-    sender_seq: int
-    body: str
-    sent_at: int
-    received_at: int | None
-    status: Status
-    is_read: bool
-
-
-@dataclass(frozen=True, slots=True)
 class NewOutbox:
     """A ciphertext to send (and resend until acknowledged) to one mailbox on one relay."""
 
@@ -158,9 +109,3 @@ class Stored:
     duplicate: bool
     message_row: int | None = None
     outbox_row: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    message: Message
-    snippet: str

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain.messages import SearchHit
+
 from . import search as _search
 from .channels import HandshakeRepo, MailboxRepo
 from .messages import MessageRepo, OutboxRepo
 from .people import ContactRepo, ProfileRepo, SessionRepo, SettingsRepo, merge_contact
-from .records import SearchHit
 
 
 @dataclass(frozen=True)

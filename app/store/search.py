@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain.messages import SearchHit
+
 from .messages import MESSAGE_COLS, index_for_search, message_from_row
-from .records import SearchHit
 
 # Snippet highlight markers: control characters a message body will not contain, so the UI
 # can split on them unambiguously.

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
+from app.domain.messages import Message, SearchHit, Status
 
 from . import connection, keystore, vault
 from .errors import WrongPassphrase
 from .keystore import KeyringStatus
 from .paths import ProfilePaths
-from .records import Message, NewMessage, NewOutbox, OutboxItem, Profile, SearchHit, Status, Stored
+from .records import NewMessage, NewOutbox, OutboxItem, Profile, Stored
 from .repos import Repos
 from .tx import atomic
 from .worker import Worker

@@ -10,7 +10,7 @@ from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QPlainTextEdit, QWidget
 
-from app.store.records import Direction, Message, Status
+from app.domain.messages import Direction, Message, Status
 from app.ui.models import ConversationModel, TopPagingProxy
 
 

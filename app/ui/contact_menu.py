@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.errors import UserError
-from app.store.records import Contact
+from app.domain.contacts import Contact
 from app.ui.aio import spawn
 from app.ui.text import safe_text, sentence
 from app.ui.theme import note_label

@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from app.core.engine import Engine
 from app.core.errors import UserError
-from app.store.records import Contact, ContactState, Message, Status
+from app.domain.contacts import Contact, ContactState
+from app.domain.messages import Message, Status
 from app.ui.aio import spawn
 from app.ui.chatview import ChatView, Composer
 from app.ui.delegates import BubbleDelegate

@@ -6,8 +6,8 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from app.core.engine import ContactSummary
-from app.store.records import ContactState, Direction, Message, Status
+from app.domain.contacts import ContactState, ContactSummary
+from app.domain.messages import Direction, Message, Status
 from app.ui.models import HighlightRole, MessageRole, SummaryRole, bubble_text
 from app.ui.text import clock, preview, rebalance, safe_text
 from app.ui.theme import ERROR_COLOR

@@ -32,7 +32,7 @@ from app.core.errors import UserError
 from app.core.qr import QrError, decode_file, decode_image, make_png
 from app.crypto.card import Card
 from app.crypto.errors import CardError
-from app.store.records import Contact
+from app.domain.contacts import Contact
 from app.ui.aio import off_thread, spawn
 from app.ui.scanner import CameraScanner, RegionSelector
 from app.ui.text import safe_text, sentence

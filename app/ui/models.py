@@ -21,8 +21,9 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from app.core.engine import ContactSummary, Engine
-from app.store.records import STATUS_RANK, ContactState, Direction, Message, Status
+from app.core.engine import Engine
+from app.domain.contacts import ContactState, ContactSummary
+from app.domain.messages import Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.text import preview, safe_text
 
@@ -237,9 +238,7 @@ class ConversationModel(QAbstractListModel):
             m = self._rows[i]
             if m.id != message_row:
                 continue
-            if status is not Status.FAILED and STATUS_RANK.get(status, 0) < STATUS_RANK.get(
-                m.status, 0
-            ):
+            if not m.status.may_become(status):
                 return
             self._rows[i] = replace(m, status=status)
             idx = self.index(i)

@@ -8,10 +8,9 @@ from typing import Protocol
 
 from PySide6.QtCore import QObject
 
-from app.core.contacts import RequestSummary
 from app.core.engine import Engine
 from app.core.errors import UserError
-from app.store.records import Contact, ContactState
+from app.domain.contacts import Contact, ContactState, RequestSummary
 from app.ui.aio import spawn
 from app.ui.conversation import ConversationPanel
 from app.ui.requests import RequestsSection

@@ -38,9 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.contacts import RequestSummary
 from app.core.engine import Engine
-from app.store.records import Contact
+from app.domain.contacts import Contact, RequestSummary
 from app.ui.aio import spawn
 from app.ui.delegates import PAD, WARN, elided
 from app.ui.text import preview, safe_text

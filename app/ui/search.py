@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine import Engine
-from app.store.records import Direction, SearchHit
+from app.domain.messages import Direction, SearchHit
 from app.ui.aio import spawn
 from app.ui.text import clock, isolate, one_line, safe_text, visible
 

@@ -34,7 +34,8 @@ from PySide6.QtWidgets import QApplication
 from app.core.profile import profile_paths
 from app.core.qr import decode_file, make_png
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
-from app.store.records import Contact, Direction, Message, Status
+from app.domain.contacts import Contact
+from app.domain.messages import Direction, Message, Status
 from app.ui.launcher import Launcher
 from app.ui.onboarding import WizardPage
 from app.ui.window import MainWindow

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.errors import UserError
-from app.store.records import Contact, ContactState, Direction, Message, SearchHit, Status
+from app.domain.contacts import Contact, ContactState
+from app.domain.messages import Direction, Message, SearchHit, Status
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.bridge import EngineBridge

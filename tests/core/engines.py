@@ -11,8 +11,9 @@ from pathlib import Path
 from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.domain.contacts import Contact, ContactState
 from app.net.events import Delivered
-from app.store.records import Contact, ContactState, OutboxKind
+from app.store.records import OutboxKind
 
 RELAY = "ws://127.0.0.1:9"
 PASS = "first passphrase"

@@ -11,7 +11,7 @@ from app.core.engine import Engine
 from app.core.errors import UserError
 from app.core.profile import open_profile, profile_paths
 from app.crypto.card import Card
-from app.store.records import Direction, Status
+from app.domain.messages import Direction, Status
 from tests.core.engines import PASS, RELAY, make
 
 

@@ -26,7 +26,9 @@ from app.core.events import (
 )
 from app.crypto.card import Card
 from app.crypto.handshake import initiate
-from app.store.records import ContactState, OutboxKind, Status
+from app.domain.contacts import ContactState
+from app.domain.messages import Status
+from app.store.records import OutboxKind
 from tests.core.engines import befriend, carry, deliver, make, rows
 
 

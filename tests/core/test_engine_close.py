@@ -13,8 +13,8 @@ from typing import Any
 
 from app.core.events import Event, MessageAdded
 from app.core.profile import open_profile, profile_paths
+from app.domain.messages import Direction
 from app.net.events import Delivered
-from app.store.records import Direction
 from tests.core.engines import PASS, RELAY, befriend, make
 
 

@@ -22,7 +22,9 @@ from app.core.events import (
 from app.crypto.card import Card
 from app.crypto.handshake import initiate
 from app.crypto.identity import Identity
-from app.store.records import ContactState, Direction, OutboxKind
+from app.domain.contacts import ContactState
+from app.domain.messages import Direction
+from app.store.records import OutboxKind
 from tests.core.engines import carry, deliver, make, rows
 
 BOTH = (OutboxKind.MESSAGE, OutboxKind.RECEIPT)

@@ -19,7 +19,7 @@ from app.core.events import Event, FrameRejected, Rejection
 from app.crypto.card import Card
 from app.crypto.handshake import initiate
 from app.crypto.identity import Identity
-from app.store.records import ContactState
+from app.domain.contacts import ContactState
 from tests.core.engines import befriend, carry, deliver, make, rows
 
 

@@ -80,7 +80,7 @@ def pack(data: object) -> bytes:
         pack({"k": "nope"}),
         pack({"k": "msg", "seq": "1", "ts": 0, "body": "x"}),
         pack({"k": "msg", "seq": True, "ts": 0, "body": "x"}),
-        pack({"k": "msg", "seq": 1, "ts": 0, "body": "x" * (pl.MAX_BODY_CHARS + 1)}),
+        pack({"k": "msg", "seq": 1, "ts": 0, "body": "x" * (pl.MAX_MESSAGE_CHARS + 1)}),
         pack({"k": "msg", "seq": 1, "ts": 0}),
         pack({"k": "rcpt", "read": 1, "ids": []}),
         pack({"k": "rcpt", "read": False, "ids": [b"short"]}),

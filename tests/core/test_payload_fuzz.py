@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from app.core.engine import Engine
 from app.core.events import Event, FrameRejected, MessageAdded, Rejection
 from app.crypto.ratchet import Session
-from app.store.records import Contact, Direction, OutboxKind
+from app.domain.contacts import Contact
+from app.domain.messages import Direction
+from app.store.records import OutboxKind
 from tests.core.engines import befriend, deliver, make, own_loop
 
 EDGE_INTS = st.sampled_from(

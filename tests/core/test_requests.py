@@ -18,7 +18,9 @@ from app.core import payload as pl
 from app.core.engine import Engine
 from app.core.errors import SendingBlocked, UnknownContact, UserError
 from app.core.events import Event, FrameRejected, RequestAdded, RequestRemoved
-from app.store.records import ContactState, Direction, OutboxKind, Status
+from app.domain.contacts import ContactState
+from app.domain.messages import Direction, Status
+from app.store.records import OutboxKind
 from tests.core.engines import befriend, carry, make, rows
 
 

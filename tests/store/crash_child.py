@@ -14,9 +14,10 @@ import sys
 import time
 
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.domain.messages import Direction, Status
 from app.store import vault
 from app.store.paths import ProfilePaths
-from app.store.records import Direction, NewMessage, NewOutbox, OutboxKind, Status
+from app.store.records import NewMessage, NewOutbox, OutboxKind
 from app.store.repos import Repos
 
 

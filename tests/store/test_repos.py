@@ -9,18 +9,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.crypto.stores import AsyncSessionStore, HandshakeReplayStore, SessionStore
+from app.domain.contacts import ContactState
+from app.domain.messages import Direction, Status
 from app.store import connection, migrations
 from app.store.errors import MailboxInUse, NotFound
 from app.store.records import (
-    ContactState,
-    Direction,
     MailboxPurpose,
     NewMessage,
     NewOutbox,
     OurMailbox,
     OutboxKind,
     PendingHandshake,
-    Status,
     TheirMailbox,
 )
 from app.store.repos import Repos

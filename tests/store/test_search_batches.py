@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.domain.messages import Direction, Status
 from app.store import messages as messages_module
 from app.store import migrations
-from app.store.records import Direction, NewMessage, Status
+from app.store.records import NewMessage
 from app.store.repos import Repos
 
 WORDS = ["apple", "pear", "plum", "fig"]

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
-from app.store.records import Contact
+from app.domain.contacts import Contact
 from app.ui.launcher import Launcher
 from app.ui.window import MainWindow
 from relay.server import RelayConfig, serve_relay

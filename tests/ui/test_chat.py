@@ -7,7 +7,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QTest
 
 from app.core.qr import make_png
-from app.store.records import Direction, Status
+from app.domain.messages import Direction, Status
 from app.ui.window import MainWindow
 from tests.ui.conftest import (
     accept_in_window,

@@ -11,7 +11,7 @@ from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMenu
 
-from app.store.records import ContactState
+from app.domain.contacts import ContactState
 from app.ui.a11y import nameless
 from app.ui.contact_menu import ConfirmDialog, RenameDialog
 from app.ui.dialogs import SafetyDialog

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store.records import Direction, Status
+from app.domain.messages import Direction, Status
 from app.ui.demo import GREETING, DemoSession
 from tests.ui.conftest import until
 

@@ -11,7 +11,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 
-from app.store.records import ContactState, Direction, Status
+from app.domain.contacts import ContactState
+from app.domain.messages import Direction, Status
 from app.ui.a11y import nameless
 from app.ui.requests import first_line, same_name_warning
 from app.ui.text import safe_text

@@ -5,7 +5,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from app.store.records import Status
+from app.domain.messages import Status
 from tests.ui.conftest import me_and_a_peer, until
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from app.store.records import Direction, NewMessage, Status
+from app.domain.messages import Direction, Status
+from app.store.records import NewMessage
 from app.ui.search import snippet_html
 from app.ui.text import isolate
 from tests.ui.conftest import fill_history, me_and_a_peer, until

@@ -19,7 +19,9 @@ from PySide6.QtGui import QColor, QImage, QPainter, QStandardItem, QStandardItem
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyleOptionViewItem
 
-from app.store.records import ContactState, Direction, Message, NewMessage, Status
+from app.domain.contacts import ContactState
+from app.domain.messages import Direction, Message, Status
+from app.store.records import NewMessage
 from app.store.repos import Repos
 from app.ui.models import MessageRole, bubble_text
 from app.ui.requests import first_line

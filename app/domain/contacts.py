@@ -1,0 +1,61 @@
+"""Contacts and message requests, and what a list or a scanned card shows of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .messages import Message
+
+
+class ContactState(StrEnum):
+    """A contact we talk to; a request from someone we do not know yet (kept apart until
+    accepted); or ended: deleted with its history kept, or blocked."""
+
+    CONTACT = "contact"
+    REQUEST = "request"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: int
+    display_name: str
+    identity_keys: bytes
+    verified: bool
+    created_at: int
+    state: ContactState = ContactState.CONTACT
+    awaiting_welcome: bool = False
+    blocked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSummary:
+    """What a contact list row shows."""
+
+    contact: Contact
+    unread: int
+    last: Message | None
+    online: bool
+    established: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    """A request as the list shows it: who, their first message, and the contact whose name
+    theirs matches (a different key: the plain warning)."""
+
+    request: Contact
+    first_message: Message | None
+    messages: int
+    same_name_as: Contact | None
+
+
+@dataclass(frozen=True, slots=True)
+class CardPreview:
+    """Whose code a scanned card is, shown before anything is added."""
+
+    name: str
+    relay_url: str
+    is_self: bool
+    known: Contact | None
