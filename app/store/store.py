@@ -1,4 +1,4 @@
-"""The async face of a profile's store: unlock, units of work, and the hot paths by name.
+"""The async face of a profile's store: unlock, units of work, and reads.
 
 Everything runs on the store's single worker thread (see worker.py); callers on the asyncio
 (or qasync) loop only await. `run(fn)` executes fn(repos) as one transaction, which is how the
@@ -8,17 +8,16 @@ engine composes its own atomic units.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TypeVar
 
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
-from app.domain.messages import Message, SearchHit, Status
 
 from . import connection, keystore, vault
 from .errors import WrongPassphrase
 from .keystore import KeyringStatus
 from .paths import ProfilePaths
-from .records import NewMessage, NewOutbox, OutboxItem, Profile, Stored
+from .records import Profile
 from .repos import Repos
 from .tx import atomic
 from .worker import Worker
@@ -133,48 +132,9 @@ class Store:
         finally:
             self._worker.stop()
 
-    # The hot paths, named so the engine does not need lambdas for them.
-
     async def identity(self) -> Profile | None:
+        """The profile's own row, None before it is written."""
         return await self.read(lambda r: r.profile.get())
-
-    async def load_session(self, contact_id: int) -> bytes | None:
-        return await self.read(lambda r: r.sessions.load(contact_id))
-
-    async def save_session(self, contact_id: int, state: bytes, now: int) -> None:
-        await self.run(lambda r: r.sessions.save(contact_id, state, now))
-
-    async def store_incoming(
-        self, message: NewMessage, session_state: bytes, receipt: NewOutbox | None, now: int
-    ) -> Stored:
-        return await self.run(
-            lambda r: r.messages.store_incoming(message, session_state, receipt, now)
-        )
-
-    async def store_outgoing(
-        self, message: NewMessage, session_state: bytes, outbox: NewOutbox, now: int
-    ) -> Stored:
-        return await self.run(
-            lambda r: r.messages.store_outgoing(message, session_state, outbox, now)
-        )
-
-    async def acknowledge(self, contact_id: int, msg_ids: Iterable[bytes], status: Status) -> int:
-        ids = list(msg_ids)
-        return await self.run(lambda r: r.messages.acknowledge(contact_id, ids, status))
-
-    async def page(self, contact_id: int, limit: int, before: int | None = None) -> list[Message]:
-        return await self.read(lambda r: r.messages.page(contact_id, limit, before))
-
-    async def unread_counts(self) -> dict[int, int]:
-        return await self.read(lambda r: r.messages.unread_counts())
-
-    async def search(
-        self, text: str, limit: int = 50, contact_id: int | None = None, before: int | None = None
-    ) -> list[SearchHit]:
-        return await self.read(lambda r: r.search(text, limit, contact_id, before))
-
-    async def due_outbox(self, now: int, limit: int = 100) -> list[OutboxItem]:
-        return await self.read(lambda r: r.outbox.due(now, limit))
 
 
 def profile_files(paths: ProfilePaths) -> list[str]:

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.crypto.stores import AsyncSessionStore, HandshakeReplayStore, SessionStore
 from app.domain.contacts import ContactState
 from app.domain.messages import Direction, Status
 from app.store import connection, migrations
@@ -24,7 +23,6 @@ from app.store.records import (
 )
 from app.store.repos import Repos
 from app.store.search import fts_query
-from app.store.store import Store
 
 
 def incoming(contact: int, n: int, body: str = "") -> NewMessage:
@@ -233,12 +231,6 @@ def test_mailboxes_handshakes_profile(repos: Repos) -> None:
     repos.contacts.delete(c)  # cascades
     assert repos.mailboxes.list_ours() == [inv]
     assert repos.handshakes.pending() == []
-
-
-def test_protocols_are_met(repos: Repos) -> None:
-    assert isinstance(repos.sessions, SessionStore)
-    assert isinstance(repos.handshakes, HandshakeReplayStore)
-    assert issubclass(Store, AsyncSessionStore)
 
 
 SYNTAX = st.text(
