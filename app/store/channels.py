@@ -1,4 +1,4 @@
-"""Repositories for mailboxes (ours and theirs) and handshakes (pending and seen)."""
+"""Repositories for mailboxes (ours and theirs) and the handshakes we accepted."""
 
 # Column lists below are module constants; every value is bound as a parameter.
 # ruff: noqa: S608
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import MailboxInUse
-from .records import MailboxPurpose, OurMailbox, PendingHandshake, TheirMailbox
+from .records import HandshakeLink, MailboxPurpose, OurMailbox, TheirMailbox
 from .tx import atomic
 
 _OURS = "id, private_key, relay_url, purpose, contact_id, created_at"
@@ -102,69 +102,35 @@ class MailboxRepo:
 
 
 class HandshakeRepo:
-    """Handshakes waiting for an answer, and digests of first messages already processed."""
+    """The handshakes we accepted, by replay id, and the contacts they made."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
-    def put(self, handshake: PendingHandshake) -> None:
+    def put(self, link: HandshakeLink) -> None:
         with atomic(self._conn):
             self._conn.execute(
-                "INSERT INTO pending_handshakes (id, contact_id, mailbox_id, state, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "contact_id = excluded.contact_id, mailbox_id = excluded.mailbox_id, "
-                "state = excluded.state",
-                (
-                    handshake.id,
-                    handshake.contact_id,
-                    handshake.mailbox_id,
-                    handshake.state,
-                    handshake.created_at,
-                ),
+                "INSERT INTO handshake_links (id, contact_id, mailbox_id, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "contact_id = excluded.contact_id, mailbox_id = excluded.mailbox_id",
+                (link.id, link.contact_id, link.mailbox_id, link.created_at),
             )
 
-    def get(self, handshake_id: bytes) -> PendingHandshake | None:
+    def get(self, replay_id: bytes) -> HandshakeLink | None:
         row = self._conn.execute(
-            "SELECT id, contact_id, mailbox_id, state, created_at FROM pending_handshakes "
-            "WHERE id = ?",
-            (handshake_id,),
+            "SELECT id, contact_id, mailbox_id, created_at FROM handshake_links WHERE id = ?",
+            (replay_id,),
         ).fetchone()
-        return None if row is None else _pending(row)
+        return None if row is None else _link(row)
 
-    def pending(self) -> list[PendingHandshake]:
+    def all(self) -> list[HandshakeLink]:
         rows = self._conn.execute(
-            "SELECT id, contact_id, mailbox_id, state, created_at FROM pending_handshakes "
+            "SELECT id, contact_id, mailbox_id, created_at FROM handshake_links "
             "ORDER BY created_at, id"
         ).fetchall()
-        return [_pending(r) for r in rows]
-
-    def delete(self, handshake_id: bytes) -> bool:
-        with atomic(self._conn):
-            cur = self._conn.execute("DELETE FROM pending_handshakes WHERE id = ?", (handshake_id,))
-        return bool(cur.rowcount)
-
-    def mark_seen(self, digest: bytes, now: int) -> bool:
-        """True the first time a digest is seen, False on every replay."""
-        with atomic(self._conn):
-            cur = self._conn.execute(
-                "INSERT INTO handshakes_seen (digest, seen_at) VALUES (?, ?) "
-                "ON CONFLICT (digest) DO NOTHING",
-                (digest, now),
-            )
-        return bool(cur.rowcount == 1)
-
-    def was_seen(self, digest: bytes) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM handshakes_seen WHERE digest = ?", (digest,)
-        ).fetchone()
-        return bool(row is not None)
-
-    def prune_seen(self, before: int) -> int:
-        with atomic(self._conn):
-            cur = self._conn.execute("DELETE FROM handshakes_seen WHERE seen_at < ?", (before,))
-        return int(cur.rowcount)
+        return [_link(r) for r in rows]
 
 
-def _pending(row: Any) -> PendingHandshake:
+def _link(row: Any) -> HandshakeLink:
     mailbox = None if row[2] is None else bytes(row[2])
-    return PendingHandshake(bytes(row[0]), row[1], mailbox, bytes(row[3]), row[4])
+    return HandshakeLink(bytes(row[0]), row[1], mailbox, row[3])

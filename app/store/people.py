@@ -235,7 +235,7 @@ def merge_contact(conn: Any, source: int, target: int) -> None:
             "sessions",
             "our_mailboxes",
             "their_mailboxes",
-            "pending_handshakes",
+            "handshake_links",
             "outbox",
         ):
             conn.execute(

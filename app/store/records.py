@@ -52,11 +52,13 @@ class TheirMailbox:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingHandshake:
+class HandshakeLink:
+    """A handshake we accepted on our card's mailbox: `id` is its replay id, which names the
+    contact that later frames of the same handshake belong to."""
+
     id: bytes
     contact_id: int | None
     mailbox_id: bytes | None
-    state: bytes
     created_at: int
 
 

@@ -13,12 +13,12 @@ from app.domain.messages import Direction, Status
 from app.store import connection, migrations
 from app.store.errors import MailboxInUse, NotFound
 from app.store.records import (
+    HandshakeLink,
     MailboxPurpose,
     NewMessage,
     NewOutbox,
     OurMailbox,
     OutboxKind,
-    PendingHandshake,
     TheirMailbox,
 )
 from app.store.repos import Repos
@@ -198,7 +198,9 @@ def test_merging_a_request_moves_everything_and_counts_unread(repos: Repos) -> N
     repos.mailboxes.add_theirs(TheirMailbox(b"t" * 32, "ws://r", request, 1))
     repos.sessions.save(request, b"session", 1)
     repos.sessions.save(target, b"old session", 1)
+    repos.handshakes.put(HandshakeLink(b"h", request, b"m" * 32, 1))
     repos.merge_contact(request, target)
+    assert repos.handshakes.get(b"h") == HandshakeLink(b"h", target, b"m" * 32, 1)
     assert repos.messages.unread_counts() == {target: 4}
     assert repos.sessions.load(target) == b"session"
     assert [m.contact_id for m in repos.mailboxes.list_ours()] == [target]
@@ -220,17 +222,17 @@ def test_mailboxes_handshakes_profile(repos: Repos) -> None:
     assert repos.mailboxes.list_ours(contact_id=c) == [mine]
     repos.mailboxes.add_theirs(TheirMailbox(b"t" * 32, "ws://r", c, 5))
     assert repos.mailboxes.list_theirs(c)[0].id == b"t" * 32
-    hs = PendingHandshake(b"h", c, b"m" * 32, b"state", 1)
-    repos.handshakes.put(hs)
-    assert repos.handshakes.get(b"h") == hs
-    assert repos.handshakes.pending() == [hs]
-    assert repos.handshakes.mark_seen(b"digest", 1) is True
-    assert repos.handshakes.mark_seen(b"digest", 2) is False
-    assert repos.handshakes.prune_seen(2) == 1
-    assert not repos.handshakes.was_seen(b"digest")
+    link = HandshakeLink(b"h", c, b"m" * 32, 1)
+    repos.handshakes.put(link)
+    assert repos.handshakes.get(b"h") == link
+    assert repos.handshakes.get(b"x") is None
+    assert repos.handshakes.all() == [link]
+    moved = HandshakeLink(b"h", c, None, 2)  # a second put moves the link, keeps its time
+    repos.handshakes.put(moved)
+    assert repos.handshakes.all() == [HandshakeLink(b"h", c, None, 1)]
     repos.contacts.delete(c)  # cascades
     assert repos.mailboxes.list_ours() == [inv]
-    assert repos.handshakes.pending() == []
+    assert repos.handshakes.all() == []
 
 
 SYNTAX = st.text(
@@ -303,3 +305,31 @@ def test_migrate_from_every_version(start: int) -> None:
         assert [h.message.body for h in r.search("legacy", 5)] == ["legacy history"]
         assert r.messages.unread_counts() == {1: 1}
     assert migrations.migrate(conn) == []
+
+
+def test_migration_8_keeps_the_handshake_links() -> None:
+    """pending_handshakes becomes handshake_links without its state column, rows kept;
+    handshakes_seen is gone."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrations.configure(conn)
+    migrations.migrate(conn, target=7)
+    conn.execute(
+        "INSERT INTO contacts (display_name, identity_keys, created_at) VALUES ('x', x'01', 1)"
+    )
+    conn.execute(
+        "INSERT INTO pending_handshakes (id, contact_id, mailbox_id, state, created_at) "
+        "VALUES (x'aa', 1, x'bb', x'', 5), (x'cc', NULL, NULL, x'', 6)"
+    )
+    conn.execute("INSERT INTO handshakes_seen (digest, seen_at) VALUES (x'dd', 1)")
+    assert migrations.migrate(conn) == [8]
+    tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "handshake_links" in tables
+    assert not tables & {"pending_handshakes", "handshakes_seen"}
+    columns = [c[1] for c in conn.execute("PRAGMA table_info(handshake_links)")]
+    assert columns == ["id", "contact_id", "mailbox_id", "created_at"]
+    assert Repos(conn).handshakes.all() == [
+        HandshakeLink(b"\xaa", 1, b"\xbb", 5),
+        HandshakeLink(b"\xcc", None, None, 6),
+    ]
+    conn.execute("DELETE FROM contacts WHERE id = 1")  # the link still goes with its contact
+    assert [link.id for link in Repos(conn).handshakes.all()] == [b"\xcc"]
