@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from app.domain.messages import Direction, Message, Status, WireId
+from app.domain.messages import Direction, Message, MessageRow, Status, WireId
 
 from .errors import NotFound
 from .records import NewMessage, NewOutbox, OutboxItem, OutboxKind, Stored
@@ -150,7 +150,7 @@ class MessageRepo:
             )
             box = None
             if outgoing is not None:
-                linked = row if message.direction is Direction.OUTGOING else None
+                linked = MessageRow(row) if message.direction is Direction.OUTGOING else None
                 box = OutboxRepo(self._conn).add(outgoing, linked)
             return Stored(False, row, box)
 
@@ -172,7 +172,7 @@ class MessageRepo:
                 "updated_at = excluded.updated_at",
                 (outbox.contact_id, session_state, now),
             )
-            OutboxRepo(self._conn).add(outbox, row)
+            OutboxRepo(self._conn).add(outbox, MessageRow(row))
 
     def get(self, row: int) -> Message:
         found = self._conn.execute(
@@ -282,7 +282,7 @@ class OutboxRepo:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
-    def add(self, item: NewOutbox, message_row: int | None = None) -> int:
+    def add(self, item: NewOutbox, message_row: MessageRow | None = None) -> int:
         with atomic(self._conn):
             cur = self._conn.execute(
                 "INSERT INTO outbox (contact_id, message_id, kind, mailbox_id, relay_url, "
@@ -330,7 +330,7 @@ class OutboxRepo:
 
     def sent(self, outbox_id: int, next_try: int) -> None:
         """The relay took it. Messages wait for their receipt (resent at next_try if none
-        comes); receipts and control frames are done."""
+        comes); receipts are done."""
         with atomic(self._conn):
             row = self._conn.execute(
                 "SELECT kind, message_id FROM outbox WHERE id = ?", (outbox_id,)
@@ -365,11 +365,6 @@ class OutboxRepo:
                     "AND status IN ('queued', 'sent')",
                     (row[0],),
                 )
-
-    def remove(self, outbox_id: int) -> bool:
-        with atomic(self._conn):
-            cur = self._conn.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
-        return bool(cur.rowcount)
 
     def reschedule(self, relay_url: str, mailbox_id: bytes | None, next_try: int) -> int:
         """Bring forward what waits for a relay (or one mailbox on it) that just came back."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.domain.messages import Direction, Status
+from app.domain.messages import Direction, MessageRow, Status
 
 
 class MailboxPurpose(StrEnum):
@@ -17,7 +17,6 @@ class MailboxPurpose(StrEnum):
 class OutboxKind(StrEnum):
     MESSAGE = "message"
     RECEIPT = "receipt"
-    CONTROL = "control"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +91,12 @@ class NewOutbox:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """A queued ciphertext; `message_row` is the stored message it carries (None for a
+    receipt or a handshake frame)."""
+
     id: int
     contact_id: int
-    message_id: int | None
+    message_row: MessageRow | None
     kind: OutboxKind
     mailbox_id: bytes
     relay_url: str
