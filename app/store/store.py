@@ -28,22 +28,22 @@ T = TypeVar("T")
 class Store:
     """An unlocked profile. Create with `Store.create`, `Store.unlock` or `unlock_remembered`."""
 
-    def __init__(self, paths: ProfilePaths, worker: Worker, opened: vault.Opened) -> None:
+    def __init__(self, paths: ProfilePaths, worker: Worker, unlocked: vault.Unlocked) -> None:
         self.paths = paths
         self._worker = worker
-        self._conn = opened.conn
-        self._key = opened.key
-        self._repos = Repos(opened.conn)
+        self._conn = unlocked.conn
+        self._key = unlocked.key
+        self._repos = Repos(unlocked.conn)
 
     @classmethod
-    async def _open(cls, paths: ProfilePaths, opener: Callable[[], vault.Opened]) -> Store:
+    async def _open(cls, paths: ProfilePaths, opener: Callable[[], vault.Unlocked]) -> Store:
         worker = Worker()
         try:
-            opened = await worker.call(opener)
+            unlocked = await worker.call(opener)
         except BaseException:
             worker.stop()
             raise
-        return cls(paths, worker, opened)
+        return cls(paths, worker, unlocked)
 
     @classmethod
     async def create(
@@ -61,7 +61,7 @@ class Store:
         """Open with the key kept in the OS keyring; None when there is none (or it is stale)."""
         worker = Worker()
 
-        def opener() -> vault.Opened | None:
+        def opener() -> vault.Unlocked | None:
             key = keystore.recall(paths)
             if key is None:
                 return None
@@ -71,14 +71,14 @@ class Store:
                 return None
 
         try:
-            opened = await worker.call(opener)
+            unlocked = await worker.call(opener)
         except BaseException:
             worker.stop()
             raise
-        if opened is None:
+        if unlocked is None:
             worker.stop()
             return None
-        return cls(paths, worker, opened)
+        return cls(paths, worker, unlocked)
 
     async def remember(self) -> KeyringStatus:
         """Keep the key in the OS keyring; the status says why not when it cannot."""

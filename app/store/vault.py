@@ -37,7 +37,7 @@ Step = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
-class Opened:
+class Unlocked:
     """An unlocked, migrated connection and the raw key that opened it."""
 
     conn: Connection
@@ -72,7 +72,7 @@ def create(
     passphrase: str,
     params: KdfParams = DEFAULT_PARAMS,
     randbytes: Callable[[int], bytes] = os.urandom,
-) -> Opened:
+) -> Unlocked:
     """A new profile: private directory, header, keyed database at the latest schema."""
     if p.header.exists() or p.database.exists():
         raise ProfileExists("a profile already exists at that location")
@@ -89,7 +89,7 @@ def create(
         raise
     paths.atomic_write(p.header, encode_header(header))
     paths.tighten(p)
-    return Opened(conn, key)
+    return Unlocked(conn, key)
 
 
 def _finish(p: ProfilePaths, conn: Connection, header: KeyHeader, slot: KeySlot | None) -> None:
@@ -104,7 +104,7 @@ def _finish(p: ProfilePaths, conn: Connection, header: KeyHeader, slot: KeySlot 
     paths.tighten(p)
 
 
-def unlock(p: ProfilePaths, passphrase: str) -> Opened:
+def unlock(p: ProfilePaths, passphrase: str) -> Unlocked:
     """Derive the key from each header slot in turn and open the database with it."""
     header = read_header(p)
     for slot in header.slots:
@@ -114,16 +114,16 @@ def unlock(p: ProfilePaths, passphrase: str) -> Opened:
         except WrongPassphrase:
             continue
         _finish(p, conn, header, slot)
-        return Opened(conn, key)
+        return Unlocked(conn, key)
     raise WrongPassphrase()
 
 
-def unlock_with_key(p: ProfilePaths, key: bytes) -> Opened:
+def unlock_with_key(p: ProfilePaths, key: bytes) -> Unlocked:
     """Open with a remembered raw key (no Argon2id)."""
     header = read_header(p)
     conn = connection.open_keyed(p.database, key, header.page_hmac)
     _finish(p, conn, header, None)
-    return Opened(conn, key)
+    return Unlocked(conn, key)
 
 
 def _matching_slot(header: KeyHeader, passphrase: str, key: bytes) -> KeySlot | None:
