@@ -18,10 +18,10 @@ from app.net.events import (
     ConnectionChanged,
     ConnectionState,
     Delivered,
+    MailboxPresence,
     NetEvent,
-    PresenceChanged,
-    Refused,
     RelayRejected,
+    RequestRefused,
 )
 from app.net.pool import RelayPool
 from app.net.session import Signer
@@ -31,15 +31,15 @@ __all__ = [
     "ConnectionChanged",
     "ConnectionState",
     "Delivered",
+    "MailboxPresence",
     "NetError",
     "NetEvent",
     "PayloadTooLarge",
-    "PresenceChanged",
-    "Refused",
     "RelayPool",
     "RelayRefused",
     "RelayRejected",
     "RelayUnavailable",
+    "RequestRefused",
     "RequestTimeout",
     "Signer",
 ]

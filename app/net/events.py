@@ -38,7 +38,7 @@ class Delivered:
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceChanged:
+class MailboxPresence:
     """A watched mailbox came online or went offline (also sent for each watch restored)."""
 
     url: str
@@ -56,7 +56,7 @@ class RelayRejected:
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
+class RequestRefused:
     """The relay refused a request nobody was waiting on: a restored subscription or watch,
     or a frame of ours it could not read (``mailbox`` is None then)."""
 
@@ -65,4 +65,6 @@ class Refused:
     mailbox: bytes | None = None
 
 
-NetEvent: TypeAlias = ConnectionChanged | Delivered | PresenceChanged | RelayRejected | Refused
+NetEvent: TypeAlias = (
+    ConnectionChanged | Delivered | MailboxPresence | RelayRejected | RequestRefused
+)

@@ -117,7 +117,7 @@ class RelayLink:
         await self._optional(self.session.unsubscribe(mailbox), within)
 
     async def watch(self, mailboxes: Iterable[bytes], within: float) -> frozenset[bytes]:
-        """Remember watches; the ones online now (empty when not connected: a PresenceChanged
+        """Remember watches; the ones online now (empty when not connected: a MailboxPresence
         for each follows once the watches are restored)."""
         await self.wait_online(within)
         value = await self._optional(self.session.watch(mailboxes), within)

@@ -63,7 +63,7 @@ class RelayPool:
         await self._link(url).unsubscribe(mailbox, self.request_timeout)
 
     async def watch(self, url: str, mailboxes: Iterable[bytes]) -> frozenset[bytes]:
-        """Be told (PresenceChanged) when these mailboxes come online or go offline; returns
+        """Be told (MailboxPresence) when these mailboxes come online or go offline; returns
         those online now, or an empty set when not connected (events follow on connect)."""
         return await self._link(url).watch(mailboxes, self.request_timeout)
 

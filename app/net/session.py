@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from app.net.errors import PayloadTooLarge
-from app.net.events import Delivered, NetEvent, PresenceChanged, Refused
+from app.net.events import Delivered, MailboxPresence, NetEvent, RequestRefused
 from relay import wire
 from relay.wire import ErrorCode, RemoteProtocolError
 
@@ -258,7 +258,7 @@ class ClientSession:
                 out.events.append(Delivered(self.url, frame.mailbox, frame.payload))
         elif type(frame) is wire.Presence:
             if frame.mailbox in self._watches:
-                out.events.append(PresenceChanged(self.url, frame.mailbox, frame.online))
+                out.events.append(MailboxPresence(self.url, frame.mailbox, frame.online))
         elif type(frame) is wire.Goodbye:
             self.phase = Phase.CLOSING
             out.goodbye = frame.reason
@@ -279,7 +279,7 @@ class ClientSession:
             try:
                 frame = self._subscribe_frame(rid, mailbox, signer)
             except Exception:  # the engine's signer failed: report it, restore the rest
-                out.events.append(Refused(self.url, "signer_failed", mailbox))
+                out.events.append(RequestRefused(self.url, "signer_failed", mailbox))
                 continue
             self._pending[rid] = _Pending(_Kind.SUBSCRIBE, (mailbox,), restore=True)
             out.outgoing.append(wire.encode(frame))
@@ -296,7 +296,7 @@ class ClientSession:
         rid = frame.request_id
         if rid is None:  # only an Error: about a frame of ours the relay could not read
             assert type(frame) is wire.Error
-            out.events.append(Refused(self.url, frame.code))
+            out.events.append(RequestRefused(self.url, frame.code))
             return
         pending = self._pending.pop(rid, None)
         if pending is None:
@@ -327,7 +327,7 @@ class ClientSession:
             assert isinstance(value, frozenset)
             for mailbox in pending.mailboxes:
                 if mailbox in self._watches:
-                    out.events.append(PresenceChanged(self.url, mailbox, mailbox in value))
+                    out.events.append(MailboxPresence(self.url, mailbox, mailbox in value))
 
     def _on_error(self, pending: _Pending, rid: int, code: str, out: _Builder) -> None:
         if not pending.restore:
@@ -337,7 +337,7 @@ class ClientSession:
             out.replies.append(Reply(rid, error=code))
             return
         mailbox = pending.mailboxes[0] if pending.kind is _Kind.SUBSCRIBE else None
-        out.events.append(Refused(self.url, code, mailbox))
+        out.events.append(RequestRefused(self.url, code, mailbox))
 
     # -- helpers ------------------------------------------------------------------------------
 

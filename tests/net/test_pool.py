@@ -12,7 +12,7 @@ from app.net import (
     ConnectionChanged,
     ConnectionState,
     Delivered,
-    PresenceChanged,
+    MailboxPresence,
     RelayPool,
     RelayRefused,
     RelayUnavailable,
@@ -82,10 +82,10 @@ def test_watchers_hear_a_mailbox_come_online_and_go_offline(relay: RelayProcess)
             online = await watcher.watch(relay.url, [key.mailbox, early.mailbox])
             assert online == frozenset({early.mailbox})
             await owner.subscribe(relay.url, key.mailbox, key.signer)
-            up = PresenceChanged(relay.url, key.mailbox, True)
+            up = MailboxPresence(relay.url, key.mailbox, True)
             await watcher_events.wait_for(lambda e: e == up)
             await owner.unsubscribe(relay.url, key.mailbox)
-            down = PresenceChanged(relay.url, key.mailbox, False)
+            down = MailboxPresence(relay.url, key.mailbox, False)
             await watcher_events.wait_for(lambda e: e == down)
             await watcher.unwatch(relay.url, [early.mailbox])
             mark = watcher_events.mark()
@@ -95,7 +95,7 @@ def test_watchers_hear_a_mailbox_come_online_and_go_offline(relay: RelayProcess)
             assert all(
                 e.mailbox != early.mailbox
                 for e in watcher_events.events[mark:]
-                if isinstance(e, PresenceChanged)
+                if isinstance(e, MailboxPresence)
             )
         finally:
             await asyncio.gather(watcher.close(), owner.close())

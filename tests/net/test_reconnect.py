@@ -9,8 +9,8 @@ from app.net import (
     ConnectionChanged,
     ConnectionState,
     Delivered,
+    MailboxPresence,
     NetEvent,
-    PresenceChanged,
     RelayPool,
 )
 from tests.net.helpers import Recorder, RelayProcess, free_port
@@ -56,7 +56,7 @@ def test_after_a_relay_restart_subscriptions_and_watches_come_back_by_themselves
             await alice_events.wait_for(state_is(url, ConnectionState.ONLINE), since=alice_mark)
             await bob_events.wait_for(state_is(url, ConnectionState.ONLINE), since=bob_mark)
             # Bob's restored watch tells him when Alice's restored subscription is back.
-            back = PresenceChanged(url, alice_box.mailbox, True)
+            back = MailboxPresence(url, alice_box.mailbox, True)
             await bob_events.wait_for(lambda e: e == back, since=bob_mark)
             assert await bob.send(url, alice_box.mailbox, b"after") == 1
             got = await alice_events.wait_for(
@@ -65,7 +65,7 @@ def test_after_a_relay_restart_subscriptions_and_watches_come_back_by_themselves
             assert got == Delivered(url, alice_box.mailbox, b"after")
             # ...and the other direction.
             await alice_events.wait_for(
-                lambda e: e == PresenceChanged(url, bob_box.mailbox, True), since=alice_mark
+                lambda e: e == MailboxPresence(url, bob_box.mailbox, True), since=alice_mark
             )
             assert await alice.send(url, bob_box.mailbox, b"reply") == 1
             await bob_events.wait_for(

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.net.errors import PayloadTooLarge
-from app.net.events import Delivered, PresenceChanged, Refused
+from app.net.events import Delivered, MailboxPresence, RequestRefused
 from app.net.session import ClientSession, NotReady, Phase, Reply
 from relay import wire
 from relay.wire import ErrorCode
@@ -87,7 +87,7 @@ def test_restored_watch_reports_presence_of_every_watched_mailbox() -> None:
     step = session.receive(wire.encode(wire.Watching(watch.request_id, (b,))))
     assert step.violation is None
     assert step.replies == ()
-    assert set(step.events) == {PresenceChanged(URL, a, False), PresenceChanged(URL, b, True)}
+    assert set(step.events) == {MailboxPresence(URL, a, False), MailboxPresence(URL, b, True)}
 
 
 def test_replies_are_matched_to_their_requests_by_id() -> None:
@@ -131,9 +131,9 @@ def test_refused_restore_is_an_event_not_a_reply() -> None:
     step = session.receive(wire.encode(wire.Error(frame.request_id, code)))
     assert step.violation is None
     assert step.replies == ()
-    assert step.events == (Refused(URL, code, key.mailbox),)
+    assert step.events == (RequestRefused(URL, code, key.mailbox),)
     step = session.receive(wire.encode(wire.Error(None, ErrorCode.MALFORMED)))
-    assert step.events == (Refused(URL, ErrorCode.MALFORMED, None),)
+    assert step.events == (RequestRefused(URL, ErrorCode.MALFORMED, None),)
 
 
 def test_a_failing_signer_is_reported_and_the_rest_restored() -> None:
@@ -146,7 +146,7 @@ def test_a_failing_signer_is_reported_and_the_rest_restored() -> None:
     session.subscribe(good.mailbox, good.signer)
     session.connection_made()
     step = session.receive(hello())
-    assert step.events == (Refused(URL, "signer_failed", bad.mailbox),)
+    assert step.events == (RequestRefused(URL, "signer_failed", bad.mailbox),)
     (frame,) = [wire.decode(d) for d in step.outgoing]
     assert isinstance(frame, wire.Subscribe)
     assert frame.mailbox == good.mailbox
@@ -163,7 +163,7 @@ def test_pushes_reach_the_engine_only_for_what_it_asked_for() -> None:
     assert step.events == (Delivered(URL, key.mailbox, b"ct"),)
     assert session.receive(wire.encode(wire.Deliver(other, b"ct"))).events == ()
     step = session.receive(wire.encode(wire.Presence(watched, True)))
-    assert step.events == (PresenceChanged(URL, watched, True),)
+    assert step.events == (MailboxPresence(URL, watched, True),)
     assert session.receive(wire.encode(wire.Presence(other, True))).events == ()
     session.unsubscribe(key.mailbox)
     session.unwatch([watched])
