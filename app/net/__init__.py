@@ -1,6 +1,6 @@
 """The WebSocket client: one connection per relay, kept up and restored by itself.
 
-The engine uses :class:`RelayPool` and the events; :mod:`app.net.session` is the sans-I/O
+The engine uses :class:`RelayPool` and the events; :mod:`app.net.protocol` is the sans-I/O
 protocol core the pool drives.
 """
 
@@ -24,7 +24,7 @@ from app.net.events import (
     RequestRefused,
 )
 from app.net.pool import RelayPool
-from app.net.session import Signer
+from app.net.protocol import Signer
 
 __all__ = [
     "Backoff",

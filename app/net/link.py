@@ -1,8 +1,8 @@
 """One relay URL on websockets: connect, say nothing until hello, reconnect with backoff.
 
-The thin driver around :class:`ClientSession`: it owns the socket, the reconnect loop, the
-futures of callers awaiting replies, and the pacing of writes. Protocol decisions are the
-session's. Logs carry states and error codes only, never mailbox ids, keys or payloads.
+The thin driver around :class:`ClientProtocol`: it owns the socket, the reconnect loop, the
+futures of callers awaiting replies, and the pacing of writes; every protocol decision is
+ClientProtocol's. Logs carry states and error codes only, never mailbox ids, keys or payloads.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from app.net.backoff import Backoff
 from app.net.errors import RelayRefused, RelayUnavailable, RequestTimeout
 from app.net.events import ConnectionChanged, ConnectionState, NetEvent, RelayRejected
 from app.net.pacing import Pacer
-from app.net.session import ClientSession, NotReady, Reply, ReplyValue, Request, Signer
+from app.net.protocol import ClientProtocol, NotReady, Reply, ReplyValue, Request, Signer
 
 log = logging.getLogger("anonchat.net")
 
@@ -52,7 +52,7 @@ class RelayLink:
         except InvalidURI:
             raise ValueError("not a ws:// or wss:// relay URL") from None
         self.url = url
-        self.session = ClientSession(url, max_frame_size=max_frame_size)
+        self.protocol = ClientProtocol(url, max_frame_size=max_frame_size)
         self.state = ConnectionState.CONNECTING
         self._on_event = on_event
         self._backoff = backoff
@@ -87,7 +87,7 @@ class RelayLink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._fail_waiters(self.session.connection_lost())
+        self._fail_waiters(self.protocol.connection_lost())
         if self.state is not ConnectionState.CLOSED:
             self._set_state(ConnectionState.CLOSED)
 
@@ -110,28 +110,28 @@ class RelayLink:
         """Remember and apply a subscription; True once the relay confirmed it, False when it
         will be applied on the next connection. Raises RelayRefused if the relay says no."""
         await self.wait_online(within)
-        request = self.session.subscribe(mailbox, signer)
+        request = self.protocol.subscribe(mailbox, signer)
         return await self._optional(request, within) is not _UNANSWERED
 
     async def unsubscribe(self, mailbox: bytes, within: float) -> None:
-        await self._optional(self.session.unsubscribe(mailbox), within)
+        await self._optional(self.protocol.unsubscribe(mailbox), within)
 
     async def watch(self, mailboxes: Iterable[bytes], within: float) -> frozenset[bytes]:
         """Remember watches; the ones online now (empty when not connected: a MailboxPresence
         for each follows once the watches are restored)."""
         await self.wait_online(within)
-        value = await self._optional(self.session.watch(mailboxes), within)
+        value = await self._optional(self.protocol.watch(mailboxes), within)
         return value if isinstance(value, frozenset) else frozenset()
 
     async def unwatch(self, mailboxes: Iterable[bytes], within: float) -> None:
-        await self._optional(self.session.unwatch(mailboxes), within)
+        await self._optional(self.protocol.unwatch(mailboxes), within)
 
     async def send(self, mailbox: bytes, payload: bytes, within: float) -> int:
         """Forward a payload; the number of subscribers reached, 0 when the mailbox is offline."""
         if not await self.wait_online(within):
             raise RelayUnavailable(f"relay not connected ({self.state.value})")
         try:
-            request = self.session.send(mailbox, payload)
+            request = self.protocol.send(mailbox, payload)
         except NotReady:
             raise RelayUnavailable("relay not connected") from None
         value = await self._request(request, within)
@@ -158,7 +158,7 @@ class RelayLink:
             raise RequestTimeout(f"no answer within {within:g} s") from None
         finally:
             # Timed out or cancelled by the caller: a late answer is then expected, not bogus.
-            self.session.abandon(request.request_id)
+            self.protocol.abandon(request.request_id)
             self._waiters.pop(request.request_id, None)
             if future.done() and not future.cancelled():
                 future.exception()  # the failure was already raised by _write; mark it seen
@@ -207,7 +207,7 @@ class RelayLink:
             finally:
                 self._ws = None
                 self._pacer = None
-                self._fail_waiters(self.session.connection_lost())
+                self._fail_waiters(self.protocol.connection_lost())
             if self._stop.is_set():
                 break
             attempt = 0 if self._healthy else attempt + 1
@@ -217,16 +217,16 @@ class RelayLink:
 
     async def _serve(self, ws: ClientConnection) -> None:
         """Read frames until the connection ends or the relay breaks the protocol."""
-        self.session.connection_made()
+        self.protocol.connection_made()
         async for message in ws:
             if isinstance(message, str):
                 await self._reject(ws, "malformed", "a text message")
                 return
-            step = self.session.receive(message)
+            step = self.protocol.receive(message)
             if step.ready:
                 self._ws = ws
-                assert self.session.limits is not None
-                self._pacer = Pacer.for_limits(self.session.limits, self._clock())
+                assert self.protocol.limits is not None
+                self._pacer = Pacer.for_limits(self.protocol.limits, self._clock())
                 for data in step.outgoing:  # restore before anyone else may write
                     await self._write(data)
                 self._healthy = True

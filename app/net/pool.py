@@ -14,7 +14,7 @@ from app.net.backoff import Backoff
 from app.net.errors import RelayUnavailable
 from app.net.events import ConnectionState, NetEvent
 from app.net.link import EventSink, RelayLink
-from app.net.session import Signer
+from app.net.protocol import Signer
 
 
 class RelayPool:

@@ -1,6 +1,6 @@
 """The client side of the wire protocol with no I/O: bytes in, frames and events out.
 
-One :class:`ClientSession` lives as long as its relay URL does and outlives connections. It
+One :class:`ClientProtocol` lives as long as its relay URL does and outlives connections. It
 remembers what the engine asked for (subscriptions with their signers, watches) and, each time
 a new connection says hello, returns the frames that put all of it back, signed against that
 connection's challenge. It allocates request ids, matches replies to requests, and judges
@@ -56,7 +56,7 @@ class _Kind(enum.Enum):
 class _Pending:
     kind: _Kind
     mailboxes: tuple[bytes, ...]
-    restore: bool  # sent by the session itself after hello: nobody awaits the reply
+    restore: bool  # sent by the protocol itself after hello: nobody awaits the reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ def _violation(detail: str) -> RemoteProtocolError:
     return RemoteProtocolError(ErrorCode.UNEXPECTED_FRAME, detail)
 
 
-class ClientSession:
+class ClientProtocol:
     """Protocol state for one relay URL across any number of connections."""
 
     def __init__(self, url: str, *, max_frame_size: int = 1 << 20) -> None:

@@ -1,4 +1,4 @@
-"""The sans-I/O client session: frames in and out, no sockets."""
+"""The sans-I/O client protocol: frames in and out, no sockets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app.net.errors import PayloadTooLarge
 from app.net.events import Delivered, MailboxPresence, RequestRefused
-from app.net.session import ClientSession, NotReady, Phase, Reply
+from app.net.protocol import ClientProtocol, NotReady, Phase, Reply
 from relay import wire
 from relay.wire import ErrorCode
 from tests.relay.helpers import MailboxKey
@@ -30,9 +30,9 @@ def hello(challenge: bytes | None = None) -> bytes:
     return wire.encode(wire.Hello((1,), challenge or os.urandom(32), LIMITS))
 
 
-def ready(session: ClientSession, challenge: bytes | None = None) -> tuple[bytes, ...]:
-    session.connection_made()
-    step = session.receive(hello(challenge))
+def ready(protocol: ClientProtocol, challenge: bytes | None = None) -> tuple[bytes, ...]:
+    protocol.connection_made()
+    step = protocol.receive(hello(challenge))
     assert step.ready
     assert step.violation is None
     return step.outgoing
@@ -43,28 +43,28 @@ def mailbox() -> bytes:
 
 
 def test_nothing_goes_out_before_hello_and_requests_wait_for_it() -> None:
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     key = MailboxKey.generate()
-    assert session.subscribe(key.mailbox, key.signer) is None
-    assert session.watch([mailbox()]) is None
+    assert protocol.subscribe(key.mailbox, key.signer) is None
+    assert protocol.watch([mailbox()]) is None
     with pytest.raises(NotReady):
-        session.send(mailbox(), b"x")
-    session.connection_made()
+        protocol.send(mailbox(), b"x")
+    protocol.connection_made()
     with pytest.raises(NotReady):
-        session.send(mailbox(), b"x")
-    assert session.phase is Phase.AWAITING_HELLO
+        protocol.send(mailbox(), b"x")
+    assert protocol.phase is Phase.AWAITING_HELLO
 
 
 def test_hello_restores_every_subscription_signed_against_its_challenge() -> None:
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     keys = [MailboxKey.generate() for _ in range(3)]
     watched = [mailbox() for _ in range(5)]
     for key in keys:
-        session.subscribe(key.mailbox, key.signer)
-    session.watch(watched)
+        protocol.subscribe(key.mailbox, key.signer)
+    protocol.watch(watched)
     for _ in range(2):  # the same restore on each new connection, with that connection's proof
         challenge = os.urandom(32)
-        frames = [wire.decode(d) for d in ready(session, challenge)]
+        frames = [wire.decode(d) for d in ready(protocol, challenge)]
         subs = [f for f in frames if isinstance(f, wire.Subscribe)]
         watches = [f for f in frames if isinstance(f, wire.Watch)]
         assert {s.mailbox for s in subs} == {k.mailbox for k in keys}
@@ -74,65 +74,65 @@ def test_hello_restores_every_subscription_signed_against_its_challenge() -> Non
             assert not key.verify(frame, os.urandom(32))
         assert [m for w in watches for m in w.mailboxes] == watched
         assert len({f.request_id for f in subs + watches}) == len(subs) + len(watches)
-        assert session.connection_lost() == ()  # restore requests have no caller to fail
+        assert protocol.connection_lost() == ()  # restore requests have no caller to fail
 
 
 def test_restored_watch_reports_presence_of_every_watched_mailbox() -> None:
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     a, b = mailbox(), mailbox()
-    session.watch([a, b])
-    (data,) = ready(session)
+    protocol.watch([a, b])
+    (data,) = ready(protocol)
     watch = wire.decode(data)
     assert isinstance(watch, wire.Watch)
-    step = session.receive(wire.encode(wire.Watching(watch.request_id, (b,))))
+    step = protocol.receive(wire.encode(wire.Watching(watch.request_id, (b,))))
     assert step.violation is None
     assert step.replies == ()
     assert set(step.events) == {MailboxPresence(URL, a, False), MailboxPresence(URL, b, True)}
 
 
 def test_replies_are_matched_to_their_requests_by_id() -> None:
-    session = ClientSession(URL)
-    ready(session)
+    protocol = ClientProtocol(URL)
+    ready(protocol)
     box = mailbox()
-    first = session.send(box, b"one")
-    second = session.send(box, b"two")
-    watch = session.watch([box])
+    first = protocol.send(box, b"one")
+    second = protocol.send(box, b"two")
+    watch = protocol.watch([box])
     assert watch is not None
     assert len({first.request_id, second.request_id, watch.request_id}) == 3
-    step = session.receive(wire.encode(wire.Sent(second.request_id, 2)))
+    step = protocol.receive(wire.encode(wire.Sent(second.request_id, 2)))
     assert step.replies == (Reply(second.request_id, 2),)
-    step = session.receive(wire.encode(wire.Watching(watch.request_id, (box,))))
+    step = protocol.receive(wire.encode(wire.Watching(watch.request_id, (box,))))
     assert step.replies == (Reply(watch.request_id, frozenset({box})),)
-    step = session.receive(wire.encode(wire.Sent(first.request_id, 0)))
+    step = protocol.receive(wire.encode(wire.Sent(first.request_id, 0)))
     assert step.replies == (Reply(first.request_id, 0),)
-    assert session.pending == frozenset()
+    assert protocol.pending == frozenset()
 
 
 def test_relay_errors_answer_the_request_and_a_refused_subscription_is_forgotten() -> None:
-    session = ClientSession(URL)
-    ready(session)
+    protocol = ClientProtocol(URL)
+    ready(protocol)
     key = MailboxKey.generate()
-    request = session.subscribe(key.mailbox, key.signer)
+    request = protocol.subscribe(key.mailbox, key.signer)
     assert request is not None
-    step = session.receive(wire.encode(wire.Error(request.request_id, ErrorCode.BAD_SIGNATURE)))
+    step = protocol.receive(wire.encode(wire.Error(request.request_id, ErrorCode.BAD_SIGNATURE)))
     assert step.replies == (Reply(request.request_id, error=ErrorCode.BAD_SIGNATURE),)
-    assert session.subscriptions == frozenset()
-    assert [wire.decode(d) for d in ready(session)] == []
+    assert protocol.subscriptions == frozenset()
+    assert [wire.decode(d) for d in ready(protocol)] == []
 
 
 def test_refused_restore_is_an_event_not_a_reply() -> None:
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     key = MailboxKey.generate()
-    session.subscribe(key.mailbox, key.signer)
-    (data,) = ready(session)
+    protocol.subscribe(key.mailbox, key.signer)
+    (data,) = ready(protocol)
     frame = wire.decode(data)
     assert isinstance(frame, wire.Subscribe)
     code = ErrorCode.TOO_MANY_SUBSCRIPTIONS
-    step = session.receive(wire.encode(wire.Error(frame.request_id, code)))
+    step = protocol.receive(wire.encode(wire.Error(frame.request_id, code)))
     assert step.violation is None
     assert step.replies == ()
     assert step.events == (RequestRefused(URL, code, key.mailbox),)
-    step = session.receive(wire.encode(wire.Error(None, ErrorCode.MALFORMED)))
+    step = protocol.receive(wire.encode(wire.Error(None, ErrorCode.MALFORMED)))
     assert step.events == (RequestRefused(URL, ErrorCode.MALFORMED, None),)
 
 
@@ -140,12 +140,12 @@ def test_a_failing_signer_is_reported_and_the_rest_restored() -> None:
     def broken(challenge: bytes) -> tuple[bytes, bytes]:
         raise RuntimeError("no key")
 
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     good, bad = MailboxKey.generate(), MailboxKey.generate()
-    session.subscribe(bad.mailbox, broken)
-    session.subscribe(good.mailbox, good.signer)
-    session.connection_made()
-    step = session.receive(hello())
+    protocol.subscribe(bad.mailbox, broken)
+    protocol.subscribe(good.mailbox, good.signer)
+    protocol.connection_made()
+    step = protocol.receive(hello())
     assert step.events == (RequestRefused(URL, "signer_failed", bad.mailbox),)
     (frame,) = [wire.decode(d) for d in step.outgoing]
     assert isinstance(frame, wire.Subscribe)
@@ -153,22 +153,22 @@ def test_a_failing_signer_is_reported_and_the_rest_restored() -> None:
 
 
 def test_pushes_reach_the_engine_only_for_what_it_asked_for() -> None:
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     key = MailboxKey.generate()
     other, watched = mailbox(), mailbox()
-    session.subscribe(key.mailbox, key.signer)
-    session.watch([watched])
-    ready(session)
-    step = session.receive(wire.encode(wire.Deliver(key.mailbox, b"ct")))
+    protocol.subscribe(key.mailbox, key.signer)
+    protocol.watch([watched])
+    ready(protocol)
+    step = protocol.receive(wire.encode(wire.Deliver(key.mailbox, b"ct")))
     assert step.events == (Delivered(URL, key.mailbox, b"ct"),)
-    assert session.receive(wire.encode(wire.Deliver(other, b"ct"))).events == ()
-    step = session.receive(wire.encode(wire.Presence(watched, True)))
+    assert protocol.receive(wire.encode(wire.Deliver(other, b"ct"))).events == ()
+    step = protocol.receive(wire.encode(wire.Presence(watched, True)))
     assert step.events == (MailboxPresence(URL, watched, True),)
-    assert session.receive(wire.encode(wire.Presence(other, True))).events == ()
-    session.unsubscribe(key.mailbox)
-    session.unwatch([watched])
-    assert session.receive(wire.encode(wire.Deliver(key.mailbox, b"late"))).events == ()
-    assert session.receive(wire.encode(wire.Presence(watched, False))).events == ()
+    assert protocol.receive(wire.encode(wire.Presence(other, True))).events == ()
+    protocol.unsubscribe(key.mailbox)
+    protocol.unwatch([watched])
+    assert protocol.receive(wire.encode(wire.Deliver(key.mailbox, b"late"))).events == ()
+    assert protocol.receive(wire.encode(wire.Presence(watched, False))).events == ()
 
 
 @pytest.mark.parametrize(
@@ -182,87 +182,87 @@ def test_pushes_reach_the_engine_only_for_what_it_asked_for() -> None:
     ],
 )
 def test_frames_the_protocol_does_not_allow_are_violations(frame: wire.Frame) -> None:
-    session = ClientSession(URL)
-    ready(session)
-    step = session.receive(wire.encode(frame))
+    protocol = ClientProtocol(URL)
+    ready(protocol)
+    step = protocol.receive(wire.encode(frame))
     assert step.violation is not None
     assert step.events == ()
     assert step.replies == ()
 
 
 def test_a_reply_of_the_wrong_kind_is_a_violation() -> None:
-    session = ClientSession(URL)
-    ready(session)
+    protocol = ClientProtocol(URL)
+    ready(protocol)
     box = mailbox()
-    send = session.send(box, b"x")
-    assert session.receive(wire.encode(wire.Ok(send.request_id))).violation is not None
-    watch = session.watch([box])
+    send = protocol.send(box, b"x")
+    assert protocol.receive(wire.encode(wire.Ok(send.request_id))).violation is not None
+    watch = protocol.watch([box])
     assert watch is not None
     bogus = wire.Watching(watch.request_id, (mailbox(),))  # names a mailbox not asked about
-    assert session.receive(wire.encode(bogus)).violation is not None
+    assert protocol.receive(wire.encode(bogus)).violation is not None
 
 
 def test_anything_before_hello_is_a_violation_and_an_old_only_relay_is_refused() -> None:
-    session = ClientSession(URL)
-    session.connection_made()
-    assert session.receive(wire.encode(wire.Deliver(bytes(32), b"x"))).violation is not None
-    session.connection_made()
-    step = session.receive(wire.encode(wire.Hello((7,), bytes(32), LIMITS)))
+    protocol = ClientProtocol(URL)
+    protocol.connection_made()
+    assert protocol.receive(wire.encode(wire.Deliver(bytes(32), b"x"))).violation is not None
+    protocol.connection_made()
+    step = protocol.receive(wire.encode(wire.Hello((7,), bytes(32), LIMITS)))
     assert step.violation is not None
     assert step.violation.code == ErrorCode.UNSUPPORTED_VERSION
 
 
 def test_a_late_reply_to_an_abandoned_request_is_dropped_quietly() -> None:
-    session = ClientSession(URL)
-    ready(session)
-    request = session.send(mailbox(), b"x")
-    session.abandon(request.request_id)
-    step = session.receive(wire.encode(wire.Sent(request.request_id, 1)))
+    protocol = ClientProtocol(URL)
+    ready(protocol)
+    request = protocol.send(mailbox(), b"x")
+    protocol.abandon(request.request_id)
+    step = protocol.receive(wire.encode(wire.Sent(request.request_id, 1)))
     assert step.violation is None
     assert step.replies == ()
     # ...once: a second answer to the same id is bogus.
-    assert session.receive(wire.encode(wire.Sent(request.request_id, 1))).violation is not None
+    assert protocol.receive(wire.encode(wire.Sent(request.request_id, 1))).violation is not None
 
 
 def test_losing_the_connection_fails_only_the_callers_requests() -> None:
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     key = MailboxKey.generate()
-    session.subscribe(key.mailbox, key.signer)
-    ready(session)
-    sends = {session.send(mailbox(), b"x").request_id for _ in range(3)}
-    assert set(session.connection_lost()) == sends
-    assert session.phase is Phase.DISCONNECTED
-    assert session.receive(wire.encode(wire.Sent(min(sends), 1))).replies == ()
-    assert session.subscriptions == {key.mailbox}
+    protocol.subscribe(key.mailbox, key.signer)
+    ready(protocol)
+    sends = {protocol.send(mailbox(), b"x").request_id for _ in range(3)}
+    assert set(protocol.connection_lost()) == sends
+    assert protocol.phase is Phase.DISCONNECTED
+    assert protocol.receive(wire.encode(wire.Sent(min(sends), 1))).replies == ()
+    assert protocol.subscriptions == {key.mailbox}
 
 
 def test_goodbye_is_not_a_violation() -> None:
-    session = ClientSession(URL)
-    ready(session)
-    step = session.receive(wire.encode(wire.Goodbye(ErrorCode.GOING_AWAY)))
+    protocol = ClientProtocol(URL)
+    ready(protocol)
+    step = protocol.receive(wire.encode(wire.Goodbye(ErrorCode.GOING_AWAY)))
     assert step.goodbye == ErrorCode.GOING_AWAY
     assert step.violation is None
 
 
 def test_an_oversize_send_is_refused_before_it_leaves() -> None:
-    session = ClientSession(URL)
-    ready(session)
+    protocol = ClientProtocol(URL)
+    ready(protocol)
     with pytest.raises(PayloadTooLarge) as caught:
-        session.send(mailbox(), bytes(LIMITS.max_frame_size))
+        protocol.send(mailbox(), bytes(LIMITS.max_frame_size))
     assert caught.value.limit == LIMITS.max_frame_size
-    assert session.pending == frozenset()
-    session.send(mailbox(), bytes(LIMITS.max_frame_size - 100))
+    assert protocol.pending == frozenset()
+    protocol.send(mailbox(), bytes(LIMITS.max_frame_size - 100))
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300), st.booleans())
 def test_no_bytes_from_a_relay_make_the_session_raise(data: bytes, after_hello: bool) -> None:
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     if after_hello:
-        ready(session)
+        ready(protocol)
     else:
-        session.connection_made()
-    step = session.receive(data)
+        protocol.connection_made()
+    step = protocol.receive(data)
     assert step.replies == ()
 
 
@@ -285,29 +285,29 @@ _KEYS = [MailboxKey.generate() for _ in range(6)]
 def test_after_any_history_a_new_hello_restores_exactly_what_is_wanted(
     ops: list[tuple[str, int]],
 ) -> None:
-    session = ClientSession(URL)
+    protocol = ClientProtocol(URL)
     subs: set[bytes] = set()
     watches: set[bytes] = set()
     for op, i in ops:
         box = _KEYS[i].mailbox
         if op == "sub":
-            session.subscribe(box, _KEYS[i].signer)
+            protocol.subscribe(box, _KEYS[i].signer)
             subs.add(box)
         elif op == "unsub":
-            session.unsubscribe(box)
+            protocol.unsubscribe(box)
             subs.discard(box)
         elif op == "watch":
-            session.watch([box])
+            protocol.watch([box])
             watches.add(box)
         elif op == "unwatch":
-            session.unwatch([box])
+            protocol.unwatch([box])
             watches.discard(box)
         elif op == "reconnect":
-            ready(session)
+            ready(protocol)
         else:
-            session.connection_lost()
+            protocol.connection_lost()
     challenge = os.urandom(32)
-    frames = [wire.decode(d) for d in ready(session, challenge)]
+    frames = [wire.decode(d) for d in ready(protocol, challenge)]
     restored = {f.mailbox for f in frames if isinstance(f, wire.Subscribe)}
     watched = {m for f in frames if isinstance(f, wire.Watch) for m in f.mailboxes}
     assert restored == subs
