@@ -72,45 +72,46 @@ class WireError(RemoteProtocolError):
 # that into a WireError so the same rules guard what we build and what we read.
 
 
-def _fail(name: str, why: str) -> LocalProtocolError:
+def bad_field(name: str, why: str) -> LocalProtocolError:
+    """The error for a field that breaks the format (relay.wire's decoder raises it too)."""
     return LocalProtocolError(ErrorCode.MALFORMED, f"{name} {why}")
 
 
 def _uint(name: str, value: Any, top: int = MAX_REQUEST_ID) -> int:
     if type(value) is not int or not 0 <= value <= top:
-        raise _fail(name, f"must be an integer in 0..{top}")
+        raise bad_field(name, f"must be an integer in 0..{top}")
     return value
 
 
 def _bytes(name: str, value: Any, size: int | None = None) -> bytes:
     if type(value) is not bytes:
-        raise _fail(name, "must be bytes")
+        raise bad_field(name, "must be bytes")
     if size is not None and len(value) != size:
-        raise _fail(name, f"must be {size} bytes")
+        raise bad_field(name, f"must be {size} bytes")
     return value
 
 
 def _text(name: str, value: Any) -> str:
     if type(value) is not str or not 0 < len(value) <= 64:
-        raise _fail(name, "must be a string of 1..64 characters")
+        raise bad_field(name, "must be a string of 1..64 characters")
     return value
 
 
 def _bool(name: str, value: Any) -> bool:
     if type(value) is not bool:
-        raise _fail(name, "must be a boolean")
+        raise bad_field(name, "must be a boolean")
     return value
 
 
 def _number(name: str, value: Any) -> float:
     if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
-        raise _fail(name, "must be a positive finite number")
+        raise bad_field(name, "must be a positive finite number")
     return float(value)
 
 
 def _mailboxes(name: str, value: Any) -> tuple[bytes, ...]:
     if type(value) not in (list, tuple):
-        raise _fail(name, "must be an array of mailbox ids")
+        raise bad_field(name, "must be an array of mailbox ids")
     for item in value:
         _bytes(name, item, MAILBOX_ID_SIZE)
     return tuple(value)
@@ -118,7 +119,7 @@ def _mailboxes(name: str, value: Any) -> tuple[bytes, ...]:
 
 def _versions(name: str, value: Any) -> tuple[int, ...]:
     if type(value) not in (list, tuple) or not value:
-        raise _fail(name, "must be a non-empty array of versions")
+        raise bad_field(name, "must be a non-empty array of versions")
     return tuple(_uint(name, v, 255) for v in value)
 
 
@@ -160,7 +161,7 @@ class Hello:
         _versions("versions", self.versions)
         _bytes("challenge", self.challenge, CHALLENGE_SIZE)
         if not isinstance(self.limits, Limits):
-            raise _fail("limits", "must be a Limits")
+            raise bad_field("limits", "must be a Limits")
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from relay.frames import (
     Watch,
     Watching,
     WireError,
-    _fail,
+    bad_field,
 )
 
 __all__ = [
@@ -167,10 +167,10 @@ def _unpack(data: bytes, max_size: int) -> Any:
 
 def _limits_from(value: Any) -> Limits:
     if type(value) is not dict:
-        raise _fail("limits", "must be a map")
+        raise bad_field("limits", "must be a map")
     missing = [k for k in _LIMIT_KEYS if k not in value]
     if missing:
-        raise _fail("limits", f"lacks {missing[0]}")
+        raise bad_field("limits", f"lacks {missing[0]}")
     return Limits(**{k: value[k] for k in _LIMIT_KEYS})
 
 
@@ -210,7 +210,7 @@ def decode(data: bytes, max_size: int = DEFAULT_MAX_FRAME_SIZE) -> Frame:
     try:
         for attr, key in _KEYS[cls]:
             if key not in envelope:
-                raise _fail(key, f"is missing from {kind}")
+                raise bad_field(key, f"is missing from {kind}")
             value = envelope[key]
             convert = _CONVERT.get(key)
             values[attr] = value if convert is None else convert(value)
