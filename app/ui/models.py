@@ -18,7 +18,6 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     Qt,
-    Signal,
 )
 
 from app.core.engine import Engine
@@ -95,9 +94,6 @@ class ContactListModel(QAbstractListModel):
 class ConversationModel(QAbstractListModel):
     """The loaded pages of one conversation, oldest first; new messages append at the end."""
 
-    first_page_loaded = Signal()
-    older_loaded = Signal(int)  # how many rows were put in front
-
     def __init__(
         self,
         engine: Engine,
@@ -136,7 +132,6 @@ class ConversationModel(QAbstractListModel):
         self._ids = {m.id for m in rows}
         self.endResetModel()
         self._ready = True
-        self.first_page_loaded.emit()
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
         return not parent.isValid() and self._ready and self._more and not self._loading
@@ -162,7 +157,6 @@ class ConversationModel(QAbstractListModel):
             self._rows[:0] = page
             self._ids.update(m.id for m in page)
             self.endInsertRows()
-        self.older_loaded.emit(len(page))
 
     async def load_until(self, message_row: int) -> int | None:
         """Page back until `message_row` is loaded; its model row, or None if not found.
@@ -188,7 +182,6 @@ class ConversationModel(QAbstractListModel):
                 self._rows[:0] = page
                 self._ids.update(m.id for m in page)
                 self.endInsertRows()
-                self.older_loaded.emit(len(page))
             size = min(size * 2, MAX_JUMP_PAGE)
         return row
 
@@ -252,10 +245,6 @@ class ConversationModel(QAbstractListModel):
 
     def row_of(self, message_row: int) -> int | None:
         return next((i for i, m in enumerate(self._rows) if m.id == message_row), None)
-
-    @property
-    def has_older(self) -> bool:
-        return self._more
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
