@@ -23,19 +23,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import UserError
+from app.core.errors import StoreError, UserError, WrongPassphrase
 from app.core.profile import (
     DEFAULT_RELAY,
     NO_KEYRING,
     Opened,
+    ProfilePaths,
     check_relay_url,
     create_profile,
     keyring_available,
     open_profile,
 )
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
-from app.store.errors import StoreError, WrongPassphrase
-from app.store.paths import ProfilePaths
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.text import sentence

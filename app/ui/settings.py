@@ -22,8 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine import Engine
-from app.core.errors import UserError
-from app.store.errors import StoreError
+from app.core.errors import StoreError, UserError
 from app.ui.aio import spawn
 from app.ui.onboarding import MIN_PASSPHRASE, strength
 from app.ui.prefs import Prefs, save_prefs
