@@ -55,9 +55,9 @@ def run_app(args: argparse.Namespace) -> int:
 
     from app.core.errors import UserError
     from app.core.profile import profile_paths
-    from app.ui.launcher import Launcher, Session
+    from app.ui.launcher import Launcher, RunningProfile
 
-    session: Session
+    session: RunningProfile
     if args.demo:
         from app.ui.demo import DemoSession
 

@@ -19,8 +19,8 @@ from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.ui.aio import spawn
+from app.ui.embedded_relay import EmbeddedRelay, start_embedded_relay
 from app.ui.window import MainWindow
-from relay.server import RelayConfig, RelayHandle, serve_relay
 
 log = logging.getLogger(__name__)
 NAMES = ("Alice", "Bob")
@@ -33,7 +33,7 @@ class DemoSession(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.directory: Path | None = None
-        self.relay: RelayHandle | None = None
+        self.relay: EmbeddedRelay | None = None
         self.engines: list[Engine] = []
         self.windows: list[MainWindow] = []
         self.ready = asyncio.Event()
@@ -52,7 +52,7 @@ class DemoSession(QObject):
     async def start(self) -> None:
         # The passphrase protects nothing worth keeping: the profiles die with the demo.
         self.directory = Path(tempfile.mkdtemp(prefix="anonchat-demo-"))
-        self.relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+        self.relay = await start_embedded_relay()
         url = str(self.relay.url)
         for name in NAMES:
             paths = profile_paths(str(self.directory / name.lower()))

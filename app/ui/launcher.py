@@ -8,42 +8,25 @@ import contextlib
 import gc
 import logging
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QWidget
 
 from app.core.engine import Engine
-from app.core.errors import UserError
-from app.core.profile import DEFAULT_RELAY, Opened, open_profile
+from app.core.errors import StoreError, UserError
+from app.core.profile import Opened, ProfilePaths, open_profile
 from app.crypto.passphrase import KdfParams
-from app.store.errors import StoreError
-from app.store.paths import ProfilePaths
-from app.ui.aio import is_listening, spawn
+from app.ui.aio import spawn
+from app.ui.embedded_relay import EmbeddedRelay, embedded_relay_for
 from app.ui.onboarding import UnlockPage, WizardPage
 from app.ui.window import MainWindow
-from relay.server import RelayConfig, RelayHandle, serve_relay
 
 log = logging.getLogger(__name__)
 
 
-async def embedded_relay_for(relay_url: str) -> RelayHandle | None:
-    """Start the in-process relay when the profile uses the default one and nothing listens."""
-    if relay_url.rstrip("/") != DEFAULT_RELAY:
-        return None
-    parts = urlsplit(DEFAULT_RELAY)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 8765
-    if await is_listening(host, port):
-        return None
-    try:
-        return await serve_relay(RelayConfig(host=host, port=port))
-    except OSError:
-        log.warning("could not start the embedded relay; connecting to the configured one")
-        return None
-
-
-class Session(Protocol):
-    """What the composition root runs: `run()` returns once everything is shut down."""
+class RunningProfile(Protocol):
+    """What the composition root runs (a profile, or the demo's two): `run()` returns once
+    everything is shut down."""
 
     async def run(self) -> None: ...
 
@@ -69,7 +52,7 @@ class Launcher(QObject):
         self.gate: QWidget | None = None
         self.window: MainWindow | None = None
         self.engine: Engine | None = None
-        self.relay: RelayHandle | None = None
+        self.relay: EmbeddedRelay | None = None
         self._done: asyncio.Future[None] | None = None
         self.ready = asyncio.Event()  # set once the main window shows
         self._unlock_page: UnlockPage | None = None

@@ -36,10 +36,10 @@ from app.core.qr import decode_file, make_png
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.domain.contacts import Contact
 from app.domain.messages import Direction, Message, Status
+from app.ui.embedded_relay import EmbeddedRelay, start_embedded_relay
 from app.ui.launcher import Launcher
 from app.ui.onboarding import WizardPage
 from app.ui.window import MainWindow
-from relay.server import RelayConfig, RelayHandle, serve_relay
 
 TIMEOUT = 60.0
 CLEANUP_TIMEOUT = 15.0
@@ -105,7 +105,7 @@ class SelfTest:
     out: TextIO
     workdir: Path
     step: int = 0
-    relay: RelayHandle | None = None
+    relay: EmbeddedRelay | None = None
     people: list[Person] = field(default_factory=list)
     card: str = ""
     passphrase: str = field(default_factory=lambda: secrets.token_urlsafe(16))
@@ -134,7 +134,7 @@ class SelfTest:
     # -- steps ---------------------------------------------------------------------------
 
     async def start_relay(self) -> None:
-        self.relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+        self.relay = await start_embedded_relay()
         self.passed(self.relay.url)
 
     async def create(self, name: str) -> Person:
