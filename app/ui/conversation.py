@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.domain.contacts import Contact, ContactState
-from app.domain.messages import Message, Status
+from app.domain.messages import MAX_MESSAGE_CHARS, Message, Status
 from app.ui.aio import spawn
 from app.ui.chatview import ChatView, Composer
 from app.ui.delegates import BubbleDelegate
@@ -19,7 +19,6 @@ from app.ui.requests import RequestBar
 from app.ui.text import safe_text, sentence
 from app.ui.theme import note_label
 
-MAX_MESSAGE_CHARS = 4000
 WRITE_HINT = "Write a message (Enter sends, Shift+Enter: new line)"
 HIGHLIGHT_MS = 4000
 
