@@ -221,14 +221,15 @@ class ConversationPanel(QWidget):
         spawn(self._send(self.contact.id, text), "sending a message")
 
     async def _send(self, contact_id: int, text: str) -> None:
+        """The sent message reaches the list the way every message does: as the engine's
+        MessageAdded event, which the window hands to `add_message`."""
         try:
-            message = await self._engine.send(contact_id, text)
+            await self._engine.send(contact_id, text)
         except UserError as exc:
             self.composer.setPlainText(text)
             self._show_error(sentence(str(exc)))
             return
         self.error.hide()
-        self.add_message(message)
 
     def retry(self, message_row: int) -> None:
         spawn(self._retry(message_row), "sending a message again")

@@ -1,14 +1,60 @@
-"""Sending from the composer: its length limit is the engine's."""
+"""Sending from the composer: a sent message shows once, and the composer's length limit is
+the engine's."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from app.core.errors import UserError
-from app.domain.messages import MAX_MESSAGE_CHARS
+from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message
 from tests.ui.conftest import me_and_a_peer, until
+
+
+def test_a_message_sent_while_its_conversation_opens_shows_once(run, tmp_path: Path) -> None:
+    """The first page is read before the message is stored but handed over only after the
+    send is through: the message reaches the panel once, by the MessageAdded event."""
+
+    async def body() -> None:
+        async with me_and_a_peer(tmp_path) as (window, card):
+            engine = window.engine
+            contact = await engine.add_contact(card)
+            sent = asyncio.Event()
+            read_page, send = engine.messages, engine.send
+
+            async def late_page(
+                contact_id: int, limit: int = 50, before: int | None = None
+            ) -> list[Message]:
+                page = await read_page(contact_id, limit, before)
+                if limit > 1:  # not mark-read's look at the newest message
+                    await sent.wait()
+                return page
+
+            async def send_and_tell(contact_id: int, text: str) -> Message:
+                message = await send(contact_id, text)
+                sent.set()
+                return message
+
+            engine.messages = late_page  # type: ignore[method-assign]
+            engine.send = send_and_tell  # type: ignore[method-assign]
+            window.open_contact(contact)
+            panel = window.panel
+            await until(lambda: panel.contact is not None and panel.model is not None)
+            model = panel.model
+            assert model is not None
+            assert model.rowCount() == 0  # the first page is still on its way
+            panel.composer.setPlainText("once")
+            panel.send()
+            await until(sent.is_set, what="the send")
+            await until(lambda: model.rowCount() > 0, what="the first page")
+            await asyncio.sleep(0.3)  # anything late would have arrived by now
+            assert model.rowCount() == 1
+            assert model.message(0).body == "once"
+            assert model.message(0).direction is Direction.OUTGOING
+
+    run(body())
 
 
 def test_the_composer_takes_what_the_engine_takes_and_refuses_one_more(run, tmp_path: Path) -> None:
