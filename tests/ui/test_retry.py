@@ -19,7 +19,7 @@ def test_failed_message_is_sent_again_from_the_keyboard_and_the_menu(run, tmp_pa
 
             def fail_all(r) -> None:
                 for item in r.outbox.for_contact(contact.id):
-                    if item.message_id is not None:
+                    if item.message_row is not None:
                         r.outbox.fail(item.id)
 
             await engine.store.run(fail_all)
