@@ -42,6 +42,7 @@ from app.core.engine import Engine
 from app.domain.contacts import Contact, RequestSummary
 from app.ui.aio import spawn
 from app.ui.delegates import PAD, WARN, elided
+from app.ui.selection import mark_row, unheard
 from app.ui.text import preview, safe_text
 
 Index = QModelIndex | QPersistentModelIndex
@@ -205,13 +206,9 @@ class RequestsSection(QWidget):
             return
         rows = await self._engine.requests()
         current = self.current_id()
-        selection = self.list.selectionModel()
-        blocker = selection.blockSignals(True)
-        self.model.set_requests(rows)
-        row = None if current is None else self.model.row_of(current)
-        if row is not None:
-            self.list.setCurrentIndex(self.model.index(row))
-        selection.blockSignals(blocker)
+        with unheard(self.list):
+            self.model.set_requests(rows)
+        mark_row(self.list, None if current is None else self.model.row_of(current))
         self.header.setText(f"Message requests ({len(rows)})")
         self.list.setFixedHeight(self._list_height())
         self._show()
@@ -229,15 +226,7 @@ class RequestsSection(QWidget):
 
     def select(self, request_id: int | None) -> None:
         """Mark a row as the one open (None: none is), without opening it again."""
-        selection = self.list.selectionModel()
-        blocker = selection.blockSignals(True)
-        row = None if request_id is None else self.model.row_of(request_id)
-        if row is None:
-            selection.clear()
-        else:
-            self.list.setCurrentIndex(self.model.index(row))
-        selection.blockSignals(blocker)
-        self.list.viewport().update()
+        mark_row(self.list, None if request_id is None else self.model.row_of(request_id))
 
     def set_suppressed(self, suppressed: bool) -> None:
         self._suppressed = suppressed

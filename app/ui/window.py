@@ -33,6 +33,7 @@ from app.ui.readmarks import ReadMarks
 from app.ui.request_flow import RequestFlow
 from app.ui.requests import RequestsSection
 from app.ui.search import SearchPanel
+from app.ui.selection import mark_row, unheard
 from app.ui.settings import SettingsDialog
 from app.ui.shortcuts import action, toolbar
 from app.ui.status import ConnectionLabel
@@ -179,9 +180,8 @@ class MainWindow(QMainWindow):
         if self.detached:
             return
         rows = await self.engine.summaries()
-        blocker = self.contact_list.selectionModel().blockSignals(True)
-        self.contacts.set_summaries(rows)
-        self.contact_list.selectionModel().blockSignals(blocker)
+        with unheard(self.contact_list):
+            self.contacts.set_summaries(rows)
         self.tray.set_unread(sum(s.unread for s in rows))
         shown = self.panel.contact
         self.select_contact(shown.id if shown is not None and self.showing(shown.id) else None)
@@ -202,16 +202,10 @@ class MainWindow(QMainWindow):
 
     def select_contact(self, contact_id: int | None) -> None:
         """Mark the open contact's row (None: no row) without opening it a second time."""
-        selection = self.contact_list.selectionModel()
-        blocker = selection.blockSignals(True)
         row = None if contact_id is None else self.contacts.row_of(contact_id)
-        if row is None:
-            selection.clear()
-        else:
-            self.contact_list.setCurrentIndex(self.contacts.index(row))
+        mark_row(self.contact_list, row)
+        if row is not None:
             self.panel.set_online(self.contacts.summary(row).online)
-        selection.blockSignals(blocker)
-        self.contact_list.viewport().update()
 
     def open_contact(self, contact: Contact) -> None:
         if self.showing(contact.id, contact.state):
