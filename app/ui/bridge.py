@@ -38,46 +38,47 @@ class EngineBridge(QObject):
     message_added = Signal(object)  # Message
     message_status_changed = Signal(int, int, str)  # contact id, message row, Status value
     frame_rejected = Signal(str)
-    contacts_dirty = Signal()  # anything a contact list row shows may have changed
+    contact_dirty = Signal(int)  # anything this contact's list row shows may have changed
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._unsubscribe: Callable[[], None] | None = engine.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = engine.subscribe(self.on_event)
 
     def detach(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
 
-    def _on_event(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
+        """The engine's listener: the event's signals, then which row may have changed."""
         match event:
             case ConnectionChanged():
                 self.connection_changed.emit(event)
             case ContactAdded(contact):
                 self.contact_added.emit(contact)
-                self.contacts_dirty.emit()
+                self.contact_dirty.emit(contact.id)
             case ContactChanged(contact):
                 self.contact_changed.emit(contact)
-                self.contacts_dirty.emit()
+                self.contact_dirty.emit(contact.id)
             case PresenceChanged(contact_id, online):
                 self.presence_changed.emit(contact_id, online)
-                self.contacts_dirty.emit()
+                self.contact_dirty.emit(contact_id)
             case ContactRemoved(contact_id):
                 self.contact_removed.emit(contact_id)
-                self.contacts_dirty.emit()
+                self.contact_dirty.emit(contact_id)
             case RequestAdded(request):
                 self.request_added.emit(request)
                 self.requests_dirty.emit()
             case RequestRemoved(request_id):
                 self.request_removed.emit(request_id)
                 self.requests_dirty.emit()
-                self.contacts_dirty.emit()
+                self.contact_dirty.emit(request_id)  # accepted: a contact's row now
             case MessageAdded(message):
                 self.message_added.emit(message)
-                self.contacts_dirty.emit()
+                self.contact_dirty.emit(message.contact_id)
                 self.requests_dirty.emit()
             case MessageStatusChanged(contact_id, row, status):
                 self.message_status_changed.emit(contact_id, row, status.value)
-                self.contacts_dirty.emit()
+                self.contact_dirty.emit(contact_id)
             case FrameRejected(reason, _):
                 self.frame_rejected.emit(reason)

@@ -31,7 +31,7 @@ class Host(Protocol):
     def show_empty(self) -> None: ...
     def select_contact(self, contact_id: int | None) -> None: ...
     def open_contact(self, contact: Contact) -> None: ...
-    async def reload_contacts(self) -> None: ...
+    async def reload_contact(self, contact_id: int) -> None: ...
     def say(self, text: str, ms: int = 8000) -> None: ...
 
 
@@ -85,7 +85,7 @@ class RequestFlow(QObject):
         if contact is None or contact.state is ContactState.REQUEST:
             host.show_empty()
         else:
-            await host.reload_contacts()
+            await host.reload_contact(contact.id)
             host.open_contact(contact)
 
     def _reloaded(self) -> None:
@@ -135,7 +135,7 @@ class RequestFlow(QObject):
                 host.show_empty()
             host.say(f"Blocked {name}." if action == BLOCK else f"Deleted {name}'s request.")
             return
-        await host.reload_contacts()
+        await host.reload_contact(contact.id)
         host.open_contact(contact)
         if namesake is None:
             host.say(f"Accepted {name}: you can write to them now.")

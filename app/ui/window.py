@@ -3,6 +3,8 @@ request) on the right, status below."""
 
 from __future__ import annotations
 
+import asyncio
+
 import shiboken6
 from PySide6.QtCore import QEvent, QItemSelection, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
@@ -41,6 +43,8 @@ from app.ui.text import safe_text
 from app.ui.theme import apply_theme
 from app.ui.tray import Tray
 
+REFRESH_MS = 50  # the events about one contact within this long cost one read of its row
+
 
 class MainWindow(QMainWindow):
     closed = Signal()
@@ -77,6 +81,7 @@ class MainWindow(QMainWindow):
         self.contact_list.setItemDelegate(ContactDelegate(self.contact_list))
         self.contact_list.setAccessibleName("Contacts")
         self.contact_list.setMinimumWidth(240)
+        self.contact_list.setUniformItemSizes(True)  # every row is as tall: no per-row layout
         self.contact_list.selectionModel().selectionChanged.connect(self._selected)
         self.contact_actions = ContactActions(engine, self._keep, self)
         self.contact_actions.safety_requested.connect(self.show_safety)
@@ -123,7 +128,9 @@ class MainWindow(QMainWindow):
         self.connection = ConnectionLabel(engine, embedded_relay)
         self.statusBar().addPermanentWidget(self.connection)
 
+        self._dirty: set[int] = set()  # contacts whose rows are to be read again
         self._refresh_pending = False
+        self._list_lock = asyncio.Lock()  # one read-and-update of the list at a time
         self.detached = False
         self.read_marks = ReadMarks(engine, parent=self)
         self._dialogs: list[QWidget] = []
@@ -135,8 +142,8 @@ class MainWindow(QMainWindow):
         self.tray.notification_clicked.connect(self._open_by_id)
         b = self.bridge
         b.connection_changed.connect(self.connection.on_event)
-        b.contacts_dirty.connect(self.refresh_contacts)
-        b.contacts_dirty.connect(self.requests.refresh)  # a namesake may have changed
+        b.contact_dirty.connect(self.refresh_contact)
+        b.contact_dirty.connect(lambda _: self.requests.refresh())  # a namesake may have changed
         b.requests_dirty.connect(self.requests.refresh)
         b.request_added.connect(self.request_flow.on_added)
         b.request_removed.connect(self.request_flow.on_removed)
@@ -156,9 +163,7 @@ class MainWindow(QMainWindow):
         """Fill the contact list and apply the profile's preferences; call before showing."""
         self.prefs = await load_prefs(self.engine)
         self._apply_theme()
-        rows = await self.engine.summaries()
-        self.contacts.set_summaries(rows)
-        self.tray.set_unread(sum(s.unread for s in rows))
+        await self.reload_contacts()
         await self.requests.reload()
         self.connection.refresh()
 
@@ -169,20 +174,47 @@ class MainWindow(QMainWindow):
 
     # -- contacts ------------------------------------------------------------------------
 
-    def refresh_contacts(self) -> None:
-        """Coalesce bursts of events into one reload of the list."""
+    def refresh_contact(self, contact_id: int) -> None:
+        """Read this contact's row again soon: a burst of events costs one read per contact."""
+        self._dirty.add(contact_id)
         if not self._refresh_pending:
             self._refresh_pending = True
-            QTimer.singleShot(50, lambda: spawn(self.reload_contacts(), "refreshing contacts"))
+            QTimer.singleShot(
+                REFRESH_MS, lambda: spawn(self._refresh_dirty(), "refreshing contacts")
+            )
+
+    async def _refresh_dirty(self) -> None:
+        self._refresh_pending = False
+        ids, self._dirty = self._dirty, set()
+        for contact_id in sorted(ids):
+            await self.reload_contact(contact_id)
+
+    async def reload_contact(self, contact_id: int) -> None:
+        """Read one contact's row now and put it in its place, or take it out when the
+        contact is no longer on the list."""
+        async with self._list_lock:
+            if self.detached:
+                return
+            summary = await self.engine.summary(contact_id)
+            with unheard(self.contact_list):
+                if summary is None:
+                    self.contacts.remove(contact_id)
+                else:
+                    self.contacts.put(summary)
+            self._list_changed()
 
     async def reload_contacts(self) -> None:
-        self._refresh_pending = False
-        if self.detached:
-            return
-        rows = await self.engine.summaries()
-        with unheard(self.contact_list):
-            self.contacts.set_summaries(rows)
-        self.tray.set_unread(sum(s.unread for s in rows))
+        """Read the whole list again (at startup; events change single rows)."""
+        async with self._list_lock:
+            if self.detached:
+                return
+            rows = await self.engine.summaries()
+            with unheard(self.contact_list):
+                self.contacts.set_summaries(rows)
+            self._list_changed()
+
+    def _list_changed(self) -> None:
+        self.tray.set_unread(self.contacts.unread)
         shown = self.panel.contact
         self.select_contact(shown.id if shown is not None and self.showing(shown.id) else None)
 
@@ -218,7 +250,7 @@ class MainWindow(QMainWindow):
     async def _open(self, contact: Contact) -> None:
         await self.panel.open(contact)
         self.panel.composer.setFocus()
-        self.refresh_contacts()
+        self.refresh_contact(contact.id)  # read now: no unread any more
 
     def _on_contact(self, contact: Contact) -> None:
         self.panel.update_contact(contact)
@@ -331,7 +363,7 @@ class MainWindow(QMainWindow):
             self.requests.select(contact.id)
             self.select_contact(contact.id)
             await self.panel.open(contact, summary.same_name_as if summary else None)
-            self.refresh_contacts()
+            self.refresh_contact(contact.id)
         found = await self.panel.jump_to(message.id)
         if not found:
             self.statusBar().showMessage("That message is no longer in the conversation.", 6000)
@@ -363,7 +395,7 @@ class MainWindow(QMainWindow):
         spawn(self._select_new(contact), "showing a new contact")
 
     async def _select_new(self, contact: Contact) -> None:
-        await self.reload_contacts()
+        await self.reload_contact(contact.id)
         self.open_contact(contact)
 
     def show_settings(self) -> SettingsDialog:
