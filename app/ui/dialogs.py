@@ -30,9 +30,7 @@ from PySide6.QtWidgets import (
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.core.qr import QrError, decode_file, decode_image, make_png
-from app.crypto.card import Card
-from app.crypto.errors import CardError
-from app.domain.contacts import Contact
+from app.domain.contacts import CardPreview, Contact, ContactState
 from app.ui.aio import off_thread, spawn
 from app.ui.scanner import CameraScanner, RegionSelector
 from app.ui.text import safe_text, sentence
@@ -45,6 +43,27 @@ def qr_pixmap(text: str, scale: int = 6) -> QPixmap:
     pixmap = QPixmap()
     pixmap.loadFromData(make_png(text, scale=scale), "PNG")
     return pixmap
+
+
+def whose_code(seen: CardPreview) -> str:
+    """Whose code it is, and what adding it does (as the engine does it): nothing for a
+    contact or someone whose request waits, a reconnection for someone deleted or blocked."""
+    known = seen.known
+    if known is None:
+        name = safe_text(seen.name) if seen.name else "someone who gave no name"
+        return f"This is the code of {name} (relay {safe_text(seen.relay_url)})."
+    name = safe_text(known.display_name)
+    if known.state is ContactState.CONTACT:
+        return f"This is the code of {name}, who is already a contact."
+    if known.state is ContactState.REQUEST:
+        return (
+            f"This is the code of {name}, who has already asked to talk to you: accept their "
+            "message request instead."
+        )
+    ended = "blocked" if known.blocked else "deleted"
+    return f"This is the code of {name}, whom you {ended}. Adding them reconnects you" + (
+        " and unblocks them." if known.blocked else "."
+    )
 
 
 class MyCodeDialog(QDialog):
@@ -110,7 +129,7 @@ class AddContactDialog(QDialog):
         self.setWindowTitle("Scan a code")
         self.setAcceptDrops(True)
         self._engine = engine
-        self.card: Card | None = None
+        self.found: CardPreview | None = None  # a code that can be added
         intro = QLabel(
             "Hold their QR code up to the camera, select it on the screen, open or drop a "
             "picture of it, or paste their code as text."
@@ -187,47 +206,31 @@ class AddContactDialog(QDialog):
     # -- sources -------------------------------------------------------------------------
 
     def _parse(self) -> None:
+        """The engine reads the code (the one card parser) and says whose it is."""
         raw = self.text.toPlainText().strip()
-        self.card = None
+        self.found = None
+        self.add_button.setEnabled(False)
         self.error.hide()
-        if not raw:
-            self.whose.clear()
-        else:
-            try:
-                self.card = Card.parse(raw)
-            except CardError as exc:
-                self.whose.clear()
-                self._show_error(sentence(f"not a valid AnonChat code: {exc}"))
-            else:
-                name = safe_text(self.card.name) if self.card.name else "someone who gave no name"
-                relay = safe_text(self.card.relay_url)
-                self.whose.setText(f"This is the code of {name} (relay {relay}).")
-                spawn(self._preview(raw), "reading whose code this is")
-        self.add_button.setEnabled(self.card is not None)
+        self.whose.clear()
+        if raw:
+            spawn(self._preview(raw), "reading whose code this is")
 
     async def _preview(self, raw: str) -> None:
-        """Say when the code is our own or someone already in the list."""
         try:
             seen = await self._engine.preview_card(raw)
         except UserError as exc:
-            if self.text.toPlainText().strip() == raw:
-                self.card = None
-                self.add_button.setEnabled(False)
+            if shiboken6.isValid(self) and self.text.toPlainText().strip() == raw:
                 self._show_error(sentence(str(exc)))
             return
-        if self.text.toPlainText().strip() != raw:
-            return  # the text changed meanwhile
+        if not shiboken6.isValid(self) or self.text.toPlainText().strip() != raw:
+            return  # closed, or the text changed meanwhile
         if seen.is_self:
-            self.card = None
-            self.add_button.setEnabled(False)
-            self.whose.clear()
             self._show_error("This is your own code. Scan your friend's code instead.")
-        elif seen.known is not None:
-            self.whose.setText(
-                f"This is the code of {safe_text(seen.known.display_name)}, who is already a "
-                "contact. "
-                "Adding again refreshes how to reach them."
-            )
+            return
+        self.whose.setText(whose_code(seen))
+        if seen.known is None or seen.known.state is ContactState.ENDED:
+            self.found = seen
+            self.add_button.setEnabled(True)
 
     # -- camera and screen ---------------------------------------------------------------
 
@@ -316,7 +319,7 @@ class AddContactDialog(QDialog):
     # -- adding --------------------------------------------------------------------------
 
     def _add(self) -> None:
-        if self.card is None:
+        if self.found is None:
             return
         self.add_button.setEnabled(False)
         spawn(self._do_add(self.text.toPlainText().strip()), "adding a contact")
@@ -326,7 +329,7 @@ class AddContactDialog(QDialog):
             contact = await self._engine.add_contact(text)
         except UserError as exc:
             self._show_error(sentence(str(exc)))
-            self.add_button.setEnabled(self.card is not None)
+            self.add_button.setEnabled(self.found is not None)
             return
         self.added.emit(contact)
         self.close()

@@ -189,6 +189,11 @@ class SelfTest:
     async def add_from_image(self, bob: Person, image: Path) -> None:
         dialog = bob.window.show_add_contact()
         await dialog.load_file(image)
+
+        async def read() -> bool:
+            return bool(dialog.whose.text()) or dialog.error.isVisibleTo(dialog)
+
+        await until(read, 10, "the add-contact dialog to read the code")
         if dialog.error.isVisibleTo(dialog):
             raise StepFailed(f"the add-contact dialog said: {dialog.error.text()}")
         if "Alice" not in dialog.whose.text():

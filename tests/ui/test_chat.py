@@ -44,7 +44,7 @@ def test_add_by_qr_accept_the_request_chat_and_a_namesake_stays_a_request(
             assert add.error.isVisible()
             assert not add.add_button.isEnabled()
             await add.load_file(image)
-            assert "Alice" in add.whose.text()
+            await until(lambda: "Alice" in add.whose.text(), what="whose code it is")
             QTest.mouseClick(add.add_button, Qt.MouseButton.LeftButton)
             await until(lambda: contact_names(bob) == ["Alice"], what="Alice in Bob's list")
             await until(lambda: bob.panel.contact is not None, what="Bob's conversation open")
