@@ -17,9 +17,9 @@ waits for it.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from app.core import payload as pl
+from app.core.context import Context
 from app.core.errors import UserError
 from app.core.events import (
     ContactAdded,
@@ -29,6 +29,7 @@ from app.core.events import (
     RequestRemoved,
 )
 from app.core.profile import check_display_name
+from app.core.routing import Routing
 from app.crypto.card import Card
 from app.crypto.errors import CardError, HandshakeError, ReplayedHandshake
 from app.crypto.handshake import Accepted, Invitation, initiate
@@ -36,23 +37,21 @@ from app.crypto.mailbox import MailboxKey
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact, ContactState
 from app.store.records import (
+    HandshakeLink,
     MailboxPurpose,
     NewOutbox,
     OurMailbox,
     OutboxKind,
-    PendingHandshake,
     TheirMailbox,
 )
 from app.store.repos import Repos
-
-if TYPE_CHECKING:
-    from app.core.engine import Engine
 
 MAX_REQUESTS = 100  # pending message requests kept; the oldest goes when another arrives
 UNNAMED = "Unnamed"
 
 
 def parse_card(text: str) -> Card:
+    """The one place a card's text is read; UserError saying why it is not one."""
     try:
         return Card.parse(text)
     except CardError as exc:
@@ -73,64 +72,11 @@ def forget_channels(r: Repos, contact_id: int) -> list[OurMailbox]:
     return ours
 
 
-# -- initiator ---------------------------------------------------------------------------
-
-
-async def add_contact(engine: Engine, text: str, name: str | None = None) -> Contact:
-    """Start a contact from their card. Re-adding someone we deleted (history kept) or blocked
-    reconnects that contact; scanning their code is asking to talk to them again."""
-    card = parse_card(text)
-    keys = card.identity.to_bytes()
-    if keys == engine.identity.public.to_bytes():
-        raise UserError("that is your own code")
-    display = check_display_name(name or card.name or UNNAMED)
-    async with engine._mutex:
-
-        def load(r: Repos) -> tuple[Contact | None, bool]:
-            return r.contacts.find_by_identity(keys), r.mailboxes.in_use(card.mailbox)
-
-        known, taken = await engine.store.read(load)
-        if known is not None and known.state is ContactState.CONTACT:
-            raise UserError(f"{known.display_name} is already a contact")
-        if known is not None and known.state is ContactState.REQUEST:
-            raise UserError(
-                f"{known.display_name} has already asked to talk to you: accept their request"
-            )
-        if taken:
-            raise UserError("this code names a mailbox that belongs to another contact")
-        return await _initiate(engine, card, display, known)
-
-
-async def _initiate(engine: Engine, card: Card, display: str, ended: Contact | None) -> Contact:
-    box = MailboxKey.generate()
-    session = initiate(engine.identity, card, name=engine.name, reply_mailbox=box.id)
-    session, frame = session.encrypt(pl.encode(pl.Intro(engine.relay_url)))
-    keys = card.identity.to_bytes()
-    now = engine._now()
-
-    def unit(r: Repos) -> tuple[Contact, list[OurMailbox]]:
-        old: list[OurMailbox] = []
-        r.contacts.unblock(keys)
-        if ended is None:
-            cid = r.contacts.add(display, keys, now, awaiting_welcome=True).id
-        else:
-            cid, old = ended.id, forget_channels(r, ended.id)
-            r.contacts.set_state(cid, ContactState.CONTACT)
-            r.contacts.set_awaiting_welcome(cid, True)
-        _open_channels(r, engine, cid, box, card.mailbox, card.relay_url, session, frame, now)
-        return r.contacts.get(cid), old
-
-    contact, old = await engine.store.run(unit)
-    await _after_channels_changed(engine, contact, old, box)
-    engine._emit(ContactAdded(contact) if ended is None else ContactChanged(contact))
-    return contact
-
-
 def _open_channels(
     r: Repos,
-    engine: Engine,
     cid: int,
     mine: MailboxKey,
+    our_relay: str,
     their_mailbox: bytes,
     their_relay: str,
     session: Session,
@@ -140,157 +86,13 @@ def _open_channels(
     """Both sides of a handshake, in its transaction: our fresh mailbox for this contact, the
     peer's, the session, and our first frame (introduction or welcome) queued for the peer."""
     r.mailboxes.add_ours(
-        OurMailbox(mine.id, mine.to_bytes(), engine.relay_url, MailboxPurpose.CONTACT, cid, now)
+        OurMailbox(mine.id, mine.to_bytes(), our_relay, MailboxPurpose.CONTACT, cid, now)
     )
     r.mailboxes.add_theirs(TheirMailbox(their_mailbox, their_relay, cid, now))
     r.sessions.save(cid, session.to_bytes(), now)
     r.outbox.add(
         NewOutbox(cid, OutboxKind.MESSAGE, their_mailbox, their_relay, first_frame, now, now)
     )
-
-
-async def _after_channels_changed(
-    engine: Engine, contact: Contact, old: list[OurMailbox], box: MailboxKey
-) -> None:
-    """Unsubscribe what was forgotten, listen on the new mailbox, watch the peer's."""
-    await engine.drop_mailboxes(old)
-    await engine._listen(engine.relay_url, box)
-    await engine._watch_contact(contact.id)
-    engine._wake.set()
-
-
-async def on_welcome(
-    engine: Engine, contact: Contact, session: Session, welcome: pl.Welcome
-) -> None:
-    """The responder's first reply: from now on write to the mailbox it names. Taken only by
-    a contact that waits for it, and only for a mailbox nobody else has."""
-    now = engine._now()
-    if not contact.awaiting_welcome:
-        await engine.keep_step_and_reject(
-            contact.id, session, "a welcome nobody was waiting for", Rejection.WELCOME
-        )
-        return
-    taken = await engine.store.read(lambda r: r.mailboxes.in_use(welcome.mailbox))
-    if taken:
-        await engine.keep_step_and_reject(
-            contact.id, session, "a welcome named a mailbox that is not theirs", Rejection.MAILBOX
-        )
-        return
-    ack_session, ack = session.encrypt(pl.encode(pl.Receipt(False, ())))
-    dest = TheirMailbox(welcome.mailbox, welcome.relay_url, contact.id, now)
-
-    def unit(r: Repos) -> Contact:
-        for card_box in r.mailboxes.list_theirs(contact.id):  # the card's: handshake only
-            r.mailboxes.delete_theirs(card_box.id)
-            r.outbox.readdress(contact.id, card_box.id, dest.id, dest.relay_url)
-        r.mailboxes.add_theirs(dest)
-        r.outbox.drop_handshake_controls(contact.id)
-        r.contacts.set_awaiting_welcome(contact.id, False)
-        r.sessions.save(contact.id, ack_session.to_bytes(), now)
-        r.outbox.add(
-            NewOutbox(contact.id, OutboxKind.RECEIPT, dest.id, dest.relay_url, ack, now, now)
-        )
-        return r.contacts.get(contact.id)
-
-    changed = await engine.store.run(unit)
-    await engine._watch_contact(contact.id)
-    engine._emit(ContactChanged(changed))
-    engine._wake.set()
-
-
-# -- responder ---------------------------------------------------------------------------
-
-
-async def on_invitation_frame(engine: Engine, box: OurMailbox, frame: bytes) -> None:
-    """A frame on our card's mailbox: a new handshake, or a later frame of an accepted one."""
-    invitation = Invitation.from_bytes(box.private_key)
-    try:
-        accepted = invitation.accept(engine.identity, frame)
-    except ReplayedHandshake as replay:
-        rid = replay.replay_id
-        link = await engine.store.read(lambda r: r.handshakes.get(rid))
-        if link is not None and link.contact_id is not None:
-            await engine.on_contact_frame(link.contact_id, frame, via_invitation=True)
-        return
-    except HandshakeError as exc:
-        engine.reject(f"a handshake failed its check ({exc})", Rejection.HANDSHAKE)
-        return
-    try:
-        intro = pl.decode(accepted.plaintext)
-        if not isinstance(intro, pl.Intro):
-            raise pl.PayloadError("the first message is not an introduction")
-    except pl.PayloadError as exc:
-        engine.reject(f"a handshake carried no valid introduction ({exc})", Rejection.HANDSHAKE)
-        return
-    peer = accepted.peer
-    keys = peer.identity.to_bytes()
-    if keys == engine.identity.public.to_bytes():
-        engine.reject("a handshake from our own identity", Rejection.HANDSHAKE)
-        return
-
-    def load(r: Repos) -> tuple[bool, Contact | None, bool]:
-        return (
-            r.contacts.is_blocked(keys),
-            r.contacts.find_by_identity(keys),
-            r.mailboxes.in_use(peer.mailbox),
-        )
-
-    blocked, known, taken = await engine.store.read(load)
-    if blocked:
-        return  # dropped without a word: the blocked person learns nothing either
-    if taken:
-        engine.reject("a handshake named a mailbox that belongs to someone else", Rejection.MAILBOX)
-        return
-    if known is not None and known.state is ContactState.ENDED:
-        known = None  # a contact we ended asks again: a request of its own
-    if known is not None and known.awaiting_welcome and keys > engine.identity.public.to_bytes():
-        return  # both added each other at once: the lower key's handshake goes ahead
-    await _answer(engine, box, accepted, intro, known)
-
-
-async def _answer(
-    engine: Engine,
-    box: OurMailbox,
-    accepted: Accepted,
-    intro: pl.Intro,
-    known: Contact | None,
-) -> None:
-    """Accept the handshake: a new request, or new channels for the contact or request of
-    this same key. Our welcome goes out at once, so a request's messages are acknowledged as
-    delivered (never as read) while it waits."""
-    peer = accepted.peer
-    mine = MailboxKey.generate()
-    session, welcome = accepted.session.encrypt(
-        pl.encode(pl.Welcome(mine.id, engine.relay_url, engine.name))
-    )
-    now = engine._now()
-    invitation_row = replace(box, private_key=accepted.invitation.to_bytes())
-    name = peer.name or UNNAMED
-
-    def unit(r: Repos) -> tuple[Contact, list[OurMailbox], list[int]]:
-        old: list[OurMailbox] = []
-        pushed_out: list[int] = []
-        if known is None:
-            pushed_out, old = _make_room_for_a_request(r)
-            cid = r.contacts.add(name, peer.identity.to_bytes(), now, state=ContactState.REQUEST).id
-        else:
-            cid, old = known.id, forget_channels(r, known.id)
-            r.contacts.set_awaiting_welcome(cid, False)
-        r.mailboxes.delete_ours(box.id)
-        r.mailboxes.add_ours(invitation_row)
-        r.handshakes.put(PendingHandshake(accepted.replay_id, cid, box.id, b"", now))
-        _open_channels(r, engine, cid, mine, peer.mailbox, intro.relay_url, session, welcome, now)
-        return r.contacts.get(cid), old, pushed_out
-
-    contact, old, pushed_out = await engine.store.run(unit)
-    await _after_channels_changed(engine, contact, old, mine)
-    for gone in pushed_out:
-        await engine.forget_contact(gone)
-        engine._emit(RequestRemoved(gone))
-    if contact.state is ContactState.REQUEST:
-        engine._emit(RequestAdded(contact))  # new, or the same stranger starting over
-    else:
-        engine._emit(ContactChanged(contact))
 
 
 def _make_room_for_a_request(r: Repos) -> tuple[list[int], list[OurMailbox]]:
@@ -303,3 +105,216 @@ def _make_room_for_a_request(r: Repos) -> tuple[list[int], list[OurMailbox]]:
         r.contacts.delete(old.id)
         gone.append(old.id)
     return gone, boxes
+
+
+class Handshakes:
+    def __init__(self, ctx: Context, routing: Routing) -> None:
+        self._ctx = ctx
+        self._routing = routing
+
+    # -- initiator -----------------------------------------------------------------------
+
+    async def add_contact(self, text: str, name: str | None = None) -> Contact:
+        """Start a contact from their card; it appears at once. Re-adding someone we deleted
+        (history kept) or blocked reconnects that contact: scanning their code is asking to
+        talk to them again."""
+        ctx = self._ctx
+        card = parse_card(text)
+        keys = card.identity.to_bytes()
+        if keys == ctx.identity.public.to_bytes():
+            raise UserError("that is your own code")
+        display = check_display_name(name or card.name or UNNAMED)
+        async with ctx.lock:
+
+            def load(r: Repos) -> tuple[Contact | None, bool]:
+                return r.contacts.find_by_identity(keys), r.mailboxes.in_use(card.mailbox)
+
+            known, taken = await ctx.store.read(load)
+            if known is not None and known.state is ContactState.CONTACT:
+                raise UserError(f"{known.display_name} is already a contact")
+            if known is not None and known.state is ContactState.REQUEST:
+                raise UserError(
+                    f"{known.display_name} has already asked to talk to you: accept their request"
+                )
+            if taken:
+                raise UserError("this code names a mailbox that belongs to another contact")
+            return await self._initiate(card, display, known)
+
+    async def _initiate(self, card: Card, display: str, ended: Contact | None) -> Contact:
+        ctx = self._ctx
+        box = MailboxKey.generate()
+        our_relay = ctx.settings.relay_url
+        session = initiate(ctx.identity, card, name=ctx.settings.name, reply_mailbox=box.id)
+        session, frame = session.encrypt(pl.encode(pl.Intro(our_relay)))
+        keys = card.identity.to_bytes()
+        now = ctx.clock()
+
+        def unit(r: Repos) -> tuple[Contact, list[OurMailbox]]:
+            old: list[OurMailbox] = []
+            r.contacts.unblock(keys)
+            if ended is None:
+                cid = r.contacts.add(display, keys, now, awaiting_welcome=True).id
+            else:
+                cid, old = ended.id, forget_channels(r, ended.id)
+                r.contacts.set_state(cid, ContactState.CONTACT)
+                r.contacts.set_awaiting_welcome(cid, True)
+            _open_channels(
+                r, cid, box, our_relay, card.mailbox, card.relay_url, session, frame, now
+            )
+            return r.contacts.get(cid), old
+
+        contact, old = await ctx.store.run(unit)
+        await self._after_channels_changed(contact, old, our_relay, box)
+        ctx.emit(ContactAdded(contact) if ended is None else ContactChanged(contact))
+        return contact
+
+    async def _after_channels_changed(
+        self, contact: Contact, old: list[OurMailbox], our_relay: str, box: MailboxKey
+    ) -> None:
+        """Unsubscribe what was forgotten, listen on the new mailbox, watch the peer's."""
+        routing = self._routing
+        await routing.drop_mailboxes(old)
+        await routing.listen(our_relay, box)
+        await routing.watch_contact(contact.id)
+        self._ctx.wake()
+
+    async def on_welcome(self, contact: Contact, session: Session, welcome: pl.Welcome) -> None:
+        """The responder's first reply: from now on write to the mailbox it names. Taken only
+        by a contact that waits for it, and only for a mailbox nobody else has."""
+        ctx = self._ctx
+        now = ctx.clock()
+        if not contact.awaiting_welcome:
+            await ctx.keep_step_and_reject(
+                contact.id, session, "a welcome nobody was waiting for", Rejection.WELCOME
+            )
+            return
+        taken = await ctx.store.read(lambda r: r.mailboxes.in_use(welcome.mailbox))
+        if taken:
+            await ctx.keep_step_and_reject(
+                contact.id,
+                session,
+                "a welcome named a mailbox that is not theirs",
+                Rejection.MAILBOX,
+            )
+            return
+        ack_session, ack = session.encrypt(pl.encode(pl.Receipt(False, ())))
+        dest = TheirMailbox(welcome.mailbox, welcome.relay_url, contact.id, now)
+
+        def unit(r: Repos) -> Contact:
+            for card_box in r.mailboxes.list_theirs(contact.id):  # the card's: handshake only
+                r.mailboxes.delete_theirs(card_box.id)
+                r.outbox.readdress(contact.id, card_box.id, dest.id, dest.relay_url)
+            r.mailboxes.add_theirs(dest)
+            r.outbox.drop_handshake_controls(contact.id)
+            r.contacts.set_awaiting_welcome(contact.id, False)
+            r.sessions.save(contact.id, ack_session.to_bytes(), now)
+            r.outbox.add(
+                NewOutbox(contact.id, OutboxKind.RECEIPT, dest.id, dest.relay_url, ack, now, now)
+            )
+            return r.contacts.get(contact.id)
+
+        changed = await ctx.store.run(unit)
+        await self._routing.watch_contact(contact.id)
+        ctx.emit(ContactChanged(changed))
+        ctx.wake()
+
+    # -- responder -----------------------------------------------------------------------
+
+    async def on_invitation_frame(self, box: OurMailbox, frame: bytes) -> int | None:
+        """A frame on our card's mailbox: a new handshake (answered here), or a later frame of
+        an accepted one: then the contact whose session it belongs to is returned."""
+        ctx = self._ctx
+        invitation = Invitation.from_bytes(box.private_key)
+        try:
+            accepted = invitation.accept(ctx.identity, frame)
+        except ReplayedHandshake as replay:
+            rid = replay.replay_id
+            link = await ctx.store.read(lambda r: r.handshakes.get(rid))
+            return None if link is None else link.contact_id
+        except HandshakeError as exc:
+            ctx.reject(f"a handshake failed its check ({exc})", Rejection.HANDSHAKE)
+            return None
+        try:
+            intro = pl.decode(accepted.plaintext)
+            if not isinstance(intro, pl.Intro):
+                raise pl.PayloadError("the first message is not an introduction")
+        except pl.PayloadError as exc:
+            ctx.reject(f"a handshake carried no valid introduction ({exc})", Rejection.HANDSHAKE)
+            return None
+        peer = accepted.peer
+        keys = peer.identity.to_bytes()
+        ours = ctx.identity.public.to_bytes()
+        if keys == ours:
+            ctx.reject("a handshake from our own identity", Rejection.HANDSHAKE)
+            return None
+
+        def load(r: Repos) -> tuple[bool, Contact | None, bool]:
+            return (
+                r.contacts.is_blocked(keys),
+                r.contacts.find_by_identity(keys),
+                r.mailboxes.in_use(peer.mailbox),
+            )
+
+        blocked, known, taken = await ctx.store.read(load)
+        if blocked:
+            return None  # dropped without a word: the blocked person learns nothing either
+        if taken:
+            ctx.reject(
+                "a handshake named a mailbox that belongs to someone else", Rejection.MAILBOX
+            )
+            return None
+        if known is not None and known.state is ContactState.ENDED:
+            known = None  # a contact we ended asks again: a request of its own
+        if known is not None and known.awaiting_welcome and keys > ours:
+            return None  # both added each other at once: the lower key's handshake goes ahead
+        await self._answer(box, accepted, intro, known)
+        return None
+
+    async def _answer(
+        self,
+        box: OurMailbox,
+        accepted: Accepted,
+        intro: pl.Intro,
+        known: Contact | None,
+    ) -> None:
+        """Accept the handshake: a new request, or new channels for the contact or request of
+        this same key. Our welcome goes out at once, so a request's messages are acknowledged
+        as delivered (never as read) while it waits."""
+        ctx = self._ctx
+        peer = accepted.peer
+        mine = MailboxKey.generate()
+        our_relay = ctx.settings.relay_url
+        session, welcome = accepted.session.encrypt(
+            pl.encode(pl.Welcome(mine.id, our_relay, ctx.settings.name))
+        )
+        now = ctx.clock()
+        invitation_row = replace(box, private_key=accepted.invitation.to_bytes())
+        name = peer.name or UNNAMED
+
+        def unit(r: Repos) -> tuple[Contact, list[OurMailbox], list[int]]:
+            old: list[OurMailbox] = []
+            pushed_out: list[int] = []
+            if known is None:
+                pushed_out, old = _make_room_for_a_request(r)
+                keys = peer.identity.to_bytes()
+                cid = r.contacts.add(name, keys, now, state=ContactState.REQUEST).id
+            else:
+                cid, old = known.id, forget_channels(r, known.id)
+                r.contacts.set_awaiting_welcome(cid, False)
+            r.mailboxes.delete_ours(box.id)
+            r.mailboxes.add_ours(invitation_row)
+            r.handshakes.put(HandshakeLink(accepted.replay_id, cid, box.id, now))
+            _open_channels(
+                r, cid, mine, our_relay, peer.mailbox, intro.relay_url, session, welcome, now
+            )
+            return r.contacts.get(cid), old, pushed_out
+
+        contact, old, pushed_out = await ctx.store.run(unit)
+        await self._after_channels_changed(contact, old, our_relay, mine)
+        for gone in pushed_out:
+            await self._routing.forget_contact(gone)
+            ctx.emit(RequestRemoved(gone))
+        if contact.state is ContactState.REQUEST:
+            ctx.emit(RequestAdded(contact))  # new, or the same stranger starting over
+        else:
+            ctx.emit(ContactChanged(contact))

@@ -16,7 +16,7 @@ import msgpack
 
 from app.crypto.card import valid_relay_url
 from app.crypto.names import valid_name
-from app.domain.messages import MAX_MESSAGE_CHARS
+from app.domain.messages import MAX_MESSAGE_CHARS, WireId
 
 MAX_RECEIPT_IDS = 512
 MSG_ID_SIZE = 16
@@ -24,9 +24,9 @@ MAX_SEQ = 2**63 - 1  # what the store's INTEGER column holds
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time a clock can show
 
 
-def message_id(frame: bytes) -> bytes:
+def message_id(frame: bytes) -> WireId:
     """A message's id on both sides: the hash of its ciphertext, known before decryption."""
-    return hashlib.sha256(frame).digest()[:MSG_ID_SIZE]
+    return WireId(hashlib.sha256(frame).digest()[:MSG_ID_SIZE])
 
 
 class PayloadError(ValueError):

@@ -15,7 +15,8 @@ from app.crypto.identity import Identity
 from app.crypto.names import MAX_NAME_BYTES, name_problem
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 from app.store import keystore
-from app.store.paths import ProfilePaths, resolve_profile
+from app.store.paths import ProfilePaths as ProfilePaths  # what a front end opens
+from app.store.paths import resolve_profile
 from app.store.records import MailboxPurpose, OurMailbox
 from app.store.repos import Repos
 from app.store.store import Store

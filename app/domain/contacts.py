@@ -28,6 +28,16 @@ class Contact:
     awaiting_welcome: bool = False
     blocked: bool = False
 
+    def why_not_writable(self) -> str | None:
+        """Why nothing can be sent to them, or None. Only the user's own choices stop a send:
+        a request not yet accepted, a contact deleted (history kept) or blocked."""
+        if self.state is ContactState.REQUEST:
+            return f"accept {self.display_name}'s request before writing to them"
+        if self.state is ContactState.ENDED:
+            what = "blocked" if self.blocked else "deleted"
+            return f"you {what} {self.display_name}; add their code again to write to them"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class ContactSummary:

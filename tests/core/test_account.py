@@ -101,7 +101,7 @@ def test_retry_requeues_a_failed_message_with_a_new_ciphertext(tmp_path: Path) -
             with pytest.raises(UserError, match="only a message that failed"):
                 await alice.retry(sent.id)
             outbox = await alice.store.read(lambda r: r.outbox.for_contact(contact.id))
-            item = next(i for i in outbox if i.message_id == sent.id)
+            item = next(i for i in outbox if i.message_row == sent.id)
             await alice.store.run(lambda r: r.outbox.fail(item.id))
             again = await alice.retry(sent.id)
             assert again.status is Status.QUEUED
@@ -109,7 +109,7 @@ def test_retry_requeues_a_failed_message_with_a_new_ciphertext(tmp_path: Path) -
             assert again.msg_id != sent.msg_id
             assert again.body == "hello"
             outbox = await alice.store.read(lambda r: r.outbox.for_contact(contact.id))
-            resent = [i for i in outbox if i.message_id == sent.id]
+            resent = [i for i in outbox if i.message_row == sent.id]
             assert len(resent) == 1
             assert resent[0].ciphertext != item.ciphertext
         finally:

@@ -203,7 +203,7 @@ def test_the_welcome_retires_the_cards_mailbox_and_readdresses_what_waited(
         assert theirs.id != card.mailbox
         waiting = await alice.store.read(lambda r: r.outbox.for_contact(to_bob.id))
         assert {i.mailbox_id for i in waiting} == {theirs.id}
-        assert early.id in {i.message_id for i in waiting}
+        assert early.id in {i.message_row for i in waiting}
         assert not (await alice.contact(to_bob.id)).awaiting_welcome
 
     run(tmp_path, 2, body)

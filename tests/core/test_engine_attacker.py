@@ -46,7 +46,7 @@ def state(r: Repos, full: bool) -> tuple[object, ...]:
         [r.mailboxes.list_theirs(c.id) for c in contacts],
         r.mailboxes.list_ours(),
         [r.messages.page(c.id, 10_000) for c in contacts],
-        r.handshakes.pending(),
+        r.handshakes.all(),
     ]
     if full:
         parts += [[r.sessions.load(c.id) for c in contacts], r.outbox.due(2**62, 10_000)]

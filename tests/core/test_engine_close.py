@@ -30,7 +30,7 @@ def test_close_during_a_receive_still_reports_the_message(tmp_path: Path) -> Non
             chat = [
                 i
                 for i in await alice.store.read(lambda r: r.outbox.due(2**62))
-                if i.message_id is not None
+                if i.message_row is not None
             ][-1]
         finally:
             await alice.close()
@@ -48,7 +48,7 @@ def test_close_during_a_receive_still_reports_the_message(tmp_path: Path) -> Non
 
         bob.store.run = run_then_close  # type: ignore[method-assign]
         await bob.start()
-        bob._on_net_event(Delivered(RELAY, chat.mailbox_id, chat.ciphertext))
+        bob.on_net_event(Delivered(RELAY, chat.mailbox_id, chat.ciphertext))
         for _ in range(500):
             if closing:
                 break

@@ -1,0 +1,260 @@
+"""A conversation's messages: writing one, retrying a failed one, reading, and what comes back
+(a message stored and acknowledged, a receipt raising our messages' status).
+
+Each step of the ratchet lands in the store in the same transaction as the message, receipt or
+outbox row it produced, under the context's lock, so a crash keeps both or neither.
+"""
+
+from __future__ import annotations
+
+from app.core import payload as pl
+from app.core.context import Context
+from app.core.errors import SendingBlocked, UnknownContact, UserError
+from app.core.events import MessageAdded, MessageStatusChanged
+from app.core.outbox import outbox_row
+from app.crypto.ratchet import Session
+from app.domain.contacts import Contact, ContactState
+from app.domain.messages import (
+    MAX_MESSAGE_CHARS,
+    Direction,
+    Message,
+    MessageRow,
+    Status,
+    WireId,
+)
+from app.store.errors import NotFound
+from app.store.records import NewMessage, OutboxKind, TheirMailbox
+from app.store.repos import Repos
+
+SEQ_PREFIX = "seq:"  # settings: the last sequence number we wrote to each contact
+
+
+def contact_or_none(r: Repos, contact_id: int) -> Contact | None:
+    try:
+        return r.contacts.get(contact_id)
+    except NotFound:
+        return None
+
+
+def check_can_send(contact: Contact) -> None:
+    problem = contact.why_not_writable()
+    if problem is not None:
+        raise SendingBlocked(problem)
+
+
+class Messaging:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def send(self, contact_id: int, text: str) -> Message:
+        """Encrypt, store and queue one message; the outbox takes it from there."""
+        if not text.strip():
+            raise UserError("an empty message is not sent")
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise UserError(f"a message holds at most {MAX_MESSAGE_CHARS} characters")
+        ctx = self._ctx
+        seq_key = f"{SEQ_PREFIX}{contact_id}"
+
+        def load(r: Repos) -> tuple[Contact, list[TheirMailbox], bytes | None, str | None]:
+            contact = contact_or_none(r, contact_id)
+            if contact is None:
+                raise UnknownContact("no such contact")
+            theirs = r.mailboxes.list_theirs(contact_id)
+            return contact, theirs, r.sessions.load(contact_id), r.settings.get(seq_key)
+
+        async with ctx.lock:
+            contact, theirs, blob, last_seq = await ctx.store.read(load)
+            check_can_send(contact)
+            if not theirs or blob is None:
+                raise UserError("no session with this contact yet")
+            seq = int(last_seq or 0) + 1
+            now = ctx.clock()
+            session, frame = Session.from_bytes(blob).encrypt(pl.encode(pl.Chat(seq, now, text)))
+            message = NewMessage(
+                contact_id,
+                Direction.OUTGOING,
+                pl.message_id(frame),
+                seq,
+                text,
+                now,
+                None,
+                Status.QUEUED,
+                True,
+            )
+            row = outbox_row(contact_id, OutboxKind.MESSAGE, theirs[0], frame, now)
+
+            def unit(r: Repos) -> Message:
+                r.settings.set(seq_key, str(seq))
+                stored = r.messages.store_outgoing(message, session.to_bytes(), row, now)
+                assert stored.message_row is not None
+                return r.messages.get(stored.message_row)
+
+            added = await ctx.store.run(unit)
+        ctx.emit(MessageAdded(added))
+        ctx.wake()
+        return added
+
+    async def retry(self, message_row: int) -> Message:
+        """Send a failed message again under the current session (a fresh ciphertext)."""
+        ctx = self._ctx
+        async with ctx.lock:
+
+            def load(r: Repos) -> tuple[Message, Contact | None, list[TheirMailbox], bytes | None]:
+                message = r.messages.get(message_row)
+                cid = message.contact_id
+                return (
+                    message,
+                    contact_or_none(r, cid),
+                    r.mailboxes.list_theirs(cid),
+                    r.sessions.load(cid),
+                )
+
+            try:
+                message, contact, theirs, blob = await ctx.store.read(load)
+            except NotFound:
+                raise UserError("no such message") from None
+            if message.direction is not Direction.OUTGOING or message.status is not Status.FAILED:
+                raise UserError("only a message that failed can be sent again")
+            if contact is None:
+                raise UnknownContact("no such contact")
+            check_can_send(contact)
+            if not theirs:
+                raise UserError("this contact has no mailbox to write to yet")
+            if blob is None:
+                raise UserError("no session with this contact")
+            chat = pl.Chat(message.sender_seq, message.sent_at, message.body)
+            session, frame = Session.from_bytes(blob).encrypt(pl.encode(chat))
+            now = ctx.clock()
+            row = outbox_row(contact.id, OutboxKind.MESSAGE, theirs[0], frame, now)
+            mid = pl.message_id(frame)
+
+            def unit(r: Repos) -> Message:
+                r.messages.requeue(message_row, mid, session.to_bytes(), row, now)
+                return r.messages.get(message_row)
+
+            updated = await ctx.store.run(unit)
+        ctx.emit(MessageStatusChanged(contact.id, MessageRow(message_row), Status.QUEUED))
+        ctx.wake()
+        return updated
+
+    async def mark_read(self, contact_id: int) -> int:
+        """Mark the conversation read and, when enabled, tell the peer; returns how many."""
+        ctx = self._ctx
+
+        def load(r: Repos) -> tuple[Contact | None, list[Message]]:
+            return contact_or_none(r, contact_id), r.messages.page(contact_id, 1)
+
+        async with ctx.lock:
+            contact, newest = await ctx.store.read(load)
+            if not newest:
+                return 0
+            if contact is None:
+                raise UnknownContact("no such contact")
+            if contact.state is ContactState.REQUEST:
+                return 0  # a request's messages are never marked read until it is accepted
+            up_to = newest[0].id
+            ids = await ctx.store.run(lambda r: r.messages.mark_read(contact_id, up_to))
+            if not ids or not ctx.settings.read_receipts:
+                return len(ids)
+
+            def channel(r: Repos) -> tuple[bytes | None, list[TheirMailbox]]:
+                return r.sessions.load(contact_id), r.mailboxes.list_theirs(contact_id)
+
+            blob, theirs = await ctx.store.read(channel)
+            if blob is None or not theirs:
+                return len(ids)
+            session = Session.from_bytes(blob)
+            for start in range(0, len(ids), pl.MAX_RECEIPT_IDS):
+                chunk = tuple(ids[start : start + pl.MAX_RECEIPT_IDS])
+                session = await self.commit_receipt(contact_id, session, chunk, True, theirs[0])
+            return len(ids)
+
+    # -- what comes back (called by inbound, under the lock) -----------------------------
+
+    async def take_chat(
+        self,
+        contact_id: int,
+        session: Session,
+        mid: WireId,
+        chat: pl.Chat,
+        theirs: list[TheirMailbox],
+        via_invitation: bool,
+    ) -> None:
+        """Store an incoming message with its ratchet step and our receipt for it."""
+        ctx = self._ctx
+        now = ctx.clock()
+        outbox = None
+        if theirs:
+            session, receipt = session.encrypt(pl.encode(pl.Receipt(False, (mid,))))
+            outbox = outbox_row(contact_id, OutboxKind.RECEIPT, theirs[0], receipt, now)
+        message = NewMessage(
+            contact_id,
+            Direction.INCOMING,
+            mid,
+            chat.seq,
+            chat.body,
+            chat.sent_at,
+            now,
+            Status.DELIVERED,
+        )
+
+        def unit(r: Repos) -> Message | None:
+            if not via_invitation:
+                r.outbox.drop_handshake_controls(contact_id)
+            stored = r.messages.store_incoming(message, session.to_bytes(), outbox, now)
+            if stored.duplicate or stored.message_row is None:
+                return None
+            return r.messages.get(stored.message_row)
+
+        added = await ctx.store.run(unit)
+        ctx.wake()
+        if added is not None:
+            ctx.emit(MessageAdded(added))
+
+    async def take_receipt(
+        self,
+        contact_id: int,
+        session: Session,
+        ids: tuple[bytes, ...],
+        read: bool,
+        via_invitation: bool,
+    ) -> None:
+        """The peer has (or has read) these messages of ours: raise their status."""
+        ctx = self._ctx
+        status = Status.READ if read else Status.DELIVERED
+        now = ctx.clock()
+
+        def unit(r: Repos) -> list[Message]:
+            r.sessions.save(contact_id, session.to_bytes(), now)
+            if not via_invitation:
+                r.outbox.drop_handshake_controls(contact_id)
+            r.messages.acknowledge(contact_id, ids, status)
+            found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
+            return [m for m in found if m is not None]
+
+        for message in await ctx.store.run(unit):
+            ctx.emit(MessageStatusChanged(contact_id, message.id, message.status))
+
+    async def commit_receipt(
+        self,
+        contact_id: int,
+        session: Session,
+        ids: tuple[bytes, ...],
+        read: bool,
+        dest: TheirMailbox,
+    ) -> Session:
+        """A receipt on its own (a duplicate's re-ack, read receipts): session + outbox."""
+        ctx = self._ctx
+        session, frame = session.encrypt(pl.encode(pl.Receipt(read, ids)))
+        now = ctx.clock()
+        row = outbox_row(contact_id, OutboxKind.RECEIPT, dest, frame, now)
+
+        def unit(r: Repos) -> None:
+            r.sessions.save(contact_id, session.to_bytes(), now)
+            r.outbox.add(row)
+
+        await ctx.store.run(unit)
+        ctx.wake()
+        return session

@@ -1,0 +1,194 @@
+"""Which mailboxes we listen on and whose we watch: the engine's view of the relays.
+
+Our mailboxes are subscribed on their relays (the card's invitation mailbox and one per
+contact); each contact's newest mailbox is watched, which tells us whether they are online and
+when what waits for them may go. A contact's own mailboxes never change once made (they are
+only dropped), so the mailbox-to-contact lookup is cached here; `drop_mailboxes` and
+`forget_contact` are the only ways out of the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from app.core.context import Context
+from app.core.events import ConnectionChanged, ConnectionState, PresenceChanged, Rejection
+from app.crypto.handshake import Invitation
+from app.crypto.mailbox import MailboxKey
+from app.net import events as net
+from app.net.errors import NetError
+from app.net.pool import RelayPool
+from app.store.records import MailboxPurpose, OurMailbox
+
+log = logging.getLogger(__name__)
+
+Destination = tuple[str, bytes]  # (relay URL, mailbox id)
+
+
+def mailbox_key(box: OurMailbox) -> MailboxKey:
+    """The key that subscribes one of our mailboxes (an invitation keeps its own inside)."""
+    if box.purpose is MailboxPurpose.INVITATION:
+        return Invitation.from_bytes(box.private_key).mailbox
+    return MailboxKey.from_bytes(box.private_key)
+
+
+class Routing:
+    """Subscriptions, watches and presence over one pool of relay connections."""
+
+    def __init__(self, ctx: Context, deliver: Callable[[net.Delivered], None]) -> None:
+        self._ctx = ctx
+        self._deliver = deliver
+        self.pool = RelayPool(self.on_net_event)
+        self._offline: set[Destination] = set()
+        self._watched: dict[Destination, int] = {}
+        self._online: set[int] = set()
+        self._contact_boxes: dict[bytes, OurMailbox] = {}
+        self._background: set[asyncio.Future[None]] = set()
+        self._closing = False
+
+    async def start(self) -> None:
+        """Listen on all our mailboxes and watch every contact's."""
+        ctx = self._ctx
+        for box in await ctx.store.read(lambda r: r.mailboxes.list_ours()):
+            await self.listen(box.relay_url, mailbox_key(box))
+        for contact in await ctx.store.read(lambda r: r.contacts.all()):
+            await self.watch_contact(contact.id)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.pool.close()
+
+    # -- what the pool tells us ----------------------------------------------------------
+
+    def on_net_event(self, event: net.NetEvent) -> None:
+        ctx = self._ctx
+        match event:
+            case net.Delivered():
+                self._deliver(event)
+            case net.MailboxPresence(url, mailbox, online):
+                self._presence(url, mailbox, online)
+            case net.ConnectionChanged(url, state, _):
+                if state is ConnectionState.ONLINE:
+                    self._offline = {d for d in self._offline if d[0] != url}
+                    self._reschedule_soon(url, None)
+                ctx.emit(ConnectionChanged(url, state, event.retry_in))
+            case net.RelayRejected(_, code, _):
+                ctx.reject(f"relay sent a bad frame ({code})", Rejection.RELAY)
+            case net.RequestRefused(_, code, _):
+                ctx.reject(f"relay refused a request ({code})", Rejection.RELAY)
+
+    def _presence(self, url: str, mailbox: bytes, online: bool) -> None:
+        contact_id = self._watched.get((url, mailbox))
+        if contact_id is None:
+            return
+        if online:
+            self._offline.discard((url, mailbox))
+            self._reschedule_soon(url, mailbox)
+            self._online.add(contact_id)
+        else:
+            self._online.discard(contact_id)
+        self._ctx.emit(PresenceChanged(contact_id, online))
+
+    def _reschedule_soon(self, url: str, mailbox: bytes | None) -> None:
+        """The way to a mailbox (or a whole relay) opened: what waits for it goes now.
+
+        Also while starting: a relay that comes online as we start gets everything that was
+        waiting, whatever its timer said."""
+        if self._closing:
+            return
+        ctx = self._ctx
+        now = ctx.clock()
+
+        async def job() -> None:
+            await ctx.store.run(lambda r: r.outbox.reschedule(url, mailbox, now))
+            ctx.wake()
+
+        task = asyncio.ensure_future(job())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
+    # -- our mailboxes -------------------------------------------------------------------
+
+    async def listen(self, url: str, key: MailboxKey) -> None:
+        await self.pool.subscribe(url, key.id, lambda ch: (key.public, key.sign_subscribe(ch)))
+
+    async def our_mailbox(self, mailbox: bytes) -> OurMailbox | None:
+        """Which of our mailboxes a frame came to (None: one we no longer have)."""
+        box = self._contact_boxes.get(mailbox)
+        if box is None:
+            box = await self._ctx.store.read(lambda r: r.mailboxes.get_ours(mailbox))
+            if box is not None and box.purpose is MailboxPurpose.CONTACT:
+                self._contact_boxes[box.id] = box
+        return box
+
+    async def drop_mailboxes(self, boxes: list[OurMailbox]) -> None:
+        """Stop listening on mailboxes a transaction just forgot."""
+        for box in boxes:
+            self._contact_boxes.pop(box.id, None)
+            with contextlib.suppress(NetError):
+                await self.pool.unsubscribe(box.relay_url, box.id)
+
+    # -- their mailboxes -----------------------------------------------------------------
+
+    def is_online(self, contact_id: int) -> bool:
+        return contact_id in self._online
+
+    def online(self) -> frozenset[int]:
+        """The contacts whose newest mailbox has a listener now."""
+        return frozenset(self._online)
+
+    def is_offline(self, dest: Destination) -> bool:
+        """The relay said nobody listens there; sends wait for its presence notice."""
+        return dest in self._offline
+
+    def connection_states(self) -> dict[str, ConnectionState]:
+        return {url: self.pool.state(url) for url in self.pool.urls}
+
+    async def watch_contact(self, contact_id: int) -> None:
+        """Watch the newest of a contact's mailboxes (older ones are no longer written to)."""
+        theirs = await self._ctx.store.read(lambda r: r.mailboxes.list_theirs(contact_id))
+        if not theirs:
+            return
+        newest = theirs[0]
+        for old in theirs[1:]:
+            self._watched.pop((old.relay_url, old.id), None)
+        self._watched[(newest.relay_url, newest.id)] = contact_id
+        try:
+            online = await self.pool.watch(newest.relay_url, [newest.id])
+        except NetError:
+            return  # the pool restores the watch when the relay comes back
+        self._presence(newest.relay_url, newest.id, newest.id in online)
+
+    async def went_offline(self, dest: Destination, contact_id: int) -> None:
+        """The relay found no subscriber: wait for the mailbox's presence notice."""
+        self._offline.add(dest)
+        self._watched.setdefault(dest, contact_id)
+        with contextlib.suppress(NetError):
+            online = await self.pool.watch(dest[0], [dest[1]])
+            if dest[1] in online:
+                self._offline.discard(dest)
+                self._reschedule_soon(*dest)
+
+    async def forget_contact(self, contact_id: int) -> None:
+        """A contact or request is gone or lost its channels: no presence or cache of it, and
+        the relay is no longer asked to tell us about its mailbox."""
+        for key in [k for k, v in self._watched.items() if v == contact_id]:
+            del self._watched[key]
+            self._offline.discard(key)
+            with contextlib.suppress(NetError):
+                await self.pool.unwatch(key[0], [key[1]])
+        self._online.discard(contact_id)
+        stale = [m for m, box in self._contact_boxes.items() if box.contact_id == contact_id]
+        for mailbox in stale:
+            del self._contact_boxes[mailbox]
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a background store update failed", exc_info=task.exception())
