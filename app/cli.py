@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.engine import Engine
-from app.core.errors import UserError
+from app.core.errors import StoreError, UserError
 from app.core.events import (
     ConnectionChanged,
     ContactAdded,
@@ -39,7 +39,6 @@ from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profil
 from app.core.qr import QrError, decode_file, make_png
 from app.domain.contacts import Contact, ContactState, RequestSummary
 from app.domain.messages import Direction, Message, Status
-from app.store.errors import StoreError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
