@@ -20,6 +20,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
 )
+from PySide6.QtGui import QStandardItem, QStandardItemModel
 
 from app.core.engine import Engine
 from app.domain.contacts import ContactState, ContactSummary
@@ -48,51 +49,77 @@ def list_order(s: ContactSummary) -> tuple[int, int]:
     return -(s.last.sent_at if s.last else s.contact.created_at), s.contact.id
 
 
-class ContactListModel(QAbstractListModel):
+def describe(s: ContactSummary) -> str:
+    """A contact row read out (screen readers) or shown as its tooltip."""
+    parts = [safe_text(s.contact.display_name)]
+    if s.unread:
+        parts.append(f"{s.unread} unread")
+    parts.append("online" if s.online else "offline")
+    if s.contact.verified:
+        parts.append("verified")
+    if s.contact.state is ContactState.ENDED:
+        parts.append("blocked" if s.contact.blocked else "deleted")
+    if not s.established:
+        parts.append("waiting for the handshake")
+    if s.last is not None:
+        parts.append(f"last: {preview(s.last.body, 40)}")
+    return ", ".join(parts)
+
+
+ROW_FLAGS = (
+    Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
+)
+
+
+class ContactListModel(QStandardItemModel):
     """One row per contact, most recent conversation first.
 
     Filled once with `set_summaries`; after that each change is one contact's row put in its
     place (`put`) or taken out (`remove`), so an event costs the same with 5 contacts or 500:
     rows are found by bisecting the order, and the unread total is kept as rows change.
+
+    The rows are Qt's own items, not a Python `rowCount`/`data`: a list view lays out every
+    row again after any change, asking the model for each row's index, and asked in Python
+    that would make each change cost in proportion to the list. A row that changes place is
+    taken out and put back, so whoever shows a selected contact marks its row again (the
+    window does after every change).
     """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[ContactSummary] = []
+        self._rows: list[ContactSummary] = []  # in the order of the items
         self._by_id: dict[int, ContactSummary] = {}
         self.unread = 0  # over all rows
 
     def set_summaries(self, rows: list[ContactSummary]) -> None:
         rows = sorted(rows, key=list_order)
-        self.beginResetModel()
+        self.clear()
         self._rows = rows
         self._by_id = {s.contact.id: s for s in rows}
         self.unread = sum(s.unread for s in rows)
-        self.endResetModel()
+        if rows:
+            self.invisibleRootItem().appendRows([contact_item(s) for s in rows])
 
     def put(self, summary: ContactSummary) -> int:
-        """Add or update one contact's row, moved to where the order puts it; its row."""
+        """Add or update one contact's row, in the place the order gives it; its row."""
         old = self._by_id.get(summary.contact.id)
         self._by_id[summary.contact.id] = summary
         self.unread += summary.unread - (old.unread if old else 0)
         found = bisect_left(self._rows, list_order(summary), key=list_order)
         if old is None:
-            self.beginInsertRows(QModelIndex(), found, found)
             self._rows.insert(found, summary)
-            self.endInsertRows()
+            self.insertRow(found, contact_item(summary))
             return found
         row = bisect_left(self._rows, list_order(old), key=list_order)
         to = found - 1 if found > row else found  # its place once out of its old one
-        if to != row:
-            # Qt counts the destination before the row leaves: one more when moving down.
-            self.beginMoveRows(QModelIndex(), row, row, QModelIndex(), to + (to > row))
-            del self._rows[row]
-            self._rows.insert(to, summary)
-            self.endMoveRows()
-        else:
+        if to == row:
             self._rows[row] = summary
-        index = self.index(to)
-        self.dataChanged.emit(index, index)
+            self.setItem(row, contact_item(summary))
+            return row
+        del self._rows[row]
+        self.takeRow(row)
+        self._rows.insert(to, summary)
+        self.insertRow(to, contact_item(summary))
         return to
 
     def remove(self, contact_id: int) -> None:
@@ -100,11 +127,10 @@ class ContactListModel(QAbstractListModel):
         row = self.row_of(contact_id)
         if row is None:
             return
-        self.beginRemoveRows(QModelIndex(), row, row)
         gone = self._rows.pop(row)
         del self._by_id[contact_id]
         self.unread -= gone.unread
-        self.endRemoveRows()
+        self.removeRow(row)
 
     def summary(self, row: int) -> ContactSummary:
         return self._rows[row]
@@ -113,32 +139,15 @@ class ContactListModel(QAbstractListModel):
         s = self._by_id.get(contact_id)
         return None if s is None else bisect_left(self._rows, list_order(s), key=list_order)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
 
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        s = self._rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return safe_text(s.contact.display_name)
-        if role == SummaryRole:
-            return s
-        if role in (Qt.ItemDataRole.AccessibleTextRole, Qt.ItemDataRole.ToolTipRole):
-            parts = [safe_text(s.contact.display_name)]
-            if s.unread:
-                parts.append(f"{s.unread} unread")
-            parts.append("online" if s.online else "offline")
-            if s.contact.verified:
-                parts.append("verified")
-            if s.contact.state is ContactState.ENDED:
-                parts.append("blocked" if s.contact.blocked else "deleted")
-            if not s.established:
-                parts.append("waiting for the handshake")
-            if s.last is not None:
-                parts.append(f"last: {preview(s.last.body, 40)}")
-            return ", ".join(parts)
-        return None
+def contact_item(s: ContactSummary) -> QStandardItem:
+    item = QStandardItem(safe_text(s.contact.display_name))
+    item.setFlags(ROW_FLAGS)
+    item.setData(s, SummaryRole)
+    described = describe(s)
+    item.setData(described, Qt.ItemDataRole.AccessibleTextRole)
+    item.setData(described, Qt.ItemDataRole.ToolTipRole)
+    return item
 
 
 class ConversationModel(QAbstractListModel):

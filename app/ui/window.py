@@ -333,7 +333,7 @@ class MainWindow(QMainWindow):
         self.search.box.clear()
         self.contact_list.setFocus()
         if not self.contact_list.currentIndex().isValid() and self.contacts.rowCount():
-            self.contact_list.setCurrentIndex(self.contacts.index(0))
+            self.contact_list.setCurrentIndex(self.contacts.index(0, 0))
 
     def focus_requests(self) -> None:
         if self.requests.isVisible():

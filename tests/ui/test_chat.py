@@ -74,7 +74,7 @@ def test_add_by_qr_accept_the_request_chat_and_a_namesake_stays_a_request(
 
             alice.show_empty()
             await until(lambda: alice.contacts.summary(0).unread == 1, what="unread badge")
-            alice.contact_list.setCurrentIndex(alice.contacts.index(0))
+            alice.contact_list.setCurrentIndex(alice.contacts.index(0, 0))
             await until(
                 lambda: alice.panel.model is not None and alice.panel.model.rowCount() == 1,
                 what="the bubble in Alice's window",
@@ -129,7 +129,7 @@ def test_safety_number_dialog_marks_verified(run, tmp_path: Path) -> None:
             await until(lambda: alice.requests.model.rowCount() == 1, what="Bob's request")
             await alice.engine.accept_request(alice.requests.model.summary(0).request.id)
             await until(lambda: contact_names(alice) == ["Bob"], what="handshake")
-            alice.contact_list.setCurrentIndex(alice.contacts.index(0))
+            alice.contact_list.setCurrentIndex(alice.contacts.index(0, 0))
             await until(lambda: alice.panel.contact is not None, what="conversation")
             dialog = alice.show_safety(alice.panel.contact.id)  # type: ignore[union-attr]
             assert dialog is not None
@@ -143,7 +143,7 @@ def test_safety_number_dialog_marks_verified(run, tmp_path: Path) -> None:
             from PySide6.QtGui import QImage
             from PySide6.QtMultimedia import QVideoFrame
 
-            bob.contact_list.setCurrentIndex(bob.contacts.index(0))
+            bob.contact_list.setCurrentIndex(bob.contacts.index(0, 0))
             await until(lambda: bob.panel.contact is not None, what="Bob's conversation")
             bob_dialog = bob.show_safety(bob.panel.contact.id)  # type: ignore[union-attr]
             assert bob_dialog is not None

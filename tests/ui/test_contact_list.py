@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.domain.contacts import Contact, ContactSummary
 from app.domain.messages import Direction, Message, MessageRow, Status, WireId
-from app.ui.models import ContactListModel, list_order
+from app.ui.models import ContactListModel, SummaryRole, list_order
 from tests.ui.conftest import me_and_a_peer, peer_card, until
 
 
@@ -45,23 +45,20 @@ class Mirror:
         model.modelReset.connect(self._reset)
         model.rowsInserted.connect(self._inserted)
         model.rowsRemoved.connect(self._removed)
-        model.rowsMoved.connect(self._moved)
+        model.dataChanged.connect(self._changed)
 
     def _reset(self) -> None:
         self.ids = [self.model.summary(i).contact.id for i in range(self.model.rowCount())]
 
     def _inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
-        assert first == last
-        self.ids.insert(first, self.model.summary(first).contact.id)
+        self.ids[first:first] = [self.model.summary(i).contact.id for i in range(first, last + 1)]
 
     def _removed(self, _parent: QModelIndex, first: int, last: int) -> None:
-        assert first == last
-        del self.ids[first]
+        del self.ids[first : last + 1]
 
-    def _moved(self, _p: QModelIndex, start: int, end: int, _d: QModelIndex, row: int) -> None:
-        assert start == end
-        moved = self.ids.pop(start)
-        self.ids.insert(row - 1 if row > start else row, moved)
+    def _changed(self, first: QModelIndex, last: QModelIndex) -> None:
+        for row in range(first.row(), last.row() + 1):
+            self.ids[row] = self.model.summary(row).contact.id
 
 
 rows = st.tuples(
@@ -95,6 +92,7 @@ def test_single_row_changes_keep_the_order_of_a_full_reload(
         assert model.unread == sum(s.unread for s in expected)
         for i, s in enumerate(expected):
             assert model.row_of(s.contact.id) == i
+            assert model.index(i, 0).data(SummaryRole) is s
     assert model.row_of(99) is None
 
 

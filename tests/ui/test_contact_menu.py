@@ -36,7 +36,7 @@ def menu_by_keyboard(window: MainWindow) -> QMenu:
     window.contact_actions.menu = None
     view = window.contact_list
     view.setFocus()
-    view.setCurrentIndex(window.contacts.index(0))
+    view.setCurrentIndex(window.contacts.index(0, 0))
     QTest.keyClick(view, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
     menu = window.contact_actions.menu
     assert menu is not None
@@ -53,7 +53,7 @@ def test_context_menu_renames_blocks_and_deletes(run, tmp_path: Path) -> None:
             view = window.contact_list
 
             # Three ways to the same menu: right click, the Menu key, Shift+F10.
-            pos = view.visualRect(window.contacts.index(0)).center()
+            pos = view.visualRect(window.contacts.index(0, 0)).center()
             click = QContextMenuEvent(
                 QContextMenuEvent.Reason.Mouse, pos, view.viewport().mapToGlobal(pos)
             )
@@ -91,7 +91,7 @@ def test_context_menu_renames_blocks_and_deletes(run, tmp_path: Path) -> None:
                 lambda: window.contacts.summary(0).contact.display_name == "Robert",
                 what="the new name in the list",
             )
-            assert window.contacts.index(0).data() == safe_text("Robert")
+            assert window.contacts.index(0, 0).data() == safe_text("Robert")
             assert window.panel.title.text() == safe_text("Robert")
             assert (await engine.contact(contact.id)).display_name == "Robert"
 
@@ -118,7 +118,7 @@ def test_context_menu_renames_blocks_and_deletes(run, tmp_path: Path) -> None:
             (row,) = await engine.summaries()
             assert row.contact.state is ContactState.ENDED
             assert not row.contact.blocked
-            assert "deleted" in window.contacts.index(0).data(Qt.ItemDataRole.AccessibleTextRole)
+            assert "deleted" in window.contacts.index(0, 0).data(Qt.ItemDataRole.AccessibleTextRole)
             panel = window.panel
             await until(lambda: panel.banner.isVisible(), what="the banner")
             assert "You deleted" in panel.banner_text.text()
@@ -135,7 +135,7 @@ def test_context_menu_renames_blocks_and_deletes(run, tmp_path: Path) -> None:
             await until(lambda: window.contacts.summary(0).contact.blocked, what="blocked")
             assert (await engine.summaries())[0].contact.blocked
             assert "You blocked" in panel.banner_text.text()
-            assert "blocked" in window.contacts.index(0).data(Qt.ItemDataRole.AccessibleTextRole)
+            assert "blocked" in window.contacts.index(0, 0).data(Qt.ItemDataRole.AccessibleTextRole)
             menu = menu_by_keyboard(window)
             assert not entries(menu)["Block…"].isEnabled()  # type: ignore[attr-defined]
 

@@ -132,12 +132,12 @@ def test_hostile_text_is_drawn_visible_and_isolated_everywhere(run, tmp_path: Pa
                 isolate("red ␛[31m alert ⟨U+202E⟩evil⟨U+2066⟩ x line two"),
             )
             await until(
-                lambda: "␛" in window.contacts.index(0).data(Qt.ItemDataRole.AccessibleTextRole),
+                lambda: "␛" in window.contacts.index(0, 0).data(Qt.ItemDataRole.AccessibleTextRole),
                 what="the preview in the row",
             )
 
             # The bubble: what the model gives is what the delegate draws.
-            window.contact_list.setCurrentIndex(window.contacts.index(0))
+            window.contact_list.setCurrentIndex(window.contacts.index(0, 0))
             panel = window.panel
             await until(lambda: panel.model is not None and panel.model.rowCount() == 2)
             assert panel.model is not None
@@ -185,7 +185,7 @@ def test_hostile_text_is_drawn_visible_and_isolated_everywhere(run, tmp_path: Pa
             await window.reload_contacts()
             row = window.contacts.row_of(eve)
             assert row is not None
-            assert window.contacts.index(row).data() == shown_name
+            assert window.contacts.index(row, 0).data() == shown_name
             window.open_contact(window.contacts.summary(row).contact)
             await until(lambda: panel.contact is not None and panel.contact.id == eve)
             assert panel.title.text() == shown_name
