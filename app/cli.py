@@ -204,9 +204,17 @@ async def cmd_init(args: argparse.Namespace, out: Out) -> None:
     opened = await create_profile(paths, read_passphrase(args, True), args.name, args.relay)
     engine = await Engine.open(opened)
     try:
+        if args.proxy:
+            await engine.set_proxy(args.proxy)
         fp = engine.identity.public.to_bytes().hex()
         out.result(
-            {"profile": str(paths.directory), "name": args.name.strip(), "relay": args.relay},
+            {
+                "profile": str(paths.directory),
+                "name": args.name.strip(),
+                "relay": args.relay,
+                "proxy": engine.proxy() or None,
+                "isolation": engine.isolation().value,
+            },
             f"created profile {args.name.strip()!r} at {paths.directory} ({fp[:16]}...)",
         )
     finally:
@@ -429,7 +437,21 @@ async def cmd_verify(engine: Engine, args: argparse.Namespace, out: Out) -> None
     out.result(contact_json(contact), f"{safe(contact.display_name)} is verified")
 
 
+async def cmd_config(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """Show the network settings, or change one (applies from the next start)."""
+    if args.setting == "proxy":
+        await engine.set_proxy(args.value)
+    elif args.setting == "isolation":
+        await engine.set_isolation(None if args.value == "default" else args.value)
+    proxy, isolation = engine.proxy(), engine.isolation().value
+    out.result(
+        {"proxy": proxy or None, "isolation": isolation},
+        f"proxy: {proxy or 'none (direct connections)'}\nisolation: {isolation}",
+    )
+
+
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]] = {
+    "config": cmd_config,
     "card": cmd_card,
     "add": cmd_add,
     "contacts": cmd_contacts,
@@ -457,6 +479,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("init", help="create a profile")
     s.add_argument("--name", required=True)
     s.add_argument("--relay", default=DEFAULT_RELAY)
+    s.add_argument("--proxy", metavar="URL", help="connect through this SOCKS5 proxy (Tor)")
     s = sub.add_parser("card", help="print your contact card")
     s.add_argument("--qr", metavar="FILE.png", help="also write it as a QR code image")
     s = sub.add_parser("add", help="add a contact from their card")
@@ -495,6 +518,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("contact")
     s.add_argument("new_name")
     sub.add_parser("status", help="counts: contacts, requests, outbox, dropped frames")
+    s = sub.add_parser("config", help="show or change the network settings")
+    c = s.add_subparsers(dest="setting")
+    c.add_parser("proxy", help="socks5h://host:port (Tor: socks5h://127.0.0.1:9050) or none")
+    c.choices["proxy"].add_argument("value", metavar="URL|none")
+    c.add_parser("isolation", help="which connections carry what")
+    c.choices["isolation"].add_argument(
+        "value", choices=["per-contact", "card-apart", "shared", "default"]
+    )
     return p
 
 

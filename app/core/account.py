@@ -7,15 +7,18 @@ from app.core.context import Context
 from app.core.errors import UserError
 from app.core.handshakes import parse_card
 from app.core.profile import (
+    SETTING_ISOLATION,
+    SETTING_PROXY,
     SETTING_READ_RECEIPTS,
     SETTING_RELAY,
     check_display_name,
     check_relay_url,
     keyring_available,
 )
-from app.core.routing import Routing
+from app.core.routing import Isolation, Routing, default_isolation
 from app.crypto.handshake import Invitation
 from app.domain.contacts import CardPreview
+from app.net.pool import check_proxy_url
 from app.store.errors import WrongPassphrase
 from app.store.records import MailboxPurpose, OurMailbox
 from app.store.repos import Repos
@@ -77,7 +80,42 @@ class Account:
         await ctx.store.run(unit)
         ctx.settings.relay_url = url
         if self.listening:
-            await self._routing.listen(url, invitation.mailbox)
+            await self._routing.listen(url, invitation.mailbox, None)
+
+    async def set_proxy(self, url: str | None) -> str:
+        """Connect to every relay through this SOCKS5 proxy (None or "": directly); applies
+        from the next start. Returns the URL as stored ("" for none)."""
+        value = ""
+        if url and url.strip().lower() != "none":
+            try:
+                value = check_proxy_url(url)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+        await self._ctx.store.run(lambda r: r.settings.set(SETTING_PROXY, value))
+        self._ctx.settings.proxy = value
+        return value
+
+    async def set_isolation(self, isolation: str | None) -> Isolation:
+        """Which connections carry what (None or "": the default for the proxy setting);
+        applies from the next start. Returns the isolation now in force for the settings."""
+        value = (isolation or "").strip()
+        if value:
+            try:
+                Isolation(value)
+            except ValueError:
+                names = ", ".join(i.value for i in Isolation)
+                raise UserError(f"isolation is one of {names}, not {value!r}") from None
+        await self._ctx.store.run(lambda r: r.settings.set(SETTING_ISOLATION, value))
+        self._ctx.settings.isolation = value
+        return self.isolation()
+
+    def isolation(self) -> Isolation:
+        """The isolation the settings ask for (what the next start uses)."""
+        chosen = self._ctx.settings.isolation
+        return Isolation(chosen) if chosen else default_isolation(self._ctx.settings.proxy)
+
+    def proxy(self) -> str:
+        return self._ctx.settings.proxy
 
     async def set_read_receipts(self, enabled: bool) -> None:
         value = "1" if enabled else "0"

@@ -133,8 +133,9 @@ class Contacts:
 
             contact, old = await ctx.store.run(unit)
         await self._forget(request.id, old)
-        if target is not None:
+        if target is not None:  # the request's mailboxes are the contact's now
             await self._routing.forget_contact(target)
+            await self._routing.relisten_contact(target)
         await self._routing.watch_contact(contact.id)
         ctx.emit(RequestRemoved(request.id))
         ctx.emit(ContactAdded(contact) if target is None else ContactChanged(contact))

@@ -13,7 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.core.events import Event, FrameRejected, Rejection
-from app.core.profile import SETTING_READ_RECEIPTS, SETTING_RELAY
+from app.core.profile import (
+    SETTING_ISOLATION,
+    SETTING_PROXY,
+    SETTING_READ_RECEIPTS,
+    SETTING_RELAY,
+)
 from app.crypto.identity import Identity
 from app.crypto.ratchet import Session
 from app.store.repos import Repos
@@ -30,6 +35,8 @@ class Settings:
     name: str = ""
     relay_url: str = ""
     read_receipts: bool = True
+    proxy: str = ""  # socks5h://host:port every relay connection goes through, or none
+    isolation: str = ""  # which connections carry what (routing.Isolation); "" the default
 
 
 class Rejections:
@@ -82,6 +89,8 @@ class Context:
         self.settings.name = me.display_name if me else ""
         self.settings.relay_url = stored.get(SETTING_RELAY, "")
         self.settings.read_receipts = stored.get(SETTING_READ_RECEIPTS, "1") == "1"
+        self.settings.proxy = stored.get(SETTING_PROXY, "")
+        self.settings.isolation = stored.get(SETTING_ISOLATION, "")
 
     def reject(self, reason: str, kind: Rejection) -> None:
         """Something that arrived was dropped: tell the front ends and count it by kind."""

@@ -70,6 +70,10 @@ class Engine:
         self.set_display_name = account.set_display_name
         self.set_relay_url = account.set_relay_url
         self.set_read_receipts = account.set_read_receipts
+        self.set_proxy = account.set_proxy
+        self.proxy = account.proxy
+        self.set_isolation = account.set_isolation
+        self.isolation = account.isolation
         self.change_passphrase = account.change_passphrase
         self.keyring_available = account.keyring_available
         self.remember_key = account.remember_key

@@ -174,7 +174,7 @@ class Handshakes:
         """Unsubscribe what was forgotten, listen on the new mailbox, watch the peer's."""
         routing = self._routing
         await routing.drop_mailboxes(old)
-        await routing.listen(our_relay, box)
+        await routing.listen(our_relay, box, contact.id)
         await routing.watch_contact(contact.id)
         self._ctx.wake()
 

@@ -79,7 +79,12 @@ class Outbox:
         ready = [i for i in items if not routing.is_offline((i.relay_url, i.mailbox_id))]
         postponed = [i for i in items if routing.is_offline((i.relay_url, i.mailbox_id))]
         results = await asyncio.gather(
-            *(routing.pool.send(i.relay_url, i.mailbox_id, i.ciphertext) for i in ready),
+            *(
+                routing.pool.send(
+                    i.relay_url, i.mailbox_id, i.ciphertext, lane=routing.lane(i.contact_id)
+                )
+                for i in ready
+            ),
             return_exceptions=True,
         )
         sent: list[OutboxItem] = []

@@ -24,6 +24,8 @@ from app.store.store import Store
 NO_KEYRING = keystore.NO_BACKEND
 SETTING_RELAY = "relay_url"
 SETTING_READ_RECEIPTS = "read_receipts"
+SETTING_PROXY = "proxy"
+SETTING_ISOLATION = "isolation"
 DEFAULT_RELAY = "ws://127.0.0.1:8765"
 LOCK_NAME = "lock"
 

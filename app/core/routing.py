@@ -1,5 +1,14 @@
 """Which mailboxes we listen on and whose we watch: the engine's view of the relays.
 
+Which connection carries what is the isolation setting: a relay ties together whatever one
+connection subscribes, watches and sends to. `per-contact` gives the card's mailboxes a
+connection of their own and each contact one of its own; `card-apart` keeps only the card
+apart (all contacts share); `shared` uses one connection per relay. A relay takes at most
+MAX_SUBSCRIPTIONS of our mailboxes on one connection, so contacts that share spread over as
+many connections as they need, CONTACTS_PER_CONNECTION each. Without a proxy the relay sees
+one network address for all of them anyway, so `card-apart` is the default; with a proxy the
+default is `per-contact`.
+
 Our mailboxes are subscribed on their relays (the card's invitation mailbox and one per
 contact); each contact's newest mailbox is watched, which tells us whether they are online and
 when what waits for them may go. A contact's own mailboxes never change once made (they are
@@ -12,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
+from enum import StrEnum
 
 from app.core.context import Context
 from app.core.events import ConnectionChanged, ConnectionState, PresenceChanged, Rejection
@@ -26,6 +37,60 @@ from app.store.records import MailboxPurpose, OurMailbox
 log = logging.getLogger(__name__)
 
 Destination = tuple[str, bytes]  # (relay URL, mailbox id)
+CONTACTS_PER_CONNECTION = 48  # below the protocol's default 64 subscriptions per connection
+STAGGER_S = 2.0  # per-contact connections open spread over this long
+CARD_LANE = "card"
+
+
+class Isolation(StrEnum):
+    PER_CONTACT = "per-contact"
+    CARD_APART = "card-apart"
+    SHARED = "shared"
+
+
+def default_isolation(proxy: str | None) -> Isolation:
+    return Isolation.PER_CONTACT if proxy else Isolation.CARD_APART
+
+
+class Lanes:
+    """Which connection (lane) of a relay carries a contact's mailboxes, or the card's
+    (contact None). Contacts that share are packed CONTACTS_PER_CONNECTION to a lane, each
+    keeping its lane for as long as it is known here."""
+
+    def __init__(self, isolation: Isolation) -> None:
+        self.isolation = isolation
+        self._slot: dict[int, int] = {}
+        self._filled: Counter[int] = Counter()
+
+    def lane(self, contact_id: int | None) -> str:
+        if contact_id is None:
+            return "0" if self.isolation is Isolation.SHARED else CARD_LANE
+        if self.isolation is Isolation.PER_CONTACT:
+            return f"contact-{contact_id}"
+        slot = self._slot.get(contact_id)
+        if slot is None:
+            slot = next(n for n in range(len(self._slot) + 1) if self._filled[n] < self._room(n))
+            self._slot[contact_id] = slot
+            self._filled[slot] += 1
+        return str(slot)
+
+    def _room(self, slot: int) -> int:
+        # Shared: the card's mailboxes (one, two while a relay changes) ride on lane 0.
+        if self.isolation is Isolation.SHARED and slot == 0:
+            return CONTACTS_PER_CONNECTION - 4
+        return CONTACTS_PER_CONNECTION
+
+    def release(self, contact_id: int) -> str | None:
+        """Forget a contact's lane; the lane's name when it is now empty."""
+        if self.isolation is Isolation.PER_CONTACT:
+            return f"contact-{contact_id}"
+        slot = self._slot.pop(contact_id, None)
+        if slot is None:
+            return None
+        self._filled[slot] -= 1
+        if self._filled[slot] == 0 and not (self.isolation is Isolation.SHARED and slot == 0):
+            return str(slot)
+        return None
 
 
 def mailbox_key(box: OurMailbox) -> MailboxKey:
@@ -41,7 +106,9 @@ class Routing:
     def __init__(self, ctx: Context, deliver: Callable[[net.Delivered], None]) -> None:
         self._ctx = ctx
         self._deliver = deliver
-        self.pool = RelayPool(self.on_net_event)
+        self._pool: RelayPool | None = None
+        self._lanes = Lanes(Isolation.SHARED)
+        self._shown: dict[str, ConnectionState] = {}
         self._offline: set[Destination] = set()
         self._watched: dict[Destination, int] = {}
         self._online: set[int] = set()
@@ -49,19 +116,44 @@ class Routing:
         self._background: set[asyncio.Future[None]] = set()
         self._closing = False
 
+    @property
+    def pool(self) -> RelayPool:
+        """The relay connections, made on first use with the settings of that moment (a
+        changed proxy or isolation applies from the next start)."""
+        if self._pool is None:
+            proxy = self._ctx.settings.proxy or None
+            chosen = self._ctx.settings.isolation
+            self._lanes = Lanes(Isolation(chosen) if chosen else default_isolation(proxy))
+            stagger = STAGGER_S if self._lanes.isolation is Isolation.PER_CONTACT else 0.0
+            self._pool = RelayPool(self.on_net_event, proxy=proxy, stagger=stagger)
+        return self._pool
+
+    @property
+    def isolation(self) -> Isolation:
+        _ = self.pool  # the lanes are chosen with the pool
+        return self._lanes.isolation
+
+    def lane(self, contact_id: int | None) -> str:
+        _ = self.pool
+        return self._lanes.lane(contact_id)
+
     async def start(self) -> None:
-        """Listen on all our mailboxes and watch every contact's."""
+        """Listen on all our mailboxes and watch every contact's (all at once: each
+        connection answers for its own)."""
         ctx = self._ctx
-        for box in await ctx.store.read(lambda r: r.mailboxes.list_ours()):
-            await self.listen(box.relay_url, mailbox_key(box))
-        for contact in await ctx.store.read(lambda r: r.contacts.all()):
-            await self.watch_contact(contact.id)
+        boxes = await ctx.store.read(lambda r: r.mailboxes.list_ours())
+        await asyncio.gather(
+            *(self.listen(b.relay_url, mailbox_key(b), b.contact_id) for b in boxes)
+        )
+        contacts = await ctx.store.read(lambda r: r.contacts.all())
+        await asyncio.gather(*(self.watch_contact(c.id) for c in contacts))
 
     async def close(self) -> None:
         self._closing = True
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self.pool.close()
+        if self._pool is not None:
+            await self._pool.close()
 
     # -- what the pool tells us ----------------------------------------------------------
 
@@ -76,7 +168,11 @@ class Routing:
                 if state is ConnectionState.ONLINE:
                     self._offline = {d for d in self._offline if d[0] != url}
                     self._reschedule_soon(url, None)
-                ctx.emit(ConnectionChanged(url, state, event.retry_in))
+                shown = self.pool.state(url)  # the relay as a whole, over its connections
+                if self._shown.get(url) is not shown:
+                    self._shown[url] = shown
+                    retry_in = event.retry_in if shown is state else None
+                    ctx.emit(ConnectionChanged(url, shown, retry_in))
             case net.RelayRejected(_, code, _):
                 ctx.reject(f"relay sent a bad frame ({code})", Rejection.RELAY)
             case net.RequestRefused(_, code, _):
@@ -115,8 +211,18 @@ class Routing:
 
     # -- our mailboxes -------------------------------------------------------------------
 
-    async def listen(self, url: str, key: MailboxKey) -> None:
-        await self.pool.subscribe(url, key.id, lambda ch: (key.public, key.sign_subscribe(ch)))
+    async def listen(self, url: str, key: MailboxKey, contact_id: int | None) -> None:
+        """Subscribe one of our mailboxes (a contact's, or the card's: contact None)."""
+        lane = self.lane(contact_id)
+        await self.pool.subscribe(
+            url, key.id, lambda ch: (key.public, key.sign_subscribe(ch)), lane=lane
+        )
+
+    async def relisten_contact(self, contact_id: int) -> None:
+        """Subscribe a contact's mailboxes on its own connection (after they moved to it)."""
+        boxes = await self._ctx.store.read(lambda r: r.mailboxes.list_ours(contact_id=contact_id))
+        for box in boxes:
+            await self.listen(box.relay_url, mailbox_key(box), contact_id)
 
     async def our_mailbox(self, mailbox: bytes) -> OurMailbox | None:
         """Which of our mailboxes a frame came to (None: one we no longer have)."""
@@ -132,7 +238,7 @@ class Routing:
         for box in boxes:
             self._contact_boxes.pop(box.id, None)
             with contextlib.suppress(NetError):
-                await self.pool.unsubscribe(box.relay_url, box.id)
+                await self.pool.unsubscribe(box.relay_url, box.id, lane=self.lane(box.contact_id))
 
     # -- their mailboxes -----------------------------------------------------------------
 
@@ -160,7 +266,7 @@ class Routing:
             self._watched.pop((old.relay_url, old.id), None)
         self._watched[(newest.relay_url, newest.id)] = contact_id
         try:
-            online = await self.pool.watch(newest.relay_url, [newest.id])
+            online = await self.pool.watch(newest.relay_url, [newest.id], self.lane(contact_id))
         except NetError:
             return  # the pool restores the watch when the relay comes back
         self._presence(newest.relay_url, newest.id, newest.id in online)
@@ -170,23 +276,36 @@ class Routing:
         self._offline.add(dest)
         self._watched.setdefault(dest, contact_id)
         with contextlib.suppress(NetError):
-            online = await self.pool.watch(dest[0], [dest[1]])
+            online = await self.pool.watch(dest[0], [dest[1]], self.lane(contact_id))
             if dest[1] in online:
                 self._offline.discard(dest)
                 self._reschedule_soon(*dest)
 
     async def forget_contact(self, contact_id: int) -> None:
         """A contact or request is gone or lost its channels: no presence or cache of it, and
-        the relay is no longer asked to tell us about its mailbox."""
+        the relay is no longer asked to tell us about its mailbox; once none of our mailboxes
+        is left for it, its place on a connection is freed (and a connection left empty is
+        closed)."""
+        lane = self.lane(contact_id)
+        urls = set()
         for key in [k for k, v in self._watched.items() if v == contact_id]:
             del self._watched[key]
             self._offline.discard(key)
+            urls.add(key[0])
             with contextlib.suppress(NetError):
-                await self.pool.unwatch(key[0], [key[1]])
+                await self.pool.unwatch(key[0], [key[1]], lane)
         self._online.discard(contact_id)
         stale = [m for m, box in self._contact_boxes.items() if box.contact_id == contact_id]
         for mailbox in stale:
+            urls.add(self._contact_boxes[mailbox].relay_url)
             del self._contact_boxes[mailbox]
+        left = await self._ctx.store.read(lambda r: r.mailboxes.list_ours(contact_id=contact_id))
+        if left:  # its channels go on (a request accepted): it keeps its connection
+            return
+        empty = self._lanes.release(contact_id)
+        if empty is not None:  # nothing of it is left to restore: close that connection
+            for url in urls | {u for u in self.pool.urls if empty in self.pool.lanes(u)}:
+                await self.pool.release(url, empty)
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -44,6 +44,8 @@ class RelayLink:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         max_frame_size: int = 1 << 20,
+        proxy: str | None = None,
+        first_delay: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -60,6 +62,8 @@ class RelayLink:
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._max_frame_size = max_frame_size
+        self._proxy = proxy
+        self._first_delay = first_delay
         self._clock = clock
         self._sleep = sleep
         self._ws: ClientConnection | None = None
@@ -182,6 +186,8 @@ class RelayLink:
     # -- the connection loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
+        if self._first_delay > 0:  # many links of one client do not open in lockstep
+            await self._sleep(self._first_delay)
         attempt = 0
         while not self._stop.is_set():
             self._set_state(ConnectionState.CONNECTING)
@@ -195,7 +201,7 @@ class RelayLink:
                     close_timeout=2.0,
                     max_size=self._max_frame_size,
                     compression=None,
-                    proxy=None,
+                    proxy=self._proxy,
                     logger=logging.getLogger("anonchat.net.websockets"),
                 ) as ws:
                     await self._serve(ws)

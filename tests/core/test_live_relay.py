@@ -22,7 +22,8 @@ from app.core.events import (
     PresenceChanged,
     RequestAdded,
 )
-from app.core.profile import create_profile, profile_paths
+from app.core.profile import create_profile, open_profile, profile_paths
+from app.core.routing import Isolation
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from relay.server import RelayConfig, serve_relay
 from tests.core.engines import PASS
@@ -51,18 +52,32 @@ class Person:
 
 
 @contextlib.asynccontextmanager
-async def people(tmp_path: Path, *names: str) -> AsyncIterator[list[Person]]:
-    relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
-    url = relay.url.rstrip("/")
+async def people(
+    tmp_path: Path,
+    *names: str,
+    isolation: Isolation | None = None,
+    relay_url: str | None = None,
+    proxy: str | None = None,
+    reopen: bool = False,
+) -> AsyncIterator[list[Person]]:
+    """Profiles named `names`, started, on a relay of their own (or on `relay_url`), made
+    anew (or, with `reopen`, the ones made before), closed at the end."""
+    relay = None if relay_url else await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+    url = relay_url or (relay.url.rstrip("/") if relay else "")
     made: list[Person] = []
     try:
         for name in names:
             paths = profile_paths(str(tmp_path / name.lower()))
-            engine = await Engine.open(
-                await create_profile(
-                    paths, PASS, name.rstrip("0123456789"), url, INSECURE_FAST_PARAMS
-                )
-            )
+            if reopen:
+                opened = await open_profile(paths, PASS)
+            else:
+                short = name.rstrip("0123456789")
+                opened = await create_profile(paths, PASS, short, url, INSECURE_FAST_PARAMS)
+            engine = await Engine.open(opened)
+            if isolation is not None:
+                await engine.set_isolation(isolation.value)
+            if proxy is not None and not reopen:
+                await engine.set_proxy(proxy)
             person = Person(engine)
             engine.subscribe(person.events.append)
             await engine.start()
@@ -71,7 +86,8 @@ async def people(tmp_path: Path, *names: str) -> AsyncIterator[list[Person]]:
     finally:
         for person in made:
             await person.engine.close()
-        await relay.close()
+        if relay is not None:
+            await relay.close()
 
 
 async def introduce(asker: Person, asked: Person) -> tuple[int, int]:

@@ -1,0 +1,50 @@
+"""`anonchat-cli init --proxy` and `anonchat-cli config`: the network settings a person picks,
+kept in the profile, with a clear refusal (and nothing changed) for a wrong value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from app.cli import EXIT_USER
+from tests.e2e.conftest import Profile, snapshot
+
+RELAY = "ws://127.0.0.1:9"  # nothing listens: these commands never need the relay
+
+
+def test_a_proxy_makes_each_contact_a_connection_of_its_own(
+    make_profile: Callable[..., Profile],
+) -> None:
+    me = make_profile("Me")
+    made = me.run("init", "--name", "Me", "--relay", RELAY, "--proxy", "socks5://127.0.0.1:9050")
+    assert made.data["proxy"] == "socks5h://127.0.0.1:9050"  # names resolved by the proxy
+    assert made.data["isolation"] == "per-contact"
+    assert me.run("config").data == {
+        "proxy": "socks5h://127.0.0.1:9050",
+        "isolation": "per-contact",
+    }
+
+    assert me.run("config", "isolation", "shared").data["isolation"] == "shared"
+    assert me.run("config", "proxy", "none").data == {"proxy": None, "isolation": "shared"}
+    assert me.run("config", "isolation", "default").data["isolation"] == "card-apart"
+    text = me.run("config", json_out=False).out
+    assert "proxy: none (direct connections)" in text
+    assert "isolation: card-apart" in text
+
+
+def test_a_wrong_proxy_is_refused_and_changes_nothing(
+    make_profile: Callable[..., Profile], tmp_path: Path
+) -> None:
+    me = make_profile("Me", RELAY)
+    before = snapshot(me.dir)
+    for wrong in (
+        "http://127.0.0.1:8080",
+        "socks5h://127.0.0.1",
+        "socks5h://user:secret@127.0.0.1:9050",
+        "127.0.0.1:9050",
+    ):
+        result = me.run("config", "proxy", wrong, expect=EXIT_USER)
+        assert "not a proxy URL" in result.err or "without credentials" in result.err
+        assert "secret" not in result.err
+    assert snapshot(me.dir) == before
+    assert me.run("config").data == {"proxy": None, "isolation": "card-apart"}
