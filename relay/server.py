@@ -16,7 +16,7 @@ import signal
 import ssl
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -359,7 +359,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
             idle_timeout=a.idle_timeout,
         )
     except ValueError as exc:
-        p.error(str(exc))
+        message = str(exc)
+        for limit in fields(RelayLimits):  # say it in the flags' names
+            message = message.replace(limit.name, "--" + limit.name.replace("_", "-"))
+        p.error(message)
     if a.redis and urlsplit(a.redis).scheme not in ("redis", "rediss", "unix"):
         p.error("--redis takes a redis://, rediss:// or unix:// URL")
     secret: bytes | None = None

@@ -65,6 +65,12 @@ class RelayLimits:
             raise ValueError("connection limits must be at least 1")
         if not self.send_rate > 0 or not self.idle_timeout > 0:
             raise ValueError("send_rate and idle_timeout must be positive")
+        least, kind = wire.min_frame_size(self.announced())
+        if self.max_frame_size < least:
+            raise ValueError(
+                f"max_frame_size must be at least {least} bytes, the size of the protocol's "
+                f"largest fixed frame ({kind}) with these limits"
+            )
 
     def announced(self) -> wire.Limits:
         """The part of the limits a client needs, as carried in hello."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, Final
 
 import msgpack
@@ -92,6 +92,7 @@ __all__ = [
     "decode",
     "encode",
     "mailbox_id",
+    "min_frame_size",
     "request_id_of",
     "subscribe_signed_bytes",
 ]
@@ -230,3 +231,50 @@ def request_id_of(data: bytes) -> int | None:
         if type(rid) is int and 0 <= rid <= MAX_REQUEST_ID:
             return rid
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The least frame limit the protocol can run on.
+
+
+def _largest_fixed_frames(limits: Limits) -> tuple[Frame, ...]:
+    """One frame of every type at its largest without a payload: the largest request id and
+    count, 64-character codes, one mailbox id per array, and the hello announcing ``limits``."""
+    rid = MAX_REQUEST_ID
+    box = bytes(MAILBOX_ID_SIZE)
+    code = "x" * 64
+    return (
+        Hello(SUPPORTED_VERSIONS, bytes(CHALLENGE_SIZE), limits),
+        Subscribe(rid, box, bytes(MAILBOX_KEY_SIZE), bytes(SIGNATURE_SIZE)),
+        Unsubscribe(rid, box),
+        Send(rid, box, b""),
+        Sent(rid, MAX_REQUEST_ID),
+        Deliver(box, b""),
+        Watch(rid, (box,)),
+        Watching(rid, (box,)),
+        Unwatch(rid, (box,)),
+        Presence(box, False),
+        Ok(rid),
+        Error(rid, code),
+        Ping(rid),
+        Pong(rid),
+        Goodbye(code),
+    )
+
+
+def min_frame_size(limits: Limits) -> tuple[int, str]:
+    """The smallest ``max_frame_size`` the protocol works with next to these other limits, and
+    the frame type that sets it.
+
+    Every frame type must fit with its fixed fields at their largest, the hello among them; the
+    hello carries ``max_frame_size`` itself, whose msgpack width grows with the value, so the
+    answer is the least size that still fits the hello announcing it.
+    """
+    size = 0
+    while True:
+        frames = _largest_fixed_frames(replace(limits, max_frame_size=size))
+        sizes = [(len(encode(frame)), frame.TYPE) for frame in frames]
+        need, kind = max(sizes, key=lambda pair: pair[0])
+        if need <= size:
+            return size, kind
+        size = need

@@ -246,9 +246,9 @@ def test_text_messages_are_malformed() -> None:
 
 
 def test_oversize_frame_is_refused_by_the_state_too() -> None:
-    relay = Relay(RelayLimits(max_frame_size=100))
+    relay = Relay(RelayLimits(max_frame_size=200))
     c = Client(relay)
-    c.send(wire.Send(8, KEYS[0].mailbox, b"x" * 100))
+    c.send(wire.Send(8, KEYS[0].mailbox, b"x" * 200))
     assert c.take() == [wire.Error(8, ErrorCode.TOO_LARGE)]
 
 

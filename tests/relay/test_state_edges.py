@@ -128,10 +128,26 @@ def test_every_count_limit_below_one_is_refused(name: str, value: int) -> None:
         RelayLimits(**{name: value})
 
 
-@pytest.mark.parametrize("name", INT_LIMITS)
+@pytest.mark.parametrize("name", [n for n in INT_LIMITS if n != "max_frame_size"])
 @given(value=st.integers(min_value=1, max_value=2**31))
 def test_every_count_limit_from_one_up_is_accepted(name: str, value: int) -> None:
     assert getattr(RelayLimits(**{name: value}), name) == value
+
+
+LEAST_FRAME = wire.min_frame_size(RelayLimits().announced())[0]
+
+
+@given(value=st.integers(min_value=1, max_value=LEAST_FRAME - 1))
+def test_a_frame_limit_below_the_protocols_largest_fixed_frame_is_refused(value: int) -> None:
+    with pytest.raises(ValueError, match=f"max_frame_size must be at least {LEAST_FRAME} bytes"):
+        RelayLimits(max_frame_size=value)
+
+
+@given(value=st.integers(min_value=LEAST_FRAME, max_value=2**31))
+def test_a_frame_limit_that_fits_the_hello_announcing_it_is_accepted(value: int) -> None:
+    limits = RelayLimits(max_frame_size=value)
+    hello = wire.Hello(wire.SUPPORTED_VERSIONS, bytes(32), limits.announced())
+    assert len(wire.encode(hello)) <= value
 
 
 @pytest.mark.parametrize("name", FLOAT_LIMITS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -254,3 +255,43 @@ def test_protocol_doc_lists_every_frame_type_and_error_code() -> None:
     for name, value in vars(ErrorCode).items():
         if name.isupper() and isinstance(value, str):
             assert f"`{value}`" in text, value
+
+
+def largest_subscribe() -> wire.Subscribe:
+    return wire.Subscribe(wire.MAX_REQUEST_ID, bytes(32), bytes(32), bytes(64))
+
+
+@given(limits)
+def test_the_least_frame_limit_fits_the_hello_announcing_it_and_no_less_does(
+    announced: wire.Limits,
+) -> None:
+    least, kind = wire.min_frame_size(announced)
+    assert kind in ("hello", "subscribe")
+
+    def largest_at(size: int) -> int:
+        hello = wire.Hello(
+            wire.SUPPORTED_VERSIONS, bytes(32), replace(announced, max_frame_size=size)
+        )
+        return max(len(wire.encode(hello)), len(wire.encode(largest_subscribe())))
+
+    assert largest_at(least) <= least
+    assert largest_at(least - 1) > least - 1
+
+
+def test_the_least_frame_limit_covers_every_fixed_frame_and_protocol_md_names_it() -> None:
+    least, kind = wire.min_frame_size(RelayLimits().announced())
+    rid, code = wire.MAX_REQUEST_ID, "x" * 64
+    for frame in (
+        largest_subscribe(),
+        wire.Sent(rid, rid),
+        wire.Watching(rid, (bytes(32),)),
+        wire.Error(rid, code),
+        wire.Goodbye(code),
+    ):
+        assert len(wire.encode(frame)) <= least, frame.TYPE
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    named = re.search(
+        r"that frame is the `(\w+)` and the least accepted value\s+is (\d+) bytes", text
+    )
+    assert named is not None
+    assert (named.group(1), int(named.group(2))) == (kind, least)
