@@ -18,12 +18,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from relay.backplane import Backplane, cluster_key
 from relay.state import (
@@ -187,6 +190,29 @@ def _close_now(ws: ServerConnection, close: Close) -> None:
     ws.transport.close()
 
 
+def _connection_class(relay: Relay) -> type[ServerConnection]:
+    """websockets connections that say ``too_large`` before closing 1009 on an oversize frame.
+
+    websockets refuses a frame over ``max_size`` from its header, unread, and fails the
+    connection with 1009 at once, before the handler could answer; this puts the relay's
+    ``error`` frame ahead of that close frame, and counts the refusal.
+    """
+
+    class RelayConnection(ServerConnection):
+        def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+            super().__init__(protocol, *args, **kwargs)
+            fail = protocol.fail
+
+            def refuse_then_fail(code: CloseCode | int, reason: str = "") -> None:
+                if code == CloseCode.MESSAGE_TOO_BIG and protocol.state is State.OPEN:
+                    protocol.send_binary(relay.refuse_oversize())
+                fail(code, reason)
+
+            protocol.fail = refuse_then_fail  # type: ignore[method-assign]
+
+    return RelayConnection
+
+
 async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
     """Start a relay on the running loop; ``port=0`` picks a free port (see ``handle.port``)."""
     config = config or RelayConfig()
@@ -302,6 +328,7 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         close_timeout=5,
         ssl=_tls_context(config),
         logger=logging.getLogger("relay.websockets"),
+        create_connection=_connection_class(relay),
     )
     port = next(iter(server.sockets)).getsockname()[1]
     return RelayHandle(server, relay, config, port, backplane)

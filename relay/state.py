@@ -32,6 +32,7 @@ VerifyFn = Callable[[bytes, bytes, bytes], bool]
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
@@ -204,6 +205,7 @@ class Relay:
         self._random = random
         self._verify = verify
         self._hello_limits = self.limits.announced()
+        self._too_large = wire.encode(wire.Error(None, ErrorCode.TOO_LARGE))
         self.connections: set[Connection] = set()
         self.per_address: Counter[str] = Counter()
         self.subscribers: dict[bytes, set[Connection]] = {}
@@ -274,6 +276,9 @@ class Relay:
         """
         if conn.closed:
             return None
+        if len(data) > self.limits.max_frame_size:
+            conn.send(self.refuse_oversize())
+            return Close(CLOSE_TOO_BIG, ErrorCode.TOO_LARGE)
         self.counters.frames_in += 1
         self.counters.bytes_in += len(data)
         if not self._spend(conn, now):
@@ -312,6 +317,14 @@ class Relay:
         conn.strikes = 0
         self._error(conn, None, ErrorCode.MALFORMED)
         return None
+
+    def refuse_oversize(self) -> bytes:
+        """A frame over ``max_frame_size``, refused unread (a driver's WebSocket layer stops at
+        its header): the ``error`` to send before closing 1009, counted like every refusal."""
+        self.rejects[ErrorCode.TOO_LARGE] += 1
+        self.counters.frames_out += 1
+        self.counters.bytes_out += len(self._too_large)
+        return self._too_large
 
     def _over_budget(self, conn: Connection, rid: int | None) -> Close | None:
         """A frame beyond the rate budget: refused as rate_limited, and the connection closed

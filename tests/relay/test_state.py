@@ -245,11 +245,15 @@ def test_text_messages_are_malformed() -> None:
     assert c.take() == [wire.Error(None, ErrorCode.MALFORMED)]
 
 
-def test_oversize_frame_is_refused_by_the_state_too() -> None:
+def test_oversize_frame_is_refused_unread_then_closed_1009() -> None:
+    """protocol.md §7: error too_large (rid nil, the frame is not read), then close 1009."""
     relay = Relay(RelayLimits(max_frame_size=200))
     c = Client(relay)
-    c.send(wire.Send(8, KEYS[0].mailbox, b"x" * 200))
-    assert c.take() == [wire.Error(8, ErrorCode.TOO_LARGE)]
+    frames_in = relay.counters.frames_in
+    assert c.send(wire.Send(8, KEYS[0].mailbox, b"x" * 200)) == Close(1009, ErrorCode.TOO_LARGE)
+    assert c.take() == [wire.Error(None, ErrorCode.TOO_LARGE)]
+    assert relay.rejects == {ErrorCode.TOO_LARGE: 1}
+    assert relay.counters.frames_in == frames_in
 
 
 def test_token_bucket_refuses_then_refills_then_closes_a_flood() -> None:
