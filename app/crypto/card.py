@@ -19,7 +19,9 @@ from app.crypto.names import MAX_NAME_BYTES, valid_name
 from app.crypto.primitives import KEY_SIZE, LABEL_CARD_CHECK, sha256
 
 CARD_PREFIX = "anonchat:"
-CARD_VERSION = 1
+CARD_VERSION = 2
+FIRST_VERSION = 1  # every version-1 card was a long-lived address (read as one)
+FLAG_ADDRESS = 0x01  # set: a long-lived address; clear: a code that works for one contact
 CHECKSUM_SIZE = 4
 MAX_URL_BYTES = 200
 _MIN_BODY = 1 + 4 * KEY_SIZE + 1 + 1
@@ -47,6 +49,7 @@ class Card:
     relay_url: str
     mailbox: bytes
     name: str = ""
+    address: bool = False  # a long-lived address, or (False) a one-time code
 
     def __post_init__(self) -> None:
         if len(self.prekey) != KEY_SIZE or len(self.mailbox) != KEY_SIZE:
@@ -61,6 +64,7 @@ class Card:
         body = (
             Writer()
             .u8(CARD_VERSION)
+            .u8(FLAG_ADDRESS if self.address else 0)
             .raw(self.identity.sign)
             .raw(self.identity.dh)
             .raw(self.prekey)
@@ -98,15 +102,23 @@ class Card:
     def from_bytes(cls, data: bytes) -> Card:
         if len(data) < 1:
             raise CardError("truncated")
-        if data[0] != CARD_VERSION:
+        version = data[0]
+        if version not in (FIRST_VERSION, CARD_VERSION):
             raise CardError("unknown card version")
-        if len(data) < _MIN_BODY + CHECKSUM_SIZE:
+        flags_size = 1 if version == CARD_VERSION else 0
+        if len(data) < _MIN_BODY + flags_size + CHECKSUM_SIZE:
             raise CardError("truncated")
         body, check = data[:-CHECKSUM_SIZE], data[-CHECKSUM_SIZE:]
         if not hmac.compare_digest(sha256(LABEL_CARD_CHECK, body)[:CHECKSUM_SIZE], check):
             raise CardError("checksum mismatch: mistyped or truncated")
         reader = Reader(body, CardError)
         reader.u8()
+        address = True
+        if version == CARD_VERSION:
+            flags = reader.u8()
+            if flags & ~FLAG_ADDRESS:
+                raise CardError("unknown card flags")
+            address = bool(flags & FLAG_ADDRESS)
         sign, dh = reader.raw(KEY_SIZE), reader.raw(KEY_SIZE)
         prekey, mailbox = reader.raw(KEY_SIZE), reader.raw(KEY_SIZE)
         url_bytes, name_bytes = reader.var8(), reader.var8()
@@ -119,4 +131,4 @@ class Card:
             raise CardError("invalid relay URL")
         if not valid_name(name, allow_empty=True):
             raise CardError("invalid name")
-        return cls(PublicIdentity(sign, dh), prekey, url, mailbox, name)
+        return cls(PublicIdentity(sign, dh), prekey, url, mailbox, name, address)

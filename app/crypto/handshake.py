@@ -120,9 +120,11 @@ class Invitation:
     def has_accepted(self, rid: bytes) -> bool:
         return rid in self._accepted
 
-    def card(self, identity: Identity, relay_url: str, name: str = "") -> Card:
-        """The card to show as QR code and text."""
-        return Card(identity.public, self.prekey_public, relay_url, self._mailbox.id, name)
+    def card(
+        self, identity: Identity, relay_url: str, name: str = "", *, address: bool = False
+    ) -> Card:
+        """The card to show as QR code and text (a one-time code, or a long-lived address)."""
+        return Card(identity.public, self.prekey_public, relay_url, self._mailbox.id, name, address)
 
     def to_bytes(self) -> bytes:
         """version || prekey(32) || mailbox key || count u32 || replay ids (32 each, sorted)."""

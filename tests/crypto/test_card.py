@@ -78,7 +78,7 @@ def _reencode(record: bytes) -> str:
         ("hello", "not an AnonChat card"),
         ("anonchat:!!!!", "invalid characters"),
         ("anonchat:A", "truncated or mistyped"),
-        (_reencode(b"\x02" + bytes(200)), "unknown card version"),
+        (_reencode(b"\x03" + bytes(200)), "unknown card version"),
         (_reencode(b"\x01" + bytes(10)), "truncated"),
     ],
 )

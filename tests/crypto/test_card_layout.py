@@ -1,7 +1,8 @@
 """The contact card as docs/crypto.md lays it out, built by hand here:
 
-``version=1 || identity Ed25519(32) || identity X25519(32) || prekey(32) || mailbox id(32) ||
-url_len(1) || url || name_len(1) || name || checksum(4)``, checksum = the first 4 bytes of
+``version=2 || flags(1) || identity Ed25519(32) || identity X25519(32) || prekey(32) ||
+mailbox id(32) || url_len(1) || url || name_len(1) || name || checksum(4)`` (version 1: no
+flags, an address), checksum = the first 4 bytes of
 ``H("anonchat/card-check/v1\\0" || everything before)``; the text is ``anonchat:`` + uppercase
 unpadded canonical base32. Each way a card can be wrong has its own `CardError` reason.
 """
@@ -22,12 +23,15 @@ from app.crypto.identity import PublicIdentity
 SIGN, DH = bytes(range(1, 33)), bytes(range(33, 65))
 PREKEY, MAILBOX = bytes(range(65, 97)), bytes(range(97, 129))
 URL = "ws://127.0.0.1:8765"
-MIN_RECORD = 135  # 1 + 4 * 32 + 1 + 1 + 4: empty URL and name
+MIN_RECORD = 136  # 1 + 1 + 4 * 32 + 1 + 1 + 4: empty URL and name
 
 
-def _body(url: bytes = URL.encode(), name: bytes = b"Bob", version: int = 1) -> bytes:
+def _body(
+    url: bytes = URL.encode(), name: bytes = b"Bob", version: int = 2, flags: int = 0
+) -> bytes:
     return (
         bytes([version])
+        + (bytes([flags]) if version == 2 else b"")
         + SIGN
         + DH
         + PREKEY
@@ -47,8 +51,8 @@ def _text(record: bytes) -> str:
     return "anonchat:" + base64.b32encode(record).decode().rstrip("=")
 
 
-def _card(url: str = URL, name: str = "Bob") -> Card:
-    return Card(PublicIdentity(SIGN, DH), PREKEY, url, MAILBOX, name)
+def _card(url: str = URL, name: str = "Bob", address: bool = False) -> Card:
+    return Card(PublicIdentity(SIGN, DH), PREKEY, url, MAILBOX, name, address)
 
 
 def _reason(parse: object, value: object) -> str:
@@ -65,6 +69,25 @@ def test_the_record_is_the_documented_layout() -> None:
     assert _card().encode() == _text(record)
     assert Card.from_bytes(record) == _card()
     assert Card.parse(_text(record)) == _card()
+
+
+def test_the_flags_byte_says_an_address_from_a_one_time_code() -> None:
+    assert _card().address is False
+    record = _checked(_body(flags=1))
+    assert _card(address=True).to_bytes() == record
+    assert Card.from_bytes(record) == _card(address=True)
+    assert Card.parse(_card(address=True).encode()).address is True
+    for flags in (2, 3, 0x80, 0xFF):
+        assert _reason(Card.from_bytes, _checked(_body(flags=flags))) == "unknown card flags"
+
+
+def test_a_version_1_card_has_no_flags_and_is_read_as_an_address() -> None:
+    record = _checked(_body(version=1))
+    assert len(record) == MIN_RECORD - 1 + len(URL) + len("Bob")
+    assert Card.from_bytes(record) == _card(address=True)
+    assert Card.parse(_text(record)) == _card(address=True)
+    assert _reason(Card.from_bytes, b"\x01" + bytes(MIN_RECORD - 3)) == "truncated"
+    assert _reason(Card.from_bytes, _checked(_body(version=1, url=b""))) == "invalid relay URL"
 
 
 def test_a_card_without_a_name_has_an_empty_name_field() -> None:
@@ -167,7 +190,7 @@ def test_text_fields_that_are_not_ascii_or_utf8_are_invalid_text() -> None:
 def test_every_record_shorter_than_the_minimum_is_truncated() -> None:
     assert _reason(Card.from_bytes, b"") == "truncated"
     for size in range(1, MIN_RECORD):
-        assert _reason(Card.from_bytes, b"\x01" + bytes(size - 1)) == "truncated", size
+        assert _reason(Card.from_bytes, b"\x02" + bytes(size - 1)) == "truncated", size
 
 
 def test_the_minimum_record_gets_past_the_length_check() -> None:
@@ -177,7 +200,7 @@ def test_the_minimum_record_gets_past_the_length_check() -> None:
     assert _reason(Card.from_bytes, record[:-1]) == "truncated"
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])
 def test_another_version_is_unknown_whatever_the_length(version: int) -> None:
     assert _reason(Card.from_bytes, bytes([version])) == "unknown card version"
     record = _checked(_body(version=version))
@@ -226,8 +249,8 @@ def test_a_payload_length_base32_never_makes_is_truncated_or_mistyped(size: int)
 
 @pytest.mark.parametrize("size", range(1, 11))
 def test_every_possible_payload_length_is_decoded(size: int) -> None:
-    # A version-2 record of any length decodes as far as the version byte.
-    record = b"\x02" + bytes(size - 1)
+    # A version-3 record of any length decodes as far as the version byte.
+    record = b"\x03" + bytes(size - 1)
     assert _reason(Card.parse, _text(record)) == "unknown card version"
 
 
@@ -237,10 +260,10 @@ def test_characters_outside_base32_are_invalid() -> None:
 
 
 def test_only_the_canonical_base32_is_accepted() -> None:
-    # "AJ" decodes to 0x02 like "AI" does, but sets the two unused trailing bits.
-    assert _reason(Card.parse, "anonchat:AI") == "unknown card version"
-    assert _reason(Card.parse, "anonchat:AJ") == "truncated or mistyped"
-    assert _reason(Card.parse, "anonchat:AI======") == "truncated or mistyped"
+    # "AN" decodes to 0x03 like "AM" does, but sets the two unused trailing bits.
+    assert _reason(Card.parse, "anonchat:AM") == "unknown card version"
+    assert _reason(Card.parse, "anonchat:AN") == "truncated or mistyped"
+    assert _reason(Card.parse, "anonchat:AM======") == "truncated or mistyped"
     text = _text(_checked(_body()))
     assert _reason(Card.parse, text + "=" * (-len(text[9:]) % 8)) == "truncated or mistyped"
 
@@ -256,7 +279,7 @@ def test_any_card_round_trips_through_its_layout(
 ) -> None:
     card = Card(PublicIdentity(SIGN, dh), prekey, "wss://" + host, mailbox, "Bob")
     body = (
-        b"\x01"
+        b"\x02\x00"
         + SIGN
         + dh
         + prekey

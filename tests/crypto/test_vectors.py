@@ -6,7 +6,9 @@ If a change is intended, bump the relevant version byte and regenerate these on 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
+from app.crypto.card import Card
 from app.crypto.handshake import Invitation, initiate
 from app.crypto.identity import Identity
 from app.crypto.primitives import hkdf, kdf_ck, kdf_rk
@@ -15,6 +17,12 @@ from app.crypto.safety import format_safety_number, safety_number, verification_
 from .conftest import DetRng
 
 CARD = (
+    "anonchat:AIAEPHREFBIJCWWHJVVZSRV22TMM3FQY5WZXMLM23RWMYKYFQDGFKEDX6F7QX7ERMNM74DPFKAPSFX7JAWUA"
+    "YKBHAAYA4UCUZNX72WO2FB545IIQAAQHHYAZD5VXDACBJ4BMOQZNW5AGYSA42XZOTK5XIGIBAVFPXAW7BOLJAE2R3PPJ"
+    "FP4HOSHVC4HOMMRMJOINE53QRDLLRYPECN3XGORPF4YTENZOGAXDALRRHI4DONRVANBG6YXAXRK6M"
+)
+# The same card as version 1 wrote it (no flags byte): still read, as a long-lived address.
+CARD_V1 = (
     "anonchat:AFDZ4JBIKCIVVR2NNOMUNOWU3DGZMGHNWN3C3GW4NTGCWBMAZRKRA57RP4F7ZELDLH7A3ZKQD4RN72IFVAGC"
     "QJYAGAHFAVGLN76VTWRIPPHKCEAAEBZ6AGI7NNYYAQKPALDUGLNXIBWEQHGV6LU2XN2BSAIFJL5YFXYLS2IBGUO332JL"
     "7B3UR5IXB3TDELCLSDJHO4EI224ODZATO5ZTULZPGEZDOLRQFYYC4MJ2HA3TMNIDIJXWEPCPVUBA"
@@ -48,6 +56,7 @@ def test_conversation_vectors() -> None:
     invitation = Invitation.generate(rng)
     card = invitation.card(bob, "ws://127.0.0.1:8765", "Bob")
     assert card.encode() == CARD
+    assert Card.parse(CARD_V1) == replace(card, address=True)
     assert safety_number(alice.public, bob.public) == SAFETY
     assert format_safety_number(SAFETY).startswith("52877 58435 ")
     assert verification_payload(alice.public, bob.public) == VERIFY
