@@ -36,6 +36,7 @@ from relay.state import (
     Connection,
     Hold,
     Lookup,
+    Pause,
     Publish,
     Refused,
     Relay,
@@ -276,6 +277,14 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                 flush_due = True
                 loop.call_soon(flush)
 
+        async def pause(result: Pause) -> None:
+            """Read nothing until the next token is due: a flood waits in the kernel's buffers
+            and then the client's, so a flooder costs about two frames per refill interval."""
+            delay = result.until - loop.time()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ws.wait_closed(), delay)
+
         try:
             conn: Connection = relay.connect(send, address, loop.time())
         except Refused as refused:
@@ -287,14 +296,19 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         try:
             async for message in ws:
                 if not isinstance(message, bytes):
-                    close = relay.receive_text(conn, loop.time())
-                    if close is not None:
+                    text = relay.receive_text(conn, loop.time())
+                    if isinstance(text, Pause):
+                        await pause(text)
+                    elif text is not None:
+                        close = text
                         break
                     continue
                 result = relay.receive(conn, message, loop.time())
                 # The backplane's part completes before the next frame is read: replies stay
                 # in request order.
-                if isinstance(result, Publish):
+                if isinstance(result, Pause):
+                    await pause(result)
+                elif isinstance(result, Publish):
                     assert backplane is not None
                     relay.sent(result, await backplane.publish(result.mailbox, result.payload))
                 elif isinstance(result, Lookup):
@@ -353,6 +367,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
     p.add_argument("--max-connections", type=int, default=d.max_connections)
     p.add_argument("--max-connections-per-address", type=int, default=d.max_connections_per_address)
     p.add_argument("--idle-timeout", type=float, default=d.idle_timeout, help="seconds")
+    p.add_argument(
+        "--flood-window",
+        type=float,
+        default=d.flood_window,
+        help="seconds a connection may stay over its send rate before it is closed",
+    )
     p.add_argument("--max-backlog", type=int, default=DEFAULT_MAX_BACKLOG, help="bytes queued")
     p.add_argument(
         "--redis",
@@ -384,6 +404,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
             max_connections=a.max_connections,
             max_connections_per_address=a.max_connections_per_address,
             idle_timeout=a.idle_timeout,
+            flood_window=a.flood_window,
         )
     except ValueError as exc:
         message = str(exc)

@@ -14,6 +14,7 @@ or :class:`Hold` to complete.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -34,6 +35,12 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
+
+# A flood ends when the connection goes this many seconds without a dropped frame, or two
+# refill intervals if that is longer: see Relay._over_budget.
+FLOOD_PAUSE = 1.0
+# Float slack when a driver wakes exactly when the next token is due.
+_TOKEN_SLACK = 1e-9
 
 
 def verify_ed25519(key: bytes, signature: bytes, message: bytes) -> bool:
@@ -57,6 +64,7 @@ class RelayLimits:
     max_connections: int = 10_000
     max_connections_per_address: int = 256
     idle_timeout: float = 60.0
+    flood_window: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("max_frame_size", "send_burst", "max_subscriptions", "max_watches"):
@@ -66,6 +74,8 @@ class RelayLimits:
             raise ValueError("connection limits must be at least 1")
         if not self.send_rate > 0 or not self.idle_timeout > 0:
             raise ValueError("send_rate and idle_timeout must be positive")
+        if not 0 < self.flood_window < math.inf:
+            raise ValueError("flood_window must be a positive number of seconds")
         least, kind = wire.min_frame_size(self.announced())
         if self.max_frame_size < least:
             raise ValueError(
@@ -91,6 +101,15 @@ class Close:
 
     code: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """The frame was dropped over budget: the driver reads nothing more from this connection
+    until ``until`` (the relay's clock), when its next token is due. A client that keeps
+    sending then waits in its own buffers instead of costing the relay work per frame."""
+
+    until: float
 
 
 class Refused(Exception):
@@ -122,11 +141,13 @@ class Connection:
         "awaiting",
         "challenge",
         "closed",
+        "flooding_since",
+        "last_drop",
         "send",
         "stamp",
-        "strikes",
         "subscriptions",
         "tokens",
+        "told",
         "watches",
     )
 
@@ -140,7 +161,11 @@ class Connection:
         self.awaiting: set[bytes] = set()
         self.tokens = float(burst)
         self.stamp = now
-        self.strikes = 0
+        # Over budget since this time, while frames keep being dropped (None: not flooding).
+        self.flooding_since: float | None = None
+        self.last_drop = now
+        # When this connection was last told rate_limited.
+        self.told = -math.inf
         self.closed = False
 
 
@@ -205,6 +230,8 @@ class Relay:
         self._random = random
         self._verify = verify
         self._hello_limits = self.limits.announced()
+        self._refill = 1.0 / self.limits.send_rate
+        self._flood_pause = max(FLOOD_PAUSE, 2.0 * self._refill)
         self._too_large = wire.encode(wire.Error(None, ErrorCode.TOO_LARGE))
         self.connections: set[Connection] = set()
         self.per_address: Counter[str] = Counter()
@@ -266,13 +293,13 @@ class Relay:
 
     def receive(
         self, conn: Connection, data: bytes, now: float
-    ) -> Close | Publish | Lookup | Hold | None:
+    ) -> Close | Pause | Publish | Lookup | Hold | None:
         """Handle one binary message from ``conn``; a Close says the driver must end it.
 
-        With a backplane attached, a send returns :class:`Publish`, a watch of a mailbox no one
-        here watched yet :class:`Lookup`, a mailbox's first subscribe here :class:`Hold`: the
-        driver completes them before reading the connection's next frame, so replies keep the
-        order of requests.
+        A frame over the rate budget is dropped and returns :class:`Pause`. With a backplane
+        attached, a send returns :class:`Publish`, a watch of a mailbox no one here watched yet
+        :class:`Lookup`, a mailbox's first subscribe here :class:`Hold`: the driver completes
+        them before reading the connection's next frame, so replies keep the order of requests.
         """
         if conn.closed:
             return None
@@ -282,8 +309,7 @@ class Relay:
         self.counters.frames_in += 1
         self.counters.bytes_in += len(data)
         if not self._spend(conn, now):
-            return self._over_budget(conn, wire.request_id_of(data))
-        conn.strikes = 0
+            return self._over_budget(conn, data, now)
         try:
             frame = wire.decode(data, self.limits.max_frame_size)
         except wire.WireError as exc:
@@ -307,14 +333,13 @@ class Relay:
             self._error(conn, getattr(frame, "request_id", None), ErrorCode.UNEXPECTED_FRAME)
         return None
 
-    def receive_text(self, conn: Connection, now: float) -> Close | None:
+    def receive_text(self, conn: Connection, now: float) -> Close | Pause | None:
         """A text message is never a frame: answered as malformed, counted against the budget."""
         if conn.closed:
             return None
         self.counters.frames_in += 1
         if not self._spend(conn, now):
-            return self._over_budget(conn, None)
-        conn.strikes = 0
+            return self._over_budget(conn, None, now)
         self._error(conn, None, ErrorCode.MALFORMED)
         return None
 
@@ -326,15 +351,26 @@ class Relay:
         self.counters.bytes_out += len(self._too_large)
         return self._too_large
 
-    def _over_budget(self, conn: Connection, rid: int | None) -> Close | None:
-        """A frame beyond the rate budget: refused as rate_limited, and the connection closed
-        once the peer goes on sending a whole burst's worth regardless."""
-        conn.strikes += 1
-        if conn.strikes > self.limits.send_burst:
+    def _over_budget(self, conn: Connection, data: bytes | None, now: float) -> Close | Pause:
+        """A frame beyond the rate budget is dropped, unread.
+
+        The connection is flooding from its first dropped frame until it goes ``_flood_pause``
+        without one; flooding for longer than ``flood_window`` closes it. A frame that gets
+        through in between (a token refilled) does not end the flood. The peer is told
+        rate_limited at most once per refill interval, so dropping costs no reply either.
+        """
+        if conn.flooding_since is None or now - conn.last_drop >= self._flood_pause:
+            conn.flooding_since = now
+        conn.last_drop = now
+        if now - conn.flooding_since > self.limits.flood_window:
             self.rejects[ErrorCode.FLOOD] += 1
             return Close(CLOSE_POLICY, ErrorCode.FLOOD)
-        self._error(conn, rid, ErrorCode.RATE_LIMITED)
-        return None
+        self.rejects[ErrorCode.RATE_LIMITED] += 1
+        if now - conn.told >= self._refill:
+            conn.told = now
+            rid = None if data is None else wire.request_id_of(data)
+            self._emit(conn, wire.encode(wire.Error(rid, ErrorCode.RATE_LIMITED)))
+        return Pause(conn.stamp + (1.0 - conn.tokens) * self._refill)
 
     def _on_send(self, conn: Connection, frame: wire.Send) -> Publish | None:
         delivered = self._deliver(frame.mailbox, frame.payload)
@@ -488,8 +524,8 @@ class Relay:
         if elapsed > 0:
             conn.tokens = min(float(limits.send_burst), conn.tokens + elapsed * limits.send_rate)
             conn.stamp = now
-        if conn.tokens >= 1.0:
-            conn.tokens -= 1.0
+        if conn.tokens >= 1.0 - _TOKEN_SLACK:
+            conn.tokens = max(0.0, conn.tokens - 1.0)
             return True
         return False
 

@@ -7,7 +7,9 @@ import asyncio
 import re
 import subprocess
 import sys
+import time
 import urllib.request
+from dataclasses import dataclass, field
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -16,9 +18,14 @@ from websockets.exceptions import ConnectionClosed
 from relay import wire
 from relay.state import RelayLimits
 from relay.wire import ErrorCode
-from tests.relay.helpers import ROOT, RelayProcess
+from tests.relay.helpers import ROOT, MailboxKey, RelayProcess
 
 pytestmark = pytest.mark.timeout(60)
+
+RATE, BURST, WINDOW = 20.0, 10, 1.0
+# How late past the window the flooder may be closed on a loaded machine.
+MARGIN = 1.5
+FLOOD_PER_SECOND = 2000
 
 
 def metrics(proc: RelayProcess) -> dict[str, float]:
@@ -35,6 +42,119 @@ async def open_client(url: str) -> tuple[ClientConnection, wire.Hello]:
     hello = wire.decode(await ws.recv())  # type: ignore[arg-type]
     assert isinstance(hello, wire.Hello)
     return ws, hello
+
+
+@dataclass
+class Flood:
+    """What a flooder saw: each frame with its arrival time, the close, and how much it sent."""
+
+    frames: list[tuple[float, wire.Frame]] = field(default_factory=list)
+    close: tuple[int, str] | None = None
+    sent: int = 0
+    lasted: float = 0.0
+
+
+async def flood(ws: ClientConnection) -> Flood:
+    """Pings at FLOOD_PER_SECOND until the relay closes the connection (10 s at most)."""
+    seen = Flood()
+    started = time.monotonic()
+
+    async def write() -> None:
+        for _ in range(1000):  # 10 s of batches, one every 10 ms
+            for _ in range(FLOOD_PER_SECOND // 100):
+                await ws.send(wire.encode(wire.Ping(seen.sent)))
+                seen.sent += 1
+            await asyncio.sleep(0.01)
+
+    writer = asyncio.create_task(write())
+    try:
+        async with asyncio.timeout(10):
+            async for data in ws:
+                assert isinstance(data, bytes)
+                seen.frames.append((time.monotonic() - started, wire.decode(data)))
+    except ConnectionClosed as closed:
+        if closed.rcvd is not None:
+            seen.close = (closed.rcvd.code, closed.rcvd.reason)
+    seen.lasted = time.monotonic() - started
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+    return seen
+
+
+async def calm_traffic(url: str, stop: asyncio.Event) -> list[tuple[float, float]]:
+    """A sender and a subscriber trading a send every 50 ms until ``stop``: each round trip's
+    start (monotonic) and duration, checked frame by frame."""
+    key = MailboxKey.generate()
+    receiver, hello = await open_client(url)
+    await receiver.send(wire.encode(key.subscribe(1, hello.challenge)))
+    assert wire.decode(await receiver.recv()) == wire.Ok(1)  # type: ignore[arg-type]
+    sender, _ = await open_client(url)
+    trips: list[tuple[float, float]] = []
+    for rid in range(1, 400):  # 20 s at most
+        if stop.is_set():
+            break
+        sent_at = time.monotonic()
+        payload = rid.to_bytes(4, "big")
+        await sender.send(wire.encode(wire.Send(rid, key.mailbox, payload)))
+        async with asyncio.timeout(5):
+            assert wire.decode(await sender.recv()) == wire.Sent(rid, 1)  # type: ignore[arg-type]
+            delivered = wire.decode(await receiver.recv())  # type: ignore[arg-type]
+        assert delivered == wire.Deliver(key.mailbox, payload)
+        trips.append((sent_at, time.monotonic() - sent_at))
+        await asyncio.sleep(0.05)
+    await sender.close()
+    await receiver.close()
+    return trips
+
+
+def test_a_flooder_is_closed_for_flood_after_the_window_while_others_carry_on() -> None:
+    proc = RelayProcess(
+        *("--send-rate", str(RATE), "--send-burst", str(BURST), "--flood-window", str(WINDOW))
+    )
+
+    async def run() -> tuple[Flood, list[tuple[float, float]], float, float]:
+        stop = asyncio.Event()
+        calm = asyncio.create_task(calm_traffic(proc.url, stop))
+        await asyncio.sleep(0.3)
+        flooder, _ = await open_client(proc.url)
+        flood_started = time.monotonic()
+        seen = await flood(flooder)
+        flood_ended = time.monotonic()
+        await asyncio.sleep(0.5)  # and some calm traffic after the flooder is gone
+        stop.set()
+        trips = await calm
+        return seen, trips, flood_started, flood_ended
+
+    try:
+        seen, trips, flood_started, flood_ended = asyncio.run(run())
+        counts = metrics(proc)
+    finally:
+        code, log = proc.stop()
+    assert code == 0, log
+
+    assert seen.close == (1008, ErrorCode.FLOOD)
+    assert WINDOW < seen.lasted <= WINDOW + MARGIN
+    replies = [frame for _, frame in seen.frames]
+    told = sum(
+        isinstance(frame, wire.Error) and frame.code == ErrorCode.RATE_LIMITED for frame in replies
+    )
+    pongs = sum(isinstance(frame, wire.Pong) for frame in replies)
+    assert told + pongs == len(replies)
+    # At most one rate_limited per refill interval, and the budget holds: the burst, then RATE/s.
+    assert 1 <= told <= seen.lasted * RATE + 1
+    assert BURST <= pongs <= BURST + seen.lasted * RATE + 1
+    # The relay read about two frames per refill interval of the thousands sent.
+    assert seen.sent >= FLOOD_PER_SECOND * WINDOW * 0.5
+    flooder_frames_in = counts["anonchat_relay_frames_in_total"] - 2 * len(trips) - 1
+    assert flooder_frames_in <= BURST + 3 * RATE * seen.lasted
+    assert counts['anonchat_relay_rejects_total{reason="flood"}'] == 1
+
+    # The calm pair's sends went through before, during and after the flood, promptly.
+    during = [t for t, _ in trips if flood_started <= t <= flood_ended]
+    after = [t for t, _ in trips if t > flood_ended]
+    assert len(during) >= 5
+    assert len(after) >= 3
+    assert max(trip for _, trip in trips) < 1.0
 
 
 def test_an_oversize_frame_is_answered_too_large_then_closed_1009_and_counted() -> None:
@@ -107,3 +227,10 @@ def test_the_cli_accepts_the_least_frame_limit_and_its_hello_fits() -> None:
         code, log = proc.stop()
     assert code == 0, log
     assert size == LEAST_FRAME
+
+
+@pytest.mark.parametrize("window", ["0", "-1", "nan", "inf"])
+def test_the_cli_refuses_a_flood_window_that_is_not_a_positive_time(window: str) -> None:
+    done = run_cli("--flood-window", window)
+    assert done.returncode == 2
+    assert "--flood-window must be a positive number of seconds" in done.stderr

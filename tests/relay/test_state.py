@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from relay import wire
-from relay.state import Close, Connection, Refused, Relay, RelayLimits
+from relay.state import Close, Connection, Pause, Refused, Relay, RelayLimits
 from relay.wire import ErrorCode
 from tests.relay.helpers import MailboxKey
 
@@ -28,7 +28,8 @@ class Client:
         assert isinstance(hello, wire.Hello)
         self.hello = hello
 
-    def send(self, frame: wire.Frame | bytes, now: float = 0.0) -> Close | None:
+    def send(self, frame: wire.Frame | bytes, now: float = 0.0) -> object:
+        """Hand one frame in; returns what the state asks of its driver (None, Close, ...)."""
         data = frame if isinstance(frame, bytes) else wire.encode(frame)
         return self.relay.receive(self.conn, data, now)
 
@@ -256,18 +257,16 @@ def test_oversize_frame_is_refused_unread_then_closed_1009() -> None:
     assert relay.counters.frames_in == frames_in
 
 
-def test_token_bucket_refuses_then_refills_then_closes_a_flood() -> None:
+def test_token_bucket_refuses_then_refills() -> None:
     relay = Relay(RelayLimits(send_rate=10.0, send_burst=3))
     c = Client(relay)
     for rid in range(3):
         c.send(wire.Ping(rid), now=0.0)
-    c.send(wire.Ping(3), now=0.0)
+    assert c.send(wire.Ping(3), now=0.0) == Pause(0.1)
     assert c.take() == [wire.Pong(0), wire.Pong(1), wire.Pong(2), wire.Error(3, "rate_limited")]
-    c.send(wire.Ping(4), now=0.1)
+    assert c.send(wire.Ping(4), now=0.1) is None
     assert c.take() == [wire.Pong(4)]
-    results = [c.send(wire.Ping(rid), now=0.1) for rid in range(10, 14)]
-    assert results == [None, None, None, Close(1008, ErrorCode.FLOOD)]
-    assert relay.rejects[ErrorCode.FLOOD] == 1
+    assert relay.rejects == {ErrorCode.RATE_LIMITED: 1}
 
 
 def test_connection_limits_total_and_per_address() -> None:
@@ -437,23 +436,28 @@ def test_an_idle_connection_saves_up_no_more_than_one_burst() -> None:
     for rid in range(5):
         c.send(wire.Ping(rid), now=3600.0)
         replies += c.take()
-    assert replies == [
-        wire.Pong(0),
-        wire.Pong(1),
-        wire.Pong(2),
-        wire.Error(3, ErrorCode.RATE_LIMITED),
-        wire.Error(4, ErrorCode.RATE_LIMITED),
-    ]
+    # The fifth is dropped too, unanswered: one rate_limited per refill interval.
+    assert replies == [wire.Pong(0), wire.Pong(1), wire.Pong(2), wire.Error(3, "rate_limited")]
+    assert relay.rejects[ErrorCode.RATE_LIMITED] == 2
 
 
 def test_text_messages_spend_the_same_budget_and_a_text_flood_is_closed() -> None:
-    relay = Relay(RelayLimits(send_rate=10.0, send_burst=3))
+    relay = Relay(RelayLimits(send_rate=10.0, send_burst=3, flood_window=1.0))
     c = Client(relay)
     results = [relay.receive_text(c.conn, 0.0) for _ in range(3)]
     assert results == [None, None, None]
     assert c.take() == [wire.Error(None, ErrorCode.MALFORMED)] * 3
-    c.send(wire.Ping(1), now=0.0)  # the texts used the budget up
+    assert isinstance(c.send(wire.Ping(1), now=0.0), Pause)  # the texts used the budget up
     assert c.take() == [wire.Error(1, ErrorCode.RATE_LIMITED)]
-    results = [relay.receive_text(c.conn, 0.0) for _ in range(3)]
-    assert results == [None, None, Close(1008, ErrorCode.FLOOD)]
-    assert c.take() == [wire.Error(None, ErrorCode.RATE_LIMITED)] * 2
+    # Texts at 100/s from then on: one in ten is within budget, the rest are dropped; the
+    # flood began with the ping's drop at 0.0, so the first drop past 1.0 s closes.
+    for step in range(1, 200):
+        result = relay.receive_text(c.conn, step / 100)
+        if isinstance(result, Close):
+            break
+    assert result == Close(1008, ErrorCode.FLOOD)
+    assert step == 101
+    replies = c.take()
+    assert replies.count(wire.Error(None, ErrorCode.MALFORMED)) == 10
+    # At most one rate_limited per 0.1 s refill interval (float steps may skip one).
+    assert replies.count(wire.Error(None, ErrorCode.RATE_LIMITED)) in (9, 10)

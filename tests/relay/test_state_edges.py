@@ -4,6 +4,7 @@ disconnect forgets, and the backplane replies that arrive after their connection
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -21,6 +22,7 @@ from relay.state import (
     Counters,
     Hold,
     Lookup,
+    Pause,
     Publish,
     Refused,
     Relay,
@@ -104,6 +106,7 @@ def test_default_limits_are_the_ones_protocol_md_documents() -> None:
     assert limits.max_connections == 10_000
     assert limits.max_connections_per_address == 256
     assert limits.idle_timeout == 60.0
+    assert limits.flood_window == 5.0
 
 
 def test_default_limits_admit_256_connections_per_address_and_10000_in_all() -> None:
@@ -148,6 +151,12 @@ def test_a_frame_limit_that_fits_the_hello_announcing_it_is_accepted(value: int)
     limits = RelayLimits(max_frame_size=value)
     hello = wire.Hello(wire.SUPPORTED_VERSIONS, bytes(32), limits.announced())
     assert len(wire.encode(hello)) <= value
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, math.nan, math.inf])
+def test_the_flood_window_must_be_a_positive_number_of_seconds(value: float) -> None:
+    with pytest.raises(ValueError, match="flood_window"):
+        RelayLimits(flood_window=value)
 
 
 @pytest.mark.parametrize("name", FLOAT_LIMITS)
@@ -295,33 +304,99 @@ def test_nothing_is_counted_or_sent_for_a_closed_connection() -> None:
 # -- the token bucket ------------------------------------------------------------------------
 
 
-def test_a_flood_is_closed_after_exactly_send_burst_refusals() -> None:
-    """protocol.md §7: after send_burst dropped frames in a row, close 1008 flood."""
-    relay = Relay(RelayLimits(send_rate=10.0, send_burst=3))
+# Floods at 128 frames/s against 8/s: binary fractions keep the clock exact.
+TICK = 1 / 128
+
+
+def flood(c: Client, start: float, stop: float) -> tuple[list[object], float]:
+    """A ping every TICK from ``start`` until ``stop`` or a close: what the state answered to
+    each, and the time of the last frame sent."""
+    results: list[object] = []
+    now = start
+    for step in range(round((stop - start) / TICK) + 1):
+        now = start + step * TICK
+        results.append(c.send(wire.Ping(step), now))
+        if isinstance(results[-1], Close):
+            break
+    return results, now
+
+
+def test_a_connection_over_its_rate_for_longer_than_the_flood_window_is_closed() -> None:
+    """protocol.md §7: the frames that a refill lets through do not end a flood; flooding
+    for longer than the window does, at the next dropped frame."""
+    relay = Relay(RelayLimits(send_rate=8.0, send_burst=4, flood_window=2.0))
     c = Client(relay)
-    results = [c.send(wire.Ping(rid)) for rid in range(7)]
-    assert results == [None] * 6 + [Close(CLOSE_POLICY, ErrorCode.FLOOD)]
-    assert c.take() == [wire.Pong(0), wire.Pong(1), wire.Pong(2)] + [
-        wire.Error(rid, ErrorCode.RATE_LIMITED) for rid in (3, 4, 5)
-    ]
-    assert relay.rejects == {ErrorCode.RATE_LIMITED: 3, ErrorCode.FLOOD: 1}
+    results, closed_at = flood(c, 0.0, 10.0)
+    first_drop = 4 * TICK
+    assert results[:5] == [None] * 4 + [Pause(TICK * 16)]
+    assert results[-1] == Close(CLOSE_POLICY, ErrorCode.FLOOD)
+    assert Close(CLOSE_POLICY, ErrorCode.FLOOD) not in results[:-1]
+    assert first_drop + 2.0 < closed_at <= first_drop + 2.0 + 2 * TICK
+    pongs = [f for f in c.take() if isinstance(f, wire.Pong)]
+    assert 4 + 16 <= len(pongs) <= 4 + 17  # the burst, then 8/s all through the flood
+    assert relay.rejects[ErrorCode.FLOOD] == 1
+    assert relay.rejects[ErrorCode.RATE_LIMITED] == len(results) - 1 - len(pongs)
 
 
-@pytest.mark.parametrize("kind", ["binary", "text"])
-def test_a_frame_within_budget_forgives_the_refusals_before_it(kind: str) -> None:
-    relay = Relay(RelayLimits(send_rate=10.0, send_burst=2))
+def test_rate_limited_is_said_at_most_once_per_refill_interval() -> None:
+    relay = Relay(RelayLimits(send_rate=8.0, send_burst=4, flood_window=2.0))
     c = Client(relay)
+    told: list[float] = []
+    pongs = 0
+    for step in range(256):
+        c.send(wire.Ping(step), step * TICK)
+        for frame in c.take():
+            if isinstance(frame, wire.Error):
+                told.append(step * TICK)
+            pongs += isinstance(frame, wire.Pong)
+    assert pongs == 4 + 15  # the burst, then what 1.99 s refill
+    assert relay.rejects[ErrorCode.RATE_LIMITED] == 256 - pongs
+    # 237 frames dropped over 1.97 s, and told about 16 times, 1/8 s apart.
+    assert len(told) == 16
+    assert all(later - earlier >= 1 / 8 for earlier, later in itertools.pairwise(told))
 
-    def frame(now: float) -> Close | None:
-        if kind == "text":
-            return relay.receive_text(c.conn, now)
-        return c.send(wire.Ping(9), now)
 
-    assert [c.send(wire.Ping(rid), 0.0) for rid in range(4)] == [None] * 4  # 2 refused
-    assert frame(0.1) is None  # 0.1 s refilled one token: answered, the strikes are forgiven
-    assert c.take()[-1] == (wire.Pong(9) if kind == "binary" else wire.Error(None, "malformed"))
-    results = [c.send(wire.Ping(rid), 0.1) for rid in range(3)]
-    assert results == [None, None, Close(CLOSE_POLICY, ErrorCode.FLOOD)]
+@pytest.mark.parametrize(("quiet", "closed"), [(0.875, True), (1.0, False)])
+def test_a_second_without_a_dropped_frame_ends_a_flood(quiet: float, closed: bool) -> None:
+    relay = Relay(RelayLimits(send_rate=8.0, send_burst=4, flood_window=2.0))
+    c = Client(relay)
+    results, last = flood(c, 0.0, 1.5)
+    assert not any(isinstance(r, Close) for r in results)
+    # Another 1.5 s of flood after the quiet spell: past the window only if it is the same.
+    results, _ = flood(c, last + quiet, last + quiet + 1.5)
+    assert isinstance(results[-1], Close) is closed
+
+
+def test_a_driver_that_waits_out_each_pause_is_still_closed_when_refills_are_slow() -> None:
+    """One token every 2 s: a driver that reads nothing until each Pause ends sees a drop
+    every 2 s, longer than FLOOD_PAUSE; the flood lasts until 2 refill intervals pass clean."""
+    relay = Relay(RelayLimits(send_rate=0.5, send_burst=1, flood_window=5.0))
+    c = Client(relay)
+    now, results = 0.0, []
+    for rid in range(20):
+        result = c.send(wire.Ping(rid), now)
+        results.append(result)
+        if isinstance(result, Close):
+            break
+        if isinstance(result, Pause):
+            assert result.until > now
+            now = result.until  # the next frame comes exactly when its token is due
+    flood_close = Close(CLOSE_POLICY, ErrorCode.FLOOD)
+    assert results == [None, Pause(2.0), None, Pause(4.0), None, Pause(6.0), None, flood_close]
+    assert now == 6.0
+    assert [f for f in c.take() if isinstance(f, wire.Pong)] == [wire.Pong(r) for r in (0, 2, 4, 6)]
+
+
+def test_a_dropped_frame_is_not_read() -> None:
+    """Over budget, bytes that are not even msgpack cost no decoding: no malformed, only the
+    one rate_limited of this refill interval, which cannot name a request."""
+    relay = Relay(RelayLimits(send_rate=10.0, send_burst=1))
+    c = Client(relay)
+    c.send(wire.Ping(1))
+    assert isinstance(c.send(b"\xc1 not msgpack"), Pause)
+    assert isinstance(c.send(b"\xc1 not msgpack"), Pause)
+    assert c.take() == [wire.Pong(1), wire.Error(None, ErrorCode.RATE_LIMITED)]
+    assert relay.rejects == {ErrorCode.RATE_LIMITED: 2}
 
 
 def test_a_clock_that_steps_back_neither_drains_nor_refills_the_bucket() -> None:
