@@ -281,9 +281,9 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
             """Read nothing until the next token is due: a flood waits in the kernel's buffers
             and then the client's, so a flooder costs about two frames per refill interval."""
             delay = result.until - loop.time()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ws.wait_closed(), delay)
+            while delay > 0 and ws.protocol.state is State.OPEN:
+                await asyncio.sleep(min(delay, 1.0))
+                delay = result.until - loop.time()
 
         try:
             conn: Connection = relay.connect(send, address, loop.time())
