@@ -1,7 +1,10 @@
-"""Settings: who you are to contacts, where you are reached, privacy, looks, passphrase.
+"""Settings: who you are to contacts, where you are reached, how you connect, privacy,
+looks, passphrase.
 
 Changes apply with "Save"; each failure is said next to the form and leaves the rest as it
-was. The passphrase change has its own button: it re-encrypts the key, which takes a moment.
+was. The proxy is checked first, so a proxy the engine refuses saves nothing. The proxy and
+the isolation apply when the profile is next opened, and the dialog says so. The passphrase
+change has its own button: it re-encrypts the key, which takes a moment.
 """
 
 from __future__ import annotations
@@ -12,18 +15,26 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
+from app.core.routing import Isolation, default_isolation
 from app.ui.aio import spawn
+from app.ui.connection import (
+    ISOLATION_DEFAULT_NOTE,
+    NEXT_OPEN_NOTE,
+    ProxyChoice,
+    chosen_isolation,
+    isolation_box,
+)
 from app.ui.onboarding import MIN_PASSPHRASE, strength
 from app.ui.prefs import Prefs, save_prefs
 from app.ui.text import sentence
@@ -79,7 +90,8 @@ class SettingsDialog(QDialog):
         for box in (self.receipts, self.notifications, self.previews, self.remember):
             box.setAccessibleName(box.text().replace("&", ""))
 
-        form = QFormLayout()
+        general = QWidget()
+        form = QFormLayout(general)
         form.addRow("Display &name", self.name)
         form.addRow("Re&lay", self.relay)
         form.addRow("&Theme", self.theme)
@@ -88,6 +100,29 @@ class SettingsDialog(QDialog):
         form.addRow("", self.previews)
         form.addRow("", self.remember)
         form.addRow("", self.keyring_note)
+
+        self.proxy = ProxyChoice(engine.proxy())
+        current = engine.isolation()
+        # The engine tells the isolation in force, not whether it was chosen: one that is
+        # what the default gives for this proxy setting is shown as the default.
+        self._isolation: Isolation | None = (
+            None if current is default_isolation(engine.proxy()) else current
+        )
+        self.isolation = isolation_box(self._isolation)
+        isolation_note = note_label()
+        isolation_note.setText(ISOLATION_DEFAULT_NOTE)
+        isolation_note.show()
+        next_open = note_label()
+        next_open.setText(NEXT_OPEN_NOTE)
+        next_open.show()
+        self.connection_result = note_label()
+        self.connection = QWidget()
+        connection_form = QFormLayout(self.connection)
+        connection_form.addRow(self.proxy)
+        connection_form.addRow("C&onnections", self.isolation)
+        connection_form.addRow("", isolation_note)
+        connection_form.addRow("", next_open)
+        connection_form.addRow("", self.connection_result)
 
         self.old_pass = QLineEdit()
         self.new_pass = QLineEdit()
@@ -106,8 +141,8 @@ class SettingsDialog(QDialog):
         self.change_pass.clicked.connect(self._change_passphrase)
         self.pass_result = note_label()
         self.pass_error = note_label(error=True)
-        passphrase = QGroupBox("Passphrase")
-        pass_form = QFormLayout(passphrase)
+        self.passphrase = QWidget()
+        pass_form = QFormLayout(self.passphrase)
         pass_form.addRow("C&urrent", self.old_pass)
         pass_form.addRow("N&ew", self.new_pass)
         pass_form.addRow("Re&peat", self.repeat_pass)
@@ -129,9 +164,13 @@ class SettingsDialog(QDialog):
         buttons.addWidget(close)
         buttons.addWidget(self.save_button)
 
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Settings pages")
+        self.tabs.addTab(general, "General")
+        self.tabs.addTab(self.connection, "Connection")
+        self.tabs.addTab(self.passphrase, "Passphrase")
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(passphrase)
+        layout.addWidget(self.tabs)
         layout.addWidget(self.error)
         layout.addLayout(buttons)
         self.busy = False
@@ -152,8 +191,12 @@ class SettingsDialog(QDialog):
     async def save(self) -> bool:
         """Apply every change; True when all of them took."""
         self.error.hide()
+        self.proxy.error.hide()
+        self.connection_result.hide()
         engine = self._engine
         try:
+            if not await self._save_connection():
+                return False
             if self.name.text().strip() != engine.name:
                 await engine.set_display_name(self.name.text())
             if self.relay.text().strip() != engine.relay_url:
@@ -176,6 +219,39 @@ class SettingsDialog(QDialog):
             self.save_button.setEnabled(True)
         self._prefs = prefs
         self.saved.emit(prefs)
+        return True
+
+    async def _save_connection(self) -> bool:
+        """The proxy, then the isolation; False (and nothing stored) when the engine refuses
+        the proxy."""
+        engine = self._engine
+        if not self.proxy.filled():
+            self.tabs.setCurrentWidget(self.connection)
+            return False
+        wanted = self.proxy.chosen()
+        proxy_changed = (wanted or "") != engine.proxy()
+        if proxy_changed:
+            try:
+                stored = await engine.set_proxy(wanted)
+            except UserError as exc:
+                self.proxy.show_error(sentence(str(exc)))
+                self.tabs.setCurrentWidget(self.connection)
+                return False
+            self.proxy.use.setChecked(bool(stored))
+            if stored:
+                self.proxy.url.setText(stored)
+        isolation = chosen_isolation(self.isolation)
+        # "Default" follows the proxy: said again when the proxy changes, so what is stored
+        # is what the dialog shows.
+        isolation_changed = isolation != self._isolation or (isolation is None and proxy_changed)
+        if isolation_changed:
+            await engine.set_isolation(isolation.value if isolation else None)
+            self._isolation = isolation
+        if proxy_changed or isolation_changed:
+            self.connection_result.setText(
+                "Saved. The new connection settings apply when the profile is next opened."
+            )
+            self.connection_result.show()
         return True
 
     def _change_passphrase(self) -> None:

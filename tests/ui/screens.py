@@ -186,6 +186,9 @@ async def main(out: Path) -> list[str]:
         safety.close()
         settings = SettingsDialog(bob, main_bob.prefs, False, main_bob)
         await shoot(f"settings-{suffix}", settings, out, problems)
+        settings.tabs.setCurrentWidget(settings.connection)
+        settings.proxy.use.setChecked(True)
+        await shoot(f"settings-connection-{suffix}", settings, out, problems)
         settings.close()
         main_bob.hide()
     for window in (main_bob, empty):

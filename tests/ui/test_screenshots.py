@@ -26,6 +26,7 @@ SCREENS = (
     "scanner",
     "safety-number",
     "settings",
+    "settings-connection",
 )
 
 

@@ -5,7 +5,10 @@ from pathlib import Path
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
+from app.core.engine import Engine
 from app.core.profile import open_profile, profile_paths
+from app.core.routing import Isolation
+from app.ui.connection import TOR_PROXY, chosen_isolation
 from app.ui.prefs import load_prefs
 from app.ui.theme import Theme, apply_theme
 from tests.ui.conftest import PASSPHRASE, Relay, launch, until
@@ -52,7 +55,8 @@ def test_settings_change_profile_privacy_theme_and_passphrase(run, tmp_path: Pat
         assert dialog.error.isVisible()
         assert engine.relay_url == other_url
 
-        # Passphrase: the wrong current one changes nothing, the right one does.
+        # Passphrase, on its page: the wrong current one changes nothing, the right one does.
+        dialog.tabs.setCurrentWidget(dialog.passphrase)
         dialog.old_pass.setText("wrong wrong wrong")
         dialog.new_pass.setText(NEW_PASSPHRASE)
         dialog.repeat_pass.setText(NEW_PASSPHRASE)
@@ -73,5 +77,103 @@ def test_settings_change_profile_privacy_theme_and_passphrase(run, tmp_path: Pat
         await until(lambda: True)
         await relay.close()
         await other.close()
+
+    run(body())
+
+
+def test_settings_proxy_and_isolation_are_stored_for_the_next_open(run, tmp_path: Path) -> None:
+    async def body() -> None:
+        relay = Relay()
+        url = await relay.start()
+        launcher = await launch(tmp_path / "me", "Me", url)
+        window = launcher.window
+        assert window is not None
+        engine = window.engine
+        dialog = window.show_settings()
+        assert not dialog.proxy.use.isChecked()
+        assert not dialog.proxy.url.isEnabled()
+        assert dialog.proxy.url.text() == TOR_PROXY
+        assert chosen_isolation(dialog.isolation) is None  # "Default"
+        assert engine.isolation() is Isolation.CARD_APART
+
+        # A proxy the engine refuses: said under the field, and nothing of the form stored.
+        dialog.proxy.use.setChecked(True)
+        assert dialog.proxy.url.isEnabled()
+        dialog.proxy.url.setText("http://127.0.0.1:9050")
+        dialog.isolation.setCurrentIndex(dialog.isolation.findData("shared"))
+        dialog.name.setText("Someone Else")
+        assert not await dialog.save()
+        assert dialog.proxy.error.isVisible()
+        assert "socks5h://host:port" in dialog.proxy.error.text()
+        assert engine.proxy() == ""
+        assert engine.isolation() is Isolation.CARD_APART
+        assert engine.name == "Me"
+        dialog.proxy.url.setText("")
+        assert not await dialog.save()
+        assert "Enter the proxy's address" in dialog.proxy.error.text()
+        assert engine.proxy() == ""
+
+        # Accepted: stored as socks5h, and the dialog says it applies from the next open.
+        dialog.proxy.url.setText("socks5://127.0.0.1:9050")
+        assert await dialog.save()
+        assert not dialog.proxy.error.isVisible()
+        assert engine.proxy() == "socks5h://127.0.0.1:9050"
+        assert dialog.proxy.url.text() == "socks5h://127.0.0.1:9050"
+        assert engine.isolation() is Isolation.SHARED
+        assert engine.name == "Someone Else"
+        assert dialog.connection_result.isVisible()
+        assert "next opened" in dialog.connection_result.text()
+        dialog.close()
+
+        # A new dialog shows what is stored; "Default" follows the proxy.
+        again = window.show_settings()
+        assert again.proxy.use.isChecked()
+        assert again.proxy.url.text() == "socks5h://127.0.0.1:9050"
+        assert chosen_isolation(again.isolation) is Isolation.SHARED
+        again.isolation.setCurrentIndex(again.isolation.findData(""))
+        assert await again.save()
+        assert engine.isolation() is Isolation.PER_CONTACT  # the default with a proxy
+        again.isolation.setCurrentIndex(again.isolation.findData("card-apart"))
+        assert await again.save()
+        assert engine.isolation() is Isolation.CARD_APART
+        again.close()
+        await launcher.shutdown()
+        window.close()
+
+        # In the profile on disk, as the next open reads it.
+        opened = await open_profile(profile_paths(str(tmp_path / "me")), PASSPHRASE)
+        reopened = await Engine.open(opened)
+        assert reopened.proxy() == "socks5h://127.0.0.1:9050"
+        assert reopened.isolation() is Isolation.CARD_APART
+        await reopened.close()
+        await relay.close()
+
+    run(body())
+
+
+def test_settings_clearing_the_proxy_keeps_the_isolation_shown_as_default(
+    run, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        relay = Relay()
+        url = await relay.start()
+        launcher = await launch(tmp_path / "me", "Me", url)
+        window = launcher.window
+        assert window is not None
+        engine = window.engine
+        await engine.set_proxy(TOR_PROXY)
+        await engine.set_isolation("per-contact")  # what the default gives with a proxy
+        dialog = window.show_settings()
+        assert dialog.proxy.use.isChecked()
+        assert chosen_isolation(dialog.isolation) is None  # shown as the default
+        dialog.proxy.use.setChecked(False)
+        assert await dialog.save()
+        assert engine.proxy() == ""
+        # Saved as shown: "Default", which without a proxy keeps the code's connection apart.
+        assert engine.isolation() is Isolation.CARD_APART
+        dialog.close()
+        await launcher.shutdown()
+        window.close()
+        await relay.close()
 
     run(body())
