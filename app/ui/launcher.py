@@ -58,7 +58,7 @@ class Launcher(QObject):
         self._unlock_page: UnlockPage | None = None
         self.remembered = False  # opened with the key from the OS keyring
 
-    def _opened(self, opened: Opened) -> None:
+    def _opened(self, opened: Opened | Engine) -> None:
         spawn(self._start(opened), "starting")
 
     async def open_remembered(self) -> bool:
@@ -93,12 +93,26 @@ class Launcher(QObject):
         return page
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Closing the wizard or unlock screen before a profile opens quits the app."""
+        """Closing the wizard or unlock screen before a profile opens quits the app (once a
+        profile the wizard made and still holds is closed)."""
         if watched is self.gate and event.type() == QEvent.Type.Close and self.engine is None:
-            self.gate = None
-            if self._done is not None and not self._done.done():
-                self._done.set_result(None)
+            gate, self.gate = self.gate, None
+            if isinstance(gate, WizardPage) and gate.engine is not None:
+                spawn(self._abandon(gate), "closing the new profile")
+            else:
+                self._finish()
         return False
+
+    async def _abandon(self, wizard: WizardPage) -> None:
+        try:
+            await wizard.discard()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Let `run` return."""
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     async def run(self) -> None:
         self._done = asyncio.get_running_loop().create_future()
@@ -106,13 +120,18 @@ class Launcher(QObject):
             self.show_gate()
         await self._done
 
-    async def _start(self, opened: Opened) -> None:
-        try:
-            engine = await Engine.open(opened)
-        except BaseException:
-            await opened.store.close()
-            opened.lock.release()
-            raise
+    async def _start(self, opened: Opened | Engine) -> None:
+        """Run the profile: the unlock page's `Opened`, or the wizard's engine (not yet
+        started, so its proxy and isolation hold from the first connection)."""
+        if isinstance(opened, Engine):
+            engine = opened
+        else:
+            try:
+                engine = await Engine.open(opened)
+            except BaseException:
+                await opened.store.close()
+                opened.lock.release()
+                raise
         self.engine = engine
         self.relay = await embedded_relay_for(engine.relay_url)
         window = MainWindow(engine, self.relay.url if self.relay else None)
@@ -149,5 +168,4 @@ class Launcher(QObject):
             relay, self.relay = self.relay, None
             with contextlib.suppress(Exception):
                 await relay.close()
-        if self._done is not None and not self._done.done():
-            self._done.set_result(None)
+        self._finish()

@@ -2,7 +2,12 @@
 
 Both pages await the store, whose Argon2id derivation runs on the store's own thread, so the
 window keeps painting while the key is derived. Each page emits `opened` with the unlocked
-profile; nothing else leaves them.
+profile (the wizard as an `Engine`, not yet started, its proxy set; the unlock page as
+`Opened`); nothing else leaves them.
+
+The engine is what checks a proxy URL, so the wizard checks it once the profile is made:
+refused, the page keeps the new profile's engine, says why under the field and only asks
+for a proxy it accepts (or none) before going on. Nothing connects before that.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.engine import Engine
 from app.core.errors import StoreError, UserError, WrongPassphrase
 from app.core.profile import (
     DEFAULT_RELAY,
@@ -37,6 +43,7 @@ from app.core.profile import (
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
+from app.ui.connection import ProxyChoice
 from app.ui.text import sentence
 from app.ui.theme import note_label
 
@@ -86,9 +93,10 @@ class _GatePage(QWidget):
 
 
 class WizardPage(_GatePage):
-    """Display name, passphrase twice with a strength hint, and the relay to use."""
+    """Display name, passphrase twice with a strength hint, the relay to use, and whether to
+    connect through a proxy."""
 
-    opened = Signal(object)  # Opened
+    opened = Signal(object)  # Engine
 
     def __init__(
         self,
@@ -133,6 +141,9 @@ class WizardPage(_GatePage):
             self.embedded.setChecked(True)
         self.relay.setEnabled(self.custom.isChecked())
         self.custom.toggled.connect(self.relay.setEnabled)
+        self.proxy = ProxyChoice()
+        self.proxy.url.returnPressed.connect(self._submit)
+        self.engine: Engine | None = None  # the profile made, held while its proxy is refused
         self.error = note_label(error=True)
         self.create_button = QPushButton("Create profile")
         self.create_button.setDefault(True)
@@ -148,6 +159,7 @@ class WizardPage(_GatePage):
         form.addRow("Relay", self.embedded)
         form.addRow("", self.custom)
         form.addRow("", self.relay)
+        form.addRow("", self.proxy)
         layout = QVBoxLayout(self)
         layout.addWidget(title)
         layout.addWidget(intro)
@@ -186,6 +198,13 @@ class WizardPage(_GatePage):
     def _submit(self) -> None:
         if not self.create_button.isEnabled():
             return
+        self.proxy.error.hide()
+        if not self.proxy.filled():
+            return
+        if self.engine is not None:  # made already: only the proxy is left to settle
+            self._set_busy(True)
+            spawn(self._hand_over(self.engine), "setting the proxy")
+            return
         problem = self._problem()
         if problem is not None:
             self._show_error(problem)
@@ -206,13 +225,55 @@ class WizardPage(_GatePage):
         except BaseException:
             self._set_busy(False)
             raise
-        self.opened.emit(opened)
+        try:
+            engine = await Engine.open(opened)
+        except BaseException:
+            await opened.store.close()
+            opened.lock.release()
+            self._set_busy(False)
+            raise
+        self.engine = engine
+        await self._hand_over(engine)
+
+    async def _hand_over(self, engine: Engine) -> None:
+        """Set the proxy asked for, then hand the engine on; a refused proxy stays here."""
+        proxy = self.proxy.chosen()
+        try:
+            if proxy is not None:  # a new profile connects directly until told otherwise
+                await engine.set_proxy(proxy)
+        except UserError as exc:
+            self._set_busy(False)
+            self.proxy.show_error(sentence(str(exc)))
+            self._show_error(
+                "Your profile is made. Correct the proxy address, or clear the box to "
+                "connect directly, then continue."
+            )
+            return
+        except BaseException:
+            self._set_busy(False)
+            raise
+        self.engine = None
+        self.opened.emit(engine)
+
+    async def discard(self) -> None:
+        """Close the engine of a profile made here and never handed on (the page closed
+        while its proxy was refused)."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            await engine.close()
 
     def _set_busy(self, busy: bool) -> None:
+        made = self.engine is not None
+        for field in (self.name, self.passphrase, self.repeat, self.embedded, self.custom):
+            field.setEnabled(not made)
+        self.relay.setEnabled(not made and self.custom.isChecked())
         self.create_button.setEnabled(not busy)
-        self.create_button.setText("Creating your keys…" if busy else "Create profile")
         if busy:
+            self.create_button.setText("Setting the proxy…" if made else "Creating your keys…")
             self.error.hide()
+        else:
+            self.create_button.setText("Continue" if made else "Create profile")
+        self.create_button.setAccessibleName("Continue" if made else "Create profile")
 
 
 class UnlockPage(_GatePage):
