@@ -222,10 +222,22 @@ async def cmd_init(args: argparse.Namespace, out: Out) -> None:
 
 
 async def cmd_card(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    card = await engine.card()
+    """A one-time code (works for one contact), or with --address the long-lived address."""
+    card = await engine.card(address=args.address)
     if args.qr:
         make_png(card, Path(args.qr))
-    out.result({"card": card, "qr": args.qr}, card)
+    kind = "address" if args.address else "one-time"
+    out.result({"card": card, "kind": kind, "qr": args.qr}, card)
+
+
+async def cmd_address(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """Change (rotate) or delete the long-lived address: the old one stops working."""
+    if args.action == "rotate":
+        card = await engine.rotate_address()
+        out.result({"card": card, "kind": "address"}, card)
+        return
+    await engine.delete_address()
+    out.result({"deleted": True}, "address deleted: its code no longer reaches you")
 
 
 async def cmd_add(engine: Engine, args: argparse.Namespace, out: Out) -> None:
@@ -452,6 +464,7 @@ async def cmd_config(engine: Engine, args: argparse.Namespace, out: Out) -> None
 
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]] = {
     "config": cmd_config,
+    "address": cmd_address,
     "card": cmd_card,
     "add": cmd_add,
     "contacts": cmd_contacts,
@@ -480,8 +493,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--name", required=True)
     s.add_argument("--relay", default=DEFAULT_RELAY)
     s.add_argument("--proxy", metavar="URL", help="connect through this SOCKS5 proxy (Tor)")
-    s = sub.add_parser("card", help="print your contact card")
+    s = sub.add_parser("card", help="print a one-time code for one new contact")
     s.add_argument("--qr", metavar="FILE.png", help="also write it as a QR code image")
+    s.add_argument("--address", action="store_true", help="your long-lived address instead")
+    s = sub.add_parser("address", help="change or delete your long-lived address")
+    s.add_argument("action", choices=["rotate", "delete"])
     s = sub.add_parser("add", help="add a contact from their card")
     s.add_argument("card", nargs="?")
     s.add_argument("--qr-image", metavar="FILE")

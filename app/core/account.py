@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from app.core.context import Context
 from app.core.errors import UserError
-from app.core.handshakes import parse_card
+from app.core.handshakes import is_address, parse_card
 from app.core.profile import (
+    SETTING_ADDRESS,
     SETTING_ISOLATION,
     SETTING_PROXY,
     SETTING_READ_RECEIPTS,
@@ -39,14 +40,83 @@ class Account:
         self._routing = routing
         self.listening = False  # set once the engine listens: a new card mailbox is listened on
 
-    async def card(self) -> str:
-        """Our contact card ('anonchat:...') for the QR code and the copyable text."""
+    async def card(self, address: bool = False) -> str:
+        """Our card ('anonchat:...') for the QR code and the copyable text: a one-time code
+        (works for one contact; once used, a fresh one is made), or the long-lived address
+        (made on first ask)."""
         ctx = self._ctx
-        boxes = await ctx.store.read(
-            lambda r: r.mailboxes.list_ours(purpose=MailboxPurpose.INVITATION)
+        relay = ctx.settings.relay_url
+
+        def find(r: Repos) -> OurMailbox | None:
+            boxes = r.mailboxes.list_ours(purpose=MailboxPurpose.INVITATION)
+            if address:
+                return next((b for b in boxes if is_address(r, b.id)), None)
+            unused = (
+                b
+                for b in reversed(boxes)
+                if b.relay_url == relay
+                and not is_address(r, b.id)
+                and not Invitation.from_bytes(b.private_key).used
+            )
+            return next(unused, None)
+
+        async with ctx.lock:  # one fresh code, even if two views ask at once
+            box = await ctx.store.read(find)
+            if box is None:
+                box = await self._new_invitation(relay, address=address)
+        invitation = Invitation.from_bytes(box.private_key)
+        card = invitation.card(ctx.identity, box.relay_url, ctx.settings.name, address=address)
+        return card.encode()
+
+    async def has_address(self) -> bool:
+        return await self._ctx.store.read(lambda r: r.settings.get(SETTING_ADDRESS) is not None)
+
+    async def rotate_address(self) -> str:
+        """A new long-lived address; the old one stops working at once (its mailbox is
+        unsubscribed and forgotten). Contacts are untouched."""
+        await self.delete_address()
+        return await self.card(address=True)
+
+    async def delete_address(self) -> None:
+        """No long-lived address any more: its code stops working. Contacts are untouched."""
+        ctx = self._ctx
+
+        def unit(r: Repos) -> list[OurMailbox]:
+            kept = r.settings.get(SETTING_ADDRESS)
+            r.settings.delete(SETTING_ADDRESS)
+            box = None if kept is None else r.mailboxes.get_ours(bytes.fromhex(kept))
+            if box is None:
+                return []
+            r.mailboxes.delete_ours(box.id)
+            return [box]
+
+        async with ctx.lock:
+            gone = await ctx.store.run(unit)
+        await self._routing.drop_mailboxes(gone)
+
+    async def _new_invitation(self, relay: str, *, address: bool) -> OurMailbox:
+        """A fresh card mailbox on our relay, stored (as the address, or a one-time code)
+        and listened on once the engine listens."""
+        ctx = self._ctx
+        invitation = Invitation.generate()
+        row = OurMailbox(
+            invitation.mailbox.id,
+            invitation.to_bytes(),
+            relay,
+            MailboxPurpose.INVITATION,
+            None,
+            ctx.clock(),
         )
-        invitation = Invitation.from_bytes(boxes[-1].private_key)
-        return invitation.card(ctx.identity, boxes[-1].relay_url, ctx.settings.name).encode()
+
+        def unit(r: Repos) -> None:
+            r.mailboxes.add_ours(row)
+            if address:
+                r.settings.set(SETTING_ADDRESS, row.id.hex())
+
+        await ctx.store.run(unit)
+        if self.listening:
+            await self._routing.listen(relay, invitation.mailbox, None)
+        return row
 
     async def preview_card(self, text: str) -> CardPreview:
         """Whose code this is, before adding it; UserError when it is not a valid code."""
@@ -62,25 +132,15 @@ class Account:
         self._ctx.settings.name = name
 
     async def set_relay_url(self, url: str) -> None:
-        """Publish a new card on another relay; existing contacts keep their mailboxes."""
+        """Publish a new one-time code on another relay; existing contacts keep their
+        mailboxes, and an address stays where it is until it is changed."""
         ctx = self._ctx
         url = check_relay_url(url.strip())
         if url == ctx.settings.relay_url:
             return
-        invitation = Invitation.generate()
-        now = ctx.clock()
-        row = OurMailbox(
-            invitation.mailbox.id, invitation.to_bytes(), url, MailboxPurpose.INVITATION, None, now
-        )
-
-        def unit(r: Repos) -> None:
-            r.settings.set(SETTING_RELAY, url)
-            r.mailboxes.add_ours(row)
-
-        await ctx.store.run(unit)
+        await ctx.store.run(lambda r: r.settings.set(SETTING_RELAY, url))
         ctx.settings.relay_url = url
-        if self.listening:
-            await self._routing.listen(url, invitation.mailbox, None)
+        await self._new_invitation(url, address=False)
 
     async def set_proxy(self, url: str | None) -> str:
         """Connect to every relay through this SOCKS5 proxy (None or "": directly); applies

@@ -66,6 +66,9 @@ class Engine:
 
         # The use cases by name: the engine's whole public front besides its lifecycle.
         self.card = account.card
+        self.has_address = account.has_address
+        self.rotate_address = account.rotate_address
+        self.delete_address = account.delete_address
         self.preview_card = account.preview_card
         self.set_display_name = account.set_display_name
         self.set_relay_url = account.set_relay_url

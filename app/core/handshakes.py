@@ -28,7 +28,7 @@ from app.core.events import (
     RequestAdded,
     RequestRemoved,
 )
-from app.core.profile import check_display_name
+from app.core.profile import SETTING_ADDRESS, check_display_name
 from app.core.routing import Routing
 from app.crypto.card import Card
 from app.crypto.errors import CardError, HandshakeError, ReplayedHandshake
@@ -93,6 +93,28 @@ def _open_channels(
     r.outbox.add(
         NewOutbox(cid, OutboxKind.MESSAGE, their_mailbox, their_relay, first_frame, now, now)
     )
+
+
+def is_address(r: Repos, mailbox_id: bytes) -> bool:
+    """Whether one of our invitation mailboxes is the long-lived address (else a one-time
+    code)."""
+    return r.settings.get(SETTING_ADDRESS) == mailbox_id.hex()
+
+
+def retire_used_codes(r: Repos, contact_id: int) -> list[OurMailbox]:
+    """The handshake with this contact is complete (their first frame on its own mailbox): the
+    one-time code it came through is dropped; returns its mailbox to unsubscribe."""
+    gone = []
+    for link in r.handshakes.all():
+        if link.contact_id != contact_id or link.mailbox_id is None:
+            continue
+        box = r.mailboxes.get_ours(link.mailbox_id)
+        if box is None or box.purpose is not MailboxPurpose.INVITATION:
+            continue
+        if not is_address(r, box.id):
+            r.mailboxes.delete_ours(box.id)
+            gone.append(box)
+    return gone
 
 
 def _make_room_for_a_request(r: Repos) -> tuple[list[int], list[OurMailbox]]:
@@ -248,16 +270,20 @@ class Handshakes:
             ctx.reject("a handshake from our own identity", Rejection.HANDSHAKE)
             return None
 
-        def load(r: Repos) -> tuple[bool, Contact | None, bool]:
+        def load(r: Repos) -> tuple[bool, Contact | None, bool, bool]:
             return (
                 r.contacts.is_blocked(keys),
                 r.contacts.find_by_identity(keys),
                 r.mailboxes.in_use(peer.mailbox),
+                is_address(r, box.id),
             )
 
-        blocked, known, taken = await ctx.store.read(load)
+        blocked, known, taken, address = await ctx.store.read(load)
         if blocked:
             return None  # dropped without a word: the blocked person learns nothing either
+        if invitation.used and not address:
+            ctx.reject("a one-time code that was already used", Rejection.HANDSHAKE)
+            return None
         if taken:
             ctx.reject(
                 "a handshake named a mailbox that belongs to someone else", Rejection.MAILBOX

@@ -117,9 +117,15 @@ class Inbound:
             return
         match content:
             case pl.Chat():
-                await messaging.take_chat(contact_id, session, mid, content, theirs, via_invitation)
+                retired = await messaging.take_chat(
+                    contact_id, session, mid, content, theirs, via_invitation
+                )
+                await self._routing.drop_mailboxes(retired)
             case pl.Receipt(read, ids):
-                await messaging.take_receipt(contact_id, session, ids, read, via_invitation)
+                retired = await messaging.take_receipt(
+                    contact_id, session, ids, read, via_invitation
+                )
+                await self._routing.drop_mailboxes(retired)
             case pl.Welcome():
                 await self._handshakes.on_welcome(contact, session, content)
             case pl.Intro():

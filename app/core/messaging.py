@@ -11,6 +11,7 @@ from app.core import payload as pl
 from app.core.context import Context
 from app.core.errors import SendingBlocked, UnknownContact, UserError
 from app.core.events import MessageAdded, MessageStatusChanged
+from app.core.handshakes import retire_used_codes
 from app.core.outbox import outbox_row
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact, ContactState
@@ -23,7 +24,7 @@ from app.domain.messages import (
     WireId,
 )
 from app.store.errors import NotFound
-from app.store.records import NewMessage, OutboxKind, TheirMailbox
+from app.store.records import NewMessage, OurMailbox, OutboxKind, TheirMailbox
 from app.store.repos import Repos
 
 SEQ_PREFIX = "seq:"  # settings: the last sequence number we wrote to each contact
@@ -40,6 +41,14 @@ def check_can_send(contact: Contact) -> None:
     problem = contact.why_not_writable()
     if problem is not None:
         raise SendingBlocked(problem)
+
+
+def _handshake_done(r: Repos, contact_id: int) -> list[OurMailbox]:
+    """A frame on the contact's own mailbox: our introduction or welcome, resent until now,
+    is done, and so is the one-time code the handshake came through."""
+    if r.outbox.drop_handshake_controls(contact_id) == 0:
+        return []
+    return retire_used_codes(r, contact_id)
 
 
 class Messaging:
@@ -181,8 +190,9 @@ class Messaging:
         chat: pl.Chat,
         theirs: list[TheirMailbox],
         via_invitation: bool,
-    ) -> None:
-        """Store an incoming message with its ratchet step and our receipt for it."""
+    ) -> list[OurMailbox]:
+        """Store an incoming message with its ratchet step and our receipt for it; returns
+        our mailboxes the completed handshake retired (to unsubscribe)."""
         ctx = self._ctx
         now = ctx.clock()
         outbox = None
@@ -200,18 +210,18 @@ class Messaging:
             Status.DELIVERED,
         )
 
-        def unit(r: Repos) -> Message | None:
-            if not via_invitation:
-                r.outbox.drop_handshake_controls(contact_id)
+        def unit(r: Repos) -> tuple[Message | None, list[OurMailbox]]:
+            retired = [] if via_invitation else _handshake_done(r, contact_id)
             stored = r.messages.store_incoming(message, session.to_bytes(), outbox, now)
             if stored.duplicate or stored.message_row is None:
-                return None
-            return r.messages.get(stored.message_row)
+                return None, retired
+            return r.messages.get(stored.message_row), retired
 
-        added = await ctx.store.run(unit)
+        added, retired = await ctx.store.run(unit)
         ctx.wake()
         if added is not None:
             ctx.emit(MessageAdded(added))
+        return retired
 
     async def take_receipt(
         self,
@@ -220,22 +230,24 @@ class Messaging:
         ids: tuple[bytes, ...],
         read: bool,
         via_invitation: bool,
-    ) -> None:
-        """The peer has (or has read) these messages of ours: raise their status."""
+    ) -> list[OurMailbox]:
+        """The peer has (or has read) these messages of ours: raise their status; returns
+        our mailboxes the completed handshake retired (to unsubscribe)."""
         ctx = self._ctx
         status = Status.READ if read else Status.DELIVERED
         now = ctx.clock()
 
-        def unit(r: Repos) -> list[Message]:
+        def unit(r: Repos) -> tuple[list[Message], list[OurMailbox]]:
             r.sessions.save(contact_id, session.to_bytes(), now)
-            if not via_invitation:
-                r.outbox.drop_handshake_controls(contact_id)
+            retired = [] if via_invitation else _handshake_done(r, contact_id)
             r.messages.acknowledge(contact_id, ids, status)
             found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
-            return [m for m in found if m is not None]
+            return [m for m in found if m is not None], retired
 
-        for message in await ctx.store.run(unit):
+        changed, retired = await ctx.store.run(unit)
+        for message in changed:
             ctx.emit(MessageStatusChanged(contact_id, message.id, message.status))
+        return retired
 
     async def commit_receipt(
         self,

@@ -120,6 +120,11 @@ class Invitation:
     def has_accepted(self, rid: bytes) -> bool:
         return rid in self._accepted
 
+    @property
+    def used(self) -> bool:
+        """Whether any handshake was taken on it (a one-time code takes no second one)."""
+        return bool(self._accepted)
+
     def card(
         self, identity: Identity, relay_url: str, name: str = "", *, address: bool = False
     ) -> Card:

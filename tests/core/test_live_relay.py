@@ -25,7 +25,7 @@ from app.core.events import (
 from app.core.profile import create_profile, open_profile, profile_paths
 from app.core.routing import Isolation
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
-from relay.server import RelayConfig, serve_relay
+from relay.server import RelayConfig, RelayHandle, serve_relay
 from tests.core.engines import PASS
 
 
@@ -33,6 +33,7 @@ from tests.core.engines import PASS
 class Person:
     engine: Engine
     events: list[Event] = field(default_factory=list)
+    relay: RelayHandle | None = None  # the relay people() started, if it did
 
     async def until(self, kind: type, test: Callable[[Event], bool] = lambda e: True) -> Event:
         """The first event of this kind that passes the test, waiting up to 10 s for it."""
@@ -78,7 +79,7 @@ async def people(
                 await engine.set_isolation(isolation.value)
             if proxy is not None and not reopen:
                 await engine.set_proxy(proxy)
-            person = Person(engine)
+            person = Person(engine, relay=relay)
             engine.subscribe(person.events.append)
             await engine.start()
             made.append(person)
@@ -90,9 +91,10 @@ async def people(
             await relay.close()
 
 
-async def introduce(asker: Person, asked: Person) -> tuple[int, int]:
-    """`asker` scans `asked`'s card; `asked` accepts: (asker's contact id, asked's)."""
-    mine = await asker.engine.add_contact(await asked.engine.card())
+async def introduce(asker: Person, asked: Person, card: str | None = None) -> tuple[int, int]:
+    """`asker` scans `asked`'s card (or the one given); `asked` accepts: (asker's contact id,
+    asked's)."""
+    mine = await asker.engine.add_contact(card or await asked.engine.card())
     request = await asked.until(
         RequestAdded, lambda e: e.request.identity_keys == asker.engine.identity.public.to_bytes()
     )  # type: ignore[attr-defined]

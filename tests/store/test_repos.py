@@ -321,7 +321,7 @@ def test_migration_8_keeps_the_handshake_links() -> None:
         "VALUES (x'aa', 1, x'bb', x'', 5), (x'cc', NULL, NULL, x'', 6)"
     )
     conn.execute("INSERT INTO handshakes_seen (digest, seen_at) VALUES (x'dd', 1)")
-    assert migrations.migrate(conn) == [8]
+    assert migrations.migrate(conn) == [8, 9]
     tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "handshake_links" in tables
     assert not tables & {"pending_handshakes", "handshakes_seen"}
@@ -333,3 +333,21 @@ def test_migration_8_keeps_the_handshake_links() -> None:
     ]
     conn.execute("DELETE FROM contacts WHERE id = 1")  # the link still goes with its contact
     assert [link.id for link in Repos(conn).handshakes.all()] == [b"\xcc"]
+
+
+def test_migration_9_keeps_an_old_profiles_card_working_as_its_address() -> None:
+    """Its newest card mailbox becomes the long-lived address; a newer profile's none."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrations.configure(conn)
+    migrations.migrate(conn, target=8)
+    conn.execute(
+        "INSERT INTO our_mailboxes (id, private_key, relay_url, purpose, contact_id, created_at) "
+        "VALUES (x'0a0b', x'00', 'ws://h:1', 'invitation', NULL, 1), "
+        "(x'0c0d', x'00', 'ws://h:1', 'invitation', NULL, 2), "
+        "(x'0e0f', x'00', 'ws://h:1', 'contact', NULL, 3)"
+    )
+    assert migrations.migrate(conn) == [9]
+    assert Repos(conn).settings.get("address_mailbox") == "0c0d"
+    empty = sqlite3.connect(":memory:", isolation_level=None)
+    migrations.migrate(empty)
+    assert Repos(empty).settings.get("address_mailbox") is None
