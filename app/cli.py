@@ -189,9 +189,17 @@ async def wait_for(
     try:
         await asyncio.wait_for(hit.wait(), seconds)
     except TimeoutError:
-        raise Unreachable(what) from None
+        raise Unreachable(unreachable(engine, what)) from None
     finally:
         stop()
+
+
+def unreachable(engine: Engine, what: str) -> str:
+    """What was not reached; with a proxy and no relay connected, that the proxy may be why."""
+    online = any(s.value == "online" for s in engine.connection_states().values())
+    if engine.proxy() and not online:
+        return f"{what}: no relay connection through the proxy {engine.proxy()} (is it running?)"
+    return what
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -394,7 +402,7 @@ async def cmd_sync(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     await engine.start()
     await asyncio.sleep(args.wait)
     if not online.is_set():
-        raise Unreachable("could not reach the relay")
+        raise Unreachable(unreachable(engine, "could not reach the relay"))
     names = {s.contact.id: s.contact.display_name for s in await engine.summaries()}
     names.update({s.request.id: s.request.display_name for s in await engine.requests()})
     lines = [f"{safe(names.get(m.contact_id, '?'))}: {safe(m.body)}" for m in arrived]

@@ -3,11 +3,12 @@ kept in the profile, with a clear refusal (and nothing changed) for a wrong valu
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from app.cli import EXIT_USER
-from tests.e2e.conftest import Profile, snapshot
+from app.cli import EXIT_UNREACHABLE, EXIT_USER
+from tests.e2e.conftest import Profile, Relay, snapshot
 
 RELAY = "ws://127.0.0.1:9"  # nothing listens: these commands never need the relay
 
@@ -48,3 +49,17 @@ def test_a_wrong_proxy_is_refused_and_changes_nothing(
         assert "secret" not in result.err
     assert snapshot(me.dir) == before
     assert me.run("config").data == {"proxy": None, "isolation": "card-apart"}
+
+
+def test_a_proxy_that_is_down_is_named_when_the_relay_is_not_reached(
+    make_profile: Callable[..., Profile], relay: Relay
+) -> None:
+    me = make_profile("Me", relay.url)
+    with socket.socket() as s:  # a port where no proxy listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    me.run("config", "proxy", f"socks5h://127.0.0.1:{port}")
+    result = me.run("sync", "--wait", "2", expect=EXIT_UNREACHABLE)
+    assert f"through the proxy socks5h://127.0.0.1:{port} (is it running?)" in result.err
+    me.run("config", "proxy", "none")
+    me.run("sync", "--wait", "2")  # the relay itself was there all along
