@@ -1,5 +1,5 @@
-"""My code, Add contact and Safety number. Non-modal: opened with show(), never exec(), so the
-asyncio loop keeps running; image decoding runs off the GUI thread."""
+"""Add contact and Safety number, and the QR image of a code. Non-modal: opened with show(),
+never exec(), so the asyncio loop keeps running; image decoding runs off the GUI thread."""
 
 from __future__ import annotations
 
@@ -64,58 +64,6 @@ def whose_code(seen: CardPreview) -> str:
     return f"This is the code of {name}, whom you {ended}. Adding them reconnects you" + (
         " and unblocks them." if known.blocked else "."
     )
-
-
-class MyCodeDialog(QDialog):
-    """Our card as a QR code and as text to copy."""
-
-    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("My code")
-        self._engine = engine
-        self.qr = QLabel("Loading…")
-        self.qr.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.qr.setAccessibleName("My code as a QR code")
-        self.text = QPlainTextEdit()
-        self.text.setReadOnly(True)
-        self.text.setAccessibleName("My code as text")
-        self.text.setFixedHeight(self.text.fontMetrics().height() * 5)
-        self.copy_button = QPushButton("&Copy text")
-        self.copy_button.setAccessibleName("Copy my code as text")
-        self.copy_button.clicked.connect(self.copy)
-        self.copied = QLabel()
-        close = QPushButton("Close")
-        close.setAccessibleName("Close")
-        close.clicked.connect(self.close)
-        help_text = QLabel(
-            f"Show this to a friend, or send them the text. It tells them how to reach "
-            f"{engine.name}; it holds no secret."
-        )
-        help_text.setWordWrap(True)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.copy_button)
-        buttons.addWidget(self.copied, 1)
-        buttons.addWidget(close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(help_text)
-        layout.addWidget(self.qr)
-        layout.addWidget(self.text)
-        layout.addLayout(buttons)
-        self.card = ""
-        spawn(self._load(), "showing my code")
-
-    async def _load(self) -> None:
-        card = await self._engine.card()
-        if not shiboken6.isValid(self):
-            return  # closed while the card was read
-        self.card = card
-        self.qr.setPixmap(qr_pixmap(self.card))
-        self.text.setPlainText(self.card)
-
-    def copy(self) -> None:
-        if self.card:
-            QGuiApplication.clipboard().setText(self.card)
-            self.copied.setText("Copied.")
 
 
 class AddContactDialog(QDialog):

@@ -28,8 +28,9 @@ from app.ui.bridge import EngineBridge
 from app.ui.contact_menu import ContactActions, ContactListView
 from app.ui.conversation import ConversationPanel
 from app.ui.delegates import ContactDelegate
-from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog
+from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.models import ContactListModel
+from app.ui.my_code import MyCodeDialog
 from app.ui.prefs import Prefs, load_prefs
 from app.ui.readmarks import ReadMarks
 from app.ui.request_flow import RequestFlow
@@ -382,6 +383,7 @@ class MainWindow(QMainWindow):
 
     def show_my_code(self) -> MyCodeDialog:
         dialog = MyCodeDialog(self.engine, self)
+        self.bridge.request_added.connect(dialog.code_maybe_used)
         self._keep(dialog)
         return dialog
 

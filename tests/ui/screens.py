@@ -21,7 +21,8 @@ from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
-from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog
+from app.ui.dialogs import AddContactDialog, SafetyDialog
+from app.ui.my_code import MyCodeDialog
 from app.ui.onboarding import UnlockPage, WizardPage
 from app.ui.settings import SettingsDialog
 from app.ui.theme import Theme, apply_theme, setup_application
@@ -176,6 +177,9 @@ async def main(out: Path) -> list[str]:
                 break
             await asyncio.sleep(0.05)
         await shoot(f"my-code-{suffix}", code, out, problems)
+        code.address.setChecked(True)
+        await code.show_code(make=True)
+        await shoot(f"my-code-address-{suffix}", code, out, problems)
         code.close()
         scan = AddContactDialog(bob, main_bob)
         await shoot(f"scanner-{suffix}", scan, out, problems)

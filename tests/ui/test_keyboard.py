@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.core.profile import profile_paths
 from app.ui.a11y import nameless
-from app.ui.dialogs import AddContactDialog, MyCodeDialog, SafetyDialog
+from app.ui.dialogs import AddContactDialog, SafetyDialog
+from app.ui.my_code import MyCodeDialog
 from app.ui.onboarding import WizardPage
 from app.ui.settings import SettingsDialog
 from tests.ui.conftest import Relay, launch, peer_card, until

@@ -23,6 +23,7 @@ SCREENS = (
     "conversation",
     "request",
     "my-code",
+    "my-code-address",
     "scanner",
     "safety-number",
     "settings",
