@@ -40,7 +40,7 @@ def test_namesake_request_shows_its_warning_stays_unread_and_becomes_the_new_key
     async def body() -> None:
         async with me_and_peers(tmp_path) as (window, url, peers):
             engine = window.engine
-            card = await engine.card()
+            card = await engine.card(address=True)  # the address: Bob's and Mallory's both
             peers.append(bob := await headless(tmp_path / "bob", "Bob", url))
             await write_to(bob, card, "hi, it's Bob")
             contact = await accept_in_window(window, "Bob")
@@ -143,7 +143,7 @@ def test_accept_block_and_delete_each_do_what_they_say(run, tmp_path: Path) -> N
     async def body() -> None:
         async with me_and_peers(tmp_path) as (window, url, peers):
             engine = window.engine
-            card = await engine.card()
+            card = await engine.card(address=True)  # the address, which works for all three
             ids = {}
             for name in ("Carol", "Dave", "Erin"):
                 peers.append(peer := await headless(tmp_path / name.lower(), name, url))
