@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ log = logging.getLogger("relay")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BACKLOG = 4 * 1024 * 1024
+# The receive buffer of a flooding connection (the kernel doubles it for its own use).
+FLOOD_RECEIVE_BUFFER = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +280,30 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                 flush_due = True
                 loop.call_soon(flush)
 
+        sock = transport.get_extra_info("socket")
+        receive_buffer: int | None = None  # the socket's own, while a flood has it shrunk
+
+        def flood_window(flooding: bool) -> None:
+            """While a client floods, keep its TCP receive window small. What it sends then
+            waits on its side, and each read brings a few frames to parse, not the quarter
+            megabyte a full window holds, whose parsing would stall every other client."""
+            nonlocal receive_buffer
+            if sock is None or flooding == (receive_buffer is not None):
+                return
+            with contextlib.suppress(OSError):
+                if flooding:
+                    receive_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, FLOOD_RECEIVE_BUFFER)
+                else:
+                    assert receive_buffer is not None
+                    # getsockopt reports the doubled size that setsockopt makes of a value.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer // 2)
+                    receive_buffer = None
+
         async def pause(result: Pause) -> None:
             """Read nothing until the next token is due: a flood waits in the kernel's buffers
             and then the client's, so a flooder costs about two frames per refill interval."""
+            flood_window(True)
             delay = result.until - loop.time()
             while delay > 0 and ws.protocol.state is State.OPEN:
                 await asyncio.sleep(min(delay, 1.0))
@@ -295,15 +319,13 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         close: Close | None = None
         try:
             async for message in ws:
-                if not isinstance(message, bytes):
-                    text = relay.receive_text(conn, loop.time())
-                    if isinstance(text, Pause):
-                        await pause(text)
-                    elif text is not None:
-                        close = text
-                        break
-                    continue
-                result = relay.receive(conn, message, loop.time())
+                now = loop.time()
+                if isinstance(message, bytes):
+                    result = relay.receive(conn, message, now)
+                else:
+                    result = relay.receive_text(conn, now)
+                if receive_buffer is not None and not relay.flooding(conn, now):
+                    flood_window(False)
                 # The backplane's part completes before the next frame is read: replies stay
                 # in request order.
                 if isinstance(result, Pause):

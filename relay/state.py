@@ -161,9 +161,9 @@ class Connection:
         self.awaiting: set[bytes] = set()
         self.tokens = float(burst)
         self.stamp = now
-        # Over budget since this time, while frames keep being dropped (None: not flooding).
-        self.flooding_since: float | None = None
-        self.last_drop = now
+        # When its last frame was dropped, and when the flood that drop belongs to began.
+        self.last_drop = -math.inf
+        self.flooding_since = now
         # When this connection was last told rate_limited.
         self.told = -math.inf
         self.closed = False
@@ -359,7 +359,7 @@ class Relay:
         through in between (a token refilled) does not end the flood. The peer is told
         rate_limited at most once per refill interval, so dropping costs no reply either.
         """
-        if conn.flooding_since is None or now - conn.last_drop >= self._flood_pause:
+        if not self.flooding(conn, now):
             conn.flooding_since = now
         conn.last_drop = now
         if now - conn.flooding_since > self.limits.flood_window:
@@ -371,6 +371,11 @@ class Relay:
             rid = None if data is None else wire.request_id_of(data)
             self._emit(conn, wire.encode(wire.Error(rid, ErrorCode.RATE_LIMITED)))
         return Pause(conn.stamp + (1.0 - conn.tokens) * self._refill)
+
+    def flooding(self, conn: Connection, now: float) -> bool:
+        """Whether ``conn`` is flooding: a frame of it was dropped less than the pause that
+        ends a flood (FLOOD_PAUSE, or two refill intervals if longer) before ``now``."""
+        return now - conn.last_drop < self._flood_pause
 
     def _on_send(self, conn: Connection, frame: wire.Send) -> Publish | None:
         delivered = self._deliver(frame.mailbox, frame.payload)

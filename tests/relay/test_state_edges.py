@@ -367,6 +367,20 @@ def test_a_second_without_a_dropped_frame_ends_a_flood(quiet: float, closed: boo
     assert isinstance(results[-1], Close) is closed
 
 
+def test_flooding_lasts_from_a_dropped_frame_until_a_second_passes_without_one() -> None:
+    relay = Relay(RelayLimits(send_rate=8.0, send_burst=1, flood_window=10.0))
+    c = Client(relay)
+    assert not relay.flooding(c.conn, 0.0)
+    c.send(wire.Ping(1), 0.0)
+    assert not relay.flooding(c.conn, 0.0)  # within budget
+    assert isinstance(c.send(wire.Ping(2), 0.0), Pause)
+    assert relay.flooding(c.conn, 0.0)
+    assert c.send(wire.Ping(3), 0.5) is None  # a refill lets one through: still flooding
+    assert relay.flooding(c.conn, 0.5)
+    assert relay.flooding(c.conn, 1.0 - TICK)
+    assert not relay.flooding(c.conn, 1.0)
+
+
 def test_a_driver_that_waits_out_each_pause_is_still_closed_when_refills_are_slow() -> None:
     """One token every 2 s: a driver that reads nothing until each Pause ends sees a drop
     every 2 s, longer than FLOOD_PAUSE; the flood lasts until 2 refill intervals pass clean."""
