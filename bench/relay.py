@@ -6,8 +6,13 @@ servers run in child processes with the same websockets settings (no compression
 limit and keepalive); the load generator is this process.
 
 Figures: throughput (msgs/s, 256-byte payloads, 50 pairs, windowed so nothing piles up),
-latency p50/p99 at 25% of the floor's saturation rate, and RSS per idle connection at 5,000
-connections (ours subscribed to one mailbox each). The last stdout line is one JSON object.
+latency p50/p99 at 25% of the floor's saturation rate (the first round's), and RSS per idle
+connection at 5,000 connections (ours subscribed to one mailbox each).
+
+Every figure is measured once per round, over at least five rounds, each on a fresh server;
+ours and the floor take turns, the other one first every other round. The figures printed are
+medians over the rounds; each ratio is the median of the rounds' ratios, two measurements
+taken one after the other. The last stdout line is one JSON object.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from relay import wire  # noqa: E402
@@ -42,6 +48,7 @@ WINDOW = 32
 THROUGHPUT_SECONDS = 4.0
 LATENCY_SECONDS = 4.0
 IDLE_CONNECTIONS = 5000
+ROUNDS = 5
 
 
 # -- the floor server (child process) ----------------------------------------------------------
@@ -101,8 +108,9 @@ class Child:
 
 
 def start(kind: str) -> Child:
+    """A fresh server: the floor, or ours with no send budget to speak of."""
     if kind == "floor":
-        return Child([sys.executable, str(Path(__file__).resolve()), "--floor-server"])
+        return Child([sys.executable, str(SCRIPT), "--floor-server"])
     return Child(
         [
             *(sys.executable, "-m", "relay", "--port", "0", "--log-level", "INFO"),
@@ -281,24 +289,50 @@ async def idle_memory(kind: str, child: Child) -> float:
     return used / IDLE_CONNECTIONS
 
 
-async def measure(kind: str, offered: float | None) -> dict[str, Any]:
+# -- one round -----------------------------------------------------------------------------------
+
+
+async def measure_throughput(kind: str) -> dict[str, float]:
     child = start(kind)
     try:
         print(f"{kind}: throughput", file=sys.stderr, flush=True)
         rate, cpu_per_msg = await throughput(kind, child.url, child.cpu_seconds)
-        result: dict[str, Any] = {"throughput": rate, "cpu_us_per_msg": cpu_per_msg * 1e6}
-        print(f"{kind}: latency", file=sys.stderr, flush=True)
-        rate = offered if offered is not None else result["throughput"] * 0.25
-        result["offered"] = rate
-        result["p50_ms"], result["p99_ms"] = await latency(kind, child.url, rate)
     finally:
         child.stop()
+    return {"throughput": rate, "cpu_us_per_msg": cpu_per_msg * 1e6}
+
+
+async def measure_latency(kind: str, offered: float) -> dict[str, float]:
     child = start(kind)
-    print(f"{kind}: memory", file=sys.stderr, flush=True)
     try:
-        result["kib_per_conn"] = await idle_memory(kind, child)
+        print(f"{kind}: latency", file=sys.stderr, flush=True)
+        p50, p99 = await latency(kind, child.url, offered)
     finally:
         child.stop()
+    return {"p50_ms": p50, "p99_ms": p99}
+
+
+async def measure_memory(kind: str) -> dict[str, float]:
+    child = start(kind)
+    try:
+        print(f"{kind}: memory", file=sys.stderr, flush=True)
+        return {"kib_per_conn": await idle_memory(kind, child)}
+    finally:
+        child.stop()
+
+
+async def one_round(index: int, offered: float | None) -> dict[str, dict[str, float]]:
+    """Every figure once, ours and the floor in turn, the floor first in even rounds."""
+    order = ("floor", "ours") if index % 2 == 0 else ("ours", "floor")
+    result: dict[str, dict[str, float]] = {kind: {} for kind in order}
+    for kind in order:
+        result[kind].update(await measure_throughput(kind))
+    rate = offered if offered is not None else result["floor"]["throughput"] * 0.25
+    for kind in order:
+        result[kind].update(await measure_latency(kind, rate))
+        result[kind]["offered"] = rate
+    for kind in order:
+        result[kind].update(await measure_memory(kind))
     return result
 
 
@@ -311,40 +345,66 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
+def median(values: list[float], digits: int = 3) -> float:
+    return round(statistics.median(values), digits)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="at least 5 (%(default)s)")
     args = parser.parse_args()
     raise_nofile()
     if args.floor_server:
         asyncio.run(floor_server())
         return
-    floor = asyncio.run(measure("floor", None))
-    ours = asyncio.run(measure("ours", floor["offered"]))
-    for name, r in (("floor (bare websockets forwarder)", floor), ("anonchat-relay", ours)):
+    if args.rounds < ROUNDS:
+        parser.error(f"--rounds must be at least {ROUNDS}")
+    rounds: list[dict[str, dict[str, float]]] = []
+    offered: float | None = None
+    for index in range(args.rounds):
+        print(f"round {index + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        rounds.append(asyncio.run(one_round(index, offered)))
+        offered = rounds[0]["floor"]["offered"]
+
+    def each(kind: str, key: str) -> list[float]:
+        return [r[kind][key] for r in rounds]
+
+    def ratios(top: tuple[str, str], bottom: tuple[str, str]) -> list[float]:
+        return [round(r[top[0]][top[1]] / r[bottom[0]][bottom[1]], 3) for r in rounds]
+
+    throughput_ratios = ratios(("ours", "throughput"), ("floor", "throughput"))
+    cpu_ratios = ratios(("floor", "cpu_us_per_msg"), ("ours", "cpu_us_per_msg"))
+    mem_ratios = ratios(("ours", "kib_per_conn"), ("floor", "kib_per_conn"))
+    for name, kind in (("floor (bare websockets forwarder)", "floor"), ("anonchat-relay", "ours")):
         print(
-            f"{name:36s} {r['throughput']:9.0f} msgs/s   p50 {r['p50_ms']:.2f} ms   "
-            f"p99 {r['p99_ms']:.2f} ms at {r['offered']:.0f} msgs/s   "
-            f"{r['kib_per_conn']:.1f} KiB/conn"
+            f"{name:36s} {statistics.median(each(kind, 'throughput')):9.0f} msgs/s   "
+            f"p50 {statistics.median(each(kind, 'p50_ms')):.2f} ms   "
+            f"p99 {statistics.median(each(kind, 'p99_ms')):.2f} ms at {offered:.0f} msgs/s   "
+            f"{statistics.median(each(kind, 'kib_per_conn')):.1f} KiB/conn"
         )
     figures = {
-        "throughput_ratio": round(ours["throughput"] / floor["throughput"], 3),
-        "p99_ms": round(ours["p99_ms"], 3),
-        "mem_per_conn_ratio": round(ours["kib_per_conn"] / floor["kib_per_conn"], 3),
+        "throughput_ratio": median(throughput_ratios),
+        "p99_ms": median(each("ours", "p99_ms")),
+        "mem_per_conn_ratio": median(mem_ratios),
         # The load generator shares this 2-core machine and does more per message for ours
         # (a reply to read, an envelope to decode), so the delivered rate above is partly the
         # client's limit; the server's own CPU per forwarded message isolates the relay.
-        "cpu_per_msg_ratio": round(floor["cpu_us_per_msg"] / ours["cpu_us_per_msg"], 3),
-        "ours_cpu_us_per_msg": round(ours["cpu_us_per_msg"], 2),
-        "floor_cpu_us_per_msg": round(floor["cpu_us_per_msg"], 2),
-        "ours_msgs_per_s": round(ours["throughput"]),
-        "floor_msgs_per_s": round(floor["throughput"]),
-        "offered_msgs_per_s": round(floor["offered"]),
-        "ours_p50_ms": round(ours["p50_ms"], 3),
-        "floor_p50_ms": round(floor["p50_ms"], 3),
-        "floor_p99_ms": round(floor["p99_ms"], 3),
-        "ours_kib_per_conn": round(ours["kib_per_conn"], 2),
-        "floor_kib_per_conn": round(floor["kib_per_conn"], 2),
+        "cpu_per_msg_ratio": median(cpu_ratios),
+        "ours_cpu_us_per_msg": median(each("ours", "cpu_us_per_msg"), 2),
+        "floor_cpu_us_per_msg": median(each("floor", "cpu_us_per_msg"), 2),
+        "ours_msgs_per_s": round(statistics.median(each("ours", "throughput"))),
+        "floor_msgs_per_s": round(statistics.median(each("floor", "throughput"))),
+        "offered_msgs_per_s": round(offered or 0),
+        "ours_p50_ms": median(each("ours", "p50_ms")),
+        "floor_p50_ms": median(each("floor", "p50_ms")),
+        "floor_p99_ms": median(each("floor", "p99_ms")),
+        "ours_kib_per_conn": median(each("ours", "kib_per_conn"), 2),
+        "floor_kib_per_conn": median(each("floor", "kib_per_conn"), 2),
+        "rounds": len(rounds),
+        "throughput_ratio_rounds": throughput_ratios,
+        "cpu_per_msg_ratio_rounds": cpu_ratios,
+        "mem_per_conn_ratio_rounds": mem_ratios,
         "pairs": PAIRS,
         "payload_bytes": PAYLOAD,
         "idle_connections": IDLE_CONNECTIONS,
