@@ -9,10 +9,18 @@ Figures: throughput (msgs/s, 256-byte payloads, 50 pairs, windowed so nothing pi
 latency p50/p99 at 25% of the floor's saturation rate (the first round's), and RSS per idle
 connection at 5,000 connections (ours subscribed to one mailbox each).
 
+Flood: the p99 latency of 50 pairs, each sender at half the default send budget, while 10
+other connections each try to send 2,000 frames/s, against the same pairs with no flood. One
+relay with the default limits (its flood window stretched past the measurement) carries the
+pairs throughout, while the flooders come and go: six segments, flood and calm in turn, each
+counted for 2 s after 0.5 s for the flooders to connect and spend their burst, so both
+conditions see the same machine. The flooders run in a child process and write pre-built
+frames straight to their sockets, so what they cost is the relay's, not the load generator's.
+
 Every figure is measured once per round, over at least five rounds, each on a fresh server;
-ours and the floor take turns, the other one first every other round. The figures printed are
-medians over the rounds; each ratio is the median of the rounds' ratios, two measurements
-taken one after the other. The last stdout line is one JSON object.
+ours and the floor (and flood and calm) take turns, the other one first every other round.
+The figures printed are medians over the rounds; each ratio is the median of the rounds'
+ratios, two measurements taken one after the other. The last stdout line is one JSON object.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parent.parent
@@ -49,6 +59,14 @@ THROUGHPUT_SECONDS = 4.0
 LATENCY_SECONDS = 4.0
 IDLE_CONNECTIONS = 5000
 ROUNDS = 5
+FLOODERS = 10
+FLOOD_FRAMES_PER_S = 2000
+# Each calm sender at half the default budget of 100 frames/s, so only the flooders are over.
+FLOOD_CALM_MSGS_PER_S = PAIRS * 50
+FLOOD_SECONDS = 60.0
+FLOOD_SEGMENTS = 6
+FLOOD_SEGMENT_SECONDS = 2.0
+FLOOD_SETTLE = 0.5
 
 
 # -- the floor server (child process) ----------------------------------------------------------
@@ -108,13 +126,17 @@ class Child:
 
 
 def start(kind: str) -> Child:
-    """A fresh server: the floor, or ours with no send budget to speak of."""
+    """A fresh server: the floor, ours with no send budget to speak of, or ours with the
+    default budget for the flood figures."""
     if kind == "floor":
         return Child([sys.executable, str(SCRIPT), "--floor-server"])
+    budget = ["--send-rate", "1e9", "--send-burst", "1000000000"]
+    if kind == "flood":
+        budget = ["--flood-window", str(FLOOD_SECONDS * 2)]
     return Child(
         [
             *(sys.executable, "-m", "relay", "--port", "0", "--log-level", "INFO"),
-            *("--send-rate", "1e9", "--send-burst", "1000000000"),
+            *budget,
             *("--max-connections", "20000", "--max-connections-per-address", "20000"),
         ]
     )
@@ -127,10 +149,11 @@ class Pair:
     """A sender and a receiver connection on either server, with the same interface."""
 
     def __init__(self, kind: str, index: int) -> None:
-        self.kind = kind
+        self.kind = "ours" if kind == "flood" else kind
         self.index = index
         self.received = 0
-        self.latencies: list[float] = []
+        # (when it was sent, perf_counter ns; how long it took, ms)
+        self.latencies: list[tuple[int, float]] = []
         self.sent_event = asyncio.Event()
 
     async def open(self, url: str) -> None:
@@ -181,7 +204,7 @@ class Pair:
             payload = self.payload_of(data)
             stamp = int.from_bytes(payload[:8], "big")
             if stamp:
-                self.latencies.append((time.perf_counter_ns() - stamp) / 1e6)
+                self.latencies.append((stamp, (time.perf_counter_ns() - stamp) / 1e6))
             self.received += 1
             self.sent_event.set()
 
@@ -194,7 +217,7 @@ async def open_pairs(kind: str, url: str) -> list[Pair]:
     pairs = [Pair(kind, i) for i in range(PAIRS)]
     for pair in pairs:
         await pair.open(url)
-    if kind == "ours":
+    if kind != "floor":
         probe = pairs[0]
         assert probe.frame(b"x", 7) == wire.encode(wire.Send(7, probe.mailbox, b"x"))
         deliver = wire.encode(wire.Deliver(probe.mailbox, b"y"))
@@ -235,14 +258,13 @@ async def throughput(kind: str, url: str, cpu: Any) -> tuple[float, float]:
     return rate, cpu_per_msg
 
 
-async def latency(kind: str, url: str, offered: float) -> tuple[float, float]:
-    pairs = await open_pairs(kind, url)
-    receivers = [asyncio.create_task(p.receive()) for p in pairs]
-    interval = PAIRS / offered
-    deadline = time.monotonic() + LATENCY_SECONDS
+async def paced(pairs: list[Pair], offered: float, seconds: float) -> None:
+    """The senders share ``offered`` msgs/s evenly, staggered, for ``seconds``."""
+    interval = len(pairs) / offered
+    deadline = time.monotonic() + seconds
 
     async def pace(pair: Pair) -> None:
-        await asyncio.sleep(interval * pair.index / PAIRS)
+        await asyncio.sleep(interval * pair.index / len(pairs))
         next_at = time.monotonic()
         rid = 0
         while next_at < deadline:
@@ -253,14 +275,24 @@ async def latency(kind: str, url: str, offered: float) -> tuple[float, float]:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     await asyncio.gather(*(pace(p) for p in pairs))
+
+
+def p50_p99(samples: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(samples, n=100)
+    return q[49], q[98]
+
+
+async def latency(kind: str, url: str, offered: float) -> tuple[float, float]:
+    pairs = await open_pairs(kind, url)
+    receivers = [asyncio.create_task(p.receive()) for p in pairs]
+    await paced(pairs, offered, LATENCY_SECONDS)
     await asyncio.sleep(0.5)
     for task in receivers:
         task.cancel()
-    samples = sorted(x for p in pairs for x in p.latencies)
+    samples = [ms for p in pairs for _, ms in p.latencies]
     for pair in pairs:
         await pair.close()
-    q = statistics.quantiles(samples, n=100)
-    return q[49], q[98]
+    return p50_p99(samples)
 
 
 async def idle_memory(kind: str, child: Child) -> float:
@@ -287,6 +319,86 @@ async def idle_memory(kind: str, child: Child) -> float:
     for ws in conns:
         ws.transport.abort()
     return used / IDLE_CONNECTIONS
+
+
+# -- the flooders (child process) -------------------------------------------------------------
+
+
+def client_frame(payload: bytes) -> bytes:
+    """One binary WebSocket frame as a client sends it, masked with an all-zero key (a server
+    takes any key), so it can be built once and written as is."""
+    size = len(payload)
+    if size < 126:
+        head = bytes([0x82, 0x80 | size])
+    elif size < 1 << 16:
+        head = bytes([0x82, 0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        head = bytes([0x82, 0x80 | 127]) + size.to_bytes(8, "big")
+    return head + bytes(4) + payload
+
+
+async def flooders(url: str) -> None:
+    """FLOODERS connections, each writing FLOOD_FRAMES_PER_S sends (10 ms batches) for at most
+    FLOOD_SECONDS, reading whatever comes back, reconnecting if closed; says "flooding" once
+    all are connected."""
+    send = msgpack.packb(
+        {"v": 1, "t": "send", "rid": 1, "mailbox": bytes(32), "payload": bytes(PAYLOAD)}
+    )
+    batch = client_frame(send) * (FLOOD_FRAMES_PER_S // 100)
+    deadline = time.monotonic() + FLOOD_SECONDS
+    connected = 0
+
+    async def drain(ws: ClientConnection) -> None:
+        async for _ in ws:
+            pass
+
+    async def flood() -> None:
+        nonlocal connected
+        first = True
+        while time.monotonic() < deadline:
+            try:
+                async with connect(url, compression=None, ping_interval=None, max_size=None) as ws:
+                    await ws.recv()
+                    if first:
+                        first = False
+                        connected += 1
+                        if connected == FLOODERS:
+                            print("flooding", flush=True)
+                    reader = asyncio.create_task(drain(ws))
+                    while time.monotonic() < deadline and not reader.done():
+                        # Keep writing as long as the network takes it; hold no more than
+                        # 256 KiB here once the relay stops reading.
+                        if ws.state is not State.OPEN:
+                            break
+                        if ws.transport.get_write_buffer_size() < 256 * 1024:
+                            ws.transport.write(batch)
+                        await asyncio.sleep(0.01)
+                    reader.cancel()
+            except (OSError, RuntimeError, ConnectionClosed):  # the relay went away
+                await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(flood() for _ in range(FLOODERS)))
+
+
+async def start_flooders(url: str) -> asyncio.subprocess.Process:
+    """The flooders' child process, once all its connections are up."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, str(SCRIPT), "--flooders", url),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        said = await asyncio.wait_for(proc.stdout.readline(), 30)
+    except TimeoutError:
+        said = b""
+    if said.strip() != b"flooding":
+        proc.terminate()
+        await proc.wait()
+        raise RuntimeError("the flooders did not connect")
+    return proc
 
 
 # -- one round -----------------------------------------------------------------------------------
@@ -321,6 +433,57 @@ async def measure_memory(kind: str) -> dict[str, float]:
         child.stop()
 
 
+async def measure_flood(flood_first: bool) -> dict[str, float]:
+    """Calm pairs paced through one relay while the flooders come and go: FLOOD_SEGMENTS
+    segments, flood and calm in turn, so both conditions see the same machine. Only samples
+    sent in the FLOOD_SEGMENT_SECONDS after a segment's FLOOD_SETTLE count: not the flooders
+    starting, nor the burst of frames each may send at once, nor their leaving."""
+    child = start("flood")
+    try:
+        pairs = await open_pairs("flood", child.url)
+        receivers = [asyncio.create_task(p.receive()) for p in pairs]
+        # Paced until the segments are over (they take a little longer than they count).
+        pacing = asyncio.create_task(
+            paced(pairs, FLOOD_CALM_MSGS_PER_S, FLOOD_SEGMENTS * (FLOOD_SEGMENT_SECONDS + 5))
+        )
+        windows: dict[bool, list[tuple[int, int]]] = {True: [], False: []}
+        cpu = {True: 0.0, False: 0.0}
+        for segment in range(FLOOD_SEGMENTS):
+            flooding = (segment % 2 == 0) == flood_first
+            print(f"ours: flood {'on' if flooding else 'off'}", file=sys.stderr, flush=True)
+            flooders_proc = await start_flooders(child.url) if flooding else None
+            # Past the flooders' start and their first burst, which the budget allows.
+            await asyncio.sleep(FLOOD_SETTLE)
+            counted_from, cpu_from = time.perf_counter_ns(), child.cpu_seconds()
+            await asyncio.sleep(FLOOD_SEGMENT_SECONDS)
+            windows[flooding].append((counted_from, time.perf_counter_ns()))
+            cpu[flooding] += child.cpu_seconds() - cpu_from
+            if flooders_proc is not None:
+                flooders_proc.terminate()
+                await flooders_proc.wait()
+        pacing.cancel()
+        await asyncio.gather(pacing, return_exceptions=True)
+        await asyncio.sleep(0.5)
+        for task in receivers:
+            task.cancel()
+        for pair in pairs:
+            await pair.close()
+    finally:
+        child.stop()
+    result: dict[str, float] = {}
+    counted = FLOOD_SEGMENT_SECONDS * FLOOD_SEGMENTS / 2
+    for flooding, name in ((True, "flood"), (False, "calm")):
+        samples = [
+            ms
+            for p in pairs
+            for sent, ms in p.latencies
+            if any(begin <= sent < end for begin, end in windows[flooding])
+        ]
+        result[f"{name}_p99_ms"] = p50_p99(samples)[1]
+        result[f"{name}_relay_cpu"] = cpu[flooding] / counted
+    return result
+
+
 async def one_round(index: int, offered: float | None) -> dict[str, dict[str, float]]:
     """Every figure once, ours and the floor in turn, the floor first in even rounds."""
     order = ("floor", "ours") if index % 2 == 0 else ("ours", "floor")
@@ -333,6 +496,7 @@ async def one_round(index: int, offered: float | None) -> dict[str, dict[str, fl
         result[kind]["offered"] = rate
     for kind in order:
         result[kind].update(await measure_memory(kind))
+    result["flood"] = await measure_flood(flood_first=index % 2 == 1)
     return result
 
 
@@ -352,11 +516,15 @@ def median(values: list[float], digits: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--flooders", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="at least 5 (%(default)s)")
     args = parser.parse_args()
     raise_nofile()
     if args.floor_server:
         asyncio.run(floor_server())
+        return
+    if args.flooders:
+        asyncio.run(flooders(args.flooders))
         return
     if args.rounds < ROUNDS:
         parser.error(f"--rounds must be at least {ROUNDS}")
@@ -376,6 +544,7 @@ def main() -> None:
     throughput_ratios = ratios(("ours", "throughput"), ("floor", "throughput"))
     cpu_ratios = ratios(("floor", "cpu_us_per_msg"), ("ours", "cpu_us_per_msg"))
     mem_ratios = ratios(("ours", "kib_per_conn"), ("floor", "kib_per_conn"))
+    flood_ratios = ratios(("flood", "flood_p99_ms"), ("flood", "calm_p99_ms"))
     for name, kind in (("floor (bare websockets forwarder)", "floor"), ("anonchat-relay", "ours")):
         print(
             f"{name:36s} {statistics.median(each(kind, 'throughput')):9.0f} msgs/s   "
@@ -383,6 +552,13 @@ def main() -> None:
             f"p99 {statistics.median(each(kind, 'p99_ms')):.2f} ms at {offered:.0f} msgs/s   "
             f"{statistics.median(each(kind, 'kib_per_conn')):.1f} KiB/conn"
         )
+    flooded = statistics.median(each("flood", "flood_p99_ms"))
+    calm = statistics.median(each("flood", "calm_p99_ms"))
+    print(
+        f"{f'anonchat-relay, {FLOODERS} flooders':36s} p99 {flooded:.2f} ms against "
+        f"{calm:.2f} ms without, at {FLOOD_CALM_MSGS_PER_S} msgs/s   "
+        f"(medians of {len(rounds)} rounds)"
+    )
     figures = {
         "throughput_ratio": median(throughput_ratios),
         "p99_ms": median(each("ours", "p99_ms")),
@@ -401,10 +577,21 @@ def main() -> None:
         "floor_p99_ms": median(each("floor", "p99_ms")),
         "ours_kib_per_conn": median(each("ours", "kib_per_conn"), 2),
         "floor_kib_per_conn": median(each("floor", "kib_per_conn"), 2),
+        # Other clients' p99 while FLOODERS connections flood, against no flood, same relay.
+        "flood_p99_ratio": median(flood_ratios),
+        "flood_p99_ms": median(each("flood", "flood_p99_ms")),
+        "calm_p99_ms": median(each("flood", "calm_p99_ms")),
+        # The relay's CPU, as a share of one core, with and without the flood.
+        "flood_relay_cpu": median(each("flood", "flood_relay_cpu")),
+        "calm_relay_cpu": median(each("flood", "calm_relay_cpu")),
+        "flood_calm_msgs_per_s": FLOOD_CALM_MSGS_PER_S,
+        "flooders": FLOODERS,
+        "flood_frames_per_s_each": FLOOD_FRAMES_PER_S,
         "rounds": len(rounds),
         "throughput_ratio_rounds": throughput_ratios,
         "cpu_per_msg_ratio_rounds": cpu_ratios,
         "mem_per_conn_ratio_rounds": mem_ratios,
+        "flood_p99_ratio_rounds": flood_ratios,
         "pairs": PAIRS,
         "payload_bytes": PAYLOAD,
         "idle_connections": IDLE_CONNECTIONS,
