@@ -9,13 +9,14 @@ from hypothesis import strategies as st
 from app.crypto.card import CARD_PREFIX, Card
 from app.crypto.errors import CardError
 from app.crypto.identity import PublicIdentity
+from app.crypto.names import valid_name
 
 from .conftest import DetRng, make_pair
 
 keys = st.binary(min_size=32, max_size=32)
 names = st.text(
     alphabet=st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn")), max_size=16
-).filter(lambda s: len(s.encode()) <= 64)
+).filter(lambda s: valid_name(s, allow_empty=True))  # a blank name (" ") is refused
 urls = st.from_regex(r"wss?://[a-z0-9.\-]{1,30}(:[0-9]{1,5})?(/[a-z0-9]{0,10})?", fullmatch=True)
 
 
@@ -32,6 +33,7 @@ def test_round_trip(data: st.DataObject) -> None:
         data.draw(urls),
         data.draw(keys),
         data.draw(names),
+        data.draw(st.booleans()),
     )
     text = card.encode()
     assert text.startswith(CARD_PREFIX)
