@@ -62,7 +62,9 @@ class RelayLimits:
     max_subscriptions: int = 64
     max_watches: int = 1024
     max_connections: int = 10_000
-    max_connections_per_address: int = 256
+    # A client that isolates its contacts (app/core/routing.py) opens one connection each,
+    # and through Tor many clients share an exit's address: room for 500 contacts and more.
+    max_connections_per_address: int = 1024
     idle_timeout: float = 60.0
     flood_window: float = 5.0
 

@@ -21,7 +21,6 @@ from app.domain.contacts import ContactState
 from app.store.records import MailboxPurpose, OurMailbox, TheirMailbox
 from app.store.repos import Repos
 from relay.server import RelayConfig, serve_relay
-from relay.state import RelayLimits
 from tests.core.engines import PASS
 from tests.core.test_live_relay import introduce, people
 
@@ -54,8 +53,7 @@ def test_each_isolation_puts_the_mailboxes_where_it_says(
     tmp_path: Path, isolation: Isolation
 ) -> None:
     async def body() -> None:
-        limits = RelayLimits(max_connections_per_address=1024)
-        relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0, limits=limits))
+        relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))  # its default limits
         url = relay.url.rstrip("/")
         engine, ours = await engine_with_contacts(tmp_path / "me", url, CONTACTS)
         try:

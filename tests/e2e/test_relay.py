@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import time
@@ -225,15 +226,31 @@ def test_health_and_metrics(relay_proc: RelayProcess) -> None:
 
 @aio
 async def test_flood_is_rate_limited_then_closed_and_others_carry_on() -> None:
-    proc = RelayProcess("--send-rate", "20", "--send-burst", "10")
+    """A connection that stays over its rate for longer than the flood window (1 s here) is
+    closed with `flood`; it hears `rate_limited` at most once per refill interval meanwhile,
+    and a calm client on the same relay is answered throughout."""
+    proc = RelayProcess("--send-rate", "20", "--send-burst", "10", "--flood-window", "1")
     try:
         flooder, calm = await open_peer(proc.url), await open_peer(proc.url)
-        for rid in range(40):
-            await flooder.request(wire.Ping(rid))
+        began = asyncio.get_running_loop().time()
+
+        async def flood() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                for rid in range(2000):  # about 4 s at most: bounded either way
+                    await flooder.request(wire.Ping(rid))
+                    await asyncio.sleep(0.002)
+
+        sending = asyncio.create_task(flood())
         replies, closed = await flooder.drain()
+        took = asyncio.get_running_loop().time() - began
+        await sending
         assert closed == (1008, "flood")
+        assert 1 <= took < 4
         assert replies[:10] == [wire.Pong(rid) for rid in range(10)]
-        assert wire.Error(10, ErrorCode.RATE_LIMITED) in replies
+        limited = [r for r in replies if isinstance(r, wire.Error)]
+        assert limited
+        assert all(r.code == ErrorCode.RATE_LIMITED for r in limited)
+        assert len(limited) <= took * 20 + 1  # at most one per refill interval (1/20 s)
         await calm.request(wire.Ping(1))
         assert await calm.recv() == wire.Pong(1)
         await calm.ws.close()

@@ -104,18 +104,18 @@ def test_default_limits_are_the_ones_protocol_md_documents() -> None:
     assert limits.max_subscriptions == 64
     assert limits.max_watches == 1024
     assert limits.max_connections == 10_000
-    assert limits.max_connections_per_address == 256
+    assert limits.max_connections_per_address == 1024
     assert limits.idle_timeout == 60.0
     assert limits.flood_window == 5.0
 
 
-def test_default_limits_admit_256_connections_per_address_and_10000_in_all() -> None:
+def test_default_limits_admit_1024_connections_per_address_and_10000_in_all() -> None:
     relay = Relay()
-    for _ in range(256):
+    for _ in range(1024):
         relay.connect(ignore, "10.0.0.1", 0.0)
     with pytest.raises(Refused):
         relay.connect(ignore, "10.0.0.1", 0.0)
-    for n in range(256, 10_000):
+    for n in range(1024, 10_000):
         relay.connect(ignore, f"10.0.{n // 200}.{n % 200}", 0.0)
     assert len(relay.connections) == 10_000
     with pytest.raises(Refused):
