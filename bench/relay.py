@@ -6,8 +6,8 @@ servers run in child processes with the same websockets settings (no compression
 limit and keepalive); the load generator is this process.
 
 Figures: throughput (msgs/s, 256-byte payloads, 50 pairs, windowed so nothing piles up),
-latency p50/p99 at 25% of the floor's saturation rate (the first round's), and RSS per idle
-connection at 5,000 connections (ours subscribed to one mailbox each).
+latency p50/p99 at 25% of the floor's saturation rate (the median over the rounds), and RSS
+per idle connection at 5,000 connections (ours subscribed to one mailbox each).
 
 Flood: the p99 latency of 50 pairs, each sender at half the default send budget, while 10
 other connections each try to send 2,000 frames/s, against the same pairs with no flood. One
@@ -17,10 +17,11 @@ counted for 2 s after 0.5 s for the flooders to connect and spend their burst, s
 conditions see the same machine. The flooders run in a child process and write pre-built
 frames straight to their sockets, so what they cost is the relay's, not the load generator's.
 
-Every figure is measured once per round, over at least five rounds, each on a fresh server;
-ours and the floor (and flood and calm) take turns, the other one first every other round.
-The figures printed are medians over the rounds; each ratio is the median of the rounds'
-ratios, two measurements taken one after the other. The last stdout line is one JSON object.
+Each figure is measured over at least five rounds, one figure after the other, each time on a
+fresh server; ours and the floor (and flood and calm) take turns, the other one first every
+other round. The figures printed are medians over the rounds; each ratio is the median of the
+rounds' ratios, two measurements taken one after the other. The last stdout line is one JSON
+object.
 """
 
 from __future__ import annotations
@@ -401,7 +402,7 @@ async def start_flooders(url: str) -> asyncio.subprocess.Process:
     return proc
 
 
-# -- one round -----------------------------------------------------------------------------------
+# -- the rounds ------------------------------------------------------------------------------------
 
 
 async def measure_throughput(kind: str) -> dict[str, float]:
@@ -484,20 +485,35 @@ async def measure_flood(flood_first: bool) -> dict[str, float]:
     return result
 
 
-async def one_round(index: int, offered: float | None) -> dict[str, dict[str, float]]:
-    """Every figure once, ours and the floor in turn, the floor first in even rounds."""
-    order = ("floor", "ours") if index % 2 == 0 else ("ours", "floor")
-    result: dict[str, dict[str, float]] = {kind: {} for kind in order}
-    for kind in order:
-        result[kind].update(await measure_throughput(kind))
-    rate = offered if offered is not None else result["floor"]["throughput"] * 0.25
-    for kind in order:
-        result[kind].update(await measure_latency(kind, rate))
-        result[kind]["offered"] = rate
-    for kind in order:
-        result[kind].update(await measure_memory(kind))
-    result["flood"] = await measure_flood(flood_first=index % 2 == 1)
-    return result
+def order(index: int) -> tuple[str, str]:
+    """Ours and the floor in turn, the floor first in even rounds."""
+    return ("floor", "ours") if index % 2 == 0 else ("ours", "floor")
+
+
+async def all_rounds(count: int) -> list[dict[str, dict[str, float]]]:
+    """Each figure over ``count`` rounds, one figure after the other: latency is offered at a
+    quarter of the median of the floor's throughputs, which a single one would not steady."""
+    rounds: list[dict[str, dict[str, float]]] = [
+        {"floor": {}, "ours": {}, "flood": {}} for _ in range(count)
+    ]
+    for index, result in enumerate(rounds):
+        print(f"throughput, round {index + 1} of {count}", file=sys.stderr, flush=True)
+        for kind in order(index):
+            result[kind].update(await measure_throughput(kind))
+    offered = statistics.median(r["floor"]["throughput"] for r in rounds) * 0.25
+    for index, result in enumerate(rounds):
+        print(f"latency, round {index + 1} of {count}", file=sys.stderr, flush=True)
+        for kind in order(index):
+            result[kind].update(await measure_latency(kind, offered))
+            result[kind]["offered"] = offered
+    for index, result in enumerate(rounds):
+        print(f"memory, round {index + 1} of {count}", file=sys.stderr, flush=True)
+        for kind in order(index):
+            result[kind].update(await measure_memory(kind))
+    for index, result in enumerate(rounds):
+        print(f"flood, round {index + 1} of {count}", file=sys.stderr, flush=True)
+        result["flood"] = await measure_flood(flood_first=index % 2 == 1)
+    return rounds
 
 
 def raise_nofile() -> None:
@@ -528,12 +544,8 @@ def main() -> None:
         return
     if args.rounds < ROUNDS:
         parser.error(f"--rounds must be at least {ROUNDS}")
-    rounds: list[dict[str, dict[str, float]]] = []
-    offered: float | None = None
-    for index in range(args.rounds):
-        print(f"round {index + 1} of {args.rounds}", file=sys.stderr, flush=True)
-        rounds.append(asyncio.run(one_round(index, offered)))
-        offered = rounds[0]["floor"]["offered"]
+    rounds = asyncio.run(all_rounds(args.rounds))
+    offered = rounds[0]["floor"]["offered"]
 
     def each(kind: str, key: str) -> list[float]:
         return [r[kind][key] for r in rounds]
@@ -571,7 +583,7 @@ def main() -> None:
         "floor_cpu_us_per_msg": median(each("floor", "cpu_us_per_msg"), 2),
         "ours_msgs_per_s": round(statistics.median(each("ours", "throughput"))),
         "floor_msgs_per_s": round(statistics.median(each("floor", "throughput"))),
-        "offered_msgs_per_s": round(offered or 0),
+        "offered_msgs_per_s": round(offered),
         "ours_p50_ms": median(each("ours", "p50_ms")),
         "floor_p50_ms": median(each("floor", "p50_ms")),
         "floor_p99_ms": median(each("floor", "p99_ms")),
