@@ -205,16 +205,52 @@ def _connection_class(relay: Relay) -> type[ServerConnection]:
     class RelayConnection(ServerConnection):
         def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
             super().__init__(protocol, *args, **kwargs)
-            fail = protocol.fail
+            protocol.fail = self._refuse_then_fail  # type: ignore[method-assign]
 
-            def refuse_then_fail(code: CloseCode | int, reason: str = "") -> None:
-                if code == CloseCode.MESSAGE_TOO_BIG and protocol.state is State.OPEN:
-                    protocol.send_binary(relay.refuse_oversize())
-                fail(code, reason)
-
-            protocol.fail = refuse_then_fail  # type: ignore[method-assign]
+        def _refuse_then_fail(self, code: CloseCode | int, reason: str = "") -> None:
+            protocol = self.protocol
+            if code == CloseCode.MESSAGE_TOO_BIG and protocol.state is State.OPEN:
+                protocol.send_binary(relay.refuse_oversize())
+            ServerProtocol.fail(protocol, code, reason)
 
     return RelayConnection
+
+
+class _Throttle:
+    """What the server does to a connection over its send budget (see relay.state.Pause)."""
+
+    __slots__ = ("_saved", "_socket", "_ws")
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
+        self._socket = ws.transport.get_extra_info("socket")
+        self._saved: int | None = None  # the socket's own receive buffer, while shrunk
+
+    async def pause(self, until: float) -> None:
+        """Read nothing until the next token is due: a flood waits in the kernel's buffers
+        and then the client's, so a flooder costs about two frames per refill interval."""
+        self.window(small=True)
+        loop = asyncio.get_running_loop()
+        delay = until - loop.time()
+        while delay > 0 and self._ws.protocol.state is State.OPEN:
+            await asyncio.sleep(min(delay, 1.0))
+            delay = until - loop.time()
+
+    def window(self, *, small: bool) -> None:
+        """While a client floods, keep its TCP receive window small. What it sends then waits
+        on its side, and each read brings a few frames to parse, not the quarter megabyte a
+        full window holds, whose parsing would stall every other client."""
+        sock = self._socket
+        if sock is None or small == (self._saved is not None):
+            return
+        with contextlib.suppress(OSError):
+            if small:
+                self._saved = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, FLOOD_RECEIVE_BUFFER)
+            elif self._saved is not None:
+                # getsockopt reports the doubled size that setsockopt makes of a value.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._saved // 2)
+                self._saved = None
 
 
 async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
@@ -280,35 +316,6 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                 flush_due = True
                 loop.call_soon(flush)
 
-        sock = transport.get_extra_info("socket")
-        receive_buffer: int | None = None  # the socket's own, while a flood has it shrunk
-
-        def flood_window(flooding: bool) -> None:
-            """While a client floods, keep its TCP receive window small. What it sends then
-            waits on its side, and each read brings a few frames to parse, not the quarter
-            megabyte a full window holds, whose parsing would stall every other client."""
-            nonlocal receive_buffer
-            if sock is None or flooding == (receive_buffer is not None):
-                return
-            with contextlib.suppress(OSError):
-                if flooding:
-                    receive_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, FLOOD_RECEIVE_BUFFER)
-                else:
-                    assert receive_buffer is not None
-                    # getsockopt reports the doubled size that setsockopt makes of a value.
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer // 2)
-                    receive_buffer = None
-
-        async def pause(result: Pause) -> None:
-            """Read nothing until the next token is due: a flood waits in the kernel's buffers
-            and then the client's, so a flooder costs about two frames per refill interval."""
-            flood_window(True)
-            delay = result.until - loop.time()
-            while delay > 0 and ws.protocol.state is State.OPEN:
-                await asyncio.sleep(min(delay, 1.0))
-                delay = result.until - loop.time()
-
         try:
             conn: Connection = relay.connect(send, address, loop.time())
         except Refused as refused:
@@ -317,6 +324,7 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         if config.debug_identifiers:
             log.debug("connection from %s", address)
         close: Close | None = None
+        throttle: _Throttle | None = None  # made at the first dropped frame
         try:
             async for message in ws:
                 now = loop.time()
@@ -324,12 +332,13 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                     result = relay.receive(conn, message, now)
                 else:
                     result = relay.receive_text(conn, now)
-                if receive_buffer is not None and not relay.flooding(conn, now):
-                    flood_window(False)
+                if throttle is not None and not relay.flooding(conn, now):
+                    throttle.window(small=False)
                 # The backplane's part completes before the next frame is read: replies stay
                 # in request order.
                 if isinstance(result, Pause):
-                    await pause(result)
+                    throttle = throttle or _Throttle(ws)
+                    await throttle.pause(result.until)
                 elif isinstance(result, Publish):
                     assert backplane is not None
                     relay.sent(result, await backplane.publish(result.mailbox, result.payload))

@@ -41,6 +41,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 FLOOD_PAUSE = 1.0
 # Float slack when a driver wakes exactly when the next token is due.
 _TOKEN_SLACK = 1e-9
+_NEVER = -math.inf
 
 
 def verify_ed25519(key: bytes, signature: bytes, message: bytes) -> bool:
@@ -164,10 +165,10 @@ class Connection:
         self.tokens = float(burst)
         self.stamp = now
         # When its last frame was dropped, and when the flood that drop belongs to began.
-        self.last_drop = -math.inf
+        self.last_drop = _NEVER
         self.flooding_since = now
         # When this connection was last told rate_limited.
-        self.told = -math.inf
+        self.told = _NEVER
         self.closed = False
 
 
