@@ -136,7 +136,7 @@ class ConversationPanel(QWidget):
             return False
         self.view.reveal(row)
         model.set_highlight(message_row)
-        QTimer.singleShot(HIGHLIGHT_MS, lambda: self._unmark(model, message_row))
+        QTimer.singleShot(HIGHLIGHT_MS, self, lambda: self._unmark(model, message_row))
         return True
 
     def _unmark(self, model: ConversationModel, message_row: int) -> None:

@@ -198,7 +198,7 @@ class RequestsSection(QWidget):
             return
         if not self._pending:
             self._pending = True
-            QTimer.singleShot(REFRESH_MS, lambda: spawn(self.reload(), "refreshing requests"))
+            QTimer.singleShot(REFRESH_MS, self, lambda: spawn(self.reload(), "refreshing requests"))
 
     async def reload(self) -> None:
         self._pending = False

@@ -180,8 +180,8 @@ class MainWindow(QMainWindow):
         self._dirty.add(contact_id)
         if not self._refresh_pending:
             self._refresh_pending = True
-            QTimer.singleShot(
-                REFRESH_MS, lambda: spawn(self._refresh_dirty(), "refreshing contacts")
+            QTimer.singleShot(  # with self as context: never after the window is gone
+                REFRESH_MS, self, lambda: spawn(self._refresh_dirty(), "refreshing contacts")
             )
 
     async def _refresh_dirty(self) -> None:
