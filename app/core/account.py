@@ -16,7 +16,7 @@ from app.core.profile import (
     check_relay_url,
     keyring_available,
 )
-from app.core.routing import Isolation, Routing, default_isolation
+from app.core.routing import Isolation, Routing, isolation_for, mailbox_key
 from app.crypto.handshake import Invitation
 from app.domain.contacts import CardPreview
 from app.net.pool import check_proxy_url
@@ -62,9 +62,12 @@ class Account:
 
         async with ctx.lock:  # one fresh code, even if two views ask at once
             box = await ctx.store.read(find)
+            fresh = box is None
             if box is None:
-                box = await self._new_invitation(relay, address=address)
+                box = await self._store_invitation(relay, address=address)
         invitation = Invitation.from_bytes(box.private_key)
+        if fresh and self.listening:  # outside the lock: frames go on arriving meanwhile
+            await self._routing.listen(relay, invitation.mailbox, None)
         card = invitation.card(ctx.identity, box.relay_url, ctx.settings.name, address=address)
         return card.encode()
 
@@ -94,9 +97,9 @@ class Account:
             gone = await ctx.store.run(unit)
         await self._routing.drop_mailboxes(gone)
 
-    async def _new_invitation(self, relay: str, *, address: bool) -> OurMailbox:
-        """A fresh card mailbox on our relay, stored (as the address, or a one-time code)
-        and listened on once the engine listens."""
+    async def _store_invitation(self, relay: str, *, address: bool) -> OurMailbox:
+        """A fresh card mailbox on our relay, stored (as the address, or a one-time code);
+        the caller listens on it."""
         ctx = self._ctx
         invitation = Invitation.generate()
         row = OurMailbox(
@@ -114,8 +117,6 @@ class Account:
                 r.settings.set(SETTING_ADDRESS, row.id.hex())
 
         await ctx.store.run(unit)
-        if self.listening:
-            await self._routing.listen(relay, invitation.mailbox, None)
         return row
 
     async def preview_card(self, text: str) -> CardPreview:
@@ -140,7 +141,9 @@ class Account:
             return
         await ctx.store.run(lambda r: r.settings.set(SETTING_RELAY, url))
         ctx.settings.relay_url = url
-        await self._new_invitation(url, address=False)
+        row = await self._store_invitation(url, address=False)
+        if self.listening:
+            await self._routing.listen(url, mailbox_key(row), None)
 
     async def set_proxy(self, url: str | None) -> str:
         """Connect to every relay through this SOCKS5 proxy (None or "": directly); applies
@@ -171,8 +174,7 @@ class Account:
 
     def isolation(self) -> Isolation:
         """The isolation the settings ask for (what the next start uses)."""
-        chosen = self._ctx.settings.isolation
-        return Isolation(chosen) if chosen else default_isolation(self._ctx.settings.proxy)
+        return isolation_for(self._ctx.settings.isolation, self._ctx.settings.proxy)
 
     def proxy(self) -> str:
         return self._ctx.settings.proxy

@@ -48,7 +48,11 @@ class Isolation(StrEnum):
     SHARED = "shared"
 
 
-def default_isolation(proxy: str | None) -> Isolation:
+def isolation_for(chosen: str, proxy: str) -> Isolation:
+    """The isolation in force: the one chosen, or by default per-contact with a proxy and
+    card-apart without."""
+    if chosen:
+        return Isolation(chosen)
     return Isolation.PER_CONTACT if proxy else Isolation.CARD_APART
 
 
@@ -121,9 +125,9 @@ class Routing:
         """The relay connections, made on first use with the settings of that moment (a
         changed proxy or isolation applies from the next start)."""
         if self._pool is None:
-            proxy = self._ctx.settings.proxy or None
-            chosen = self._ctx.settings.isolation
-            self._lanes = Lanes(Isolation(chosen) if chosen else default_isolation(proxy))
+            settings = self._ctx.settings
+            proxy = settings.proxy or None
+            self._lanes = Lanes(isolation_for(settings.isolation, settings.proxy))
             stagger = STAGGER_S if self._lanes.isolation is Isolation.PER_CONTACT else 0.0
             self._pool = RelayPool(self.on_net_event, proxy=proxy, stagger=stagger)
         return self._pool
@@ -287,25 +291,22 @@ class Routing:
         is left for it, its place on a connection is freed (and a connection left empty is
         closed)."""
         lane = self.lane(contact_id)
-        urls = set()
         for key in [k for k, v in self._watched.items() if v == contact_id]:
             del self._watched[key]
             self._offline.discard(key)
-            urls.add(key[0])
             with contextlib.suppress(NetError):
                 await self.pool.unwatch(key[0], [key[1]], lane)
         self._online.discard(contact_id)
         stale = [m for m, box in self._contact_boxes.items() if box.contact_id == contact_id]
         for mailbox in stale:
-            urls.add(self._contact_boxes[mailbox].relay_url)
             del self._contact_boxes[mailbox]
         left = await self._ctx.store.read(lambda r: r.mailboxes.list_ours(contact_id=contact_id))
         if left:  # its channels go on (a request accepted): it keeps its connection
             return
         empty = self._lanes.release(contact_id)
         if empty is not None:  # nothing of it is left to restore: close that connection
-            for url in urls | {u for u in self.pool.urls if empty in self.pool.lanes(u)}:
-                await self.pool.release(url, empty)
+            for url in self.pool.urls:
+                await self.pool.release(url, empty)  # (nothing where it has no such lane)
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
-from app.core.routing import Isolation, default_isolation
+from app.core.routing import Isolation, isolation_for
 from app.ui.aio import spawn
 from app.ui.connection import (
     ISOLATION_DEFAULT_NOTE,
@@ -106,7 +106,7 @@ class SettingsDialog(QDialog):
         # The engine tells the isolation in force, not whether it was chosen: one that is
         # what the default gives for this proxy setting is shown as the default.
         self._isolation: Isolation | None = (
-            None if current is default_isolation(engine.proxy()) else current
+            None if current is isolation_for("", engine.proxy()) else current
         )
         self.isolation = isolation_box(self._isolation)
         isolation_note = note_label()

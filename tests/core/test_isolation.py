@@ -29,7 +29,7 @@ CONTACTS = 500
 
 async def engine_with_contacts(path: Path, url: str, n: int) -> tuple[Engine, dict[bytes, int]]:
     """A profile with n established-looking contacts (their rows and mailboxes written
-    directly): our mailbox id -> contact id (None-free), plus the card's."""
+    directly), and our mailbox id -> contact id for each."""
     opened = await create_profile(profile_paths(str(path)), PASS, "Me", url, INSECURE_FAST_PARAMS)
     boxes = [MailboxKey.generate() for _ in range(n)]
 

@@ -23,7 +23,7 @@ from app.core.events import ConnectionChanged, ConnectionState, MessageAdded, Pr
 from app.core.routing import Isolation
 from app.domain.messages import Status
 from relay.server import RelayConfig, serve_relay
-from tests.core.test_live_relay import Person, introduce, people
+from tests.core.test_live_relay import introduce, people
 
 RELAY_NAME = "relay.anonchat.test"  # resolves nowhere but at the proxy
 
@@ -158,5 +158,3 @@ def test_a_proxy_that_is_down_holds_messages_back_and_loses_none(tmp_path: Path)
 
     asyncio.run(body())
 
-
-__all__ = ["Person"]

@@ -217,3 +217,42 @@ def test_a_burst_beyond_the_relays_rate_is_paced_not_refused() -> None:
         asyncio.run(main())
     finally:
         relay.stop()
+
+
+def test_a_relays_later_lanes_open_after_a_random_wait_of_at_most_the_stagger(
+    relay: RelayProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What docs/threat-model.md says of per-contact connections: the first lane of a relay
+    opens at once, every later one after random.uniform(0, stagger) seconds."""
+    import app.net.pool as pool_module
+
+    asked: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        asked.append((low, high))
+        return 0.6
+
+    monkeypatch.setattr(pool_module.random, "uniform", uniform)
+
+    async def body() -> None:
+        events: list[tuple[float, str]] = []
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+
+        def seen(event: object) -> None:
+            if isinstance(event, ConnectionChanged) and event.state is ConnectionState.ONLINE:
+                events.append((loop.time() - began, "online"))
+
+        pool = RelayPool(seen, backoff=FAST, request_timeout=5.0, stagger=2.0)
+        pool.connect(relay.url, "first")
+        pool.connect(relay.url, "later")
+        for _ in range(100):
+            if len(events) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await pool.close()
+        assert asked == [(0, 2.0)]  # only the later lane waits, drawn over the whole stagger
+        assert len(events) == 2
+        assert events[0][0] < 0.5 <= events[1][0]
+
+    asyncio.run(body())
