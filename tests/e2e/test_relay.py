@@ -312,7 +312,7 @@ async def test_sigterm_sends_goodbye_closes_with_going_away_and_exits_zero() -> 
     peer = await open_peer(proc.url)
     key = MailboxKey.generate()
     await peer.subscribe(key)
-    proc.proc.terminate()
+    proc.terminate()
     assert await peer.recv() == wire.Goodbye("going_away")
     assert await peer.close_code() == (1001, "going_away")
     code, log = proc.stop()

@@ -61,6 +61,7 @@ class RelayProcess:
             cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         self.traced = bool(prefix)
+        self.terminated = False
         self.lines: list[str] = []
         deadline = time.monotonic() + 20
         assert self.proc.stdout is not None
@@ -86,11 +87,13 @@ class RelayProcess:
         return int(children.split()[0])
 
     def terminate(self) -> None:
+        self.terminated = True
         os.kill(self.pid, signal.SIGTERM)
 
     def stop(self, timeout: float = 15) -> tuple[int, str]:
-        """SIGTERM the relay, wait, and return the exit code and the whole log."""
-        if self.proc.poll() is None:
+        """SIGTERM the relay (once: a second SIGTERM while it shuts down would kill it),
+        wait, and return the exit code and the whole log."""
+        if self.proc.poll() is None and not self.terminated:
             self.terminate()
         try:
             out, _ = self.proc.communicate(timeout=timeout)
