@@ -3,6 +3,12 @@
 The thin driver around :class:`ClientProtocol`: it owns the socket, the reconnect loop, the
 futures of callers awaiting replies, and the pacing of writes; every protocol decision is
 ClientProtocol's. Logs carry states and error codes only, never mailbox ids, keys or payloads.
+
+It never waits on the relay forever: a hello that does not come within `hello_timeout`, or a
+reply (to anything, also a request its caller gave up on) not within `reply_timeout`, drops the
+connection and a new one is made with backoff. And it reads no faster than the engine takes
+frames in: after each delivered frame it awaits `intake()`, so a full intake leaves the rest in
+the socket (and a relay that keeps pushing then finds us a slow consumer).
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ from websockets.uri import parse_uri
 
 from app.net.backoff import Backoff
 from app.net.errors import RelayRefused, RelayUnavailable, RequestTimeout
-from app.net.events import ConnectionChanged, ConnectionState, NetEvent, RelayRejected
+from app.net.events import (
+    ConnectionChanged,
+    ConnectionState,
+    Delivered,
+    NetEvent,
+    RelayRejected,
+)
 from app.net.pacing import Pacer
 from app.net.protocol import ClientProtocol, NotReady, Reply, ReplyValue, Request, Signer
 
@@ -27,6 +39,7 @@ log = logging.getLogger("anonchat.net")
 
 EventSink = Callable[[NetEvent], None]
 Sleep = Callable[[float], Awaitable[None]]
+Intake = Callable[[], Awaitable[None]]
 
 CLOSE_PROTOCOL_ERROR = 1002
 
@@ -46,6 +59,9 @@ class RelayLink:
         max_frame_size: int = 1 << 20,
         proxy: str | None = None,
         first_delay: float = 0.0,
+        hello_timeout: float = 10.0,
+        reply_timeout: float = 10.0,
+        intake: Intake | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -54,7 +70,7 @@ class RelayLink:
         except InvalidURI:
             raise ValueError("not a ws:// or wss:// relay URL") from None
         self.url = url
-        self.protocol = ClientProtocol(url, max_frame_size=max_frame_size)
+        self.protocol = ClientProtocol(url, max_frame_size=max_frame_size, clock=clock)
         self.state = ConnectionState.CONNECTING
         self._on_event = on_event
         self._backoff = backoff
@@ -64,6 +80,9 @@ class RelayLink:
         self._max_frame_size = max_frame_size
         self._proxy = proxy
         self._first_delay = first_delay
+        self._hello_timeout = hello_timeout
+        self._reply_timeout = reply_timeout
+        self._intake = intake
         self._clock = clock
         self._sleep = sleep
         self._ws: ClientConnection | None = None
@@ -156,7 +175,7 @@ class RelayLink:
         self._waiters[request.request_id] = future
         try:
             async with asyncio.timeout(within):
-                await self._write(request.data)
+                await self._write(request.data, request.request_id)
                 return await future
         except TimeoutError:
             raise RequestTimeout(f"no answer within {within:g} s") from None
@@ -167,7 +186,7 @@ class RelayLink:
             if future.done() and not future.cancelled():
                 future.exception()  # the failure was already raised by _write; mark it seen
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes, request_id: int | None = None) -> None:
         async with self._write_lock:
             ws = self._ws
             if ws is None:
@@ -178,6 +197,8 @@ class RelayLink:
                     await self._sleep(wait)
             if ws is not self._ws:
                 raise RelayUnavailable("connection lost")
+            if request_id is not None:
+                self.protocol.written(request_id)
             try:
                 await ws.send(data)
             except ConnectionClosed:
@@ -222,8 +243,30 @@ class RelayLink:
             await self._sleep(delay)
 
     async def _serve(self, ws: ClientConnection) -> None:
-        """Read frames until the connection ends or the relay breaks the protocol."""
+        """Read frames until the connection ends, the relay breaks the protocol or stays
+        silent past a timeout."""
         self.protocol.connection_made()
+        watchdog = asyncio.get_running_loop().create_task(self._watchdog(ws))
+        try:
+            await self._read(ws)
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+    async def _watchdog(self, ws: ClientConnection) -> None:
+        """Drop the connection when the relay owes a hello or a reply for too long."""
+        while True:
+            verdict = self.protocol.overdue(self._hello_timeout, self._reply_timeout)
+            if isinstance(verdict, str):
+                log.info("dropping relay connection: %s in time", verdict)
+                self._healthy = False
+                self._ws = None
+                ws.transport.abort()  # it is not answering: a close handshake would wait too
+                return
+            await asyncio.sleep(verdict)
+
+    async def _read(self, ws: ClientConnection) -> None:
         async for message in ws:
             if isinstance(message, str):
                 await self._reject(ws, "malformed", "a text message")
@@ -233,6 +276,7 @@ class RelayLink:
                 self._ws = ws
                 assert self.protocol.limits is not None
                 self._pacer = Pacer.for_limits(self.protocol.limits, self._clock())
+                ws.protocol.max_message_size = self.protocol.max_frame_size
                 for data in step.outgoing:  # restore before anyone else may write
                     await self._write(data)
                 self._healthy = True
@@ -240,6 +284,8 @@ class RelayLink:
             self._settle(step.replies)
             for event in step.events:
                 self._emit(event)
+            if self._intake is not None and any(type(e) is Delivered for e in step.events):
+                await self._intake()  # read on only when the engine has room
             if step.violation is not None:
                 await self._reject(ws, step.violation.code, step.violation.detail)
                 return

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from app.net.backoff import Backoff
 from app.net.errors import RelayUnavailable
 from app.net.events import ConnectionState, NetEvent
-from app.net.link import EventSink, RelayLink
+from app.net.link import EventSink, Intake, RelayLink
 from app.net.protocol import Signer
 
 PROXY_SCHEMES = ("socks5", "socks5h")
@@ -62,9 +62,14 @@ class RelayPool:
         backoff: Backoff | None = None,
         proxy: str | None = None,
         stagger: float = 0.0,
+        intake: Intake | None = None,
+        hello_timeout: float = 10.0,
     ) -> None:
         """`stagger`: each connection after the first of a relay waits up to this many seconds
-        (at random) before opening, so many lanes do not connect in lockstep."""
+        (at random) before opening, so many lanes do not connect in lockstep. `intake`: awaited
+        after each delivered frame, before the connection is read on (bounds what waits in
+        memory). A relay that does not say hello within `hello_timeout`, or answer a request
+        within `request_timeout`, is dropped and connected again."""
         if request_timeout <= 0:
             raise ValueError("request_timeout must be positive")
         self.request_timeout = request_timeout
@@ -72,6 +77,8 @@ class RelayPool:
         self._on_event: EventSink = on_event
         self._backoff = backoff or Backoff()
         self._stagger = stagger
+        self._intake = intake
+        self._hello_timeout = hello_timeout
         self._links: dict[tuple[str, str], RelayLink] = {}
         self._closed = False
 
@@ -183,6 +190,9 @@ class RelayPool:
                 backoff=self._backoff,
                 proxy=None if self.proxy is None else _with_credentials(self.proxy),
                 first_delay=0.0 if first else random.uniform(0, self._stagger),
+                hello_timeout=self._hello_timeout,
+                reply_timeout=self.request_timeout,
+                intake=self._intake,
             )
             cell.append(link)
             self._links[(url, lane)] = link

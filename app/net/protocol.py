@@ -11,6 +11,7 @@ every frame from the relay: anything the protocol does not allow comes back as a
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -114,15 +115,26 @@ def _violation(detail: str) -> RemoteProtocolError:
 class ClientProtocol:
     """Protocol state for one relay URL across any number of connections."""
 
-    def __init__(self, url: str, *, max_frame_size: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_frame_size: int = 1 << 20,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`max_frame_size` holds until a hello announces the relay's own (never larger)."""
         self.url = url
-        self.max_frame_size = max_frame_size
+        self.max_frame_size = self._ceiling = max_frame_size
         self.phase = Phase.DISCONNECTED
         self.limits: wire.Limits | None = None
+        self._clock = clock
         self._challenge: bytes | None = None
         self._next_id = 1
         self._pending: dict[int, _Pending] = {}
-        self._abandoned: dict[int, None] = {}
+        # Request ids given up on by their caller, still owed a reply: id -> when sent.
+        self._abandoned: dict[int, float] = {}
+        self._sent_at: dict[int, float] = {}  # pending request id -> when it was written
+        self._opened_at = 0.0
         self._subscriptions: dict[bytes, Signer] = {}
         self._watches: dict[bytes, None] = {}
 
@@ -203,8 +215,11 @@ class ClientProtocol:
 
     def abandon(self, request_id: int) -> None:
         """The caller stopped waiting (timeout): a late reply is then dropped, not a violation."""
-        if self._pending.pop(request_id, None) is not None:
-            self._abandoned[request_id] = None
+        if self._pending.pop(request_id, None) is None:
+            return
+        sent = self._sent_at.pop(request_id, None)
+        if sent is not None:  # written: the relay still owes its reply
+            self._abandoned[request_id] = sent
             while len(self._abandoned) > MAX_ABANDONED:
                 del self._abandoned[next(iter(self._abandoned))]
 
@@ -213,18 +228,41 @@ class ClientProtocol:
     def connection_made(self) -> None:
         """A new connection is open; nothing may be sent until its hello arrives."""
         self.phase = Phase.AWAITING_HELLO
+        self.max_frame_size = self._ceiling
         self._challenge = None
-        self._pending.clear()
-        self._abandoned.clear()
+        self._opened_at = self._clock()
+        self._forget_requests()
+
+    def overdue(self, hello_within: float, reply_within: float) -> float | str:
+        """Whether the relay owes an answer for too long: the reason when the hello took
+        more than `hello_within` seconds or a request (also one its caller gave up on) more
+        than `reply_within`; otherwise the number of seconds until that could next be true.
+        A relay that swallows a frame then costs a reconnect, never a stall."""
+        now = self._clock()
+        if self.phase is Phase.AWAITING_HELLO:
+            due = self._opened_at + hello_within
+            return "no hello" if now >= due else due - now
+        oldest = min(self._sent_at.values(), default=None)
+        late = min(self._abandoned.values(), default=None)
+        if late is not None and (oldest is None or late < oldest):
+            oldest = late
+        if oldest is None:
+            return reply_within
+        due = oldest + reply_within
+        return "no reply" if now >= due else due - now
 
     def connection_lost(self) -> tuple[int, ...]:
         """The connection is gone; returns the request ids that will never be answered."""
         lost = tuple(rid for rid, p in self._pending.items() if not p.restore)
         self.phase = Phase.DISCONNECTED
         self._challenge = None
+        self._forget_requests()
+        return lost
+
+    def _forget_requests(self) -> None:
         self._pending.clear()
         self._abandoned.clear()
-        return lost
+        self._sent_at.clear()
 
     # -- frames in ----------------------------------------------------------------------------
 
@@ -272,6 +310,8 @@ class ClientProtocol:
             raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION, "no common version")
         self.phase = Phase.READY
         self.limits = hello.limits
+        # Frames from the relay are held to what it announced (never above our own ceiling).
+        self.max_frame_size = min(self._ceiling, hello.limits.max_frame_size)
         self._challenge = hello.challenge
         out.ready = True
         for mailbox, signer in list(self._subscriptions.items()):
@@ -281,13 +321,13 @@ class ClientProtocol:
             except Exception:  # the engine's signer failed: report it, restore the rest
                 out.events.append(RequestRefused(self.url, "signer_failed", mailbox))
                 continue
-            self._pending[rid] = _Pending(_Kind.SUBSCRIBE, (mailbox,), restore=True)
+            self._remember(rid, _Pending(_Kind.SUBSCRIBE, (mailbox,), restore=True))
             out.outgoing.append(wire.encode(frame))
         watched = list(self._watches)
         for start in range(0, len(watched), WATCH_CHUNK):
             chunk = tuple(watched[start : start + WATCH_CHUNK])
             rid = self._allocate()
-            self._pending[rid] = _Pending(_Kind.WATCH, chunk, restore=True)
+            self._remember(rid, _Pending(_Kind.WATCH, chunk, restore=True))
             out.outgoing.append(wire.encode(wire.Watch(rid, chunk)))
 
     def _on_reply(
@@ -299,6 +339,7 @@ class ClientProtocol:
             out.events.append(RequestRefused(self.url, frame.code))
             return
         pending = self._pending.pop(rid, None)
+        self._sent_at.pop(rid, None)
         if pending is None:
             if rid in self._abandoned:
                 del self._abandoned[rid]
@@ -346,9 +387,19 @@ class ClientProtocol:
         self._next_id = 1 if rid >= wire.MAX_REQUEST_ID else rid + 1
         return rid
 
+    def written(self, request_id: int) -> None:
+        """The driver wrote this request to the connection: its reply is owed from now."""
+        if request_id in self._pending:
+            self._sent_at[request_id] = self._clock()
+
     def _track(self, rid: int, kind: _Kind, mailboxes: tuple[bytes, ...], data: bytes) -> Request:
         self._pending[rid] = _Pending(kind, mailboxes, restore=False)
         return Request(rid, data)
+
+    def _remember(self, rid: int, pending: _Pending) -> None:
+        """A request the protocol writes itself, at once (restoring after hello)."""
+        self._pending[rid] = pending
+        self._sent_at[rid] = self._clock()
 
     def _subscribe_frame(self, rid: int, mailbox: bytes, signer: Signer) -> wire.Subscribe:
         assert self._challenge is not None

@@ -43,7 +43,7 @@ async def fake_relay(behaviour: Behaviour, connections: list[int]) -> tuple[str,
     return f"ws://127.0.0.1:{port}/", server
 
 
-def test_a_relay_that_never_answers_times_the_request_out_cleanly() -> None:
+def test_a_relay_that_never_answers_times_the_request_out_and_is_dropped_and_redialled() -> None:
     async def silent(ws: ServerConnection) -> None:
         await ws.send(HELLO)
         async for _ in ws:  # reads everything, answers nothing
@@ -51,7 +51,8 @@ def test_a_relay_that_never_answers_times_the_request_out_cleanly() -> None:
 
     async def main() -> None:
         events = Recorder()
-        url, server = await fake_relay(silent, [])
+        connections: list[int] = []
+        url, server = await fake_relay(silent, connections)
         pool = RelayPool(events, request_timeout=0.3, backoff=Backoff(base=0.05, cap=0.2))
         try:
             loop = asyncio.get_running_loop()
@@ -59,10 +60,47 @@ def test_a_relay_that_never_answers_times_the_request_out_cleanly() -> None:
             with pytest.raises(RequestTimeout):
                 await pool.send(url, os.urandom(32), b"x")
             assert loop.time() - started < 2.0
-            with pytest.raises(RequestTimeout):
-                await pool.send(url, os.urandom(32), b"y", within=0.1)
-            # A slow relay is not a broken one: the connection stays up.
-            assert pool.state(url) is ConnectionState.ONLINE
+            # A relay that owes a reply past the timeout is dropped and dialled again, by
+            # itself: no caller has to notice, and it is not reported as a protocol breach.
+            await events.wait_for(
+                lambda e: (
+                    isinstance(e, ConnectionChanged) and e.state is ConnectionState.BACKING_OFF
+                ),
+                within=3,
+            )
+            await events.wait_for(
+                lambda e: isinstance(e, ConnectionChanged) and e.state is ConnectionState.ONLINE,
+                within=3,
+                since=events.mark(),
+            )
+            assert len(connections) >= 2
+            assert events.of(RelayRejected) == []
+        finally:
+            await pool.close()
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_a_relay_that_never_says_hello_is_dropped_and_redialled() -> None:
+    dialled = asyncio.Event()
+    connections: list[int] = []
+
+    async def mute(ws: ServerConnection) -> None:
+        if len(connections) >= 3:
+            dialled.set()
+        async for _ in ws:
+            pass
+
+    async def main() -> None:
+        events = Recorder()
+        url, server = await fake_relay(mute, connections)
+        pool = RelayPool(events, hello_timeout=0.3, backoff=Backoff(base=0.05, cap=0.1, jitter=0))
+        try:
+            pool.connect(url)
+            async with asyncio.timeout(5):
+                await dialled.wait()
+            assert pool.state(url) is not ConnectionState.ONLINE
             assert events.of(RelayRejected) == []
         finally:
             await pool.close()

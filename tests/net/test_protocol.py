@@ -216,12 +216,79 @@ def test_a_late_reply_to_an_abandoned_request_is_dropped_quietly() -> None:
     protocol = ClientProtocol(URL)
     ready(protocol)
     request = protocol.send(mailbox(), b"x")
+    protocol.written(request.request_id)
     protocol.abandon(request.request_id)
     step = protocol.receive(wire.encode(wire.Sent(request.request_id, 1)))
     assert step.violation is None
     assert step.replies == ()
     # ...once: a second answer to the same id is bogus.
     assert protocol.receive(wire.encode(wire.Sent(request.request_id, 1))).violation is not None
+
+
+def test_a_request_abandoned_before_it_was_written_is_owed_nothing() -> None:
+    now = [0.0]
+    protocol = ClientProtocol(URL, clock=lambda: now[0])
+    ready(protocol)
+    request = protocol.send(mailbox(), b"x")
+    protocol.abandon(request.request_id)  # its caller timed out while it waited to be paced
+    now[0] = 100.0
+    assert protocol.overdue(10, 5) == 5  # nothing owed: the next check is a full period away
+    assert protocol.receive(wire.encode(wire.Sent(request.request_id, 1))).violation is not None
+
+
+def test_overdue_names_a_missing_hello_and_a_missing_reply_abandoned_or_not() -> None:
+    now = [0.0]
+    protocol = ClientProtocol(URL, clock=lambda: now[0])
+    protocol.connection_made()
+    assert protocol.overdue(10, 5) == 10
+    now[0] = 9.5
+    assert protocol.overdue(10, 5) == pytest.approx(0.5)
+    now[0] = 10.0
+    assert protocol.overdue(10, 5) == "no hello"
+    ready(protocol)
+    assert protocol.overdue(10, 5) == 5  # nothing owed
+    first = protocol.send(mailbox(), b"x")
+    protocol.written(first.request_id)
+    now[0] = 12.0
+    second = protocol.send(mailbox(), b"y")
+    protocol.written(second.request_id)
+    assert protocol.overdue(10, 5) == pytest.approx(3.0)  # the oldest one counts
+    protocol.abandon(first.request_id)  # its caller gave up: the relay still owes it
+    now[0] = 15.0
+    assert protocol.overdue(10, 5) == "no reply"
+    protocol.receive(wire.encode(wire.Sent(first.request_id, 1)))
+    assert protocol.overdue(10, 5) == pytest.approx(2.0)  # now the second is the oldest
+    protocol.receive(wire.encode(wire.Sent(second.request_id, 1)))
+    now[0] = 100.0
+    assert protocol.overdue(10, 5) == 5
+
+
+def test_restoring_after_hello_is_owed_a_reply_too() -> None:
+    now = [0.0]
+    protocol = ClientProtocol(URL, clock=lambda: now[0])
+    key = MailboxKey.generate()
+    protocol.subscribe(key.mailbox, key.signer)
+    ready(protocol)
+    now[0] = 5.0
+    assert protocol.overdue(10, 5) == "no reply"
+
+
+def test_frames_from_the_relay_are_held_to_the_size_its_hello_announced() -> None:
+    protocol = ClientProtocol(URL, max_frame_size=1 << 20)
+    key = MailboxKey.generate()
+    protocol.subscribe(key.mailbox, key.signer)
+    ready(protocol)  # announces LIMITS.max_frame_size
+    assert protocol.max_frame_size == LIMITS.max_frame_size
+    fits = wire.encode(wire.Deliver(key.mailbox, bytes(LIMITS.max_frame_size - 128)))
+    assert len(fits) <= LIMITS.max_frame_size
+    assert protocol.receive(fits).violation is None
+    big = wire.encode(wire.Deliver(key.mailbox, bytes(LIMITS.max_frame_size)))
+    step = protocol.receive(big)
+    assert step.violation is not None
+    assert step.events == ()
+    # A new connection starts from our own ceiling again until its hello.
+    protocol.connection_made()
+    assert protocol.max_frame_size == 1 << 20
 
 
 def test_losing_the_connection_fails_only_the_callers_requests() -> None:
