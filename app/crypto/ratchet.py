@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from app.crypto.codec import Reader, Writer
 from app.crypto.errors import (
     AuthenticationFailed,
+    DecryptError,
     DuplicateMessage,
     LocalStateError,
     MalformedMessage,
@@ -55,6 +56,8 @@ MAX_STORED_SKIPPED = 2000
 KEM_REKEY_STEPS = 16
 KEM_SEED_SIZE = 64
 OLD_CHAINS_REMEMBERED = 8
+# What a DH ratchet step (X25519, the root KDF, maybe ML-KEM) costs, in chain-key steps.
+DH_STEP_WORK = 64
 
 Encapsulate = Callable[[bytes], tuple[bytes, bytes]]
 """ML-KEM-768 encapsulation to a raw public key: -> (shared secret, ciphertext)."""
@@ -67,6 +70,16 @@ def mlkem_encapsulate(public: bytes) -> tuple[bytes, bytes]:
 def kem_signed_bytes(ad: bytes, kem_pk: bytes) -> bytes:
     """What the identity key signs to vouch for an ML-KEM prekey in this session."""
     return LABEL_KEM_SIG + ad + kem_pk
+
+
+def _walk(ck: bytes, n: int, until: int) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The chain key at `until`, from the key `ck` at `n`, and the message keys passed."""
+    passed = []
+    while n < until:
+        ck, mk = kdf_ck(ck)
+        passed.append((n, mk))
+        n += 1
+    return ck, passed
 
 
 class Session:
@@ -353,10 +366,12 @@ class Session:
             new._prefix = b""
             return new, plaintext
         new = self._clone()
-        if header.dh != self._dhr:
+        stepped = header.dh != self._dhr
+        if stepped:
             if header.dh in self._old_dhr:
                 raise DuplicateMessage("message key already used or expired")
-            new._skip(header.pn)
+            if self._ckr and header.pn - self._nr > MAX_SKIP:
+                raise TooFarAhead("too many skipped messages")
             new._dh_step(header)
         elif not self._ckr:
             # The initiator's first chain: the card prekey names no receiving chain until a
@@ -365,12 +380,41 @@ class Session:
             raise AuthenticationFailed("no receiving chain for this ratchet key")
         elif header.n < self._nr:
             raise DuplicateMessage("message key already used or expired")
-        new._skip(header.n)
-        new._ckr, mk = kdf_ck(new._ckr)
-        new._nr += 1
+        if header.n - new._nr > MAX_SKIP:
+            raise TooFarAhead("too many skipped messages")
+        # Authenticate first, keep later: the keys of the messages this one skips are only
+        # stored once it has proved itself, and the previous chain's (up to the header's pn,
+        # after a DH step) are only derived then. A forged frame costs one chain walk.
+        ck, passed = _walk(new._ckr, new._nr, header.n)
+        ck, mk = kdf_ck(ck)
         plaintext = new._open(mk, body, full_ad)
+        skipped = dict(self._skipped)
+        if stepped and self._ckr and header.pn > self._nr:
+            _, old = _walk(self._ckr, self._nr, header.pn)
+            skipped.update(((self._dhr, n), k) for n, k in old)
+        skipped.update(((new._dhr, n), k) for n, k in passed)
+        while len(skipped) > MAX_STORED_SKIPPED:
+            del skipped[next(iter(skipped))]
+        new._skipped, new._ckr, new._nr = skipped, ck, header.n + 1
         new._prefix = b""
         return new, plaintext
+
+    def work(self, frame: bytes) -> int:
+        """About how many chain-key steps `decrypt` would take before it can tell whether
+        `frame` is authentic (a DH ratchet step counts as DH_STEP_WORK): 0 for a message
+        whose key is kept, 1 for the next one in order. No secret is touched; a frame that
+        is not a message at all costs nothing (decrypt refuses it at once)."""
+        try:
+            if frame_type(frame) == TYPE_INIT:
+                frame = split_init(frame).message
+            header, _ = split_message(frame)
+        except DecryptError:
+            return 0
+        if (header.dh, header.n) in self._skipped:
+            return 0
+        if header.dh == self._dhr:
+            return max(0, header.n - self._nr) + 1
+        return DH_STEP_WORK + header.n + 1
 
     @staticmethod
     def _open(mk: bytes, body: bytes, full_ad: bytes) -> bytes:
@@ -381,21 +425,6 @@ class Session:
         if plaintext is None:
             raise MalformedMessage("bad padding")
         return plaintext
-
-    def _skip(self, until: int) -> None:
-        """Store keys of the receiving chain up to `until` (exclusive), evicting the oldest."""
-        if not self._ckr or until <= self._nr:
-            return
-        if until - self._nr > MAX_SKIP:
-            raise TooFarAhead("too many skipped messages")
-        skipped = dict(self._skipped)
-        ck, n, dhr = self._ckr, self._nr, self._dhr
-        while n < until:
-            ck, skipped[(dhr, n)] = kdf_ck(ck)
-            n += 1
-        while len(skipped) > MAX_STORED_SKIPPED:
-            del skipped[next(iter(skipped))]
-        self._ckr, self._nr, self._skipped = ck, n, skipped
 
     def _dh_step(self, header: Header) -> None:
         """The receiving half of the spec's DHRatchet, taking in the peer's KEM fields."""

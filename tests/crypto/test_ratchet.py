@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.crypto import ratchet
 from app.crypto.errors import (
     AuthenticationFailed,
     DecryptError,
@@ -12,9 +14,15 @@ from app.crypto.errors import (
     TooFarAhead,
     WrongSession,
 )
-from app.crypto.header import split_message
+from app.crypto.header import encode_header, split_message
 from app.crypto.padding import bucket_size, pad, unpad
-from app.crypto.ratchet import KEM_REKEY_STEPS, MAX_SKIP, MAX_STORED_SKIPPED, Session
+from app.crypto.ratchet import (
+    DH_STEP_WORK,
+    KEM_REKEY_STEPS,
+    MAX_SKIP,
+    MAX_STORED_SKIPPED,
+    Session,
+)
 
 from .conftest import Pair, make_pair
 
@@ -137,3 +145,57 @@ def test_padding_buckets() -> None:
     assert unpad(b"") is None
     assert unpad(bytes(256)) is None
     assert unpad(b"\x80" + bytes(10)) is None
+
+
+def _forged(dh: bytes, pn: int, n: int) -> bytes:
+    """A frame shaped like a message with the given counters and a body that is noise."""
+    return encode_header(dh, pn, n, b"", b"", b"") + bytes(64)
+
+
+def test_a_forged_frame_walks_one_chain_and_changes_nothing(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair.a, pair.b
+    for _ in range(3):  # Bob's receiving chain has a key in hand and is at n=3
+        a, frame = a.encrypt(b"m", rng=pair.rng)
+        b, _ = b.decrypt(frame)
+    before = b.to_bytes()
+    steps = []
+    real = ratchet.kdf_ck
+
+    def counted(ck: bytes) -> tuple[bytes, bytes]:
+        steps.append(1)
+        return real(ck)
+
+    monkeypatch.setattr(ratchet, "kdf_ck", counted)
+    fresh_dh = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    forged = _forged(fresh_dh, 3 + MAX_SKIP, MAX_SKIP)
+    # Before it can fail, it costs the new chain's walk only: the previous chain's skipped
+    # keys (pn) are derived after authentication, which a forgery never passes.
+    assert b.work(forged) == DH_STEP_WORK + MAX_SKIP + 1
+    with pytest.raises(AuthenticationFailed):
+        b.decrypt(forged)
+    assert len(steps) == MAX_SKIP + 1
+    assert b.to_bytes() == before
+    steps.clear()
+    same_chain = _forged(split_message(frame)[0].dh, 0, 3 + MAX_SKIP)
+    assert b.work(same_chain) == MAX_SKIP + 1
+    with pytest.raises(AuthenticationFailed):
+        b.decrypt(same_chain)
+    assert len(steps) == MAX_SKIP + 1
+    assert b.to_bytes() == before
+
+
+def test_work_prices_what_decrypt_will_do(pair: Pair) -> None:
+    a, b = pair.a, pair.b  # Alice has Bob's reply: her next message starts a new chain
+    a, first = a.encrypt(b"0", rng=pair.rng)
+    a, second = a.encrypt(b"1", rng=pair.rng)
+    a, third = a.encrypt(b"2", rng=pair.rng)
+    assert b.work(first) == DH_STEP_WORK + 1
+    assert b.work(second) == DH_STEP_WORK + 2
+    b, _ = b.decrypt(second)  # skips (and keeps) the first's key
+    assert b.work(first) == 0
+    assert b.work(third) == 1  # the next in order
+    assert b.work(b"\x00garbage") == 0  # not a message: refused before any work
+    b, text = b.decrypt(first)
+    assert text == b"0"
