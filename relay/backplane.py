@@ -369,7 +369,7 @@ class Backplane:
                 future.set_result(None)
         self._barriers.clear()
         if was_up:
-            self.relay.remote_lost()
+            self.relay.remote_lost(asyncio.get_running_loop().time())
 
     def _expect(self, channels: list[bytes]) -> None:
         self._confirm = set(channels)
@@ -471,6 +471,7 @@ class Backplane:
             channels = [mailbox_channel(self.key, m) for m in chunk]
             async with asyncio.timeout(self.timeout):
                 counts = await client.pubsub_numsub(*channels)
+            now = asyncio.get_running_loop().time()
             for m, (_, n) in zip(chunk, counts, strict=True):
                 others = int(n) - (1 if m in self._subscribed else 0)
-                self.relay.remote_presence(m, others > 0)
+                self.relay.remote_presence(m, others > 0, now)

@@ -34,6 +34,8 @@ class ErrorCode:
     RATE_LIMITED: Final = "rate_limited"
     TOO_MANY_SUBSCRIPTIONS: Final = "too_many_subscriptions"
     TOO_MANY_WATCHES: Final = "too_many_watches"
+    TOO_MANY_WATCHERS: Final = "too_many_watchers"
+    TOO_MANY_ADDRESS_WATCHES: Final = "too_many_address_watches"
     # Close reasons and goodbye reasons.
     TOO_MANY_CONNECTIONS: Final = "too_many_connections"
     FLOOD: Final = "flood"

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 import ssl
@@ -32,7 +33,6 @@ from websockets.server import ServerProtocol
 from relay.backplane import Backplane, cluster_key
 from relay.state import (
     CLOSE_GOING_AWAY,
-    CLOSE_POLICY,
     Close,
     Connection,
     Hold,
@@ -41,6 +41,7 @@ from relay.state import (
     Publish,
     Refused,
     Relay,
+    Wait,
 )
 from relay.state import RelayLimits as RelayLimits
 from relay.wire import ErrorCode
@@ -50,6 +51,9 @@ log = logging.getLogger("relay")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BACKLOG = 4 * 1024 * 1024
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+# A browser's or websockets' upgrade request is under 1 KiB; proxies add a few headers.
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 # The receive buffer of a flooding connection (the kernel doubles it for its own use).
 FLOOD_RECEIVE_BUFFER = 4096
 
@@ -64,6 +68,8 @@ class RelayConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_backlog: int = DEFAULT_MAX_BACKLOG
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     debug_identifiers: bool = False
     redis_url: str | None = None
     redis_secret: bytes | None = field(default=None, repr=False)
@@ -79,10 +85,12 @@ class RelayHandle:
         config: RelayConfig,
         port: int,
         backplane: Backplane | None = None,
+        ticker: asyncio.Task[None] | None = None,
     ) -> None:
         self.server = server
         self.relay = relay
         self.backplane = backplane
+        self.ticker = ticker
         self.config = config
         self.port = port
         scheme = "wss" if config.tls_cert else "ws"
@@ -94,6 +102,10 @@ class RelayHandle:
         self.relay.shutdown(ErrorCode.GOING_AWAY)
         self.server.close(code=CLOSE_GOING_AWAY, reason=ErrorCode.GOING_AWAY)
         await self.server.wait_closed()
+        if self.ticker is not None:
+            self.ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.ticker
         if self.backplane is not None:
             await self.backplane.close()
 
@@ -194,26 +206,95 @@ def _close_now(ws: ServerConnection, close: Close) -> None:
     ws.transport.close()
 
 
-def _connection_class(relay: Relay) -> type[ServerConnection]:
-    """websockets connections that say ``too_large`` before closing 1009 on an oversize frame.
-
-    websockets refuses a frame over ``max_size`` from its header, unread, and fails the
-    connection with 1009 at once, before the handler could answer; this puts the relay's
-    ``error`` frame ahead of that close frame, and counts the refusal.
-    """
+def _connection_class(relay: Relay, config: RelayConfig) -> type[ServerConnection]:
+    """websockets connections that the relay counts from the TCP accept, whose handshake
+    request is bounded in bytes, that are aborted when their output stops draining, and that
+    say ``too_large`` before closing 1009 on an oversize frame."""
+    stall_timeout = config.limits.idle_timeout
+    max_header_bytes = config.max_header_bytes
 
     class RelayConnection(ServerConnection):
         def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
             super().__init__(protocol, *args, **kwargs)
             protocol.fail = self._refuse_then_fail  # type: ignore[method-assign]
+            self.address = "?"
+            self.counted = False  # by relay.accept, until relay.socket_closed
+            self.opening = False  # its handshake request is not read yet
+            self.header_bytes = 0
+            self.stall: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            """Count the socket against its address at once, or abort it over a limit."""
+            peer = transport.get_extra_info("peername")
+            self.address = str(peer[0]) if peer else "?"
+            if not relay.accept(self.address, self.loop.time()):
+                # The base connection's part only: no handshake task for a refused socket.
+                super(ServerConnection, self).connection_made(transport)
+                self.transport.abort()
+                return
+            self.counted = self.opening = True
+            super().connection_made(transport)
+
+        def data_received(self, data: bytes) -> None:
+            if self.opening:
+                self.header_bytes += len(data)
+                if self.header_bytes > max_header_bytes:
+                    relay.rejects[ErrorCode.TOO_LARGE] += 1
+                    self.transport.abort()
+                    return
+            super().data_received(data)
+
+        def process_event(self, event: Any) -> None:
+            if self.opening:  # the first event is the handshake request
+                self.opening = False
+                relay.handshake_read(self.address)
+            super().process_event(event)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.stall is not None:
+                self.stall.cancel()
+            if self.counted:
+                self.counted = False
+                relay.socket_closed(self.address, opening=self.opening)
+            super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            """The write buffer is over its high mark: if it does not drain within the idle
+            timeout, the peer has stopped reading; neither a ping nor a close frame would
+            reach it (both wait behind the buffer), so the connection is aborted."""
+            super().pause_writing()
+            self.stall = self.loop.call_later(stall_timeout, self._stalled)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self.stall is not None:
+                self.stall.cancel()
+                self.stall = None
+
+        def _stalled(self) -> None:
+            self.stall = None
+            relay.rejects[ErrorCode.SLOW_CONSUMER] += 1
+            self.transport.abort()
 
         def _refuse_then_fail(self, code: CloseCode | int, reason: str = "") -> None:
+            """websockets refuses a frame over ``max_size`` from its header, unread, and fails
+            the connection with 1009 at once, before the handler could answer; this puts the
+            relay's ``error`` frame ahead of that close frame, and counts the refusal."""
             protocol = self.protocol
             if code == CloseCode.MESSAGE_TOO_BIG and protocol.state is State.OPEN:
                 protocol.send_binary(relay.refuse_oversize())
             ServerProtocol.fail(protocol, code, reason)
 
     return RelayConnection
+
+
+async def _sleep_until(ws: ServerConnection, until: float) -> None:
+    """Until ``until`` on the loop's clock, in sleeps of at most a second, while ``ws`` is open."""
+    loop = asyncio.get_running_loop()
+    delay = until - loop.time()
+    while delay > 0 and ws.protocol.state is State.OPEN:
+        await asyncio.sleep(min(delay, 1.0))
+        delay = until - loop.time()
 
 
 class _Throttle:
@@ -230,11 +311,7 @@ class _Throttle:
         """Read nothing until the next token is due: a flood waits in the kernel's buffers
         and then the client's, so a flooder costs about two frames per refill interval."""
         self.window(small=True)
-        loop = asyncio.get_running_loop()
-        delay = until - loop.time()
-        while delay > 0 and self._ws.protocol.state is State.OPEN:
-            await asyncio.sleep(min(delay, 1.0))
-            delay = until - loop.time()
+        await _sleep_until(self._ws, until)
 
     def window(self, *, small: bool) -> None:
         """While a client floods, keep its TCP receive window small. What it sends then waits
@@ -280,7 +357,6 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         address = str(ws.remote_address[0]) if ws.remote_address else "?"
         transport = ws.transport
         backlog = config.max_backlog
-        closing: list[asyncio.Task[None]] = []
         flush_due = False
 
         def flush() -> None:
@@ -299,13 +375,13 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
 
         def send(data: bytes) -> None:
             nonlocal flush_due
+            if transport.is_closing():
+                return
             if transport.get_write_buffer_size() > backlog:
                 # A reader this far behind would hold memory for others: drop it, not them.
-                if not closing:
-                    relay.rejects[ErrorCode.SLOW_CONSUMER] += 1
-                    closing.append(
-                        loop.create_task(ws.close(CLOSE_POLICY, ErrorCode.SLOW_CONSUMER))
-                    )
+                # It would not read a close frame either, queued behind the backlog.
+                relay.rejects[ErrorCode.SLOW_CONSUMER] += 1
+                transport.abort()
                 return
             if ws.protocol.state is not State.OPEN:
                 return  # closing: nothing more goes out, as websockets' broadcast() does
@@ -332,6 +408,9 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                     result = relay.receive(conn, message, now)
                 else:
                     result = relay.receive_text(conn, now)
+                while isinstance(result, Wait):  # the address's budget: handled when due
+                    await _sleep_until(ws, result.until)
+                    result = relay.resume(conn, result, loop.time())
                 if throttle is not None and not relay.flooding(conn, now):
                     throttle.window(small=False)
                 # The backplane's part completes before the next frame is read: replies stay
@@ -356,9 +435,15 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         except ConnectionClosed:
             pass
         finally:
-            relay.disconnect(conn)
+            relay.disconnect(conn, loop.time())
         if close is not None:
             _close_now(ws, close)
+
+    async def ticking() -> None:
+        """Presence notices that waited out their quiet interval, and address bookkeeping."""
+        while True:
+            now = loop.time()
+            await asyncio.sleep(relay.tick(now) - now)
 
     idle = config.limits.idle_timeout
     server = await serve(
@@ -371,12 +456,14 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         ping_interval=idle / 2,
         ping_timeout=idle / 2,
         close_timeout=5,
+        open_timeout=config.handshake_timeout,
         ssl=_tls_context(config),
         logger=logging.getLogger("relay.websockets"),
-        create_connection=_connection_class(relay),
+        create_connection=_connection_class(relay, config),
     )
     port = next(iter(server.sockets)).getsockname()[1]
-    return RelayHandle(server, relay, config, port, backplane)
+    ticker = loop.create_task(ticking())
+    return RelayHandle(server, relay, config, port, backplane, ticker)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse.Namespace]:
@@ -394,9 +481,50 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
     p.add_argument("--send-rate", type=float, default=d.send_rate, help="frames/s per connection")
     p.add_argument("--send-burst", type=int, default=d.send_burst, help="token bucket depth")
     p.add_argument("--max-subscriptions", type=int, default=d.max_subscriptions)
-    p.add_argument("--max-watches", type=int, default=d.max_watches)
+    p.add_argument("--max-watches", type=int, default=d.max_watches, help="per connection")
+    p.add_argument("--max-watchers", type=int, default=d.max_watchers, help="per mailbox")
+    p.add_argument("--max-watches-per-address", type=int, default=d.max_watches_per_address)
+    p.add_argument(
+        "--presence-interval",
+        type=float,
+        default=d.presence_interval,
+        help="seconds between two presence notices of one mailbox",
+    )
+    p.add_argument(
+        "--address-send-rate",
+        type=float,
+        default=d.address_send_rate,
+        help="frames/s of all connections of one client address together",
+    )
+    p.add_argument("--address-send-burst", type=int, default=d.address_send_burst)
+    p.add_argument(
+        "--address-subscribe-rate",
+        type=float,
+        default=d.address_subscribe_rate,
+        help="subscribe signature checks/s of one client address",
+    )
+    p.add_argument("--address-subscribe-burst", type=int, default=d.address_subscribe_burst)
     p.add_argument("--max-connections", type=int, default=d.max_connections)
     p.add_argument("--max-connections-per-address", type=int, default=d.max_connections_per_address)
+    p.add_argument(
+        "--max-handshakes",
+        type=int,
+        default=d.max_handshakes,
+        help="WebSocket handshakes under way at once",
+    )
+    p.add_argument("--max-handshakes-per-address", type=int, default=d.max_handshakes_per_address)
+    p.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=DEFAULT_HANDSHAKE_TIMEOUT,
+        help="seconds from the TCP accept to the end of the WebSocket handshake",
+    )
+    p.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        help="bytes of a connection's handshake request",
+    )
     p.add_argument("--idle-timeout", type=float, default=d.idle_timeout, help="seconds")
     p.add_argument(
         "--flood-window",
@@ -436,12 +564,25 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
             max_connections_per_address=a.max_connections_per_address,
             idle_timeout=a.idle_timeout,
             flood_window=a.flood_window,
+            max_watchers=a.max_watchers,
+            max_watches_per_address=a.max_watches_per_address,
+            address_send_rate=a.address_send_rate,
+            address_send_burst=a.address_send_burst,
+            address_subscribe_rate=a.address_subscribe_rate,
+            address_subscribe_burst=a.address_subscribe_burst,
+            max_handshakes=a.max_handshakes,
+            max_handshakes_per_address=a.max_handshakes_per_address,
+            presence_interval=a.presence_interval,
         )
     except ValueError as exc:
         message = str(exc)
         for limit in fields(RelayLimits):  # say it in the flags' names
             message = message.replace(limit.name, "--" + limit.name.replace("_", "-"))
         p.error(message)
+    if not 0 < a.handshake_timeout < math.inf:
+        p.error("--handshake-timeout must be a positive number of seconds")
+    if a.max_header_bytes < 1024:
+        p.error("--max-header-bytes must be at least 1024")
     if a.redis and urlsplit(a.redis).scheme not in ("redis", "rediss", "unix"):
         p.error("--redis takes a redis://, rediss:// or unix:// URL")
     secret: bytes | None = None
@@ -462,6 +603,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
         tls_cert=a.tls_cert,
         tls_key=a.tls_key,
         max_backlog=a.max_backlog,
+        handshake_timeout=a.handshake_timeout,
+        max_header_bytes=a.max_header_bytes,
         debug_identifiers=a.debug_identifiers,
         redis_url=a.redis,
         redis_secret=secret,

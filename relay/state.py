@@ -1,9 +1,15 @@
 """The relay's routing, with no I/O: frames in, frames out through send callbacks, clock passed in.
 
 Everything the relay knows lives here and only in memory: which connection is subscribed to
-which mailbox, who watches which mailbox, each connection's send budget. A payload is handed to
-the subscribers' send callbacks and forgotten. relay/server.py drives this from websockets; the
-tests drive it with plain lists.
+which mailbox, who watches which mailbox, each connection's send budget and each client
+address's budgets. A payload is handed to the subscribers' send callbacks and forgotten.
+relay/server.py drives this from websockets; the tests drive it with plain lists.
+
+Nothing a client does cheaply may cost the relay much: every frame is paid for twice, from its
+connection's token bucket (over it, dropped) and from its address's (over it, handled late: the
+driver reads nothing more from that connection meanwhile), and every signature check from the
+address's check budget the same way. Presence notices go out at most once per
+``presence_interval`` per mailbox, the latest state winning (:meth:`Relay.tick`).
 
 Several relay processes can share routing through a backplane (relay/backplane.py). The state
 stays sans-I/O: it tells the backplane through a :class:`Remote` which mailboxes it holds and
@@ -42,6 +48,8 @@ FLOOD_PAUSE = 1.0
 # Float slack when a driver wakes exactly when the next token is due.
 _TOKEN_SLACK = 1e-9
 _NEVER = -math.inf
+# How often addresses with nothing open are checked for full budgets, and forgotten.
+SWEEP_INTERVAL = 1.0
 
 
 def verify_ed25519(key: bytes, signature: bytes, message: bytes) -> bool:
@@ -68,15 +76,44 @@ class RelayLimits:
     max_connections_per_address: int = 1024
     idle_timeout: float = 60.0
     flood_window: float = 5.0
+    # A mailbox is pairwise: watched by its contact's devices, a handful at most.
+    max_watchers: int = 16
+    # Room for a client watching 1,000 contacts' mailboxes and for several behind one Tor exit.
+    max_watches_per_address: int = 8192
+    # All connections of one address together; a client bringing 500 connections up at once
+    # sends about 2,000 frames, and they fit in the burst.
+    address_send_rate: float = 1000.0
+    address_send_burst: int = 4000
+    # Signature checks (subscribes) of one address: about 1% of a core at the rate.
+    address_subscribe_rate: float = 200.0
+    address_subscribe_burst: int = 2000
+    # WebSocket handshakes under way, counted from the TCP accept.
+    max_handshakes: int = 1024
+    max_handshakes_per_address: int = 128
+    presence_interval: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("max_frame_size", "send_burst", "max_subscriptions", "max_watches"):
+        for name in (
+            "max_frame_size",
+            "send_burst",
+            "max_subscriptions",
+            "max_watches",
+            "max_connections",
+            "max_connections_per_address",
+            "max_watchers",
+            "max_watches_per_address",
+            "address_send_burst",
+            "address_subscribe_burst",
+            "max_handshakes",
+            "max_handshakes_per_address",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.max_connections < 1 or self.max_connections_per_address < 1:
-            raise ValueError("connection limits must be at least 1")
-        if not self.send_rate > 0 or not self.idle_timeout > 0:
-            raise ValueError("send_rate and idle_timeout must be positive")
+        for name in ("send_rate", "idle_timeout", "address_send_rate", "address_subscribe_rate"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be positive")
+        if not 0 <= self.presence_interval < math.inf:
+            raise ValueError("presence_interval must be a number of seconds")
         if not 0 < self.flood_window < math.inf:
             raise ValueError("flood_window must be a positive number of seconds")
         least, kind = wire.min_frame_size(self.announced())
@@ -115,6 +152,19 @@ class Pause:
     until: float
 
 
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """The frame is taken but its address's budget is spent: the driver reads nothing more from
+    this connection until ``until``, then hands it back through :meth:`Relay.resume`.
+
+    ``frame`` is what is left to do: the bytes of a frame not read yet (None for a text
+    message), or a subscribe whose signature is still to check. A connection waits for one
+    frame at a time, so an address's debt is at most a token per connection."""
+
+    until: float
+    frame: bytes | wire.Subscribe | None
+
+
 class Refused(Exception):
     """A new connection is over a connection limit; close it with ``close``."""
 
@@ -136,6 +186,52 @@ class Remote(Protocol):
         """``mailbox`` lost its last watcher on this relay."""
 
 
+class Bucket:
+    """A token bucket that may go into debt: a frame takes its token at once, and the caller
+    learns when that token is due (now, unless the bucket is in debt)."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = now
+
+    def take(self, now: float) -> float:
+        """Reserve one token; the time it is due, ``now`` when the bucket had one."""
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+        self.tokens -= 1.0
+        if self.tokens >= -_TOKEN_SLACK:
+            return now
+        return self.stamp - self.tokens / self.rate
+
+    def full(self, now: float) -> bool:
+        return self.tokens + max(0.0, now - self.stamp) * self.rate >= self.burst - _TOKEN_SLACK
+
+
+class Address:
+    """What the relay keeps per client address: counts and budgets shared by its connections.
+
+    Kept while the address has a socket or a connection, and after that until its budgets are
+    full again, so that closing every connection does not refill them."""
+
+    __slots__ = ("checks", "connections", "frames", "opening", "sockets", "watches")
+
+    def __init__(self, limits: RelayLimits, now: float) -> None:
+        self.sockets = 0  # TCP connections, from accept until closed
+        self.opening = 0  # of those, still in their WebSocket handshake
+        self.connections = 0  # admitted connections (connect until disconnect)
+        self.watches = 0  # over all of its connections
+        self.frames = Bucket(limits.address_send_rate, limits.address_send_burst, now)
+        self.checks = Bucket(limits.address_subscribe_rate, limits.address_subscribe_burst, now)
+
+    def idle(self) -> bool:
+        return not (self.sockets or self.connections)
+
+
 class Connection:
     """One client connection's routing state. Identity is the object itself, never logged."""
 
@@ -146,6 +242,7 @@ class Connection:
         "closed",
         "flooding_since",
         "last_drop",
+        "origin",
         "send",
         "stamp",
         "subscriptions",
@@ -154,9 +251,18 @@ class Connection:
         "watches",
     )
 
-    def __init__(self, send: SendFn, address: str, challenge: bytes, burst: int, now: float):
+    def __init__(
+        self,
+        send: SendFn,
+        address: str,
+        challenge: bytes,
+        burst: int,
+        now: float,
+        origin: Address,
+    ):
         self.send = send
         self.address = address
+        self.origin = origin
         self.challenge = challenge
         self.subscriptions: set[bytes] = set()
         self.watches: set[bytes] = set()
@@ -237,7 +343,8 @@ class Relay:
         self._flood_pause = max(FLOOD_PAUSE, 2.0 * self._refill)
         self._too_large = wire.encode(wire.Error(None, ErrorCode.TOO_LARGE))
         self.connections: set[Connection] = set()
-        self.per_address: Counter[str] = Counter()
+        self.addresses: dict[str, Address] = {}
+        self.opening = 0  # handshakes under way, all addresses together
         self.subscribers: dict[bytes, set[Connection]] = {}
         self.watchers: dict[bytes, set[Connection]] = {}
         self.counters = Counters()
@@ -245,10 +352,59 @@ class Relay:
         self.remote: Remote | None = None
         # Watched mailboxes that have a subscriber on another relay, as the backplane last said.
         self.remote_online: set[bytes] = set()
+        # Mailboxes whose watchers were told something less than presence_interval ago: until
+        # when the next notice must wait, and what they were told. Oldest first.
+        self.quiet: dict[bytes, tuple[float, bool]] = {}
+        # Addresses with no socket and no connection, kept until their budgets are full.
+        self._resting: set[str] = set()
+        self._swept = _NEVER
 
     def attach(self, remote: Remote) -> None:
         """Share routing with other relays: from now on sends and watches go through ``remote``."""
         self.remote = remote
+
+    @property
+    def per_address(self) -> dict[str, int]:
+        """Admitted connections per client address."""
+        return {a: r.connections for a, r in self.addresses.items() if r.connections}
+
+    # -- sockets, before the WebSocket handshake ----------------------------------------------
+
+    def accept(self, address: str, now: float) -> bool:
+        """A TCP connection from ``address`` was accepted. False when it is over a limit (too
+        many connections or unfinished handshakes from that address, or too many handshakes in
+        all): the driver aborts it at once. Otherwise it counts against ``address`` until
+        :meth:`socket_closed`, as opening until :meth:`handshake_read`."""
+        limits = self.limits
+        known = self.addresses.get(address)
+        if self.opening >= limits.max_handshakes or (
+            known is not None
+            and (
+                known.sockets >= limits.max_connections_per_address
+                or known.opening >= limits.max_handshakes_per_address
+            )
+        ):
+            self.rejects[ErrorCode.TOO_MANY_CONNECTIONS] += 1
+            return False
+        origin = self._origin(address, now)
+        origin.sockets += 1
+        origin.opening += 1
+        self.opening += 1
+        return True
+
+    def handshake_read(self, address: str) -> None:
+        """The accepted connection's handshake request has been read: no longer opening."""
+        origin = self.addresses[address]
+        origin.opening -= 1
+        self.opening -= 1
+
+    def socket_closed(self, address: str, *, opening: bool) -> None:
+        """An accepted TCP connection closed (``opening``: before its request was read)."""
+        if opening:
+            self.handshake_read(address)
+        origin = self.addresses[address]
+        origin.sockets -= 1
+        self._rest(address, origin)
 
     # -- connection lifecycle -----------------------------------------------------------------
 
@@ -257,33 +413,32 @@ class Relay:
         if len(self.connections) >= self.limits.max_connections:
             self.rejects[ErrorCode.TOO_MANY_CONNECTIONS] += 1
             raise Refused(Close(CLOSE_TRY_AGAIN_LATER, ErrorCode.TOO_MANY_CONNECTIONS))
-        if self.per_address[address] >= self.limits.max_connections_per_address:
-            self.rejects[ErrorCode.TOO_MANY_CONNECTIONS] += 1
-            raise Refused(Close(CLOSE_TRY_AGAIN_LATER, ErrorCode.TOO_MANY_CONNECTIONS))
+        origin = self._origin(address, now)
         challenge = self._random(wire.CHALLENGE_SIZE)
-        conn = Connection(send, address, challenge, self.limits.send_burst, now)
+        conn = Connection(send, address, challenge, self.limits.send_burst, now, origin)
         self.connections.add(conn)
-        self.per_address[address] += 1
+        origin.connections += 1
         self.counters.connections_total += 1
         hello = wire.Hello(wire.SUPPORTED_VERSIONS, challenge, self._hello_limits)
         self._emit(conn, wire.encode(hello))
         return conn
 
-    def disconnect(self, conn: Connection) -> None:
+    def disconnect(self, conn: Connection, now: float) -> None:
         """Forget a connection: its subscriptions (telling watchers) and its watches."""
         if conn.closed:
             return
         conn.closed = True
         self.connections.discard(conn)
-        self.per_address[conn.address] -= 1
-        if self.per_address[conn.address] <= 0:
-            del self.per_address[conn.address]
+        origin = conn.origin
+        origin.connections -= 1
+        origin.watches -= len(conn.watches)
+        self._rest(conn.address, origin)
         for mailbox in conn.watches:
             self._unwatch_one(conn, mailbox)
         conn.watches.clear()
         conn.awaiting.clear()
         for mailbox in conn.subscriptions:
-            self._release_one(conn, mailbox)
+            self._release_one(conn, mailbox, now)
         conn.subscriptions.clear()
 
     def shutdown(self, reason: str = ErrorCode.GOING_AWAY) -> None:
@@ -292,17 +447,57 @@ class Relay:
         for conn in list(self.connections):
             self._emit(conn, data)
 
+    def _origin(self, address: str, now: float) -> Address:
+        origin = self.addresses.get(address)
+        if origin is None:
+            origin = self.addresses[address] = Address(self.limits, now)
+        self._resting.discard(address)
+        return origin
+
+    def _rest(self, address: str, origin: Address) -> None:
+        if origin.idle():
+            self._resting.add(address)
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> float:
+        """Send the presence notices that are due and forget addresses whose budgets are full
+        again; returns when to call again (no later than a second from now)."""
+        quiet = self.quiet
+        while quiet:
+            mailbox, (until, told) = next(iter(quiet.items()))
+            if until > now:
+                break
+            del quiet[mailbox]
+            online = self.online(mailbox)
+            if online != told and mailbox in self.watchers:
+                self._notify(mailbox, online, now)
+        if now - self._swept >= SWEEP_INTERVAL:
+            self._swept = now
+            for address in [a for a in self._resting if self._spent(a, now)]:
+                self._resting.discard(address)
+                del self.addresses[address]
+        due = now + SWEEP_INTERVAL
+        if quiet:
+            due = min(due, next(iter(quiet.values()))[0])
+        return due
+
+    def _spent(self, address: str, now: float) -> bool:
+        origin = self.addresses[address]
+        return origin.idle() and origin.frames.full(now) and origin.checks.full(now)
+
     # -- frames in ----------------------------------------------------------------------------
 
     def receive(
         self, conn: Connection, data: bytes, now: float
-    ) -> Close | Pause | Publish | Lookup | Hold | None:
+    ) -> Close | Pause | Wait | Publish | Lookup | Hold | None:
         """Handle one binary message from ``conn``; a Close says the driver must end it.
 
-        A frame over the rate budget is dropped and returns :class:`Pause`. With a backplane
-        attached, a send returns :class:`Publish`, a watch of a mailbox no one here watched yet
-        :class:`Lookup`, a mailbox's first subscribe here :class:`Hold`: the driver completes
-        them before reading the connection's next frame, so replies keep the order of requests.
+        A frame over the connection's budget is dropped and returns :class:`Pause`; over its
+        address's, it returns :class:`Wait`. With a backplane attached, a send returns
+        :class:`Publish`, a watch of a mailbox no one here watched yet :class:`Lookup`, a
+        mailbox's first subscribe here :class:`Hold`: the driver completes them before reading
+        the connection's next frame, so replies keep the order of requests.
         """
         if conn.closed:
             return None
@@ -313,6 +508,40 @@ class Relay:
         self.counters.bytes_in += len(data)
         if not self._spend(conn, now):
             return self._over_budget(conn, data, now)
+        due = conn.origin.frames.take(now)
+        if due > now:
+            return Wait(due, data)
+        return self._handle(conn, data, now)
+
+    def receive_text(self, conn: Connection, now: float) -> Close | Pause | Wait | None:
+        """A text message is never a frame: answered as malformed, counted against the budgets."""
+        if conn.closed:
+            return None
+        self.counters.frames_in += 1
+        if not self._spend(conn, now):
+            return self._over_budget(conn, None, now)
+        due = conn.origin.frames.take(now)
+        if due > now:
+            return Wait(due, None)
+        self._error(conn, None, ErrorCode.MALFORMED)
+        return None
+
+    def resume(
+        self, conn: Connection, wait: Wait, now: float
+    ) -> Close | Wait | Publish | Lookup | Hold | None:
+        """Handle the frame of a :class:`Wait` once ``wait.until`` has come."""
+        if conn.closed:
+            return None
+        if wait.frame is None:
+            self._error(conn, None, ErrorCode.MALFORMED)
+            return None
+        if isinstance(wait.frame, wire.Subscribe):
+            return self._subscribe(conn, wait.frame, now)
+        return self._handle(conn, wait.frame, now)
+
+    def _handle(
+        self, conn: Connection, data: bytes, now: float
+    ) -> Close | Wait | Publish | Lookup | Hold | None:
         try:
             frame = wire.decode(data, self.limits.max_frame_size)
         except wire.WireError as exc:
@@ -321,9 +550,9 @@ class Relay:
         if type(frame) is wire.Send:
             return self._on_send(conn, frame)
         elif type(frame) is wire.Subscribe:
-            return self._on_subscribe(conn, frame)
+            return self._on_subscribe(conn, frame, now)
         elif type(frame) is wire.Unsubscribe:
-            self._on_unsubscribe(conn, frame)
+            self._on_unsubscribe(conn, frame, now)
         elif type(frame) is wire.Watch:
             return self._on_watch(conn, frame)
         elif type(frame) is wire.Unwatch:
@@ -334,16 +563,6 @@ class Relay:
             return Close(CLOSE_NORMAL, ErrorCode.NORMAL)
         else:
             self._error(conn, getattr(frame, "request_id", None), ErrorCode.UNEXPECTED_FRAME)
-        return None
-
-    def receive_text(self, conn: Connection, now: float) -> Close | Pause | None:
-        """A text message is never a frame: answered as malformed, counted against the budget."""
-        if conn.closed:
-            return None
-        self.counters.frames_in += 1
-        if not self._spend(conn, now):
-            return self._over_budget(conn, None, now)
-        self._error(conn, None, ErrorCode.MALFORMED)
         return None
 
     def refuse_oversize(self) -> bytes:
@@ -396,11 +615,20 @@ class Relay:
             self._emit(target, data)
         return len(targets)
 
-    def _on_subscribe(self, conn: Connection, frame: wire.Subscribe) -> Hold | None:
-        rid = frame.request_id
+    def _on_subscribe(
+        self, conn: Connection, frame: wire.Subscribe, now: float
+    ) -> Wait | Hold | None:
         if wire.mailbox_id(frame.key) != frame.mailbox:
-            self._error(conn, rid, ErrorCode.KEY_MISMATCH)
+            self._error(conn, frame.request_id, ErrorCode.KEY_MISMATCH)
             return None
+        due = conn.origin.checks.take(now)
+        if due > now:
+            return Wait(due, frame)
+        return self._subscribe(conn, frame, now)
+
+    def _subscribe(self, conn: Connection, frame: wire.Subscribe, now: float) -> Hold | None:
+        """The signature check, its token paid, and the subscription."""
+        rid = frame.request_id
         signed = wire.subscribe_signed_bytes(conn.challenge, frame.mailbox)
         if not self._verify(frame.key, frame.sig, signed):
             self._error(conn, rid, ErrorCode.BAD_SIGNATURE)
@@ -414,33 +642,42 @@ class Relay:
             targets.add(conn)
             if len(targets) == 1:
                 if frame.mailbox not in self.remote_online:
-                    self._presence(frame.mailbox, online=True)
+                    self._changed(frame.mailbox, now)
                 if self.remote is not None:
                     self.remote.hold(frame.mailbox)
                     return Hold(conn, rid, frame.mailbox)
         self._emit(conn, wire.encode(wire.Ok(rid)))
         return None
 
-    def _on_unsubscribe(self, conn: Connection, frame: wire.Unsubscribe) -> None:
+    def _on_unsubscribe(self, conn: Connection, frame: wire.Unsubscribe, now: float) -> None:
         if frame.mailbox in conn.subscriptions:
             conn.subscriptions.discard(frame.mailbox)
-            self._release_one(conn, frame.mailbox)
+            self._release_one(conn, frame.mailbox, now)
         self._emit(conn, wire.encode(wire.Ok(frame.request_id)))
 
-    def _release_one(self, conn: Connection, mailbox: bytes) -> None:
+    def _release_one(self, conn: Connection, mailbox: bytes, now: float) -> None:
         if self._drop(self.subscribers, mailbox, conn):
             if self.remote is not None:
                 self.remote.release(mailbox)
             if mailbox not in self.remote_online:
-                self._presence(mailbox, online=False)
+                self._changed(mailbox, now)
 
     def _on_watch(self, conn: Connection, frame: wire.Watch) -> Lookup | None:
+        limits = self.limits
         wanted = tuple(dict.fromkeys(frame.mailboxes))
         new = [m for m in wanted if m not in conn.watches]
-        if len(conn.watches) + len(new) > self.limits.max_watches:
-            self._error(conn, frame.request_id, ErrorCode.TOO_MANY_WATCHES)
+        code = None
+        if len(conn.watches) + len(new) > limits.max_watches:
+            code = ErrorCode.TOO_MANY_WATCHES
+        elif conn.origin.watches + len(new) > limits.max_watches_per_address:
+            code = ErrorCode.TOO_MANY_ADDRESS_WATCHES
+        elif any(len(self.watchers.get(m, ())) >= limits.max_watchers for m in new):
+            code = ErrorCode.TOO_MANY_WATCHERS
+        if code is not None:
+            self._error(conn, frame.request_id, code)
             return None
         fresh = tuple(m for m in new if m not in self.watchers)
+        conn.origin.watches += len(new)
         for mailbox in new:
             conn.watches.add(mailbox)
             self.watchers.setdefault(mailbox, set()).add(conn)
@@ -451,7 +688,7 @@ class Relay:
         return None
 
     def _watching(self, conn: Connection, rid: int, wanted: tuple[bytes, ...]) -> None:
-        online = tuple(m for m in wanted if self.online(m))
+        online = tuple(m for m in wanted if self.shown(m))
         self._emit(conn, wire.encode(wire.Watching(rid, online)))
 
     def _on_unwatch(self, conn: Connection, frame: wire.Unwatch) -> None:
@@ -459,6 +696,7 @@ class Relay:
             if mailbox in conn.watches:
                 conn.watches.discard(mailbox)
                 conn.awaiting.discard(mailbox)
+                conn.origin.watches -= 1
                 self._unwatch_one(conn, mailbox)
         self._emit(conn, wire.encode(wire.Ok(frame.request_id)))
 
@@ -468,11 +706,40 @@ class Relay:
             if self.remote is not None:
                 self.remote.unwatch(mailbox)
 
-    # -- from the backplane -------------------------------------------------------------------
+    # -- presence -----------------------------------------------------------------------------
 
     def online(self, mailbox: bytes) -> bool:
         """Whether ``mailbox`` has a subscriber here or, as far as we know, on another relay."""
         return mailbox in self.subscribers or mailbox in self.remote_online
+
+    def shown(self, mailbox: bytes) -> bool:
+        """What watchers of ``mailbox`` are told it is: its state, except while a change waits
+        out the quiet interval after the last notice, when it is what that notice said."""
+        quiet = self.quiet.get(mailbox)
+        return self.online(mailbox) if quiet is None else quiet[1]
+
+    def _changed(self, mailbox: bytes, now: float) -> None:
+        """``mailbox`` went online or offline: its watchers hear of it now, unless they heard
+        about it less than ``presence_interval`` ago; then :meth:`tick` tells them the state
+        it is in by the end of that interval, if that differs from what they were told."""
+        quiet = self.quiet.get(mailbox)
+        if quiet is not None:
+            if quiet[0] > now:
+                return
+            del self.quiet[mailbox]  # over, and tick() has not come round to it yet
+            if self.online(mailbox) == quiet[1]:
+                return
+        if mailbox in self.watchers:
+            self._notify(mailbox, self.online(mailbox), now)
+
+    def _notify(self, mailbox: bytes, online: bool, now: float) -> None:
+        self.quiet[mailbox] = (now + self.limits.presence_interval, online)
+        data = wire.encode(wire.Presence(mailbox, online))
+        for watcher in tuple(self.watchers[mailbox]):
+            if mailbox not in watcher.awaiting:
+                self._emit(watcher, data)
+
+    # -- from the backplane -------------------------------------------------------------------
 
     def sent(self, publish: Publish, remote: int) -> None:
         """Finish a :class:`Publish`: ``remote`` other relays took the payload."""
@@ -492,7 +759,7 @@ class Relay:
         if not conn.closed:
             self._watching(conn, lookup.request_id, lookup.wanted)
 
-    def remote_presence(self, mailbox: bytes, online: bool) -> None:
+    def remote_presence(self, mailbox: bytes, online: bool, now: float) -> None:
         """Another relay's view of ``mailbox`` changed; watchers hear of it if the union did."""
         if mailbox not in self.watchers or online == (mailbox in self.remote_online):
             return
@@ -501,12 +768,12 @@ class Relay:
         else:
             self.remote_online.discard(mailbox)
         if mailbox not in self.subscribers:
-            self._presence(mailbox, online=online)
+            self._changed(mailbox, now)
 
-    def remote_lost(self) -> None:
+    def remote_lost(self, now: float) -> None:
         """The backplane is down: no other relay is reachable, so none counts as online."""
         for mailbox in list(self.remote_online):
-            self.remote_presence(mailbox, False)
+            self.remote_presence(mailbox, False, now)
 
     def deliver_remote(self, mailbox: bytes, payload: bytes) -> int:
         """A payload another relay published for ``mailbox``: hand it to our subscribers."""
@@ -548,14 +815,6 @@ class Relay:
             del table[mailbox]
             return True
         return False
-
-    def _presence(self, mailbox: bytes, *, online: bool) -> None:
-        watchers = self.watchers.get(mailbox)
-        if watchers:
-            data = wire.encode(wire.Presence(mailbox, online))
-            for watcher in tuple(watchers):
-                if mailbox not in watcher.awaiting:
-                    self._emit(watcher, data)
 
     def _error(self, conn: Connection, rid: int | None, code: str) -> None:
         self.rejects[code] += 1

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from relay import wire
 from relay.wire import ErrorCode
@@ -259,13 +259,9 @@ async def test_flood_is_rate_limited_then_closed_and_others_carry_on() -> None:
     assert code == 0, log
 
 
-@pytest.mark.parametrize(
-    "limit", [["--max-connections", "2"], ["--max-connections-per-address", "2"]]
-)
 @aio
-async def test_too_many_connections(limit: list[str]) -> None:
-    """Total and per-address limits (the per-address split is covered in test_state)."""
-    proc = RelayProcess(*limit)
+async def test_too_many_connections_in_all_are_closed_1013_after_the_handshake() -> None:
+    proc = RelayProcess("--max-connections", "2")
     try:
         a, b = await open_peer(proc.url), await open_peer(proc.url)
         ws = await connect(proc.url)
@@ -273,6 +269,29 @@ async def test_too_many_connections(limit: list[str]) -> None:
             await ws.recv()
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "too_many_connections")
+        await a.ws.close()
+        await asyncio.sleep(0.2)
+        c = await open_peer(proc.url)
+        for p in (b, c):
+            await p.request(wire.Ping(1))
+            assert await p.recv() == wire.Pong(1)
+    finally:
+        code, log = proc.stop()
+    assert code == 0, log
+
+
+@aio
+async def test_too_many_connections_from_one_address_are_cut_at_the_accept() -> None:
+    """Counted from the TCP accept: the third is aborted before its handshake is read; another
+    address is not affected (the per-address split is covered in test_state)."""
+    proc = RelayProcess("--max-connections-per-address", "2")
+    try:
+        a, b = await open_peer(proc.url), await open_peer(proc.url)
+        with pytest.raises((InvalidHandshake, OSError)):
+            await connect(proc.url, open_timeout=5)
+        elsewhere = await connect(proc.url, local_addr=("127.0.0.2", 0))
+        assert isinstance(wire.decode(await elsewhere.recv()), wire.Hello)  # type: ignore[arg-type]
+        await elsewhere.close()
         await a.ws.close()
         await asyncio.sleep(0.2)
         c = await open_peer(proc.url)

@@ -51,7 +51,7 @@ def test_first_subscriber_is_held_elsewhere_before_its_ok() -> None:
     c = Client(relay)
     late = c.send(OTHER.subscribe(1, c.hello.challenge))
     assert isinstance(late, Hold)
-    relay.disconnect(c.conn)
+    relay.disconnect(c.conn, 0.0)
     relay.held(late)
     assert c.take() == []
 
@@ -64,7 +64,7 @@ def test_first_and_last_subscriber_are_told_to_the_backplane() -> None:
     assert remote.calls == [("hold", KEY.mailbox)]
     b.send(wire.Unsubscribe(2, KEY.mailbox))
     assert remote.calls == [("hold", KEY.mailbox)]
-    relay.disconnect(a.conn)
+    relay.disconnect(a.conn, 0.0)
     assert remote.calls == [("hold", KEY.mailbox), ("release", KEY.mailbox)]
 
 
@@ -87,7 +87,7 @@ def test_sent_to_a_closed_connection_is_dropped() -> None:
     result = sender.send(wire.Send(1, KEY.mailbox, b"x"))
     assert isinstance(result, Publish)
     assert result.local == 0
-    relay.disconnect(sender.conn)
+    relay.disconnect(sender.conn, 0.0)
     relay.sent(result, 1)
     assert sender.take() == []
 
@@ -101,7 +101,7 @@ def test_watch_of_a_fresh_mailbox_waits_for_the_lookup() -> None:
     assert first.take() == []
     # While the lookup runs, the backplane learns KEY is held elsewhere: no presence notice
     # reaches the connection still waiting for its watching reply.
-    relay.remote_presence(KEY.mailbox, True)
+    relay.remote_presence(KEY.mailbox, True, 0.0)
     assert first.take() == []
     assert isinstance(result, Lookup)
     relay.watched(result)
@@ -118,15 +118,15 @@ def test_presence_follows_the_union_of_local_and_remote() -> None:
     assert isinstance(lookup, Lookup)
     relay.watched(lookup)
     watcher.take()
-    relay.remote_presence(KEY.mailbox, True)
+    relay.remote_presence(KEY.mailbox, True, 0.0)
     assert watcher.take() == [wire.Presence(KEY.mailbox, True)]
-    relay.remote_presence(KEY.mailbox, True)
+    relay.remote_presence(KEY.mailbox, True, 0.0)
     assert watcher.take() == []
     sub.subscribe(KEY)  # online already: no second notice
     assert watcher.take() == []
-    relay.remote_presence(KEY.mailbox, False)  # still online here
+    relay.remote_presence(KEY.mailbox, False, 0.0)  # still online here
     assert watcher.take() == []
-    relay.disconnect(sub.conn)
+    relay.disconnect(sub.conn, 1.0)
     assert watcher.take() == [wire.Presence(KEY.mailbox, False)]
 
 
@@ -135,13 +135,13 @@ def test_local_changes_are_silent_while_another_relay_holds_the_mailbox() -> Non
     watcher, sub = Client(relay), Client(relay)
     lookup = watcher.send(wire.Watch(1, (KEY.mailbox,)))
     assert isinstance(lookup, Lookup)
-    relay.remote_presence(KEY.mailbox, True)
+    relay.remote_presence(KEY.mailbox, True, 0.0)
     relay.watched(lookup)
     watcher.take()
     sub.subscribe(KEY)
-    relay.disconnect(sub.conn)
+    relay.disconnect(sub.conn, 0.0)
     assert watcher.take() == []
-    relay.remote_lost()
+    relay.remote_lost(1.0)
     assert watcher.take() == [wire.Presence(KEY.mailbox, False)]
     assert relay.remote_online == set()
 
@@ -149,12 +149,12 @@ def test_local_changes_are_silent_while_another_relay_holds_the_mailbox() -> Non
 def test_remote_presence_of_an_unwatched_mailbox_is_ignored_and_unwatch_is_told() -> None:
     relay, remote = linked()
     watcher = Client(relay)
-    relay.remote_presence(KEY.mailbox, True)
+    relay.remote_presence(KEY.mailbox, True, 0.0)
     assert relay.remote_online == set()
     lookup = watcher.send(wire.Watch(1, (KEY.mailbox,)))
     assert isinstance(lookup, Lookup)
     relay.watched(lookup)
-    relay.remote_presence(KEY.mailbox, True)
+    relay.remote_presence(KEY.mailbox, True, 0.0)
     watcher.send(wire.Unwatch(2, (KEY.mailbox,)))
     assert remote.calls == [("unwatch", KEY.mailbox)]
     assert relay.remote_online == set()

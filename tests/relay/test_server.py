@@ -4,6 +4,7 @@ the abuser its connection and nobody else anything."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from relay import wire
-from relay.server import FLOOD_RECEIVE_BUFFER, RelayConfig, serve_relay
+from relay.server import FLOOD_RECEIVE_BUFFER, RelayConfig, parse_args, serve_relay
 from relay.state import RelayLimits
 from relay.wire import ErrorCode
 from tests.relay.helpers import ROOT, MailboxKey, RelayProcess
@@ -280,3 +281,18 @@ def test_the_cli_refuses_a_flood_window_that_is_not_a_positive_time(window: str)
     done = run_cli("--flood-window", window)
     assert done.returncode == 2
     assert "--flood-window must be a positive number of seconds" in done.stderr
+
+
+def test_every_limit_flag_is_in_protocol_md_with_its_default() -> None:
+    """§7 names each limit's flag with the default in brackets right after it."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    section = text[text.index("## 7. Limits") : text.index("## 8. ")]
+    _, args = parse_args([])
+    limits = [f.name for f in dataclasses.fields(RelayLimits)]
+    driver = ["max_backlog", "handshake_timeout", "max_header_bytes"]
+    units = {"": 1, "/s": 1, " s": 1, " MiB": 1 << 20}
+    for name in limits + driver:
+        flag = "--" + name.replace("_", "-")
+        found = re.search(rf"`{flag}` \(([\d.]+)(/s| s| MiB)?", section)
+        assert found is not None, flag
+        assert float(found.group(1)) * units[found.group(2) or ""] == getattr(args, name), flag

@@ -149,9 +149,9 @@ def test_watchers_hear_first_subscriber_and_last_one_leaving() -> None:
     assert watcher.take() == [wire.Presence(m, True)]
     b.subscribe(KEYS[0])
     assert watcher.take() == []
-    relay.disconnect(a.conn)
+    relay.disconnect(a.conn, 0.0)
     assert watcher.take() == []
-    b.send(wire.Unsubscribe(7, m))
+    b.send(wire.Unsubscribe(7, m), now=1.0)  # a second after the last notice
     assert watcher.take() == [wire.Presence(m, False)]
 
 
@@ -161,7 +161,7 @@ def test_watch_reply_lists_what_is_online_now() -> None:
     a.subscribe(KEYS[1])
     watcher.send(wire.Watch(2, (KEYS[0].mailbox, KEYS[1].mailbox, KEYS[1].mailbox)))
     assert watcher.take() == [wire.Watching(2, (KEYS[1].mailbox,))]
-    relay.disconnect(a.conn)
+    relay.disconnect(a.conn, 0.0)
     assert watcher.take() == [wire.Presence(KEYS[1].mailbox, False)]
 
 
@@ -269,19 +269,24 @@ def test_token_bucket_refuses_then_refills() -> None:
     assert relay.rejects == {ErrorCode.RATE_LIMITED: 1}
 
 
-def test_connection_limits_total_and_per_address() -> None:
+def test_connection_limits_total_after_the_handshake_and_per_address_from_the_accept() -> None:
     relay = Relay(RelayLimits(max_connections=3, max_connections_per_address=2))
-    a1, _a2 = Client(relay, "a"), Client(relay, "a")
+    assert relay.accept("a", 0.0)
+    assert relay.accept("a", 0.0)
+    assert not relay.accept("a", 0.0)  # the driver aborts it before any handshake
+    assert relay.accept("b", 0.0)
+    relay.socket_closed("a", opening=True)
+    assert relay.accept("a", 0.0)
+    a1, _a2 = Client(relay, "a"), Client(relay, "b")
+    Client(relay, "c")
     with pytest.raises(Refused) as refused:
-        Client(relay, "a")
+        Client(relay, "d")
     assert refused.value.close == Close(1013, ErrorCode.TOO_MANY_CONNECTIONS)
-    Client(relay, "b")
-    with pytest.raises(Refused):
-        Client(relay, "c")
-    relay.disconnect(a1.conn)
-    relay.disconnect(a1.conn)
+    relay.disconnect(a1.conn, 0.0)
+    relay.disconnect(a1.conn, 0.0)
     Client(relay, "a")
-    assert relay.per_address == {"a": 2, "b": 1}
+    assert relay.per_address == {"a": 1, "b": 1, "c": 1}
+    assert relay.rejects[ErrorCode.TOO_MANY_CONNECTIONS] == 2
 
 
 def test_disconnect_forgets_everything_and_later_frames_are_ignored() -> None:
@@ -290,7 +295,7 @@ def test_disconnect_forgets_everything_and_later_frames_are_ignored() -> None:
     c.subscribe(KEYS[0])
     c.send(wire.Watch(2, (KEYS[1].mailbox,)))
     c.take()
-    relay.disconnect(c.conn)
+    relay.disconnect(c.conn, 0.0)
     assert relay.subscribers == {}
     assert relay.watchers == {}
     assert relay.connections == set()
@@ -333,7 +338,8 @@ class RoutingMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.relay = Relay(RelayLimits(send_burst=10_000, send_rate=1e6))
+        # Every presence change told at once: coalescing has its own tests (test_abuse.py).
+        self.relay = Relay(RelayLimits(send_burst=10_000, send_rate=1e6, presence_interval=0.0))
         self.clients = [Client(self.relay) for _ in range(3)]
         self.model_subs: list[set[int]] = [set() for _ in range(3)]
         self.model_watch: list[set[int]] = [set() for _ in range(3)]
@@ -386,7 +392,7 @@ class RoutingMachine(RuleBasedStateMachine):
     def reconnect(self, c: int) -> None:
         before = [self.online(k) for k in range(4)]
         self.flush()
-        self.relay.disconnect(self.clients[c].conn)
+        self.relay.disconnect(self.clients[c].conn, 0.0)
         self.model_subs[c].clear()
         self.model_watch[c].clear()
         self.clients[c].take()

@@ -17,6 +17,7 @@ from relay.state import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN_LATER,
+    Address,
     Close,
     Connection,
     Counters,
@@ -39,8 +40,14 @@ INT_LIMITS = (
     "max_watches",
     "max_connections",
     "max_connections_per_address",
+    "max_watchers",
+    "max_watches_per_address",
+    "address_send_burst",
+    "address_subscribe_burst",
+    "max_handshakes",
+    "max_handshakes_per_address",
 )
-FLOAT_LIMITS = ("send_rate", "idle_timeout")
+FLOAT_LIMITS = ("send_rate", "idle_timeout", "address_send_rate", "address_subscribe_rate")
 
 
 def ignore(data: bytes) -> None:
@@ -65,7 +72,7 @@ def test_close_codes_are_the_rfc6455_ones_protocol_md_names(code: int, expected:
 
 
 def _value_objects() -> list[tuple[object, str]]:
-    conn = Connection(ignore, "10.0.0.1", bytes(32), 1, 0.0)
+    conn = Connection(ignore, "10.0.0.1", bytes(32), 1, 0.0, Address(RelayLimits(), 0.0))
     return [
         (RelayLimits(), "max_connections"),
         (Close(CLOSE_POLICY, ErrorCode.FLOOD), "code"),
@@ -112,9 +119,10 @@ def test_default_limits_are_the_ones_protocol_md_documents() -> None:
 def test_default_limits_admit_1024_connections_per_address_and_10000_in_all() -> None:
     relay = Relay()
     for _ in range(1024):
+        assert relay.accept("10.0.0.1", 0.0)
+        relay.handshake_read("10.0.0.1")
         relay.connect(ignore, "10.0.0.1", 0.0)
-    with pytest.raises(Refused):
-        relay.connect(ignore, "10.0.0.1", 0.0)
+    assert not relay.accept("10.0.0.1", 0.0)
     for n in range(1024, 10_000):
         relay.connect(ignore, f"10.0.{n // 200}.{n % 200}", 0.0)
     assert len(relay.connections) == 10_000
@@ -201,13 +209,11 @@ def test_each_connection_refused_over_the_total_limit_is_counted_once() -> None:
 
 def test_each_connection_refused_over_the_per_address_limit_is_counted_once() -> None:
     relay = Relay(RelayLimits(max_connections_per_address=1))
-    Client(relay, "10.0.0.1")
+    assert relay.accept("10.0.0.1", 0.0)
     for n in range(3):
-        with pytest.raises(Refused):
-            relay.connect(ignore, "10.0.0.1", 0.0)
+        assert not relay.accept("10.0.0.1", 0.0)
         assert relay.rejects[ErrorCode.TOO_MANY_CONNECTIONS] == n + 1
-    Client(relay, "10.0.0.2")
-    assert relay.counters.connections_total == 2
+    assert relay.accept("10.0.0.2", 0.0)
     assert relay.rejects.total() == 3
 
 
@@ -217,21 +223,30 @@ def test_connections_total_counts_admissions_not_open_connections() -> None:
     a = Client(relay)
     Client(relay)
     assert relay.counters.connections_total == 2
-    relay.disconnect(a.conn)
+    relay.disconnect(a.conn, 0.0)
     assert relay.counters.connections_total == 2
     Client(relay)
     assert relay.counters.connections_total == 3
 
 
-def test_a_closed_address_leaves_no_trace() -> None:
-    """protocol.md §9: the relay keeps open connections only, so no address outlives its last."""
-    relay = Relay()
+def test_a_closed_address_is_forgotten_once_its_budgets_are_full_again() -> None:
+    """protocol.md §9: an address outlives its last connection only until its budgets refill,
+    so that closing every connection does not refill them."""
+    relay = Relay(RelayLimits(address_send_rate=10.0, address_send_burst=10))
     a1, a2, b = Client(relay, "10.0.0.1"), Client(relay, "10.0.0.1"), Client(relay, "10.0.0.2")
-    relay.disconnect(a1.conn)
+    for rid in range(5):
+        a1.send(wire.Ping(rid), now=0.0)
+    relay.disconnect(a1.conn, 0.0)
     assert dict(relay.per_address) == {"10.0.0.1": 1, "10.0.0.2": 1}
-    relay.disconnect(a2.conn)
-    relay.disconnect(b.conn)
+    relay.disconnect(a2.conn, 0.0)
+    relay.disconnect(b.conn, 0.0)
     assert dict(relay.per_address) == {}
+    relay.tick(0.0)
+    assert set(relay.addresses) == {"10.0.0.1"}  # 5 frames short of a full budget
+    relay.tick(0.4)
+    assert set(relay.addresses) == {"10.0.0.1"}
+    relay.tick(1.5)
+    assert relay.addresses == {}
 
 
 def test_disconnect_leaves_the_connection_holding_no_mailbox_ids() -> None:
@@ -244,7 +259,7 @@ def test_disconnect_leaves_the_connection_holding_no_mailbox_ids() -> None:
     lookup = c.send(wire.Watch(2, (KEYS[1].mailbox,)))
     assert isinstance(lookup, Lookup)
     assert c.conn.awaiting == {KEYS[1].mailbox}
-    relay.disconnect(c.conn)
+    relay.disconnect(c.conn, 0.0)
     assert c.conn.subscriptions == set()
     assert c.conn.watches == set()
     assert c.conn.awaiting == set()
@@ -292,7 +307,7 @@ def test_one_text_message_is_exactly_one_frame_in() -> None:
 def test_nothing_is_counted_or_sent_for_a_closed_connection() -> None:
     relay = Relay()
     c = Client(relay)
-    relay.disconnect(c.conn)
+    relay.disconnect(c.conn, 0.0)
     before = dataclasses.astuple(relay.counters)
     assert relay.receive_text(c.conn, 0.0) is None
     assert relay.receive(c.conn, wire.encode(wire.Ping(1)), 0.0) is None
@@ -487,7 +502,7 @@ def test_a_lookup_finished_after_its_connection_closed_sends_nothing() -> None:
     c = Client(relay)
     lookup = c.send(wire.Watch(1, (KEYS[0].mailbox,)))
     assert isinstance(lookup, Lookup)
-    relay.disconnect(c.conn)
+    relay.disconnect(c.conn, 0.0)
     frames_out = relay.counters.frames_out
     relay.watched(lookup)
     assert c.inbox == []
