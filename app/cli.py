@@ -26,6 +26,7 @@ from app.core.events import (
     ConnectionChanged,
     ContactAdded,
     ContactChanged,
+    ContactLimited,
     ContactRemoved,
     Event,
     FrameRejected,
@@ -146,6 +147,13 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"event": "connection", "relay": url, "state": state.value, "retry_in": retry_in}
         case FrameRejected(reason, kind):
             return {"event": "rejected", "kind": kind.value, "reason": reason}
+        case ContactLimited(contact_id, limit, quota_bytes):
+            return {
+                "event": "limited",
+                "contact": contact_id,
+                "limit": limit.value,
+                "quota_mb": quota_bytes // 1_000_000 if quota_bytes else None,
+            }
 
 
 def read_passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
@@ -463,10 +471,13 @@ async def cmd_config(engine: Engine, args: argparse.Namespace, out: Out) -> None
         await engine.set_proxy(args.value)
     elif args.setting == "isolation":
         await engine.set_isolation(None if args.value == "default" else args.value)
-    proxy, isolation = engine.proxy(), engine.isolation().value
+    elif args.setting == "quota":
+        await engine.set_quota(args.value)
+    proxy, isolation, quota = engine.proxy(), engine.isolation().value, engine.quota()
     out.result(
-        {"proxy": proxy or None, "isolation": isolation},
-        f"proxy: {proxy or 'none (direct connections)'}\nisolation: {isolation}",
+        {"proxy": proxy or None, "isolation": isolation, "quota_mb": quota},
+        f"proxy: {proxy or 'none (direct connections)'}\nisolation: {isolation}\n"
+        f"storage per contact: {quota} MB",
     )
 
 
@@ -542,7 +553,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("contact")
     s.add_argument("new_name")
     sub.add_parser("status", help="counts: contacts, requests, outbox, dropped frames")
-    s = sub.add_parser("config", help="show or change the network settings")
+    s = sub.add_parser("config", help="show or change the network and storage settings")
     c = s.add_subparsers(dest="setting")
     c.add_parser("proxy", help="socks5h://host:port (Tor: socks5h://127.0.0.1:9050) or none")
     c.choices["proxy"].add_argument("value", metavar="URL|none")
@@ -550,6 +561,8 @@ def parser() -> argparse.ArgumentParser:
     c.choices["isolation"].add_argument(
         "value", choices=["per-contact", "card-apart", "shared", "default"]
     )
+    c.add_parser("quota", help="MB one contact's messages may take (past it they wait)")
+    c.choices["quota"].add_argument("value", metavar="MB", type=int)
     return p
 
 

@@ -10,6 +10,7 @@ from app.core.profile import (
     SETTING_ADDRESS,
     SETTING_ISOLATION,
     SETTING_PROXY,
+    SETTING_QUOTA,
     SETTING_READ_RECEIPTS,
     SETTING_RELAY,
     check_display_name,
@@ -26,6 +27,7 @@ from app.store.repos import Repos
 
 MIN_PASSPHRASE = 8
 FRONT_END_PREFIX = "ui."
+MAX_QUOTA_MB = 1_000_000
 
 
 def _front_end_key(key: str) -> str:
@@ -178,6 +180,18 @@ class Account:
 
     def proxy(self) -> str:
         return self._ctx.settings.proxy
+
+    async def set_quota(self, megabytes: int) -> None:
+        """What one contact's messages may take in the store, in MB (at least 1); past it
+        their new messages wait in their outbox until there is room."""
+        if not 1 <= megabytes <= MAX_QUOTA_MB:
+            raise UserError(f"the quota is between 1 and {MAX_QUOTA_MB} MB")
+        await self._ctx.store.run(lambda r: r.settings.set(SETTING_QUOTA, str(megabytes)))
+        self._ctx.settings.quota_mb = megabytes
+
+    def quota(self) -> int:
+        """What one contact's messages may take in the store, in MB."""
+        return self._ctx.settings.quota_mb
 
     async def set_read_receipts(self, enabled: bool) -> None:
         value = "1" if enabled else "0"

@@ -8,14 +8,17 @@ another one or into the engine.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.core.events import Event, FrameRejected, Rejection
+from app.core.intake import Bucket
 from app.core.profile import (
     SETTING_ISOLATION,
     SETTING_PROXY,
+    SETTING_QUOTA,
     SETTING_READ_RECEIPTS,
     SETTING_RELAY,
 )
@@ -25,6 +28,10 @@ from app.store.repos import Repos
 from app.store.store import Store
 
 REJECTED_PREFIX = "rejected."  # settings that count dropped frames by kind
+# Each kind of rejection is told to the front ends at most this often (all are counted).
+TOLD_RATE = 5.0
+TOLD_BURST = 20.0
+DEFAULT_QUOTA_MB = 64
 
 
 @dataclass(slots=True)
@@ -37,17 +44,34 @@ class Settings:
     read_receipts: bool = True
     proxy: str = ""  # socks5h://host:port every relay connection goes through, or none
     isolation: str = ""  # which connections carry what (routing.Isolation); "" the default
+    quota_mb: int = DEFAULT_QUOTA_MB  # what one contact's messages may take in the store
 
 
 class Rejections:
     """How many frames were dropped, by kind: counted in memory, added to the profile's
     totals now and then (a flood of bad frames costs no transaction each)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._pending: Counter[Rejection] = Counter()
+        self._told: dict[Rejection, Bucket] = {}
+        self._clock = clock
+        self.total = 0  # over this run, every kind
 
     def count(self, kind: Rejection) -> None:
         self._pending[kind] += 1
+        self.total += 1
+
+    def may_tell(self, kind: Rejection) -> bool:
+        """Whether the front ends hear of one more of this kind now: what anyone can send
+        unauthenticated is counted in full and told in part (an authentic frame comes from a
+        contact, whose messages have a budget of their own)."""
+        if kind in (Rejection.PAYLOAD, Rejection.WELCOME):
+            return True
+        now = self._clock()
+        bucket = self._told.get(kind)
+        if bucket is None:
+            bucket = self._told[kind] = Bucket.full(TOLD_RATE, TOLD_BURST, now)
+        return bucket.take(now)
 
     async def flush(self, store: Store) -> None:
         counts, self._pending = self._pending, Counter()
@@ -91,11 +115,14 @@ class Context:
         self.settings.read_receipts = stored.get(SETTING_READ_RECEIPTS, "1") == "1"
         self.settings.proxy = stored.get(SETTING_PROXY, "")
         self.settings.isolation = stored.get(SETTING_ISOLATION, "")
+        self.settings.quota_mb = int(stored.get(SETTING_QUOTA, DEFAULT_QUOTA_MB))
 
     def reject(self, reason: str, kind: Rejection) -> None:
-        """Something that arrived was dropped: tell the front ends and count it by kind."""
+        """Something that arrived was dropped: count it by kind and tell the front ends (a
+        few a second at most)."""
         self.rejections.count(kind)
-        self.emit(FrameRejected(reason, kind))
+        if self.rejections.may_tell(kind):
+            self.emit(FrameRejected(reason, kind))
 
     async def keep_step_and_reject(
         self, contact_id: int, session: Session, reason: str, kind: Rejection

@@ -53,11 +53,11 @@ class Engine:
         self._woken = asyncio.Event()
         ctx = Context(self.store, self.identity, clock, self._emit, self._woken.set)
         self._ctx = ctx
-        self._routing = routing = Routing(ctx, self._deliver)
+        self._routing = routing = Routing(ctx, self._deliver, self._room)
         self._outbox = Outbox(ctx, routing, self._woken)
         account = self._account = Account(ctx, routing)
         handshakes = Handshakes(ctx, routing)
-        messaging = Messaging(ctx)
+        messaging = self._messaging = Messaging(ctx)
         contacts = Contacts(ctx, routing)
         queries = Queries(ctx, routing)
         self._inbound = Inbound(ctx, routing, handshakes, messaging)
@@ -77,6 +77,8 @@ class Engine:
         self.proxy = account.proxy
         self.set_isolation = account.set_isolation
         self.isolation = account.isolation
+        self.set_quota = account.set_quota
+        self.quota = account.quota
         self.change_passphrase = account.change_passphrase
         self.keyring_available = account.keyring_available
         self.remember_key = account.remember_key
@@ -107,7 +109,6 @@ class Engine:
         self.search = queries.search
         self.pending_outbox = queries.pending_outbox
         self.connection_states = routing.connection_states
-        self.receive = self._inbound.receive  # one frame in, now (as the relay hands it over)
 
     # -- settings the front ends show ----------------------------------------------------
 
@@ -163,6 +164,8 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._tasks = []
+        with contextlib.suppress(Exception):  # receipts gathering: stored to go out next time
+            await self._messaging.flush_receipts()
         await self._routing.close()
         with contextlib.suppress(Exception):  # counts only; never keeps a profile from closing
             await self._ctx.rejections.flush(self.store)
@@ -173,6 +176,12 @@ class Engine:
         """Call `listener` with every event; returns the function that stops it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def receive(self, delivered: net.Delivered) -> None:
+        """One frame in, now, as the relay hands it over, and its receipt stored at once
+        (the receive loop gathers receipts for a moment instead)."""
+        await self._inbound.receive(delivered)
+        await self._messaging.flush_receipts()
 
     def on_net_event(self, event: net.NetEvent) -> None:
         """What the relay connections report (frames, presence, connection state)."""
@@ -187,3 +196,6 @@ class Engine:
 
     def _deliver(self, delivered: net.Delivered) -> None:
         self._inbound.put(delivered)
+
+    async def _room(self) -> None:
+        await self._inbound.room()

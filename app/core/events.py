@@ -90,6 +90,25 @@ class Rejection(StrEnum):
     MAILBOX = "mailbox"  # named a mailbox that belongs to someone else
     WELCOME = "welcome"  # a welcome nobody was waiting for
     RELAY = "relay"  # the relay sent something bad or refused a request
+    FLOOD = "flood"  # dropped unread: its mailbox sent more failing frames than its budget
+    THROTTLED = "throttled"  # left out: the contact sent faster than it is taken in
+    QUOTA = "quota"  # left out: the contact's messages fill its storage quota
+
+
+class Limit(StrEnum):
+    """Why a contact's messages are being left out for now (their outbox sends them again)."""
+
+    THROTTLED = "throttled"  # more than intake.MESSAGE_RATE a second: taken in slowly
+    QUOTA = "quota"  # their messages take more than the storage quota allows
+
+
+@dataclass(frozen=True, slots=True)
+class ContactLimited:
+    """A contact's messages started being left out; said once as each episode starts."""
+
+    contact_id: int
+    limit: Limit
+    quota_bytes: int = 0  # the quota, for Limit.QUOTA
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,4 +130,5 @@ Event = (
     | MessageAdded
     | MessageStatusChanged
     | FrameRejected
+    | ContactLimited
 )

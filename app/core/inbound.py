@@ -2,23 +2,32 @@
 it (a handshake on the card's mailbox, a contact's session otherwise); a contact's frame is
 decrypted and its content goes to messaging or, for a welcome, to handshakes. Anything that
 fails a check is dropped and counted (`Context.reject`), changing nothing.
+
+What waits to be read is bounded (app/core/intake.py): the relay connections are read only
+while there is room. A frame is checked against the contact's session kept in memory for as
+long as the store has not changed, so a forged frame costs its check and nothing else: no
+store access, no transaction. Failed frames are budgeted per mailbox and messages per contact.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
+from collections.abc import Callable
 
+from app.core import intake
 from app.core import payload as pl
 from app.core.context import Context
-from app.core.events import Rejection
+from app.core.events import ContactLimited, Limit, Rejection
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, contact_or_none
 from app.core.routing import Routing
-from app.crypto.errors import DecryptError, DuplicateMessage, MalformedMessage
+from app.crypto.errors import DecryptError, DuplicateMessage, LocalStateError, MalformedMessage
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact
-from app.domain.messages import Direction, Message
+from app.domain.messages import Direction
 from app.net import events as net
 from app.store.records import MailboxPurpose, TheirMailbox
 from app.store.repos import Repos
@@ -30,31 +39,80 @@ class Inbound:
     """The receive loop: `put` frames in (from the pool), `run()` until `stop()`."""
 
     def __init__(
-        self, ctx: Context, routing: Routing, handshakes: Handshakes, messaging: Messaging
+        self,
+        ctx: Context,
+        routing: Routing,
+        handshakes: Handshakes,
+        messaging: Messaging,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ctx = ctx
         self._routing = routing
         self._handshakes = handshakes
         self._messaging = messaging
-        self._queue: asyncio.Queue[net.Delivered | None] = asyncio.Queue()  # None: stop
+        self._clock = clock
+        self._queue: deque[net.Delivered] = deque()
+        self._queued_bytes = 0
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self._stopping = False
+        self.budgets = intake.Budgets()
+        # contact id -> (the store's generation when loaded, the session then)
+        self._sessions: dict[int, tuple[int, Session]] = {}
+
+    # -- the intake --------------------------------------------------------------------------
 
     def put(self, delivered: net.Delivered) -> None:
-        self._queue.put_nowait(delivered)
+        """Queue a frame, unless its mailbox is over its failed-frame budget and checking it
+        would cost anything (then it is dropped unread and counted)."""
+        work, now = self._work(delivered), self._clock()
+        if not self.budgets.worth_trying(delivered.mailbox, work, now, spend=False):
+            self._ctx.reject("a frame from a mailbox that sends forgeries", Rejection.FLOOD)
+            return
+        self._queue.append(delivered)
+        self._queued_bytes += len(delivered.payload)
+        self._ready.set()
+        if self._full():
+            self._room.clear()
+
+    async def room(self) -> None:
+        """Returns once there is room for another frame (the link reads on only then)."""
+        await self._room.wait()
+
+    def _full(self) -> bool:
+        return len(self._queue) >= intake.INTAKE_FRAMES or self._queued_bytes >= intake.INTAKE_BYTES
+
+    def _work(self, delivered: net.Delivered) -> int | None:
+        """What checking the frame costs, when its contact's session is at hand."""
+        box = self._routing.known_mailbox(delivered.mailbox)
+        if box is None or box.contact_id is None:
+            return None
+        cached = self._sessions.get(box.contact_id)
+        return None if cached is None else cached[1].work(delivered.payload)
 
     def stop(self) -> None:
         self._stopping = True
-        self._queue.put_nowait(None)
+        self._ready.set()
+        self._room.set()
 
     async def run(self) -> None:
         while not self._stopping:
-            delivered = await self._queue.get()
-            if delivered is None:
-                return
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            delivered = self._queue.popleft()
+            self._queued_bytes -= len(delivered.payload)
+            if not self._full():
+                self._room.set()
             try:
                 await self.receive(delivered)
             except Exception:
                 log.exception("processing an incoming frame failed")
+
+    # -- one frame ---------------------------------------------------------------------------
 
     async def receive(self, delivered: net.Delivered) -> None:
         """One frame, now, under the context's lock."""
@@ -63,48 +121,74 @@ class Inbound:
             if box is None:
                 return
             if box.purpose is MailboxPurpose.INVITATION:
+                if not self.budgets.worth_trying(box.id, None, self._clock()):
+                    self._ctx.reject("a frame from a mailbox that sends forgeries", Rejection.FLOOD)
+                    return
+                failures = self._ctx.rejections.total
                 replayed_for = await self._handshakes.on_invitation_frame(box, delivered.payload)
+                if self._ctx.rejections.total != failures:
+                    self.budgets.failed(box.id, self._clock())
                 if replayed_for is not None:
-                    await self._contact_frame(replayed_for, delivered.payload, True)
+                    await self._contact_frame(box.id, replayed_for, delivered.payload, True)
             elif box.contact_id is not None:
-                await self._contact_frame(box.contact_id, delivered.payload, False)
+                await self._contact_frame(box.id, box.contact_id, delivered.payload, False)
 
-    async def _contact_frame(self, contact_id: int, frame: bytes, via_invitation: bool) -> None:
+    async def _session(self, contact_id: int) -> Session | None:
+        """The contact's session as the store holds it, from memory while nothing changed."""
+        store = self._ctx.store
+        cached = self._sessions.get(contact_id)
+        if cached is not None and cached[0] == store.generation:
+            return cached[1]
+        generation = store.generation
+        blob = await store.read(lambda r: r.sessions.load(contact_id))
+        if blob is None:
+            self._sessions.pop(contact_id, None)
+            return None
+        try:
+            session = Session.from_bytes(blob)
+        except LocalStateError:
+            log.error("a stored session could not be read")
+            return None
+        self._sessions[contact_id] = (generation, session)
+        return session
+
+    async def _contact_frame(
+        self, mailbox: bytes, contact_id: int, frame: bytes, via_invitation: bool
+    ) -> None:
         """A frame from a contact's ratchet session: decrypt, store, acknowledge.
 
         One that came through our card's mailbox (`via_invitation`) was sent before the peer
         had our welcome, so it does not show the welcome arrived: the welcome stays queued."""
-        ctx, messaging = self._ctx, self._messaging
-        mid = pl.message_id(frame)
-
-        def load(
-            r: Repos,
-        ) -> tuple[Contact | None, bytes | None, Message | None, list[TheirMailbox]]:
-            return (
-                contact_or_none(r, contact_id),
-                r.sessions.load(contact_id),
-                r.messages.find(contact_id, Direction.INCOMING, mid),
-                r.mailboxes.list_theirs(contact_id),
-            )
-
-        contact, blob, seen, theirs = await ctx.store.read(load)
-        if contact is None or blob is None:
+        ctx, messaging, budgets = self._ctx, self._messaging, self.budgets
+        session = await self._session(contact_id)
+        if session is None:
             return
-        session = Session.from_bytes(blob)
-        if seen is not None:  # a resend of what we have: our receipt was lost, send it again
-            if theirs:
-                await messaging.commit_receipt(contact_id, session, (mid,), False, theirs[0])
+        work = session.work(frame)
+        if not budgets.worth_trying(mailbox, work, self._clock()):
+            ctx.reject("a frame from a mailbox that sends forgeries", Rejection.FLOOD)
             return
         try:
             session, plaintext = session.decrypt(frame)
         except DuplicateMessage:
+            budgets.failed(mailbox, self._clock())  # replays are cheap to send, not to answer
+            await self._acknowledge_again(contact_id, pl.message_id(frame))
             return
         except MalformedMessage as exc:
+            budgets.failed(mailbox, self._clock())
             ctx.reject(f"a frame that is not a message ({exc})", Rejection.MALFORMED)
             return
         except DecryptError as exc:
+            budgets.failed(mailbox, self._clock())
             ctx.reject(f"a message failed its check ({type(exc).__name__})", Rejection.FORGED)
             return
+        was_throttled = budgets.throttled(contact_id)
+        if not budgets.take_message(contact_id, work, self._clock()):
+            # Left out, not lost: without our receipt the contact's outbox sends it again.
+            ctx.rejections.count(Rejection.THROTTLED)
+            if not was_throttled:
+                ctx.emit(ContactLimited(contact_id, Limit.THROTTLED))
+            return
+        self._sessions.pop(contact_id, None)  # whatever happens next changes the store
         try:
             content = pl.decode(plaintext)
         except pl.PayloadError as exc:
@@ -115,8 +199,18 @@ class Inbound:
                 Rejection.PAYLOAD,
             )
             return
+
+        def load(r: Repos) -> tuple[Contact | None, list[TheirMailbox]]:
+            return contact_or_none(r, contact_id), r.mailboxes.list_theirs(contact_id)
+
+        contact, theirs = await ctx.store.read(load)
+        if contact is None:
+            return
+        mid = pl.message_id(frame)
         match content:
             case pl.Chat():
+                if not await messaging.within_quota(contact_id, content.body):
+                    return  # left out like a throttled one: sent again once there is room
                 retired = await messaging.take_chat(
                     contact_id, session, mid, content, theirs, via_invitation
                 )
@@ -132,3 +226,12 @@ class Inbound:
                 await ctx.keep_step_and_reject(
                     contact_id, session, "an introduction outside a handshake", Rejection.PAYLOAD
                 )
+
+    async def _acknowledge_again(self, contact_id: int, mid: bytes) -> None:
+        """A resend of a message we have: our receipt was lost, so it goes out again."""
+
+        def seen(r: Repos) -> bool:
+            return r.messages.find(contact_id, Direction.INCOMING, mid) is not None
+
+        if await self._ctx.store.read(seen):
+            self._messaging.acknowledge(contact_id, mid)

@@ -3,14 +3,23 @@
 
 Each step of the ratchet lands in the store in the same transaction as the message, receipt or
 outbox row it produced, under the context's lock, so a crash keeps both or neither.
+
+Receipts for what arrived go out in batches: the ids of a contact's messages gather for
+RECEIPT_DELAY_S and leave in one frame (a crash in between loses no message: the contact
+sends it again, and a message we have is acknowledged again). A contact's messages may take
+at most the profile's quota (Settings.quota_mb); past it new ones are left out, unacknowledged,
+so the contact's outbox keeps them until there is room.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from app.core import payload as pl
 from app.core.context import Context
 from app.core.errors import SendingBlocked, UnknownContact, UserError
-from app.core.events import MessageAdded, MessageStatusChanged
+from app.core.events import ContactLimited, Limit, MessageAdded, MessageStatusChanged, Rejection
 from app.core.handshakes import retire_used_codes
 from app.core.outbox import outbox_row
 from app.crypto.ratchet import Session
@@ -28,6 +37,8 @@ from app.store.records import NewMessage, OurMailbox, OutboxKind, TheirMailbox
 from app.store.repos import Repos
 
 SEQ_PREFIX = "seq:"  # settings: the last sequence number we wrote to each contact
+RECEIPT_DELAY_S = 0.3  # receipts gather this long: a few frames a second, many ids each
+USAGE_FRESH_S = 10.0  # how long a contact's counted usage is trusted before it is recounted
 
 
 def contact_or_none(r: Repos, contact_id: int) -> Contact | None:
@@ -54,6 +65,11 @@ def _handshake_done(r: Repos, contact_id: int) -> list[OurMailbox]:
 class Messaging:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        self._to_acknowledge: dict[int, dict[bytes, None]] = {}
+        self._flushing: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._usage: dict[int, tuple[float, int]] = {}  # contact -> (counted at, bytes)
+        self._over_quota: set[int] = set()
 
     # -- writing -------------------------------------------------------------------------
 
@@ -195,10 +211,6 @@ class Messaging:
         our mailboxes the completed handshake retired (to unsubscribe)."""
         ctx = self._ctx
         now = ctx.clock()
-        outbox = None
-        if theirs:
-            session, receipt = session.encrypt(pl.encode(pl.Receipt(False, (mid,))))
-            outbox = outbox_row(contact_id, OutboxKind.RECEIPT, theirs[0], receipt, now)
         message = NewMessage(
             contact_id,
             Direction.INCOMING,
@@ -212,16 +224,85 @@ class Messaging:
 
         def unit(r: Repos) -> tuple[Message | None, list[OurMailbox]]:
             retired = [] if via_invitation else _handshake_done(r, contact_id)
-            stored = r.messages.store_incoming(message, session.to_bytes(), outbox, now)
+            stored = r.messages.store_incoming(message, session.to_bytes(), None, now)
             if stored.duplicate or stored.message_row is None:
                 return None, retired
             return r.messages.get(stored.message_row), retired
 
         added, retired = await ctx.store.run(unit)
-        ctx.wake()
+        if theirs:
+            self.acknowledge(contact_id, mid)
         if added is not None:
+            counted = self._usage.get(contact_id)
+            if counted is not None:
+                self._usage[contact_id] = (counted[0], counted[1] + len(chat.body.encode()))
             ctx.emit(MessageAdded(added))
         return retired
+
+    # -- receipts, in batches ------------------------------------------------------------
+
+    def acknowledge(self, contact_id: int, mid: bytes) -> None:
+        """Say "delivered" for this message of the contact's, with others in one frame soon."""
+        self._to_acknowledge.setdefault(contact_id, {})[mid] = None
+        if contact_id not in self._flushing:
+            loop = asyncio.get_running_loop()
+            self._flushing[contact_id] = loop.call_later(
+                RECEIPT_DELAY_S, self._spawn_flush, contact_id
+            )
+
+    def _spawn_flush(self, contact_id: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush(contact_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, contact_id: int) -> None:
+        ctx = self._ctx
+        async with ctx.lock:
+            self._flushing.pop(contact_id, None)
+            ids = tuple(self._to_acknowledge.pop(contact_id, {}))
+            if not ids:
+                return
+
+            def channel(r: Repos) -> tuple[bytes | None, list[TheirMailbox]]:
+                return r.sessions.load(contact_id), r.mailboxes.list_theirs(contact_id)
+
+            blob, theirs = await ctx.store.read(channel)
+            if blob is None or not theirs:
+                return
+            session = Session.from_bytes(blob)
+            for start in range(0, len(ids), pl.MAX_RECEIPT_IDS):
+                chunk = ids[start : start + pl.MAX_RECEIPT_IDS]
+                session = await self.commit_receipt(contact_id, session, chunk, False, theirs[0])
+
+    async def flush_receipts(self) -> None:
+        """Store the receipts still gathering now (they go out with the outbox)."""
+        for handle in self._flushing.values():
+            handle.cancel()
+        for contact_id in list(self._flushing):
+            await self._flush(contact_id)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- the storage quota ---------------------------------------------------------------
+
+    async def within_quota(self, contact_id: int, body: str) -> bool:
+        """Whether one more message of this size from the contact fits its quota; the first
+        time it does not, the front ends are told (once, until it fits again)."""
+        ctx = self._ctx
+        quota = ctx.settings.quota_mb * 1_000_000
+        now = time.monotonic()
+        counted = self._usage.get(contact_id)
+        if counted is None or now - counted[0] > USAGE_FRESH_S:
+            used = await ctx.store.read(lambda r: r.messages.incoming_bytes(contact_id))
+            counted = self._usage[contact_id] = (now, used)
+        if counted[1] + len(body.encode()) <= quota:
+            self._over_quota.discard(contact_id)
+            return True
+        ctx.rejections.count(Rejection.QUOTA)
+        if contact_id not in self._over_quota:
+            self._over_quota.add(contact_id)
+            ctx.emit(ContactLimited(contact_id, Limit.QUOTA, quota))
+        return False
 
     async def take_receipt(
         self,

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from app.core.context import Context
@@ -107,9 +107,17 @@ def mailbox_key(box: OurMailbox) -> MailboxKey:
 class Routing:
     """Subscriptions, watches and presence over one pool of relay connections."""
 
-    def __init__(self, ctx: Context, deliver: Callable[[net.Delivered], None]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        deliver: Callable[[net.Delivered], None],
+        room: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`deliver` takes each frame in; `room()` returns once it may take another (the
+        connections are not read meanwhile)."""
         self._ctx = ctx
         self._deliver = deliver
+        self._room = room
         self._pool: RelayPool | None = None
         self._lanes = Lanes(Isolation.SHARED)
         self._shown: dict[str, ConnectionState] = {}
@@ -129,7 +137,9 @@ class Routing:
             proxy = settings.proxy or None
             self._lanes = Lanes(isolation_for(settings.isolation, settings.proxy))
             stagger = STAGGER_S if self._lanes.isolation is Isolation.PER_CONTACT else 0.0
-            self._pool = RelayPool(self.on_net_event, proxy=proxy, stagger=stagger)
+            self._pool = RelayPool(
+                self.on_net_event, proxy=proxy, stagger=stagger, intake=self._room
+            )
         return self._pool
 
     @property
@@ -227,6 +237,10 @@ class Routing:
         boxes = await self._ctx.store.read(lambda r: r.mailboxes.list_ours(contact_id=contact_id))
         for box in boxes:
             await self.listen(box.relay_url, mailbox_key(box), contact_id)
+
+    def known_mailbox(self, mailbox: bytes) -> OurMailbox | None:
+        """One of our contact mailboxes already looked up (no store access)."""
+        return self._contact_boxes.get(mailbox)
 
     async def our_mailbox(self, mailbox: bytes) -> OurMailbox | None:
         """Which of our mailboxes a frame came to (None: one we no longer have)."""

@@ -182,6 +182,15 @@ class MessageRepo:
             raise NotFound("no such message")
         return message_from_row(found)
 
+    def incoming_bytes(self, contact_id: int) -> int:
+        """How much the contact's messages to us take, in UTF-8 bytes of their text."""
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(length(CAST(body AS BLOB))), 0) FROM messages "
+            "WHERE contact_id = ? AND direction = ?",
+            (contact_id, int(Direction.INCOMING)),
+        ).fetchone()
+        return int(row[0])
+
     def find(self, contact_id: int, direction: Direction, msg_id: bytes) -> Message | None:
         found = self._conn.execute(
             f"SELECT {MESSAGE_COLS} FROM messages "

@@ -34,6 +34,14 @@ class Store:
         self._conn = unlocked.conn
         self._key = unlocked.key
         self._repos = Repos(unlocked.conn)
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a unit of work (`run`) is started: something read before an
+        unchanged generation is still what the store holds (reads and units run in order on
+        one thread), so a cache of it may be kept without asking the store again."""
+        return self._generation
 
     @classmethod
     async def _open(cls, paths: ProfilePaths, opener: Callable[[], vault.Unlocked]) -> Store:
@@ -105,6 +113,7 @@ class Store:
     async def run(self, fn: Callable[[Repos], T]) -> T:
         """fn(repos) as one transaction on the store thread: all of it or none of it."""
         repos = self._repos
+        self._generation += 1
 
         def job() -> T:
             with atomic(repos.conn):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from app.core.engine import Engine
@@ -38,6 +39,15 @@ async def carry(
     for item in items:
         await deliver(receiver, item.mailbox_id, item.ciphertext)
     return len(items)
+
+
+async def eventually(check: Callable[[], Awaitable[object]], seconds: float = 20.0) -> None:
+    """Let the loop run until the coroutine `check()` returns something true."""
+    deadline = time.monotonic() + seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        await asyncio.sleep(0.02)
 
 
 async def rows(engine: Engine, *states: ContactState) -> list[Contact]:
