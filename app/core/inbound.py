@@ -61,14 +61,24 @@ class Inbound:
         self.budgets = intake.Budgets()
         # contact id -> (the store's generation when loaded, the session then)
         self._sessions: dict[int, tuple[int, Session]] = {}
+        self._invitations: set[bytes] = set()  # our card mailboxes frames came to
 
     # -- the intake --------------------------------------------------------------------------
 
     def put(self, delivered: net.Delivered) -> None:
         """Queue a frame, unless its mailbox is over its failed-frame budget and checking it
-        would cost anything (then it is dropped unread and counted)."""
-        work, now = self._work(delivered), self._clock()
-        if not self.budgets.worth_trying(delivered.mailbox, work, now, spend=False):
+        would cost anything (then it is dropped unread and counted). A frame whose cost is
+        not known yet (its session is not at hand) is queued: its turn will tell."""
+        mailbox, work = delivered.mailbox, None
+        box = self._routing.known_mailbox(mailbox)
+        cached = (
+            None if box is None or box.contact_id is None else self._sessions.get(box.contact_id)
+        )
+        if cached is not None:
+            work = cached[1].work(delivered.payload)
+        if (cached is not None or mailbox in self._invitations) and not self.budgets.worth_trying(
+            mailbox, work, self._clock(), spend=False
+        ):
             self._ctx.reject("a frame from a mailbox that sends forgeries", Rejection.FLOOD)
             return
         self._queue.append(delivered)
@@ -83,14 +93,6 @@ class Inbound:
 
     def _full(self) -> bool:
         return len(self._queue) >= intake.INTAKE_FRAMES or self._queued_bytes >= intake.INTAKE_BYTES
-
-    def _work(self, delivered: net.Delivered) -> int | None:
-        """What checking the frame costs, when its contact's session is at hand."""
-        box = self._routing.known_mailbox(delivered.mailbox)
-        if box is None or box.contact_id is None:
-            return None
-        cached = self._sessions.get(box.contact_id)
-        return None if cached is None else cached[1].work(delivered.payload)
 
     def stop(self) -> None:
         self._stopping = True
@@ -121,6 +123,7 @@ class Inbound:
             if box is None:
                 return
             if box.purpose is MailboxPurpose.INVITATION:
+                self._invitations.add(box.id)
                 if not self.budgets.worth_trying(box.id, None, self._clock()):
                     self._ctx.reject("a frame from a mailbox that sends forgeries", Rejection.FLOOD)
                     return
