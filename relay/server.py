@@ -56,6 +56,9 @@ DEFAULT_HANDSHAKE_TIMEOUT = 5.0
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 # The receive buffer of a flooding connection (the kernel doubles it for its own use).
 FLOOD_RECEIVE_BUFFER = 4096
+# TCP connections the kernel may hold for the relay to accept: a burst of them waits there
+# instead of having its SYNs dropped (and retried a second later).
+LISTEN_BACKLOG = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,9 @@ def metrics_text(relay: Relay, backplane: Backplane | None = None) -> str:
         "# HELP anonchat_relay_connections Open client connections.",
         "# TYPE anonchat_relay_connections gauge",
         f"anonchat_relay_connections {len(relay.connections)}",
+        "# HELP anonchat_relay_handshakes TCP connections in their WebSocket handshake.",
+        "# TYPE anonchat_relay_handshakes gauge",
+        f"anonchat_relay_handshakes {relay.opening}",
         "# HELP anonchat_relay_connections_total Connections admitted since start.",
         "# TYPE anonchat_relay_connections_total counter",
         f"anonchat_relay_connections_total {c.connections_total}",
@@ -457,6 +463,7 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         ping_timeout=idle / 2,
         close_timeout=5,
         open_timeout=config.handshake_timeout,
+        backlog=LISTEN_BACKLOG,
         ssl=_tls_context(config),
         logger=logging.getLogger("relay.websockets"),
         create_connection=_connection_class(relay, config),

@@ -80,16 +80,21 @@ class RelayLimits:
     max_watchers: int = 16
     # Room for a client watching 1,000 contacts' mailboxes and for several behind one Tor exit.
     max_watches_per_address: int = 8192
-    # All connections of one address together; a client bringing 500 connections up at once
-    # sends about 2,000 frames, and they fit in the burst.
+    # All connections of one address together. A burst costs the others its handling time
+    # once (some 50 ms for 2,000 frames); a client bringing 500 connections up over 2 s sends
+    # about 2,500 frames and waits for none of them.
     address_send_rate: float = 1000.0
-    address_send_burst: int = 4000
-    # Signature checks (subscribes) of one address: about 1% of a core at the rate.
-    address_subscribe_rate: float = 200.0
-    address_subscribe_burst: int = 2000
-    # WebSocket handshakes under way, counted from the TCP accept.
+    address_send_burst: int = 2000
+    # Signature checks (subscribes) of one address: some 3% of a core at the rate, 60 ms of
+    # checks in a burst; that client's 1,500 subscribes are all answered a second after its
+    # last connection opened.
+    address_subscribe_rate: float = 300.0
+    address_subscribe_burst: int = 600
+    # WebSocket handshakes under way, counted from the TCP accept: a legitimate one takes a
+    # round trip or two (TLS), so 256 at once leaves room for a client opening 250 a second
+    # over a slow link.
     max_handshakes: int = 1024
-    max_handshakes_per_address: int = 128
+    max_handshakes_per_address: int = 256
     presence_interval: float = 1.0
 
     def __post_init__(self) -> None:

@@ -395,7 +395,7 @@ def accept_all(key: bytes, sig: bytes, message: bytes) -> bool:
 
 def test_a_client_with_500_contact_connections_comes_up_under_the_default_budgets() -> None:
     """One address, 500 connections opened over 2 s, each subscribing 3 mailboxes, watching
-    its contact's and sending a message: nothing is refused and all is answered within 2.5 s."""
+    its contact's and sending a message: nothing is refused and all is answered within 3.5 s."""
     relay, clock = Relay(verify=accept_all), Clock()
     starts = []
     for n in range(500):
@@ -407,7 +407,7 @@ def test_a_client_with_500_contact_connections_comes_up_under_the_default_budget
         starts.append((clock.now, peer, frames))
     replies = run_driver(relay, starts)
     assert all(len(times) == 5 for times in replies.values())
-    assert max(t for times in replies.values() for t in times) < 2.5
+    assert max(t for times in replies.values() for t in times) < 3.5
     assert relay.rejects.total() == 0
     assert sum(len(c.subscriptions) for c in relay.connections) == 1500
 
