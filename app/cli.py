@@ -276,11 +276,18 @@ async def cmd_add(engine: Engine, args: argparse.Namespace, out: Out) -> None:
 async def cmd_contacts(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     rows = await engine.summaries()
     data = [
-        {**contact_json(s.contact), "unread": s.unread, "established": s.established} for s in rows
+        {
+            **contact_json(s.contact),
+            "unread": s.unread,
+            "established": s.established,
+            "muted": engine.is_muted(s.contact.id),
+        }
+        for s in rows
     ]
     lines = [
         f"{s.contact.id:>4}  {safe(s.contact.display_name)}"
         f"{'  [verified]' if s.contact.verified else ''}"
+        f"{'  [muted]' if engine.is_muted(s.contact.id) else ''}"
         f"{_ended(s.contact) or ('' if s.established else '  [waiting for handshake]')}"
         f"{f'  ({s.unread} unread)' if s.unread else ''}"
         for s in rows
@@ -348,6 +355,16 @@ async def cmd_rename(engine: Engine, args: argparse.Namespace, out: Out) -> None
     contact = await engine.find_anyone(args.contact)
     renamed = await engine.rename(contact.id, args.new_name)
     out.result(contact_json(renamed), f"renamed to {safe(renamed.display_name)}")
+
+
+async def cmd_mute(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    contact = await engine.find_anyone(args.contact)
+    await engine.mute(contact.id, not args.off)
+    name = safe(contact.display_name)
+    out.result(
+        {**contact_json(contact), "muted": not args.off},
+        f"{name} is muted: no notifications" if not args.off else f"{name} is no longer muted",
+    )
 
 
 async def cmd_status(engine: Engine, args: argparse.Namespace, out: Out) -> None:
@@ -498,6 +515,7 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
     "block": cmd_block,
     "delete-contact": cmd_delete_contact,
     "rename": cmd_rename,
+    "mute": cmd_mute,
     "status": cmd_status,
 }
 
@@ -552,6 +570,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rename", help="rename a contact")
     s.add_argument("contact")
     s.add_argument("new_name")
+    s = sub.add_parser("mute", help="no notifications for a contact (their messages still come)")
+    s.add_argument("contact")
+    s.add_argument("--off", action="store_true", help="notify again")
     sub.add_parser("status", help="counts: contacts, requests, outbox, dropped frames")
     s = sub.add_parser("config", help="show or change the network and storage settings")
     c = s.add_subparsers(dest="setting")

@@ -17,7 +17,7 @@ from app.core.errors import UnknownContact, UserError
 from app.core.events import ContactAdded, ContactChanged, ContactRemoved, RequestRemoved
 from app.core.handshakes import forget_channels
 from app.core.messaging import contact_or_none
-from app.core.profile import check_display_name
+from app.core.profile import MUTED_PREFIX, check_display_name
 from app.core.routing import Routing
 from app.crypto.errors import VerificationError
 from app.crypto.identity import PublicIdentity
@@ -201,10 +201,35 @@ class Contacts:
             def unit(r: Repos) -> list[OurMailbox]:
                 old = r.mailboxes.list_ours(contact_id=contact_id)
                 r.contacts.delete(contact_id)
+                r.settings.delete(f"{MUTED_PREFIX}{contact_id}")
                 return old
 
             old = await self._ctx.store.run(unit)
+        self._ctx.settings.muted.discard(contact_id)
         await self._forget(contact_id, old)
+
+    async def mute(self, contact_id: int, muted: bool = True) -> Contact:
+        """Silence (or not) a contact's notifications: their messages still arrive and count
+        as unread; a front end shows no notification for them."""
+        contact = await self._get(contact_id, *ContactState)
+        key = f"{MUTED_PREFIX}{contact_id}"
+
+        def unit(r: Repos) -> None:
+            if muted:
+                r.settings.set(key, "1")
+            else:
+                r.settings.delete(key)
+
+        await self._ctx.store.run(unit)
+        if muted:
+            self._ctx.settings.muted.add(contact_id)
+        else:
+            self._ctx.settings.muted.discard(contact_id)
+        self._ctx.emit(ContactChanged(contact))
+        return contact
+
+    def is_muted(self, contact_id: int) -> bool:
+        return contact_id in self._ctx.settings.muted
 
     async def rename(self, contact_id: int, name: str) -> Contact:
         name = check_display_name(name)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from app.core.events import Event, FrameRejected, Rejection
 from app.core.intake import Bucket
 from app.core.profile import (
+    MUTED_PREFIX,
     SETTING_ISOLATION,
     SETTING_PROXY,
     SETTING_QUOTA,
@@ -45,6 +46,7 @@ class Settings:
     proxy: str = ""  # socks5h://host:port every relay connection goes through, or none
     isolation: str = ""  # which connections carry what (routing.Isolation); "" the default
     quota_mb: int = DEFAULT_QUOTA_MB  # what one contact's messages may take in the store
+    muted: set[int] = field(default_factory=set)  # contacts whose notifications are silenced
 
 
 class Rejections:
@@ -116,6 +118,11 @@ class Context:
         self.settings.proxy = stored.get(SETTING_PROXY, "")
         self.settings.isolation = stored.get(SETTING_ISOLATION, "")
         self.settings.quota_mb = int(stored.get(SETTING_QUOTA, DEFAULT_QUOTA_MB))
+        self.settings.muted = {
+            int(k[len(MUTED_PREFIX) :])
+            for k in stored
+            if k.startswith(MUTED_PREFIX) and k[len(MUTED_PREFIX) :].isdigit()
+        }
 
     def reject(self, reason: str, kind: Rejection) -> None:
         """Something that arrived was dropped: count it by kind and tell the front ends (a

@@ -92,6 +92,8 @@ class Engine:
         self.block = contacts.block
         self.delete_contact = contacts.delete_contact
         self.rename = contacts.rename
+        self.mute = contacts.mute
+        self.is_muted = contacts.is_muted
         self.safety_number = contacts.safety_number
         self.verification_code = contacts.verification_code
         self.verify = contacts.verify

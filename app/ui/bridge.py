@@ -15,6 +15,7 @@ from app.core.events import (
     ConnectionChanged,
     ContactAdded,
     ContactChanged,
+    ContactLimited,
     ContactRemoved,
     Event,
     FrameRejected,
@@ -38,6 +39,7 @@ class EngineBridge(QObject):
     message_added = Signal(object)  # Message
     message_status_changed = Signal(int, int, str)  # contact id, message row, Status value
     frame_rejected = Signal(str)
+    contact_limited = Signal(object)  # ContactLimited
     contact_dirty = Signal(int)  # anything this contact's list row shows may have changed
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
@@ -82,3 +84,5 @@ class EngineBridge(QObject):
                 self.contact_dirty.emit(contact_id)
             case FrameRejected(reason, _):
                 self.frame_rejected.emit(reason)
+            case ContactLimited():
+                self.contact_limited.emit(event)

@@ -178,6 +178,9 @@ class ContactActions(QObject):
         menu.addAction("Safety &number").triggered.connect(
             lambda: self.safety_requested.emit(contact.id)
         )
+        muted = self._engine.is_muted(contact.id)
+        mute = menu.addAction("Un&mute notifications" if muted else "&Mute notifications")
+        mute.triggered.connect(lambda: spawn(self._mute(contact, not muted), "muting a contact"))
         menu.addSeparator()
         block = menu.addAction("&Block…")
         block.setEnabled(not contact.blocked)
@@ -186,6 +189,15 @@ class ContactActions(QObject):
         self.menu = menu
         menu.popup(at)
         return menu
+
+    async def _mute(self, contact: Contact, muted: bool) -> None:
+        await self._engine.mute(contact.id, muted)
+        who = safe_text(contact.display_name)
+        self.done.emit(
+            f"{who} is muted: their messages arrive without a notification."
+            if muted
+            else f"Notifications from {who} are back on."
+        )
 
     def rename(self, contact: Contact) -> RenameDialog:
         dialog = RenameDialog(self._engine, contact, self._parent)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.errors import UserError
+from app.core.events import ContactLimited, Limit
 from app.domain.contacts import Contact, ContactState
 from app.domain.messages import Direction, Message, SearchHit, Status
 from app.ui.a11y import name_controls
@@ -156,6 +157,7 @@ class MainWindow(QMainWindow):
             lambda cid, row, status: self.panel.set_status(cid, row, Status(status))
         )
         b.frame_rejected.connect(lambda why: self.say(f"Dropped a message: {safe_text(why)}"))
+        b.contact_limited.connect(self._on_limited)
 
         self.empty.setAccessibleName("No conversation open")
         name_controls(self)
@@ -284,7 +286,8 @@ class MainWindow(QMainWindow):
         showing = self.showing(message.contact_id)
         if message.direction is Direction.INCOMING:
             seen = showing and self.isVisible() and not self.isMinimized() and self.isActiveWindow()
-            if not seen and self.prefs.notifications:
+            muted = self.engine.is_muted(message.contact_id)
+            if not seen and self.prefs.notifications and not muted:
                 self._notify(message)
         if not showing or self.panel.contact is None:
             return
@@ -292,6 +295,23 @@ class MainWindow(QMainWindow):
         writable = self.panel.contact.state is ContactState.CONTACT  # a request stays unread
         if message.direction is Direction.INCOMING and self.isVisible() and writable:
             self.read_marks.soon(message.contact_id)
+
+    def _on_limited(self, event: ContactLimited) -> None:
+        """A contact's messages are being left out for now: say who and why, once."""
+        row = self.contacts.row_of(event.contact_id)
+        name = self.contacts.summary(row).contact.display_name if row is not None else ""
+        who = safe_text(name) or "A contact"
+        if event.limit is Limit.QUOTA:
+            text = (
+                f"{who}'s messages fill the {event.quota_bytes // 1_000_000} MB kept per "
+                "contact: new ones wait on their side until there is room."
+            )
+        else:
+            text = (
+                f"{who} is sending faster than AnonChat takes in: their messages arrive "
+                "slowly. You can mute them from the contact menu."
+            )
+        self.say(text, 15_000)
 
     def _notify(self, message: Message) -> None:
         row = self.contacts.row_of(message.contact_id)

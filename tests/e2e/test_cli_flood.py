@@ -92,3 +92,21 @@ def test_a_real_message_arrives_through_a_flood_of_skip_counter_frames(
     rejected = listener.of("rejected")
     # Most were dropped unread; the front end heard of a few only.
     assert 0 < len(rejected) < 100
+
+
+def test_mute_and_the_storage_quota_from_the_command_line(
+    relay: Relay, make_profile: Callable[..., Profile]
+) -> None:
+    _, bob = pair(make_profile, relay.url)
+    assert bob.run("mute", "Alice").data["muted"] is True
+    (row,) = bob.contacts()
+    assert row["muted"] is True
+    assert "[muted]" in bob.run("contacts", json_out=False).out
+    bob.run("mute", "Alice", "--off")
+    assert bob.contacts()[0]["muted"] is False
+    assert bob.run("config").data["quota_mb"] == 64
+    assert bob.run("config", "quota", "5").data["quota_mb"] == 5
+    refused = bob.run("config", "quota", "0", expect=None)
+    assert refused.rc != 0
+    assert "quota" in refused.err
+    assert bob.run("config").data["quota_mb"] == 5

@@ -4,8 +4,10 @@ or without keeping the conversation), checked in the widgets and in the engine."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtTest import QTest
@@ -17,9 +19,16 @@ from app.ui.contact_menu import ConfirmDialog, RenameDialog
 from app.ui.dialogs import SafetyDialog
 from app.ui.text import safe_text
 from app.ui.window import MainWindow
-from tests.ui.conftest import accept_in_window, headless, me_and_peers, until, write_to
+from tests.ui.conftest import (
+    accept_in_window,
+    eventually,
+    headless,
+    me_and_peers,
+    until,
+    write_to,
+)
 
-ENTRIES = ["Rename…", "Safety number", "Block…", "Delete…"]
+ENTRIES = ["Rename…", "Safety number", "Mute notifications", "Block…", "Delete…"]
 
 
 def top(kind: type) -> object:
@@ -169,5 +178,43 @@ def test_cancel_changes_nothing(run, tmp_path: Path) -> None:
             (row,) = await engine.summaries()
             assert row.contact.state is ContactState.CONTACT
             assert window.panel.composer.isEnabled()
+
+    run(body())
+
+
+def test_a_muted_contact_brings_no_notification_until_unmuted(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body() -> None:
+        async with me_and_peers(tmp_path) as (window, url, peers):
+            peers.append(bob := await headless(tmp_path / "bob", "Bob", url))
+            to_me = await write_to(bob, await window.engine.card(), "hello")
+            contact = await accept_in_window(window, "Bob")
+            notified: list[str] = []
+            monkeypatch.setattr(
+                window.tray, "notify", lambda _cid, _who, text, *_a, **_k: notified.append(text)
+            )
+            window.showMinimized()  # away: an incoming message is a notification
+
+            await bob.send(to_me, "one")
+            await until(lambda: notified == ["one"], what="a notification")
+            mute = entries(menu_by_keyboard(window))["Mute notifications"]
+            mute.trigger()  # type: ignore[attr-defined]
+            await until(lambda: window.engine.is_muted(contact.id), what="muted")
+            assert "muted" in window.statusBar().currentMessage()
+            await bob.send(to_me, "two")
+
+            async def arrived() -> bool:
+                return any(m.body == "two" for m in await window.engine.messages(contact.id, 5))
+
+            await eventually(arrived, what="the message stored")
+            await asyncio.sleep(0.3)  # its event reached the window
+            assert notified == ["one"]
+            menu = menu_by_keyboard(window)
+            assert "Unmute notifications" in entries(menu)
+            entries(menu)["Unmute notifications"].trigger()  # type: ignore[attr-defined]
+            await until(lambda: not window.engine.is_muted(contact.id), what="unmuted")
+            await bob.send(to_me, "three")
+            await until(lambda: notified == ["one", "three"], what="notifications again")
 
     run(body())
