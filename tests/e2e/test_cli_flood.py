@@ -3,13 +3,21 @@ arrives. Real relay, real `anonchat-cli listen` processes, the injecting relay i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import re
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
+from app.crypto.card import Card
+from relay import wire
 from tests.e2e.conftest import Listener, Profile, Relay, pair
 from tests.e2e.injector import Injector, skip_frame
 
@@ -110,3 +118,58 @@ def test_mute_and_the_storage_quota_from_the_command_line(
     assert refused.rc != 0
     assert "quota" in refused.err
     assert bob.run("config").data["quota_mb"] == 5
+
+
+async def _strangers(url: str, mailbox: bytes, connections: int, seconds: float) -> int:
+    """`connections` clients with nothing but a card: each sends 60 KB of junk to its mailbox
+    at just under the relay's send rate (within its limits) for `seconds`."""
+    frame = lambda rid: wire.encode(wire.Send(rid, mailbox, os.urandom(60_000)))  # noqa: E731
+
+    async def one() -> int:
+        sent = 0
+        async with connect(url, max_size=None, compression=None) as ws:
+            await ws.recv()  # hello
+            reader = asyncio.create_task(_drain(ws))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
+            while loop.time() < deadline:
+                sent += 1
+                await ws.send(frame(sent))
+                await asyncio.sleep(1 / 90)
+            reader.cancel()
+        return sent
+
+    return sum(await asyncio.gather(*(one() for _ in range(connections))))
+
+
+async def _drain(ws: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in ws:
+            pass
+
+
+def _slow_consumers(relay: Relay) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{relay.port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    found = re.search(r'rejects_total\{reason="slow_consumer"\} (\d+)', text)
+    return int(found.group(1)) if found else 0
+
+
+def test_strangers_with_the_card_cannot_exhaust_the_client_through_the_stock_relay(
+    relay: Relay, make_profile: Callable[..., Profile]
+) -> None:
+    bob = make_profile("Bob", relay.url)
+    card = bob.card()
+    listener = bob.listen()
+    listener.wait_listening()
+    before = rss_mb(listener.proc.pid)
+    sampler = PeakRss(listener.proc.pid)
+    sent = asyncio.run(_strangers(relay.url, Card.parse(card).mailbox, 10, 3.0))
+    peak = sampler.stop()
+    assert sent > 2000
+    assert peak - before < 64, (before, peak)
+    assert _slow_consumers(relay) == 0  # Bob kept up: dropped unread, not left unread
+    # The card still works for a friend.
+    alice = make_profile("Alice", relay.url)
+    alice.run("add", card, "--wait", "30")
+    listener.wait_for(lambda ev: any(e.get("event") == "request" for e in ev), timeout=60)
