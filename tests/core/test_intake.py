@@ -243,3 +243,42 @@ def test_receipts_leave_in_batches_many_ids_to_a_frame(tmp_path: Path) -> None:
 async def _receipt_items(engine: Engine) -> list[OutboxItem]:
     items = await engine.store.read(lambda r: r.outbox.due(2**62, 10_000))
     return [i for i in items if i.kind is OutboxKind.RECEIPT]
+
+
+def test_the_intake_holds_at_most_its_bound_and_the_link_waits_for_room(tmp_path: Path) -> None:
+    async def body() -> None:
+        bob = await make(tmp_path / "b", "Bob")
+        inbound = bob._inbound  # the queue itself, before any receive loop runs
+        try:
+
+            async def room() -> bool:
+                try:
+                    await asyncio.wait_for(inbound.room(), 0.05)
+                except TimeoutError:
+                    return False
+                return True
+
+            for _ in range(intake.INTAKE_FRAMES - 1):
+                inbound.put(Delivered(RELAY, os.urandom(32), b"x"))
+            assert await room()
+            inbound.put(Delivered(RELAY, os.urandom(32), b"x"))
+            assert not await room()  # full by count: the link reads no further
+            loop = asyncio.create_task(inbound.run())  # frames for no mailbox of ours
+
+            async def drained() -> bool:
+                return not inbound._queue
+
+            await eventually(drained)
+            big = b"x" * (1 << 20)
+            async with bob._ctx.lock:  # the loop waits: nothing is taken out meanwhile
+                for _ in range((intake.INTAKE_BYTES >> 20) + 1):
+                    inbound.put(Delivered(RELAY, os.urandom(32), big))
+                assert len(inbound._queue) < 16
+                assert not await room()  # full by bytes, far below the count
+            await asyncio.wait_for(inbound.room(), 10)
+            inbound.stop()
+            await loop
+        finally:
+            await bob.close()
+
+    asyncio.run(body())

@@ -27,6 +27,8 @@ TARGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The authenticity code: who may start, change, block or end a contact.
     ("app/core/handshakes.py", ("tests/core",)),
     ("app/core/contacts.py", ("tests/core",)),
+    # The bounds under attack: what the client takes in, and how fast.
+    ("app/core/intake.py", ("tests/core/test_intake.py",)),
     ("relay/state.py", ("tests/relay",)),
 )
 
