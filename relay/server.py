@@ -304,7 +304,8 @@ async def _sleep_until(ws: ServerConnection, until: float) -> None:
 
 
 class _Throttle:
-    """What the server does to a connection over its send budget (see relay.state.Pause)."""
+    """What the server does to a connection over its send budget (see relay.state.Pause) or
+    its address's (see relay.state.Wait)."""
 
     __slots__ = ("_saved", "_socket", "_ws")
 
@@ -314,15 +315,17 @@ class _Throttle:
         self._saved: int | None = None  # the socket's own receive buffer, while shrunk
 
     async def pause(self, until: float) -> None:
-        """Read nothing until the next token is due: a flood waits in the kernel's buffers
-        and then the client's, so a flooder costs about two frames per refill interval."""
+        """Read nothing until the next token is due (of the connection's budget, or of its
+        address's): a flood waits in the kernel's buffers and then the client's, so a flooder
+        costs about two frames per refill interval."""
         self.window(small=True)
         await _sleep_until(self._ws, until)
 
     def window(self, *, small: bool) -> None:
-        """While a client floods, keep its TCP receive window small. What it sends then waits
-        on its side, and each read brings a few frames to parse, not the quarter megabyte a
-        full window holds, whose parsing would stall every other client."""
+        """While a client floods or waits for its address's budget, keep its TCP receive
+        window small. What it sends then waits on its side, and each read brings a few frames
+        to parse, not the quarter megabyte a full window holds, whose parsing would stall
+        every other client."""
         sock = self._socket
         if sock is None or small == (self._saved is not None):
             return
@@ -406,7 +409,7 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         if config.debug_identifiers:
             log.debug("connection from %s", address)
         close: Close | None = None
-        throttle: _Throttle | None = None  # made at the first dropped frame
+        throttle: _Throttle | None = None  # made at the first dropped or delayed frame
         try:
             async for message in ws:
                 now = loop.time()
@@ -414,10 +417,16 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                     result = relay.receive(conn, message, now)
                 else:
                     result = relay.receive_text(conn, now)
+                waited = isinstance(result, Wait)
                 while isinstance(result, Wait):  # the address's budget: handled when due
-                    await _sleep_until(ws, result.until)
+                    throttle = throttle or _Throttle(ws)
+                    await throttle.pause(result.until)
+                    if ws.protocol.state is not State.OPEN:
+                        break
                     result = relay.resume(conn, result, loop.time())
-                if throttle is not None and not relay.flooding(conn, now):
+                if isinstance(result, Wait):
+                    break  # closed while it waited: what it sent is not worth handling
+                if throttle is not None and not waited and not relay.flooding(conn, now):
                     throttle.window(small=False)
                 # The backplane's part completes before the next frame is read: replies stay
                 # in request order.
