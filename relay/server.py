@@ -458,7 +458,12 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         """Presence notices that waited out their quiet interval, and address bookkeeping."""
         while True:
             now = loop.time()
-            await asyncio.sleep(relay.tick(now) - now)
+            try:
+                due = relay.tick(now)
+            except Exception:  # our bug: say so, and keep presence going for the rest
+                log.exception("relay tick failed")
+                due = now + 1.0
+            await asyncio.sleep(due - now)
 
     idle = config.limits.idle_timeout
     server = await serve(
