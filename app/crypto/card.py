@@ -24,6 +24,7 @@ FIRST_VERSION = 1  # every version-1 card was a long-lived address (read as one)
 FLAG_ADDRESS = 0x01  # set: a long-lived address; clear: a code that works for one contact
 CHECKSUM_SIZE = 4
 MAX_URL_BYTES = 200
+MAX_CARD_CHARS = 16 * 1024  # a card's text, spaces included; the largest card is 649 characters
 _MIN_BODY = 1 + 4 * KEY_SIZE + 1 + 1
 
 
@@ -84,6 +85,8 @@ class Card:
         """The card in `text`, or one `CardError` whose reason says what is wrong."""
         if not isinstance(text, str):
             raise CardError("not text")
+        if len(text) > MAX_CARD_CHARS:  # refused before any copy of it is made
+            raise CardError(f"too large: {len(text)} characters, at most {MAX_CARD_CHARS}")
         text = "".join(text.split())
         if text[: len(CARD_PREFIX)].lower() != CARD_PREFIX:
             raise CardError("not an AnonChat card")
