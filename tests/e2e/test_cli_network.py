@@ -23,10 +23,15 @@ def test_a_proxy_makes_each_contact_a_connection_of_its_own(
     assert me.run("config").data == {
         "proxy": "socks5h://127.0.0.1:9050",
         "isolation": "per-contact",
+        "quota_mb": 64,
     }
 
     assert me.run("config", "isolation", "shared").data["isolation"] == "shared"
-    assert me.run("config", "proxy", "none").data == {"proxy": None, "isolation": "shared"}
+    assert me.run("config", "proxy", "none").data == {
+        "proxy": None,
+        "isolation": "shared",
+        "quota_mb": 64,
+    }
     assert me.run("config", "isolation", "default").data["isolation"] == "card-apart"
     text = me.run("config", json_out=False).out
     assert "proxy: none (direct connections)" in text
@@ -48,7 +53,7 @@ def test_a_wrong_proxy_is_refused_and_changes_nothing(
         assert "not a proxy URL" in result.err or "without credentials" in result.err
         assert "secret" not in result.err
     assert snapshot(me.dir) == before
-    assert me.run("config").data == {"proxy": None, "isolation": "card-apart"}
+    assert me.run("config").data == {"proxy": None, "isolation": "card-apart", "quota_mb": 64}
 
 
 def test_a_proxy_that_is_down_is_named_when_the_relay_is_not_reached(
