@@ -9,7 +9,8 @@ Nothing a client does cheaply may cost the relay much: every frame is paid for t
 connection's token bucket (over it, dropped) and from its address's (over it, handled late: the
 driver reads nothing more from that connection meanwhile), and every signature check from the
 address's check budget the same way. Presence notices go out at most once per
-``presence_interval`` per mailbox, the latest state winning (:meth:`Relay.tick`).
+``presence_interval`` per mailbox, the latest state winning (:meth:`Relay.tick`), and one told
+to more watchers than a pairwise mailbox has is paid for by the address that caused it.
 
 Several relay processes can share routing through a backplane (relay/backplane.py). The state
 stays sans-I/O: it tells the backplane through a :class:`Remote` which mailboxes it holds and
@@ -50,6 +51,9 @@ _TOKEN_SLACK = 1e-9
 _NEVER = -math.inf
 # How often addresses with nothing open are checked for full budgets, and forgotten.
 SWEEP_INTERVAL = 1.0
+# A presence notice to more watchers than a pairwise mailbox has (its contact's devices) costs
+# the address whose subscribe or unsubscribe caused it a frame token per further watcher.
+FREE_WATCHERS = 2
 
 
 def verify_ed25519(key: bytes, signature: bytes, message: bytes) -> bool:
@@ -205,16 +209,26 @@ class Bucket:
 
     def take(self, now: float) -> float:
         """Reserve one token; the time it is due, ``now`` when the bucket had one."""
-        if now > self.stamp:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
+        self._refill(now)
         self.tokens -= 1.0
         if self.tokens >= -_TOKEN_SLACK:
             return now
         return self.stamp - self.tokens / self.rate
 
+    def owe(self, count: int, now: float) -> None:
+        """Take ``count`` more tokens after the fact, at most a burst deep into debt: later
+        frames wait for them, but never longer than two bursts' refill (and a token per
+        connection) all told."""
+        self._refill(now)
+        self.tokens = min(self.tokens, max(self.tokens - count, -self.burst))
+
     def full(self, now: float) -> bool:
         return self.tokens + max(0.0, now - self.stamp) * self.rate >= self.burst - _TOKEN_SLACK
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
 
 
 class Address:
@@ -358,8 +372,9 @@ class Relay:
         # Watched mailboxes that have a subscriber on another relay, as the backplane last said.
         self.remote_online: set[bytes] = set()
         # Mailboxes whose watchers were told something less than presence_interval ago: until
-        # when the next notice must wait, and what they were told. Oldest first.
-        self.quiet: dict[bytes, tuple[float, bool]] = {}
+        # when the next notice must wait, what they were told, and the address that changed
+        # the mailbox since (it pays for the next notice). Oldest first.
+        self.quiet: dict[bytes, tuple[float, bool, Address | None]] = {}
         # Addresses with no socket and no connection, kept until their budgets are full.
         self._resting: set[str] = set()
         self._swept = _NEVER
@@ -470,13 +485,13 @@ class Relay:
         again; returns when to call again (no later than a second from now)."""
         quiet = self.quiet
         while quiet:
-            mailbox, (until, told) = next(iter(quiet.items()))
+            mailbox, (until, told, payer) = next(iter(quiet.items()))
             if until > now:
                 break
             del quiet[mailbox]
             online = self.online(mailbox)
             if online != told and mailbox in self.watchers:
-                self._notify(mailbox, online, now)
+                self._notify(mailbox, online, now, payer)
         if now - self._swept >= SWEEP_INTERVAL:
             self._swept = now
             for address in [a for a in self._resting if self._spent(a, now)]:
@@ -647,7 +662,7 @@ class Relay:
             targets.add(conn)
             if len(targets) == 1:
                 if frame.mailbox not in self.remote_online:
-                    self._changed(frame.mailbox, now)
+                    self._changed(frame.mailbox, now, conn.origin)
                 if self.remote is not None:
                     self.remote.hold(frame.mailbox)
                     return Hold(conn, rid, frame.mailbox)
@@ -665,7 +680,7 @@ class Relay:
             if self.remote is not None:
                 self.remote.release(mailbox)
             if mailbox not in self.remote_online:
-                self._changed(mailbox, now)
+                self._changed(mailbox, now, conn.origin)
 
     def _on_watch(self, conn: Connection, frame: wire.Watch) -> Lookup | None:
         limits = self.limits
@@ -723,26 +738,33 @@ class Relay:
         quiet = self.quiet.get(mailbox)
         return self.online(mailbox) if quiet is None else quiet[1]
 
-    def _changed(self, mailbox: bytes, now: float) -> None:
-        """``mailbox`` went online or offline: its watchers hear of it now, unless they heard
-        about it less than ``presence_interval`` ago; then :meth:`tick` tells them the state
-        it is in by the end of that interval, if that differs from what they were told."""
+    def _changed(self, mailbox: bytes, now: float, payer: Address | None) -> None:
+        """``mailbox`` went online or offline, by a frame from ``payer`` (None: another
+        relay's doing). Its watchers hear of it now, unless they heard about it less than
+        ``presence_interval`` ago; then :meth:`tick` tells them the state it is in by the end
+        of that interval, if that differs from what they were told."""
         quiet = self.quiet.get(mailbox)
         if quiet is not None:
-            if quiet[0] > now:
+            until, told, _ = quiet
+            if until > now:
+                self.quiet[mailbox] = (until, told, payer)
                 return
             del self.quiet[mailbox]  # over, and tick() has not come round to it yet
-            if self.online(mailbox) == quiet[1]:
+            if self.online(mailbox) == told:
                 return
         if mailbox in self.watchers:
-            self._notify(mailbox, self.online(mailbox), now)
+            self._notify(mailbox, self.online(mailbox), now, payer)
 
-    def _notify(self, mailbox: bytes, online: bool, now: float) -> None:
-        self.quiet[mailbox] = (now + self.limits.presence_interval, online)
+    def _notify(self, mailbox: bytes, online: bool, now: float, payer: Address | None) -> None:
+        self.quiet[mailbox] = (now + self.limits.presence_interval, online, None)
         data = wire.encode(wire.Presence(mailbox, online))
+        told = 0
         for watcher in tuple(self.watchers[mailbox]):
             if mailbox not in watcher.awaiting:
                 self._emit(watcher, data)
+                told += 1
+        if payer is not None and told > FREE_WATCHERS:
+            payer.frames.owe(told - FREE_WATCHERS, now)
 
     # -- from the backplane -------------------------------------------------------------------
 
@@ -773,7 +795,7 @@ class Relay:
         else:
             self.remote_online.discard(mailbox)
         if mailbox not in self.subscribers:
-            self._changed(mailbox, now)
+            self._changed(mailbox, now, None)
 
     def remote_lost(self, now: float) -> None:
         """The backplane is down: no other relay is reachable, so none counts as online."""

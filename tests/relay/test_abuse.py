@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay import wire
-from relay.state import Hold, Lookup, Relay, RelayLimits, Wait
+from relay.state import Address, Hold, Lookup, Relay, RelayLimits, Wait
 from relay.wire import ErrorCode
 from tests.relay.test_backplane_state import Recorder
 from tests.relay.test_state import KEYS
@@ -241,6 +241,42 @@ def test_whatever_the_churn_each_watcher_ends_up_told_the_state_and_never_twice_
             times = [at for at, box in notices[i] if box == m]
             assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
     assert relay.quiet == {}
+
+
+def test_a_notice_to_more_than_two_watchers_is_paid_by_the_address_that_caused_it() -> None:
+    """Each watcher told beyond the two a pairwise mailbox has costs the subscriber's address
+    a frame token, also when the notice goes out at the end of the quiet interval."""
+    limits = RelayLimits(address_send_rate=10.0, address_send_burst=10)
+    relay, clock = Relay(limits), Clock()
+    watchers = [Peer(relay, clock, f"10.0.1.{n}") for n in range(6)]
+    sub = Peer(relay, clock, "10.0.0.9")
+    m = KEYS[0].mailbox
+    for w in watchers:
+        w.send(wire.Watch(1, (m,)))
+    sub.send(KEYS[0].subscribe(1, sub.challenge))  # 1 token, and 4 for the notice
+    assert relay.addresses["10.0.0.9"].frames.tokens == 5
+    clock.now = 0.5
+    sub.send(wire.Unsubscribe(2, m))  # held back: the notice waits for the interval's end
+    assert relay.addresses["10.0.0.9"].frames.tokens == 9
+    clock.now = 1.0
+    relay.tick(1.0)
+    assert all(w.frames()[-1] == presence(m, False) for w in watchers)
+    assert relay.addresses["10.0.0.9"].frames.tokens == 6  # full again, then paid 4
+
+
+def test_two_watchers_are_told_for_nothing_and_debt_stops_a_burst_deep() -> None:
+    limits = RelayLimits(address_send_rate=10.0, address_send_burst=10)
+    relay, clock = Relay(limits), Clock()
+    bucket = relay.addresses.setdefault("10.0.0.9", Address(limits, 0.0)).frames
+    pair = [Peer(relay, clock, f"10.0.1.{n}") for n in range(2)]
+    sub = Peer(relay, clock, "10.0.0.9")
+    for w in pair:
+        w.send(wire.Watch(1, (KEYS[0].mailbox,)))
+    sub.send(KEYS[0].subscribe(1, sub.challenge))
+    assert bucket.tokens == 9
+    bucket.owe(1000, 0.0)
+    assert bucket.tokens == -10
+    assert sub.send(wire.Ping(2)) == Wait(1.1, wire.encode(wire.Ping(2)))
 
 
 # -- watch caps ------------------------------------------------------------------------------
