@@ -597,8 +597,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
         )
     except ValueError as exc:
         message = str(exc)
-        for limit in fields(RelayLimits):  # say it in the flags' names
-            message = message.replace(limit.name, "--" + limit.name.replace("_", "-"))
+        # Say it in the flags' names, the longest first: max_watches is in max_watches_per_address.
+        for name in sorted((f.name for f in fields(RelayLimits)), key=len, reverse=True):
+            message = message.replace(name, "--" + name.replace("_", "-"))
         p.error(message)
     if not 0 < a.handshake_timeout < math.inf:
         p.error("--handshake-timeout must be a positive number of seconds")

@@ -296,3 +296,19 @@ def test_every_limit_flag_is_in_protocol_md_with_its_default() -> None:
         found = re.search(rf"`{flag}` \(([\d.]+)(/s| s| MiB)?", section)
         assert found is not None, flag
         assert float(found.group(1)) * units[found.group(2) or ""] == getattr(args, name), flag
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--max-watches-per-address", "0"),
+        ("--address-send-rate", "0"),
+        ("--max-handshakes-per-address", "0"),
+        ("--max-watchers", "0"),
+        ("--presence-interval", "-1"),
+    ],
+)
+def test_the_cli_names_the_flag_of_a_bad_limit(flag: str, value: str) -> None:
+    done = run_cli(flag, value)
+    assert done.returncode == 2
+    assert f"error: {flag} must be" in done.stderr
