@@ -1,12 +1,16 @@
 """Add contact and Safety number, and the QR image of a code. Non-modal: opened with show(),
-never exec(), so the asyncio loop keeps running; image decoding runs off the GUI thread."""
+never exec(), so the asyncio loop keeps running; image decoding runs off the GUI thread.
+
+Whatever is pasted, dropped or opened is bounded before it is read: a code's text by its length
+(MAX_CODE_CHARS), a picture by its size (app/core/qr.py and app/ui/scanner.py); over the cap it
+is refused at once as too large and nothing is filled in."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QByteArray, QMimeData, Qt, Signal
 from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
@@ -29,14 +33,42 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.errors import UserError
-from app.core.qr import QrError, decode_file, decode_image, make_png
+from app.core.qr import QrError, check_dimensions, decode_file, make_png
+from app.crypto.card import MAX_CARD_CHARS
 from app.domain.contacts import CardPreview, Contact, ContactState
 from app.ui.aio import off_thread, spawn
-from app.ui.scanner import CameraScanner, RegionSelector
+from app.ui.scanner import (
+    CameraScanner,
+    RegionSelector,
+    decode_bytes,
+    decode_picture,
+    encoded_image_format,
+)
 from app.ui.text import safe_text, sentence
 from app.ui.theme import note_label
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp)"
+MAX_CODE_CHARS = MAX_CARD_CHARS  # a card or a verification code as text (either is < 700)
+
+
+def too_long(length: int) -> str | None:
+    """Why text of this length cannot be a code, or None when it may be one."""
+    if length <= MAX_CODE_CHARS:
+        return None
+    return f"This is too large to be a code: {length} characters, at most {MAX_CODE_CHARS}."
+
+
+class CodeEdit(QPlainTextEdit):
+    """The code as text. A paste or drop into it of more text than a code can be is refused
+    (said through `refused`) before it is inserted."""
+
+    refused = Signal(str)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        if source.hasText() and (why := too_long(len(source.text()))):
+            self.refused.emit(why)
+            return
+        super().insertFromMimeData(source)
 
 
 def qr_pixmap(text: str, scale: int = 6) -> QPixmap:
@@ -83,7 +115,8 @@ class AddContactDialog(QDialog):
             "picture of it, or paste their code as text."
         )
         intro.setWordWrap(True)
-        self.text = QPlainTextEdit()
+        self.text = CodeEdit()
+        self.text.refused.connect(self._show_error)
         self.text.setPlaceholderText("anonchat:…")
         self.text.setAccessibleName("Their code")
         self.text.setFixedHeight(self.text.fontMetrics().height() * 5)
@@ -153,13 +186,31 @@ class AddContactDialog(QDialog):
 
     # -- sources -------------------------------------------------------------------------
 
+    def _too_long(self) -> bool:
+        """Whether the text box holds more than a code can be (then said), read without
+        copying its text."""
+        why = too_long(self.text.document().characterCount() - 1)  # less the final separator
+        if why:
+            self._show_error(why)
+        return why is not None
+
+    def _take_text(self, text: str) -> None:
+        """Pasted or dropped text into the box, unless it is longer than a code can be."""
+        why = too_long(len(text))
+        if why:
+            self._show_error(why)
+        else:
+            self.text.setPlainText(text.strip())
+
     def _parse(self) -> None:
         """The engine reads the code (the one card parser) and says whose it is."""
-        raw = self.text.toPlainText().strip()
         self.found = None
         self.add_button.setEnabled(False)
         self.error.hide()
         self.whose.clear()
+        if self._too_long():
+            return
+        raw = self.text.toPlainText().strip()
         if raw:
             spawn(self._preview(raw), "reading whose code this is")
 
@@ -204,6 +255,7 @@ class AddContactDialog(QDialog):
     def select_region(self, shot: QPixmap) -> RegionSelector:
         selector = RegionSelector(shot)
         selector.chosen.connect(lambda image: spawn(self.load_image(image), "reading the screen"))
+        selector.refused.connect(lambda why: self._show_error(sentence(why)))
         selector.show()
         selector.activateWindow()
         selector.setFocus()
@@ -229,26 +281,66 @@ class AddContactDialog(QDialog):
         self.text.setPlainText(text)
 
     async def load_image(self, image: QImage) -> None:
+        """A decoded picture (the screen, a pasted or dropped image): refused as too large by
+        its size before it is copied, converted or scanned."""
         try:
-            text = await off_thread(decode_image, image.copy())
+            check_dimensions(image.width(), image.height())
+            text = await off_thread(decode_picture, image)
         except QrError as exc:
             self._show_error(sentence(str(exc)))
             return
         self.text.setPlainText(text)
 
+    async def load_bytes(self, data: QByteArray) -> None:
+        """An encoded picture (pasted or dropped): its size is read from its header and checked
+        before it is decoded, off the GUI thread."""
+        try:
+            text = await off_thread(decode_bytes, data)
+        except QrError as exc:
+            self._show_error(sentence(str(exc)))
+            return
+        self.text.setPlainText(text)
+
+    def _take_picture(self, data: QMimeData, what: str) -> bool:
+        """The picture in pasted or dropped data, read from its encoded bytes when it has some
+        (a platform clipboard decodes `imageData()` with no cap of ours), else the decoded
+        image; False when it holds no picture."""
+        fmt = encoded_image_format(data.formats())
+        if fmt is not None:
+            spawn(self.load_bytes(data.data(fmt)), what)
+            return True
+        if not data.hasImage():
+            return False
+        picture = data.imageData()
+        if isinstance(picture, QPixmap):
+            try:
+                check_dimensions(picture.width(), picture.height())
+            except QrError as exc:
+                self._show_error(sentence(str(exc)))
+                return True
+            picture = picture.toImage()
+        if not isinstance(picture, QImage):
+            return False
+        spawn(self.load_image(picture), what)
+        return True
+
     def paste_clipboard(self) -> None:
         data = QGuiApplication.clipboard().mimeData()
-        if data is not None and data.hasImage():
-            image = QImage(data.imageData())
-            spawn(self.load_image(image), "reading the clipboard")
-        elif data is not None and data.hasText() and data.text().strip():
-            self.text.setPlainText(data.text().strip())
+        if data is not None and self._take_picture(data, "reading the clipboard"):
+            return
+        if data is not None and data.hasText() and (text := data.text()).strip():
+            self._take_text(text)
         else:
             self._show_error("The clipboard holds neither a code nor a picture.")
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         data = event.mimeData()
-        if data.hasUrls() or data.hasImage() or data.hasText():
+        if (
+            data.hasUrls()
+            or data.hasImage()
+            or data.hasText()
+            or encoded_image_format(data.formats()) is not None
+        ):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
@@ -256,10 +348,10 @@ class AddContactDialog(QDialog):
         local = [u.toLocalFile() for u in data.urls() if u.isLocalFile()]
         if local:
             spawn(self.load_file(Path(local[0])), "reading a dropped file")
-        elif data.hasImage():
-            spawn(self.load_image(QImage(data.imageData())), "reading a dropped image")
+        elif self._take_picture(data, "reading a dropped image"):
+            pass
         elif data.hasText():
-            self.text.setPlainText(data.text().strip())
+            self._take_text(data.text())
         else:
             return
         event.acceptProposedAction()
@@ -299,9 +391,11 @@ class VerifyScanDialog(AddContactDialog):
         self.text.setPlaceholderText("anonchat-verify:…")
 
     def _parse(self) -> None:
-        raw = self.text.toPlainText().strip()
         self.error.hide()
         self.whose.clear()
+        if self._too_long():
+            return
+        raw = self.text.toPlainText().strip()
         if not raw:
             return
         if not raw.lower().startswith("anonchat-verify:"):

@@ -5,6 +5,10 @@ preview, and at most one at a time (and at most a few per second) is copied to g
 decoded by zxing-cpp on a QThreadPool worker, so the window keeps painting. The worker's
 answer comes back through a queued signal. A frame with no code is simply the next attempt;
 a code that is not an AnonChat code is reported once, plainly.
+
+No picture is decoded or converted before its size is known to be within MAX_IMAGE_PIXELS:
+encoded bytes (a pasted or dropped picture) by the size their header gives, a camera frame by
+its size before it becomes an image, a screen region by its rectangle.
 """
 
 from __future__ import annotations
@@ -12,11 +16,24 @@ from __future__ import annotations
 import time
 
 import shiboken6
-from PySide6.QtCore import QObject, QPoint, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QIODevice,
+    QObject,
+    QPoint,
+    QRect,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+)
 from PySide6.QtGui import (
     QColor,
     QGuiApplication,
     QImage,
+    QImageReader,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -32,7 +49,13 @@ from PySide6.QtMultimedia import (
 )
 from PySide6.QtWidgets import QLabel, QRubberBand, QWidget
 
-from app.core.qr import QrError, decode_image
+from app.core.qr import (
+    MAX_IMAGE_PIXELS,
+    QrError,
+    check_byte_size,
+    check_dimensions,
+    decode_image,
+)
 
 MIN_INTERVAL_S = 0.2  # at most five decodes a second
 MAX_SIDE = 1280  # frames are scaled down to this before decoding
@@ -59,6 +82,46 @@ class _DecodeTask(QRunnable):
         except Exception as exc:  # a worker must not die silently on a bad frame
             text, error = "", f"the image could not be read ({type(exc).__name__})"
         self._answer.done.emit(self._generation, text, error)
+
+
+def read_image(data: QByteArray | bytes) -> QImage:
+    """Encoded picture bytes (PNG, JPEG, ...) as an image; QrError "too large" over
+    MAX_IMAGE_BYTES or when the header gives more than MAX_IMAGE_PIXELS, before any pixel is
+    decoded, and "not a readable image" when the header gives no size."""
+    data = QByteArray(data)
+    check_byte_size(data.size())
+    buffer = QBuffer()
+    buffer.setData(data)
+    buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+    reader = QImageReader(buffer)
+    size = reader.size()  # from the header
+    if not size.isValid():
+        raise QrError("not a readable image")
+    check_dimensions(size.width(), size.height())
+    image = reader.read()
+    if image.isNull():
+        raise QrError(f"not a readable image ({reader.errorString()})")
+    return image
+
+
+def decode_picture(image: QImage) -> str:
+    """The AnonChat payload in a decoded picture of any format (zxing-cpp reads neither 1-bit
+    nor indexed ones, as a PNG of a code often is), refused as too large by its size before it
+    is converted to grayscale."""
+    check_dimensions(image.width(), image.height())
+    return decode_image(image.convertToFormat(QImage.Format.Format_Grayscale8))
+
+
+def decode_bytes(data: QByteArray | bytes) -> str:
+    """The AnonChat payload in encoded picture bytes, bounded as `read_image` says."""
+    return decode_picture(read_image(data))
+
+
+def encoded_image_format(formats: list[str]) -> str | None:
+    """The first of a clipboard's or a drop's formats that is a picture Qt can read from its
+    bytes (so its size is checked before decoding), if any."""
+    readable = {bytes(m.data()).decode("ascii") for m in QImageReader.supportedMimeTypes()}
+    return next((f for f in formats if f.startswith("image/") and f in readable), None)
 
 
 def grayscale_for_decoding(image: QImage) -> QImage:
@@ -93,7 +156,12 @@ class FrameDecoder(QObject):
     def offer(self, image: QImage, force: bool = False) -> bool:
         """Decode `image` unless a decode is running or one ran a moment ago."""
         now = time.monotonic()
-        if image.isNull() or self._busy or (not force and now - self._last < MIN_INTERVAL_S):
+        if (
+            image.isNull()
+            or self._busy
+            or (not force and now - self._last < MIN_INTERVAL_S)
+            or image.width() * image.height() > MAX_IMAGE_PIXELS  # before it is scaled
+        ):
             self.skipped += 1
             return False
         self._busy = True
@@ -138,6 +206,7 @@ class CameraScanner(QObject):
         self.decoder.found.connect(self._found)
         self.decoder.not_ours.connect(self.problem)
         self.frames = 0
+        self.refused = 0  # frames over the pixel cap, never made into an image
 
     @property
     def running(self) -> bool:
@@ -149,6 +218,7 @@ class CameraScanner(QObject):
             self.problem.emit("No camera was found. Open a picture of the code instead.")
             return False
         self.decoder.reset()
+        self.refused = 0
         if self.session is None or self.sink is None:
             self.session = QMediaCaptureSession(self)
             self.sink = QVideoSink(self)
@@ -178,6 +248,14 @@ class CameraScanner(QObject):
     def handle_frame(self, frame: QVideoFrame) -> None:
         if not shiboken6.isValid(self.preview):
             return  # a frame late for a dialog that closed on the code it found
+        try:
+            check_dimensions(frame.width(), frame.height())
+        except QrError as exc:  # said once, before the frame is converted to an image
+            self.refused += 1
+            if self.refused == 1:
+                self.problem.emit(f"The camera stopped: {exc}.")
+                self.stop()
+            return
         image = frame.toImage()
         if image.isNull():
             return
@@ -200,6 +278,7 @@ class RegionSelector(QWidget):
     the whole screen, Escape cancels)."""
 
     chosen = Signal(QImage)
+    refused = Signal(str)  # a region over the pixel cap, refused before it is copied
     cancelled = Signal()
 
     def __init__(self, shot: QPixmap, parent: QWidget | None = None) -> None:
@@ -252,8 +331,13 @@ class RegionSelector(QWidget):
             int(area.y() * ratio),
             int(area.width() * ratio),
             int(area.height() * ratio),
-        )
-        self.chosen.emit(self.shot.copy(scaled).toImage())
+        ).intersected(self.shot.rect())
+        try:
+            check_dimensions(scaled.width(), scaled.height())
+        except QrError as exc:
+            self.refused.emit(str(exc))
+        else:
+            self.chosen.emit(self.shot.copy(scaled).toImage())
         self.close()
 
     def keyPressEvent(self, e: QKeyEvent) -> None:
