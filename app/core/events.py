@@ -98,7 +98,7 @@ class Rejection(StrEnum):
 class Limit(StrEnum):
     """Why a contact's messages are being left out for now (their outbox sends them again)."""
 
-    THROTTLED = "throttled"  # more than intake.MESSAGE_RATE a second: taken in slowly
+    THROTTLED = "throttled"  # past intake.MESSAGE_BURST, then MESSAGE_RATE: taken in slowly
     QUOTA = "quota"  # their messages take more than the storage quota allows
 
 

@@ -185,7 +185,7 @@ class Inbound:
             ctx.reject(f"a message failed its check ({type(exc).__name__})", Rejection.FORGED)
             return
         was_throttled = budgets.throttled(contact_id)
-        if not budgets.take_message(contact_id, work, self._clock()):
+        if not budgets.take_message(contact_id, work, len(frame), self._clock()):
             # Left out, not lost: without our receipt the contact's outbox sends it again.
             ctx.rejections.count(Rejection.THROTTLED)
             if not was_throttled:

@@ -9,10 +9,13 @@ than a trickle. Pure bookkeeping on a clock; `Inbound` applies it.
   unread, except those whose check costs next to nothing (a message in order, or one whose
   key is kept) and, STEP_RATE a second, one that opens a new ratchet chain at its start (a
   reply), so a real message still gets through a flood of forgeries.
-- **Messages taken in** are budgeted per contact, MESSAGE_RATE a second after a burst of
-  MESSAGE_BURST. A contact over its budget is throttled: until the budget is whole again only
-  the next message in order is taken (one per token), so nothing is skipped and what is left
-  out is simply sent again later by the contact's outbox.
+- **Messages taken in** are budgeted per contact in bytes, MESSAGE_RATE a second after a burst
+  of MESSAGE_BURST, each message costing its size but at least MESSAGE_COST (so a flood of
+  small messages is paced by count, one of large ones by bytes: 10 MB, then 1 MB a second is
+  some 7,000 short messages at once, or 570 of 16 KB). A contact over its budget is throttled:
+  until the budget is whole again only the next message in order is taken (when it can be
+  paid for), so nothing is skipped and what is left out is simply sent again later by the
+  contact's outbox.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ FAILED_RATE = 10.0
 FAILED_BURST = 40
 CHEAP_WORK = 2  # a frame whose check walks at most this many chain steps is always tried
 STEP_RATE = 20.0  # ...and this many a second that open a new chain within CHEAP_WORK steps
-MESSAGE_RATE = 50.0
-MESSAGE_BURST = 500
+MESSAGE_RATE = 1_000_000.0  # bytes a second
+MESSAGE_BURST = 10_000_000
+MESSAGE_COST = 1024  # what the smallest message costs
 IN_ORDER_WORK = 1  # Session.work of the next message in order (0: one whose key is kept)
 _SLACK = 1e-9  # float slack when a token is due exactly now
 
@@ -51,15 +55,15 @@ class Bucket:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
             self.stamp = now
 
-    def has(self, now: float) -> bool:
+    def has(self, now: float, cost: float = 1.0) -> bool:
         self._refill(now)
-        return self.tokens >= 1.0 - _SLACK
+        return self.tokens >= cost - _SLACK
 
-    def take(self, now: float) -> bool:
-        """Spend a token if there is one."""
-        if not self.has(now):
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        """Spend `cost` tokens if there are as many."""
+        if not self.has(now, cost):
             return False
-        self.tokens = max(0.0, self.tokens - 1.0)
+        self.tokens = max(0.0, self.tokens - cost)
         return True
 
     def whole(self, now: float) -> bool:
@@ -103,9 +107,9 @@ class Budgets:
         bucket.take(now)
         return not bucket.has(now)
 
-    def take_message(self, contact_id: int, work: int, now: float) -> bool:
-        """Whether an authentic message from `contact_id` is taken in now; `work` is its
-        Session.work (how far out of order it is)."""
+    def take_message(self, contact_id: int, work: int, size: int, now: float) -> bool:
+        """Whether an authentic message of `size` bytes from `contact_id` is taken in now;
+        `work` is its Session.work (how far out of order it is)."""
         bucket = self._messages.get(contact_id)
         if bucket is None:
             bucket = self._messages[contact_id] = Bucket.full(MESSAGE_RATE, MESSAGE_BURST, now)
@@ -114,7 +118,7 @@ class Budgets:
                 self._throttled.discard(contact_id)
             elif work > IN_ORDER_WORK:
                 return False  # taking it would skip what was left out
-        if bucket.take(now):
+        if bucket.take(now, max(size, MESSAGE_COST)):
             return True
         self._throttled.add(contact_id)
         return False

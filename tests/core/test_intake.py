@@ -59,19 +59,23 @@ def test_a_mailbox_over_its_failed_budget_is_tried_only_where_trying_is_cheap() 
 
 def test_a_throttled_contact_is_taken_in_order_only_until_its_budget_is_whole() -> None:
     budgets, clock, cid = Budgets(), Clock(), 7
-    for _ in range(intake.MESSAGE_BURST):
-        assert budgets.take_message(cid, 1, clock())
+    small, large = 100, 4 * intake.MESSAGE_COST
+    for _ in range(intake.MESSAGE_BURST // intake.MESSAGE_COST):  # small ones cost the least
+        assert budgets.take_message(cid, 1, small, clock())
     assert not budgets.throttled(cid)
-    assert not budgets.take_message(cid, 1, clock())  # over budget: left out
+    assert not budgets.take_message(cid, 1, small, clock())  # over budget: left out
     assert budgets.throttled(cid)
-    clock.now += 1.0 / intake.MESSAGE_RATE  # one token
-    assert not budgets.take_message(cid, 2, clock())  # would skip the one left out
-    assert budgets.take_message(cid, 1, clock())  # the one left out, sent again in order
-    assert not budgets.take_message(cid, 1, clock())
+    clock.now += intake.MESSAGE_COST / intake.MESSAGE_RATE  # room for one small one
+    assert not budgets.take_message(cid, 2, small, clock())  # would skip the one left out
+    assert not budgets.take_message(cid, 1, large, clock())  # a large one costs more
+    assert budgets.take_message(cid, 1, small, clock())  # the one left out, sent again
+    assert not budgets.take_message(cid, 1, small, clock())
     clock.now += intake.MESSAGE_BURST / intake.MESSAGE_RATE  # whole again
-    assert budgets.take_message(cid, 50, clock())  # any order once no longer throttled
+    assert budgets.take_message(cid, 50, small, clock())  # any order once not throttled
     assert not budgets.throttled(cid)
-    assert budgets.take_message(8, 1, clock())  # others never were
+    for _ in range(intake.MESSAGE_BURST // large):  # large ones are paced by their size
+        assert budgets.take_message(8, 1, large, clock())
+    assert not budgets.take_message(8, 1, large, clock())
 
 
 # -- through an engine -------------------------------------------------------------------------
@@ -136,8 +140,9 @@ def test_costly_forgeries_are_dropped_unread_and_the_real_message_gets_through(
 def test_a_flooding_contact_is_throttled_and_nothing_it_sent_is_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(intake, "MESSAGE_BURST", 5)
-    monkeypatch.setattr(intake, "MESSAGE_RATE", 4.0)
+    monkeypatch.setattr(intake, "MESSAGE_COST", 8192)  # more than any frame here: all cost it
+    monkeypatch.setattr(intake, "MESSAGE_BURST", 5 * 8192)
+    monkeypatch.setattr(intake, "MESSAGE_RATE", 4.0 * 8192)
 
     async def body() -> None:
         alice, bob = await make(tmp_path / "a", "Alice"), await make(tmp_path / "b", "Bob")
@@ -157,7 +162,7 @@ def test_a_flooding_contact_is_throttled_and_nothing_it_sent_is_skipped(
             assert limited == [ContactLimited(to_alice.id, Limit.THROTTLED)]
             # Left out, not acknowledged: Alice's outbox keeps the rest and sends it again.
             assert len(await _receipt_items(bob)) == len(got)
-            await asyncio.sleep(8 / intake.MESSAGE_RATE)  # the budget refills
+            await asyncio.sleep(2.0)  # the budget refills (4 messages a second, up to 5)
             await carry(alice, bob)  # the outbox's resend, in order
             got = [m.body for m in reversed(await bob.messages(to_alice.id, 100))]
             assert got == [f"m{n}" for n in range(8)]
