@@ -240,6 +240,13 @@ def test_the_prefix_and_payload_ignore_case_and_whitespace() -> None:
     assert Card.parse("  anon chat:\n" + "\t".join(text[9:])) == _card()
 
 
+def test_a_text_of_16384_characters_is_read_and_16385_is_too_large() -> None:
+    text = _text(_checked(_body()))
+    padded = text + " " * (16_384 - len(text))
+    assert Card.parse(padded) == _card()
+    assert _reason(Card.parse, padded + " ") == "too large: 16385 characters, at most 16384"
+
+
 # Base32 turns 1, 2, 3, 4 and 5 bytes into 2, 4, 5, 7 and 8 characters: no byte count gives
 # a length of 1, 3 or 6 modulo 8.
 @pytest.mark.parametrize("size", [1, 3, 6, 9, 11, 14, 17, 19, 22])
