@@ -7,18 +7,12 @@ the man in the middle goes away, the outbox brings every lost message through.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import random
-import threading
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 from relay import wire
 from tests.e2e.conftest import (
@@ -26,72 +20,25 @@ from tests.e2e.conftest import (
     Profile,
     Relay,
     assert_exactly_once,
-    free_port,
     incoming_bodies,
     pair,
 )
+from tests.e2e.injector import Injector
 
 pytestmark = pytest.mark.timeout(240)
 
 
-class HostileProxy:
-    """A websockets proxy on its own thread; `hostile` switches the mischief on and off."""
+class HostileProxy(Injector):
+    """The injecting relay, with mischief on the frames it forwards while `hostile` is on."""
 
     def __init__(self, upstream: str, seed: int = 7) -> None:
-        self.upstream = upstream
-        self.port = free_port()
-        self.url = f"ws://127.0.0.1:{self.port}"
         self.hostile = False
         self.rng = random.Random(seed)
         self.done: Counter[str] = Counter()
         self.seen: list[bytes] = []
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Future[None] | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),))
-        self._thread.start()
-        assert self._ready.wait(10)
+        super().__init__(upstream)
 
-    async def _main(self) -> None:
-        self._stop = self._loop.create_future()
-        async with serve(self._handle, "127.0.0.1", self.port, max_size=None, compression=None):
-            self._ready.set()
-            await self._stop
-
-    def close(self) -> None:
-        def stop() -> None:
-            assert self._stop is not None
-            if not self._stop.done():
-                self._stop.set_result(None)
-
-        self._loop.call_soon_threadsafe(stop)
-        self._thread.join(timeout=10)
-
-    async def _handle(self, client: ServerConnection) -> None:
-        async with connect(self.upstream, max_size=None, compression=None) as up:
-
-            async def to_relay() -> None:
-                async for frame in client:
-                    await up.send(frame)
-
-            async def to_client() -> None:
-                held: list[bytes] = []
-                async for frame in up:
-                    assert isinstance(frame, bytes)
-                    out = self._mangle(frame, held)
-                    for item in out:
-                        await client.send(item)
-
-            tasks = [asyncio.ensure_future(to_relay()), asyncio.ensure_future(to_client())]
-            with contextlib.suppress(ConnectionClosed):
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                    await task
-
-    def _mangle(self, frame: bytes, held: list[bytes]) -> list[bytes]:
+    def mangle(self, frame: bytes, held: list[bytes]) -> list[bytes]:
         """What the client gets instead of `frame` (plus a frame held back earlier)."""
         released, held[:] = list(held), []
         if not self.hostile:
