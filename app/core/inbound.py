@@ -173,8 +173,8 @@ class Inbound:
         try:
             session, plaintext = session.decrypt(frame)
         except DuplicateMessage:
-            budgets.failed(mailbox, self._clock())  # replays are cheap to send, not to answer
-            await self._acknowledge_again(contact_id, pl.message_id(frame))
+            if budgets.recheck(mailbox, self._clock()):  # a resend (or a replay) costs a lookup
+                await self._acknowledge_again(contact_id, pl.message_id(frame))
             return
         except MalformedMessage as exc:
             budgets.failed(mailbox, self._clock())

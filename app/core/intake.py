@@ -9,6 +9,9 @@ than a trickle. Pure bookkeeping on a clock; `Inbound` applies it.
   unread, except those whose check costs next to nothing (a message in order, or one whose
   key is kept) and, STEP_RATE a second, one that opens a new ratchet chain at its start (a
   reply), so a real message still gets through a flood of forgeries.
+- **Copies of messages we have** (the contact's resend when our receipt was lost, or a
+  relay's replay) are looked up and acknowledged again REPLAY_RATE a second per mailbox after
+  a burst of REPLAY_BURST; past that they are dropped, to be acknowledged on a later resend.
 - **Messages taken in** are budgeted per contact in bytes, MESSAGE_RATE a second after a burst
   of MESSAGE_BURST, each message costing its size but at least MESSAGE_COST (so a flood of
   small messages is paced by count, one of large ones by bytes: 10 MB, then 1 MB a second is
@@ -30,6 +33,8 @@ FAILED_RATE = 10.0
 FAILED_BURST = 40
 CHEAP_WORK = 2  # a frame whose check walks at most this many chain steps is always tried
 STEP_RATE = 20.0  # ...and this many a second that open a new chain within CHEAP_WORK steps
+REPLAY_RATE = 200.0
+REPLAY_BURST = 2000
 MESSAGE_RATE = 1_000_000.0  # bytes a second
 MESSAGE_BURST = 10_000_000
 MESSAGE_COST = 1024  # what the smallest message costs
@@ -78,6 +83,7 @@ class Budgets:
     def __init__(self) -> None:
         self._failed: dict[bytes, Bucket] = {}
         self._steps: dict[bytes, Bucket] = {}
+        self._replays: dict[bytes, Bucket] = {}
         self._messages: dict[int, Bucket] = {}
         self._throttled: set[int] = set()
 
@@ -106,6 +112,14 @@ class Budgets:
             bucket = self._failed[mailbox] = Bucket.full(FAILED_RATE, FAILED_BURST, now)
         bucket.take(now)
         return not bucket.has(now)
+
+    def recheck(self, mailbox: bytes, now: float) -> bool:
+        """Whether a copy of a message we have, sent to `mailbox`, is looked up (and our
+        receipt for it sent again) now."""
+        bucket = self._replays.get(mailbox)
+        if bucket is None:
+            bucket = self._replays[mailbox] = Bucket.full(REPLAY_RATE, REPLAY_BURST, now)
+        return bucket.take(now)
 
     def take_message(self, contact_id: int, work: int, size: int, now: float) -> bool:
         """Whether an authentic message of `size` bytes from `contact_id` is taken in now;

@@ -57,6 +57,16 @@ def test_a_mailbox_over_its_failed_budget_is_tried_only_where_trying_is_cheap() 
     assert budgets.worth_trying(box, 10_000, clock())  # one refilled
 
 
+def test_copies_of_what_we_have_are_looked_up_within_their_own_budget() -> None:
+    budgets, clock, box = Budgets(), Clock(), os.urandom(32)
+    for _ in range(intake.REPLAY_BURST):
+        assert budgets.recheck(box, clock())
+    assert not budgets.recheck(box, clock())
+    assert budgets.worth_trying(box, 10_000, clock())  # copies are no forgeries
+    clock.now += 1.0 / intake.REPLAY_RATE
+    assert budgets.recheck(box, clock())
+
+
 def test_a_throttled_contact_is_taken_in_order_only_until_its_budget_is_whole() -> None:
     budgets, clock, cid = Budgets(), Clock(), 7
     small, large = 100, 4 * intake.MESSAGE_COST
