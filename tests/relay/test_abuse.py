@@ -7,7 +7,7 @@ import heapq
 import itertools
 import os
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from relay import wire
@@ -178,6 +178,7 @@ OPS = st.tuples(
 
 @settings(max_examples=300, deadline=None)
 @given(ops=st.lists(OPS, max_size=60), linked=st.booleans())
+@example(ops=[("advance", 0, 0), ("advance", 2, 2), ("sub", 0, 0), ("unsub", 0, 0)], linked=False)
 def test_whatever_the_churn_each_watcher_ends_up_told_the_state_and_never_twice_a_second(
     ops: list[tuple[str, int, int]], linked: bool
 ) -> None:
@@ -239,7 +240,7 @@ def test_whatever_the_churn_each_watcher_ends_up_told_the_state_and_never_twice_
             assert knows[i][m] == relay.online(m)
         for m in boxes:
             times = [at for at, box in notices[i] if box == m]
-            assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
+            assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(times))
     assert relay.quiet == {}
 
 
