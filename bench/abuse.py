@@ -18,6 +18,11 @@ before it; the p99s printed are over all attack and all calm segments.
   while 20 connections subscribe and unsubscribe those mailboxes at 90 frames/s each.
 - `sigflood_p99_ratio`: 200 connections of one address each send subscribes with bad
   signatures at 99 frames/s.
+
+The client attacks (bench/abuse_client.py) put an injecting relay between a listening client
+and a real relay: `client_flood_rss_growth_mb` (junk frames of 60 KB for 15 s, against the
+growth over as long without) and `skip_flood_delay_s` (a message's delay after 1 s of frames
+with their skip counters at the limit, against its delay with none).
 """
 
 from __future__ import annotations
@@ -365,9 +370,16 @@ def sigflood() -> dict[str, Any]:
     return asyncio.run(against_calm("sigflood"))
 
 
+def client() -> dict[str, Any]:
+    from bench.abuse_client import client_attacks  # its processes, not the attacker child's
+
+    return client_attacks()
+
+
 ATTACKS: dict[str, Callable[[], dict[str, Any]]] = {
     "presence_churn": presence_churn,
     "sigflood": sigflood,
+    "client": client,
 }
 
 

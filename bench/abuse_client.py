@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers, run alone
 
 from app.core.engine import Engine
 from app.core.profile import open_profile, profile_paths
