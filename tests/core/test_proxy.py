@@ -157,4 +157,3 @@ def test_a_proxy_that_is_down_holds_messages_back_and_loses_none(tmp_path: Path)
             await relay.close()
 
     asyncio.run(body())
-
