@@ -134,10 +134,18 @@ def start(kind: str) -> Child:
     budget = ["--send-rate", "1e9", "--send-burst", "1000000000"]
     if kind == "flood":
         budget = ["--flood-window", str(FLOOD_SECONDS * 2)]
+    # Every client here comes from 127.0.0.1: the per-address budgets and handshake caps,
+    # meant for many clients behind one address, are lifted (bench/abuse.py measures them).
+    one_address = [
+        *("--address-send-rate", "1e9", "--address-send-burst", "1000000000"),
+        *("--address-subscribe-rate", "1e9", "--address-subscribe-burst", "1000000000"),
+        *("--max-handshakes", "20000", "--max-handshakes-per-address", "20000"),
+    ]
     return Child(
         [
             *(sys.executable, "-m", "relay", "--port", "0", "--log-level", "INFO"),
             *budget,
+            *one_address,
             *("--max-connections", "20000", "--max-connections-per-address", "20000"),
         ]
     )
