@@ -12,8 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from app.core import intake
+from app.core.context import TOLD_BURST, TOLD_RATE, Rejections
 from app.core.engine import Engine
-from app.core.events import ContactLimited, Event, Limit, MessageAdded
+from app.core.events import ContactLimited, Event, Limit, MessageAdded, Rejection
 from app.core.intake import Budgets
 from app.core.messaging import RECEIPT_DELAY_S
 from app.crypto.header import encode_header
@@ -297,3 +298,18 @@ def test_the_intake_holds_at_most_its_bound_and_the_link_waits_for_room(tmp_path
             await bob.close()
 
     asyncio.run(body())
+
+
+def test_front_ends_hear_of_a_flood_of_rejections_a_few_a_second_and_all_are_counted() -> None:
+    clock = Clock()
+    rejections = Rejections(clock)
+    told = 0
+    for _ in range(1000):
+        rejections.count(Rejection.FORGED)
+        told += rejections.may_tell(Rejection.FORGED)
+    assert told == TOLD_BURST
+    assert rejections.total == 1000
+    clock.now += 1.0
+    assert sum(rejections.may_tell(Rejection.FORGED) for _ in range(100)) == TOLD_RATE
+    # An authentic frame's content comes from a contact, whose messages have their own budget.
+    assert all(rejections.may_tell(Rejection.PAYLOAD) for _ in range(100))

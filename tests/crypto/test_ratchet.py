@@ -199,3 +199,11 @@ def test_work_prices_what_decrypt_will_do(pair: Pair) -> None:
     assert b.work(b"\x00garbage") == 0  # not a message: refused before any work
     b, text = b.decrypt(first)
     assert text == b"0"
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame=st.binary(max_size=2000))
+def test_work_prices_any_bytes_a_relay_sends_without_raising(frame: bytes) -> None:
+    pair = make_pair(b"work")
+    assert pair.b.work(frame) >= 0
+    assert pair.b.work(frame[:3] + frame) >= 0
