@@ -139,7 +139,3 @@ class Budgets:
 
     def throttled(self, contact_id: int) -> bool:
         return contact_id in self._throttled
-
-    def forget(self, contact_id: int) -> None:
-        self._messages.pop(contact_id, None)
-        self._throttled.discard(contact_id)
