@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import socket
 import statistics
@@ -157,7 +156,7 @@ def test_presence_churn_is_coalesced_and_watchers_per_mailbox_capped() -> None:
             assert isinstance(frame, wire.Presence)
             times.setdefault(frame.mailbox, []).append(at)
         for each in times.values():  # a second apart when sent; the reading may bunch them
-            assert all(b - a > 0.8 for a, b in itertools.pairwise(each))
+            assert len(each) <= seconds + 2  # one a second, then the last state
         notices += len(seen)
     assert all(len(seen) == 1 for seen in watched if seen[0][1] != wire.Watching(1, ()))
     # A notice to 16 watchers costs the churners' address 1 + 14 frame tokens: what it may
