@@ -40,6 +40,7 @@ from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profil
 from app.core.qr import QrError, decode_file, make_png
 from app.domain.contacts import Contact, ContactState, RequestSummary
 from app.domain.messages import Direction, Message, Status
+from app.net.discovery import browse
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -498,6 +499,23 @@ async def cmd_config(engine: Engine, args: argparse.Namespace, out: Out) -> None
     )
 
 
+async def cmd_relays(args: argparse.Namespace, out: Out) -> None:
+    """Relays announced on this network (mDNS): no profile, no passphrase."""
+    found = await browse(args.seconds)
+    lines = [f"{safe(r.name)}  {r.url}  ({', '.join(r.addresses)})" for r in found]
+    out.result(
+        [{"name": r.name, "url": r.url, "addresses": list(r.addresses)} for r in found],
+        "\n".join(lines) if lines else "No relays found on this network.",
+    )
+
+
+def browse_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 60:
+        raise argparse.ArgumentTypeError("give a number of seconds from 0 to 60")
+    return value
+
+
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]] = {
     "config": cmd_config,
     "address": cmd_address,
@@ -584,6 +602,9 @@ def parser() -> argparse.ArgumentParser:
     )
     c.add_parser("quota", help="MB one contact's messages may take (past it they wait)")
     c.choices["quota"].add_argument("value", metavar="MB", type=int)
+    s = sub.add_parser("relays", help="list the relays announced on this network (no profile)")
+    s.add_argument("--seconds", type=browse_seconds, default=3.0, help="how long to listen")
+    s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
     return p
 
 
@@ -597,6 +618,9 @@ async def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, args.stop.set)
     if args.command == "init":
         await cmd_init(args, out)
+        return EXIT_OK
+    if args.command == "relays":
+        await cmd_relays(args, out)
         return EXIT_OK
     engine = await open_engine(args)
     try:
