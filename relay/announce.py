@@ -15,12 +15,18 @@ import socket
 from collections.abc import Sequence
 
 import ifaddr
+from zeroconf import DNSQuestionType
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 SERVICE_TYPE = "_anonchat-relay._tcp.local."
 TXT_VERSION = "1"
 # One DNS label: the instance name of a service is at most 63 bytes (RFC 6763, 4.1.1).
 MAX_NAME_BYTES = 63
+NAME_CHECK_MS = 1000  # how long another relay of the same name has to answer
+# Questions asking for multicast answers: a unicast answer to port 5353 reaches one socket of
+# those bound to it, and with two mDNS stacks on one computer (two relays, or a relay and
+# the app looking for it) often the wrong one.
+ASK = DNSQuestionType.QM
 # Short TTLs for every record (the PTR too, 75 minutes by default): a relay that died
 # without its goodbye leaves the lists of the clients that saw it within two minutes.
 RECORD_TTL = 120
@@ -64,10 +70,16 @@ def is_loopback_host(host: str) -> bool:
 
 
 def default_name() -> str:
-    """ "AnonChat relay on HOST". A second relay of the same computer is renamed when it is
-    registered ("... HOST-2"): zeroconf's probe finds the first one's name taken."""
+    """ "AnonChat relay on HOST" (see :meth:`Announcer.start` for a second one on HOST)."""
     host = socket.gethostname().split(".")[0] or "this computer"
     return f"AnonChat relay on {host}".encode()[:MAX_NAME_BYTES].decode(errors="ignore")
+
+
+def with_port(name: str, port: int) -> str:
+    """The name with its port added, cut to fit one DNS label."""
+    suffix = f" (port {port})"
+    room = MAX_NAME_BYTES - len(suffix.encode())
+    return name.encode()[:room].decode(errors="ignore").rstrip() + suffix
 
 
 def check_name(name: str) -> str:
@@ -127,6 +139,20 @@ async def announced_addresses(host: str, interfaces: Sequence[str] | None = None
     return usable
 
 
+def service_info(instance: str, port: int, addresses: list[str], tls: bool) -> AsyncServiceInfo:
+    """The records of one relay: SRV (port, our host name), TXT, A/AAAA; short TTLs."""
+    return AsyncServiceInfo(
+        SERVICE_TYPE,
+        f"{instance}.{SERVICE_TYPE}",
+        port=port,
+        properties={"v": TXT_VERSION, "scheme": "wss" if tls else "ws", "path": "/"},
+        server=server_name(port),
+        host_ttl=RECORD_TTL,
+        other_ttl=RECORD_TTL,
+        parsed_addresses=addresses,
+    )
+
+
 class Announcer:
     """One relay's announcement: registered by :meth:`start`, withdrawn (goodbye packets sent)
     by :meth:`close`."""
@@ -151,19 +177,14 @@ class Announcer:
             raise ValueError(f"cannot announce port {port}")
         instance = check_name(name if name is not None else default_name())
         addresses = await announced_addresses(host, self.interfaces)
-        info = AsyncServiceInfo(
-            SERVICE_TYPE,
-            f"{instance}.{SERVICE_TYPE}",
-            port=port,
-            properties={"v": TXT_VERSION, "scheme": "wss" if tls else "ws", "path": "/"},
-            server=server_name(port),
-            host_ttl=RECORD_TTL,
-            other_ttl=RECORD_TTL,
-            parsed_addresses=addresses,
-        )
         zc = AsyncZeroconf(interfaces=self.interfaces or multicast_interfaces(addresses))
         self.zeroconf = zc
         try:
+            if await self.taken(instance):
+                instance = with_port(instance, port)
+            info = service_info(instance, port, addresses, tls)
+            # zeroconf's probe renames on a clash it sees ("NAME-2"), which the check above
+            # leaves to relays that start at the same moment.
             await (await zc.async_register_service(info, allow_name_change=True))
         except BaseException:
             self.zeroconf = None
@@ -172,6 +193,14 @@ class Announcer:
         self.info = info
         self.name = info.name.removesuffix("." + SERVICE_TYPE)
         return addresses
+
+    async def taken(self, instance: str) -> bool:
+        """Whether a service of that name answers: another relay of this computer (the
+        default name is the host's) or one named alike. zeroconf's probe alone misses it."""
+        assert self.zeroconf is not None
+        info = AsyncServiceInfo(SERVICE_TYPE, f"{instance}.{SERVICE_TYPE}")
+        zc = self.zeroconf.zeroconf
+        return await info.async_request(zc, NAME_CHECK_MS, question_type=ASK)
 
     async def close(self) -> None:
         """Withdraw the announcement (goodbye packets) and close the sockets; idempotent."""

@@ -30,6 +30,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from relay.announce import Announcer, check_name, is_loopback_host
 from relay.backplane import Backplane, cluster_key
 from relay.state import (
     CLOSE_GOING_AWAY,
@@ -564,6 +565,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
         metavar="FILE",
         help="secret shared by the relays of a cluster; hides mailbox ids from Redis",
     )
+    p.add_argument(
+        "--announce",
+        action="store_true",
+        help="announce the relay on the local network (mDNS) so clients there find it",
+    )
+    p.add_argument("--announce-name", metavar="NAME", help="its name there (implies --announce)")
     p.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument(
@@ -601,6 +608,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
         for name in sorted((f.name for f in fields(RelayLimits)), key=len, reverse=True):
             message = message.replace(name, "--" + name.replace("_", "-"))
         p.error(message)
+    a.announce = a.announce or a.announce_name is not None
+    if a.announce and is_loopback_host(a.host):
+        p.error("nothing to announce: the relay listens on loopback only (give --host 0.0.0.0)")
+    if a.announce_name is not None:
+        try:
+            check_name(a.announce_name)
+        except ValueError as exc:
+            p.error(f"--announce-name: {exc}")
     if not 0 < a.handshake_timeout < math.inf:
         p.error("--handshake-timeout must be a positive number of seconds")
     if a.max_header_bytes < 1024:
@@ -634,8 +649,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[RelayConfig, argparse
     return config, a
 
 
-async def run(config: RelayConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then close every connection with going-away."""
+async def run(config: RelayConfig, announce: bool = False, name: str | None = None) -> int:
+    """Serve until SIGTERM or SIGINT, then close every connection with going-away; with
+    `announce`, say so on the local network meanwhile (withdrawn first when stopping)."""
     handle = await serve_relay(config)
     if handle.backplane is not None:
         log.info("backplane %s", "up" if handle.backplane.up else "down, retrying")
@@ -650,7 +666,19 @@ async def run(config: RelayConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    announcer = Announcer()
+    if announce:
+        try:
+            addresses = await announcer.start(
+                config.host, handle.port, name, tls=bool(config.tls_cert)
+            )
+        except (ValueError, OSError) as exc:
+            log.error("cannot announce the relay: %s", exc)
+            await handle.close()
+            return 2
+        log.info("announced as %r on %s", announcer.name, ", ".join(addresses))
     await stop.wait()
+    await announcer.close()
     open_now = len(handle.relay.connections)
     await handle.close()
     c = handle.relay.counters
@@ -661,6 +689,7 @@ async def run(config: RelayConfig) -> None:
         c.frames_in,
         c.frames_out,
     )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -677,10 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ImportError
         import uvloop
     except ImportError:
-        asyncio.run(run(config))
-    else:
-        uvloop.run(run(config))
-    return 0
+        return asyncio.run(run(config, args.announce, args.announce_name))
+    return uvloop.run(run(config, args.announce, args.announce_name))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from zeroconf import IPVersion, ServiceInfo, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from relay.announce import SERVICE_TYPE as SERVICE_TYPE
 from relay.announce import (
+    ASK,
     TXT_VERSION,
     IPAddress,
     IPInterface,
@@ -27,6 +27,7 @@ from relay.announce import (
     machine_interfaces,
     multicast_interfaces,
 )
+from relay.announce import SERVICE_TYPE as SERVICE_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class RelayBrowser:
             return
         self.zeroconf = AsyncZeroconf(interfaces=listen_on)
         self.browser = AsyncServiceBrowser(
-            self.zeroconf.zeroconf, SERVICE_TYPE, handlers=[self.changed]
+            self.zeroconf.zeroconf, SERVICE_TYPE, handlers=[self.changed], question_type=ASK
         )
 
     def relays(self) -> list[FoundRelay]:
@@ -175,7 +176,7 @@ class RelayBrowser:
         try:
             if self.zeroconf is not None:
                 info = AsyncServiceInfo(SERVICE_TYPE, name)
-                if await info.async_request(self.zeroconf.zeroconf, LOOKUP_MS):
+                if await info.async_request(self.zeroconf.zeroconf, LOOKUP_MS, question_type=ASK):
                     relay = found_relay(info, self.networks)
         except asyncio.CancelledError:
             raise
