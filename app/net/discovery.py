@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from zeroconf import Error as ZeroconfError
 from zeroconf import IPVersion, ServiceInfo, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -178,9 +179,7 @@ class RelayBrowser:
                 info = AsyncServiceInfo(SERVICE_TYPE, name)
                 if await info.async_request(self.zeroconf.zeroconf, LOOKUP_MS, question_type=ASK):
                     relay = found_relay(info, self.networks)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the peer's fault: a name or record zeroconf refuses
+        except (ZeroconfError, ValueError) as exc:  # the peer's fault: a name zeroconf refuses
             log.debug("skipped an announcement: %s", type(exc).__name__)
         finally:
             if self.lookups.get(name) is asyncio.current_task():
