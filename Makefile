@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := libpulse0 xvfb xauth strace libegl1 libgl1 libfontconfig1 libdbus-1-3 \
 	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-shape0 libxcb-image0 libxcb-render-util0 binutils curl openssl \
-	redis-server
+	redis-server iproute2
 PYTEST_ARGS ?=
 
 .PHONY: run test soak lint format bench package package-check sysdeps venv clean mutate
