@@ -1,8 +1,9 @@
 """The plaintext inside each ratchet message: a small msgpack map with a kind.
 
 `intro` rides in the initiator's first frame (where it can be reached), `welcome` is the
-responder's first reply (the mailbox it listens on), `msg` is a chat message and `rcpt` an
-end-to-end receipt naming message ids. Anything else, or any mistyped field, is a
+responder's first reply (the mailbox it listens on), `move` names a new mailbox on other
+relays, `msg` is a chat message and `rcpt` an end-to-end receipt naming message ids. Where a
+relay is named, up to two fallback relays (`fb`) may follow it. Anything else, or any mistyped field, is a
 `PayloadError`: the peer's fault, never a crash.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from app.crypto.card import valid_relay_url
+from app.crypto.card import MAX_FALLBACKS, valid_relays
 from app.crypto.names import valid_name
 from app.domain.messages import MAX_MESSAGE_CHARS, WireId
 
@@ -36,6 +37,7 @@ class PayloadError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Intro:
     relay_url: str
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,16 @@ class Welcome:
     mailbox: bytes
     relay_url: str
     name: str
+    fallbacks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Write to this mailbox on these relays from now on (the sender changed relays)."""
+
+    mailbox: bytes
+    relay_url: str
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +70,23 @@ class Receipt:
     ids: tuple[bytes, ...]
 
 
-Payload = Intro | Welcome | Chat | Receipt
+Payload = Intro | Welcome | Move | Chat | Receipt
 
 
 def encode(payload: Payload) -> bytes:
     match payload:
-        case Intro(relay_url):
+        case Intro(relay_url, fallbacks):
             data: dict[str, Any] = {"k": "intro", "relay": relay_url}
-        case Welcome(mailbox, relay_url, name):
+        case Welcome(mailbox, relay_url, name, fallbacks):
             data = {"k": "welcome", "mb": mailbox, "relay": relay_url, "name": name}
+        case Move(mailbox, relay_url, fallbacks):
+            data = {"k": "move", "mb": mailbox, "relay": relay_url}
         case Chat(seq, sent_at, body):
             data = {"k": "msg", "seq": seq, "ts": sent_at, "body": body}
         case Receipt(read, ids):
             data = {"k": "rcpt", "read": read, "ids": list(ids)}
+    if isinstance(payload, (Intro, Welcome, Move)) and payload.fallbacks:
+        data["fb"] = list(payload.fallbacks)
     packed: bytes = msgpack.packb(data, use_bin_type=True)
     return packed
 
@@ -89,11 +105,23 @@ def _ranged(data: dict[Any, Any], key: str, low: int, high: int) -> int:
     return value
 
 
-def _relay(data: dict[Any, Any]) -> str:
-    url: str = _field(data, "relay", str)
-    if not valid_relay_url(url):
-        raise PayloadError("field 'relay' is not a relay URL")
-    return url
+def _relays(data: dict[Any, Any]) -> tuple[str, tuple[str, ...]]:
+    """The relay and its fallbacks (`fb`, optional): one to three distinct relay URLs."""
+    url = _field(data, "relay", str)
+    extra = data.get("fb", [])
+    if type(extra) is not list or len(extra) > MAX_FALLBACKS:
+        raise PayloadError(f"field 'fb' is a list of at most {MAX_FALLBACKS} relay URLs")
+    fallbacks = tuple(extra)
+    if not all(type(u) is str for u in fallbacks) or not valid_relays((url, *fallbacks)):
+        raise PayloadError("field 'relay' or 'fb' is not a relay URL, or names one twice")
+    return url, fallbacks
+
+
+def _mailbox(data: dict[Any, Any]) -> bytes:
+    mailbox: bytes = _field(data, "mb", bytes)
+    if len(mailbox) != 32:
+        raise PayloadError("mailbox id is 32 bytes")
+    return mailbox
 
 
 def decode(raw: bytes) -> Payload:
@@ -115,15 +143,16 @@ def decode(raw: bytes) -> Payload:
         raise PayloadError("not a payload")
     kind = data.get("k")
     if kind == "intro":
-        return Intro(_relay(data))
+        return Intro(*_relays(data))
     if kind == "welcome":
-        mailbox = _field(data, "mb", bytes)
-        if len(mailbox) != 32:
-            raise PayloadError("mailbox id is 32 bytes")
+        mailbox = _mailbox(data)
         name = _field(data, "name", str)
         if not valid_name(name, allow_empty=True):
             raise PayloadError("field 'name' is not a display name")
-        return Welcome(mailbox, _relay(data), name)
+        relay, fallbacks = _relays(data)
+        return Welcome(mailbox, relay, name, fallbacks)
+    if kind == "move":
+        return Move(_mailbox(data), *_relays(data))
     if kind == "msg":
         body = _field(data, "body", str)
         if len(body) > MAX_MESSAGE_CHARS:

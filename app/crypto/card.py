@@ -20,8 +20,10 @@ from app.crypto.primitives import KEY_SIZE, LABEL_CARD_CHECK, sha256
 
 CARD_PREFIX = "anonchat:"
 CARD_VERSION = 2
+FALLBACK_VERSION = 3  # version 2 followed by the fallback relays; written only when there are any
 FIRST_VERSION = 1  # every version-1 card was a long-lived address (read as one)
 FLAG_ADDRESS = 0x01  # set: a long-lived address; clear: a code that works for one contact
+MAX_FALLBACKS = 2  # a card names at most three relays: the first, then these in order
 CHECKSUM_SIZE = 4
 MAX_URL_BYTES = 200
 MAX_CARD_CHARS = 16 * 1024  # a card's text, spaces included; the largest card is 649 characters
@@ -41,6 +43,15 @@ def valid_relay_url(url: str) -> bool:
     return bool(sep) and scheme in ("ws", "wss") and bool(rest) and not rest.startswith("/")
 
 
+def valid_relays(urls: tuple[str, ...] | list[str]) -> bool:
+    """One to three distinct relay URLs, each as `valid_relay_url` wants it."""
+    return (
+        1 <= len(urls) <= 1 + MAX_FALLBACKS
+        and len(set(urls)) == len(urls)
+        and all(valid_relay_url(u) for u in urls)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Card:
     """A parsed, fully checked card. Construct directly to publish your own."""
@@ -51,20 +62,29 @@ class Card:
     mailbox: bytes
     name: str = ""
     address: bool = False  # a long-lived address, or (False) a one-time code
+    fallbacks: tuple[str, ...] = ()  # relays to try, in order, when `relay_url` is out of reach
 
     def __post_init__(self) -> None:
         if len(self.prekey) != KEY_SIZE or len(self.mailbox) != KEY_SIZE:
             raise ValueError("prekey and mailbox id are 32 bytes each")
-        if not valid_relay_url(self.relay_url):
-            raise ValueError("relay URL must be a ws:// or wss:// URL of at most 200 bytes")
+        if not valid_relays(self.relays):
+            raise ValueError(
+                "relay URL: one to three distinct ws:// or wss:// URLs of at most 200 bytes each"
+            )
         if not valid_name(self.name, allow_empty=True):
             raise ValueError(f"name must be a display name of at most {MAX_NAME_BYTES} bytes")
 
+    @property
+    def relays(self) -> tuple[str, ...]:
+        """Where the card's mailbox listens, in the order to try them."""
+        return (self.relay_url, *self.fallbacks)
+
     def to_bytes(self) -> bytes:
-        """The binary record: see docs/crypto.md, "Contact card"."""
-        body = (
+        """The binary record: see docs/crypto.md, "Contact card". A card without fallback
+        relays is version 2, byte for byte what earlier versions wrote."""
+        writer = (
             Writer()
-            .u8(CARD_VERSION)
+            .u8(FALLBACK_VERSION if self.fallbacks else CARD_VERSION)
             .u8(FLAG_ADDRESS if self.address else 0)
             .raw(self.identity.sign)
             .raw(self.identity.dh)
@@ -72,8 +92,12 @@ class Card:
             .raw(self.mailbox)
             .var8(self.relay_url.encode("ascii"))
             .var8(self.name.encode("utf-8"))
-            .bytes()
         )
+        if self.fallbacks:
+            writer.u8(len(self.fallbacks))
+            for url in self.fallbacks:
+                writer.var8(url.encode("ascii"))
+        body = writer.bytes()
         return body + sha256(LABEL_CARD_CHECK, body)[:CHECKSUM_SIZE]
 
     def encode(self) -> str:
@@ -106,9 +130,9 @@ class Card:
         if len(data) < 1:
             raise CardError("truncated")
         version = data[0]
-        if version not in (FIRST_VERSION, CARD_VERSION):
+        if version not in (FIRST_VERSION, CARD_VERSION, FALLBACK_VERSION):
             raise CardError("unknown card version")
-        flags_size = 1 if version == CARD_VERSION else 0
+        flags_size = 0 if version == FIRST_VERSION else 1
         if len(data) < _MIN_BODY + flags_size + CHECKSUM_SIZE:
             raise CardError("truncated")
         body, check = data[:-CHECKSUM_SIZE], data[-CHECKSUM_SIZE:]
@@ -117,7 +141,7 @@ class Card:
         reader = Reader(body, CardError)
         reader.u8()
         address = True
-        if version == CARD_VERSION:
+        if version != FIRST_VERSION:
             flags = reader.u8()
             if flags & ~FLAG_ADDRESS:
                 raise CardError("unknown card flags")
@@ -125,13 +149,20 @@ class Card:
         sign, dh = reader.raw(KEY_SIZE), reader.raw(KEY_SIZE)
         prekey, mailbox = reader.raw(KEY_SIZE), reader.raw(KEY_SIZE)
         url_bytes, name_bytes = reader.var8(), reader.var8()
+        extra: list[bytes] = []
+        if version == FALLBACK_VERSION:
+            count = reader.u8()
+            if not 1 <= count <= MAX_FALLBACKS:
+                raise CardError(f"a card names 1 to {MAX_FALLBACKS} fallback relays")
+            extra = [reader.var8() for _ in range(count)]
         reader.end()
         try:
             url, name = url_bytes.decode("ascii"), name_bytes.decode("utf-8")
+            fallbacks = tuple(b.decode("ascii") for b in extra)
         except UnicodeDecodeError:
             raise CardError("invalid text field") from None
-        if not valid_relay_url(url):
+        if not valid_relays((url, *fallbacks)):
             raise CardError("invalid relay URL")
         if not valid_name(name, allow_empty=True):
             raise CardError("invalid name")
-        return cls(PublicIdentity(sign, dh), prekey, url, mailbox, name, address)
+        return cls(PublicIdentity(sign, dh), prekey, url, mailbox, name, address, fallbacks)

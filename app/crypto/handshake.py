@@ -126,10 +126,24 @@ class Invitation:
         return bool(self._accepted)
 
     def card(
-        self, identity: Identity, relay_url: str, name: str = "", *, address: bool = False
+        self,
+        identity: Identity,
+        relay_url: str,
+        name: str = "",
+        *,
+        address: bool = False,
+        fallbacks: tuple[str, ...] = (),
     ) -> Card:
         """The card to show as QR code and text (a one-time code, or a long-lived address)."""
-        return Card(identity.public, self.prekey_public, relay_url, self._mailbox.id, name, address)
+        return Card(
+            identity.public,
+            self.prekey_public,
+            relay_url,
+            self._mailbox.id,
+            name,
+            address,
+            fallbacks,
+        )
 
     def to_bytes(self) -> bytes:
         """version || prekey(32) || mailbox key || count u32 || replay ids (32 each, sorted)."""

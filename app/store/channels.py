@@ -11,11 +11,28 @@ from .errors import MailboxInUse
 from .records import HandshakeLink, MailboxPurpose, OurMailbox, TheirMailbox
 from .tx import atomic
 
-_OURS = "id, private_key, relay_url, purpose, contact_id, created_at"
+_OURS = "id, private_key, relay_url, purpose, contact_id, created_at, fallbacks"
+_THEIRS = "id, relay_url, contact_id, created_at, fallbacks"
+
+
+def _urls(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
 
 
 def _ours(row: Any) -> OurMailbox:
-    return OurMailbox(bytes(row[0]), bytes(row[1]), row[2], MailboxPurpose(row[3]), row[4], row[5])
+    return OurMailbox(
+        bytes(row[0]),
+        bytes(row[1]),
+        row[2],
+        MailboxPurpose(row[3]),
+        row[4],
+        row[5],
+        _urls(row[6]),
+    )
+
+
+def _theirs(row: Any) -> TheirMailbox:
+    return TheirMailbox(bytes(row[0]), row[1], row[2], row[3], _urls(row[4]))
 
 
 class MailboxRepo:
@@ -29,7 +46,7 @@ class MailboxRepo:
             if self.in_use(mailbox.id):
                 raise MailboxInUse("that mailbox already belongs to someone")
             self._conn.execute(
-                f"INSERT INTO our_mailboxes ({_OURS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO our_mailboxes ({_OURS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     mailbox.id,
                     mailbox.private_key,
@@ -37,7 +54,17 @@ class MailboxRepo:
                     mailbox.purpose.value,
                     mailbox.contact_id,
                     mailbox.created_at,
+                    " ".join(mailbox.fallbacks),
                 ),
+            )
+
+    def rehome(self, mailbox_id: bytes, relays: tuple[str, ...]) -> None:
+        """One of our mailboxes listens on other relays from now on (the address, after a
+        move: the same mailbox, so a new card of it)."""
+        with atomic(self._conn):
+            self._conn.execute(
+                "UPDATE our_mailboxes SET relay_url = ?, fallbacks = ? WHERE id = ?",
+                (relays[0], " ".join(relays[1:]), mailbox_id),
             )
 
     def get_ours(self, mailbox_id: bytes) -> OurMailbox | None:
@@ -71,9 +98,14 @@ class MailboxRepo:
             if self.in_use(mailbox.id):
                 raise MailboxInUse("that mailbox already belongs to someone")
             self._conn.execute(
-                "INSERT INTO their_mailboxes (id, relay_url, contact_id, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (mailbox.id, mailbox.relay_url, mailbox.contact_id, mailbox.created_at),
+                f"INSERT INTO their_mailboxes ({_THEIRS}) VALUES (?, ?, ?, ?, ?)",
+                (
+                    mailbox.id,
+                    mailbox.relay_url,
+                    mailbox.contact_id,
+                    mailbox.created_at,
+                    " ".join(mailbox.fallbacks),
+                ),
             )
 
     def in_use(self, mailbox_id: bytes) -> bool:
@@ -89,11 +121,31 @@ class MailboxRepo:
     def list_theirs(self, contact_id: int) -> list[TheirMailbox]:
         """Newest first: the mailbox to send to is the first one."""
         rows = self._conn.execute(
-            "SELECT id, relay_url, contact_id, created_at FROM their_mailboxes "
+            f"SELECT {_THEIRS} FROM their_mailboxes "
             "WHERE contact_id = ? ORDER BY created_at DESC, id",
             (contact_id,),
         ).fetchall()
-        return [TheirMailbox(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+        return [_theirs(r) for r in rows]
+
+    def get_theirs(self, mailbox_id: bytes) -> TheirMailbox | None:
+        row = self._conn.execute(
+            f"SELECT {_THEIRS} FROM their_mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        return None if row is None else _theirs(row)
+
+    def uses_relay(self, url: str) -> bool:
+        """Whether any mailbox, ours or a contact's, or anything waiting in the outbox still
+        needs this relay (as its relay or a fallback)."""
+        padded = f" {url} "
+        row = self._conn.execute(
+            "SELECT 1 FROM our_mailboxes "
+            "WHERE relay_url = ?1 OR instr(' ' || fallbacks || ' ', ?2) > 0 "
+            "UNION ALL SELECT 1 FROM their_mailboxes "
+            "WHERE relay_url = ?1 OR instr(' ' || fallbacks || ' ', ?2) > 0 "
+            "UNION ALL SELECT 1 FROM outbox WHERE relay_url = ?1 LIMIT 1",
+            (url, padded),
+        ).fetchone()
+        return row is not None
 
     def delete_theirs(self, mailbox_id: bytes) -> bool:
         with atomic(self._conn):

@@ -338,15 +338,15 @@ class OutboxRepo:
                 raise NotFound("no such outbox item")
 
     def sent(self, outbox_id: int, next_try: int) -> None:
-        """The relay took it. Messages wait for their receipt (resent at next_try if none
-        comes); receipts are done."""
+        """The relay took it. Messages wait for their receipt and moves for the contact's
+        answer (resent at next_try if none comes); receipts are done."""
         with atomic(self._conn):
             row = self._conn.execute(
                 "SELECT kind, message_id FROM outbox WHERE id = ?", (outbox_id,)
             ).fetchone()
             if row is None:
                 raise NotFound("no such outbox item")
-            if row[0] != OutboxKind.MESSAGE.value:
+            if row[0] == OutboxKind.RECEIPT.value:
                 self._conn.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
                 return
             self._conn.execute(
@@ -409,6 +409,14 @@ class OutboxRepo:
                 "DELETE FROM outbox WHERE contact_id = ? AND kind = 'message' "
                 "AND message_id IS NULL",
                 (contact_id,),
+            )
+        return int(cur.rowcount)
+
+    def drop_moves(self, contact_id: int) -> int:
+        """The contact answered on the mailbox our move named: the move is done."""
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "DELETE FROM outbox WHERE contact_id = ? AND kind = 'control'", (contact_id,)
             )
         return int(cur.rowcount)
 

@@ -17,6 +17,7 @@ class MailboxPurpose(StrEnum):
 class OutboxKind(StrEnum):
     MESSAGE = "message"
     RECEIPT = "receipt"
+    CONTROL = "control"  # a move to other relays: resent until the contact answers on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,11 @@ class OurMailbox:
     purpose: MailboxPurpose
     contact_id: int | None
     created_at: int
+    fallbacks: tuple[str, ...] = ()  # also listened on there
+
+    @property
+    def relays(self) -> tuple[str, ...]:
+        return (self.relay_url, *self.fallbacks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,11 @@ class TheirMailbox:
     relay_url: str
     contact_id: int
     created_at: int
+    fallbacks: tuple[str, ...] = ()  # written to through these, in order, when relay_url is away
+
+    @property
+    def relays(self) -> tuple[str, ...]:
+        return (self.relay_url, *self.fallbacks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,7 @@ def _reencode(record: bytes) -> str:
         ("hello", "not an AnonChat card"),
         ("anonchat:!!!!", "invalid characters"),
         ("anonchat:A", "truncated or mistyped"),
-        (_reencode(b"\x03" + bytes(200)), "unknown card version"),
+        (_reencode(b"\x04" + bytes(200)), "unknown card version"),
         (_reencode(b"\x01" + bytes(10)), "truncated"),
     ],
 )

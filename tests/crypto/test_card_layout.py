@@ -200,7 +200,7 @@ def test_the_minimum_record_gets_past_the_length_check() -> None:
     assert _reason(Card.from_bytes, record[:-1]) == "truncated"
 
 
-@pytest.mark.parametrize("version", [0, 3, 255])
+@pytest.mark.parametrize("version", [0, 4, 255])
 def test_another_version_is_unknown_whatever_the_length(version: int) -> None:
     assert _reason(Card.from_bytes, bytes([version])) == "unknown card version"
     record = _checked(_body(version=version))
@@ -256,8 +256,8 @@ def test_a_payload_length_base32_never_makes_is_truncated_or_mistyped(size: int)
 
 @pytest.mark.parametrize("size", range(1, 11))
 def test_every_possible_payload_length_is_decoded(size: int) -> None:
-    # A version-3 record of any length decodes as far as the version byte.
-    record = b"\x03" + bytes(size - 1)
+    # A version-4 record of any length decodes as far as the version byte.
+    record = b"\x04" + bytes(size - 1)
     assert _reason(Card.parse, _text(record)) == "unknown card version"
 
 
@@ -267,10 +267,10 @@ def test_characters_outside_base32_are_invalid() -> None:
 
 
 def test_only_the_canonical_base32_is_accepted() -> None:
-    # "AN" decodes to 0x03 like "AM" does, but sets the two unused trailing bits.
-    assert _reason(Card.parse, "anonchat:AM") == "unknown card version"
-    assert _reason(Card.parse, "anonchat:AN") == "truncated or mistyped"
-    assert _reason(Card.parse, "anonchat:AM======") == "truncated or mistyped"
+    # "AR" decodes to 0x04 like "AQ" does, but sets the two unused trailing bits.
+    assert _reason(Card.parse, "anonchat:AQ") == "unknown card version"
+    assert _reason(Card.parse, "anonchat:AR") == "truncated or mistyped"
+    assert _reason(Card.parse, "anonchat:AQ======") == "truncated or mistyped"
     text = _text(_checked(_body()))
     assert _reason(Card.parse, text + "=" * (-len(text[9:]) % 8)) == "truncated or mistyped"
 
