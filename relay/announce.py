@@ -37,10 +37,22 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
+def reachable(address: IPAddress) -> bool:
+    """Whether another computer may reach a relay at this address: not loopback (that is its
+    own), not unspecified or a group, not IPv6 link-local (meaningless without an interface's
+    scope, which a URL does not carry). IPv4 link-local is fine: two computers joined by a
+    cable and nothing else have only that."""
+    return not (
+        address.is_loopback
+        or address.is_unspecified
+        or address.is_multicast
+        or (address.version == 6 and address.is_link_local)
+    )
+
+
 def machine_interfaces() -> list[IPInterface]:
-    """This machine's addresses with their networks, IPv4 first (link-local IPv4 last among
-    them). Loopback and IPv6 link-local addresses are left out: the first reaches nobody else,
-    the second means nothing without an interface's scope, which a URL does not carry."""
+    """This machine's :func:`reachable` addresses with their networks, IPv4 first (link-local
+    IPv4 last among them)."""
     found: dict[IPAddress, IPInterface] = {}
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
@@ -49,12 +61,8 @@ def machine_interfaces() -> list[IPInterface]:
                 iface = ipaddress.ip_interface(f"{text.split('%')[0]}/{ip.network_prefix}")
             except ValueError:
                 continue
-            address = iface.ip
-            if address.is_loopback or address.is_unspecified or address.is_multicast:
-                continue
-            if address.version == 6 and address.is_link_local:
-                continue
-            found.setdefault(address, iface)
+            if reachable(iface.ip):
+                found.setdefault(iface.ip, iface)
     return sorted(found.values(), key=lambda i: (i.version, i.ip.is_link_local))
 
 
@@ -70,7 +78,8 @@ def is_loopback_host(host: str) -> bool:
 
 
 def default_name() -> str:
-    """ "AnonChat relay on HOST" (see :meth:`Announcer.start` for a second one on HOST)."""
+    """The name a relay gets unless given one: AnonChat relay on HOST (a second relay of HOST
+    gets its port too, see :meth:`Announcer.start`)."""
     host = socket.gethostname().split(".")[0] or "this computer"
     return f"AnonChat relay on {host}".encode()[:MAX_NAME_BYTES].decode(errors="ignore")
 
@@ -129,11 +138,7 @@ async def announced_addresses(host: str, interfaces: Sequence[str] | None = None
     except ValueError:
         infos = await asyncio.get_running_loop().getaddrinfo(literal, None, type=socket.SOCK_STREAM)
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    usable = [
-        str(a)
-        for a in dict.fromkeys(addresses)
-        if not (a.is_loopback or a.is_unspecified or (a.version == 6 and a.is_link_local))
-    ]
+    usable = [str(a) for a in dict.fromkeys(addresses) if reachable(a)]
     if not usable:
         raise ValueError(f"nothing to announce: {host} is loopback or link-local only")
     return usable

@@ -22,11 +22,11 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from relay.announce import (
     ASK,
     TXT_VERSION,
-    IPAddress,
     IPInterface,
     check_name,
     machine_interfaces,
     multicast_interfaces,
+    reachable,
 )
 from relay.announce import SERVICE_TYPE as SERVICE_TYPE
 
@@ -52,17 +52,6 @@ def local_addresses() -> list[str]:
     no IPv6 link-local (IPv4 link-local, what two computers joined by a cable get, comes
     last)."""
     return [str(i.ip) for i in machine_interfaces()]
-
-
-def _usable(address: IPAddress) -> bool:
-    """An address a relay on another computer may have: not this one's (loopback), not a
-    group, not an IPv6 link-local one (its interface scope is ours to guess)."""
-    return not (
-        address.is_loopback
-        or address.is_unspecified
-        or address.is_multicast
-        or (address.version == 6 and address.is_link_local)
-    )
 
 
 def found_relay(info: ServiceInfo, networks: Sequence[IPInterface] = ()) -> FoundRelay | None:
@@ -91,7 +80,7 @@ def found_relay(info: ServiceInfo, networks: Sequence[IPInterface] = ()) -> Foun
         return None
     parsed = {ipaddress.ip_address(a) for a in info.parsed_addresses(IPVersion.All)}
     addresses = sorted(
-        (a for a in parsed if _usable(a)),
+        (a for a in parsed if reachable(a)),
         key=lambda a: (not any(a in n.network for n in networks), a.version, int(a)),
     )
     if not addresses:
