@@ -12,12 +12,11 @@ from app.core.profile import (
     SETTING_PROXY,
     SETTING_QUOTA,
     SETTING_READ_RECEIPTS,
-    SETTING_RELAY,
+    RelayMode,
     check_display_name,
-    check_relay_url,
     keyring_available,
 )
-from app.core.routing import Isolation, Routing, isolation_for, mailbox_key
+from app.core.routing import Isolation, Routing, isolation_for
 from app.crypto.handshake import Invitation
 from app.domain.contacts import CardPreview
 from app.net.pool import check_proxy_url
@@ -47,7 +46,7 @@ class Account:
         (works for one contact; once used, a fresh one is made), or the long-lived address
         (made on first ask)."""
         ctx = self._ctx
-        relay = ctx.settings.relay_url
+        relays = ctx.settings.relays
 
         def find(r: Repos) -> OurMailbox | None:
             boxes = r.mailboxes.list_ours(purpose=MailboxPurpose.INVITATION)
@@ -56,7 +55,7 @@ class Account:
             unused = (
                 b
                 for b in reversed(boxes)
-                if b.relay_url == relay
+                if b.relays == relays
                 and not is_address(r, b.id)
                 and not Invitation.from_bytes(b.private_key).used
             )
@@ -66,11 +65,17 @@ class Account:
             box = await ctx.store.read(find)
             fresh = box is None
             if box is None:
-                box = await self._store_invitation(relay, address=address)
+                box = await self._store_invitation(relays, address=address)
         invitation = Invitation.from_bytes(box.private_key)
         if fresh and self.listening:  # outside the lock: frames go on arriving meanwhile
-            await self._routing.listen(relay, invitation.mailbox, None)
-        card = invitation.card(ctx.identity, box.relay_url, ctx.settings.name, address=address)
+            await self._routing.listen(box.relays, invitation.mailbox, None)
+        card = invitation.card(
+            ctx.identity,
+            box.relay_url,
+            ctx.settings.name,
+            address=address,
+            fallbacks=box.fallbacks,
+        )
         return card.encode()
 
     async def has_address(self) -> bool:
@@ -99,18 +104,19 @@ class Account:
             gone = await ctx.store.run(unit)
         await self._routing.drop_mailboxes(gone)
 
-    async def _store_invitation(self, relay: str, *, address: bool) -> OurMailbox:
-        """A fresh card mailbox on our relay, stored (as the address, or a one-time code);
+    async def _store_invitation(self, relays: tuple[str, ...], *, address: bool) -> OurMailbox:
+        """A fresh card mailbox on our relays, stored (as the address, or a one-time code);
         the caller listens on it."""
         ctx = self._ctx
         invitation = Invitation.generate()
         row = OurMailbox(
             invitation.mailbox.id,
             invitation.to_bytes(),
-            relay,
+            relays[0],
             MailboxPurpose.INVITATION,
             None,
             ctx.clock(),
+            relays[1:],
         )
 
         def unit(r: Repos) -> None:
@@ -134,18 +140,12 @@ class Account:
         await self._ctx.store.run(lambda r: r.profile.set_display_name(name))
         self._ctx.settings.name = name
 
-    async def set_relay_url(self, url: str) -> None:
-        """Publish a new one-time code on another relay; existing contacts keep their
-        mailboxes, and an address stays where it is until it is changed."""
-        ctx = self._ctx
-        url = check_relay_url(url.strip())
-        if url == ctx.settings.relay_url:
-            return
-        await ctx.store.run(lambda r: r.settings.set(SETTING_RELAY, url))
-        ctx.settings.relay_url = url
-        row = await self._store_invitation(url, address=False)
-        if self.listening:
-            await self._routing.listen(url, mailbox_key(row), None)
+    def relays(self) -> tuple[str, ...]:
+        """Where our mailboxes listen: the relay, then its fallbacks in order."""
+        return self._ctx.settings.relays
+
+    def relay_mode(self) -> RelayMode:
+        return self._ctx.settings.relay_mode
 
     async def set_proxy(self, url: str | None) -> str:
         """Connect to every relay through this SOCKS5 proxy (None or "": directly); applies

@@ -17,11 +17,15 @@ from app.core.events import Event, FrameRejected, Rejection
 from app.core.intake import Bucket
 from app.core.profile import (
     MUTED_PREFIX,
+    SETTING_FALLBACKS,
     SETTING_ISOLATION,
     SETTING_PROXY,
     SETTING_QUOTA,
     SETTING_READ_RECEIPTS,
     SETTING_RELAY,
+    SETTING_RELAY_MODE,
+    RelayMode,
+    relay_mode_of,
 )
 from app.crypto.identity import Identity
 from app.crypto.ratchet import Session
@@ -42,11 +46,18 @@ class Settings:
 
     name: str = ""
     relay_url: str = ""
+    fallbacks: tuple[str, ...] = ()  # our relays after relay_url, in the order to try them
+    relay_mode: RelayMode = RelayMode.URL
     read_receipts: bool = True
     proxy: str = ""  # socks5h://host:port every relay connection goes through, or none
     isolation: str = ""  # which connections carry what (routing.Isolation); "" the default
     quota_mb: int = DEFAULT_QUOTA_MB  # what one contact's messages may take in the store
     muted: set[int] = field(default_factory=set)  # contacts whose notifications are silenced
+
+    @property
+    def relays(self) -> tuple[str, ...]:
+        """Where our mailboxes listen: the relay, then its fallbacks."""
+        return (self.relay_url, *self.fallbacks)
 
 
 class Rejections:
@@ -114,6 +125,10 @@ class Context:
         stored = await self.store.read(lambda r: r.settings.all())
         self.settings.name = me.display_name if me else ""
         self.settings.relay_url = stored.get(SETTING_RELAY, "")
+        self.settings.fallbacks = tuple(stored.get(SETTING_FALLBACKS, "").split())
+        self.settings.relay_mode = relay_mode_of(
+            stored.get(SETTING_RELAY_MODE, ""), self.settings.relay_url
+        )
         self.settings.read_receipts = stored.get(SETTING_READ_RECEIPTS, "1") == "1"
         self.settings.proxy = stored.get(SETTING_PROXY, "")
         self.settings.isolation = stored.get(SETTING_ISOLATION, "")

@@ -4,6 +4,7 @@ The engine only composes the use cases, each in a module of its own, on one `Con
 
 - `account`: our card, name, relay, passphrase, keyring, preferences, read receipts
 - `handshakes`: adding a contact from a card, answering one, the welcome
+- `moving`: testing a relay, changing relays, and contacts moving with us (or we with them)
 - `contacts`: requests, accept, block, delete, rename, verify, status
 - `messaging`: send, retry, mark read, and storing what comes back
 - `queries`: a contact, the contact list, a conversation's pages, search
@@ -30,8 +31,9 @@ from app.core.events import Event
 from app.core.handshakes import Handshakes
 from app.core.inbound import Inbound
 from app.core.messaging import Messaging
+from app.core.moving import Moving
 from app.core.outbox import Outbox
-from app.core.profile import Opened, now_ms
+from app.core.profile import Opened, RelayMode, now_ms
 from app.core.queries import Queries
 from app.core.routing import Routing
 from app.net import events as net
@@ -60,7 +62,8 @@ class Engine:
         messaging = self._messaging = Messaging(ctx)
         contacts = Contacts(ctx, routing)
         queries = Queries(ctx, routing)
-        self._inbound = Inbound(ctx, routing, handshakes, messaging)
+        moving = self._moving = Moving(ctx, routing)
+        self._inbound = Inbound(ctx, routing, handshakes, messaging, moving)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -71,7 +74,8 @@ class Engine:
         self.delete_address = account.delete_address
         self.preview_card = account.preview_card
         self.set_display_name = account.set_display_name
-        self.set_relay_url = account.set_relay_url
+        self.test_relay = moving.test_relay
+        self.set_relays = moving.set_relays
         self.set_read_receipts = account.set_read_receipts
         self.set_proxy = account.set_proxy
         self.proxy = account.proxy
@@ -120,7 +124,21 @@ class Engine:
 
     @property
     def relay_url(self) -> str:
+        """Our relay (the first of `relays`)."""
         return self._ctx.settings.relay_url
+
+    @property
+    def relays(self) -> tuple[str, ...]:
+        """Our relay, then its fallbacks in the order to try them."""
+        return self._ctx.settings.relays
+
+    @property
+    def relay_mode(self) -> RelayMode:
+        return self._ctx.settings.relay_mode
+
+    async def set_relay_url(self, url: str, *, test: bool = True) -> tuple[str, ...]:
+        """Use this one relay from now on (tested first; every contact moves to it)."""
+        return await self._moving.set_relays([url], RelayMode.URL, test=test)
 
     @property
     def read_receipts(self) -> bool:
@@ -143,11 +161,12 @@ class Engine:
         if self._tasks or self._closed:
             return
         await self._routing.start()
-        self._account.listening = True
+        self._account.listening = self._moving.listening = True
         self._tasks = [
             asyncio.create_task(self._inbound.run(), name="anonchat-receive"),
             asyncio.create_task(self._outbox.run(), name="anonchat-outbox"),
         ]
+        await self._moving.catch_up()  # a change of relays cut short last time
 
     async def close(self) -> None:
         """Stop after the frame and the outbox batch in hand: a message stored is also

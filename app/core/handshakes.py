@@ -76,9 +76,9 @@ def _open_channels(
     r: Repos,
     cid: int,
     mine: MailboxKey,
-    our_relay: str,
+    our_relays: tuple[str, ...],
     their_mailbox: bytes,
-    their_relay: str,
+    their_relays: tuple[str, ...],
     session: Session,
     first_frame: bytes,
     now: int,
@@ -86,12 +86,20 @@ def _open_channels(
     """Both sides of a handshake, in its transaction: our fresh mailbox for this contact, the
     peer's, the session, and our first frame (introduction or welcome) queued for the peer."""
     r.mailboxes.add_ours(
-        OurMailbox(mine.id, mine.to_bytes(), our_relay, MailboxPurpose.CONTACT, cid, now)
+        OurMailbox(
+            mine.id,
+            mine.to_bytes(),
+            our_relays[0],
+            MailboxPurpose.CONTACT,
+            cid,
+            now,
+            our_relays[1:],
+        )
     )
-    r.mailboxes.add_theirs(TheirMailbox(their_mailbox, their_relay, cid, now))
+    r.mailboxes.add_theirs(TheirMailbox(their_mailbox, their_relays[0], cid, now, their_relays[1:]))
     r.sessions.save(cid, session.to_bytes(), now)
     r.outbox.add(
-        NewOutbox(cid, OutboxKind.MESSAGE, their_mailbox, their_relay, first_frame, now, now)
+        NewOutbox(cid, OutboxKind.MESSAGE, their_mailbox, their_relays[0], first_frame, now, now)
     )
 
 
@@ -165,9 +173,9 @@ class Handshakes:
     async def _initiate(self, card: Card, display: str, ended: Contact | None) -> Contact:
         ctx = self._ctx
         box = MailboxKey.generate()
-        our_relay = ctx.settings.relay_url
+        our_relays = ctx.settings.relays
         session = initiate(ctx.identity, card, name=ctx.settings.name, reply_mailbox=box.id)
-        session, frame = session.encrypt(pl.encode(pl.Intro(our_relay)))
+        session, frame = session.encrypt(pl.encode(pl.Intro(our_relays[0], our_relays[1:])))
         keys = card.identity.to_bytes()
         now = ctx.clock()
 
@@ -180,23 +188,25 @@ class Handshakes:
                 cid, old = ended.id, forget_channels(r, ended.id)
                 r.contacts.set_state(cid, ContactState.CONTACT)
                 r.contacts.set_awaiting_welcome(cid, True)
-            _open_channels(
-                r, cid, box, our_relay, card.mailbox, card.relay_url, session, frame, now
-            )
+            _open_channels(r, cid, box, our_relays, card.mailbox, card.relays, session, frame, now)
             return r.contacts.get(cid), old
 
         contact, old = await ctx.store.run(unit)
-        await self._after_channels_changed(contact, old, our_relay, box)
+        await self._after_channels_changed(contact, old, our_relays, box)
         ctx.emit(ContactAdded(contact) if ended is None else ContactChanged(contact))
         return contact
 
     async def _after_channels_changed(
-        self, contact: Contact, old: list[OurMailbox], our_relay: str, box: MailboxKey
+        self,
+        contact: Contact,
+        old: list[OurMailbox],
+        our_relays: tuple[str, ...],
+        box: MailboxKey,
     ) -> None:
         """Unsubscribe what was forgotten, listen on the new mailbox, watch the peer's."""
         routing = self._routing
         await routing.drop_mailboxes(old)
-        await routing.listen(our_relay, box, contact.id)
+        await routing.listen(our_relays, box, contact.id)
         await routing.watch_contact(contact.id)
         self._ctx.wake()
 
@@ -220,7 +230,7 @@ class Handshakes:
             )
             return
         ack_session, ack = session.encrypt(pl.encode(pl.Receipt(False, ())))
-        dest = TheirMailbox(welcome.mailbox, welcome.relay_url, contact.id, now)
+        dest = TheirMailbox(welcome.mailbox, welcome.relay_url, contact.id, now, welcome.fallbacks)
 
         def unit(r: Repos) -> Contact:
             for card_box in r.mailboxes.list_theirs(contact.id):  # the card's: handshake only
@@ -309,9 +319,9 @@ class Handshakes:
         ctx = self._ctx
         peer = accepted.peer
         mine = MailboxKey.generate()
-        our_relay = ctx.settings.relay_url
+        our_relays = ctx.settings.relays
         session, welcome = accepted.session.encrypt(
-            pl.encode(pl.Welcome(mine.id, our_relay, ctx.settings.name))
+            pl.encode(pl.Welcome(mine.id, our_relays[0], ctx.settings.name, our_relays[1:]))
         )
         now = ctx.clock()
         invitation_row = replace(box, private_key=accepted.invitation.to_bytes())
@@ -330,13 +340,14 @@ class Handshakes:
             r.mailboxes.delete_ours(box.id)
             r.mailboxes.add_ours(invitation_row)
             r.handshakes.put(HandshakeLink(accepted.replay_id, cid, box.id, now))
+            their_relays = (intro.relay_url, *intro.fallbacks)
             _open_channels(
-                r, cid, mine, our_relay, peer.mailbox, intro.relay_url, session, welcome, now
+                r, cid, mine, our_relays, peer.mailbox, their_relays, session, welcome, now
             )
             return r.contacts.get(cid), old, pushed_out
 
         contact, old, pushed_out = await ctx.store.run(unit)
-        await self._after_channels_changed(contact, old, our_relay, mine)
+        await self._after_channels_changed(contact, old, our_relays, mine)
         for gone in pushed_out:
             await self._routing.forget_contact(gone)
             ctx.emit(RequestRemoved(gone))

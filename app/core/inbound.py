@@ -23,16 +23,18 @@ from app.core.context import Context
 from app.core.events import ContactLimited, Limit, Rejection
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, contact_or_none
+from app.core.moving import Moving
 from app.core.routing import Routing
 from app.crypto.errors import DecryptError, DuplicateMessage, LocalStateError, MalformedMessage
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact
 from app.domain.messages import Direction
 from app.net import events as net
-from app.store.records import MailboxPurpose, TheirMailbox
+from app.store.records import MailboxPurpose, OurMailbox, TheirMailbox
 from app.store.repos import Repos
 
 log = logging.getLogger(__name__)
+ANSWER_EVERY_S = 60.0  # a contact's resent controls get an empty receipt at most this often
 
 
 class Inbound:
@@ -44,6 +46,7 @@ class Inbound:
         routing: Routing,
         handshakes: Handshakes,
         messaging: Messaging,
+        moving: Moving,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -51,6 +54,7 @@ class Inbound:
         self._routing = routing
         self._handshakes = handshakes
         self._messaging = messaging
+        self._moving = moving
         self._clock = clock
         self._queue: deque[net.Delivered] = deque()
         self._queued_bytes = 0
@@ -62,6 +66,7 @@ class Inbound:
         # contact id -> (the store's generation when loaded, the session then)
         self._sessions: dict[int, tuple[int, Session]] = {}
         self._invitations: set[bytes] = set()  # our card mailboxes frames came to
+        self._answered: dict[int, float] = {}  # contact -> when a resend was last answered
 
     # -- the intake --------------------------------------------------------------------------
 
@@ -210,31 +215,45 @@ class Inbound:
         if contact is None:
             return
         mid = pl.message_id(frame)
+        via = None if via_invitation else mailbox
         match content:
             case pl.Chat():
                 if not await messaging.within_quota(contact_id, content.body):
                     return  # left out like a throttled one: sent again once there is room
-                retired = await messaging.take_chat(
-                    contact_id, session, mid, content, theirs, via_invitation
-                )
-                await self._routing.drop_mailboxes(retired)
+                retired = await messaging.take_chat(contact_id, session, mid, content, theirs, via)
+                await self._retire(retired)
             case pl.Receipt(read, ids):
-                retired = await messaging.take_receipt(
-                    contact_id, session, ids, read, via_invitation
-                )
-                await self._routing.drop_mailboxes(retired)
+                retired = await messaging.take_receipt(contact_id, session, ids, read, via)
+                await self._retire(retired)
             case pl.Welcome():
                 await self._handshakes.on_welcome(contact, session, content)
+                await self._moving.catch_up_locked([contact_id])  # we changed relays meanwhile
+            case pl.Move():
+                await self._moving.on_move(contact, session, content, mailbox)
             case pl.Intro():
                 await ctx.keep_step_and_reject(
                     contact_id, session, "an introduction outside a handshake", Rejection.PAYLOAD
                 )
 
+    async def _retire(self, boxes: list[OurMailbox]) -> None:
+        """Stop listening on mailboxes a handshake or a move retired, and leave a relay that
+        nothing needs any more."""
+        if boxes:
+            await self._routing.drop_mailboxes(boxes)
+            await self._routing.leave_unused({url for box in boxes for url in box.relays})
+
     async def _acknowledge_again(self, contact_id: int, mid: bytes) -> None:
-        """A resend of a message we have: our receipt was lost, so it goes out again."""
+        """A resend of a message we have: our receipt was lost, so it goes out again. A
+        resend of anything else (a move, a welcome) gets an empty receipt on their newest
+        mailbox, which is the answer those wait for."""
 
         def seen(r: Repos) -> bool:
             return r.messages.find(contact_id, Direction.INCOMING, mid) is not None
 
         if await self._ctx.store.read(seen):
             self._messaging.acknowledge(contact_id, mid)
+            return
+        now = self._clock()
+        if now - self._answered.get(contact_id, -ANSWER_EVERY_S) >= ANSWER_EVERY_S:
+            self._answered[contact_id] = now
+            await self._messaging.answer(contact_id)

@@ -21,6 +21,7 @@ from app.core.context import Context
 from app.core.errors import SendingBlocked, UnknownContact, UserError
 from app.core.events import ContactLimited, Limit, MessageAdded, MessageStatusChanged, Rejection
 from app.core.handshakes import retire_used_codes
+from app.core.moving import move_done
 from app.core.outbox import outbox_row
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact, ContactState
@@ -54,12 +55,14 @@ def check_can_send(contact: Contact) -> None:
         raise SendingBlocked(problem)
 
 
-def _handshake_done(r: Repos, contact_id: int) -> list[OurMailbox]:
+def _handshake_done(r: Repos, contact_id: int, mailbox: bytes) -> list[OurMailbox]:
     """A frame on the contact's own mailbox: our introduction or welcome, resent until now,
-    is done, and so is the one-time code the handshake came through."""
+    is done, and so is the one-time code the handshake came through; on the mailbox our move
+    named, so is the move (our older mailboxes for them go)."""
+    moved = move_done(r, contact_id, mailbox)
     if r.outbox.drop_handshake_controls(contact_id) == 0:
-        return []
-    return retire_used_codes(r, contact_id)
+        return moved
+    return moved + retire_used_codes(r, contact_id)
 
 
 class Messaging:
@@ -205,10 +208,11 @@ class Messaging:
         mid: WireId,
         chat: pl.Chat,
         theirs: list[TheirMailbox],
-        via_invitation: bool,
+        via: bytes | None,
     ) -> list[OurMailbox]:
         """Store an incoming message with its ratchet step and our receipt for it; returns
-        our mailboxes the completed handshake retired (to unsubscribe)."""
+        our mailboxes the completed handshake or move retired (to unsubscribe). `via`: the
+        contact mailbox of ours it came to (None: our card's)."""
         ctx = self._ctx
         now = ctx.clock()
         message = NewMessage(
@@ -223,7 +227,7 @@ class Messaging:
         )
 
         def unit(r: Repos) -> tuple[Message | None, list[OurMailbox]]:
-            retired = [] if via_invitation else _handshake_done(r, contact_id)
+            retired = [] if via is None else _handshake_done(r, contact_id, via)
             stored = r.messages.store_incoming(message, session.to_bytes(), None, now)
             if stored.duplicate or stored.message_row is None:
                 return None, retired
@@ -274,6 +278,17 @@ class Messaging:
                 chunk = ids[start : start + pl.MAX_RECEIPT_IDS]
                 session = await self.commit_receipt(contact_id, session, chunk, False, theirs[0])
 
+    async def answer(self, contact_id: int) -> None:
+        """An empty receipt on the contact's newest mailbox: the answer a resent welcome or
+        move waits for. Under the lock."""
+
+        def channel(r: Repos) -> tuple[bytes | None, list[TheirMailbox]]:
+            return r.sessions.load(contact_id), r.mailboxes.list_theirs(contact_id)
+
+        blob, theirs = await self._ctx.store.read(channel)
+        if blob is not None and theirs:
+            await self.commit_receipt(contact_id, Session.from_bytes(blob), (), False, theirs[0])
+
     async def flush_receipts(self) -> None:
         """Store the receipts still gathering now (they go out with the outbox)."""
         for handle in self._flushing.values():
@@ -310,17 +325,17 @@ class Messaging:
         session: Session,
         ids: tuple[bytes, ...],
         read: bool,
-        via_invitation: bool,
+        via: bytes | None,
     ) -> list[OurMailbox]:
         """The peer has (or has read) these messages of ours: raise their status; returns
-        our mailboxes the completed handshake retired (to unsubscribe)."""
+        our mailboxes the completed handshake or move retired (to unsubscribe)."""
         ctx = self._ctx
         status = Status.READ if read else Status.DELIVERED
         now = ctx.clock()
 
         def unit(r: Repos) -> tuple[list[Message], list[OurMailbox]]:
             r.sessions.save(contact_id, session.to_bytes(), now)
-            retired = [] if via_invitation else _handshake_done(r, contact_id)
+            retired = [] if via is None else _handshake_done(r, contact_id, via)
             r.messages.acknowledge(contact_id, ids, status)
             found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
             return [m for m in found if m is not None], retired

@@ -33,7 +33,8 @@ COALESCE_S = 0.003  # a woken outbox waits this long, so a burst goes out (and i
 def outbox_row(
     contact_id: int, kind: OutboxKind, dest: TheirMailbox, frame: bytes, now: int
 ) -> NewOutbox:
-    """A frame to send now (and again until acknowledged) to a contact's mailbox."""
+    """A frame to send now (and again until acknowledged) to a contact's mailbox (through
+    its relay, or a fallback of the mailbox's while that one is away)."""
     return NewOutbox(contact_id, kind, dest.id, dest.relay_url, frame, now, now)
 
 
@@ -76,12 +77,15 @@ class Outbox:
         ctx, routing = self._ctx, self._routing
         now = ctx.clock()
         items = await ctx.store.read(lambda r: r.outbox.due(now, BATCH))
-        ready = [i for i in items if not routing.is_offline((i.relay_url, i.mailbox_id))]
-        postponed = [i for i in items if routing.is_offline((i.relay_url, i.mailbox_id))]
+        via = {
+            i.id: routing.route((i.relay_url, i.mailbox_id), i.contact_id) for i in items
+        }  # the relay itself, or a fallback while it is away
+        ready = [i for i in items if not routing.is_offline((via[i.id], i.mailbox_id))]
+        postponed = [i for i in items if routing.is_offline((via[i.id], i.mailbox_id))]
         results = await asyncio.gather(
             *(
                 routing.pool.send(
-                    i.relay_url, i.mailbox_id, i.ciphertext, lane=routing.lane(i.contact_id)
+                    via[i.id], i.mailbox_id, i.ciphertext, lane=routing.lane(i.contact_id)
                 )
                 for i in ready
             ),
@@ -98,7 +102,7 @@ class Outbox:
                     log.error("sending failed unexpectedly", exc_info=result)
                 postponed.append(item)
             elif result == 0:
-                went_offline[(item.relay_url, item.mailbox_id)] = item.contact_id
+                went_offline[(via[item.id], item.mailbox_id)] = item.contact_id
                 postponed.append(item)
             else:
                 sent.append(item)

@@ -3,8 +3,8 @@
 `intro` rides in the initiator's first frame (where it can be reached), `welcome` is the
 responder's first reply (the mailbox it listens on), `move` names a new mailbox on other
 relays, `msg` is a chat message and `rcpt` an end-to-end receipt naming message ids. Where a
-relay is named, up to two fallback relays (`fb`) may follow it. Anything else, or any mistyped field, is a
-`PayloadError`: the peer's fault, never a crash.
+relay is named, up to two fallback relays (`fb`) may follow it. Anything else, or any
+mistyped field, is a `PayloadError`: the peer's fault, never a crash.
 """
 
 from __future__ import annotations
@@ -75,11 +75,11 @@ Payload = Intro | Welcome | Move | Chat | Receipt
 
 def encode(payload: Payload) -> bytes:
     match payload:
-        case Intro(relay_url, fallbacks):
+        case Intro(relay_url, _):
             data: dict[str, Any] = {"k": "intro", "relay": relay_url}
-        case Welcome(mailbox, relay_url, name, fallbacks):
+        case Welcome(mailbox, relay_url, name, _):
             data = {"k": "welcome", "mb": mailbox, "relay": relay_url, "name": name}
-        case Move(mailbox, relay_url, fallbacks):
+        case Move(mailbox, relay_url, _):
             data = {"k": "move", "mb": mailbox, "relay": relay_url}
         case Chat(seq, sent_at, body):
             data = {"k": "msg", "seq": seq, "ts": sent_at, "body": body}

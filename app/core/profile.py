@@ -5,11 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from app.core.errors import ProfileBusy, UserError
-from app.crypto.card import valid_relay_url
+from app.crypto.card import MAX_FALLBACKS, valid_relay_url
 from app.crypto.handshake import Invitation
 from app.crypto.identity import Identity
 from app.crypto.names import MAX_NAME_BYTES, name_problem
@@ -23,6 +25,8 @@ from app.store.store import Store
 
 NO_KEYRING = keystore.NO_BACKEND
 SETTING_RELAY = "relay_url"
+SETTING_FALLBACKS = "fallback_relays"  # space-separated, tried in order after relay_url
+SETTING_RELAY_MODE = "relay_mode"  # RelayMode: whether this app runs the relay it uses
 SETTING_READ_RECEIPTS = "read_receipts"
 SETTING_PROXY = "proxy"
 SETTING_ISOLATION = "isolation"
@@ -54,6 +58,35 @@ def check_relay_url(url: str) -> str:
     if not valid_relay_url(url):
         raise UserError(f"not a relay URL (ws://host:port or wss://host:port): {url!r}")
     return url
+
+
+class RelayMode(StrEnum):
+    """Where the profile's relay comes from: shared by this app on the network, a relay
+    elsewhere (typed in, or found on the network), or run by this app for this computer."""
+
+    SHARE = "share"
+    URL = "url"
+    LOCAL = "local"
+
+
+def relay_mode_of(stored: str, relay_url: str) -> RelayMode:
+    """The stored mode; a profile made before modes existed ran the app's own relay when it
+    used the default one."""
+    if stored in RelayMode.__members__.values():
+        return RelayMode(stored)
+    return RelayMode.LOCAL if relay_url.rstrip("/") == DEFAULT_RELAY else RelayMode.URL
+
+
+def check_relays(urls: Sequence[str]) -> tuple[str, ...]:
+    """One relay and up to two fallbacks, stripped and distinct; UserError otherwise."""
+    cleaned = tuple(check_relay_url(u.strip()) for u in urls if u.strip())
+    if not cleaned:
+        raise UserError("a relay is needed")
+    if len(cleaned) > 1 + MAX_FALLBACKS:
+        raise UserError(f"at most {MAX_FALLBACKS} fallback relays")
+    if len(set(cleaned)) != len(cleaned):
+        raise UserError("a relay is named twice")
+    return cleaned
 
 
 def check_display_name(name: str) -> str:
@@ -101,12 +134,17 @@ async def create_profile(
     name: str,
     relay_url: str = DEFAULT_RELAY,
     params: KdfParams = DEFAULT_PARAMS,
+    relay_mode: RelayMode | None = None,
+    fallbacks: Sequence[str] = (),
 ) -> Opened:
-    """A new profile with a fresh identity and a first invitation (the card's mailbox)."""
+    """A new profile with a fresh identity and a first invitation (the card's mailbox).
+    `relay_mode` None: LOCAL for the default relay, else URL."""
     name = check_display_name(name)
     if not passphrase:
         raise UserError("the passphrase must not be empty")
-    check_relay_url(relay_url)
+    relays = check_relays([relay_url, *fallbacks])
+    relay_url = relays[0]
+    mode = relay_mode or relay_mode_of("", relay_url)
     store = await Store.create(paths, passphrase, params)
     try:
         lock = ProfileLock.acquire(paths.directory)
@@ -120,6 +158,8 @@ async def create_profile(
     def setup(r: Repos) -> None:
         r.profile.create(identity.to_bytes(), name, now)
         r.settings.set(SETTING_RELAY, relay_url)
+        r.settings.set(SETTING_FALLBACKS, " ".join(relays[1:]))
+        r.settings.set(SETTING_RELAY_MODE, mode.value)
         r.mailboxes.add_ours(
             OurMailbox(
                 invitation.mailbox.id,
@@ -128,6 +168,7 @@ async def create_profile(
                 MailboxPurpose.INVITATION,
                 None,
                 now,
+                relays[1:],
             )
         )
 

@@ -33,6 +33,7 @@ from app.net import events as net
 from app.net.errors import NetError
 from app.net.pool import RelayPool
 from app.store.records import MailboxPurpose, OurMailbox
+from app.store.repos import Repos
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class Routing:
         self._watched: dict[Destination, int] = {}
         self._online: set[int] = set()
         self._contact_boxes: dict[bytes, OurMailbox] = {}
+        self._fallbacks: dict[bytes, tuple[str, ...]] = {}  # their mailbox -> fallback relays
         self._background: set[asyncio.Future[None]] = set()
         self._closing = False
 
@@ -156,9 +158,7 @@ class Routing:
         connection answers for its own)."""
         ctx = self._ctx
         boxes = await ctx.store.read(lambda r: r.mailboxes.list_ours())
-        await asyncio.gather(
-            *(self.listen(b.relay_url, mailbox_key(b), b.contact_id) for b in boxes)
-        )
+        await asyncio.gather(*(self.listen(b.relays, mailbox_key(b), b.contact_id) for b in boxes))
         contacts = await ctx.store.read(lambda r: r.contacts.all())
         await asyncio.gather(*(self.watch_contact(c.id) for c in contacts))
 
@@ -214,8 +214,15 @@ class Routing:
         ctx = self._ctx
         now = ctx.clock()
 
+        behind = self.fallback_users(url) if mailbox is None else []
+
         async def job() -> None:
-            await ctx.store.run(lambda r: r.outbox.reschedule(url, mailbox, now))
+            def unit(r: Repos) -> None:
+                r.outbox.reschedule(url, mailbox, now)
+                for box in behind:  # what waits for a relay this one stands in for
+                    r.outbox.reschedule_mailbox(box, now)
+
+            await ctx.store.run(unit)
             ctx.wake()
 
         task = asyncio.ensure_future(job())
@@ -225,18 +232,26 @@ class Routing:
 
     # -- our mailboxes -------------------------------------------------------------------
 
-    async def listen(self, url: str, key: MailboxKey, contact_id: int | None) -> None:
-        """Subscribe one of our mailboxes (a contact's, or the card's: contact None)."""
+    async def listen(
+        self, relays: tuple[str, ...], key: MailboxKey, contact_id: int | None
+    ) -> None:
+        """Subscribe one of our mailboxes (a contact's, or the card's: contact None) on its
+        relay and each of its fallbacks."""
         lane = self.lane(contact_id)
-        await self.pool.subscribe(
-            url, key.id, lambda ch: (key.public, key.sign_subscribe(ch)), lane=lane
+        await asyncio.gather(
+            *(
+                self.pool.subscribe(
+                    url, key.id, lambda ch: (key.public, key.sign_subscribe(ch)), lane=lane
+                )
+                for url in relays
+            )
         )
 
     async def relisten_contact(self, contact_id: int) -> None:
         """Subscribe a contact's mailboxes on its own connection (after they moved to it)."""
         boxes = await self._ctx.store.read(lambda r: r.mailboxes.list_ours(contact_id=contact_id))
         for box in boxes:
-            await self.listen(box.relay_url, mailbox_key(box), contact_id)
+            await self.listen(box.relays, mailbox_key(box), contact_id)
 
     def known_mailbox(self, mailbox: bytes) -> OurMailbox | None:
         """One of our contact mailboxes already looked up (no store access)."""
@@ -255,8 +270,24 @@ class Routing:
         """Stop listening on mailboxes a transaction just forgot."""
         for box in boxes:
             self._contact_boxes.pop(box.id, None)
-            with contextlib.suppress(NetError):
-                await self.pool.unsubscribe(box.relay_url, box.id, lane=self.lane(box.contact_id))
+            for url in box.relays:
+                with contextlib.suppress(NetError):
+                    await self.pool.unsubscribe(url, box.id, lane=self.lane(box.contact_id))
+
+    async def leave_unused(self, urls: set[str]) -> set[str]:
+        """Close every connection to those of these relays nothing needs any more (no mailbox
+        of ours or of a contact's, nothing waiting to go there); they are not tried again.
+        Returns the relays left."""
+        ctx = self._ctx
+        needed = await ctx.store.read(lambda r: {u for u in urls if r.mailboxes.uses_relay(u)})
+        left = urls - needed
+        for url in left:
+            self._watched = {d: c for d, c in self._watched.items() if d[0] != url}
+            self._offline = {d for d in self._offline if d[0] != url}
+            for lane in self.pool.lanes(url):
+                await self.pool.release(url, lane)
+            self._shown.pop(url, None)
+        return left
 
     # -- their mailboxes -----------------------------------------------------------------
 
@@ -266,6 +297,26 @@ class Routing:
     def online(self) -> frozenset[int]:
         """The contacts whose newest mailbox has a listener now."""
         return frozenset(self._online)
+
+    def route(self, dest: Destination, contact_id: int) -> str:
+        """The relay to write to a contact's mailbox through now: its own relay while that
+        one is online, else the first of its fallbacks that is (each is connected to as soon
+        as the relay is away); its own relay when none is."""
+        url, mailbox = dest
+        fallbacks = self._fallbacks.get(mailbox)
+        pool = self.pool
+        if not fallbacks or pool.state(url) is ConnectionState.ONLINE:
+            return url
+        lane = self.lane(contact_id)
+        for fallback in fallbacks:
+            if pool.state(fallback) is ConnectionState.ONLINE:
+                return fallback
+            pool.connect(fallback, lane)
+        return url
+
+    def fallback_users(self, url: str) -> list[bytes]:
+        """Their mailboxes that have this relay as a fallback."""
+        return [m for m, fallbacks in self._fallbacks.items() if url in fallbacks]
 
     def is_offline(self, dest: Destination) -> bool:
         """The relay said nobody listens there; sends wait for its presence notice."""
@@ -280,6 +331,9 @@ class Routing:
         if not theirs:
             return
         newest = theirs[0]
+        for box in theirs:
+            if box.fallbacks:
+                self._fallbacks[box.id] = box.fallbacks
         for old in theirs[1:]:
             self._watched.pop((old.relay_url, old.id), None)
         self._watched[(newest.relay_url, newest.id)] = contact_id
@@ -288,6 +342,16 @@ class Routing:
         except NetError:
             return  # the pool restores the watch when the relay comes back
         self._presence(newest.relay_url, newest.id, newest.id in online)
+
+    async def forget_watches(self, contact_id: int) -> None:
+        """The relay no longer tells us about any mailbox of this contact's (they moved)."""
+        lane = self.lane(contact_id)
+        for key in [k for k, v in self._watched.items() if v == contact_id]:
+            del self._watched[key]
+            self._offline.discard(key)
+            self._fallbacks.pop(key[1], None)
+            with contextlib.suppress(NetError):
+                await self.pool.unwatch(key[0], [key[1]], lane)
 
     async def went_offline(self, dest: Destination, contact_id: int) -> None:
         """The relay found no subscriber: wait for the mailbox's presence notice."""
@@ -304,12 +368,7 @@ class Routing:
         the relay is no longer asked to tell us about its mailbox; once none of our mailboxes
         is left for it, its place on a connection is freed (and a connection left empty is
         closed)."""
-        lane = self.lane(contact_id)
-        for key in [k for k, v in self._watched.items() if v == contact_id]:
-            del self._watched[key]
-            self._offline.discard(key)
-            with contextlib.suppress(NetError):
-                await self.pool.unwatch(key[0], [key[1]], lane)
+        await self.forget_watches(contact_id)
         self._online.discard(contact_id)
         stale = [m for m, box in self._contact_boxes.items() if box.contact_id == contact_id]
         for mailbox in stale:

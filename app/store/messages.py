@@ -391,6 +391,15 @@ class OutboxRepo:
                 )
         return int(cur.rowcount)
 
+    def reschedule_mailbox(self, mailbox_id: bytes, next_try: int) -> int:
+        """Bring forward what waits for one mailbox, whatever relay it is written through."""
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "UPDATE outbox SET next_try = ? WHERE mailbox_id = ? AND next_try > ?",
+                (next_try, mailbox_id, next_try),
+            )
+        return int(cur.rowcount)
+
     def readdress(self, contact_id: int, old: bytes, new: bytes, relay_url: str) -> int:
         """What still waits for a mailbox the peer replaced goes to the new one instead (the
         same ciphertext: the peer's session opens it wherever it arrives)."""
@@ -419,6 +428,13 @@ class OutboxRepo:
                 "DELETE FROM outbox WHERE contact_id = ? AND kind = 'control'", (contact_id,)
             )
         return int(cur.rowcount)
+
+    def has_moves(self, contact_id: int) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM outbox WHERE contact_id = ? AND kind = 'control' LIMIT 1",
+            (contact_id,),
+        ).fetchone()
+        return row is not None
 
     def has_handshake_controls(self, contact_id: int) -> bool:
         row = self._conn.execute(
