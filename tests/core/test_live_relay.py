@@ -35,9 +35,11 @@ class Person:
     events: list[Event] = field(default_factory=list)
     relay: RelayHandle | None = None  # the relay people() started, if it did
 
-    async def until(self, kind: type, test: Callable[[Event], bool] = lambda e: True) -> Event:
-        """The first event of this kind that passes the test, waiting up to 10 s for it."""
-        for _ in range(200):
+    async def until(
+        self, kind: type, test: Callable[[Event], bool] = lambda e: True, seconds: float = 10.0
+    ) -> Event:
+        """The first event of this kind that passes the test, waiting up to `seconds` for it."""
+        for _ in range(int(seconds / 0.05)):
             for event in self.events:
                 if isinstance(event, kind) and test(event):
                     return event
