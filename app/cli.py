@@ -89,6 +89,10 @@ class Out:
     def result(self, data: Any, text: str) -> None:
         print(json_line(data) if self.json else text, flush=True)
 
+    def note(self, text: str) -> None:
+        """A word for the person at the terminal (stderr: the output stays parseable)."""
+        print(f"anonchat-cli: {text}", file=sys.stderr, flush=True)
+
 
 def contact_json(c: Contact) -> dict[str, Any]:
     return {
@@ -218,7 +222,9 @@ async def cmd_init(args: argparse.Namespace, out: Out) -> None:
     paths = profile_paths(args.profile)
     if paths.header.exists() or paths.database.exists():
         raise UserError(f"profile {args.profile!r} already exists")
-    opened = await create_profile(paths, read_passphrase(args, True), args.name, args.relay)
+    opened = await create_profile(
+        paths, read_passphrase(args, True), args.name, args.relay, fallbacks=args.fallback
+    )
     engine = await Engine.open(opened)
     try:
         if args.proxy:
@@ -229,6 +235,7 @@ async def cmd_init(args: argparse.Namespace, out: Out) -> None:
                 "profile": str(paths.directory),
                 "name": args.name.strip(),
                 "relay": args.relay,
+                "fallbacks": list(engine.relays[1:]),
                 "proxy": engine.proxy() or None,
                 "isolation": engine.isolation().value,
             },
@@ -375,6 +382,7 @@ async def cmd_status(engine: Engine, args: argparse.Namespace, out: Out) -> None
         {
             "name": engine.name,
             "relay": engine.relay_url,
+            "fallbacks": list(engine.relays[1:]),
             "contacts": status.contacts,
             "requests": status.requests,
             "outbox": status.outbox,
@@ -491,10 +499,27 @@ async def cmd_config(engine: Engine, args: argparse.Namespace, out: Out) -> None
         await engine.set_isolation(None if args.value == "default" else args.value)
     elif args.setting == "quota":
         await engine.set_quota(args.value)
+    elif args.setting == "relay":
+        before = engine.relays
+        await engine.set_relays(args.value, test=not args.no_test)
+        if engine.relays != before:
+            out.note(
+                "every contact is told over its conversation and moves with you when this "
+                "profile is next online (listen, sync or the app)"
+            )
     proxy, isolation, quota = engine.proxy(), engine.isolation().value, engine.quota()
+    relays = engine.relays
     out.result(
-        {"proxy": proxy or None, "isolation": isolation, "quota_mb": quota},
-        f"proxy: {proxy or 'none (direct connections)'}\nisolation: {isolation}\n"
+        {
+            "relay": relays[0],
+            "fallbacks": list(relays[1:]),
+            "proxy": proxy or None,
+            "isolation": isolation,
+            "quota_mb": quota,
+        },
+        f"relay: {relays[0]}\n"
+        + "".join(f"fallback: {url}\n" for url in relays[1:])
+        + f"proxy: {proxy or 'none (direct connections)'}\nisolation: {isolation}\n"
         f"storage per contact: {quota} MB",
     )
 
@@ -547,6 +572,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("init", help="create a profile")
     s.add_argument("--name", required=True)
     s.add_argument("--relay", default=DEFAULT_RELAY)
+    s.add_argument(
+        "--fallback",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a relay to use while the first is away (up to two, in order)",
+    )
     s.add_argument("--proxy", metavar="URL", help="connect through this SOCKS5 proxy (Tor)")
     s = sub.add_parser("card", help="print a one-time code for one new contact")
     s.add_argument("--qr", metavar="FILE.png", help="also write it as a QR code image")
@@ -599,6 +631,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_parser("isolation", help="which connections carry what")
     c.choices["isolation"].add_argument(
         "value", choices=["per-contact", "card-apart", "shared", "default"]
+    )
+    c.add_parser("relay", help="use these relays (the first, then fallbacks); contacts move")
+    c.choices["relay"].add_argument("value", metavar="URL", nargs="+")
+    c.choices["relay"].add_argument(
+        "--no-test", action="store_true", help="take them without trying them first"
     )
     c.add_parser("quota", help="MB one contact's messages may take (past it they wait)")
     c.choices["quota"].add_argument("value", metavar="MB", type=int)
