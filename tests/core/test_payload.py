@@ -16,9 +16,20 @@ from app.crypto.names import valid_name
 ids = st.binary(min_size=pl.MSG_ID_SIZE, max_size=pl.MSG_ID_SIZE)
 relays = st.from_regex(r"wss?://[a-z0-9.]{1,60}:[0-9]{1,5}", fullmatch=True)
 names = st.text(max_size=30).map(str.strip).filter(valid_name)
+fallbacks = st.lists(relays, max_size=2).map(tuple)
+mailboxes = st.binary(min_size=32, max_size=32)
 payloads = st.one_of(
     st.builds(pl.Intro, relays),
-    st.builds(pl.Welcome, st.binary(min_size=32, max_size=32), relays, names | st.just("")),
+    st.builds(pl.Intro, relays, fallbacks).filter(
+        lambda p: len(set(p.fallbacks) | {p.relay_url}) == len(p.fallbacks) + 1
+    ),
+    st.builds(pl.Welcome, mailboxes, relays, names | st.just("")),
+    st.builds(pl.Welcome, mailboxes, relays, names | st.just(""), fallbacks).filter(
+        lambda p: len(set(p.fallbacks) | {p.relay_url}) == len(p.fallbacks) + 1
+    ),
+    st.builds(pl.Move, mailboxes, relays, fallbacks).filter(
+        lambda p: len(set(p.fallbacks) | {p.relay_url}) == len(p.fallbacks) + 1
+    ),
     st.builds(
         pl.Chat,
         st.integers(min_value=1, max_value=pl.MAX_SEQ),
@@ -231,3 +242,39 @@ def test_oversize_strings_and_extension_types_are_refused_before_they_are_built(
     ext = msgpack.ExtType(1, b"a")
     with pytest.raises(pl.PayloadError, match="not a payload"):
         pl.decode(pack({"k": "intro", "relay": "ws://a:1", "later": ext}))
+
+
+def test_fallbacks_are_written_only_when_there_are_some() -> None:
+    """A payload without fallbacks is the same bytes as before they existed."""
+    plain = msgpack.unpackb(pl.encode(pl.Intro("ws://a:1")), raw=False)
+    assert plain == {"k": "intro", "relay": "ws://a:1"}
+    both = msgpack.unpackb(pl.encode(pl.Move(bytes(32), "ws://a:1", ("ws://b:2",))), raw=False)
+    assert both == {"k": "move", "mb": bytes(32), "relay": "ws://a:1", "fb": ["ws://b:2"]}
+
+
+@pytest.mark.parametrize(
+    "fb",
+    [
+        ["ws://b:2", "ws://c:3", "ws://d:4"],  # three fallbacks: one too many
+        ["ws://a:1"],  # the relay itself again
+        ["ws://b:2", "ws://b:2"],  # one twice
+        ["http://b:2"],  # not a relay URL
+        [b"ws://b:2"],  # not text
+        "ws://b:2",  # not a list
+        {"ws://b:2": 1},
+    ],
+)
+def test_bad_fallbacks_are_refused_for_every_kind_that_names_a_relay(fb: object) -> None:
+    for data in (
+        {"k": "intro", "relay": "ws://a:1", "fb": fb},
+        {"k": "welcome", "mb": bytes(32), "relay": "ws://a:1", "name": "", "fb": fb},
+        {"k": "move", "mb": bytes(32), "relay": "ws://a:1", "fb": fb},
+    ):
+        with pytest.raises(pl.PayloadError):
+            pl.decode(pack(data))
+
+
+@pytest.mark.parametrize("mb", [bytes(31), bytes(33), "x" * 32, None])
+def test_a_move_names_a_mailbox_of_exactly_32_bytes(mb: object) -> None:
+    with pytest.raises(pl.PayloadError):
+        pl.decode(pack({"k": "move", "mb": mb, "relay": "ws://a:1"}))
