@@ -70,7 +70,7 @@ def test_a_fallback_count_outside_one_to_two_is_refused(count: int) -> None:
 def test_a_relay_named_twice_or_a_bad_fallback_is_refused() -> None:
     assert not valid_relays((LAN[0], LAN[0]))
     assert not valid_relays((LAN[0], "http://x:1"))
-    assert not valid_relays(LAN + ("ws://four:1",))
+    assert not valid_relays((*LAN, "ws://four:1"))
     assert not valid_relays(())
     good = card(*LAN)
     with pytest.raises(ValueError, match="relay URL"):
@@ -84,7 +84,7 @@ def test_a_relay_named_twice_or_a_bad_fallback_is_refused() -> None:
 def test_a_version_2_record_with_trailing_fallbacks_is_refused() -> None:
     record = bytearray(card(*LAN).to_bytes())
     record[0] = CARD_VERSION
-    with pytest.raises(CardError, match="trailing|truncated|too long|extra"):
+    with pytest.raises(CardError, match=r"trailing|truncated|too long|extra"):
         Card.from_bytes(_resealed(bytes(record)))
 
 
