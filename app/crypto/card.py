@@ -26,7 +26,7 @@ FLAG_ADDRESS = 0x01  # set: a long-lived address; clear: a code that works for o
 MAX_FALLBACKS = 2  # a card names at most three relays: the first, then these in order
 CHECKSUM_SIZE = 4
 MAX_URL_BYTES = 200
-MAX_CARD_CHARS = 16 * 1024  # a card's text, spaces included; the largest card is 649 characters
+MAX_CARD_CHARS = 16 * 1024  # a card's text, spaces included; the largest card is 1,294 characters
 _MIN_BODY = 1 + 4 * KEY_SIZE + 1 + 1
 
 
