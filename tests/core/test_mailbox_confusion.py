@@ -126,3 +126,48 @@ def test_adding_a_card_whose_mailbox_is_taken_is_refused(tmp_path: Path) -> None
             await bob.close()
 
     asyncio.run(body())
+
+
+def test_a_move_naming_someone_elses_mailbox_is_dropped_and_a_real_one_is_followed(
+    tmp_path: Path,
+) -> None:
+    """A contact's client (modified) sends moves naming Carol's mailbox and one of Alice's
+    own: each is dropped and reported, nothing changes; a move to a fresh mailbox is followed
+    (what waited for the old mailbox goes to the new one) and answered there."""
+    from tests.core.test_requests import bob_sends
+
+    async def body() -> None:
+        alice, bob, carol = (
+            await make(tmp_path / "a", "Alice"),
+            await make(tmp_path / "b", "Bob"),
+            await make(tmp_path / "c", "Carol"),
+        )
+        events: list[Event] = []
+        try:
+            to_carol, _ = await befriend(alice, carol)
+            to_bob, to_alice = await befriend(alice, bob)
+            (carol_box,) = await alice.store.read(lambda r: r.mailboxes.list_theirs(to_carol.id))
+            ours = await alice.store.read(lambda r: r.mailboxes.list_ours())
+            await alice.send(to_bob.id, "waits for Bob")
+            before = await _everything(alice)
+            alice.subscribe(events.append)
+            for named in (carol_box.id, ours[0].id):
+                await bob_sends(bob, to_alice.id, pl.Move(named, "ws://relay.evil:1"))
+                await carry(bob, alice)
+            assert await _everything(alice) != before  # the ratchet steps were kept ...
+            after = await _everything(alice)
+            assert after[:3] == before[:3]  # ... and nothing else changed
+            kinds = [e.kind for e in events if isinstance(e, FrameRejected)]
+            assert kinds == [Rejection.MAILBOX, Rejection.MAILBOX]
+            fresh = bytes(range(32))
+            await bob_sends(bob, to_alice.id, pl.Move(fresh, "ws://new:1", ("ws://spare:2",)))
+            await carry(bob, alice)
+            (theirs,) = await alice.store.read(lambda r: r.mailboxes.list_theirs(to_bob.id))
+            assert (theirs.id, theirs.relays) == (fresh, ("ws://new:1", "ws://spare:2"))
+            waiting = await alice.store.read(lambda r: r.outbox.due(2**62))
+            assert {i.mailbox_id for i in waiting if i.contact_id == to_bob.id} == {fresh}
+        finally:
+            for engine in (alice, bob, carol):
+                await engine.close()
+
+    asyncio.run(body())
