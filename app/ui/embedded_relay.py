@@ -1,18 +1,33 @@
-"""A relay inside the app's own process: for a profile on the default relay when nothing listens
-there, for the demo and for the self-test. The one module of the app that imports the relay."""
+"""Relays inside the app's own process: the profile's own relay when it shares one on this
+network or keeps to this computer, the demo's and the self-test's. The one module of the app
+that imports the relay.
+
+The profile's own relay listens where its card says (the card's port; in share mode on every
+interface, announced on the network). When that port is held by another program, or this
+computer's network address is no longer the card's, it runs where it can and the engine is
+told the URL it really has, so contacts follow; the user is told why.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from app.core.profile import DEFAULT_RELAY
-from app.ui.aio import is_listening
-from relay.server import RelayConfig, serve_relay
+from app.core.engine import Engine
+from app.core.profile import RelayMode
+from app.net.discovery import local_addresses
+from relay.announce import Announcer
+from relay.server import DEFAULT_PORT, RelayConfig, RelayHandle, serve_relay
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104  (share mode: reachable from the network)
+OWN_MODES = (RelayMode.SHARE, RelayMode.LOCAL)  # the modes in which the profile runs its relay
 
 
 class EmbeddedRelay(Protocol):
@@ -30,16 +45,143 @@ async def start_embedded_relay(host: str = LOOPBACK, port: int = 0) -> EmbeddedR
     return await serve_relay(RelayConfig(host=host, port=port))
 
 
-async def embedded_relay_for(relay_url: str) -> EmbeddedRelay | None:
-    """Start the in-process relay when the profile uses the default one and nothing listens."""
-    if relay_url.rstrip("/") != DEFAULT_RELAY:
-        return None
-    parts = urlsplit(DEFAULT_RELAY)
-    host, port = parts.hostname or LOOPBACK, parts.port or 8765
-    if await is_listening(host, port):
-        return None
-    try:
-        return await start_embedded_relay(host, port)
-    except OSError:
-        log.warning("could not start the embedded relay; connecting to the configured one")
-        return None
+def relay_url(host: str, port: int) -> str:
+    """The URL a card carries for a relay at `host` (an address) and `port`."""
+    return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+
+
+def share_address() -> str | None:
+    """The address a shared relay is reached at from the network: this computer's first
+    network address, None when it has none."""
+    addresses = local_addresses()
+    return addresses[0] if addresses else None
+
+
+def share_url(address: str) -> str:
+    """What the card of a profile sharing its relay at `address` carries at first."""
+    return relay_url(address, DEFAULT_PORT)
+
+
+def same_relay(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+async def use_relays(engine: Engine, urls: Sequence[str], mode: RelayMode) -> None:
+    """Move the profile to these relays (the engine tests them first: UserError, nothing
+    changed, when one fails), and have its code wait there at once: the engine drops unused
+    codes on the old relays and makes the next one when asked, and until something of ours
+    listens on the new relay, nobody can reach us there and the status bar has nothing to
+    tell of it."""
+    await engine.set_relays(urls, mode=mode)
+    await engine.card()
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where the profile's own relay runs: its URL, and what to tell the user about it (""
+    when it runs where it was asked to)."""
+
+    url: str
+    notice: str
+
+
+class ProfileRelay:
+    """The relay a profile runs itself in the SHARE and LOCAL modes, and the announcement of
+    a shared one. A relay the profile moves away from stops being announced but keeps
+    running until the profile closes, so contacts still on it hear of the move."""
+
+    def __init__(self) -> None:
+        self.mode: RelayMode | None = None  # of the relay in use, None when none is
+        self.url: str | None = None
+        self._current: RelayHandle | None = None
+        self._announcer: Announcer | None = None
+        self._retired: list[RelayHandle] = []
+
+    async def apply(
+        self,
+        engine: Engine,
+        mode: RelayMode,
+        wanted: str,
+        fallbacks: Sequence[str] = (),
+    ) -> str:
+        """Run the profile's relay for `mode` (SHARE or LOCAL) where `wanted` says, or as
+        near as can be, and make it the engine's first relay (contacts follow); returns what
+        to tell the user ("" for nothing). UserError when the engine refuses the relay:
+        then nothing changed and the new relay is stopped again."""
+        placed, handle = await self._start(mode, wanted)
+        if not same_relay(placed.url, engine.relay_url) or mode is not engine.relay_mode:
+            try:
+                await use_relays(engine, [placed.url, *fallbacks], mode)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await handle.close()
+                raise
+        await self.leave()
+        self._current, self.mode, self.url = handle, mode, placed.url
+        if mode is RelayMode.SHARE:
+            await self._announce(handle.port)
+        return placed.notice
+
+    async def _start(self, mode: RelayMode, wanted: str) -> tuple[Placed, RelayHandle]:
+        parts = urlsplit(wanted)
+        port = parts.port or DEFAULT_PORT
+        notes = []
+        if mode is RelayMode.SHARE:
+            bind = EVERY_INTERFACE
+            addresses = local_addresses()
+            address = parts.hostname or LOOPBACK
+            if address not in addresses and addresses:
+                notes.append(
+                    f"This computer's network address changed from {address} to "
+                    f"{addresses[0]}; contacts are told."
+                )
+                address = addresses[0]
+            elif not addresses:
+                notes.append(
+                    "This computer has no network address now: nobody on the network can "
+                    "reach you until it has one again."
+                )
+        else:
+            bind = address = LOOPBACK
+        try:
+            handle = await serve_relay(RelayConfig(host=bind, port=port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            handle = await serve_relay(RelayConfig(host=bind, port=0))
+            if not self._holds(port):  # our own relay, still running for its contacts
+                notes.append(
+                    f"Port {port} is in use by another program; this profile's relay runs on "
+                    f"port {handle.port}."
+                )
+        return Placed(relay_url(address, handle.port), " ".join(notes)), handle
+
+    def _holds(self, port: int) -> bool:
+        return any(h.port == port for h in (self._current, *self._retired) if h is not None)
+
+    async def _announce(self, port: int) -> None:
+        announcer = Announcer()
+        try:
+            await announcer.start(EVERY_INTERFACE, port)
+        except (OSError, ValueError) as exc:  # no address, or no multicast here
+            log.warning("could not announce the relay: %s", type(exc).__name__)
+            return
+        self._announcer = announcer
+
+    async def leave(self) -> None:
+        """The profile no longer uses this relay: stop announcing it, keep it running until
+        `close` for the contacts still on it."""
+        announcer, self._announcer = self._announcer, None
+        if announcer is not None:
+            with contextlib.suppress(Exception):
+                await announcer.close()
+        if self._current is not None:
+            self._retired.append(self._current)
+        self._current = self.mode = self.url = None
+
+    async def close(self) -> None:
+        await self.leave()
+        retired, self._retired = self._retired, []
+        for handle in retired:
+            with contextlib.suppress(Exception):
+                await handle.close()

@@ -17,8 +17,9 @@ from app.core.errors import StoreError, UserError
 from app.core.profile import Opened, ProfilePaths, open_profile
 from app.crypto.passphrase import KdfParams
 from app.ui.aio import spawn
-from app.ui.embedded_relay import EmbeddedRelay, embedded_relay_for
+from app.ui.embedded_relay import OWN_MODES, ProfileRelay
 from app.ui.onboarding import UnlockPage, WizardPage
+from app.ui.text import sentence
 from app.ui.window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Launcher(QObject):
         self.gate: QWidget | None = None
         self.window: MainWindow | None = None
         self.engine: Engine | None = None
-        self.relay: EmbeddedRelay | None = None
+        self.relay = ProfileRelay()  # the profile's own relay, in the modes that run one
         self._done: asyncio.Future[None] | None = None
         self.ready = asyncio.Event()  # set once the main window shows
         self._unlock_page: UnlockPage | None = None
@@ -86,7 +87,7 @@ class Launcher(QObject):
             page = WizardPage(self.paths, self.relay_url, self.params)
         page.opened.connect(self._opened)
         page.setWindowTitle("AnonChat")
-        page.resize(520, 460)
+        page.resize(560, 640)
         page.installEventFilter(self)
         page.show()
         self.gate = page
@@ -133,8 +134,8 @@ class Launcher(QObject):
                 opened.lock.release()
                 raise
         self.engine = engine
-        self.relay = await embedded_relay_for(engine.relay_url)
-        window = MainWindow(engine, self.relay.url if self.relay else None)
+        notice = await self._run_relay(engine)
+        window = MainWindow(engine, self.relay.url, own_relay=self.relay)
         await window.load()
         window.closed.connect(lambda: spawn(self.shutdown(), "shutting down"))
         self.window = window
@@ -142,6 +143,8 @@ class Launcher(QObject):
         if self.gate is not None:
             gate, self.gate = self.gate, None
             gate.close()
+        if notice:
+            window.say_relay_notice(notice)
         await engine.start()
         # What startup made (modules, widgets, their wrappers) lives as long as the window:
         # left out of later full collections, their pauses stay short while messages pour in.
@@ -156,6 +159,20 @@ class Launcher(QObject):
             else:
                 window.remembered = True
 
+    async def _run_relay(self, engine: Engine) -> str:
+        """Start the profile's own relay in the modes that run one, before the engine
+        connects (so it never reaches whatever else listens where the card says); what to
+        tell the user about it."""
+        if engine.relay_mode not in OWN_MODES:
+            return ""
+        try:
+            return await self.relay.apply(
+                engine, engine.relay_mode, engine.relay_url, engine.relays[1:]
+            )
+        except (OSError, UserError) as exc:
+            log.warning("could not run this profile's relay: %s", type(exc).__name__)
+            return f"This profile's relay could not be started: {sentence(str(exc))}"
+
     async def shutdown(self) -> None:
         """Close the engine (and its store), then the embedded relay; then `run` returns."""
         if self.window is not None:
@@ -164,8 +181,6 @@ class Launcher(QObject):
             engine, self.engine = self.engine, None
             with contextlib.suppress(Exception):
                 await engine.close()
-        if self.relay is not None:
-            relay, self.relay = self.relay, None
-            with contextlib.suppress(Exception):
-                await relay.close()
+        with contextlib.suppress(Exception):
+            await self.relay.close()
         self._finish()

@@ -17,13 +17,11 @@ import string
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QCheckBox,
     QFormLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
@@ -35,7 +33,7 @@ from app.core.profile import (
     NO_KEYRING,
     Opened,
     ProfilePaths,
-    check_relay_url,
+    RelayMode,
     create_profile,
     keyring_available,
     open_profile,
@@ -44,6 +42,7 @@ from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.connection import ProxyChoice
+from app.ui.relay_choice import RelayChoice
 from app.ui.text import sentence
 from app.ui.theme import note_label
 
@@ -93,8 +92,8 @@ class _GatePage(QWidget):
 
 
 class WizardPage(_GatePage):
-    """Display name, passphrase twice with a strength hint, the relay to use, and whether to
-    connect through a proxy."""
+    """Display name, passphrase twice with a strength hint, how people reach you (the relay),
+    and whether to connect through a proxy."""
 
     opened = Signal(object)  # Engine
 
@@ -126,21 +125,11 @@ class WizardPage(_GatePage):
         self.repeat.setAccessibleName("Repeat passphrase")
         self.hint = QLabel()
         self.hint.setAccessibleName("Passphrase strength")
-        self.embedded = QRadioButton(f"Run a relay on this computer ({DEFAULT_RELAY})")
-        self.custom = QRadioButton("Use the relay at:")
-        self.relay = QLineEdit()
-        self.relay.setPlaceholderText("ws://host:port or wss://host:port")
-        self.relay.setAccessibleName("Relay URL")
-        group = QButtonGroup(self)
-        group.addButton(self.embedded)
-        group.addButton(self.custom)
         if relay_url and relay_url.rstrip("/") != DEFAULT_RELAY:
-            self.custom.setChecked(True)
-            self.relay.setText(relay_url)
+            self.choice = RelayChoice(RelayMode.URL, relay_url)
         else:
-            self.embedded.setChecked(True)
-        self.relay.setEnabled(self.custom.isChecked())
-        self.custom.toggled.connect(self.relay.setEnabled)
+            self.choice = RelayChoice(RelayMode.LOCAL)
+        self.custom, self.relay = self.choice.custom, self.choice.relay  # "the relay at"
         self.proxy = ProxyChoice()
         self.proxy.url.returnPressed.connect(self._submit)
         self.engine: Engine | None = None  # the profile made, held while its proxy is refused
@@ -148,17 +137,13 @@ class WizardPage(_GatePage):
         self.create_button = QPushButton("Create profile")
         self.create_button.setDefault(True)
         self.create_button.setAccessibleName("Create profile")
-        self.embedded.setAccessibleName("Run a relay on this computer")
-        self.custom.setAccessibleName("Use another relay")
 
         form = QFormLayout()
         form.addRow("Display name", self.name)
         form.addRow("Passphrase", self.passphrase)
         form.addRow("Repeat", self.repeat)
         form.addRow("", self.hint)
-        form.addRow("Relay", self.embedded)
-        form.addRow("", self.custom)
-        form.addRow("", self.relay)
+        form.addRow("Who can reach you", self.choice)
         form.addRow("", self.proxy)
         layout = QVBoxLayout(self)
         layout.addWidget(title)
@@ -171,7 +156,7 @@ class WizardPage(_GatePage):
         self.passphrase.textChanged.connect(self._update_hint)
         self.repeat.textChanged.connect(self._update_hint)
         self.create_button.clicked.connect(self._submit)
-        for field in (self.name, self.passphrase, self.repeat, self.relay):
+        for field in (self.name, self.passphrase, self.repeat, self.choice.relay):
             field.returnPressed.connect(self._submit)
         name_controls(self)
 
@@ -188,11 +173,6 @@ class WizardPage(_GatePage):
             return f"The passphrase needs at least {MIN_PASSPHRASE} characters."
         if self.passphrase.text() != self.repeat.text():
             return "The two passphrases differ."
-        if self.custom.isChecked():
-            try:
-                check_relay_url(self.relay.text().strip())
-            except UserError as exc:
-                return sentence(str(exc))
         return None
 
     def _submit(self) -> None:
@@ -209,15 +189,23 @@ class WizardPage(_GatePage):
         if problem is not None:
             self._show_error(problem)
             return
-        relay = self.relay.text().strip() if self.custom.isChecked() else DEFAULT_RELAY
+        chosen = self.choice.chosen()  # when None, the choice says why under it
+        if chosen is None:
+            self.error.hide()
+            return
         self._set_busy(True)
-        spawn(self._create(relay), "creating a profile")
+        spawn(self._create(*chosen), "creating a profile")
 
-    async def _create(self, relay: str) -> None:
+    async def _create(self, mode: RelayMode, relay: str) -> None:
         params = self._params or DEFAULT_PARAMS
         try:
             opened = await create_profile(
-                self._paths, self.passphrase.text(), self.name.text(), relay, params
+                self._paths,
+                self.passphrase.text(),
+                self.name.text(),
+                relay,
+                params,
+                relay_mode=mode,
             )
         except (UserError, StoreError) as exc:
             self._failed(sentence(str(exc)))
@@ -253,6 +241,7 @@ class WizardPage(_GatePage):
             self._set_busy(False)
             raise
         self.engine = None
+        self.choice.stop()
         self.opened.emit(engine)
 
     async def discard(self) -> None:
@@ -264,9 +253,9 @@ class WizardPage(_GatePage):
 
     def _set_busy(self, busy: bool) -> None:
         made = self.engine is not None
-        for field in (self.name, self.passphrase, self.repeat, self.embedded, self.custom):
+        for field in (self.name, self.passphrase, self.repeat):
             field.setEnabled(not made)
-        self.relay.setEnabled(not made and self.custom.isChecked())
+        self.choice.set_enabled(not busy and not made)
         self.create_button.setEnabled(not busy)
         if busy:
             self.create_button.setText("Setting the proxy…" if made else "Creating your keys…")

@@ -2,9 +2,12 @@
 looks, passphrase.
 
 Changes apply with "Save"; each failure is said next to the form and leaves the rest as it
-was. The proxy is checked first, so a proxy the engine refuses saves nothing. The proxy and
-the isolation apply when the profile is next opened, and the dialog says so. The passphrase
-change has its own button: it re-encrypts the key, which takes a moment.
+was. The relay is applied first: the engine tests a new one (connect, hello, a round trip)
+before it moves any contact there, so a relay it cannot reach saves nothing, and its reason
+is shown under the field. The proxy comes next, so a proxy the engine refuses saves nothing
+else either. The proxy and the isolation apply when the profile is next opened, and the
+dialog says so. The passphrase change has its own button: it re-encrypts the key, which
+takes a moment.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QTabWidget,
     QVBoxLayout,
@@ -26,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
+from app.core.profile import RelayMode, check_relay_url
 from app.core.routing import Isolation, isolation_for
 from app.ui.aio import spawn
 from app.ui.connection import (
@@ -35,14 +40,20 @@ from app.ui.connection import (
     chosen_isolation,
     isolation_box,
 )
+from app.ui.embedded_relay import OWN_MODES, ProfileRelay, same_relay, use_relays
 from app.ui.onboarding import MIN_PASSPHRASE, strength
 from app.ui.prefs import Prefs, save_prefs
+from app.ui.relay_choice import RelayChoice
 from app.ui.text import sentence
 from app.ui.theme import LABELS, Theme, note_label
+
+MAX_FALLBACKS = 2
+TESTING = "Testing the relay…"
 
 
 class SettingsDialog(QDialog):
     saved = Signal(object)  # Prefs
+    relay_notice = Signal(str)  # where the profile's own relay had to go, and why
 
     def __init__(
         self,
@@ -50,21 +61,19 @@ class SettingsDialog(QDialog):
         prefs: Prefs,
         remembered: bool = False,
         parent: QWidget | None = None,
+        *,
+        own_relay: ProfileRelay | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._engine = engine
         self._prefs = prefs
         self._remembered = remembered
+        self._own_relay = own_relay
 
         self.name = QLineEdit(engine.name)
         self.name.setMaxLength(64)
         self.name.setAccessibleName("Display name")
-        self.relay = QLineEdit(engine.relay_url)
-        self.relay.setAccessibleName("Relay URL")
-        self.relay.setToolTip(
-            "New contacts reach you here. Contacts you already have keep the relay they use."
-        )
         self.receipts = QCheckBox("Send &read receipts")
         self.receipts.setChecked(engine.read_receipts)
         self.notifications = QCheckBox("Show &notifications for new messages")
@@ -93,7 +102,6 @@ class SettingsDialog(QDialog):
         general = QWidget()
         form = QFormLayout(general)
         form.addRow("Display &name", self.name)
-        form.addRow("Re&lay", self.relay)
         form.addRow("&Theme", self.theme)
         form.addRow("", self.receipts)
         form.addRow("", self.notifications)
@@ -123,6 +131,34 @@ class SettingsDialog(QDialog):
         connection_form.addRow("", isolation_note)
         connection_form.addRow("", next_open)
         connection_form.addRow("", self.connection_result)
+
+        self.in_use = QLabel()
+        self.in_use.setWordWrap(True)
+        self.in_use.setAccessibleName("Relay in use")
+        self.choice = RelayChoice(engine.relay_mode, engine.relay_url)
+        self.fallbacks = QPlainTextEdit("\n".join(engine.relays[1:]))
+        self.fallbacks.setAccessibleName("Fallback relays")
+        self.fallbacks.setPlaceholderText("ws://host:port")
+        self.fallbacks.setTabChangesFocus(True)
+        self.fallbacks.setFixedHeight(3 * self.fallbacks.fontMetrics().lineSpacing() + 12)
+        fallbacks_note = QLabel(
+            f"Up to {MAX_FALLBACKS} more relays, one per line: contacts reach you there while "
+            "the first cannot be reached."
+        )
+        fallbacks_note.setWordWrap(True)
+        self.fallbacks_error = note_label(error=True)
+        self.fallbacks_error.setAccessibleName("Fallback relays error")
+        self.relay_result = note_label()
+        self.relay_result.setAccessibleName("Relay result")
+        self.relay_page = QWidget()
+        relay_form = QFormLayout(self.relay_page)
+        relay_form.addRow(self.in_use)
+        relay_form.addRow(self.choice)
+        relay_form.addRow("&Fallback relays", self.fallbacks)
+        relay_form.addRow("", fallbacks_note)
+        relay_form.addRow("", self.fallbacks_error)
+        relay_form.addRow(self.relay_result)
+        self._show_in_use()
 
         self.old_pass = QLineEdit()
         self.new_pass = QLineEdit()
@@ -167,6 +203,7 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Settings pages")
         self.tabs.addTab(general, "General")
+        self.tabs.addTab(self.relay_page, "Relay")
         self.tabs.addTab(self.connection, "Connection")
         self.tabs.addTab(self.passphrase, "Passphrase")
         layout = QVBoxLayout(self)
@@ -195,12 +232,13 @@ class SettingsDialog(QDialog):
         self.connection_result.hide()
         engine = self._engine
         try:
+            notice = await self._save_relays()
+            if notice is None:
+                return False
             if not await self._save_connection():
                 return False
             if self.name.text().strip() != engine.name:
                 await engine.set_display_name(self.name.text())
-            if self.relay.text().strip() != engine.relay_url:
-                await engine.set_relay_url(self.relay.text())
             if self.receipts.isChecked() != engine.read_receipts:
                 await engine.set_read_receipts(self.receipts.isChecked())
             if self.remember.isEnabled() and self.remember.isChecked() != self._remembered:
@@ -219,7 +257,85 @@ class SettingsDialog(QDialog):
             self.save_button.setEnabled(True)
         self._prefs = prefs
         self.saved.emit(prefs)
+        if notice:
+            self.relay_notice.emit(notice)
         return True
+
+    def _show_in_use(self) -> None:
+        engine = self._engine
+        text = f"In use now: {engine.relay_url}"
+        if len(engine.relays) > 1:
+            text += f" (fallbacks: {', '.join(engine.relays[1:])})"
+        self.in_use.setText(text)
+
+    def _chosen_fallbacks(self) -> list[str] | None:
+        """The fallback relays as typed, checked; None (the reason shown) when one is not
+        a relay URL or there are too many."""
+        self.fallbacks_error.hide()
+        urls = [line.strip() for line in self.fallbacks.toPlainText().splitlines()]
+        urls = [u for u in urls if u]
+        problem = None
+        if len(urls) > MAX_FALLBACKS:
+            problem = f"At most {MAX_FALLBACKS} fallback relays."
+        else:
+            try:
+                for url in urls:
+                    check_relay_url(url)
+            except UserError as exc:
+                problem = sentence(str(exc))
+        if problem is not None:
+            self.fallbacks_error.setText(problem)
+            self.fallbacks_error.show()
+            return None
+        return urls
+
+    async def _save_relays(self) -> str | None:
+        """Move to the relays chosen, once the engine has tested them; what to tell the user
+        about the profile's own relay ("" for nothing), or None (nothing changed, the reason
+        shown under the field) when the choice is incomplete or the engine refuses it."""
+        engine = self._engine
+        self.relay_result.hide()
+        chosen = self.choice.chosen()
+        fallbacks = self._chosen_fallbacks()
+        if chosen is None or fallbacks is None:
+            self.tabs.setCurrentWidget(self.relay_page)
+            return None
+        mode, url = chosen
+        kept = mode is engine.relay_mode and (
+            mode in OWN_MODES or same_relay(url, engine.relay_url)
+        )
+        if kept and fallbacks == list(engine.relays[1:]):
+            return ""
+        self.relay_result.setText(TESTING)
+        self.relay_result.show()
+        self.choice.set_enabled(False)
+        self.fallbacks.setEnabled(False)
+        notice = ""
+        try:
+            if kept or mode is RelayMode.URL:
+                await use_relays(engine, [engine.relay_url if kept else url, *fallbacks], mode)
+                if not kept and self._own_relay is not None:
+                    await self._own_relay.leave()
+            elif self._own_relay is None:
+                raise UserError("this window cannot run a relay of its own")
+            else:
+                notice = await self._own_relay.apply(engine, mode, url, fallbacks)
+        except (UserError, OSError) as exc:
+            self.relay_result.hide()
+            text = sentence(str(exc))
+            if any(f in str(exc) for f in fallbacks):
+                self.fallbacks_error.setText(text)
+                self.fallbacks_error.show()
+            else:
+                self.choice.show_error(text)
+            self.tabs.setCurrentWidget(self.relay_page)
+            return None
+        finally:
+            self.choice.set_enabled(True)
+            self.fallbacks.setEnabled(True)
+        self._show_in_use()
+        self.relay_result.setText(f"Saved. People now reach you at {engine.relay_url}.")
+        return notice
 
     async def _save_connection(self) -> bool:
         """The proxy, then the isolation; False (and nothing stored) when the engine refuses

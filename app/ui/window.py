@@ -30,6 +30,7 @@ from app.ui.contact_menu import ContactActions, ContactListView
 from app.ui.conversation import ConversationPanel
 from app.ui.delegates import ContactDelegate
 from app.ui.dialogs import AddContactDialog, SafetyDialog
+from app.ui.embedded_relay import ProfileRelay
 from app.ui.models import ContactListModel
 from app.ui.my_code import MyCodeDialog
 from app.ui.prefs import Prefs, load_prefs
@@ -45,6 +46,7 @@ from app.ui.text import safe_text
 from app.ui.theme import apply_theme
 from app.ui.tray import Tray
 
+RELAY_NOTICE_MS = 60_000
 REFRESH_MS = 50  # the events about one contact within this long cost one read of its row
 
 
@@ -52,11 +54,17 @@ class MainWindow(QMainWindow):
     closed = Signal()
 
     def __init__(
-        self, engine: Engine, embedded_relay: str | None = None, parent: QWidget | None = None
+        self,
+        engine: Engine,
+        embedded_relay: str | None = None,
+        parent: QWidget | None = None,
+        *,
+        own_relay: ProfileRelay | None = None,
     ) -> None:
         super().__init__(parent)
         self.engine = engine
         self.embedded_relay = embedded_relay
+        self.own_relay = own_relay  # runs the profile's relay when Settings switch to one
         self.bridge = EngineBridge(engine, self)
         self.setWindowTitle(f"AnonChat — {engine.name}")
         self.resize(980, 680)
@@ -278,6 +286,10 @@ class MainWindow(QMainWindow):
         """A line in the status bar."""
         self.statusBar().showMessage(text, ms)
 
+    def say_relay_notice(self, text: str) -> None:
+        """Where the profile's own relay had to go, and why: said for longer."""
+        self.say(text, RELAY_NOTICE_MS)
+
     def _on_presence(self, contact_id: int, online: bool) -> None:
         if self.showing(contact_id):
             self.panel.set_online(online)
@@ -421,8 +433,11 @@ class MainWindow(QMainWindow):
         self.open_contact(contact)
 
     def show_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.engine, self.prefs, self.remembered, self)
+        dialog = SettingsDialog(
+            self.engine, self.prefs, self.remembered, self, own_relay=self.own_relay
+        )
         dialog.saved.connect(self._settings_saved)
+        dialog.relay_notice.connect(self.say_relay_notice)
         self._keep(dialog)
         return dialog
 
@@ -430,6 +445,9 @@ class MainWindow(QMainWindow):
         self.prefs = prefs
         self._apply_theme()
         self.setWindowTitle(f"AnonChat — {self.engine.name}")
+        if self.own_relay is not None:
+            self.embedded_relay = self.own_relay.url
+            self.connection.set_embedded(self.embedded_relay)
         self.connection.refresh()
         self.statusBar().showMessage("Settings saved.", 4000)
 

@@ -154,7 +154,7 @@ async def main(out: Path) -> list[str]:
         apply_theme(app, theme)
         suffix = theme.value
         wizard = WizardPage(profile_paths(str(work / "new")))
-        wizard.resize(520, 460)
+        wizard.resize(560, 640)
         await shoot(f"wizard-{suffix}", wizard, out, problems)
         wizard.close()
         unlock = UnlockPage(profile_paths(str(work / "alice")))
@@ -190,6 +190,8 @@ async def main(out: Path) -> list[str]:
         safety.close()
         settings = SettingsDialog(bob, main_bob.prefs, False, main_bob)
         await shoot(f"settings-{suffix}", settings, out, problems)
+        settings.tabs.setCurrentWidget(settings.relay_page)
+        await shoot(f"settings-relay-{suffix}", settings, out, problems)
         settings.tabs.setCurrentWidget(settings.connection)
         settings.proxy.use.setChecked(True)
         await shoot(f"settings-connection-{suffix}", settings, out, problems)

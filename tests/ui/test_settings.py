@@ -28,10 +28,11 @@ def test_settings_change_profile_privacy_theme_and_passphrase(run, tmp_path: Pat
         engine = window.engine
         dialog = window.show_settings()
         assert dialog.name.text() == "Me"
-        assert dialog.relay.text() == url
+        assert dialog.choice.custom.isChecked()
+        assert dialog.choice.relay.text() == url
 
         dialog.name.setText("Me Again")
-        dialog.relay.setText(other_url)
+        dialog.choice.relay.setText(other_url)
         dialog.receipts.setChecked(False)
         dialog.notifications.setChecked(False)
         assert not dialog.previews.isEnabled()
@@ -50,9 +51,10 @@ def test_settings_change_profile_privacy_theme_and_passphrase(run, tmp_path: Pat
         window_color = app.palette().color(QPalette.ColorRole.Window)
         assert window_color.lightness() < 80  # dark
 
-        dialog.relay.setText("http://not a relay")
+        dialog.choice.relay.setText("http://not a relay")
         assert not await dialog.save()
-        assert dialog.error.isVisible()
+        assert dialog.choice.error.isVisibleTo(dialog)
+        assert "Not a relay URL" in dialog.choice.error.text()
         assert engine.relay_url == other_url
 
         # Passphrase, on its page: the wrong current one changes nothing, the right one does.
