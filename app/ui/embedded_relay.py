@@ -10,11 +10,11 @@ told the URL it really has, so contacts follow; the user is told why.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -76,24 +76,15 @@ async def use_relays(engine: Engine, urls: Sequence[str], mode: RelayMode) -> No
     await engine.card()
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """Where the profile's own relay runs: its URL, and what to tell the user about it (""
-    when it runs where it was asked to)."""
-
-    url: str
-    notice: str
-
-
 class ProfileRelay:
     """The relay a profile runs itself in the SHARE and LOCAL modes, and the announcement of
     a shared one. A relay the profile moves away from stops being announced but keeps
     running until the profile closes, so contacts still on it hear of the move."""
 
     def __init__(self) -> None:
-        self.mode: RelayMode | None = None  # of the relay in use, None when none is
-        self.url: str | None = None
+        self.url: str | None = None  # of the relay in use, None when none is
         self._current: RelayHandle | None = None
+        self._announcing: asyncio.Task[None] | None = None
         self._announcer: Announcer | None = None
         self._retired: list[RelayHandle] = []
 
@@ -108,21 +99,23 @@ class ProfileRelay:
         near as can be, and make it the engine's first relay (contacts follow); returns what
         to tell the user ("" for nothing). UserError when the engine refuses the relay:
         then nothing changed and the new relay is stopped again."""
-        placed, handle = await self._start(mode, wanted)
-        if not same_relay(placed.url, engine.relay_url) or mode is not engine.relay_mode:
+        handle, url, notice = await self._start(mode, wanted)
+        if not same_relay(url, engine.relay_url) or mode is not engine.relay_mode:
             try:
-                await use_relays(engine, [placed.url, *fallbacks], mode)
+                await use_relays(engine, [url, *fallbacks], mode)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await handle.close()
                 raise
         await self.leave()
-        self._current, self.mode, self.url = handle, mode, placed.url
-        if mode is RelayMode.SHARE:
-            await self._announce(handle.port)
-        return placed.notice
+        self._current, self.url = handle, url
+        if mode is RelayMode.SHARE:  # meanwhile: the name check takes a second
+            self._announcing = asyncio.create_task(self._announce(handle.port))
+        return notice
 
-    async def _start(self, mode: RelayMode, wanted: str) -> tuple[Placed, RelayHandle]:
+    async def _start(self, mode: RelayMode, wanted: str) -> tuple[RelayHandle, str, str]:
+        """A relay for `mode` on the wanted port, else a free one; with its URL and what
+        to tell the user about where it runs."""
         parts = urlsplit(wanted)
         port = parts.port or DEFAULT_PORT
         notes = []
@@ -154,7 +147,7 @@ class ProfileRelay:
                     f"Port {port} is in use by another program; this profile's relay runs on "
                     f"port {handle.port}."
                 )
-        return Placed(relay_url(address, handle.port), " ".join(notes)), handle
+        return handle, relay_url(address, handle.port), " ".join(notes)
 
     def _holds(self, port: int) -> bool:
         return any(h.port == port for h in (self._current, *self._retired) if h is not None)
@@ -163,7 +156,7 @@ class ProfileRelay:
         announcer = Announcer()
         try:
             await announcer.start(EVERY_INTERFACE, port)
-        except (OSError, ValueError) as exc:  # no address, or no multicast here
+        except Exception as exc:  # no address, no multicast here: the relay runs unannounced
             log.warning("could not announce the relay: %s", type(exc).__name__)
             return
         self._announcer = announcer
@@ -171,13 +164,18 @@ class ProfileRelay:
     async def leave(self) -> None:
         """The profile no longer uses this relay: stop announcing it, keep it running until
         `close` for the contacts still on it."""
+        announcing, self._announcing = self._announcing, None
+        if announcing is not None:
+            announcing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await announcing
         announcer, self._announcer = self._announcer, None
         if announcer is not None:
             with contextlib.suppress(Exception):
                 await announcer.close()
         if self._current is not None:
             self._retired.append(self._current)
-        self._current = self.mode = self.url = None
+        self._current, self.url = None, None
 
     async def close(self) -> None:
         await self.leave()
