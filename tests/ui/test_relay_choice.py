@@ -212,8 +212,11 @@ async def share_and_find(work: Path) -> None:
     # This computer's address changes while Alice is away: opened again, her relay is
     # reached at the new one, her card says so, and so does the status bar.
     moved_to = "10.78.0.2"
-    subprocess.run(["ip", "addr", "del", f"{NETNS_ADDRESS}/24", "dev", "v0"], check=True)
-    subprocess.run(["ip", "addr", "add", f"{moved_to}/24", "dev", "v0"], check=True)
+    for change in ("del", NETNS_ADDRESS), ("add", moved_to):
+        ip = await asyncio.create_subprocess_exec(
+            "ip", "addr", change[0], f"{change[1]}/24", "dev", "v0"
+        )
+        assert await ip.wait() == 0
     assert local_addresses() == [moved_to]
     alice = await launch_again(work / "alice")
     alice_window = shown(alice)
