@@ -21,6 +21,8 @@ def test_a_proxy_makes_each_contact_a_connection_of_its_own(
     assert made.data["proxy"] == "socks5h://127.0.0.1:9050"  # names resolved by the proxy
     assert made.data["isolation"] == "per-contact"
     assert me.run("config").data == {
+        "relay": RELAY,
+        "fallbacks": [],
         "proxy": "socks5h://127.0.0.1:9050",
         "isolation": "per-contact",
         "quota_mb": 64,
@@ -28,6 +30,8 @@ def test_a_proxy_makes_each_contact_a_connection_of_its_own(
 
     assert me.run("config", "isolation", "shared").data["isolation"] == "shared"
     assert me.run("config", "proxy", "none").data == {
+        "relay": RELAY,
+        "fallbacks": [],
         "proxy": None,
         "isolation": "shared",
         "quota_mb": 64,
@@ -53,7 +57,13 @@ def test_a_wrong_proxy_is_refused_and_changes_nothing(
         assert "not a proxy URL" in result.err or "without credentials" in result.err
         assert "secret" not in result.err
     assert snapshot(me.dir) == before
-    assert me.run("config").data == {"proxy": None, "isolation": "card-apart", "quota_mb": 64}
+    assert me.run("config").data == {
+        "relay": RELAY,
+        "fallbacks": [],
+        "proxy": None,
+        "isolation": "card-apart",
+        "quota_mb": 64,
+    }
 
 
 def test_a_proxy_that_is_down_is_named_when_the_relay_is_not_reached(
