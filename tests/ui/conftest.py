@@ -26,6 +26,11 @@ from app.ui.window import MainWindow
 from relay.server import RelayConfig, serve_relay
 
 PASSPHRASE = "correct horse battery staple"
+# Each test's closed qasync loop is kept for the whole session: its timer and socket notifiers
+# are Qt objects without a parent, and a loop collected later (during some other test's event
+# processing) deleted them under Qt's feet, now and then a segfault in pytest-qt's teardown.
+# The app has one loop for its whole life; the tests make one per test.
+_CLOSED_LOOPS: list[qasync.QEventLoop] = []
 
 
 @pytest.fixture
@@ -44,6 +49,7 @@ def run(qapp: QApplication) -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any
     loop.run_until_complete(asyncio.sleep(0.05))
     loop.close()
     asyncio.set_event_loop(None)
+    _CLOSED_LOOPS.append(loop)
 
 
 async def until(cond: Callable[[], object], seconds: float = 15.0, what: str = "") -> None:
