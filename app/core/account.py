@@ -35,6 +35,29 @@ def _front_end_key(key: str) -> str:
     return key
 
 
+async def store_invitation(ctx: Context, relays: tuple[str, ...], *, address: bool) -> OurMailbox:
+    """A fresh card mailbox on our relays, stored (as the address, or a one-time code); the
+    caller listens on it."""
+    invitation = Invitation.generate()
+    row = OurMailbox(
+        invitation.mailbox.id,
+        invitation.to_bytes(),
+        relays[0],
+        MailboxPurpose.INVITATION,
+        None,
+        ctx.clock(),
+        relays[1:],
+    )
+
+    def unit(r: Repos) -> None:
+        r.mailboxes.add_ours(row)
+        if address:
+            r.settings.set(SETTING_ADDRESS, row.id.hex())
+
+    await ctx.store.run(unit)
+    return row
+
+
 class Account:
     def __init__(self, ctx: Context, routing: Routing) -> None:
         self._ctx = ctx
@@ -65,7 +88,7 @@ class Account:
             box = await ctx.store.read(find)
             fresh = box is None
             if box is None:
-                box = await self._store_invitation(relays, address=address)
+                box = await store_invitation(ctx, relays, address=address)
         invitation = Invitation.from_bytes(box.private_key)
         if fresh and self.listening:  # outside the lock: frames go on arriving meanwhile
             await self._routing.listen(box.relays, invitation.mailbox, None)
@@ -103,29 +126,6 @@ class Account:
         async with ctx.lock:
             gone = await ctx.store.run(unit)
         await self._routing.drop_mailboxes(gone)
-
-    async def _store_invitation(self, relays: tuple[str, ...], *, address: bool) -> OurMailbox:
-        """A fresh card mailbox on our relays, stored (as the address, or a one-time code);
-        the caller listens on it."""
-        ctx = self._ctx
-        invitation = Invitation.generate()
-        row = OurMailbox(
-            invitation.mailbox.id,
-            invitation.to_bytes(),
-            relays[0],
-            MailboxPurpose.INVITATION,
-            None,
-            ctx.clock(),
-            relays[1:],
-        )
-
-        def unit(r: Repos) -> None:
-            r.mailboxes.add_ours(row)
-            if address:
-                r.settings.set(SETTING_ADDRESS, row.id.hex())
-
-        await ctx.store.run(unit)
-        return row
 
     async def preview_card(self, text: str) -> CardPreview:
         """Whose code this is, before adding it; UserError when it is not a valid code."""

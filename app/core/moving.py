@@ -6,9 +6,9 @@ of ours on them and tells the contact over the ratchet with a `move`, resent unt
 answers on that mailbox (its client writes there from then on, what it still had queued
 included). Then our older mailboxes for that contact are dropped; once no mailbox and nothing
 queued needs the old relay, its connections close and it is not tried again. The card follows
-at once: unused one-time codes on the old relays are dropped (a fresh one is made on the new
-relays when next asked) and the long-lived address keeps its mailbox on the new relays, which
-makes a new code of it.
+at once: an unused one-time code on the old relays is replaced by a fresh one on the new
+relays, listened on at once, and the long-lived address keeps its mailbox on the new relays,
+which makes a new code of it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Sequence
 
 from app.core import payload as pl
+from app.core.account import store_invitation
 from app.core.context import Context
 from app.core.errors import UserError
 from app.core.events import Rejection
@@ -135,10 +136,11 @@ class Moving:
             if relays == before:
                 return relays
             gone, rehomed = await ctx.store.run(lambda r: _move_card(r, relays))
+            fresh = [await store_invitation(ctx, relays, address=False)] if gone else []
         routing = self._routing
         await routing.drop_mailboxes(gone + rehomed)
-        if self.listening:
-            for box in rehomed:
+        if self.listening:  # the address, and a fresh one-time code for the one dropped
+            for box in rehomed + fresh:
                 await routing.listen(relays, mailbox_key(box), None)
         await self.catch_up()
         await routing.leave_unused(set(before) - set(relays))

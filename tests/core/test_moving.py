@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.core.errors import UserError
-from app.core.events import MessageAdded
+from app.core.events import MessageAdded, RequestAdded
 from app.crypto.card import Card
 from app.net.events import ConnectionState
 from relay.server import RelayConfig, serve_relay
@@ -167,3 +167,27 @@ def test_fallback_relays_carry_the_conversation_while_the_first_is_down(tmp_path
 
 async def _state(person: Person, url: str, state: ConnectionState) -> bool:
     return person.engine.connection_states().get(url) is state
+
+
+def test_a_profile_with_no_contacts_moves_its_code_and_listens_there_at_once(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        new = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+        new_url = new.url.rstrip("/")
+        try:
+            async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+                old_url = alice.engine.relay_url
+                await alice.engine.card()  # a one-time code on the old relay, unused
+                await alice.engine.set_relays([new_url])
+                boxes = await alice.engine.store.read(lambda r: r.mailboxes.list_ours())
+                assert [b.relay_url for b in boxes] == [new_url]  # replaced, not only dropped
+                await until_true(lambda: _state(alice, new_url, ConnectionState.ONLINE))
+                await until_true(lambda: _left(alice, old_url))
+                # Bob, on the old relay, scans her new code and reaches her on the new one.
+                await bob.engine.add_contact(await alice.engine.card())
+                await alice.until(RequestAdded)
+        finally:
+            await new.close()
+
+    asyncio.run(body())
