@@ -34,7 +34,6 @@ from app.store.records import MailboxPurpose, OurMailbox, TheirMailbox
 from app.store.repos import Repos
 
 log = logging.getLogger(__name__)
-ANSWER_EVERY_S = 60.0  # a contact's resent controls get an empty receipt at most this often
 
 
 class Inbound:
@@ -66,7 +65,6 @@ class Inbound:
         # contact id -> (the store's generation when loaded, the session then)
         self._sessions: dict[int, tuple[int, Session]] = {}
         self._invitations: set[bytes] = set()  # our card mailboxes frames came to
-        self._answered: dict[int, float] = {}  # contact -> when a resend was last answered
 
     # -- the intake --------------------------------------------------------------------------
 
@@ -243,17 +241,10 @@ class Inbound:
             await self._routing.leave_unused({url for box in boxes for url in box.relays})
 
     async def _acknowledge_again(self, contact_id: int, mid: bytes) -> None:
-        """A resend of a message we have: our receipt was lost, so it goes out again. A
-        resend of anything else (a move, a welcome) gets an empty receipt on their newest
-        mailbox, which is the answer those wait for."""
+        """A resend of a message we have: our receipt was lost, so it goes out again."""
 
         def seen(r: Repos) -> bool:
             return r.messages.find(contact_id, Direction.INCOMING, mid) is not None
 
         if await self._ctx.store.read(seen):
             self._messaging.acknowledge(contact_id, mid)
-            return
-        now = self._clock()
-        if now - self._answered.get(contact_id, -ANSWER_EVERY_S) >= ANSWER_EVERY_S:
-            self._answered[contact_id] = now
-            await self._messaging.answer(contact_id)

@@ -278,17 +278,6 @@ class Messaging:
                 chunk = ids[start : start + pl.MAX_RECEIPT_IDS]
                 session = await self.commit_receipt(contact_id, session, chunk, False, theirs[0])
 
-    async def answer(self, contact_id: int) -> None:
-        """An empty receipt on the contact's newest mailbox: the answer a resent welcome or
-        move waits for. Under the lock."""
-
-        def channel(r: Repos) -> tuple[bytes | None, list[TheirMailbox]]:
-            return r.sessions.load(contact_id), r.mailboxes.list_theirs(contact_id)
-
-        blob, theirs = await self._ctx.store.read(channel)
-        if blob is not None and theirs:
-            await self.commit_receipt(contact_id, Session.from_bytes(blob), (), False, theirs[0])
-
     async def flush_receipts(self) -> None:
         """Store the receipts still gathering now (they go out with the outbox)."""
         for handle in self._flushing.values():
