@@ -8,6 +8,7 @@ import contextlib
 import signal
 import sys
 from importlib import metadata
+from pathlib import Path
 
 
 def version() -> str:
@@ -49,6 +50,25 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(args)
 
 
+async def raise_open_window(directory: Path) -> str | None:
+    """When a process holds this profile open already: raise its window (what to say), or
+    say which process holds it; None when none does."""
+    from app.api.rpc import ApiClient, RpcError, socket_path
+
+    client = await ApiClient.connect(socket_path(directory))
+    if client is None:
+        return None
+    try:
+        await client.call("window.raise")
+    except RpcError:
+        return "this profile is open in anonchat-cli (listen or daemon); stop it first"
+    except ConnectionError:
+        return None
+    finally:
+        await client.close()
+    return "AnonChat is already open for this profile: its window was raised"
+
+
 def run_app(args: argparse.Namespace) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
@@ -73,7 +93,13 @@ def run_app(args: argparse.Namespace) -> int:
         except UserError as exc:
             print(f"anonchat: {exc}", file=sys.stderr)
             return 2
-        session = Launcher(paths, args.relay)
+        held = asyncio.run(raise_open_window(paths.directory))
+        if held is not None:
+            print(f"anonchat: {held}", file=sys.stderr if held.startswith("this") else sys.stdout)
+            return 0 if held.startswith("AnonChat") else 1
+        from app.cli import api_handler
+
+        session = Launcher(paths, args.relay, api=api_handler)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)

@@ -20,6 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.api.rpc import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    ApiClient,
+    ApiServer,
+    Call,
+    Handler,
+    RpcError,
+    socket_path,
+)
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
 from app.core.events import (
@@ -92,6 +102,10 @@ class Out:
     def note(self, text: str) -> None:
         """A word for the person at the terminal (stderr: the output stays parseable)."""
         print(f"anonchat-cli: {text}", file=sys.stderr, flush=True)
+
+    def event(self, data: dict[str, Any]) -> None:
+        """One line of `listen`'s event stream (always JSON)."""
+        print(json_line(data), flush=True)
 
 
 def contact_json(c: Contact) -> dict[str, Any]:
@@ -432,10 +446,13 @@ async def cmd_sync(engine: Engine, args: argparse.Namespace, out: Out) -> None:
         if isinstance(e, ConnectionChanged) and e.state.value == "online":
             online.set()
 
-    engine.subscribe(seen)
-    await engine.start()
-    await asyncio.sleep(args.wait)
-    if not online.is_set():
+    stop = engine.subscribe(seen)
+    try:
+        await engine.start()
+        await asyncio.sleep(args.wait)
+    finally:
+        stop()
+    if not online.is_set() and not _any_online(engine):
         raise Unreachable(unreachable(engine, "could not reach the relay"))
     names = {s.contact.id: s.contact.display_name for s in await engine.summaries()}
     names.update({s.request.id: s.request.display_name for s in await engine.requests()})
@@ -447,13 +464,32 @@ async def cmd_sync(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     )
 
 
+def _any_online(engine: Engine) -> bool:
+    return any(s.value == "online" for s in engine.connection_states().values())
+
+
 async def cmd_listen(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    engine.subscribe(lambda e: print(json_line(event_json(e)), flush=True))
+    """Every event as a JSON line until stopped (SIGINT, SIGTERM, or the API client leaving)."""
+    unsubscribe = engine.subscribe(lambda e: out.event(event_json(e)))
+    try:
+        stop: asyncio.Event = args.stop
+        if stop.is_set():  # stopped while the profile was being unlocked
+            return
+        await engine.start()
+        out.event({"event": "listening"})
+        await stop.wait()
+    finally:
+        unsubscribe()
+
+
+async def cmd_daemon(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """`listen` without printing: hold the profile open and serve the local API until
+    stopped."""
     stop: asyncio.Event = args.stop
-    if stop.is_set():  # stopped while the profile was being unlocked
+    if stop.is_set():
         return
     await engine.start()
-    print(json.dumps({"event": "listening"}), flush=True)
+    out.note(f"serving {api_path(args)} until stopped")
     await stop.wait()
 
 
@@ -550,6 +586,7 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
     "send": cmd_send,
     "sync": cmd_sync,
     "listen": cmd_listen,
+    "daemon": cmd_daemon,
     "messages": cmd_messages,
     "fingerprint": cmd_fingerprint,
     "verify": cmd_verify,
@@ -563,12 +600,36 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="anonchat-cli", description=__doc__.splitlines()[0])
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser that keeps what was added to it (its options, and the commands of
+    its subcommand if it has one), so a call to the local API can be checked against it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.options: list[tuple[argparse.Action, str]] = []  # each with its action kind
+        self.subcommand_dest = ""
+        self.subcommands: dict[str, CommandParser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.dest != "help":
+            self.options.append((action, str(kwargs.get("action", "store"))))
+        return action
+
+    def commands(self, dest: str, **kwargs: Any) -> Any:
+        """`add_subparsers`, remembered."""
+        group = self.add_subparsers(dest=dest, parser_class=CommandParser, **kwargs)
+        self.subcommand_dest = dest
+        self.subcommands = group.choices
+        return group
+
+
+def parser() -> CommandParser:
+    p = CommandParser(prog="anonchat-cli", description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="default", help="profile name or directory")
     p.add_argument("--passphrase-file", help="read the passphrase from this file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.commands("command", required=True)
     s = sub.add_parser("init", help="create a profile")
     s.add_argument("--name", required=True)
     s.add_argument("--relay", default=DEFAULT_RELAY)
@@ -598,6 +659,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sync", help="send what waits, receive for a while")
     s.add_argument("--wait", type=float, default=5.0)
     sub.add_parser("listen", help="stay connected and print events as JSON lines")
+    sub.add_parser("daemon", help="hold the profile open and serve the local API (docs/api.md)")
     s = sub.add_parser("messages", help="show a conversation (marks it read)")
     s.add_argument("contact")
     s.add_argument("--limit", type=int, default=50)
@@ -625,7 +687,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--off", action="store_true", help="notify again")
     sub.add_parser("status", help="counts: contacts, requests, outbox, dropped frames")
     s = sub.add_parser("config", help="show or change the network and storage settings")
-    c = s.add_subparsers(dest="setting")
+    c = s.commands("setting")
     c.add_parser("proxy", help="socks5h://host:port (Tor: socks5h://127.0.0.1:9050) or none")
     c.choices["proxy"].add_argument("value", metavar="URL|none")
     c.add_parser("isolation", help="which connections carry what")
@@ -645,9 +707,197 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# -- the local API: a holder serves these commands, the CLI runs through a holder -----------
+
+LOCAL_ONLY = frozenset({"init", "relays", "daemon"})  # never through a holder
+HOLDERS = frozenset({"listen", "daemon"})  # hold the profile open and serve the API
+GLOBAL_OPTIONS = frozenset({"profile", "passphrase_file", "json", "command", "stop"})
+FILE_PARAMS = ("qr", "qr_image")  # paths: made absolute, the holder's directory is not ours
+TEXT_FORMAT = "_format"  # a param asking for the text the CLI prints instead of the JSON data
+ERR_USER, ERR_UNREACHABLE = -32001, -32003  # exit codes 1 and 3 (in the error's data)
+
+
+def api_path(args: argparse.Namespace) -> Path:
+    return socket_path(profile_paths(args.profile).directory)
+
+
+def command_params(args: argparse.Namespace) -> dict[str, Any]:
+    """A parsed command line as the API's params (the command's own options, by name)."""
+    params = {k: v for k, v in vars(args).items() if k not in GLOBAL_OPTIONS}
+    for key in FILE_PARAMS:
+        if params.get(key):
+            params[key] = str(Path(params[key]).absolute())
+    return params
+
+
+_PARSER: list[CommandParser] = []
+
+
+def api_commands() -> dict[str, CommandParser]:
+    if not _PARSER:
+        _PARSER.append(parser())
+    return _PARSER[0].subcommands
+
+
+def _bad(text: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, text)
+
+
+def _strings(name: str, value: Any) -> list[str]:
+    if type(value) is not list or not all(type(v) is str for v in value):
+        raise _bad(f"{name} is a list of strings")
+    return list(value)
+
+
+def _checked(action: argparse.Action, kind: str, value: Any) -> Any:
+    """One param as the command line would have given it, or RpcError."""
+    name = action.dest
+    if kind in ("store_true", "store_false"):
+        if type(value) is not bool:
+            raise _bad(f"{name} is true or false")
+        return value
+    if kind == "append":
+        return _strings(name, value)
+    if action.nargs in ("+", "*"):
+        values = _strings(name, value)
+        if action.nargs == "+" and not values:
+            raise _bad(f"{name} needs at least one value")
+        return values
+    if value is None and not action.required:
+        return None
+    convert = action.type
+    if convert in (int, float) and type(value) in (int, float):
+        value = convert(value)
+    elif type(value) is str and callable(convert):
+        try:
+            value = convert(value)
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            raise _bad(f"{name}: not a valid value") from None
+    elif type(value) is not str:
+        raise _bad(f"{name} is a string")
+    if action.choices is not None and value not in action.choices:
+        raise _bad(f"{name} is one of {', '.join(map(str, action.choices))}")
+    return value
+
+
+def _fill(sub: CommandParser, params: dict[str, Any], ns: argparse.Namespace) -> None:
+    for action, kind in sub.options:
+        if action.dest in GLOBAL_OPTIONS:
+            continue
+        if action.dest in params:
+            setattr(ns, action.dest, _checked(action, kind, params.pop(action.dest)))
+        elif action.required:
+            raise _bad(f"missing param {action.dest}")
+        else:
+            default = action.default
+            setattr(ns, action.dest, list(default) if isinstance(default, list) else default)
+    if sub.subcommand_dest:
+        choice = params.pop(sub.subcommand_dest, None)
+        if choice is not None and choice not in sub.subcommands:
+            raise _bad(f"{sub.subcommand_dest} is one of {', '.join(sub.subcommands)}")
+        setattr(ns, sub.subcommand_dest, choice)
+        if choice is not None:
+            _fill(sub.subcommands[choice], params, ns)
+
+
+def namespace_for(command: str, params: dict[str, Any]) -> argparse.Namespace:
+    """The parsed command line a call stands for: each param checked as the command line
+    would check it; RpcError for an unknown command, a missing, unknown or bad param."""
+    sub = api_commands().get(command)
+    if sub is None or command in LOCAL_ONLY:
+        raise RpcError(METHOD_NOT_FOUND, f"no method {command!r}")
+    ns = argparse.Namespace(command=command, profile=None, passphrase_file=None, json=True)
+    left = dict(params)
+    _fill(sub, left, ns)
+    if left:
+        raise _bad(f"unknown param {sorted(left)[0]!r}")
+    return ns
+
+
+class CallOut(Out):
+    """What a command says, for an API call: its result (the JSON data, or the CLI's text),
+    notes and events as notifications."""
+
+    def __init__(self, call: Call, text: bool) -> None:
+        super().__init__(not text)
+        self.call = call
+        self.results: list[Any] = []
+
+    def result(self, data: Any, text: str) -> None:
+        self.results.append(data if self.json else text)
+
+    def note(self, text: str) -> None:
+        self.call.notify("note", {"text": text})
+
+    def event(self, data: dict[str, Any]) -> None:
+        self.call.notify("event", data)
+
+
+def api_handler(engine: Engine) -> Handler:
+    """Serve the CLI's commands (except init, relays and daemon) on an open engine: the
+    method is the command, the params its options, the result what `--json` prints."""
+
+    async def handle(method: str, params: dict[str, Any], call: Call) -> Any:
+        text = params.get(TEXT_FORMAT) == "text"
+        args = namespace_for(method, {k: v for k, v in params.items() if k != TEXT_FORMAT})
+        args.stop = call.gone
+        out = CallOut(call, text)
+        try:
+            await COMMANDS[method](engine, args, out)
+        except (UserError, StoreError) as exc:
+            raise RpcError(ERR_USER, str(exc), {"exit": EXIT_USER}) from None
+        except Unreachable as exc:
+            raise RpcError(ERR_UNREACHABLE, str(exc), {"exit": EXIT_UNREACHABLE}) from None
+        return out.results[0] if len(out.results) == 1 else None
+
+    return handle
+
+
+async def through_holder(args: argparse.Namespace, out: Out) -> int | None:
+    """Run the command through the process holding the profile open, if one serves it: its
+    exit code; None when nothing serves (the caller opens the profile itself)."""
+    if args.command in LOCAL_ONLY:
+        return None
+    client = await ApiClient.connect(api_path(args))
+    if client is None:
+        return None
+    params = command_params(args)
+    if not out.json:
+        params[TEXT_FORMAT] = "text"
+
+    def heard(method: str, data: dict[str, Any]) -> None:
+        if method == "note":
+            out.note(str(data.get("text", "")))
+        elif method == "event":
+            out.event(data)
+
+    call = asyncio.ensure_future(client.call(args.command, params, heard))
+    try:
+        if args.command == "listen":  # until SIGINT or SIGTERM, or the holder goes
+            stop = asyncio.ensure_future(args.stop.wait())
+            await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not call.done():
+                call.cancel()
+                return EXIT_OK
+        result = await call
+    except RpcError as exc:
+        code = exc.data.get("exit") if isinstance(exc.data, dict) else None
+        print(f"anonchat-cli: {exc.message}", file=sys.stderr)
+        return code if code in (EXIT_USER, EXIT_UNREACHABLE) else EXIT_USER
+    except ConnectionError:
+        print("anonchat-cli: the process holding this profile went away", file=sys.stderr)
+        return EXIT_USER if args.command != "listen" else EXIT_OK
+    finally:
+        await client.close()
+    if result is not None:
+        print(json_line(result) if out.json else result, flush=True)
+    return EXIT_OK
+
+
 async def run(args: argparse.Namespace) -> int:
     out = Out(args.json)
-    if args.command == "listen":
+    if args.command in HOLDERS:
         # Installed before the (slow) unlock, so SIGTERM at any moment ends listen cleanly.
         args.stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -659,10 +909,19 @@ async def run(args: argparse.Namespace) -> int:
     if args.command == "relays":
         await cmd_relays(args, out)
         return EXIT_OK
+    code = await through_holder(args, out)
+    if code is not None:
+        return code
     engine = await open_engine(args)
+    server = None
     try:
+        if args.command in HOLDERS:
+            server = ApiServer(api_path(args), api_handler(engine))
+            await server.start()
         await COMMANDS[args.command](engine, args, out)
     finally:
+        if server is not None:
+            await server.close()
         await engine.close()
     return EXIT_OK
 

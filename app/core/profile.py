@@ -178,6 +178,8 @@ async def create_profile(
 
 async def open_profile(paths: ProfilePaths, passphrase: str | None) -> Opened:
     """Unlock with the passphrase, or with a remembered key when passphrase is None."""
+    if passphrase == "":
+        raise UserError("the passphrase is empty")
     if passphrase is None:
         store = await Store.unlock_remembered(paths)
         if store is None:

@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import gc
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QWidget
 
+from app.api.rpc import ApiServer, Call, Handler, socket_path
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
 from app.core.profile import Opened, ProfilePaths, open_profile
@@ -45,9 +47,14 @@ class Launcher(QObject):
         relay_url: str | None = None,
         params: KdfParams | None = None,
         parent: QObject | None = None,
+        api: Callable[[Engine], Handler] | None = None,
     ) -> None:
+        """`api`: what the local API serves on the open engine (docs/api.md), besides
+        `window.raise`; None serves nothing."""
         super().__init__(parent)
         self.paths = paths
+        self._api = api
+        self._server: ApiServer | None = None
         self.relay_url = relay_url
         self.params = params
         self.gate: QWidget | None = None
@@ -146,6 +153,7 @@ class Launcher(QObject):
         if notice:
             window.say_relay_notice(notice)
         await engine.start()
+        await self._serve(engine)
         # What startup made (modules, widgets, their wrappers) lives as long as the window:
         # left out of later full collections, their pauses stay short while messages pour in.
         gc.freeze()
@@ -158,6 +166,30 @@ class Launcher(QObject):
                 window.statusBar().showMessage(f"Not remembered: {reason}", 15000)
             else:
                 window.remembered = True
+
+    async def _serve(self, engine: Engine) -> None:
+        """The local API for the CLI, bots and a second `anonchat` on this profile."""
+        if self._api is None:
+            return
+        inner = self._api(engine)
+
+        async def handle(method: str, params: dict[str, Any], call: Call) -> Any:
+            if method == "window.raise":
+                window = self.window
+                if window is not None:
+                    window.showNormal()
+                    window.raise_()
+                    window.activateWindow()
+                return {"raised": window is not None}
+            return await inner(method, params, call)
+
+        server = ApiServer(socket_path(self.paths.directory), handle)
+        try:
+            await server.start()
+        except OSError as exc:
+            log.warning("the local API is not served: %s", type(exc).__name__)
+            return
+        self._server = server
 
     async def _run_relay(self, engine: Engine) -> str:
         """Start the profile's own relay in the modes that run one, before the engine
@@ -177,6 +209,10 @@ class Launcher(QObject):
         """Close the engine (and its store), then the embedded relay; then `run` returns."""
         if self.window is not None:
             self.window.detach()
+        if self._server is not None:
+            server, self._server = self._server, None
+            with contextlib.suppress(Exception):
+                await server.close()
         if self.engine is not None:
             engine, self.engine = self.engine, None
             with contextlib.suppress(Exception):

@@ -99,15 +99,18 @@ async def new_profile(directory: Path, name: str, relay_url: str) -> None:
     await engine.close()
 
 
-async def launch(directory: Path, name: str, relay_url: str) -> Launcher:
-    """A profile created, then unlocked through the unlock screen, with its window shown."""
+async def launch(
+    directory: Path, name: str, relay_url: str, api: Callable[[Engine], Any] | None = None
+) -> Launcher:
+    """A profile created, then unlocked through the unlock screen, with its window shown
+    (serving the local API with `api`, as the app does)."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
     from app.ui.onboarding import UnlockPage
 
     await new_profile(directory, name, relay_url)
-    launcher = Launcher(profile_paths(str(directory)), relay_url)
+    launcher = Launcher(profile_paths(str(directory)), relay_url, api=api)
     page = launcher.show_gate()
     assert isinstance(page, UnlockPage)
     QTest.keyClicks(page.passphrase, PASSPHRASE)
