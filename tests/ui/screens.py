@@ -83,11 +83,12 @@ def layout_problems(name: str, top: QWidget) -> list[str]:
 
 
 async def settle(widget: QWidget) -> None:
+    """Show the widget and let the loop run half a second (Qt's events are processed by the
+    qasync loop itself: a nested processEvents() here could resume a second asyncio task
+    inside this one, and once did)."""
     widget.show()
     widget.raise_()
-    for _ in range(10):
-        await asyncio.sleep(0.05)
-        QApplication.processEvents()
+    await asyncio.sleep(0.5)
 
 
 async def shoot(name: str, widget: QWidget, out: Path, problems: list[str]) -> None:
