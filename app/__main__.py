@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(args)
 
 
-async def raise_open_window(directory: Path) -> str | None:
-    """When a process holds this profile open already: raise its window (what to say), or
-    say which process holds it; None when none does."""
+async def raise_open_window(directory: Path) -> tuple[int, str] | None:
+    """When a process holds this profile open already: raise its window, or say which
+    process holds it (the exit code and what to say); None when none does."""
     from app.api.rpc import ApiClient, RpcError, socket_path
 
     client = await ApiClient.connect(socket_path(directory))
@@ -61,12 +61,12 @@ async def raise_open_window(directory: Path) -> str | None:
     try:
         await client.call("window.raise")
     except RpcError:
-        return "this profile is open in anonchat-cli (listen or daemon); stop it first"
+        return 1, "this profile is open in anonchat-cli (listen or daemon); stop it first"
     except ConnectionError:
         return None
     finally:
         await client.close()
-    return "AnonChat is already open for this profile: its window was raised"
+    return 0, "AnonChat is already open for this profile: its window was raised"
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -95,8 +95,9 @@ def run_app(args: argparse.Namespace) -> int:
             return 2
         held = asyncio.run(raise_open_window(paths.directory))
         if held is not None:
-            print(f"anonchat: {held}", file=sys.stderr if held.startswith("this") else sys.stdout)
-            return 0 if held.startswith("AnonChat") else 1
+            code, said = held
+            print(f"anonchat: {said}", file=sys.stderr if code else sys.stdout)
+            return code
         from app.cli import api_handler
 
         session = Launcher(paths, args.relay, api=api_handler)

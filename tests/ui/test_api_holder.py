@@ -12,9 +12,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from app.api.rpc import socket_path
-
 from app.__main__ import raise_open_window
+from app.api.rpc import socket_path
 from app.cli import api_handler
 from tests.ui.conftest import Relay, eventually, headless, launch, until
 
@@ -88,9 +87,10 @@ def test_the_cli_runs_through_the_open_app(
                 assert "Nobody" in err
                 # A second `anonchat` raises the window instead of asking for a passphrase.
                 window.showMinimized()
-                said = await raise_open_window(bob_dir)
-                assert said is not None
-                assert said.startswith("AnonChat is already open")
+                assert await raise_open_window(bob_dir) == (
+                    0,
+                    "AnonChat is already open for this profile: its window was raised",
+                )
                 await until(lambda: not window.isMinimized(), what="the window raised")
             finally:
                 await launcher.shutdown()
