@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.api.rpc import socket_path
-
 from tests.e2e.conftest import ROOT, Listener, Profile, Relay, child_env
 
 
