@@ -469,7 +469,9 @@ def _any_online(engine: Engine) -> bool:
 
 
 async def cmd_listen(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    """Every event as a JSON line until stopped (SIGINT, SIGTERM, or the API client leaving)."""
+    """Every event as a JSON line until stopped (SIGINT, SIGTERM, or the API client leaving).
+    On its own it goes on printing while the engine closes (the frame in hand is finished
+    and reported); for an API client (`args.detach`) it stops at once."""
     unsubscribe = engine.subscribe(lambda e: out.event(event_json(e)))
     try:
         stop: asyncio.Event = args.stop
@@ -479,7 +481,8 @@ async def cmd_listen(engine: Engine, args: argparse.Namespace, out: Out) -> None
         out.event({"event": "listening"})
         await stop.wait()
     finally:
-        unsubscribe()
+        if getattr(args, "detach", False):
+            unsubscribe()
 
 
 async def cmd_daemon(engine: Engine, args: argparse.Namespace, out: Out) -> None:
@@ -840,7 +843,7 @@ def api_handler(engine: Engine) -> Handler:
     async def handle(method: str, params: dict[str, Any], call: Call) -> Any:
         text = params.get(TEXT_FORMAT) == "text"
         args = namespace_for(method, {k: v for k, v in params.items() if k != TEXT_FORMAT})
-        args.stop = call.gone
+        args.stop, args.detach = call.gone, True
         out = CallOut(call, text)
         try:
             await COMMANDS[method](engine, args, out)

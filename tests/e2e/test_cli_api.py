@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.api.rpc import socket_path
-from tests.e2e.conftest import ROOT, Listener, Profile, Relay, child_env
+from tests.e2e.conftest import ROOT, Listener, Profile, Relay, child_env, pair
 
 
 @contextmanager
@@ -45,14 +45,9 @@ def daemon(profile: Profile) -> Iterator[subprocess.Popen[bytes]]:
         assert not socket_path(profile.dir).exists()
 
 
-def befriend(alice: Profile, bob: Profile) -> None:
-    card = bob.card()
-    bob_l = bob.listen()
-    bob_l.wait_listening()
-    alice.run("add", card, "--wait", "20")
-    bob_l.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
-    assert bob_l.stop() == 0
-    bob.run("accept", "Alice")
+def befriend(make: Callable[..., Profile], url: str, name: str = "Bob") -> tuple[Profile, Profile]:
+    """`pair`, then the handshake seen complete on both sides."""
+    alice, bob = pair(lambda n, u: make(name if n == "Bob" else n, u), url)
     bob_l = bob.listen()  # Bob online while Alice takes his welcome and answers it
     bob_l.wait_listening()
     alice.run("sync", "--wait", "3")
@@ -61,14 +56,13 @@ def befriend(alice: Profile, bob: Profile) -> None:
         assert time.monotonic() < deadline, "the handshake never completed"
         time.sleep(0.2)
     assert bob_l.stop() == 0
+    return alice, bob
 
 
 def test_commands_run_through_a_daemon_as_they_run_alone(
     relay: Relay, make_profile: Callable[..., Profile]
 ) -> None:
-    alice = make_profile("Alice", relay.url)
-    bob = make_profile("Bob", relay.url)
-    befriend(alice, bob)
+    alice, bob = befriend(make_profile, relay.url)
     cases = [
         (("contacts",), True),
         (("contacts",), False),
@@ -144,9 +138,7 @@ def test_a_second_holder_and_a_command_while_listen_holds(
 def test_the_echo_bot_answers_every_message(
     relay: Relay, make_profile: Callable[..., Profile]
 ) -> None:
-    alice = make_profile("Alice", relay.url)
-    bot = make_profile("Bot", relay.url)
-    befriend(alice, bot)
+    alice, bot = befriend(make_profile, relay.url, "Bot")
     with daemon(bot):
         echo = subprocess.Popen(
             [sys.executable, str(ROOT / "examples" / "echo_bot.py"), "--profile", str(bot.dir)],

@@ -65,10 +65,12 @@ def test_refusals_change_nothing(
     assert snapshot(alice.dir) == before
     usage = alice.run("frobnicate", expect=2)
     assert "usage" in usage.err
-    # a busy profile: the second process is refused while the first runs
+    # a busy profile: a second holder is refused while the first runs (other commands run
+    # through it: tests/e2e/test_cli_api.py)
     alice_l = alice.listen()
     alice_l.wait_listening()
-    one_line(alice.run("contacts", expect=None), 1, "open in another")
+    one_line(alice.run("daemon", expect=None), 1, "open in another")
+    assert alice.run("contacts").data[0]["name"] == "Bob"
     assert alice_l.stop() == 0
 
 

@@ -8,21 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.crypto.card import Card
-from tests.e2e.conftest import Profile, Relay, free_port
+from tests.e2e.conftest import Profile, Relay, free_port, pair
 
 
 def test_switching_relays_refuses_the_unreachable_and_the_contact_follows(
     relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path
 ) -> None:
-    alice = make_profile("Alice", relay.url)
-    bob = make_profile("Bob", relay.url)
-    card = bob.card()
-    bob_l = bob.listen()
-    bob_l.wait_listening()
-    alice.run("add", card, "--wait", "20")
-    bob_l.wait_for(lambda ev: any(e["event"] == "request" for e in ev))
-    assert bob_l.stop() == 0
-    bob.run("accept", "Alice")
+    alice, bob = pair(make_profile, relay.url)
     alice.run("sync", "--wait", "5")  # Bob's welcome and acceptance reach Alice
     before = alice.run("config").data
 
