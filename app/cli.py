@@ -45,6 +45,7 @@ from app.core.events import (
     PresenceChanged,
     RequestAdded,
     RequestRemoved,
+    RouteChanged,
 )
 from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profile_paths
 from app.core.qr import QrError, decode_file, make_png
@@ -162,6 +163,8 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"event": "request_removed", "id": request_id}
         case PresenceChanged(contact_id, online):
             return {"event": "presence", "contact": contact_id, "online": online}
+        case RouteChanged(contact_id, relay_url):
+            return {"event": "route", "contact": contact_id, "relay": relay_url}
         case ConnectionChanged(url, state, retry_in):
             return {"event": "connection", "relay": url, "state": state.value, "retry_in": retry_in}
         case FrameRejected(reason, kind):

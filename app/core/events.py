@@ -48,6 +48,15 @@ class PresenceChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteChanged:
+    """What we write to this contact now goes through this relay: a fallback of theirs
+    while their first relay is away, or their first relay again."""
+
+    contact_id: int
+    relay_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class ContactRemoved:
     """A contact was deleted with its history."""
 
@@ -125,6 +134,7 @@ Event = (
     | ContactChanged
     | ContactRemoved
     | PresenceChanged
+    | RouteChanged
     | RequestAdded
     | RequestRemoved
     | MessageAdded

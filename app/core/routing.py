@@ -26,7 +26,13 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from app.core.context import Context
-from app.core.events import ConnectionChanged, ConnectionState, PresenceChanged, Rejection
+from app.core.events import (
+    ConnectionChanged,
+    ConnectionState,
+    PresenceChanged,
+    Rejection,
+    RouteChanged,
+)
 from app.crypto.handshake import Invitation
 from app.crypto.mailbox import MailboxKey
 from app.net import events as net
@@ -127,6 +133,7 @@ class Routing:
         self._online: set[int] = set()
         self._contact_boxes: dict[bytes, OurMailbox] = {}
         self._fallbacks: dict[bytes, tuple[str, ...]] = {}  # their mailbox -> fallback relays
+        self._via: dict[int, str] = {}  # contacts written to through a fallback: which one
         self._background: set[asyncio.Future[None]] = set()
         self._closing = False
 
@@ -305,14 +312,21 @@ class Routing:
         url, mailbox = dest
         fallbacks = self._fallbacks.get(mailbox)
         pool = self.pool
-        if not fallbacks or pool.state(url) is ConnectionState.ONLINE:
-            return url
-        lane = self.lane(contact_id)
-        for fallback in fallbacks:
-            if pool.state(fallback) is ConnectionState.ONLINE:
-                return fallback
-            pool.connect(fallback, lane)
-        return url
+        via = url
+        if fallbacks and pool.state(url) is not ConnectionState.ONLINE:
+            lane = self.lane(contact_id)
+            for fallback in fallbacks:
+                if pool.state(fallback) is ConnectionState.ONLINE:
+                    via = fallback
+                    break
+                pool.connect(fallback, lane)
+        if self._via.get(contact_id, url) != via:  # said when it changes, not for every frame
+            self._ctx.emit(RouteChanged(contact_id, via))
+        if via == url:
+            self._via.pop(contact_id, None)
+        else:
+            self._via[contact_id] = via
+        return via
 
     def fallback_users(self, url: str) -> list[bytes]:
         """Their mailboxes that have this relay as a fallback."""

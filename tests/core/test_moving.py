@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.core.errors import UserError
-from app.core.events import MessageAdded, RequestAdded
+from app.core.events import MessageAdded, RequestAdded, RouteChanged
 from app.crypto.card import Card
 from app.net.events import ConnectionState
 from relay.server import RelayConfig, serve_relay
@@ -158,6 +158,10 @@ def test_fallback_relays_carry_the_conversation_while_the_first_is_down(tmp_path
                 await bob.until(
                     MessageAdded, lambda e: e.message.body == "back through the spare", 40
                 )  # type: ignore[attr-defined]
+                # Each says once which relay it writes through now.
+                for person, contact_id in ((bob, to_alice), (alice, to_bob)):
+                    routes = [e for e in person.events if isinstance(e, RouteChanged)]
+                    assert routes == [RouteChanged(contact_id, spare_url)]
         finally:
             await spare.close()
             await first.close()
