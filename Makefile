@@ -4,26 +4,40 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := libpulse0 xvfb xauth strace libegl1 libgl1 libfontconfig1 libdbus-1-3 \
-	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
-	libxcb-shape0 libxcb-image0 libxcb-render-util0 binutils curl openssl \
-	redis-server iproute2
+APP_STAMP := $(VENV)/.app-installed
+# What the app needs (Qt's libraries: widgets, QtMultimedia for the camera), and what the
+# tests, benchmarks and packaging add (Xvfb for screenshots, network namespaces, Redis).
+APP_DEB_PACKAGES := libpulse0 libegl1 libgl1 libfontconfig1 libdbus-1-3 libxkbcommon0 \
+	libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
+	libxcb-image0 libxcb-render-util0
+DEB_PACKAGES := $(APP_DEB_PACKAGES) xvfb xauth strace binutils curl openssl redis-server \
+	iproute2
 PYTEST_ARGS ?=
 
-.PHONY: run test soak lint format bench package package-check sysdeps venv clean mutate
+.PHONY: run test soak lint format bench package package-check sysdeps app-sysdeps venv \
+	app-venv clean mutate
+
+# `make run` installs the app alone; the test, lint and packaging tools come with `venv`.
+$(APP_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(APP_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(APP_STAMP)
 
 venv: $(STAMP)
 
-# Debian libraries Qt (offscreen, Xvfb, QtMultimedia) and the tests need; installed only when
-# missing and only when we are root, otherwise listed so the user can install them.
-sysdeps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+app-venv: $(APP_STAMP)
+
+# Debian packages, installed only when missing and only when we are root, otherwise listed so
+# the user can install them.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -31,8 +45,15 @@ sysdeps:
 			echo "please install: $$missing" >&2; \
 		fi; \
 	fi
+endef
 
-run: sysdeps venv
+sysdeps:
+	$(call install_missing,$(DEB_PACKAGES))
+
+app-sysdeps:
+	$(call install_missing,$(APP_DEB_PACKAGES))
+
+run: app-sysdeps app-venv
 	$(VENV)/bin/anonchat $(ARGS)
 
 test: sysdeps venv
