@@ -14,7 +14,6 @@ import signal
 from typing import Any
 
 from app.api.rpc import ApiClient, socket_path
-
 from app.core.profile import profile_paths
 
 
