@@ -4,6 +4,7 @@ test, lint and packaging tools) and Qt's Debian libraries (not Xvfb, Redis or ip
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,8 +19,14 @@ def dry_run(tmp_path: Path, target: str) -> str:
         pytest.skip("make is not installed")
     for name in ("Makefile", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     done = subprocess.run(
-        ["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, timeout=30
+        ["make", "--no-print-directory", "-n", target],
+        cwd=tmp_path,
+        env=env,  # as from a shell, also when the suite itself runs under `make test`
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
