@@ -226,8 +226,7 @@ async def wait_for(
 
 def unreachable(engine: Engine, what: str) -> str:
     """What was not reached; with a proxy and no relay connected, that the proxy may be why."""
-    online = any(s.value == "online" for s in engine.connection_states().values())
-    if engine.proxy() and not online:
+    if engine.proxy() and not _any_online(engine):
         return f"{what}: no relay connection through the proxy {engine.proxy()} (is it running?)"
     return what
 

@@ -12,7 +12,6 @@ from app.core.profile import (
     SETTING_PROXY,
     SETTING_QUOTA,
     SETTING_READ_RECEIPTS,
-    RelayMode,
     check_display_name,
     keyring_available,
 )
@@ -139,13 +138,6 @@ class Account:
         name = check_display_name(name)
         await self._ctx.store.run(lambda r: r.profile.set_display_name(name))
         self._ctx.settings.name = name
-
-    def relays(self) -> tuple[str, ...]:
-        """Where our mailboxes listen: the relay, then its fallbacks in order."""
-        return self._ctx.settings.relays
-
-    def relay_mode(self) -> RelayMode:
-        return self._ctx.settings.relay_mode
 
     async def set_proxy(self, url: str | None) -> str:
         """Connect to every relay through this SOCKS5 proxy (None or "": directly); applies

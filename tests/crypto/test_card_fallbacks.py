@@ -92,8 +92,7 @@ def test_three_lan_relays_fit_one_code_a_laptop_camera_reads() -> None:
     text = card(*LAN, name="Alice Example-Long Name").encode()
     version = qr_version(text)
     print(f"card with three LAN relays: {len(text)} characters, QR version {version}")
-    assert len(text) <= 400
-    assert version <= 13
+    assert (len(text), version) == (385, 12)  # as docs/crypto.md says
     # As a 640x480 camera frame sees a phone screen: small, blurred, compressed.
     code = Image.open(io.BytesIO(make_png(text, scale=4))).convert("L")
     code.thumbnail((300, 300))
