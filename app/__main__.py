@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 async def raise_open_window(directory: Path) -> tuple[int, str] | None:
     """When a process holds this profile open already: raise its window, or say which
     process holds it (the exit code and what to say); None when none does."""
-    from app.api.rpc import ApiClient, RpcError, socket_path
+    from app.net.rpc import ApiClient, RpcError, socket_path
 
     client = await ApiClient.connect(socket_path(directory))
     if client is None:

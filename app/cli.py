@@ -20,16 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.api.rpc import (
-    INVALID_PARAMS,
-    METHOD_NOT_FOUND,
-    ApiClient,
-    ApiServer,
-    Call,
-    Handler,
-    RpcError,
-    socket_path,
-)
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
 from app.core.events import (
@@ -52,6 +42,16 @@ from app.core.qr import QrError, decode_file, make_png
 from app.domain.contacts import Contact, ContactState, RequestSummary
 from app.domain.messages import Direction, Message, Status
 from app.net.discovery import browse
+from app.net.rpc import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    ApiClient,
+    ApiServer,
+    Call,
+    Handler,
+    RpcError,
+    socket_path,
+)
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 

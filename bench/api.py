@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run alone: the project first
 
-from app.api.rpc import ApiClient, ApiServer, Call, socket_path
 from app.cli import api_handler
 from app.core.engine import Engine
 from app.core.profile import create_profile, open_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.net.rpc import ApiClient, ApiServer, Call, socket_path
 from relay.server import RelayConfig, serve_relay
 
 SENDS = 1000

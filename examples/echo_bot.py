@@ -13,8 +13,8 @@ import asyncio
 import signal
 from typing import Any
 
-from app.api.rpc import ApiClient, socket_path
 from app.core.profile import profile_paths
+from app.net.rpc import ApiClient, socket_path
 
 
 async def main(profile: str) -> int:

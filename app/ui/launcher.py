@@ -13,11 +13,11 @@ from typing import Any, Protocol
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QWidget
 
-from app.api.rpc import ApiServer, Call, Handler, socket_path
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
 from app.core.profile import Opened, ProfilePaths, open_profile
 from app.crypto.passphrase import KdfParams
+from app.net.rpc import ApiServer, Call, Handler, socket_path
 from app.ui.aio import spawn
 from app.ui.embedded_relay import OWN_MODES, ProfileRelay
 from app.ui.onboarding import UnlockPage, WizardPage

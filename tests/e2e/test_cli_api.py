@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.api.rpc import socket_path
+from app.net.rpc import socket_path
 from tests.e2e.conftest import ROOT, Listener, Profile, Relay, child_env, pair
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from app.__main__ import raise_open_window
-from app.api.rpc import socket_path
 from app.cli import api_handler
+from app.net.rpc import socket_path
 from tests.ui.conftest import Relay, eventually, headless, launch, until
 
 ROOT = Path(__file__).resolve().parents[2]
