@@ -103,6 +103,19 @@ def _open_channels(
     )
 
 
+async def mailbox_is_new(
+    ctx: Context, contact_id: int, session: Session, mailbox: bytes, what: str
+) -> bool:
+    """Whether a mailbox a contact names (in a welcome or a move) belongs to nobody yet; if it
+    does, the frame is dropped and reported with its ratchet step kept."""
+    if not await ctx.store.read(lambda r: r.mailboxes.in_use(mailbox)):
+        return True
+    await ctx.keep_step_and_reject(
+        contact_id, session, f"{what} named a mailbox that is not theirs", Rejection.MAILBOX
+    )
+    return False
+
+
 def is_address(r: Repos, mailbox_id: bytes) -> bool:
     """Whether one of our invitation mailboxes is the long-lived address (else a one-time
     code)."""
@@ -220,14 +233,7 @@ class Handshakes:
                 contact.id, session, "a welcome nobody was waiting for", Rejection.WELCOME
             )
             return
-        taken = await ctx.store.read(lambda r: r.mailboxes.in_use(welcome.mailbox))
-        if taken:
-            await ctx.keep_step_and_reject(
-                contact.id,
-                session,
-                "a welcome named a mailbox that is not theirs",
-                Rejection.MAILBOX,
-            )
+        if not await mailbox_is_new(ctx, contact.id, session, welcome.mailbox, "a welcome"):
             return
         ack_session, ack = session.encrypt(pl.encode(pl.Receipt(False, ())))
         dest = TheirMailbox(welcome.mailbox, welcome.relay_url, contact.id, now, welcome.fallbacks)

@@ -21,8 +21,7 @@ from app.core import payload as pl
 from app.core.account import store_invitation
 from app.core.context import Context
 from app.core.errors import UserError
-from app.core.events import Rejection
-from app.core.handshakes import is_address
+from app.core.handshakes import is_address, mailbox_is_new
 from app.core.profile import (
     SETTING_FALLBACKS,
     SETTING_RELAY,
@@ -187,14 +186,7 @@ class Moving:
         if contact.awaiting_welcome:
             return  # before their welcome: dropped unkept, so their resend is read after it
         now = ctx.clock()
-        taken = await ctx.store.read(lambda r: r.mailboxes.in_use(move.mailbox))
-        if taken:
-            await ctx.keep_step_and_reject(
-                contact.id,
-                session,
-                "a move named a mailbox that is not theirs",
-                Rejection.MAILBOX,
-            )
+        if not await mailbox_is_new(ctx, contact.id, session, move.mailbox, "a move"):
             return
         dest = TheirMailbox(move.mailbox, move.relay_url, contact.id, now, move.fallbacks)
         ack_session, ack = session.encrypt(pl.encode(pl.Receipt(False, ())))
