@@ -2,7 +2,8 @@
 # Try the bundles in dist/ the way a user gets them: copied away from the source tree and the
 # venv, with a bare environment, from another directory.
 #
-#   1. every Qt library a bundled plug-in needs is in the bundle
+#   1. the colour emoji font and its licence are in both app bundles; every Qt library a
+#      bundled plug-in needs is in the bundle
 #   2. anonchat --version, from the folder and the one-file build
 #   3. anonchat --self-test, from both (offscreen; the whole journey in-process)
 #   4. install.sh from the archive into a scratch prefix, then the installed command
@@ -46,6 +47,16 @@ for f in anonchat anonchat-relay "$onefile" "$onefile.tar.gz"; do
 done
 app="$work/anonchat/anonchat"
 relay="$work/anonchat-relay/anonchat-relay"
+
+step "the colour emoji font and its licence, in the folder and the one-file build"
+"$py" -m PyInstaller.utils.cliutils.archive_viewer --list --brief "$work/$onefile" \
+    >"$work/onefile.contents"
+for f in NotoColorEmoji.ttf OFL.txt; do
+    cmp -s "$root/app/ui/fonts/$f" "$work/anonchat/_internal/app/ui/fonts/$f" \
+        || fail "the folder bundle lacks app/ui/fonts/$f (or holds another one)"
+    grep -qxF " app/ui/fonts/$f" "$work/onefile.contents" \
+        || fail "the one-file build lacks app/ui/fonts/$f"
+done
 
 step "Qt libraries needed by bundled plug-ins"
 missing=$(find "$work/anonchat" -name '*.so*' -type f -print0 \

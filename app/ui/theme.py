@@ -6,13 +6,17 @@ every desktop, and "system" follows the desktop's colour scheme while it changes
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
+from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QStyleFactory
 
 from app.ui.icons import app_icon
+
+log = logging.getLogger(__name__)
 
 
 class Theme(StrEnum):
@@ -21,6 +25,9 @@ class Theme(StrEnum):
     DARK = "dark"
 
 
+FONTS = Path(__file__).resolve().parent / "fonts"
+EMOJI_FONT = FONTS / "NotoColorEmoji.ttf"  # SIL Open Font License, fonts/OFL.txt
+EMOJI_FAMILY = "Noto Color Emoji"
 ERROR_COLOR = "#c0392b"  # error lines and failed bubbles, readable on light and dark alike
 
 
@@ -46,9 +53,28 @@ def setup_application(app: QApplication) -> None:
     app.setOrganizationName("AnonChat")
     QGuiApplication.setDesktopFileName("anonchat")
     app.setWindowIcon(app_icon())
+    add_emoji_font(app)
     app.setQuitOnLastWindowClosed(False)  # the launcher decides when the app ends
     app.styleHints().colorSchemeChanged.connect(lambda _scheme: _follow(app))
     apply_theme(app, Theme.SYSTEM)
+
+
+def add_emoji_font(app: QApplication) -> bool:
+    """Register the bundled colour emoji font and make it the one Qt falls back to for
+    emoji, so they never show as boxes on a desktop without an emoji font of its own."""
+    if EMOJI_FAMILY not in QFontDatabase.applicationFontFamilies(_emoji_font_id[0]):
+        _emoji_font_id[0] = QFontDatabase.addApplicationFont(str(EMOJI_FONT))
+        if _emoji_font_id[0] < 0:
+            log.warning("the emoji font could not be loaded")
+            return False
+    if hasattr(QFontDatabase, "addApplicationEmojiFontFamily"):  # Qt 6.9 and later
+        QFontDatabase.addApplicationEmojiFontFamily(EMOJI_FAMILY)
+    else:
+        QFont.insertSubstitution(app.font().family(), EMOJI_FAMILY)
+    return True
+
+
+_emoji_font_id = [-1]
 
 
 def _follow(app: QApplication) -> None:
