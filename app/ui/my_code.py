@@ -3,32 +3,37 @@
 By default a one-time code, which works for one contact; once someone uses it the engine
 makes the next one, and the dialog shows that when a message request comes in. Asked for,
 the long-lived address instead: the same for everyone, made on request, changed or deleted
-here. The QR image, the text and Copy always follow what is shown. Non-modal, like the
-other dialogs.
+here. The QR image, the text, Copy and Save always follow what is shown; the text box grows
+to hold the whole code at any width. Non-modal, like the other dialogs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import shiboken6
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QResizeEvent, QTextOption
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
+    QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QPushButton,
     QRadioButton,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
+from app.core.qr import make_png
 from app.ui.aio import spawn
 from app.ui.contact_menu import ConfirmDialog
 from app.ui.dialogs import qr_pixmap
@@ -48,6 +53,39 @@ GONE_NOTE = (
     "Anyone who has it can no longer ask to talk to you or see when you are online. Your "
     "contacts stay as they are."
 )
+
+
+PNG_NAME = "anonchat-code.png"
+
+
+class CardText(QTextEdit):
+    """The code as text, read-only and selectable, broken anywhere (a code has no spaces)
+    and always as tall as the whole of it at the width it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setReadOnly(True)
+        self.setAcceptRichText(False)
+        self.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAnywhere)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.document().contentsChanged.connect(self._fit)
+        self._fit()
+
+    def resizeEvent(self, e: QResizeEvent) -> None:
+        super().resizeEvent(e)
+        self._fit()
+
+    def _fit(self) -> None:
+        doc = self.document()
+        doc.setTextWidth(self.viewport().width())
+        height = math.ceil(doc.size().height()) + 2 * self.frameWidth()
+        if height != self.height():
+            self.setFixedHeight(height)
 
 
 class MyCodeDialog(QDialog):
@@ -73,13 +111,14 @@ class MyCodeDialog(QDialog):
         self.qr = QLabel("Loading…")
         self.qr.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.qr.setAccessibleName("My code as a QR code")
-        self.text = QPlainTextEdit()
-        self.text.setReadOnly(True)
+        self.text = CardText()
         self.text.setAccessibleName("My code as text")
-        self.text.setFixedHeight(self.text.fontMetrics().height() * 5)
         self.copy_button = QPushButton("&Copy text")
         self.copy_button.setAccessibleName("Copy my code as text")
         self.copy_button.clicked.connect(self.copy)
+        self.save_button = QPushButton("&Save QR as PNG…")
+        self.save_button.setAccessibleName("Save my code as a PNG image")
+        self.save_button.clicked.connect(self.ask_save_png)
         self.copied = QLabel()
         self.make_button = QPushButton("&Make my address")
         self.make_button.setAccessibleName("Make my address")
@@ -103,6 +142,7 @@ class MyCodeDialog(QDialog):
         kind_row.addStretch(1)
         copy_row = QHBoxLayout()
         copy_row.addWidget(self.copy_button)
+        copy_row.addWidget(self.save_button)
         copy_row.addWidget(self.copied, 1)
         address_row = QHBoxLayout()
         address_row.addWidget(self.make_button)
@@ -207,6 +247,32 @@ class MyCodeDialog(QDialog):
             QGuiApplication.clipboard().setText(self.card)
             self.copied.setText("Copied.")
 
+    def ask_save_png(self) -> None:
+        """Ask where to save the QR image shown, then save it there."""
+        if not self.card:
+            return
+        start = str(Path.home() / PNG_NAME)
+        path, _ = QFileDialog.getSaveFileName(self, "Save the QR code", start, "PNG images (*.png)")
+        if path:
+            self.save_png(Path(path))
+
+    def save_png(self, path: Path) -> Path | None:
+        """Write the code shown as a QR code PNG to `path` (".png" added when it has no
+        suffix); the path written, or None (the reason shown) when it could not be."""
+        if not self.card:
+            return None
+        if not path.suffix:
+            path = path.with_suffix(".png")
+        self.error.hide()
+        try:
+            make_png(self.card, path)
+        except OSError as exc:
+            self.error.setText(f"Could not save the image: {exc.strerror or exc}.")
+            self.error.show()
+            return None
+        self._say(f"Saved the QR code to {path}.")
+        return path
+
     def _confirm(
         self, title: str, text: str, action: str, then: Callable[[], Coroutine[Any, Any, None]]
     ) -> ConfirmDialog:
@@ -242,6 +308,8 @@ class MyCodeDialog(QDialog):
         self.text.setVisible(not missing)
         self.copy_button.setVisible(not missing)
         self.copy_button.setEnabled(bool(card))
+        self.save_button.setVisible(not missing)
+        self.save_button.setEnabled(bool(card))
         self.make_button.setVisible(missing)
         self.change_button.setVisible(address and bool(card))
         self.delete_button.setVisible(address and bool(card))

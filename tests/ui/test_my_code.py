@@ -4,6 +4,7 @@ and Copy follow whichever is shown."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -130,6 +131,56 @@ def test_a_used_one_time_code_is_replaced_in_the_open_dialog(run, tmp_path: Path
             assert shown(dialog) == (dialog.card, dialog.card)
             assert "was used" in dialog.note.text()
             assert not dialog.showing_address
+            dialog.close()
+
+    run(body())
+
+
+def test_the_code_saves_as_a_png_that_reads_back_and_copies_whole(run, tmp_path: Path) -> None:
+    import zxingcpp
+    from PIL import Image
+
+    from app.core.qr import decode_file
+
+    async def body() -> None:
+        async with me_and_peers(tmp_path) as (window, _url, _peers):
+            dialog = window.show_my_code()
+            await until(lambda: dialog.card, what="the one-time code")
+            card = dialog.card
+            assert dialog.save_button.isVisible()
+            assert dialog.save_button.isEnabled()
+
+            # Saved where the user chose (".png" added), a PNG the QR reader reads back.
+            saved = dialog.save_png(tmp_path / "my code")
+            assert saved == tmp_path / "my code.png"
+            assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert decode_file(saved) == card
+            with Image.open(saved) as image:
+                found = zxingcpp.read_barcodes(image)
+            assert [r.text.lower() for r in found] == [card.lower()]
+            assert str(saved) in dialog.note.text()
+
+            # A folder that cannot be written says so and keeps the dialog as it was.
+            assert dialog.save_png(tmp_path / "missing" / "code.png") is None
+            assert dialog.error.isVisible()
+            assert "Could not save" in dialog.error.text()
+
+            # The whole code is in the text box and fits it, also when the dialog is narrow.
+            heights = []
+            for width in (dialog.minimumSizeHint().width(), 900):
+                dialog.resize(width, dialog.height())
+                await asyncio.sleep(0.1)
+                heights.append(dialog.text.height())
+                assert dialog.text.toPlainText() == card
+                assert dialog.text.verticalScrollBar().maximum() == 0
+                doc = dialog.text.document()
+                assert doc.size().height() <= dialog.text.viewport().height() + 1
+            assert heights[0] > heights[1]  # narrower: more lines, all of them shown
+            QTest.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
+            assert QGuiApplication.clipboard().text() == card
+            assert dialog.copied.text() == "Copied."
+            dialog.text.selectAll()
+            assert dialog.text.textCursor().selectedText() == card
             dialog.close()
 
     run(body())
