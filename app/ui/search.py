@@ -1,7 +1,8 @@
 """Search over all history: a box, a list of hits with highlighted snippets, a jump signal.
 
 Typing waits a moment before asking the engine (FTS5 through the store's thread), and an
-answer that arrives after newer typing is dropped, so the list always matches the box.
+answer that arrives after newer typing is dropped, so the list always matches the box. A
+search that finds nothing says so in the list's place.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAbstractTextDocumentLayout, QKeyEvent, QPainter, QPalette, QTextDocument
+from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
+    QKeyEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QTextDocument,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLineEdit,
@@ -39,6 +47,7 @@ from app.ui.text import clock, isolate, one_line, safe_text, visible
 Index = QModelIndex | QPersistentModelIndex
 HitRole = Qt.ItemDataRole.UserRole + 3
 DELAY_MS = 250
+QUOTED_CHARS = 40  # how much of the search text the "no messages match" line repeats
 MARK_START, MARK_END = "\x02", "\x03"
 
 
@@ -152,6 +161,38 @@ class HitDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+def no_hits_text(query: str) -> str:
+    """What the list says when nothing matches `query` (shortened, hidden characters shown)."""
+    text = one_line(query).strip()
+    if len(text) > QUOTED_CHARS:
+        text = text[: QUOTED_CHARS - 1] + "…"
+    return f"No messages match “{safe_text(text)}”"
+
+
+class ResultsView(QListView):
+    """The hits; with none, `empty_text` drawn in their place (wrapped, centred)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.empty_text = ""
+
+    def set_empty_text(self, text: str) -> None:
+        self.empty_text = text
+        self.viewport().update()
+
+    def paintEvent(self, e: QPaintEvent) -> None:
+        super().paintEvent(e)
+        model = self.model()
+        if not self.empty_text or (model is not None and model.rowCount()):
+            return
+        painter = QPainter(self.viewport())
+        painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+        area = self.viewport().rect().adjusted(12, 24, -12, -12)
+        flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+        painter.drawText(area, int(flags) | int(Qt.TextFlag.TextWordWrap), self.empty_text)
+        painter.end()
+
+
 class SearchBox(QLineEdit):
     """Down moves into the results, Escape clears the search."""
 
@@ -181,7 +222,7 @@ class SearchPanel(QObject):
         self.box.setAccessibleName("Search messages")
         self.box.setClearButtonEnabled(True)
         self.model = SearchResultsModel(self)
-        self.results = QListView()
+        self.results = ResultsView()
         self.results.setModel(self.model)
         self.results.setItemDelegate(HitDelegate(self.results))
         self.results.setAccessibleName("Search results")
@@ -189,7 +230,6 @@ class SearchPanel(QObject):
         self.results.setWordWrap(True)
         self.results.activated.connect(self._activated)
         self.results.clicked.connect(self._activated)
-        self.empty_text = ""
         self._generation = 0
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -206,6 +246,7 @@ class SearchPanel(QObject):
 
     def _typed(self, text: str) -> None:
         self._generation += 1
+        self.results.set_empty_text("")  # said again once this text is searched
         if not text.strip():
             self._timer.stop()
             self.model.set_hits([], {})
@@ -229,9 +270,9 @@ class SearchPanel(QObject):
         names = {s.contact.id: s.contact.display_name for s in await self._engine.summaries()}
         names.update({r.request.id: r.request.display_name for r in await self._engine.requests()})
         self.model.set_hits(hits, names)
-        self.results.setAccessibleDescription(
-            f"{len(hits)} messages found" if hits else "No messages found"
-        )
+        empty = "" if hits else no_hits_text(text)
+        self.results.set_empty_text(empty)
+        self.results.setAccessibleDescription(f"{len(hits)} messages found" if hits else empty)
         if hits:
             self.results.setCurrentIndex(self.model.index(0))
         return hits

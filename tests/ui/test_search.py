@@ -74,3 +74,50 @@ def test_search_jumps_to_an_old_message(run, tmp_path: Path) -> None:
             assert window.left_stack.currentWidget() is window.contact_list
 
     run(body())
+
+
+def test_a_search_with_no_hits_says_so_in_the_list(run, tmp_path: Path) -> None:
+    import asyncio
+
+    from PySide6.QtGui import QImage, QPalette
+
+    from app.ui.search import no_hits_text
+
+    def drawn(view) -> int:
+        """Pixels of the list drawn in the placeholder colour's neighbourhood (text)."""
+        image: QImage = view.viewport().grab().toImage()
+        base = view.palette().color(QPalette.ColorRole.Base)
+        return sum(
+            1
+            for y in range(0, image.height(), 2)
+            for x in range(0, image.width(), 2)
+            if abs(image.pixelColor(x, y).value() - base.value()) > 40
+        )
+
+    async def body() -> None:
+        async with me_and_a_peer(tmp_path) as (window, card):
+            engine = window.engine
+            contact = await engine.add_contact(card)
+            await engine.send(contact.id, "the zebra crossing")
+            results = window.search.results
+            window.focus_search()
+            QTest.keyClicks(window.search.box, "okapi")
+            assert results.empty_text == ""  # not yet searched: nothing said
+            await until(lambda: window.search.searches == 1, what="the search")
+            assert window.search.model.rowCount() == 0
+            assert results.empty_text == "No messages match “\u2068okapi\u2069”"
+            assert results.accessibleDescription() == results.empty_text
+            await asyncio.sleep(0.1)
+            assert drawn(results) > 20
+
+            # A search with hits says nothing of the kind.
+            window.search.box.setText("zebra")
+            assert results.empty_text == ""
+            await until(lambda: window.search.model.rowCount() == 1, what="a hit")
+            assert results.empty_text == ""
+            assert results.accessibleDescription() == "1 messages found"
+            QTest.keyClick(window.search.box, Qt.Key.Key_Escape)
+            assert results.empty_text == ""
+
+    assert no_hits_text("  " + "x" * 60) == f"No messages match “\u2068{'x' * 39}…\u2069”"
+    run(body())
