@@ -1,17 +1,19 @@
-"""Settings: who you are to contacts, where you are reached, how you connect, privacy,
-looks, passphrase.
+"""Settings: who you are to contacts, where you are reached, how you connect, privacy, looks,
+passphrase.
 
-Changes apply with "Save"; each failure is said next to the form and leaves the rest as it
-was. The relay is applied first: the engine tests a new one (connect, hello, a round trip)
-before it moves any contact there, so a relay it cannot reach saves nothing, and its reason
-is shown under the field. The proxy comes next, so a proxy the engine refuses saves nothing
-else either. The proxy and the isolation apply when the profile is next opened, and the
-dialog says so. The passphrase change has its own button: it re-encrypts the key, which
-takes a moment.
+Changes apply with "Save", which closes the dialog once every change took (the window then
+says what was saved); "Cancel" closes it applying nothing. A failure is said next to the
+form, keeps the dialog open and leaves the rest as it was. The relay is applied first: the
+engine tests a new one (connect, hello, a round trip) before it moves any contact there, so
+a relay it cannot reach saves nothing, and its reason is shown under the field. The proxy
+comes next, so a proxy the engine refuses saves nothing else either. The proxy and the
+isolation apply when the profile is next opened, and the window says so. The passphrase
+change has its own button: it re-encrypts the key, which takes a moment.
 """
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -54,6 +56,7 @@ TESTING = "Testing the relay…"
 class SettingsDialog(QDialog):
     saved = Signal(object)  # Prefs
     relay_notice = Signal(str)  # where the profile's own relay had to go, and why
+    said = Signal(str)  # what Save did, for the window to say once the dialog is closed
 
     def __init__(
         self,
@@ -192,12 +195,12 @@ class SettingsDialog(QDialog):
         self.save_button.setDefault(True)
         self.save_button.setAccessibleName("Save settings")
         self.save_button.clicked.connect(self._save)
-        close = QPushButton("Close")
-        close.setAccessibleName("Close settings")
-        close.clicked.connect(self.close)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAccessibleName("Cancel settings")
+        self.cancel_button.clicked.connect(self.close)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        buttons.addWidget(close)
+        buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.save_button)
 
         self.tabs = QTabWidget()
@@ -223,14 +226,23 @@ class SettingsDialog(QDialog):
         if not self.busy:
             self.busy = True
             self.save_button.setEnabled(False)
-            spawn(self.save(), "saving settings")
+            spawn(self.save_and_close(), "saving settings")
+
+    async def save_and_close(self) -> bool:
+        """What Save does: apply every change, and close once all of them took."""
+        if not await self.save():
+            return False
+        if shiboken6.isValid(self):
+            self.close()
+        return True
 
     async def save(self) -> bool:
-        """Apply every change; True when all of them took."""
+        """Apply every change; True when all of them took (the dialog stays open)."""
         self.error.hide()
         self.proxy.error.hide()
         self.connection_result.hide()
         engine = self._engine
+        relays_before = engine.relays
         try:
             notice = await self._save_relays()
             if notice is None:
@@ -257,6 +269,12 @@ class SettingsDialog(QDialog):
             self.save_button.setEnabled(True)
         self._prefs = prefs
         self.saved.emit(prefs)
+        said = ["Settings saved."]
+        if engine.relays != relays_before:
+            said.append(f"People now reach you at {engine.relay_url}.")
+        if self.connection_result.isVisibleTo(self):
+            said.append("The new connection settings apply when the profile is next opened.")
+        self.said.emit(" ".join(said))
         if notice:
             self.relay_notice.emit(notice)
         return True

@@ -437,6 +437,7 @@ class MainWindow(QMainWindow):
             self.engine, self.prefs, self.remembered, self, own_relay=self.own_relay
         )
         dialog.saved.connect(self._settings_saved)
+        dialog.said.connect(self.say)
         dialog.relay_notice.connect(self.say_relay_notice)
         self._keep(dialog)
         return dialog
@@ -449,7 +450,6 @@ class MainWindow(QMainWindow):
             self.embedded_relay = self.own_relay.url
             self.connection.set_embedded(self.embedded_relay)
         self.connection.refresh()
-        self.statusBar().showMessage("Settings saved.", 4000)
 
     def show_safety(self, contact_id: int) -> SafetyDialog | None:
         """The safety number of the open conversation, or of a contact in the list."""

@@ -179,3 +179,59 @@ def test_settings_clearing_the_proxy_keeps_the_isolation_shown_as_default(
         await relay.close()
 
     run(body())
+
+
+def test_save_applies_and_closes_cancel_closes_and_a_failure_keeps_it_open(
+    run, tmp_path: Path
+) -> None:
+    import shiboken6
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    def gone(dialog) -> bool:
+        return not shiboken6.isValid(dialog) or not dialog.isVisible()
+
+    async def body() -> None:
+        relay = Relay()
+        url = await relay.start()
+        launcher = await launch(tmp_path / "me", "Me", url)
+        window = launcher.window
+        assert window is not None
+        engine = window.engine
+        try:
+            # Cancel: closed, nothing applied.
+            dialog = window.show_settings()
+            dialog.name.setText("Not Saved")
+            QTest.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+            await until(lambda: gone(dialog), what="the dialog closed")
+            assert engine.name == "Me"
+
+            # A relay that cannot be reached: the dialog stays open and says why.
+            closed = Relay()
+            dead = await closed.start()
+            await closed.close()
+            dialog = window.show_settings()
+            dialog.name.setText("Me Too")
+            dialog.choice.relay.setText(dead)
+            QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+            await until(lambda: not dialog.busy, seconds=60, what="the relay test")
+            assert dialog.isVisible()
+            assert dialog.choice.error.isVisibleTo(dialog)
+            assert dialog.choice.error.text()
+            assert dialog.tabs.currentWidget() is dialog.relay_page
+            assert engine.relay_url == url
+            assert engine.name == "Me"
+
+            # Corrected and saved: applied, closed, and the window says so.
+            dialog.choice.relay.setText(url)
+            QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+            await until(lambda: gone(dialog), what="the dialog closed by Save")
+            assert engine.name == "Me Too"
+            assert "Me Too" in window.windowTitle()
+            assert window.statusBar().currentMessage() == "Settings saved."
+        finally:
+            await launcher.shutdown()
+            window.close()
+            await relay.close()
+
+    run(body())
