@@ -4,6 +4,7 @@ request) on the right, status below."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import shiboken6
 from PySide6.QtCore import QEvent, QItemSelection, Qt, QTimer, Signal
@@ -207,6 +208,10 @@ class MainWindow(QMainWindow):
             if self.detached:
                 return
             summary = await self.engine.summary(contact_id)
+            if summary is not None and summary.unread and self.reading(contact_id):
+                # Open before the user's eyes: read as it arrives, the badge never grows.
+                self.read_marks.soon(contact_id)
+                summary = dataclasses.replace(summary, unread=0)
             with unheard(self.contact_list):
                 if summary is None:
                     self.contacts.remove(contact_id)
@@ -294,19 +299,38 @@ class MainWindow(QMainWindow):
         if self.showing(contact_id):
             self.panel.set_online(online)
 
+    def looked_at(self) -> bool:
+        """The window is where the user looks: shown, not minimised, the active one."""
+        return self.isVisible() and not self.isMinimized() and self.isActiveWindow()
+
+    def reading(self, contact_id: int) -> bool:
+        """This contact's conversation is open before the user's eyes, so what arrives in it
+        is read (a request's messages never are: they stay unread until it is accepted)."""
+        return self.showing(contact_id, ContactState.CONTACT) and self.looked_at()
+
     def _on_message(self, message: Message) -> None:
         showing = self.showing(message.contact_id)
-        if message.direction is Direction.INCOMING:
-            seen = showing and self.isVisible() and not self.isMinimized() and self.isActiveWindow()
+        incoming = message.direction is Direction.INCOMING
+        if incoming:
+            seen = showing and self.looked_at()
             muted = self.engine.is_muted(message.contact_id)
             if not seen and self.prefs.notifications and not muted:
                 self._notify(message)
         if not showing or self.panel.contact is None:
             return
         self.panel.add_message(message)
-        writable = self.panel.contact.state is ContactState.CONTACT  # a request stays unread
-        if message.direction is Direction.INCOMING and self.isVisible() and writable:
+        if incoming and self.reading(message.contact_id):
             self.read_marks.soon(message.contact_id)
+
+    def _came_back(self) -> None:
+        """The window is active again: what arrived in the open conversation meanwhile is
+        read now."""
+        contact = self.panel.contact
+        if contact is None or not self.reading(contact.id):
+            return
+        row = self.contacts.row_of(contact.id)
+        if row is not None and self.contacts.summary(row).unread:
+            self.refresh_contact(contact.id)
 
     def _on_limited(self, event: ContactLimited) -> None:
         """A contact's messages are being left out for now: say who and why, once."""
@@ -351,8 +375,11 @@ class MainWindow(QMainWindow):
         self.activateWindow()
 
     def changeEvent(self, event: QEvent) -> None:
-        """Minimised with a tray present, the window leaves the taskbar for the tray."""
+        """Minimised with a tray present, the window leaves the taskbar for the tray; made
+        active again, the open conversation is read."""
         super().changeEvent(event)
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            self._came_back()
         if (
             event.type() == QEvent.Type.WindowStateChange
             and self.isMinimized()
