@@ -6,18 +6,65 @@ and acts on the current message from the keyboard.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QPlainTextEdit, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QListView,
+    QMenu,
+    QPlainTextEdit,
+    QWidget,
+)
 
-from app.domain.messages import Direction, Message, Status
-from app.ui.models import ConversationModel, TopPagingProxy
+from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message, Status
+from app.ui.models import ConversationModel, ExpandedRole, TopPagingProxy, is_long
+from app.ui.theme import ERROR_COLOR
+
+COUNT_FROM = MAX_MESSAGE_CHARS * 9 // 10  # the counter shows from this many characters on
+
+
+def too_long(pasted: int, total: int) -> str:
+    """Why a paste was refused: it alone, or with what is written, is more than a message
+    holds."""
+    if pasted > MAX_MESSAGE_CHARS:
+        return f"That text is {pasted:,} characters; a message holds at most {MAX_MESSAGE_CHARS:,}."
+    return (
+        f"With that text the message would be {total:,} characters; a message holds at most "
+        f"{MAX_MESSAGE_CHARS:,}."
+    )
 
 
 class Composer(QPlainTextEdit):
-    """Enter sends, Shift+Enter starts a new line."""
+    """Enter sends, Shift+Enter starts a new line. A paste or drop that would make the message
+    longer than one may be is refused whole (`refused` says why); near the limit `counter`
+    shows how long the message is, in the error colour once past it."""
 
     submitted = Signal()
+    refused = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.counter = QLabel()
+        self.counter.setAccessibleName("Message length")
+        self.counter.hide()
+        self.textChanged.connect(self._count)
+
+    def _count(self) -> None:
+        n = len(self.toPlainText())
+        self.counter.setVisible(n >= COUNT_FROM)
+        if n < COUNT_FROM:
+            return
+        self.counter.setText(f"{n:,} / {MAX_MESSAGE_CHARS:,}")
+        self.counter.setStyleSheet(f"color: {ERROR_COLOR};" if n > MAX_MESSAGE_CHARS else "")
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        pasted = len(source.text()) if source.hasText() else 0
+        total = len(self.toPlainText()) - len(self.textCursor().selectedText()) + pasted
+        if pasted and total > MAX_MESSAGE_CHARS:
+            self.refused.emit(too_long(pasted, total))
+            return
+        super().insertFromMimeData(source)
 
     def keyPressEvent(self, e: QKeyEvent) -> None:
         if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
@@ -36,7 +83,8 @@ class ChatView(QListView):
     """Keeps the reader's place when older pages load, and follows new messages at the bottom.
 
     Arrow keys move between messages; the context menu (right click, the Menu key or
-    Shift+F10) and Ctrl+R act on the current one: copy it, or send a failed one again.
+    Shift+F10) and Ctrl+R act on the current one: copy it, or send a failed one again; Enter
+    or Space shows a long one whole (or its start again).
     """
 
     retry_requested = Signal(int)  # message row
@@ -76,7 +124,20 @@ class ChatView(QListView):
         if e.key() == Qt.Key.Key_F10 and e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self._menu_at(self.visualRect(self.currentIndex()).center())
             return
+        if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space) and (
+            self.toggle_current()
+        ):
+            return
         super().keyPressEvent(e)
+
+    def toggle_current(self) -> bool:
+        """Show the current message whole, or cut short again; False if it is not long."""
+        message = self.current_message()
+        if message is None or not is_long(message):
+            return False
+        index = self.currentIndex()
+        self.model().setData(index, not index.data(ExpandedRole), ExpandedRole)
+        return True
 
     def copy_current(self) -> None:
         message = self.current_message()
@@ -123,6 +184,11 @@ class ChatView(QListView):
         self.setModel(proxy)
         self._stick = True
         model.rowsAboutToBeInserted.connect(self._before_insert)
+        model.dataChanged.connect(self._changed)
+
+    def _changed(self, first: QModelIndex, last: QModelIndex, roles: list[int]) -> None:
+        if ExpandedRole in roles:  # a bubble's height changed: lay the rows out again
+            self.scheduleDelayedItemsLayout()
 
     def at_bottom(self) -> bool:
         return self._stick

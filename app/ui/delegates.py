@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
-from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from dataclasses import dataclass
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+)
+from PySide6.QtGui import QColor, QFontMetrics, QHelpEvent, QMouseEvent, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolTip,
+)
 
 from app.domain.contacts import ContactState, ContactSummary
 from app.domain.messages import Direction, Message, Status
-from app.ui.models import HighlightRole, MessageRole, SummaryRole, bubble_text
+from app.ui.icons import draw_status, status_width
+from app.ui.identicon import identicon
+from app.ui.models import (
+    DayRole,
+    ExpandedRole,
+    HighlightRole,
+    MessageRole,
+    SummaryRole,
+    bubble_text,
+    collapsed_text,
+    is_long,
+)
 from app.ui.text import clock, preview, rebalance, safe_text
 from app.ui.theme import ERROR_COLOR
 
@@ -19,20 +47,9 @@ LONG_WORD = 30
 ONLINE = QColor("#2ecc71")
 ACCENT = QColor("#2f80ed")
 WARN = QColor("#e67e22")
-TICKS = {
-    Status.QUEUED: "🕓",
-    Status.SENT: "✓",
-    Status.DELIVERED: "✓✓",
-    Status.READ: "✓✓",
-    Status.FAILED: "! not sent · Ctrl+R to retry",
-}
-STATUS_WORDS = {
-    Status.QUEUED: "waiting to send",
-    Status.SENT: "sent",
-    Status.DELIVERED: "delivered",
-    Status.READ: "read",
-    Status.FAILED: "not sent",
-}
+FAILED_WORDS = "not sent · Ctrl+R to retry"
+READ_MORE = "Read more"
+READ_LESS = "Show less"
 
 
 def elided(fm: QFontMetrics, text: str, width: int) -> str:
@@ -47,8 +64,16 @@ def wrap_flags(body: str) -> int:
     return int(Qt.TextFlag.TextWordWrap)
 
 
+def badge_rect(fm: QFontMetrics, label: str, right: int, top: int) -> QRect:
+    """An unread badge ending at `right`: a circle for one digit, a pill for more."""
+    h = fm.height()
+    w = h if len(label) == 1 else max(h, fm.horizontalAdvance(label) + h // 2 + 4)
+    return QRect(right - w, top, w, h)
+
+
 class ContactDelegate(QStyledItemDelegate):
-    """Name with a verified mark, last-message preview, online dot and unread badge."""
+    """The contact's identicon with an online dot, name with a verified mark, last-message
+    preview and unread badge; a selected row draws everything in the highlight's text colour."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         fm = QFontMetrics(option.font)
@@ -63,33 +88,43 @@ class ContactDelegate(QStyledItemDelegate):
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        ground = palette.color(
+            QPalette.ColorRole.Highlight if selected else QPalette.ColorRole.Base
+        )
         if selected:
-            painter.fillRect(rect, palette.color(QPalette.ColorRole.Highlight))
+            painter.fillRect(rect, ground)
         text_color = palette.color(
             QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         )
+        quiet = text_color if selected else palette.color(QPalette.ColorRole.PlaceholderText)
         fm = QFontMetrics(painter.font())
-        dot = 10
-        cx, cy = rect.left() + PAD, rect.top() + PAD + (fm.height() - dot) // 2
+        face = fm.height() * 2 + PAD
+        avatar = QRect(rect.left() + PAD, rect.top() + PAD, face, face)
+        painter.drawImage(avatar, identicon(s.contact.identity_keys, face))
+        dot = max(8, face // 4)
+        ring = QRectF(avatar.right() - dot + 1.5, avatar.bottom() - dot + 1.5, dot + 2, dot + 2)
         painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(ground)
+        painter.drawEllipse(ring)
         painter.setBrush(ONLINE if s.online else palette.color(QPalette.ColorRole.Mid))
-        painter.drawEllipse(cx, cy, dot, dot)
+        painter.drawEllipse(ring.adjusted(1.5, 1.5, -1.5, -1.5))
 
         badge_w = 0
         if s.unread:
             label = str(s.unread) if s.unread < 1000 else "999+"
-            badge_w = max(fm.horizontalAdvance(label) + 10, fm.height())
-            badge = QRect(rect.right() - PAD - badge_w, rect.top() + PAD, badge_w, fm.height())
-            painter.setBrush(ACCENT)
-            painter.drawRoundedRect(badge, fm.height() / 2, fm.height() / 2)
-            painter.setPen(QColor("white"))
+            badge = badge_rect(fm, label, rect.right() - PAD, rect.top() + PAD)
+            badge_w = badge.width()
+            painter.setBrush(text_color if selected else ACCENT)
+            radius = badge.height() / 2
+            painter.drawRoundedRect(QRectF(badge), radius, radius)
+            painter.setPen(ground if selected else QColor("white"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
 
         font = painter.font()
         font.setBold(True)
         painter.setFont(font)
         name = safe_text(s.contact.display_name) + (" ✔" if s.contact.verified else "")
-        left = cx + dot + PAD
+        left = avatar.right() + PAD + 1
         name_rect = QRect(
             left, rect.top() + PAD, rect.right() - left - badge_w - PAD * 2, fm.height()
         )
@@ -102,20 +137,15 @@ class ContactDelegate(QStyledItemDelegate):
         font.setBold(False)
         painter.setFont(font)
         if s.contact.state is ContactState.ENDED:
-            line, color = ("Blocked" if s.contact.blocked else "Deleted"), WARN
+            line = "Blocked" if s.contact.blocked else "Deleted"
+            color = text_color if selected else WARN
         elif not s.established:
-            line, color = (
-                "Waiting for them to come online…",
-                palette.color(QPalette.ColorRole.PlaceholderText),
-            )
+            line, color = "Waiting for them to come online…", quiet
         elif s.last is not None:
             mine = s.last.direction is Direction.OUTGOING
-            line = ("You: " if mine else "") + preview(s.last.body)
-            color = (
-                palette.color(QPalette.ColorRole.PlaceholderText) if not selected else text_color
-            )
+            line, color = ("You: " if mine else "") + preview(s.last.body), quiet
         else:
-            line, color = "No messages yet", palette.color(QPalette.ColorRole.PlaceholderText)
+            line, color = "No messages yet", quiet
         sub = QRect(
             left, rect.top() + PAD * 2 + fm.height(), rect.right() - left - PAD, fm.height()
         )
@@ -128,41 +158,98 @@ class ContactDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+@dataclass(frozen=True, slots=True)
+class Bubble:
+    """Where a row's parts go, relative to the row's top left (the bubble's left at 0)."""
+
+    day: str | None  # the separator's label, above the bubble
+    body: str  # the text drawn: whole, or the start of a long message
+    more: str | None  # "Read more" / "Show less" under a long message's text
+    foot: str  # the time (and why a message was not sent)
+    mark: int  # the status mark's width, 0 for a message we received
+    top: int  # the bubble's top
+    size: QSize  # the bubble's size
+    text_height: int
+
+
 class BubbleDelegate(QStyledItemDelegate):
-    """A rounded bubble per message, ours on the right; time and status tick under the text."""
+    """A rounded bubble per message, ours on the right, with the time and a drawn status mark
+    under the text; a day separator above the first message of each day; a long message cut
+    short with "Read more" under it."""
 
     def __init__(self, view: QAbstractItemView) -> None:
         super().__init__(view)
         self._view = view
-        self._sizes: dict[tuple[int, Status, int, str], QSize] = {}
+        self._sizes: dict[tuple[object, ...], QSize] = {}
 
     def _text_width(self) -> int:
         return max(120, int(self._view.viewport().width() * 0.7) - PAD * 4)
 
-    def _layout(self, fm: QFontMetrics, body: str, m: Message) -> tuple[QRect, str]:
+    def _layout(self, fm: QFontMetrics, index: Index, m: Message) -> Bubble:
+        day: str | None = index.data(DayRole)
+        long = is_long(m)
+        expanded = bool(index.data(ExpandedRole))
+        body = bubble_text(m) if expanded or not long else collapsed_text(m)
+        more = (READ_LESS if expanded else READ_MORE) if long else None
         text = fm.boundingRect(QRect(0, 0, self._text_width(), 1_000_000), wrap_flags(body), body)
         foot = clock(m.sent_at)
+        mark = 0
         if m.direction is Direction.OUTGOING:
-            foot += "  " + TICKS[m.status]
-        width = max(text.width(), fm.horizontalAdvance(foot)) + PAD * 2
-        height = text.height() + fm.height() + PAD * 2
-        return QRect(0, 0, width, height), foot
+            if m.status is Status.FAILED:
+                foot += "  " + FAILED_WORDS
+            mark = status_width(fm.height()) + PAD // 2
+        width = max(
+            text.width(),
+            fm.horizontalAdvance(foot) + mark,
+            fm.horizontalAdvance(more) if more else 0,
+        )
+        lines = 2 if more else 1
+        top = (fm.height() + PAD * 2 if day else 0) + PAD // 2
+        size = QSize(width + PAD * 2, text.height() + fm.height() * lines + PAD * 2)
+        return Bubble(day, body, more, foot, mark, top, size, text.height())
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        """Measured once per message, status and width: a relayout of a long list would
-        otherwise measure every bubble's text again."""
+        """Measured once per message, status, width, day and length shown: a relayout of a
+        long list would otherwise measure every bubble's text again."""
         m: Message | None = index.data(MessageRole)
         if m is None:
             return QSize(0, 0)
-        key = (m.id, m.status, self._text_width(), option.font.key())
+        key = (
+            m.id,
+            m.status,
+            self._text_width(),
+            option.font.key(),
+            index.data(DayRole),
+            bool(index.data(ExpandedRole)),
+        )
         size = self._sizes.get(key)
         if size is None:
             if len(self._sizes) > SIZE_CACHE:
                 self._sizes.clear()
-            fm = QFontMetrics(option.font)
-            bubble, _ = self._layout(fm, bubble_text(m), m)
-            size = self._sizes[key] = QSize(bubble.width(), bubble.height() + PAD)
+            b = self._layout(QFontMetrics(option.font), index, m)
+            size = self._sizes[key] = QSize(b.size.width(), b.top + b.size.height() + PAD // 2)
         return size
+
+    def bubble_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
+        """Where the bubble of the row at `option.rect` is drawn."""
+        m: Message | None = index.data(MessageRole)
+        if m is None:
+            return None
+        b = self._layout(QFontMetrics(option.font), index, m)
+        rect: QRect = option.rect
+        mine = m.direction is Direction.OUTGOING
+        x = rect.right() - PAD - b.size.width() if mine else rect.left() + PAD
+        return QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
+
+    def more_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
+        """The "Read more" (or "Show less") line of a long message's bubble, or None."""
+        m: Message | None = index.data(MessageRole)
+        bubble = self.bubble_rect(option, index)
+        if m is None or bubble is None or not is_long(m):
+            return None
+        fm = QFontMetrics(option.font)
+        b = self._layout(fm, index, m)
+        return QRect(bubble.left(), bubble.top() + PAD + b.text_height, bubble.width(), fm.height())
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         m: Message | None = index.data(MessageRole)
@@ -173,11 +260,12 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = QFontMetrics(painter.font())
-        body = bubble_text(m)
-        bubble, foot = self._layout(fm, body, m)
+        b = self._layout(fm, index, m)
+        if b.day:
+            self._paint_day(painter, fm, palette, rect, b.day)
         mine = m.direction is Direction.OUTGOING
-        x = rect.right() - PAD - bubble.width() if mine else rect.left() + PAD
-        bubble.moveTo(x, rect.top() + PAD // 2)
+        x = rect.right() - PAD - b.size.width() if mine else rect.left() + PAD
+        bubble = QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
         fill = ACCENT if mine else palette.color(QPalette.ColorRole.AlternateBase)
         ink = QColor("white") if mine else palette.color(QPalette.ColorRole.Text)
         if m.status is Status.FAILED:
@@ -196,8 +284,87 @@ class BubbleDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(bubble.adjusted(-2, -2, 2, 2), 11, 11)
             painter.setPen(Qt.PenStyle.NoPen)
         painter.setPen(ink)
-        inner = bubble.adjusted(PAD, PAD, -PAD, -PAD - fm.height())
-        painter.drawText(inner, wrap_flags(body), body)
-        footer = QRect(inner.left(), inner.bottom(), inner.width(), fm.height())
-        painter.drawText(footer, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, foot)
+        inner = bubble.adjusted(PAD, PAD, -PAD, -PAD)
+        painter.drawText(
+            QRect(inner.left(), inner.top(), inner.width(), b.text_height),
+            wrap_flags(b.body),
+            b.body,
+        )
+        line = inner.top() + b.text_height
+        if b.more:
+            font = painter.font()
+            font.setUnderline(True)
+            font.setBold(True)
+            painter.setFont(font)
+            painter.drawText(
+                QRect(inner.left(), line, inner.width(), fm.height()),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                b.more,
+            )
+            font.setUnderline(False)
+            font.setBold(False)
+            painter.setFont(font)
+            line += fm.height()
+        footer = QRect(inner.left(), line, inner.width() - b.mark, fm.height())
+        painter.drawText(
+            footer, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, b.foot
+        )
+        if mine:
+            box = QRectF(inner.right() + 1 - status_width(fm.height()), line, 0, fm.height())
+            box.setWidth(status_width(fm.height()))
+            draw_status(painter, box, m.status, ink)
         painter.restore()
+
+    def _paint_day(
+        self, painter: QPainter, fm: QFontMetrics, palette: QPalette, rect: QRect, day: str
+    ) -> None:
+        width = fm.horizontalAdvance(day) + PAD * 3
+        pill = QRect(
+            rect.left() + (rect.width() - width) // 2, rect.top() + PAD, width, fm.height() + 4
+        )
+        pill.moveTop(rect.top() + PAD // 2 + (fm.height() + PAD * 2 - pill.height()) // 2)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(palette.color(QPalette.ColorRole.AlternateBase))
+        radius = pill.height() / 2
+        painter.drawRoundedRect(QRectF(pill), radius, radius)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, day)
+
+    def helpEvent(
+        self,
+        event: QHelpEvent,
+        view: QAbstractItemView,
+        option: QStyleOptionViewItem,
+        index: Index,
+    ) -> bool:
+        """A tooltip over a bubble (not the space beside it): when it was sent and how far
+        it got."""
+        if event.type() != QEvent.Type.ToolTip or not index.isValid():
+            return super().helpEvent(event, view, option, index)
+        bubble = self.bubble_rect(option, index)
+        tip = index.data(Qt.ItemDataRole.ToolTipRole)
+        if bubble is None or not tip or not bubble.contains(event.pos()):
+            QToolTip.hideText()
+            event.ignore()
+            return True
+        QToolTip.showText(event.globalPos(), str(tip), view.viewport(), bubble)
+        return True
+
+    def editorEvent(
+        self,
+        event: QEvent,
+        model: QAbstractItemModel,
+        option: QStyleOptionViewItem,
+        index: Index,
+    ) -> bool:
+        """A click on "Read more" shows the whole message; on "Show less", its start again."""
+        if (
+            isinstance(event, QMouseEvent)
+            and event.type() == QEvent.Type.MouseButtonRelease
+            and event.button() == Qt.MouseButton.LeftButton
+        ):
+            more = self.more_rect(option, index)
+            if more is not None and more.contains(event.position().toPoint()):
+                model.setData(index, not index.data(ExpandedRole), ExpandedRole)
+                return True
+        return False

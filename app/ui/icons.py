@@ -1,15 +1,30 @@
 """The app icon, drawn with QPainter so it needs no file: a speech bubble with a keyhole.
-The tray variant carries the unread count in a badge."""
+The tray variant carries the unread count in a badge. Also the marks a bubble shows for how
+far a message got, drawn as paths so they look the same with every font."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QIcon, QLinearGradient, QPainter, QPainterPath, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QIcon,
+    QLinearGradient,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+)
+
+from app.domain.messages import Status
 
 SIZES = (16, 24, 32, 48, 64, 128, 256)
 BLUE_TOP = QColor("#4a9bff")
 BLUE_BOTTOM = QColor("#1f5fd1")
 BADGE = QColor("#e5484d")
+READ_COLOR = QColor("#8ff0b4")  # read ticks: mint, unlike the paler delivered ones on a bubble
+DELIVERED_ALPHA = 150  # delivered ticks: the bubble's ink, faded
+STATUS_WIDTH = 1.4  # a status mark's width, in line heights (two ticks side by side)
 
 
 def draw_icon(size: int, unread: int = 0) -> QPixmap:
@@ -68,3 +83,74 @@ def app_icon(unread: int = 0) -> QIcon:
     for size in SIZES:
         icon.addPixmap(draw_icon(size, unread))
     return icon
+
+
+def status_width(line_height: int) -> int:
+    return round(line_height * STATUS_WIDTH)
+
+
+def _tick(left: float, top: float, size: float) -> QPainterPath:
+    path = QPainterPath()
+    path.moveTo(QPointF(left, top + size * 0.55))
+    path.lineTo(QPointF(left + size * 0.32, top + size * 0.88))
+    path.lineTo(QPointF(left + size * 0.95, top + size * 0.15))
+    return path
+
+
+def draw_status(p: QPainter, box: QRectF, status: Status, ink: QColor) -> None:
+    """How far an outgoing message got, right-aligned in `box` (one line high): a clock while
+    queued, one tick once sent, two faded ticks delivered, two bold mint ticks read, an alert
+    mark when it failed."""
+    p.save()
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    h = box.height()
+    size = h * 0.78
+    top = box.top() + (h - size) / 2
+    right = box.right()
+    pen = QPen(ink, max(1.3, h / 10))
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    if status in (Status.QUEUED, Status.FAILED):
+        centre = QPointF(right - size / 2 - 1, top + size / 2)
+        radius = size / 2
+        if status is Status.QUEUED:
+            p.setPen(pen)
+            p.drawEllipse(centre, radius, radius)
+            hands = QPainterPath(QPointF(centre.x(), centre.y() - radius * 0.62))
+            hands.lineTo(centre)
+            hands.lineTo(QPointF(centre.x() + radius * 0.5, centre.y() + radius * 0.2))
+            p.drawPath(hands)
+        else:
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(ink)  # a filled disc with the "!" cut out of it
+            disc = QPainterPath()
+            disc.addEllipse(centre, radius, radius)
+            mark = QPainterPath()
+            bar = radius * 0.22
+            mark.addRoundedRect(
+                QRectF(centre.x() - bar, centre.y() - radius * 0.62, bar * 2, radius * 0.8),
+                bar,
+                bar,
+            )
+            mark.addEllipse(QPointF(centre.x(), centre.y() + radius * 0.48), bar * 1.1, bar * 1.1)
+            p.drawPath(disc.subtracted(mark))
+        p.restore()
+        return
+    if status is Status.SENT:
+        p.setPen(pen)
+        p.drawPath(_tick(right - size - 1, top, size))
+        p.restore()
+        return
+    if status is Status.READ:
+        pen.setColor(READ_COLOR)
+        pen.setWidthF(pen.widthF() * 1.5)
+    else:
+        faded = QColor(ink)
+        faded.setAlpha(DELIVERED_ALPHA)
+        pen.setColor(faded)
+    p.setPen(pen)
+    shift = size * 0.5
+    p.drawPath(_tick(right - size - shift - 1, top, size))
+    p.drawPath(_tick(right - size - 1, top, size))
+    p.restore()

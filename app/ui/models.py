@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import (
@@ -26,12 +27,16 @@ from app.core.engine import Engine
 from app.domain.contacts import ContactState, ContactSummary
 from app.domain.messages import Direction, Message, Status
 from app.ui.aio import spawn
-from app.ui.text import preview, safe_text
+from app.ui.text import local_time, preview, safe_text
 
 PAGE_SIZE = 50
 SummaryRole = Qt.ItemDataRole.UserRole + 1
 MessageRole = Qt.ItemDataRole.UserRole + 2
 HighlightRole = Qt.ItemDataRole.UserRole + 4
+ExpandedRole = Qt.ItemDataRole.UserRole + 6  # a long message shown whole
+DayRole = Qt.ItemDataRole.UserRole + 7  # "Today", …: the day a row starts, or None
+COLLAPSE_CHARS = 1000  # a longer message shows this much until "Read more"
+COLLAPSE_LINES = 20  # and so many lines
 MAX_JUMP_PAGE = 1000
 MAX_LIVE_ROWS = 600  # rows kept while following new messages at the bottom
 Index = QModelIndex | QPersistentModelIndex
@@ -41,6 +46,58 @@ def bubble_text(m: Message) -> str:
     """What a bubble draws (and DisplayRole gives): the body with hidden characters shown as
     symbols, each line isolated."""
     return safe_text(m.body, lines=True)
+
+
+def is_long(m: Message) -> bool:
+    """Whether a bubble shows the message cut short until the reader asks for the rest."""
+    return len(m.body) > COLLAPSE_CHARS or m.body.count("\n") >= COLLAPSE_LINES
+
+
+def collapsed_text(m: Message) -> str:
+    """The start of a long message, cut at a space near the limit, made safe like the whole."""
+    lines = m.body.split("\n")[:COLLAPSE_LINES]
+    cut = "\n".join(lines)[:COLLAPSE_CHARS]
+    space = cut.rfind(" ", COLLAPSE_CHARS * 9 // 10)
+    if space > 0:
+        cut = cut[:space]
+    return safe_text(cut.rstrip() + "…", lines=True)
+
+
+def day_label(day: date, today: date) -> str:
+    """What a separator above the first message of a day says."""
+    if day == today:
+        return "Today"
+    if day == today - timedelta(days=1):
+        return "Yesterday"
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def stamp(ms: int, now: datetime | None = None) -> str:
+    """A time in a tooltip: the hour today, the whole date before that."""
+    when = local_time(ms)
+    if when.date() == (now or datetime.now()).date():
+        return f"{when:%H:%M}"
+    return f"{when:%a} {when.day} {when:%b %Y %H:%M}"
+
+
+STATUS_TIPS = {
+    Status.QUEUED: "Waiting to send",
+    Status.SENT: "Sent to the relay, not yet delivered",
+    Status.DELIVERED: "Delivered",
+    Status.READ: "Read",
+    Status.FAILED: "Not sent · Ctrl+R to retry",
+}
+
+
+def status_tip(m: Message) -> str:
+    """A bubble's tooltip: when it was written and how far it got, or when it arrived."""
+    if m.direction is Direction.INCOMING:
+        tip = f"Sent {stamp(m.sent_at)}"
+        if m.received_at is not None:
+            tip += f" · Received {stamp(m.received_at)}"
+        return tip
+    written = "Sent" if m.status in (Status.SENT, Status.DELIVERED, Status.READ) else "Written"
+    return f"{written} {stamp(m.sent_at)} · {STATUS_TIPS[m.status]}"
 
 
 def list_order(s: ContactSummary) -> tuple[int, int]:
@@ -172,6 +229,7 @@ class ConversationModel(QAbstractListModel):
         self._loading = False
         self.queries = 0  # engine page queries made, for tests and diagnostics
         self.highlighted: int | None = None  # a message row shown marked (a search hit)
+        self.expanded: set[int] = set()  # long messages the reader opened, by message row
 
     # -- loading -------------------------------------------------------------------------
 
@@ -297,6 +355,17 @@ class ConversationModel(QAbstractListModel):
             self.dataChanged.emit(idx, idx, [MessageRole])
             return
 
+    def set_expanded(self, message_row: int, expanded: bool) -> None:
+        """Show a long message whole, or cut short again."""
+        if expanded:
+            self.expanded.add(message_row)
+        else:
+            self.expanded.discard(message_row)
+        i = self.row_of(message_row)
+        if i is not None:
+            idx = self.index(i)
+            self.dataChanged.emit(idx, idx, [ExpandedRole])
+
     # -- the model API -------------------------------------------------------------------
 
     def message(self, row: int) -> Message:
@@ -318,12 +387,29 @@ class ConversationModel(QAbstractListModel):
             return m
         if role == HighlightRole:
             return m.id == self.highlighted
+        if role == ExpandedRole:
+            return m.id in self.expanded
+        if role == DayRole:
+            day = local_time(m.sent_at).date()
+            before = index.row() - 1
+            if before >= 0 and local_time(self._rows[before].sent_at).date() == day:
+                return None
+            return day_label(day, datetime.now().date())
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return status_tip(m)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             if m.direction is Direction.INCOMING:
                 return f"Received: {bubble_text(m)}"
             state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
             return f"You ({state}): {bubble_text(m)}"
         return None
+
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """Only whether a long message is shown whole can be set (its "Read more")."""
+        if role != ExpandedRole or not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return False
+        self.set_expanded(self._rows[index.row()].id, bool(value))
+        return True
 
 
 class TopPagingProxy(QIdentityProxyModel):
