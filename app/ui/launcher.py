@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from PySide6.QtCore import QEvent, QObject
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
@@ -22,6 +22,7 @@ from app.ui.aio import spawn
 from app.ui.embedded_relay import OWN_MODES, ProfileRelay
 from app.ui.onboarding import UnlockPage, WizardPage
 from app.ui.text import sentence
+from app.ui.theme import apply_theme
 from app.ui.window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,15 @@ class Launcher(QObject):
         return True
 
     def show_gate(self, notice: str = "") -> QWidget:
-        """The wizard for a new profile, the unlock screen for an existing one."""
+        """The wizard for a new profile, the unlock screen for an existing one (in the
+        profile's theme)."""
         page: WizardPage | UnlockPage
         if self.paths.header.exists():
             page = UnlockPage(self.paths, notice)
             self._unlock_page = page
+            app = QApplication.instance()
+            if isinstance(app, QApplication):
+                apply_theme(app, page.look.theme)
         else:
             page = WizardPage(self.paths, self.relay_url, self.params)
         page.opened.connect(self._opened)
@@ -142,7 +147,7 @@ class Launcher(QObject):
                 raise
         self.engine = engine
         notice = await self._run_relay(engine)
-        window = MainWindow(engine, self.relay.url, own_relay=self.relay)
+        window = MainWindow(engine, self.relay.url, own_relay=self.relay, paths=self.paths)
         await window.load()
         window.closed.connect(lambda: spawn(self.shutdown(), "shutting down"))
         self.window = window

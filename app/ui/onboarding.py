@@ -5,6 +5,11 @@ window keeps painting while the key is derived. Each page emits `opened` with th
 profile (the wizard as an `Engine`, not yet started, its proxy set; the unlock page as
 `Opened`); nothing else leaves them.
 
+The unlock screen is drawn before anything in the profile can be read, so its look comes
+from a small file beside the encrypted store (`UnlockLook`): the theme always, the display
+name only when the user asks for it in Settings (it is then readable by anyone with the
+disk, which is why it is off unless chosen).
+
 The engine is what checks a proxy URL, so the wizard checks it once the profile is made:
 refused, the page keeps the new profile's engine, says why under the field and only asks
 for a proxy it accepts (or none) before going on. Nothing connects before that.
@@ -12,10 +17,17 @@ for a proxy it accepts (or none) before going on. Nothing connects before that.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import math
+import os
 import string
+from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -43,10 +55,56 @@ from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.connection import ProxyChoice
 from app.ui.relay_choice import RelayChoice
-from app.ui.text import sentence
-from app.ui.theme import note_label
+from app.ui.text import safe_text, sentence
+from app.ui.theme import Theme, note_label
 
+log = logging.getLogger(__name__)
 MIN_PASSPHRASE = 8
+LOOK_FILE = "unlock.json"  # beside the store: what the unlock screen shows before unlocking
+MAX_LOOK_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockLook:
+    """What the unlock screen may know before the profile is open: the theme, and the
+    display name when the user chose to show it there (None: not shown, not stored)."""
+
+    theme: Theme = Theme.SYSTEM
+    name: str | None = None
+
+
+def read_look(directory: Path) -> UnlockLook:
+    """The look stored beside the profile; the default when there is none or it is damaged."""
+    try:
+        with (directory / LOOK_FILE).open("rb") as f:
+            raw = json.loads(f.read(MAX_LOOK_BYTES))
+        theme = Theme(raw.get("theme", Theme.SYSTEM.value))
+        name = raw.get("name")
+    except (OSError, ValueError, AttributeError):
+        return UnlockLook()
+    return UnlockLook(theme, name if isinstance(name, str) and name.strip() else None)
+
+
+def write_look(directory: Path, look: UnlockLook) -> bool:
+    """Store the look for the next unlock (0600, replaced whole); False when it could not be."""
+    if not directory.is_dir():
+        return False
+    data: dict[str, str] = {"theme": look.theme.value}
+    if look.name:
+        data["name"] = look.name
+    target = directory / LOOK_FILE
+    temporary = directory / (LOOK_FILE + ".new")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(temporary, target)
+    except OSError as exc:
+        log.warning("the unlock screen's look was not stored: %s", type(exc).__name__)
+        return False
+    return True
 
 
 def strength(passphrase: str) -> tuple[int, str]:
@@ -266,7 +324,9 @@ class WizardPage(_GatePage):
 
 
 class UnlockPage(_GatePage):
-    """The passphrase prompt of an existing profile, with "remember on this computer".
+    """The passphrase prompt of an existing profile, with "remember on this computer", in
+    the profile's theme and under its name when the user chose to show it (`look`; the
+    launcher applies its theme before showing the page).
 
     `remember` is read by the launcher once the profile is open: checked, the key goes to the
     OS keyring and later starts skip this page. Without a keyring the box is disabled and a
@@ -280,8 +340,19 @@ class UnlockPage(_GatePage):
     ) -> None:
         super().__init__(parent)
         self._paths = paths
-        title = QLabel("<h2>Unlock AnonChat</h2>")
+        self.look = read_look(paths.directory)
+        name = self.look.name
+        self.title = QLabel(f"Unlock {safe_text(name)}’s profile" if name else "Unlock AnonChat")
+        self.title.setTextFormat(Qt.TextFormat.PlainText)  # the name is the user's own text
+        self.title.setWordWrap(True)
+        self.title.setAccessibleName("Profile name" if name else "Title")
+        font = QFont(self.title.font())
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.title.setFont(font)
         where = QLabel(f"Profile: {paths.directory.name}")
+        where.setTextFormat(Qt.TextFormat.PlainText)
+        where.setWordWrap(True)
         where.setAccessibleName("Profile")
         self.passphrase = QLineEdit()
         self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
@@ -303,7 +374,7 @@ class UnlockPage(_GatePage):
         self.unlock.setAccessibleName("Unlock")
         layout = QVBoxLayout(self)
         layout.addStretch(1)
-        layout.addWidget(title)
+        layout.addWidget(self.title)
         layout.addWidget(where)
         layout.addWidget(self.passphrase)
         layout.addWidget(self.remember)

@@ -13,6 +13,8 @@ change has its own button: it re-encrypts the key, which takes a moment.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import shiboken6
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -43,13 +45,17 @@ from app.ui.connection import (
     isolation_box,
 )
 from app.ui.embedded_relay import OWN_MODES, ProfileRelay, same_relay, use_relays
-from app.ui.onboarding import MIN_PASSPHRASE, strength
+from app.ui.onboarding import MIN_PASSPHRASE, UnlockLook, read_look, strength, write_look
 from app.ui.prefs import Prefs, save_prefs
 from app.ui.relay_choice import RelayChoice
 from app.ui.text import sentence
 from app.ui.theme import LABELS, Theme, note_label
 
 MAX_FALLBACKS = 2
+SHOW_NAME_NOTE = (
+    "The unlock screen is shown before your profile is decrypted, so your name is then kept "
+    "unencrypted beside it: anyone who can read this computer's disk can read it."
+)
 TESTING = "Testing the relay…"
 
 
@@ -66,9 +72,13 @@ class SettingsDialog(QDialog):
         parent: QWidget | None = None,
         *,
         own_relay: ProfileRelay | None = None,
+        look_dir: Path | None = None,
     ) -> None:
+        """`look_dir`: the profile's directory, where the unlock screen's look is kept
+        (None: the choice to show the name there is not offered)."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
+        self._look_dir = look_dir
         self._engine = engine
         self._prefs = prefs
         self._remembered = remembered
@@ -94,12 +104,19 @@ class SettingsDialog(QDialog):
                 "There is no system keyring here, so the passphrase is asked at each start."
             )
             self.keyring_note.show()
+        self.show_name = QCheckBox("S&how my name on the unlock screen")
+        self.show_name.setChecked(look_dir is not None and read_look(look_dir).name is not None)
+        self.show_name.setVisible(look_dir is not None)
+        show_name_note = note_label()
+        show_name_note.setText(SHOW_NAME_NOTE)
+        show_name_note.setVisible(look_dir is not None)
         self.theme = QComboBox()
         self.theme.setAccessibleName("Theme")
         for theme in Theme:
             self.theme.addItem(LABELS[theme], theme.value)
         self.theme.setCurrentIndex(list(Theme).index(prefs.theme))
-        for box in (self.receipts, self.notifications, self.previews, self.remember):
+        boxes = (self.receipts, self.notifications, self.previews, self.remember, self.show_name)
+        for box in boxes:
             box.setAccessibleName(box.text().replace("&", ""))
 
         general = QWidget()
@@ -111,6 +128,8 @@ class SettingsDialog(QDialog):
         form.addRow("", self.previews)
         form.addRow("", self.remember)
         form.addRow("", self.keyring_note)
+        form.addRow("", self.show_name)
+        form.addRow("", show_name_note)
 
         self.proxy = ProxyChoice(engine.proxy())
         current = engine.isolation()
@@ -260,6 +279,9 @@ class SettingsDialog(QDialog):
                 self._remembered = self.remember.isChecked()
             prefs = self.chosen_prefs()
             await save_prefs(engine, prefs)
+            if self._look_dir is not None:
+                name = engine.name if self.show_name.isChecked() else None
+                write_look(self._look_dir, UnlockLook(prefs.theme, name))
         except (UserError, StoreError) as exc:
             self.error.setText(sentence(str(exc)))
             self.error.show()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.core.events import ContactLimited, Limit
+from app.core.profile import ProfilePaths
 from app.domain.contacts import Contact, ContactState
 from app.domain.messages import Direction, Message, SearchHit, Status
 from app.ui.a11y import name_controls
@@ -34,6 +35,7 @@ from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.embedded_relay import ProfileRelay
 from app.ui.models import ContactListModel
 from app.ui.my_code import MyCodeDialog
+from app.ui.onboarding import UnlockLook, read_look, write_look
 from app.ui.prefs import Prefs, load_prefs
 from app.ui.readmarks import ReadMarks
 from app.ui.request_flow import RequestFlow
@@ -61,9 +63,13 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
         *,
         own_relay: ProfileRelay | None = None,
+        paths: ProfilePaths | None = None,
     ) -> None:
+        """`paths`: the profile's files, where the unlock screen's look is kept up to date
+        (None keeps none, as for the demo's throwaway profiles)."""
         super().__init__(parent)
         self.engine = engine
+        self.paths = paths
         self.embedded_relay = embedded_relay
         self.own_relay = own_relay  # runs the profile's relay when Settings switch to one
         self.bridge = EngineBridge(engine, self)
@@ -175,6 +181,10 @@ class MainWindow(QMainWindow):
         """Fill the contact list and apply the profile's preferences; call before showing."""
         self.prefs = await load_prefs(self.engine)
         self._apply_theme()
+        if self.paths is not None:  # the theme, and the name if shown, as they are now
+            shown = read_look(self.paths.directory).name is not None
+            name = self.engine.name if shown else None
+            write_look(self.paths.directory, UnlockLook(self.prefs.theme, name))
         await self.reload_contacts()
         await self.requests.reload()
         self.connection.refresh()
@@ -461,7 +471,12 @@ class MainWindow(QMainWindow):
 
     def show_settings(self) -> SettingsDialog:
         dialog = SettingsDialog(
-            self.engine, self.prefs, self.remembered, self, own_relay=self.own_relay
+            self.engine,
+            self.prefs,
+            self.remembered,
+            self,
+            own_relay=self.own_relay,
+            look_dir=None if self.paths is None else self.paths.directory,
         )
         dialog.saved.connect(self._settings_saved)
         dialog.said.connect(self.say)
