@@ -4,7 +4,7 @@ composer. A message request opens here too, read-only: never marked read, nothin
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QKeySequence, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.core.engine import Engine
@@ -14,6 +14,7 @@ from app.domain.messages import MAX_MESSAGE_CHARS, Message, Status
 from app.ui.aio import spawn
 from app.ui.chatview import ChatView, Composer
 from app.ui.delegates import BubbleDelegate
+from app.ui.identicon import identicon
 from app.ui.models import MAX_LIVE_ROWS, ConversationModel
 from app.ui.requests import RequestBar
 from app.ui.text import safe_text, sentence
@@ -43,12 +44,15 @@ class ConversationPanel(QWidget):
         font.setBold(True)
         self.title.setFont(font)
         self.subtitle = QLabel()
+        self.avatar = QLabel()
+        self.avatar.setAccessibleName("Contact picture")
         self.safety_button = QPushButton("Safety &number")
         self.safety_button.setAccessibleName("Show safety number")
         self.safety_button.setToolTip("Compare or scan to verify (Ctrl+I)")
         self.safety_button.setShortcut(QKeySequence("Ctrl+I"))
         self.safety_button.clicked.connect(self._request_safety)
         header = QHBoxLayout()
+        header.addWidget(self.avatar)
         names = QVBoxLayout()
         names.addWidget(self.title)
         names.addWidget(self.subtitle)
@@ -77,6 +81,7 @@ class ConversationPanel(QWidget):
         self.composer.setAccessibleName("Message")
         self.composer.setFixedHeight(self.composer.fontMetrics().height() * 4)
         self.composer.submitted.connect(self.send)
+        self.composer.refused.connect(self._show_error)
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send message")
         self.send_button.clicked.connect(self.send)
@@ -86,7 +91,11 @@ class ConversationPanel(QWidget):
         self.banner_text.setAccessibleName("Conversation ended")
         compose = QHBoxLayout()
         compose.addWidget(self.composer, 1)
-        compose.addWidget(self.send_button, alignment=Qt.AlignmentFlag.AlignBottom)
+        column = QVBoxLayout()
+        column.addStretch(1)
+        column.addWidget(self.composer.counter, alignment=Qt.AlignmentFlag.AlignRight)
+        column.addWidget(self.send_button)
+        compose.addLayout(column)
 
         layout = QVBoxLayout(self)
         layout.addLayout(header)
@@ -148,6 +157,11 @@ class ConversationPanel(QWidget):
             return
         self.contact = contact
         name = safe_text(contact.display_name)
+        face = self.title.fontMetrics().height() * 2
+        ratio = self.devicePixelRatioF()
+        picture = QPixmap.fromImage(identicon(contact.identity_keys, round(face * ratio)))
+        picture.setDevicePixelRatio(ratio)
+        self.avatar.setPixmap(picture)
         self.title.setText(name + ("  ✔" if contact.verified else ""))
         self._show_subtitle()
         ended = contact.state is ContactState.ENDED

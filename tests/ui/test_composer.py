@@ -87,3 +87,76 @@ def test_the_composer_takes_what_the_engine_takes_and_refuses_one_more(run, tmp_
             await until(lambda: not panel.error.isVisibleTo(panel), what="the error gone")
 
     run(body())
+
+
+def test_a_paste_past_the_limit_is_refused_and_a_counter_shows_near_it(run, tmp_path: Path) -> None:
+    from PySide6.QtCore import QMimeData, Qt
+    from PySide6.QtGui import QColor, QGuiApplication
+    from PySide6.QtTest import QTest
+
+    from app.ui.theme import ERROR_COLOR
+
+    async def body() -> None:
+        async with me_and_a_peer(tmp_path) as (window, card):
+            contact = await window.engine.add_contact(card)
+            window.open_contact(contact)
+            panel = window.panel
+            composer = panel.composer
+            await until(lambda: panel.model is not None and composer.isEnabled())
+            counter = composer.counter
+            composer.setFocus()
+            QTest.keyClicks(composer, "hello ")
+            assert not counter.isVisibleTo(panel)
+
+            # Ctrl+V of 100 KB: nothing goes in, and the panel says why.
+            QGuiApplication.clipboard().setText("x" * 100_000)
+            QTest.keyClick(composer, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+            assert composer.toPlainText() == "hello "
+            assert panel.error.isVisibleTo(panel)
+            assert panel.error.text() == (
+                "That text is 100,000 characters; a message holds at most 16,000."
+            )
+
+            # Near the limit the counter shows how long the message is.
+            composer.setPlainText("a" * 15_200)
+            composer.moveCursor(composer.textCursor().MoveOperation.End)
+            assert counter.isVisibleTo(panel)
+            assert counter.text() == "15,200 / 16,000"
+            assert ERROR_COLOR not in counter.styleSheet()
+            QTest.keyClicks(composer, "b" * 800)
+            assert counter.text() == "16,000 / 16,000"
+            assert ERROR_COLOR not in counter.styleSheet()
+
+            # A paste that fits alone but not with what is written is refused too.
+            mime = QMimeData()
+            mime.setText("c" * 10)
+            composer.insertFromMimeData(mime)
+            assert len(composer.toPlainText()) == 16_000
+            assert panel.error.text() == (
+                "With that text the message would be 16,010 characters; a message holds at "
+                "most 16,000."
+            )
+            # Replacing a selection counts what goes out: the same paste over ten selected
+            # characters fits.
+            cursor = composer.textCursor()
+            cursor.movePosition(cursor.MoveOperation.Left, cursor.MoveMode.KeepAnchor, 10)
+            composer.setTextCursor(cursor)
+            composer.insertFromMimeData(mime)
+            assert composer.toPlainText().endswith("b" * 790 + "c" * 10)
+
+            # Typed past the limit: the counter turns the error colour, and is drawn so.
+            QTest.keyClicks(composer, "d")
+            assert counter.text() == "16,001 / 16,000"
+            assert ERROR_COLOR in counter.styleSheet()
+            await asyncio.sleep(0.05)
+            image = counter.grab().toImage()
+            red = QColor(ERROR_COLOR)
+            assert any(
+                image.pixelColor(x, y) == red
+                for y in range(image.height())
+                for x in range(image.width())
+            )
+            composer.setPlainText("short again")
+            assert not counter.isVisibleTo(panel)
+
+    run(body())
