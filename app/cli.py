@@ -31,6 +31,8 @@ from app.core.events import (
     Event,
     FrameRejected,
     MessageAdded,
+    MessageChanged,
+    MessagesRemoved,
     MessageStatusChanged,
     PresenceChanged,
     RequestAdded,
@@ -40,7 +42,7 @@ from app.core.events import (
 from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profile_paths
 from app.core.qr import QrError, decode_file, make_png
 from app.domain.contacts import Contact, ContactState, RequestSummary
-from app.domain.messages import Direction, Message, Status
+from app.domain.messages import MAX_TIMER_S, Direction, Message, Status, describe, timer_words
 from app.net.discovery import browse
 from app.net.rpc import (
     INVALID_PARAMS,
@@ -142,6 +144,15 @@ def message_json(m: Message) -> dict[str, Any]:
         "received_at": m.received_at,
         "status": m.status.value,
         "read": m.is_read,
+        "kind": m.kind.value,
+        "reply_to": None if m.quote is None else m.quote.id,
+        "edited": m.edited_at is not None,
+        "deleted": m.deleted,
+        "reactions": [
+            {"from": "me" if r.from_me else "contact", "emoji": r.emoji} for r in m.reactions
+        ],
+        "timer": m.timer_s,
+        "expires_at": m.expires_at,
     }
 
 
@@ -151,6 +162,10 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"event": "message", **message_json(message)}
         case MessageStatusChanged(contact_id, row, status):
             return {"event": "status", "contact": contact_id, "id": row, "status": status.value}
+        case MessageChanged(message):
+            return {"event": "message_changed", **message_json(message)}
+        case MessagesRemoved(contact_id, rows):
+            return {"event": "messages_removed", "contact": contact_id, "ids": list(rows)}
         case ContactAdded(contact):
             return {"event": "contact_added", **contact_json(contact)}
         case ContactChanged(contact):
@@ -412,29 +427,126 @@ async def cmd_status(engine: Engine, args: argparse.Namespace, out: Out) -> None
 
 async def cmd_send(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     contact = await engine.find_contact(args.contact)
-    message = await engine.send(contact.id, args.text)
-    status = message.status
-    if args.wait > 0:
-        row = message.id
-        delivered = {Status.DELIVERED, Status.READ}
-
-        def done(e: Event) -> bool:
-            return (
-                isinstance(e, MessageStatusChanged)
-                and e.message_row == row
-                and (e.status in delivered)
-            )
-
-        waiter = asyncio.ensure_future(
-            wait_for(engine, done, args.wait, f"queued; {contact.display_name} not reached yet")
-        )
-        await asyncio.sleep(0)
-        await engine.start()
-        await waiter
-        status = Status.DELIVERED
+    reply_to = None
+    if args.reply_to is not None:
+        reply_to = (await message_of(engine, contact, args.reply_to)).id
+    message = await engine.send(contact.id, args.text, reply_to)
+    status = await delivered(engine, contact, message, args.wait)
     out.result(
         {**message_json(message), "status": status.value},
         f"{status.value}: message {message.id} to {contact.display_name}",
+    )
+
+
+async def delivered(engine: Engine, contact: Contact, message: Message, wait: float) -> Status:
+    """Wait (up to `wait` seconds, if any) for the contact's receipt of a new row of ours;
+    its status then."""
+    if wait <= 0:
+        return message.status
+    row = message.id
+
+    def done(e: Event) -> bool:
+        return (
+            isinstance(e, MessageStatusChanged)
+            and e.message_row == row
+            and e.status in (Status.DELIVERED, Status.READ)
+        )
+
+    waiter = asyncio.ensure_future(
+        wait_for(engine, done, wait, f"queued; {contact.display_name} not reached yet")
+    )
+    await asyncio.sleep(0)
+    await engine.start()
+    await waiter
+    return Status.DELIVERED
+
+
+async def sent_to(engine: Engine, contact: Contact, wait: float) -> bool:
+    """Send what waits for the contact and wait (up to `wait` seconds, if any) until the
+    contact acknowledged all of it; whether it did."""
+    if wait <= 0:
+        return False
+    await engine.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while await engine.pending_outbox(contact.id):
+        if loop.time() >= deadline:
+            what = f"queued; {contact.display_name} not reached yet"
+            raise Unreachable(unreachable(engine, what))
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def message_of(engine: Engine, contact: Contact, message_row: int) -> Message:
+    """Message `message_row` (an `id` of `messages --json`), which must be the contact's."""
+    message = await engine.message(message_row)
+    if message.contact_id != contact.id:
+        name = safe(contact.display_name)
+        raise UserError(f"message {message_row} is not in the conversation with {name}")
+    return message
+
+
+async def cmd_edit(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    contact = await engine.find_contact(args.contact)
+    message = await message_of(engine, contact, args.message)
+    edited = await engine.edit(message.id, args.text)
+    done = await sent_to(engine, contact, args.wait)
+    out.result(
+        {**message_json(edited), "acknowledged": done},
+        f"edited message {edited.id}" + ("" if done else " (queued)"),
+    )
+
+
+async def cmd_delete(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    contact = await engine.find_anyone(args.contact)
+    message = await message_of(engine, contact, args.message)
+    after = await engine.delete_message(message.id, args.for_everyone)
+    if after is None:
+        out.result({"id": message.id, "deleted": "for me"}, f"deleted message {message.id}")
+        return
+    done = await sent_to(engine, contact, args.wait)
+    out.result(
+        {**message_json(after), "acknowledged": done},
+        f"deleted message {message.id} for everyone" + ("" if done else " (queued)"),
+    )
+
+
+async def cmd_react(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    contact = await engine.find_contact(args.contact)
+    message = await message_of(engine, contact, args.message)
+    reacted = await engine.react(message.id, args.emoji)
+    done = await sent_to(engine, contact, args.wait)
+    what = f"reacted {args.emoji}" if args.emoji else "took the reaction back"
+    out.result(
+        {**message_json(reacted), "acknowledged": done},
+        f"{what} to message {message.id}" + ("" if done else " (queued)"),
+    )
+
+
+def timer_seconds(value: str) -> int:
+    """`off` or a number of seconds (up to a year), for `timer`."""
+    if value == "off":
+        return 0
+    if not value.isdigit() or not 0 <= int(value) <= MAX_TIMER_S:
+        raise argparse.ArgumentTypeError(f"off, or 1 to {MAX_TIMER_S} seconds")
+    return int(value)
+
+
+async def cmd_timer(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    contact = await engine.find_contact(args.contact)
+    notice = await engine.set_timer(contact.id, args.seconds)
+    if notice is None:
+        now = await engine.contact(contact.id)
+        out.result(
+            {**contact_json(now), "timer": now.timer_s, "changed": False},
+            f"disappearing messages with {safe(contact.display_name)} were already "
+            + timer_words(now.timer_s),
+        )
+        return
+    status = await delivered(engine, contact, notice, args.wait)
+    out.result(
+        {**message_json(notice), "status": status.value, "changed": True},
+        f"{status.value}: {describe(notice)}",
     )
 
 
@@ -503,12 +615,24 @@ async def cmd_messages(engine: Engine, args: argparse.Namespace, out: Out) -> No
     page = await engine.messages(contact.id, args.limit)
     await engine.mark_read(contact.id)
     page.reverse()
-    lines = [
-        f"{'>' if m.direction is Direction.OUTGOING else '<'} {safe(m.body)}"
-        + (f"  [{m.status.value}]" if m.direction is Direction.OUTGOING else "")
-        for m in page
-    ]
+    lines = [message_line(m, contact.display_name) for m in page]
     out.result([message_json(m) for m in page], "\n".join(lines) if lines else "no messages")
+
+
+def message_line(m: Message, name: str) -> str:
+    """One message as `messages` prints it: id, direction, text (or what the row stands for),
+    and what happened to it."""
+    line = f"{m.id:>5} {'>' if m.direction is Direction.OUTGOING else '<'} "
+    if m.quote is not None:
+        line += f"[re {m.quote.id}] "
+    line += safe(describe(m, name))
+    marks = [m.status.value] if m.direction is Direction.OUTGOING and m.is_text else []
+    if m.edited_at is not None:
+        marks.append("edited")
+    marks += [("you " if r.from_me else "") + r.emoji for r in m.reactions]
+    if m.expires_at is not None:
+        marks.append("disappears")
+    return line + (f"  [{', '.join(safe(x) for x in marks)}]" if marks else "")
 
 
 async def cmd_fingerprint(engine: Engine, args: argparse.Namespace, out: Out) -> None:
@@ -593,6 +717,10 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
     "listen": cmd_listen,
     "daemon": cmd_daemon,
     "messages": cmd_messages,
+    "edit": cmd_edit,
+    "delete": cmd_delete,
+    "react": cmd_react,
+    "timer": cmd_timer,
     "fingerprint": cmd_fingerprint,
     "verify": cmd_verify,
     "requests": cmd_requests,
@@ -660,6 +788,28 @@ def parser() -> CommandParser:
     s = sub.add_parser("send", help="send a message")
     s.add_argument("contact")
     s.add_argument("text")
+    s.add_argument("--reply-to", type=int, metavar="MESSAGE_ID", help="quote this message")
+    s.add_argument("--wait", type=float, default=10.0)
+    s = sub.add_parser("edit", help="change the text of a message you sent")
+    s.add_argument("contact")
+    s.add_argument("message", type=int, metavar="MESSAGE_ID")
+    s.add_argument("text")
+    s.add_argument("--wait", type=float, default=10.0)
+    s = sub.add_parser("delete", help="delete a message (for you, or for everyone)")
+    s.add_argument("contact")
+    s.add_argument("message", type=int, metavar="MESSAGE_ID")
+    s.add_argument(
+        "--for-everyone", action="store_true", help="your message, within 24 hours: for both"
+    )
+    s.add_argument("--wait", type=float, default=10.0)
+    s = sub.add_parser("react", help='react to a message with an emoji ("" takes it back)')
+    s.add_argument("contact")
+    s.add_argument("message", type=int, metavar="MESSAGE_ID")
+    s.add_argument("emoji")
+    s.add_argument("--wait", type=float, default=10.0)
+    s = sub.add_parser("timer", help="disappearing messages in a conversation: off or seconds")
+    s.add_argument("contact")
+    s.add_argument("seconds", type=timer_seconds, metavar="off|SECONDS")
     s.add_argument("--wait", type=float, default=10.0)
     s = sub.add_parser("sync", help="send what waits, receive for a while")
     s.add_argument("--wait", type=float, default=5.0)

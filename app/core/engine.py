@@ -6,7 +6,9 @@ The engine only composes the use cases, each in a module of its own, on one `Con
 - `handshakes`: adding a contact from a card, answering one, the welcome
 - `moving`: testing a relay, changing relays, and contacts moving with us (or we with them)
 - `contacts`: requests, accept, block, delete, rename, verify, status
-- `messaging`: send, retry, mark read, and storing what comes back
+- `messaging`: send (a reply too), retry, mark read, and storing what comes back
+- `conversation`: edit, delete, react, the disappearing-messages timer (ours and theirs)
+- `expiry`: disappearing messages deleted when their time runs out
 - `queries`: a contact, the contact list, a conversation's pages, search
 - `inbound`: the receive loop, which hands each frame to handshakes or messaging
 - `outbox`: the send loop, which moves stored ciphertext to the relays
@@ -27,7 +29,9 @@ from collections.abc import Callable
 from app.core.account import Account
 from app.core.contacts import Contacts
 from app.core.context import Context
+from app.core.conversation import Conversation
 from app.core.events import Event
+from app.core.expiry import Expiry
 from app.core.handshakes import Handshakes
 from app.core.inbound import Inbound
 from app.core.messaging import Messaging
@@ -59,11 +63,13 @@ class Engine:
         self._outbox = Outbox(ctx, routing, self._woken)
         account = self._account = Account(ctx, routing)
         handshakes = Handshakes(ctx, routing)
-        messaging = self._messaging = Messaging(ctx)
+        expiry = self._expiry = Expiry(ctx)
+        messaging = self._messaging = Messaging(ctx, expiry)
+        conversation = Conversation(ctx, messaging)
         contacts = Contacts(ctx, routing)
         queries = Queries(ctx, routing)
         moving = self._moving = Moving(ctx, routing)
-        self._inbound = Inbound(ctx, routing, handshakes, messaging, moving)
+        self._inbound = Inbound(ctx, routing, handshakes, messaging, conversation, moving)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -105,6 +111,10 @@ class Engine:
         self.send = messaging.send
         self.retry = messaging.retry
         self.mark_read = messaging.mark_read
+        self.edit = conversation.edit
+        self.delete_message = conversation.delete
+        self.react = conversation.react
+        self.set_timer = conversation.set_timer
         self.contact = queries.contact
         self.find_contact = queries.find_contact
         self.find_request = queries.find_request
@@ -112,6 +122,7 @@ class Engine:
         self.summaries = queries.summaries
         self.summary = queries.summary
         self.messages = queries.messages
+        self.message = queries.message
         self.search = queries.search
         self.pending_outbox = queries.pending_outbox
         self.connection_states = routing.connection_states
@@ -151,6 +162,7 @@ class Engine:
         """An engine with the profile's settings loaded, not yet connected."""
         engine = cls(opened, clock=clock)
         await engine.reload_settings()
+        await engine._expiry.sweep()  # what ran out while the profile was closed
         return engine
 
     async def reload_settings(self) -> None:
@@ -162,6 +174,7 @@ class Engine:
             return
         await self._routing.start()
         self._account.listening = self._moving.listening = True
+        self._expiry.start()
         self._tasks = [
             asyncio.create_task(self._inbound.run(), name="anonchat-receive"),
             asyncio.create_task(self._outbox.run(), name="anonchat-outbox"),
@@ -175,6 +188,8 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        self._expiry.stop()
+        await self._expiry.drain()
         self._outbox.stop()
         self._inbound.stop()
         if self._tasks:

@@ -21,7 +21,9 @@ __all__ = [
     "Event",
     "FrameRejected",
     "MessageAdded",
+    "MessageChanged",
     "MessageStatusChanged",
+    "MessagesRemoved",
     "PresenceChanged",
     "Rejection",
     "RequestAdded",
@@ -83,6 +85,22 @@ class MessageAdded:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageChanged:
+    """A message was edited, deleted for everyone, or its reactions changed: here it is now."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesRemoved:
+    """Messages were deleted outright: by us ("delete for me") or because their time ran
+    out."""
+
+    contact_id: int
+    message_rows: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MessageStatusChanged:
     contact_id: int
     message_row: int
@@ -138,6 +156,8 @@ Event = (
     | RequestAdded
     | RequestRemoved
     | MessageAdded
+    | MessageChanged
+    | MessagesRemoved
     | MessageStatusChanged
     | FrameRejected
     | ContactLimited

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from app.core import intake
 from app.core import payload as pl
 from app.core.context import Context
+from app.core.conversation import Conversation
 from app.core.events import ContactLimited, Limit, Rejection
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, contact_or_none
@@ -45,6 +46,7 @@ class Inbound:
         routing: Routing,
         handshakes: Handshakes,
         messaging: Messaging,
+        conversation: Conversation,
         moving: Moving,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -53,6 +55,7 @@ class Inbound:
         self._routing = routing
         self._handshakes = handshakes
         self._messaging = messaging
+        self._conversation = conversation
         self._moving = moving
         self._clock = clock
         self._queue: deque[net.Delivered] = deque()
@@ -223,6 +226,23 @@ class Inbound:
             case pl.Receipt(read, ids):
                 retired = await messaging.take_receipt(contact_id, session, ids, read, via)
                 await self._retire(retired)
+            case pl.Edit() | pl.Delete() | pl.React():
+                conversation = self._conversation
+                retired = await conversation.take_update(
+                    contact_id, session, mid, content, theirs, via
+                )
+                await self._retire(retired)
+            case pl.Timer():
+                conversation = self._conversation
+                retired = await conversation.take_timer(
+                    contact_id, session, mid, content, theirs, via
+                )
+                await self._retire(retired)
+            case pl.Unknown():
+                retired = await self._conversation.take_unknown(
+                    contact_id, session, mid, theirs, via
+                )
+                await self._retire(retired)
             case pl.Welcome():
                 await self._handshakes.on_welcome(contact, session, content)
                 await self._moving.catch_up_locked([contact_id])  # we changed relays meanwhile
@@ -244,7 +264,9 @@ class Inbound:
         """A resend of a message we have: our receipt was lost, so it goes out again."""
 
         def seen(r: Repos) -> bool:
-            return r.messages.find(contact_id, Direction.INCOMING, mid) is not None
+            if r.messages.find(contact_id, Direction.INCOMING, mid) is not None:
+                return True
+            return r.conversation.applied(contact_id, mid)  # an update of theirs
 
         if await self._ctx.store.read(seen):
             self._messaging.acknowledge(contact_id, mid)

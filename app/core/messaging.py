@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 from app.core import payload as pl
 from app.core.context import Context
 from app.core.errors import SendingBlocked, UnknownContact, UserError
 from app.core.events import ContactLimited, Limit, MessageAdded, MessageStatusChanged, Rejection
+from app.core.expiry import Expiry
 from app.core.handshakes import retire_used_codes
 from app.core.moving import move_done
 from app.core.outbox import outbox_row
@@ -29,6 +32,7 @@ from app.domain.messages import (
     MAX_MESSAGE_CHARS,
     Direction,
     Message,
+    MessageKind,
     MessageRow,
     Status,
     WireId,
@@ -55,7 +59,7 @@ def check_can_send(contact: Contact) -> None:
         raise SendingBlocked(problem)
 
 
-def _handshake_done(r: Repos, contact_id: int, mailbox: bytes) -> list[OurMailbox]:
+def handshake_done(r: Repos, contact_id: int, mailbox: bytes) -> list[OurMailbox]:
     """A frame on the contact's own mailbox: our introduction or welcome, resent until now,
     is done, and so is the one-time code the handshake came through; on the mailbox our move
     named, so is the move (our older mailboxes for them go)."""
@@ -65,9 +69,26 @@ def _handshake_done(r: Repos, contact_id: int, mailbox: bytes) -> list[OurMailbo
     return moved + retire_used_codes(r, contact_id)
 
 
+def check_text(text: str) -> None:
+    if not text.strip():
+        raise UserError("an empty message is not sent")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise UserError(f"a message holds at most {MAX_MESSAGE_CHARS} characters")
+
+
+def expires(now: int, timer_s: int) -> int | None:
+    return now + timer_s * 1000 if timer_s else None
+
+
+# What a new row of ours is, given the contact, its sequence number and the time: the payload
+# that carries it and the row to store (its direction, wire id, status and session are added).
+Compose = Callable[[Contact, int, int], tuple[pl.Payload, NewMessage]]
+
+
 class Messaging:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, expiry: Expiry) -> None:
         self._ctx = ctx
+        self._expiry = expiry
         self._to_acknowledge: dict[int, dict[bytes, None]] = {}
         self._flushing: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -76,12 +97,53 @@ class Messaging:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def send(self, contact_id: int, text: str) -> Message:
-        """Encrypt, store and queue one message; the outbox takes it from there."""
-        if not text.strip():
-            raise UserError("an empty message is not sent")
-        if len(text) > MAX_MESSAGE_CHARS:
-            raise UserError(f"a message holds at most {MAX_MESSAGE_CHARS} characters")
+    async def send(self, contact_id: int, text: str, reply_to: int | None = None) -> Message:
+        """Encrypt, store and queue one message (a reply to message row `reply_to`, if
+        given); the outbox takes it from there. It disappears as the conversation's timer
+        says."""
+        check_text(text)
+
+        def quoted(r: Repos) -> bytes | None:
+            if reply_to is None:
+                return None
+            try:
+                message = r.messages.get(reply_to)
+            except NotFound:
+                raise UserError("no such message to reply to") from None
+            if message.contact_id != contact_id or not message.is_text:
+                raise UserError("a reply quotes a message of the same conversation")
+            return message.msg_id
+
+        ref = await self._ctx.store.read(quoted)
+
+        def compose(contact: Contact, seq: int, now: int) -> tuple[pl.Payload, NewMessage]:
+            timer = contact.timer_s
+            row = NewMessage(
+                contact_id,
+                Direction.OUTGOING,
+                b"",
+                seq,
+                text,
+                now,
+                None,
+                Status.QUEUED,
+                True,
+                reply_to=ref,
+                timer_s=timer,
+                expires_at=expires(now, timer),
+            )
+            return pl.Chat(seq, now, text, ref, timer), row
+
+        return await self.send_row(contact_id, compose)
+
+    async def send_row(
+        self,
+        contact_id: int,
+        compose: Compose,
+        also: Callable[[Repos, int], None] | None = None,
+    ) -> Message:
+        """A new conversation row of ours, numbered, encrypted, stored and queued in one
+        unit (with `also(repos, now)`, if given, in the same transaction)."""
         ctx = self._ctx
         seq_key = f"{SEQ_PREFIX}{contact_id}"
 
@@ -99,22 +161,15 @@ class Messaging:
                 raise UserError("no session with this contact yet")
             seq = int(last_seq or 0) + 1
             now = ctx.clock()
-            session, frame = Session.from_bytes(blob).encrypt(pl.encode(pl.Chat(seq, now, text)))
-            message = NewMessage(
-                contact_id,
-                Direction.OUTGOING,
-                pl.message_id(frame),
-                seq,
-                text,
-                now,
-                None,
-                Status.QUEUED,
-                True,
-            )
+            content, message = compose(contact, seq, now)
+            session, frame = Session.from_bytes(blob).encrypt(pl.encode(content))
+            message = replace(message, msg_id=pl.message_id(frame))
             row = outbox_row(contact_id, OutboxKind.MESSAGE, theirs[0], frame, now)
 
             def unit(r: Repos) -> Message:
                 r.settings.set(seq_key, str(seq))
+                if also is not None:
+                    also(r, now)
                 stored = r.messages.store_outgoing(message, session.to_bytes(), row, now)
                 assert stored.message_row is not None
                 return r.messages.get(stored.message_row)
@@ -122,6 +177,8 @@ class Messaging:
             added = await ctx.store.run(unit)
         ctx.emit(MessageAdded(added))
         ctx.wake()
+        if added.expires_at is not None:
+            self._expiry.soon()
         return added
 
     async def retry(self, message_row: int) -> Message:
@@ -152,8 +209,12 @@ class Messaging:
                 raise UserError("this contact has no mailbox to write to yet")
             if blob is None:
                 raise UserError("no session with this contact")
-            chat = pl.Chat(message.sender_seq, message.sent_at, message.body)
-            session, frame = Session.from_bytes(blob).encrypt(pl.encode(chat))
+            content: pl.Payload = pl.Chat(
+                message.sender_seq, message.sent_at, message.body, message.reply_to, message.timer_s
+            )
+            if message.kind is MessageKind.TIMER:
+                content = pl.Timer(message.sender_seq, message.sent_at, message.timer_s)
+            session, frame = Session.from_bytes(blob).encrypt(pl.encode(content))
             now = ctx.clock()
             row = outbox_row(contact.id, OutboxKind.MESSAGE, theirs[0], frame, now)
             mid = pl.message_id(frame)
@@ -182,8 +243,10 @@ class Messaging:
                 raise UnknownContact("no such contact")
             if contact.state is ContactState.REQUEST:
                 return 0  # a request's messages are never marked read until it is accepted
-            up_to = newest[0].id
-            ids = await ctx.store.run(lambda r: r.messages.mark_read(contact_id, up_to))
+            up_to, now = newest[0].id, ctx.clock()
+            ids = await ctx.store.run(lambda r: r.messages.mark_read(contact_id, up_to, now))
+            if ids:
+                self._expiry.soon()  # the clocks of disappearing messages read now
             if not ids or not ctx.settings.read_receipts:
                 return len(ids)
 
@@ -212,9 +275,8 @@ class Messaging:
     ) -> list[OurMailbox]:
         """Store an incoming message with its ratchet step and our receipt for it; returns
         our mailboxes the completed handshake or move retired (to unsubscribe). `via`: the
-        contact mailbox of ours it came to (None: our card's)."""
-        ctx = self._ctx
-        now = ctx.clock()
+        contact mailbox of ours it came to (None: our card's). A disappearing one's clock
+        starts when it is read."""
         message = NewMessage(
             contact_id,
             Direction.INCOMING,
@@ -222,24 +284,44 @@ class Messaging:
             chat.seq,
             chat.body,
             chat.sent_at,
-            now,
+            self._ctx.clock(),
             Status.DELIVERED,
+            reply_to=chat.reply_to,
+            timer_s=chat.timer_s,
         )
+        return await self.take_message(contact_id, session, message, theirs, via)
+
+    async def take_message(
+        self,
+        contact_id: int,
+        session: Session,
+        message: NewMessage,
+        theirs: list[TheirMailbox],
+        via: bytes | None,
+        also: Callable[[Repos], None] | None = None,
+    ) -> list[OurMailbox]:
+        """Store an incoming conversation row (a message or a notice) with its ratchet step
+        (and `also(repos)`, if given, in the same transaction), acknowledge it, and tell the
+        front ends; returns the mailboxes retired, as `take_chat`."""
+        ctx = self._ctx
+        now = ctx.clock()
 
         def unit(r: Repos) -> tuple[Message | None, list[OurMailbox]]:
-            retired = [] if via is None else _handshake_done(r, contact_id, via)
+            retired = [] if via is None else handshake_done(r, contact_id, via)
             stored = r.messages.store_incoming(message, session.to_bytes(), None, now)
             if stored.duplicate or stored.message_row is None:
                 return None, retired
+            if also is not None:
+                also(r)
             return r.messages.get(stored.message_row), retired
 
         added, retired = await ctx.store.run(unit)
         if theirs:
-            self.acknowledge(contact_id, mid)
+            self.acknowledge(contact_id, message.msg_id)
         if added is not None:
             counted = self._usage.get(contact_id)
             if counted is not None:
-                self._usage[contact_id] = (counted[0], counted[1] + len(chat.body.encode()))
+                self._usage[contact_id] = (counted[0], counted[1] + len(message.body.encode()))
             ctx.emit(MessageAdded(added))
         return retired
 
@@ -324,7 +406,7 @@ class Messaging:
 
         def unit(r: Repos) -> tuple[list[Message], list[OurMailbox]]:
             r.sessions.save(contact_id, session.to_bytes(), now)
-            retired = [] if via is None else _handshake_done(r, contact_id, via)
+            retired = [] if via is None else handshake_done(r, contact_id, via)
             r.messages.acknowledge(contact_id, ids, status)
             found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
             return [m for m in found if m is not None], retired

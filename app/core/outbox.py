@@ -137,9 +137,9 @@ class Outbox:
 
 def _mark_sent(r: Repos, item: OutboxItem, next_try: int) -> bool:
     """Record that the relay forwarded an item; True when its message just became "sent"."""
-    before = None if item.message_row is None else r.messages.get(item.message_row).status
     try:
+        before = None if item.message_row is None else r.messages.get(item.message_row).status
         r.outbox.sent(item.id, next_try)
-    except NotFound:
-        return False  # the receipt (or the welcome) came back first: nothing waits any more
+    except NotFound:  # the receipt (or the welcome) came back first, or the message is gone
+        return False
     return before is Status.QUEUED

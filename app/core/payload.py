@@ -2,14 +2,18 @@
 
 `intro` rides in the initiator's first frame (where it can be reached), `welcome` is the
 responder's first reply (the mailbox it listens on), `move` names a new mailbox on other
-relays, `msg` is a chat message and `rcpt` an end-to-end receipt naming message ids. Where a
-relay is named, up to two fallback relays (`fb`) may follow it. Anything else, or any
-mistyped field, is a `PayloadError`: the peer's fault, never a crash.
+relays, `msg` is a chat message (perhaps a reply, perhaps disappearing) and `rcpt` an
+end-to-end receipt naming message ids. `edit`, `del` and `react` change a message named by its
+wire id, `timer` sets the conversation's disappearing-messages timer. Where a relay is named,
+up to two fallback relays (`fb`) may follow it. A kind this version does not know is
+`Unknown` (shown as a neutral line, never a crash); any mistyped field of a known kind is a
+`PayloadError`: the peer's fault. docs/messages.md describes each kind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +21,15 @@ import msgpack
 
 from app.crypto.card import MAX_FALLBACKS, valid_relays
 from app.crypto.names import valid_name
-from app.domain.messages import MAX_MESSAGE_CHARS, WireId
+from app.domain.messages import MAX_MESSAGE_CHARS, MAX_TIMER_S, WireId
 
 MAX_RECEIPT_IDS = 512
 MSG_ID_SIZE = 16
 MAX_SEQ = 2**63 - 1  # what the store's INTEGER column holds
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time a clock can show
+MAX_REACTION_CHARS = 16  # an emoji with its modifiers and joiners (a family, a flag)
+MAX_KIND_CHARS = 32
+_JOINERS = {"\u200d"} | {chr(c) for c in range(0xE0020, 0xE0080)}  # ZWJ, flag tags
 
 
 def message_id(frame: bytes) -> WireId:
@@ -62,6 +69,8 @@ class Chat:
     seq: int
     sent_at: int
     body: str
+    reply_to: bytes | None = None  # the wire id of the message this one answers
+    timer_s: int = 0  # disappears this long after sending (sender) or reading (receiver)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,64 @@ class Receipt:
     ids: tuple[bytes, ...]
 
 
-Payload = Intro | Welcome | Move | Chat | Receipt
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """The sender's message `ref` now reads `body` (the latest `sent_at` wins)."""
+
+    ref: bytes
+    sent_at: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete the sender's message `ref` for everyone."""
+
+    ref: bytes
+    sent_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class React:
+    """The sender's reaction to message `ref` (either side's) is `emoji`; "" takes it back."""
+
+    ref: bytes
+    sent_at: int
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """The conversation's disappearing-messages timer is `timer_s` seconds (0: off) from now
+    on; a conversation row of its own, numbered like a message."""
+
+    seq: int
+    sent_at: int
+    timer_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A kind this version does not know (from a newer client): acknowledged, shown as a
+    neutral line, otherwise ignored."""
+
+    kind: str
+
+
+Update = Edit | Delete | React
+Payload = Intro | Welcome | Move | Chat | Receipt | Edit | Delete | React | Timer | Unknown
+
+
+def valid_reaction(emoji: str) -> bool:
+    """An emoji (with its modifiers, joiners and flag tags), or "" for none: short, and
+    nothing that is a control, a format or a space character."""
+    if len(emoji) > MAX_REACTION_CHARS:
+        return False
+    for ch in emoji:
+        category = unicodedata.category(ch)
+        if category[0] in "CZ" and ch not in _JOINERS:
+            return False
+    return True
 
 
 def encode(payload: Payload) -> bytes:
@@ -81,10 +147,24 @@ def encode(payload: Payload) -> bytes:
             data = {"k": "welcome", "mb": mailbox, "relay": relay_url, "name": name}
         case Move(mailbox, relay_url, _):
             data = {"k": "move", "mb": mailbox, "relay": relay_url}
-        case Chat(seq, sent_at, body):
+        case Chat(seq, sent_at, body, reply_to, timer_s):
             data = {"k": "msg", "seq": seq, "ts": sent_at, "body": body}
+            if reply_to is not None:
+                data["re"] = reply_to
+            if timer_s:
+                data["ttl"] = timer_s
         case Receipt(read, ids):
             data = {"k": "rcpt", "read": read, "ids": list(ids)}
+        case Edit(ref, sent_at, body):
+            data = {"k": "edit", "ref": ref, "ts": sent_at, "body": body}
+        case Delete(ref, sent_at):
+            data = {"k": "del", "ref": ref, "ts": sent_at}
+        case React(ref, sent_at, emoji):
+            data = {"k": "react", "ref": ref, "ts": sent_at, "emoji": emoji}
+        case Timer(seq, sent_at, timer_s):
+            data = {"k": "timer", "seq": seq, "ts": sent_at, "ttl": timer_s}
+        case Unknown(kind):
+            data = {"k": kind}
     if isinstance(payload, (Intro, Welcome, Move)) and payload.fallbacks:
         data["fb"] = list(payload.fallbacks)
     packed: bytes = msgpack.packb(data, use_bin_type=True)
@@ -115,6 +195,20 @@ def _relays(data: dict[Any, Any]) -> tuple[str, tuple[str, ...]]:
     if not all(type(u) is str for u in fallbacks) or not valid_relays((url, *fallbacks)):
         raise PayloadError("field 'relay' or 'fb' is not a relay URL, or names one twice")
     return url, fallbacks
+
+
+def _ref(data: dict[Any, Any], key: str = "ref") -> bytes:
+    ref: bytes = _field(data, key, bytes)
+    if len(ref) != MSG_ID_SIZE:
+        raise PayloadError(f"field {key!r} is a {MSG_ID_SIZE}-byte message id")
+    return ref
+
+
+def _body(data: dict[Any, Any]) -> str:
+    body: str = _field(data, "body", str)
+    if len(body) > MAX_MESSAGE_CHARS:
+        raise PayloadError("message too long")
+    return body
 
 
 def _mailbox(data: dict[Any, Any]) -> bytes:
@@ -154,10 +248,11 @@ def decode(raw: bytes) -> Payload:
     if kind == "move":
         return Move(_mailbox(data), *_relays(data))
     if kind == "msg":
-        body = _field(data, "body", str)
-        if len(body) > MAX_MESSAGE_CHARS:
-            raise PayloadError("message too long")
-        return Chat(_ranged(data, "seq", 1, MAX_SEQ), _ranged(data, "ts", 0, MAX_TIME_MS), body)
+        body = _body(data)
+        reply_to = _ref(data, "re") if "re" in data else None
+        timer_s = _ranged(data, "ttl", 1, MAX_TIMER_S) if "ttl" in data else 0
+        seq, ts = _ranged(data, "seq", 1, MAX_SEQ), _ranged(data, "ts", 0, MAX_TIME_MS)
+        return Chat(seq, ts, body, reply_to, timer_s)
     if kind == "rcpt":
         ids = _field(data, "ids", list)
         if len(ids) > MAX_RECEIPT_IDS or any(
@@ -165,4 +260,24 @@ def decode(raw: bytes) -> Payload:
         ):
             raise PayloadError("receipt ids malformed")
         return Receipt(_field(data, "read", bool), tuple(ids))
-    raise PayloadError("unknown payload kind")
+    if kind == "edit":
+        body = _body(data)
+        if not body.strip():
+            raise PayloadError("an edit leaves no text")
+        return Edit(_ref(data), _ranged(data, "ts", 0, MAX_TIME_MS), body)
+    if kind == "del":
+        return Delete(_ref(data), _ranged(data, "ts", 0, MAX_TIME_MS))
+    if kind == "react":
+        emoji = _field(data, "emoji", str)
+        if not valid_reaction(emoji):
+            raise PayloadError("field 'emoji' is not a reaction")
+        return React(_ref(data), _ranged(data, "ts", 0, MAX_TIME_MS), emoji)
+    if kind == "timer":
+        return Timer(
+            _ranged(data, "seq", 1, MAX_SEQ),
+            _ranged(data, "ts", 0, MAX_TIME_MS),
+            _ranged(data, "ttl", 0, MAX_TIMER_S),
+        )
+    if type(kind) is str and 0 < len(kind) <= MAX_KIND_CHARS:
+        return Unknown(kind)
+    raise PayloadError("no payload kind")

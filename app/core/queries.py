@@ -4,11 +4,12 @@ search, and what waits in the outbox. Nothing here changes anything."""
 from __future__ import annotations
 
 from app.core.context import Context
-from app.core.errors import UnknownContact
+from app.core.errors import UnknownContact, UserError
 from app.core.messaging import contact_or_none
 from app.core.routing import Routing
 from app.domain.contacts import Contact, ContactState, ContactSummary
 from app.domain.messages import Message, SearchHit
+from app.store.errors import NotFound
 from app.store.repos import Repos
 
 SEARCH_LIMIT = 50
@@ -83,6 +84,13 @@ class Queries:
     ) -> list[Message]:
         """Newest first, `before` a message row id (the paging cursor)."""
         return await self._ctx.store.read(lambda r: r.messages.page(contact_id, limit, before))
+
+    async def message(self, message_row: int) -> Message:
+        """One message, as a conversation shows it."""
+        try:
+            return await self._ctx.store.read(lambda r: r.messages.get(message_row))
+        except NotFound:
+            raise UserError(f"no message {message_row}") from None
 
     async def search(self, text: str, contact_id: int | None = None) -> list[SearchHit]:
         return await self._ctx.store.read(lambda r: r.search(text, SEARCH_LIMIT, contact_id))

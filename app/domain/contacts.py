@@ -27,6 +27,7 @@ class Contact:
     state: ContactState = ContactState.CONTACT
     awaiting_welcome: bool = False
     blocked: bool = False
+    timer_s: int = 0  # the conversation's disappearing-messages timer (0: off)
 
     def why_not_writable(self) -> str | None:
         """Why nothing can be sent to them, or None. Only the user's own choices stop a send:

@@ -1,4 +1,5 @@
-"""Messages: which way they went, how far they got, and the ids that name them."""
+"""Messages: which way they went, how far they got, the ids that name them, and what a
+conversation adds to them (a quote, an edit, a deletion, reactions, a disappearing timer)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ WireId = NewType("WireId", bytes)
 MAX_MESSAGE_CHARS = 16_000
 """The longest message anyone sends or takes, in characters (the composer, the engine and the
 payload check all use this one limit)."""
+
+
+MAX_TIMER_S = 365 * 24 * 3600
+"""The longest disappearing-messages timer, in seconds (0 is off)."""
+
+DELETE_FOR_EVERYONE_MS = 24 * 3600 * 1000
+"""How long after sending a message its sender may still delete it for everyone."""
+
+TIMER_CHOICES = (0, 300, 3600, 86_400, 604_800)
+"""The disappearing-messages timers offered by name (off, 5 minutes, 1 hour, 1 day, 1 week);
+any other value up to MAX_TIMER_S is a custom one."""
 
 
 class Direction(IntEnum):
@@ -40,6 +52,34 @@ class Status(StrEnum):
 _RANK = {Status.QUEUED: 0, Status.SENT: 1, Status.DELIVERED: 2, Status.READ: 3}
 
 
+class MessageKind(StrEnum):
+    """What a conversation row is: a text message, a notice that the disappearing-messages
+    timer changed (to `Message.timer_s`), or a notice that something arrived which this
+    version cannot show."""
+
+    TEXT = "text"
+    TIMER = "timer"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """One person's reaction to a message: ours or the contact's, one each at most."""
+
+    from_me: bool
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The message a reply quotes, as we have it now (its latest text, or deleted)."""
+
+    id: MessageRow
+    direction: Direction
+    body: str
+    deleted: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     id: MessageRow
@@ -52,6 +92,49 @@ class Message:
     received_at: int | None
     status: Status
     is_read: bool
+    kind: MessageKind = MessageKind.TEXT
+    reply_to: WireId | None = None  # the wire id of the message this one answers
+    edited_at: int | None = None  # the sender's time of the edit whose text `body` is
+    deleted: bool = False  # deleted for everyone: the text is gone, the row says so
+    timer_s: int = 0  # disappears this long after sending (ours) or reading (theirs)
+    expires_at: int | None = None  # when it is deleted (ms); None: never, or not read yet
+    reactions: tuple[Reaction, ...] = ()
+    quote: Quote | None = None  # the message replied to, when we have it
+
+    @property
+    def is_text(self) -> bool:
+        """A message someone wrote (not a notice), still there to edit, delete or react to."""
+        return self.kind is MessageKind.TEXT and not self.deleted
+
+
+def timer_words(seconds: int) -> str:
+    """A timer as people say it: "off", "5 minutes", "1 hour", "2 days", "1 week"."""
+    if seconds <= 0:
+        return "off"
+    for unit, size in (("week", 604_800), ("day", 86_400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}" + ("s" if n != 1 else "")
+    return f"{seconds} seconds" if seconds != 1 else "1 second"
+
+
+def describe(m: Message, contact_name: str = "They") -> str:
+    """A one-line account of a message for a list, a notification or a terminal: its text,
+    or what the row stands for."""
+    if m.kind is MessageKind.TIMER:
+        who = "You" if m.direction is Direction.OUTGOING else contact_name
+        if m.timer_s:
+            return f"{who} set disappearing messages to {timer_words(m.timer_s)}"
+        return f"{who} turned disappearing messages off"
+    if m.kind is MessageKind.UNSUPPORTED:
+        return "A message arrived that this version of AnonChat cannot show"
+    if m.deleted:
+        return (
+            "You deleted this message"
+            if m.direction is Direction.OUTGOING
+            else ("This message was deleted")
+        )
+    return m.body
 
 
 @dataclass(frozen=True, slots=True)

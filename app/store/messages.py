@@ -14,35 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from app.domain.messages import Direction, Message, MessageRow, Status, WireId
+from app.domain.messages import Direction, Message, MessageRow, Status
 
 from .errors import NotFound
+from .message_rows import MESSAGE_COLS, message_from_row, with_extras
 from .records import NewMessage, NewOutbox, OutboxItem, OutboxKind, Stored
 from .tx import atomic
 
-MESSAGE_COLS = (
-    "id, contact_id, direction, msg_id, sender_seq, body, sent_at, received_at, status, is_read"
-)
 SEARCH_BATCH = 128
 _OUTBOX_COLS = (
     "id, contact_id, message_id, kind, mailbox_id, relay_url, ciphertext, attempts, next_try, "
     "created_at"
 )
-
-
-def message_from_row(row: Any) -> Message:
-    return Message(
-        row[0],
-        row[1],
-        Direction(row[2]),
-        WireId(bytes(row[3])),
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        Status(row[8]),
-        bool(row[9]),
-    )
 
 
 def index_for_search(conn: Any, newest: int | None = None) -> int:
@@ -106,7 +89,8 @@ class MessageRepo:
     def _insert(self, m: NewMessage) -> int:
         cur = self._conn.execute(
             "INSERT INTO messages (contact_id, direction, msg_id, sender_seq, body, sent_at, "
-            "received_at, status, is_read) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "received_at, status, is_read, kind, reply_to, timer_s, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (contact_id, direction, msg_id) DO NOTHING",
             (
                 m.contact_id,
@@ -118,6 +102,10 @@ class MessageRepo:
                 m.received_at,
                 m.status.value,
                 int(m.is_read),
+                m.kind.value,
+                m.reply_to,
+                m.timer_s,
+                m.expires_at,
             ),
         )
         return int(cur.lastrowid) if cur.rowcount == 1 else 0
@@ -180,7 +168,7 @@ class MessageRepo:
         ).fetchone()
         if found is None:
             raise NotFound("no such message")
-        return message_from_row(found)
+        return with_extras(self._conn, [message_from_row(found)])[0]
 
     def incoming_bytes(self, contact_id: int) -> int:
         """How much the contact's messages to us take, in UTF-8 bytes of their text."""
@@ -213,7 +201,7 @@ class MessageRepo:
             "ORDER BY id DESC LIMIT ?",
             (contact_id, bound, limit),
         ).fetchall()
-        return [message_from_row(r) for r in rows]
+        return with_extras(self._conn, [message_from_row(r) for r in rows])
 
     def first(self, contact_id: int) -> Message | None:
         """The oldest message of a conversation (a request's first message)."""
@@ -243,8 +231,9 @@ class MessageRepo:
         ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def mark_read(self, contact_id: int, up_to: int) -> list[bytes]:
-        """Mark incoming messages up to row `up_to` read; returns their msg_ids (for receipts)."""
+    def mark_read(self, contact_id: int, up_to: int, now: int) -> list[bytes]:
+        """Mark incoming messages up to row `up_to` read, and start the clock of those that
+        disappear; returns their msg_ids (for receipts)."""
         with atomic(self._conn):
             rows = self._conn.execute(
                 "SELECT id, msg_id FROM messages WHERE contact_id = ? AND is_read = 0 "
@@ -252,8 +241,9 @@ class MessageRepo:
                 (contact_id, up_to),
             ).fetchall()
             self._conn.executemany(
-                "UPDATE messages SET is_read = 1, status = 'read' WHERE id = ?",
-                [(r[0],) for r in rows],
+                "UPDATE messages SET is_read = 1, status = 'read', expires_at = CASE "
+                "WHEN timer_s > 0 THEN ? + timer_s * 1000 END WHERE id = ?",
+                [(now, r[0]) for r in rows],
             )
         return [bytes(r[1]) for r in rows]
 
@@ -282,6 +272,10 @@ class MessageRepo:
                     (status.value, row[0], *lower),
                 )
                 self._conn.execute("DELETE FROM outbox WHERE message_id = ?", (row[0],))
+            for msg_id in msg_ids:  # an update of ours, done
+                self._conn.execute(
+                    "DELETE FROM outbox WHERE contact_id = ? AND frame_id = ?", (contact_id, msg_id)
+                )
         return found
 
 
@@ -295,7 +289,7 @@ class OutboxRepo:
         with atomic(self._conn):
             cur = self._conn.execute(
                 "INSERT INTO outbox (contact_id, message_id, kind, mailbox_id, relay_url, "
-                "ciphertext, next_try, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "ciphertext, next_try, created_at, frame_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     item.contact_id,
                     message_row,
@@ -305,6 +299,7 @@ class OutboxRepo:
                     item.ciphertext,
                     item.next_try,
                     item.created_at,
+                    item.frame_id,
                 ),
             )
         return int(cur.lastrowid)
@@ -425,13 +420,15 @@ class OutboxRepo:
         """The contact answered on the mailbox our move named: the move is done."""
         with atomic(self._conn):
             cur = self._conn.execute(
-                "DELETE FROM outbox WHERE contact_id = ? AND kind = 'control'", (contact_id,)
+                "DELETE FROM outbox WHERE contact_id = ? AND kind = 'control' AND frame_id IS NULL",
+                (contact_id,),
             )
         return int(cur.rowcount)
 
     def has_moves(self, contact_id: int) -> bool:
         row = self._conn.execute(
-            "SELECT 1 FROM outbox WHERE contact_id = ? AND kind = 'control' LIMIT 1",
+            "SELECT 1 FROM outbox WHERE contact_id = ? AND kind = 'control' "
+            "AND frame_id IS NULL LIMIT 1",
             (contact_id,),
         ).fetchone()
         return row is not None

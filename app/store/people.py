@@ -15,7 +15,8 @@ from .tx import atomic
 
 _CONTACT_COLS = (
     "id, display_name, identity_keys, verified, created_at, state, awaiting_welcome, "
-    "EXISTS (SELECT 1 FROM blocked_keys b WHERE b.identity_keys = contacts.identity_keys)"
+    "EXISTS (SELECT 1 FROM blocked_keys b WHERE b.identity_keys = contacts.identity_keys), "
+    "timer_s"
 )
 
 
@@ -29,6 +30,7 @@ def _contact(row: Any) -> Contact:
         ContactState(row[5]),
         bool(row[6]),
         bool(row[7]),
+        row[8],
     )
 
 
@@ -158,6 +160,16 @@ class ContactRepo:
     def set_state(self, contact_id: int, state: ContactState) -> None:
         self._set(contact_id, "state", state.value)
 
+    def set_timer(self, contact_id: int, timer_s: int, at: int) -> bool:
+        """Set the conversation's disappearing-messages timer, unless a setting made later
+        (by `at`, the setting side's clock) is already in place; returns whether it was."""
+        with atomic(self._conn):
+            cur = self._conn.execute(
+                "UPDATE contacts SET timer_s = ?, timer_at = ? WHERE id = ? AND timer_at <= ?",
+                (timer_s, at, contact_id, at),
+            )
+        return bool(cur.rowcount)
+
     def set_awaiting_welcome(self, contact_id: int, waiting: bool) -> None:
         self._set(contact_id, "awaiting_welcome", int(waiting))
 
@@ -237,6 +249,7 @@ def merge_contact(conn: Any, source: int, target: int) -> None:
             "their_mailboxes",
             "handshake_links",
             "outbox",
+            "received_updates",
         ):
             conn.execute(
                 f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", (target, source)

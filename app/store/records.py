@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.domain.messages import Direction, MessageRow, Status
+from app.domain.messages import Direction, MessageKind, MessageRow, Status
 
 
 class MailboxPurpose(StrEnum):
@@ -17,7 +17,9 @@ class MailboxPurpose(StrEnum):
 class OutboxKind(StrEnum):
     MESSAGE = "message"
     RECEIPT = "receipt"
-    CONTROL = "control"  # a move to other relays: resent until the contact answers on it
+    # A move to other relays (resent until the contact answers on it), or an update of a
+    # message (an edit, a deletion, a reaction: resent until its receipt, by `frame_id`).
+    CONTROL = "control"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,10 @@ class NewMessage:
     received_at: int | None
     status: Status
     is_read: bool = False
+    kind: MessageKind = MessageKind.TEXT
+    reply_to: bytes | None = None
+    timer_s: int = 0
+    expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,7 @@ class NewOutbox:
     ciphertext: bytes
     next_try: int
     created_at: int
+    frame_id: bytes | None = None  # an update's wire id, which its receipt names
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from app.domain.messages import SearchHit
 
 from . import search as _search
 from .channels import HandshakeRepo, MailboxRepo
+from .conversation import ConversationRepo
 from .messages import MessageRepo, OutboxRepo
 from .people import ContactRepo, ProfileRepo, SessionRepo, SettingsRepo, merge_contact
 
@@ -24,6 +25,7 @@ class Repos:
     handshakes: HandshakeRepo = field(init=False)
     messages: MessageRepo = field(init=False)
     outbox: OutboxRepo = field(init=False)
+    conversation: ConversationRepo = field(init=False)
 
     def __post_init__(self) -> None:
         for name, cls in (
@@ -35,6 +37,7 @@ class Repos:
             ("handshakes", HandshakeRepo),
             ("messages", MessageRepo),
             ("outbox", OutboxRepo),
+            ("conversation", ConversationRepo),
         ):
             object.__setattr__(self, name, cls(self.conn))
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from app.domain.messages import SearchHit
 
-from .messages import MESSAGE_COLS, index_for_search, message_from_row
+from .message_rows import MESSAGE_COLS, message_from_row
+from .messages import index_for_search
 
 # Snippet highlight markers: control characters a message body will not contain, so the UI
 # can split on them unambiguously.

@@ -12,12 +12,17 @@ from hypothesis import strategies as st
 
 from app.core import payload as pl
 from app.crypto.names import valid_name
+from app.domain.messages import MAX_TIMER_S
 
 ids = st.binary(min_size=pl.MSG_ID_SIZE, max_size=pl.MSG_ID_SIZE)
 relays = st.from_regex(r"wss?://[a-z0-9.]{1,60}:[0-9]{1,5}", fullmatch=True)
 names = st.text(max_size=30).map(str.strip).filter(valid_name)
 fallbacks = st.lists(relays, max_size=2).map(tuple)
 mailboxes = st.binary(min_size=32, max_size=32)
+seqs = st.integers(min_value=1, max_value=pl.MAX_SEQ)
+times = st.integers(min_value=0, max_value=pl.MAX_TIME_MS)
+reactions = st.sampled_from(["", "👍", "❤️", "😂", "👨‍👩‍👧", "🇺🇦", "👍🏽", "🏴󠁧󠁢󠁳󠁣󠁴󠁿"])
+KNOWN_KINDS = {"intro", "welcome", "move", "msg", "rcpt", "edit", "del", "react", "timer"}
 payloads = st.one_of(
     st.builds(pl.Intro, relays),
     st.builds(pl.Intro, relays, fallbacks).filter(
@@ -32,11 +37,21 @@ payloads = st.one_of(
     ),
     st.builds(
         pl.Chat,
-        st.integers(min_value=1, max_value=pl.MAX_SEQ),
-        st.integers(min_value=0, max_value=pl.MAX_TIME_MS),
+        seqs,
+        times,
         st.text(max_size=200),
+        st.none() | ids,
+        st.just(0) | st.integers(min_value=1, max_value=MAX_TIMER_S),
     ),
     st.builds(pl.Receipt, st.booleans(), st.lists(ids, max_size=20).map(tuple)),
+    st.builds(pl.Edit, ids, times, st.text(min_size=1, max_size=200).filter(str.strip)),
+    st.builds(pl.Delete, ids, times),
+    st.builds(pl.React, ids, times, reactions),
+    st.builds(pl.Timer, seqs, times, st.integers(min_value=0, max_value=MAX_TIMER_S)),
+    st.builds(
+        pl.Unknown,
+        st.text(min_size=1, max_size=pl.MAX_KIND_CHARS).filter(lambda k: k not in KNOWN_KINDS),
+    ),
 )
 
 
@@ -88,7 +103,24 @@ def pack(data: object) -> bytes:
         b"\xc1",
         b"\x92\x01\x02",
         pack([1, 2]),
-        pack({"k": "nope"}),
+        pack({"k": ""}),
+        pack({"k": "x" * 33}),
+        pack({"k": "edit", "ref": b"x" * 16, "ts": 0, "body": " "}),
+        pack({"k": "edit", "ref": b"x" * 15, "ts": 0, "body": "x"}),
+        pack({"k": "edit", "ref": "x" * 16, "ts": 0, "body": "x"}),
+        pack({"k": "del", "ref": b"x" * 16}),
+        pack({"k": "del", "ref": b"x" * 16, "ts": -1}),
+        pack({"k": "react", "ref": b"x" * 16, "ts": 0, "emoji": "a b"}),
+        pack({"k": "react", "ref": b"x" * 16, "ts": 0, "emoji": "\u202e"}),
+        pack({"k": "react", "ref": b"x" * 16, "ts": 0, "emoji": "\x1b[31m"}),
+        pack({"k": "react", "ref": b"x" * 16, "ts": 0, "emoji": "👍" * 17}),
+        pack({"k": "react", "ref": b"x" * 16, "ts": 0}),
+        pack({"k": "timer", "seq": 1, "ts": 0, "ttl": -1}),
+        pack({"k": "timer", "seq": 1, "ts": 0, "ttl": MAX_TIMER_S + 1}),
+        pack({"k": "timer", "seq": 0, "ts": 0, "ttl": 5}),
+        pack({"k": "msg", "seq": 1, "ts": 0, "body": "x", "re": b"x" * 15}),
+        pack({"k": "msg", "seq": 1, "ts": 0, "body": "x", "ttl": 0}),
+        pack({"k": "msg", "seq": 1, "ts": 0, "body": "x", "ttl": MAX_TIMER_S + 1}),
         pack({"k": "msg", "seq": "1", "ts": 0, "body": "x"}),
         pack({"k": "msg", "seq": True, "ts": 0, "body": "x"}),
         pack({"k": "msg", "seq": 1, "ts": 0, "body": "x" * (pl.MAX_MESSAGE_CHARS + 1)}),
@@ -186,11 +218,43 @@ def test_message_ids_are_the_first_16_bytes_of_the_frames_sha256() -> None:
     assert pl.message_id(frame) == hashlib.sha256(frame).digest()[:16]
 
 
-def test_an_unknown_kind_is_refused_whatever_fields_it_carries() -> None:
-    for kind in ("zzz", "", None, 1):
-        data = {"k": kind, "read": True, "ids": [], "relay": "ws://a:1", "seq": 1, "ts": 0}
-        with pytest.raises(pl.PayloadError, match="unknown payload kind"):
-            pl.decode(pack({**data, "body": "x", "mb": b"m" * 32, "name": ""}))
+def test_an_unknown_kind_is_kept_apart_whatever_fields_it_carries() -> None:
+    """A kind from a newer version is `Unknown` (shown as a neutral line), its fields never
+    read; a map without a kind is no payload."""
+    data = {"read": True, "ids": [], "relay": "ws://a:1", "seq": 1, "ts": 0}
+    data |= {"body": "x", "mb": b"m" * 32, "name": ""}
+    assert pl.decode(pack({**data, "k": "poll"})) == pl.Unknown("poll")
+    assert pl.decode(pack({**data, "k": "x" * 32})) == pl.Unknown("x" * 32)
+    for kind in ("", None, 1, b"msg", "x" * 33):
+        with pytest.raises(pl.PayloadError, match="no payload kind"):
+            pl.decode(pack({**data, "k": kind}))
+
+
+def test_updates_and_replies_name_a_sixteen_byte_message_id() -> None:
+    ref = b"r" * 16
+    assert pl.decode(chat(re=ref, ttl=300)) == pl.Chat(1, 0, "x", ref, 300)
+    assert pl.decode(pack({"k": "edit", "ref": ref, "ts": 5, "body": "new"})) == pl.Edit(
+        ref, 5, "new"
+    )
+    assert pl.decode(pack({"k": "del", "ref": ref, "ts": 5})) == pl.Delete(ref, 5)
+    assert pl.decode(pack({"k": "react", "ref": ref, "ts": 5, "emoji": ""})) == pl.React(ref, 5, "")
+    assert pl.decode(pack({"k": "timer", "seq": 2, "ts": 5, "ttl": 0})) == pl.Timer(2, 5, 0)
+    for bad in (b"r" * 15, b"r" * 17, "r" * 16):
+        for kind in ("edit", "del", "react"):
+            with pytest.raises(pl.PayloadError, match="ref"):
+                pl.decode(pack({"k": kind, "ref": bad, "ts": 5, "body": "b", "emoji": ""}))
+
+
+@pytest.mark.parametrize("emoji", ["👍", "❤️", "👨‍👩‍👧", "🇺🇦", "👍🏽", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "", "x" * 16])
+def test_reactions_keep_joined_and_modified_emoji_whole(emoji: str) -> None:
+    assert pl.valid_reaction(emoji)
+    decoded = pl.decode(pack({"k": "react", "ref": b"r" * 16, "ts": 0, "emoji": emoji}))
+    assert decoded == pl.React(b"r" * 16, 0, emoji)
+
+
+@pytest.mark.parametrize("emoji", ["x" * 17, " ", "👍 ", "\u200b", "\u2067👍", "\n", "\x00"])
+def test_reactions_that_hide_or_spoof_text_are_refused(emoji: str) -> None:
+    assert not pl.valid_reaction(emoji)
 
 
 def test_map_keys_are_text_only() -> None:

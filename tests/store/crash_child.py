@@ -84,7 +84,7 @@ def hold(directory: str, passphrase: str) -> None:
             n,
         )
     r.settings.set("SETTINGSECRET", "VALUESECRET")
-    r.messages.mark_read(c, 50)
+    r.messages.mark_read(c, 50, 100)
     print("READY", flush=True)
     time.sleep(60)
 

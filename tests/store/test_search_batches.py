@@ -5,9 +5,8 @@ check agrees with the messages table. Row ids reused after the newest message wa
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
+import sqlcipher3 as sqlite3  # the SQLite the store runs on (FTS5 secure-delete)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,0 +1,86 @@
+"""A message as the store reads it: its columns, its row turned into a `Message`, and what a
+conversation shows with it (reactions, the quoted message) read for a whole page at once."""
+
+# Column lists below are module constants; every value is bound as a parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from app.domain.messages import (
+    Direction,
+    Message,
+    MessageKind,
+    MessageRow,
+    Quote,
+    Reaction,
+    Status,
+    WireId,
+)
+
+MESSAGE_COLS = (
+    "id, contact_id, direction, msg_id, sender_seq, body, sent_at, received_at, status, "
+    "is_read, kind, reply_to, edited_at, deleted, timer_s, expires_at"
+)
+QUOTE_CHARS = 300  # what a quote shows of the message it quotes
+
+
+def message_from_row(row: Any) -> Message:
+    return Message(
+        MessageRow(row[0]),
+        row[1],
+        Direction(row[2]),
+        WireId(bytes(row[3])),
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        Status(row[8]),
+        bool(row[9]),
+        MessageKind(row[10]),
+        None if row[11] is None else WireId(bytes(row[11])),
+        row[12],
+        bool(row[13]),
+        row[14],
+        row[15],
+    )
+
+
+def with_extras(conn: Any, messages: list[Message]) -> list[Message]:
+    """The messages with their reactions and, for replies, the message quoted: two indexed
+    queries for the whole page."""
+    if not messages:
+        return messages
+    rows = [m.id for m in messages]
+    marks = ",".join("?" * len(rows))
+    reactions: dict[int, list[Reaction]] = {}
+    for row, from_me, emoji in conn.execute(
+        f"SELECT message_id, from_me, emoji FROM reactions WHERE message_id IN ({marks}) "
+        "ORDER BY message_id, from_me",
+        rows,
+    ):
+        reactions.setdefault(row, []).append(Reaction(bool(from_me), emoji))
+    quotes: dict[tuple[int, bytes], Quote] = {}
+    for m in messages:
+        if m.reply_to is None or (m.contact_id, m.reply_to) in quotes:
+            continue
+        found = conn.execute(
+            "SELECT id, direction, substr(body, 1, ?), deleted FROM messages "
+            "WHERE contact_id = ? AND direction IN (0, 1) AND msg_id = ? LIMIT 1",
+            (QUOTE_CHARS, m.contact_id, m.reply_to),
+        ).fetchone()
+        if found is not None:
+            quote = Quote(MessageRow(found[0]), Direction(found[1]), found[2], bool(found[3]))
+            quotes[(m.contact_id, m.reply_to)] = quote
+    return [
+        dataclasses.replace(
+            m,
+            reactions=tuple(reactions.get(m.id, ())),
+            quote=None if m.reply_to is None else quotes.get((m.contact_id, m.reply_to)),
+        )
+        if m.id in reactions or m.reply_to is not None
+        else m
+        for m in messages
+    ]
