@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from app.core.engine import Engine
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.domain.messages import Status
 from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.my_code import MyCodeDialog
 from app.ui.onboarding import UnlockPage, WizardPage
@@ -36,6 +37,47 @@ CONVERSATION = [
     ("Alice", "Great. Then this chat is ours alone, even the relay only sees noise."),
     ("Bob", "Lunch tomorrow? 12:30 at the usual place."),
 ]
+LONG_NOTE = " ".join(
+    ["Notes for Saturday: the 9:40 train from platform 2, tickets are on my phone."] * 30
+)  # cut short in its bubble until "Read more"
+NEAR_LIMIT = ("A draft that has grown long. " * 560)[:15_200]  # the composer's counter shows
+
+
+async def add_details(alice: Engine, bob: Engine) -> None:
+    """For the conversation-details shots: Alice reads what Bob wrote so far, then Bob sends a
+    long note, delivered and not yet read."""
+    to_bob = (await alice.summaries())[0].contact
+    await alice.mark_read(to_bob.id)
+    to_alice = (await bob.summaries())[0].contact
+    for _ in range(100):
+        if (await bob.messages(to_alice.id, 1))[0].status is Status.READ:
+            break
+        await asyncio.sleep(0.05)
+    note = await bob.send(to_alice.id, LONG_NOTE)
+    for _ in range(100):
+        if (await bob.messages(to_alice.id, 1))[0].status is Status.DELIVERED:
+            break
+        await asyncio.sleep(0.05)
+    assert note.body == LONG_NOTE
+
+
+async def shoot_details(window: MainWindow, suffix: str, out: Path, problems: list[str]) -> None:
+    """The open conversation with a day separator, read and delivered ticks, a long message
+    cut short, the contacts' identicons and the composer's counter near the limit."""
+    name = f"conversation-details-{suffix}"
+    panel = window.panel
+    window.resize(1180, 760)
+    panel.composer.setPlainText(NEAR_LIMIT)
+    panel.view.scrollToBottom()
+    model = panel.model
+    statuses = {model.message(i).status for i in range(model.rowCount())} if model else set()
+    if not {Status.READ, Status.DELIVERED} <= statuses:
+        problems.append(f"{name}: no read and delivered ticks side by side ({statuses})")
+    if not panel.composer.counter.isVisibleTo(window):
+        problems.append(f"{name}: no length counter")
+    await shoot(name, window, out, problems)
+    panel.composer.clear()
+    window.resize(900, 620)
 
 
 def variance(image: QImage) -> float:
@@ -141,6 +183,7 @@ async def main(out: Path) -> list[str]:
             await impostor.send(rows[0].contact.id, "Hi Bob, it's Alice. New phone, same me!")
             break
         await asyncio.sleep(0.05)
+    await add_details(alice, bob)
     await asyncio.sleep(1.0)
     app = QApplication.instance()
     assert isinstance(app, QApplication)
@@ -168,6 +211,7 @@ async def main(out: Path) -> list[str]:
         main_bob.open_contact(contact)
         await asyncio.sleep(0.5)
         await shoot(f"conversation-{suffix}", main_bob, out, problems)
+        await shoot_details(main_bob, suffix, out, problems)
         await main_bob.requests.reload()
         main_bob.request_flow.open(main_bob.requests.model.summary(0))
         await asyncio.sleep(0.5)

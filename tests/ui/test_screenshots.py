@@ -21,6 +21,7 @@ SCREENS = (
     "unlock",
     "empty",
     "conversation",
+    "conversation-details",
     "request",
     "my-code",
     "my-code-address",
