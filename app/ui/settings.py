@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -233,6 +234,24 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error)
         layout.addLayout(buttons)
         self.busy = False
+
+    def _height_for(self, width: int) -> int:
+        """How tall the dialog must be at `width` for every wrapped line of every page to
+        show (Qt's minimum size of a window ignores text that wraps)."""
+        layout = self.layout()
+        return layout.totalHeightForWidth(width) if layout is not None else 0
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), max(hint.height(), self._height_for(hint.width())))
+
+    def resizeEvent(self, e: QResizeEvent) -> None:
+        super().resizeEvent(e)
+        layout = self.layout()
+        if layout is not None:  # narrower: taller, so no line of text is cut
+            least = max(layout.totalMinimumSize().height(), self._height_for(self.width()))
+            if least != self.minimumHeight():
+                self.setMinimumHeight(least)
 
     def chosen_prefs(self) -> Prefs:
         return Prefs(

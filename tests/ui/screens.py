@@ -24,7 +24,7 @@ from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.domain.messages import Status
 from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.my_code import MyCodeDialog
-from app.ui.onboarding import UnlockPage, WizardPage
+from app.ui.onboarding import UnlockLook, UnlockPage, WizardPage, write_look
 from app.ui.settings import SettingsDialog
 from app.ui.theme import Theme, apply_theme, setup_application
 from app.ui.window import MainWindow
@@ -148,6 +148,14 @@ async def shoot(name: str, widget: QWidget, out: Path, problems: list[str]) -> N
     problems.extend(layout_problems(name, widget))
 
 
+async def shoot_narrow(name: str, widget: QWidget, out: Path, problems: list[str]) -> None:
+    """The widget at its smallest size: every text still whole (wrapped, not cut)."""
+    normal = widget.size()
+    widget.resize(widget.minimumSizeHint())
+    await shoot(name, widget, out, problems)
+    widget.resize(normal)
+
+
 async def main(out: Path) -> list[str]:
     problems: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="anonchat-screens-"))
@@ -194,6 +202,7 @@ async def main(out: Path) -> list[str]:
     empty = MainWindow(carol, url)
     await empty.load()
     empty.resize(900, 620)
+    write_look(work / "alice", UnlockLook(name="Alice"))  # her name on her unlock screen
     for theme in (Theme.LIGHT, Theme.DARK):
         apply_theme(app, theme)
         suffix = theme.value
@@ -212,6 +221,13 @@ async def main(out: Path) -> list[str]:
         await asyncio.sleep(0.5)
         await shoot(f"conversation-{suffix}", main_bob, out, problems)
         await shoot_details(main_bob, suffix, out, problems)
+        main_bob.resize(main_bob.minimumSizeHint().width(), 620)
+        await shoot(f"narrow-{suffix}", main_bob, out, problems)
+        main_bob.resize(900, 620)
+        main_bob.search.box.setText("okapi")
+        await main_bob.search.search_now()
+        await shoot(f"search-no-hits-{suffix}", main_bob, out, problems)
+        main_bob.search.box.clear()
         await main_bob.requests.reload()
         main_bob.request_flow.open(main_bob.requests.model.summary(0))
         await asyncio.sleep(0.5)
@@ -222,24 +238,30 @@ async def main(out: Path) -> list[str]:
                 break
             await asyncio.sleep(0.05)
         await shoot(f"my-code-{suffix}", code, out, problems)
+        await shoot_narrow(f"my-code-narrow-{suffix}", code, out, problems)
         code.address.setChecked(True)
         await code.show_code(make=True)
         await shoot(f"my-code-address-{suffix}", code, out, problems)
         code.close()
         scan = AddContactDialog(bob, main_bob)
         await shoot(f"scanner-{suffix}", scan, out, problems)
+        await shoot_narrow(f"scanner-narrow-{suffix}", scan, out, problems)
         scan.close()
         safety = SafetyDialog(bob, contact, main_bob)
         await asyncio.sleep(0.3)
         await shoot(f"safety-number-{suffix}", safety, out, problems)
+        await shoot_narrow(f"safety-number-narrow-{suffix}", safety, out, problems)
         safety.close()
         settings = SettingsDialog(bob, main_bob.prefs, False, main_bob)
         await shoot(f"settings-{suffix}", settings, out, problems)
+        await shoot_narrow(f"settings-narrow-{suffix}", settings, out, problems)
         settings.tabs.setCurrentWidget(settings.relay_page)
         await shoot(f"settings-relay-{suffix}", settings, out, problems)
+        await shoot_narrow(f"settings-relay-narrow-{suffix}", settings, out, problems)
         settings.tabs.setCurrentWidget(settings.connection)
         settings.proxy.use.setChecked(True)
         await shoot(f"settings-connection-{suffix}", settings, out, problems)
+        await shoot_narrow(f"settings-connection-narrow-{suffix}", settings, out, problems)
         settings.close()
         main_bob.hide()
     for window in (main_bob, empty):

@@ -22,12 +22,17 @@ SCREENS = (
     "empty",
     "conversation",
     "conversation-details",
+    "narrow",
+    "search-no-hits",
     "request",
     "my-code",
+    "my-code-narrow",
     "my-code-address",
     "scanner",
     "safety-number",
     "settings",
+    "settings-narrow",
+    "settings-relay-narrow",
     "settings-connection",
 )
 

@@ -235,3 +235,32 @@ def test_save_applies_and_closes_cancel_closes_and_a_failure_keeps_it_open(
             await relay.close()
 
     run(body())
+
+
+def test_settings_at_their_smallest_cut_no_line_of_text_on_any_page(run, tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.ui.screens import layout_problems
+
+    async def body() -> None:
+        relay = Relay()
+        url = await relay.start()
+        launcher = await launch(tmp_path / "me", "Me", url)
+        window = launcher.window
+        assert window is not None
+        try:
+            dialog = window.show_settings()
+            smallest = dialog.minimumSizeHint()
+            for page in (dialog.relay_page, dialog.connection, dialog.passphrase):
+                dialog.tabs.setCurrentIndex(dialog.tabs.indexOf(page))
+                dialog.resize(smallest.width(), 100)  # asked for less than fits
+                await asyncio.sleep(0.2)
+                assert dialog.height() >= smallest.height()
+                assert layout_problems("settings", dialog) == []
+            dialog.close()
+        finally:
+            await launcher.shutdown()
+            window.close()
+            await relay.close()
+
+    run(body())
