@@ -100,7 +100,8 @@ class ContactDelegate(QStyledItemDelegate):
         fm = QFontMetrics(painter.font())
         face = fm.height() * 2 + PAD
         avatar = QRect(rect.left() + PAD, rect.top() + PAD, face, face)
-        painter.drawImage(avatar, identicon(s.contact.identity_keys, face))
+        ratio = painter.device().devicePixelRatioF()  # drawn sharp on a high-density screen
+        painter.drawImage(avatar, identicon(s.contact.identity_keys, round(face * ratio)))
         dot = max(8, face // 4)
         ring = QRectF(avatar.right() - dot + 1.5, avatar.bottom() - dot + 1.5, dot + 2, dot + 2)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -230,25 +231,29 @@ class BubbleDelegate(QStyledItemDelegate):
             size = self._sizes[key] = QSize(b.size.width(), b.top + b.size.height() + PAD // 2)
         return size
 
+    def _place(
+        self, fm: QFontMetrics, rect: QRect, index: Index, m: Message
+    ) -> tuple[Bubble, QRect]:
+        """The row's layout, and where its bubble goes in a row drawn at `rect`."""
+        b = self._layout(fm, index, m)
+        mine = m.direction is Direction.OUTGOING
+        x = rect.right() - PAD - b.size.width() if mine else rect.left() + PAD
+        return b, QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
+
     def bubble_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
         """Where the bubble of the row at `option.rect` is drawn."""
         m: Message | None = index.data(MessageRole)
         if m is None:
             return None
-        b = self._layout(QFontMetrics(option.font), index, m)
-        rect: QRect = option.rect
-        mine = m.direction is Direction.OUTGOING
-        x = rect.right() - PAD - b.size.width() if mine else rect.left() + PAD
-        return QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
+        return self._place(QFontMetrics(option.font), option.rect, index, m)[1]
 
     def more_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
         """The "Read more" (or "Show less") line of a long message's bubble, or None."""
         m: Message | None = index.data(MessageRole)
-        bubble = self.bubble_rect(option, index)
-        if m is None or bubble is None or not is_long(m):
+        if m is None or not is_long(m):
             return None
         fm = QFontMetrics(option.font)
-        b = self._layout(fm, index, m)
+        b, bubble = self._place(fm, option.rect, index, m)
         return QRect(bubble.left(), bubble.top() + PAD + b.text_height, bubble.width(), fm.height())
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
@@ -260,12 +265,10 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = QFontMetrics(painter.font())
-        b = self._layout(fm, index, m)
+        b, bubble = self._place(fm, rect, index, m)
         if b.day:
             self._paint_day(painter, fm, palette, rect, b.day)
         mine = m.direction is Direction.OUTGOING
-        x = rect.right() - PAD - b.size.width() if mine else rect.left() + PAD
-        bubble = QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
         fill = ACCENT if mine else palette.color(QPalette.ColorRole.AlternateBase)
         ink = QColor("white") if mine else palette.color(QPalette.ColorRole.Text)
         if m.status is Status.FAILED:
@@ -310,19 +313,19 @@ class BubbleDelegate(QStyledItemDelegate):
             footer, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, b.foot
         )
         if mine:
-            box = QRectF(inner.right() + 1 - status_width(fm.height()), line, 0, fm.height())
-            box.setWidth(status_width(fm.height()))
+            width = status_width(fm.height())
+            box = QRectF(inner.right() + 1 - width, line, width, fm.height())
             draw_status(painter, box, m.status, ink)
         painter.restore()
 
     def _paint_day(
         self, painter: QPainter, fm: QFontMetrics, palette: QPalette, rect: QRect, day: str
     ) -> None:
+        """The day's name in a pill, centred in the band above the bubble."""
         width = fm.horizontalAdvance(day) + PAD * 3
-        pill = QRect(
-            rect.left() + (rect.width() - width) // 2, rect.top() + PAD, width, fm.height() + 4
-        )
-        pill.moveTop(rect.top() + PAD // 2 + (fm.height() + PAD * 2 - pill.height()) // 2)
+        height = fm.height() + 4
+        top = rect.top() + PAD // 2 + (fm.height() + PAD * 2 - height) // 2
+        pill = QRect(rect.left() + (rect.width() - width) // 2, top, width, height)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(palette.color(QPalette.ColorRole.AlternateBase))
         radius = pill.height() / 2
@@ -345,7 +348,6 @@ class BubbleDelegate(QStyledItemDelegate):
         tip = index.data(Qt.ItemDataRole.ToolTipRole)
         if bubble is None or not tip or not bubble.contains(event.pos()):
             QToolTip.hideText()
-            event.ignore()
             return True
         QToolTip.showText(event.globalPos(), str(tip), view.viewport(), bubble)
         return True
