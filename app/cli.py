@@ -923,6 +923,8 @@ def _checked(action: argparse.Action, kind: str, value: Any) -> Any:
     convert = action.type
     if convert in (int, float) and type(value) in (int, float):
         value = convert(value)
+    elif type(value) is int and callable(convert):  # a number a parser of its own reads
+        value = _checked(action, kind, str(value))
     elif type(value) is str and callable(convert):
         try:
             value = convert(value)

@@ -102,6 +102,13 @@ def test_commands_run_through_a_daemon_as_they_run_alone(
             "received_at",
             "status",
             "read",
+            "kind",
+            "reply_to",
+            "edited",
+            "deleted",
+            "reactions",
+            "timer",
+            "expires_at",
         }
         assert bob_l.stop() == 0
         # Garbage, an oversize line and unknown methods on the socket change nothing.
