@@ -20,6 +20,8 @@ from app.core.events import (
     Event,
     FrameRejected,
     MessageAdded,
+    MessageChanged,
+    MessagesRemoved,
     MessageStatusChanged,
     PresenceChanged,
     RequestAdded,
@@ -38,6 +40,8 @@ class EngineBridge(QObject):
     requests_dirty = Signal()  # anything the requests section shows may have changed
     message_added = Signal(object)  # Message
     message_status_changed = Signal(int, int, str)  # contact id, message row, Status value
+    message_changed = Signal(object)  # Message: edited, deleted for everyone, reactions
+    messages_removed = Signal(int, object)  # contact id, tuple of message rows
     frame_rejected = Signal(str)
     contact_limited = Signal(object)  # ContactLimited
     contact_dirty = Signal(int)  # anything this contact's list row shows may have changed
@@ -81,6 +85,12 @@ class EngineBridge(QObject):
                 self.requests_dirty.emit()
             case MessageStatusChanged(contact_id, row, status):
                 self.message_status_changed.emit(contact_id, row, status.value)
+                self.contact_dirty.emit(contact_id)
+            case MessageChanged(message):
+                self.message_changed.emit(message)
+                self.contact_dirty.emit(message.contact_id)
+            case MessagesRemoved(contact_id, rows):
+                self.messages_removed.emit(contact_id, rows)
                 self.contact_dirty.emit(contact_id)
             case FrameRejected(reason, _):
                 self.frame_rejected.emit(reason)
