@@ -67,27 +67,22 @@ class ConversationRepo:
 
     def react(self, row: int, from_me: bool, emoji: str, at: int) -> bool:
         """Set (or, with "", take back) one side's reaction, unless that side changed it later
-        (by `at`, its clock); returns whether it changed."""
+        (by `at`, its clock); returns whether what shows changed. A reaction taken back stays
+        as an empty row, so an older one arriving late cannot bring it back."""
         with atomic(self._conn):
             current = self._conn.execute(
-                "SELECT at FROM reactions WHERE message_id = ? AND from_me = ?",
+                "SELECT at, emoji FROM reactions WHERE message_id = ? AND from_me = ?",
                 (row, int(from_me)),
             ).fetchone()
             if current is not None and current[0] > at:
                 return False
-            if not emoji:
-                cur = self._conn.execute(
-                    "DELETE FROM reactions WHERE message_id = ? AND from_me = ?",
-                    (row, int(from_me)),
-                )
-                return bool(cur.rowcount)
             self._conn.execute(
                 "INSERT INTO reactions (message_id, from_me, emoji, at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (message_id, from_me) DO UPDATE SET emoji = excluded.emoji, "
                 "at = excluded.at",
                 (row, int(from_me), emoji, at),
             )
-        return True
+        return (current[1] if current is not None else "") != emoji
 
     def expire(self, now: int) -> list[tuple[int, MessageRow]]:
         """Delete every message whose time ran out; returns (contact, row) of each."""

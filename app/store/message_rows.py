@@ -58,7 +58,7 @@ def with_extras(conn: Any, messages: list[Message]) -> list[Message]:
     reactions: dict[int, list[Reaction]] = {}
     for row, from_me, emoji in conn.execute(
         f"SELECT message_id, from_me, emoji FROM reactions WHERE message_id IN ({marks}) "
-        "ORDER BY message_id, from_me",
+        "AND emoji != '' ORDER BY message_id, from_me",
         rows,
     ):
         reactions.setdefault(row, []).append(Reaction(bool(from_me), emoji))

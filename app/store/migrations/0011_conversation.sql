@@ -16,7 +16,8 @@ ALTER TABLE messages ADD COLUMN expires_at INTEGER;
 CREATE INDEX messages_expiry ON messages (expires_at) WHERE expires_at IS NOT NULL;
 
 -- One reaction per person per message: ours and the contact's. `at` is the reacting side's
--- time, so a late-arriving older change never undoes a newer one.
+-- time, so a late-arriving older change never undoes a newer one; a reaction taken back is
+-- an empty `emoji` (kept, for the same reason).
 CREATE TABLE reactions (
     message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     from_me    INTEGER NOT NULL CHECK (from_me IN (0, 1)),
