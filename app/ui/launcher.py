@@ -22,7 +22,7 @@ from app.ui.aio import spawn
 from app.ui.embedded_relay import OWN_MODES, ProfileRelay
 from app.ui.onboarding import UnlockPage, WizardPage
 from app.ui.text import sentence
-from app.ui.theme import apply_theme
+from app.ui.theme import apply_theme, current_theme
 from app.ui.window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Launcher(QObject):
             page = UnlockPage(self.paths, notice)
             self._unlock_page = page
             app = QApplication.instance()
-            if isinstance(app, QApplication):
+            if isinstance(app, QApplication) and page.look.theme is not current_theme():
                 apply_theme(app, page.look.theme)
         else:
             page = WizardPage(self.paths, self.relay_url, self.params)
