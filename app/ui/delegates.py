@@ -28,7 +28,7 @@ from app.domain.messages import Direction, Message, Status
 from app.ui.icons import draw_status, status_width
 from app.ui.identicon import identicon
 from app.ui.models import (
-    DayRole,
+    BubbleRole,
     ExpandedRole,
     HighlightRole,
     MessageRole,
@@ -173,6 +173,16 @@ class Bubble:
     text_height: int
 
 
+def bubble_row(index: Index) -> tuple[Message, str | None, bool] | None:
+    """A row's message, the day separator above it and whether it is shown whole; a model
+    other than the conversation's gives the message alone (no separator, cut short)."""
+    row: tuple[Message, str | None, bool] | None = index.data(BubbleRole)
+    if row is not None:
+        return row
+    m: Message | None = index.data(MessageRole)
+    return None if m is None else (m, None, False)
+
+
 class BubbleDelegate(QStyledItemDelegate):
     """A rounded bubble per message, ours on the right, with the time and a drawn status mark
     under the text; a day separator above the first message of each day; a long message cut
@@ -186,10 +196,8 @@ class BubbleDelegate(QStyledItemDelegate):
     def _text_width(self) -> int:
         return max(120, int(self._view.viewport().width() * 0.7) - PAD * 4)
 
-    def _layout(self, fm: QFontMetrics, index: Index, m: Message) -> Bubble:
-        day: str | None = index.data(DayRole)
+    def _layout(self, fm: QFontMetrics, m: Message, day: str | None, expanded: bool) -> Bubble:
         long = is_long(m)
-        expanded = bool(index.data(ExpandedRole))
         body = bubble_text(m) if expanded or not long else collapsed_text(m)
         more = (READ_LESS if expanded else READ_MORE) if long else None
         text = fm.boundingRect(QRect(0, 0, self._text_width(), 1_000_000), wrap_flags(body), body)
@@ -212,60 +220,56 @@ class BubbleDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         """Measured once per message, status, width, day and length shown: a relayout of a
         long list would otherwise measure every bubble's text again."""
-        m: Message | None = index.data(MessageRole)
-        if m is None:
+        row = bubble_row(index)
+        if row is None:
             return QSize(0, 0)
-        key = (
-            m.id,
-            m.status,
-            self._text_width(),
-            option.font.key(),
-            index.data(DayRole),
-            bool(index.data(ExpandedRole)),
-        )
+        m, day, expanded = row
+        key = (m.id, m.status, self._text_width(), option.font.key(), day, expanded)
         size = self._sizes.get(key)
         if size is None:
             if len(self._sizes) > SIZE_CACHE:
                 self._sizes.clear()
-            b = self._layout(QFontMetrics(option.font), index, m)
+            b = self._layout(QFontMetrics(option.font), m, day, expanded)
             size = self._sizes[key] = QSize(b.size.width(), b.top + b.size.height() + PAD // 2)
         return size
 
     def _place(
-        self, fm: QFontMetrics, rect: QRect, index: Index, m: Message
-    ) -> tuple[Bubble, QRect]:
-        """The row's layout, and where its bubble goes in a row drawn at `rect`."""
-        b = self._layout(fm, index, m)
+        self, fm: QFontMetrics, rect: QRect, index: Index
+    ) -> tuple[Message, Bubble, QRect] | None:
+        """The row's message and layout, and where its bubble goes in a row drawn at `rect`."""
+        row = bubble_row(index)
+        if row is None:
+            return None
+        m, day, expanded = row
+        b = self._layout(fm, m, day, expanded)
         mine = m.direction is Direction.OUTGOING
         x = rect.right() - PAD - b.size.width() if mine else rect.left() + PAD
-        return b, QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
+        return m, b, QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
 
     def bubble_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
         """Where the bubble of the row at `option.rect` is drawn."""
-        m: Message | None = index.data(MessageRole)
-        if m is None:
-            return None
-        return self._place(QFontMetrics(option.font), option.rect, index, m)[1]
+        placed = self._place(QFontMetrics(option.font), option.rect, index)
+        return None if placed is None else placed[2]
 
     def more_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
         """The "Read more" (or "Show less") line of a long message's bubble, or None."""
-        m: Message | None = index.data(MessageRole)
-        if m is None or not is_long(m):
-            return None
         fm = QFontMetrics(option.font)
-        b, bubble = self._place(fm, option.rect, index, m)
+        placed = self._place(fm, option.rect, index)
+        if placed is None or placed[1].more is None:
+            return None
+        _, b, bubble = placed
         return QRect(bubble.left(), bubble.top() + PAD + b.text_height, bubble.width(), fm.height())
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        m: Message | None = index.data(MessageRole)
-        if m is None:
-            return
         rect: QRect = option.rect
+        fm = QFontMetrics(painter.font())
+        placed = self._place(fm, rect, index)
+        if placed is None:
+            return
+        m, b, bubble = placed
         palette: QPalette = option.palette
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        fm = QFontMetrics(painter.font())
-        b, bubble = self._place(fm, rect, index, m)
         if b.day:
             self._paint_day(painter, fm, palette, rect, b.day)
         mine = m.direction is Direction.OUTGOING

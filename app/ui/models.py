@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from PySide6.QtCore import (
@@ -35,6 +36,7 @@ MessageRole = Qt.ItemDataRole.UserRole + 2
 HighlightRole = Qt.ItemDataRole.UserRole + 4
 ExpandedRole = Qt.ItemDataRole.UserRole + 6  # a long message shown whole
 DayRole = Qt.ItemDataRole.UserRole + 7  # "Today", …: the day a row starts, or None
+BubbleRole = Qt.ItemDataRole.UserRole + 8  # (message, DayRole, ExpandedRole) in one call
 COLLAPSE_CHARS = 1000  # a longer message shows this much until "Read more"
 COLLAPSE_LINES = 20  # and so many lines
 MAX_JUMP_PAGE = 1000
@@ -61,6 +63,12 @@ def collapsed_text(m: Message) -> str:
     if space > 0:
         cut = cut[:space]
     return safe_text(cut.rstrip() + "…", lines=True)
+
+
+@lru_cache(maxsize=8192)
+def local_day(ms: int) -> date:
+    """The local day a message was sent on (asked for every row at every relayout)."""
+    return local_time(ms).date()
 
 
 def day_label(day: date, today: date) -> str:
@@ -381,6 +389,8 @@ class ConversationModel(QAbstractListModel):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         m = self._rows[index.row()]
+        if role == BubbleRole:  # what a bubble's size depends on, asked at every relayout
+            return m, self._day_starting(index.row()), m.id in self.expanded
         if role == Qt.ItemDataRole.DisplayRole:
             return bubble_text(m)
         if role == MessageRole:
@@ -390,11 +400,7 @@ class ConversationModel(QAbstractListModel):
         if role == ExpandedRole:
             return m.id in self.expanded
         if role == DayRole:
-            day = local_time(m.sent_at).date()
-            before = index.row() - 1
-            if before >= 0 and local_time(self._rows[before].sent_at).date() == day:
-                return None
-            return day_label(day, datetime.now().date())
+            return self._day_starting(index.row())
         if role == Qt.ItemDataRole.ToolTipRole:
             return status_tip(m)
         if role == Qt.ItemDataRole.AccessibleTextRole:
@@ -403,6 +409,13 @@ class ConversationModel(QAbstractListModel):
             state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
             return f"You ({state}): {bubble_text(m)}"
         return None
+
+    def _day_starting(self, row: int) -> str | None:
+        """The separator above `row`: its day's name if the row before is another day's."""
+        day = local_day(self._rows[row].sent_at)
+        if row > 0 and local_day(self._rows[row - 1].sent_at) == day:
+            return None
+        return day_label(day, datetime.now().date())
 
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         """Only whether a long message is shown whole can be set (its "Read more")."""
