@@ -35,8 +35,7 @@ SummaryRole = Qt.ItemDataRole.UserRole + 1
 MessageRole = Qt.ItemDataRole.UserRole + 2
 HighlightRole = Qt.ItemDataRole.UserRole + 4
 ExpandedRole = Qt.ItemDataRole.UserRole + 6  # a long message shown whole
-DayRole = Qt.ItemDataRole.UserRole + 7  # "Today", …: the day a row starts, or None
-BubbleRole = Qt.ItemDataRole.UserRole + 8  # (message, DayRole, ExpandedRole) in one call
+BubbleRole = Qt.ItemDataRole.UserRole + 7  # (message, the day it starts, ExpandedRole)
 COLLAPSE_CHARS = 1000  # a longer message shows this much until "Read more"
 COLLAPSE_LINES = 20  # and so many lines
 MAX_JUMP_PAGE = 1000
@@ -86,6 +85,14 @@ def stamp(ms: int, now: datetime | None = None) -> str:
     if when.date() == (now or datetime.now()).date():
         return f"{when:%H:%M}"
     return f"{when:%a} {when.day} {when:%b %Y %H:%M}"
+
+
+def said(m: Message) -> str:
+    """A bubble read out by a screen reader."""
+    if m.direction is Direction.INCOMING:
+        return f"Received: {bubble_text(m)}"
+    state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
+    return f"You ({state}): {bubble_text(m)}"
 
 
 STATUS_TIPS = {
@@ -399,15 +406,11 @@ class ConversationModel(QAbstractListModel):
             return m.id == self.highlighted
         if role == ExpandedRole:
             return m.id in self.expanded
-        if role == DayRole:
-            return self._day_starting(index.row())
         if role == Qt.ItemDataRole.ToolTipRole:
             return status_tip(m)
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            if m.direction is Direction.INCOMING:
-                return f"Received: {bubble_text(m)}"
-            state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
-            return f"You ({state}): {bubble_text(m)}"
+            day = self._day_starting(index.row())  # the separator, read out
+            return said(m) if day is None else f"{day}. {said(m)}"
         return None
 
     def _day_starting(self, row: int) -> str | None:

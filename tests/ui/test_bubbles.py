@@ -19,8 +19,8 @@ from app.ui.delegates import PAD, BubbleDelegate
 from app.ui.icons import READ_COLOR, status_width
 from app.ui.models import (
     COLLAPSE_CHARS,
+    BubbleRole,
     ConversationModel,
-    DayRole,
     ExpandedRole,
     bubble_text,
     collapsed_text,
@@ -325,7 +325,7 @@ def test_a_day_separator_stands_above_the_first_message_of_each_day(run) -> None
         proxy = view.model()
 
         def days() -> list[str | None]:
-            return [proxy.index(i, 0).data(DayRole) for i in range(proxy.rowCount())]
+            return [proxy.index(i, 0).data(BubbleRole)[1] for i in range(proxy.rowCount())]
 
         assert days() == ["Today", None]
         model.fetchMore(QModelIndex())
@@ -334,6 +334,11 @@ def test_a_day_separator_stands_above_the_first_message_of_each_day(run) -> None
         model.fetchMore(QModelIndex())
         await asyncio.sleep(0.05)
         assert days() == [label, None, "Yesterday", "Today", None]
+        # A screen reader hears the separator with the first message of the day.
+        spoken = [proxy.index(i, 0).data(Qt.ItemDataRole.AccessibleTextRole) for i in range(5)]
+        assert spoken[0] == f"{label}. Received: {bubble_text(rows[0])}"
+        assert spoken[1] == f"You (delivered): {bubble_text(rows[1])}"
+        assert spoken[3].startswith("Today. Received: ")
 
         # A separator adds one line and its margins to the row, and is drawn in that space.
         delegate = view.itemDelegate()

@@ -8,7 +8,7 @@ from PySide6.QtTest import QTest
 
 from app.core.qr import make_png
 from app.domain.messages import Direction, Status
-from app.ui.models import DayRole
+from app.ui.models import BubbleRole
 from app.ui.window import MainWindow
 from tests.ui.conftest import (
     accept_in_window,
@@ -91,7 +91,7 @@ def test_add_by_qr_accept_the_request_chat_and_a_namesake_stays_a_request(
             tip = bob.panel.view.model().index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
             assert tip.startswith("Sent ")
             assert tip.endswith((" · Delivered", " · Read"))
-            assert alice.panel.view.model().index(0, 0).data(DayRole) == "Today"
+            assert alice.panel.view.model().index(0, 0).data(BubbleRole)[1] == "Today"
             await until(lambda: alice.contacts.summary(0).unread == 0, what="read on opening")
 
             # A stranger calling themselves "Alice" writes to Bob: not a key change that
