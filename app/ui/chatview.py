@@ -17,8 +17,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message, Status
-from app.ui.models import ConversationModel, ExpandedRole, TopPagingProxy, is_long
+from app.domain.messages import (
+    DELETE_FOR_EVERYONE_MS,
+    MAX_MESSAGE_CHARS,
+    Direction,
+    Message,
+    Status,
+)
+from app.ui.models import ConversationModel, ExpandedRole, TopPagingProxy, is_long, local_now_ms
 from app.ui.theme import ERROR_COLOR
 
 COUNT_FROM = MAX_MESSAGE_CHARS * 9 // 10  # the counter shows from this many characters on
@@ -79,15 +85,33 @@ def can_retry(message: Message) -> bool:
     return message.direction is Direction.OUTGOING and message.status is Status.FAILED
 
 
+def can_answer(message: Message) -> bool:
+    """A message that can be replied to or reacted to: a text, not deleted, not failed."""
+    return message.is_text and message.status is not Status.FAILED
+
+
+def can_edit(message: Message) -> bool:
+    return message.direction is Direction.OUTGOING and can_answer(message)
+
+
+def can_delete_for_everyone(message: Message, now_ms: int) -> bool:
+    return can_edit(message) and now_ms - message.sent_at <= DELETE_FOR_EVERYONE_MS
+
+
 class ChatView(QListView):
     """Keeps the reader's place when older pages load, and follows new messages at the bottom.
 
     Arrow keys move between messages; the context menu (right click, the Menu key or
-    Shift+F10) and Ctrl+R act on the current one: copy it, or send a failed one again; Enter
-    or Space shows a long one whole (or its start again).
+    Shift+F10) acts on the current one: reply, react, edit, copy, delete (for me, or ours for
+    everyone), or send a failed one again (also Ctrl+R); Enter or Space shows a long one whole
+    (or its start again).
     """
 
     retry_requested = Signal(int)  # message row
+    reply_requested = Signal(int)  # message row
+    edit_requested = Signal(int)  # message row
+    react_requested = Signal(int, QPoint)  # message row, where to show the picker (global)
+    delete_requested = Signal(int, bool)  # message row, for everyone
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -104,6 +128,7 @@ class ChatView(QListView):
         self._from_bottom: int | None = None
         self._stick = True
         self.paging = False  # older pages load on reaching the top once the first is shown
+        self.writable = True  # replies, reactions, edits: only to a contact we can write to
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._scrolled)
         bar.rangeChanged.connect(self._range_changed)
@@ -141,7 +166,7 @@ class ChatView(QListView):
 
     def copy_current(self) -> None:
         message = self.current_message()
-        if message is not None:
+        if message is not None and message.is_text:
             QGuiApplication.clipboard().setText(message.body)
 
     def retry_current(self) -> bool:
@@ -163,15 +188,30 @@ class ChatView(QListView):
             return
         menu = QMenu(self)
         menu.setAccessibleName("Message actions")
+        at = self.viewport().mapToGlobal(pos)
+        row = message.id
         if can_retry(message):
             retry = menu.addAction("Send &again")
             retry.setShortcut(QKeySequence("Ctrl+R"))
             retry.triggered.connect(self.retry_current)
-        copy = menu.addAction("&Copy text")
-        copy.setShortcut(QKeySequence.StandardKey.Copy)
-        copy.triggered.connect(self.copy_current)
+        if self.writable and can_answer(message):
+            menu.addAction("&Reply").triggered.connect(lambda: self.reply_requested.emit(row))
+            react = menu.addAction("Re&act…")
+            react.triggered.connect(lambda: self.react_requested.emit(row, at))
+        if self.writable and can_edit(message):
+            menu.addAction("&Edit").triggered.connect(lambda: self.edit_requested.emit(row))
+        if message.is_text:
+            copy = menu.addAction("&Copy text")
+            copy.setShortcut(QKeySequence.StandardKey.Copy)
+            copy.triggered.connect(self.copy_current)
+        menu.addSeparator()
+        mine = menu.addAction("&Delete for me…")
+        mine.triggered.connect(lambda: self.delete_requested.emit(row, False))
+        if self.writable and can_delete_for_everyone(message, local_now_ms()):
+            everyone = menu.addAction("Delete for &everyone…")
+            everyone.triggered.connect(lambda: self.delete_requested.emit(row, True))
         self.menu = menu
-        menu.popup(self.viewport().mapToGlobal(pos))
+        menu.popup(at)
 
     def clear(self) -> None:
         self._source = None

@@ -1,27 +1,44 @@
-"""One open conversation: header, state banner or request bar, the lazy message list and the
-composer. A message request opens here too, read-only: never marked read, nothing sent."""
+"""One open conversation: header (with the disappearing-messages timer), state banner or
+request bar, the lazy message list and the composer (with the message being answered or
+edited above it). A message request opens here too, read-only: never marked read, nothing
+sent. A message's actions (reply, react, edit, delete) come from the list's context menu."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QPixmap
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from collections.abc import Coroutine
+from typing import Any
+
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.domain.contacts import Contact, ContactState
-from app.domain.messages import MAX_MESSAGE_CHARS, Message, Status
+from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.chatview import ChatView, Composer
+from app.ui.contact_menu import ConfirmDialog
 from app.ui.delegates import BubbleDelegate
+from app.ui.emoji_picker import EmojiPicker
 from app.ui.identicon import identicon
 from app.ui.models import MAX_LIVE_ROWS, ConversationModel
 from app.ui.requests import RequestBar
-from app.ui.text import safe_text, sentence
+from app.ui.text import preview, safe_text, sentence
 from app.ui.theme import note_label
+from app.ui.timer_menu import TimerMenu, timer_label
 
 WRITE_HINT = "Write a message (Enter sends, Shift+Enter: new line)"
 HIGHLIGHT_MS = 4000
+TICK_MS = 30_000  # how often the time left on disappearing messages is drawn again
 
 
 class ConversationPanel(QWidget):
@@ -51,12 +68,18 @@ class ConversationPanel(QWidget):
         self.safety_button.setToolTip("Compare or scan to verify (Ctrl+I)")
         self.safety_button.setShortcut(QKeySequence("Ctrl+I"))
         self.safety_button.clicked.connect(self._request_safety)
+        self.timer_button = QToolButton()
+        self.timer_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.timer_button.setAccessibleName("Disappearing messages")
+        self.timer_button.setToolTip("Disappearing messages: how long messages stay")
+        self.timer_menu: TimerMenu | None = None
         header = QHBoxLayout()
         header.addWidget(self.avatar)
         names = QVBoxLayout()
         names.addWidget(self.title)
         names.addWidget(self.subtitle)
         header.addLayout(names, 1)
+        header.addWidget(self.timer_button)
         header.addWidget(self.safety_button)
 
         self.banner = QFrame()
@@ -74,8 +97,36 @@ class ConversationPanel(QWidget):
         self.request_bar = RequestBar()
 
         self.view = ChatView()
-        self.view.setItemDelegate(BubbleDelegate(self.view))
+        self.delegate = BubbleDelegate(self.view)
+        self.view.setItemDelegate(self.delegate)
+        self.delegate.quote_clicked.connect(lambda row: spawn(self.jump_to(row), "going to it"))
         self.view.retry_requested.connect(self.retry)
+        self.view.reply_requested.connect(self.start_reply)
+        self.view.edit_requested.connect(self.start_edit)
+        self.view.react_requested.connect(self.pick_reaction)
+        self.view.delete_requested.connect(self.ask_delete)
+        self.picker: EmojiPicker | None = None
+        self.confirm: ConfirmDialog | None = None
+        self.replying: Message | None = None  # the message the next one answers
+        self.editing: Message | None = None  # the message of ours the composer changes
+        self.answer_bar = QFrame()
+        self.answer_bar.setObjectName("answerBar")
+        self.answer_text = QLabel()
+        self.answer_text.setTextFormat(Qt.TextFormat.PlainText)
+        self.answer_text.setWordWrap(True)
+        self.answer_text.setAccessibleName("Answering")
+        cancel = QPushButton("✕")
+        cancel.setAccessibleName("Cancel reply or edit")
+        cancel.setToolTip("Cancel (Esc)")
+        cancel.clicked.connect(self.cancel_answer)
+        bar = QHBoxLayout(self.answer_bar)
+        bar.setContentsMargins(4, 2, 4, 2)
+        bar.addWidget(self.answer_text, 1)
+        bar.addWidget(cancel)
+        self.answer_bar.hide()
+        self.ticker = QTimer(self)
+        self.ticker.setInterval(TICK_MS)
+        self.ticker.timeout.connect(self.view.viewport().update)
         self.composer = Composer()
         self.composer.setPlaceholderText(WRITE_HINT)
         self.composer.setAccessibleName("Message")
@@ -103,7 +154,11 @@ class ConversationPanel(QWidget):
         layout.addWidget(self.request_bar)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.error)
+        layout.addWidget(self.answer_bar)
         layout.addLayout(compose)
+        escape = QShortcut(QKeySequence("Escape"), self.composer)
+        escape.setContext(Qt.ShortcutContext.WidgetShortcut)
+        escape.activated.connect(self.cancel_answer)
 
     async def open(self, contact: Contact, same_name_as: Contact | None = None) -> None:
         """Show `contact`'s conversation (or request): the newest page first, older pages on
@@ -111,6 +166,8 @@ class ConversationPanel(QWidget):
         self.contact = contact
         self.same_name_as = same_name_as
         self.model = model = ConversationModel(self._engine, contact.id, parent=self)
+        model.contact_name = self.delegate.contact_name = safe_text(contact.display_name)
+        self.cancel_answer()
         self.view.paging = False
         self.view.show_conversation(self.model)
         self.composer.clear()
@@ -131,6 +188,8 @@ class ConversationPanel(QWidget):
         self.same_name_as = None
         self.view.clear()
         self.composer.clear()
+        self.cancel_answer()
+        self.ticker.stop()
         self.error.hide()
         self.banner.hide()
         self.request_bar.hide()
@@ -183,6 +242,16 @@ class ConversationPanel(QWidget):
         writable = contact.state is ContactState.CONTACT
         self.composer.setEnabled(writable)
         self.send_button.setEnabled(writable)
+        self.view.writable = writable
+        self.timer_button.setVisible(writable or bool(contact.timer_s))
+        self.timer_button.setEnabled(writable)
+        self.timer_button.setText(f"⏱ {timer_label(contact.timer_s)}")
+        self.timer_menu = TimerMenu(contact.timer_s, self)
+        self.timer_menu.chosen.connect(self.set_timer)
+        self.timer_button.setMenu(self.timer_menu)
+        if self.model is not None:
+            self.model.contact_name = self.delegate.contact_name = name
+        self._tick()
         self.composer.setPlaceholderText(
             WRITE_HINT
             if writable
@@ -219,6 +288,114 @@ class ConversationPanel(QWidget):
             self.model.append(message)
             if self.model.rowCount() > MAX_LIVE_ROWS and self.view.at_bottom():
                 self.model.trim_front()
+        self._tick()
+
+    def change_message(self, message: Message) -> None:
+        """A message edited, deleted for everyone or reacted to (ours or theirs)."""
+        if self.model is not None:
+            self.model.change(message)
+        for held in (self.replying, self.editing):
+            if held is not None and held.id == message.id and not message.is_text:
+                self.cancel_answer()  # deleted meanwhile: nothing left to answer or edit
+
+    def remove_messages(self, contact_id: int, message_rows: tuple[int, ...]) -> None:
+        """Messages deleted for us, or disappeared."""
+        if self.model is not None and self.model.contact_id == contact_id:
+            self.model.remove(message_rows)
+        for held in (self.replying, self.editing):
+            if held is not None and held.id in message_rows:
+                self.cancel_answer()
+
+    def _tick(self) -> None:
+        """Draw the time left again now and then while anything here disappears."""
+        timed = self.contact is not None and bool(self.contact.timer_s)
+        model = self.model
+        if model is not None and not timed:
+            timed = any(model.message(i).timer_s for i in range(model.rowCount()))
+        if timed and not self.ticker.isActive():
+            self.ticker.start()
+        elif not timed:
+            self.ticker.stop()
+
+    # -- a message's actions ---------------------------------------------------------------
+
+    def _message(self, message_row: int) -> Message | None:
+        model = self.model
+        row = None if model is None else model.row_of(message_row)
+        return None if model is None or row is None else model.message(row)
+
+    def start_reply(self, message_row: int) -> None:
+        """The next message sent answers this one (shown above the composer)."""
+        message = self._message(message_row)
+        if message is None:
+            return
+        if self.editing is not None:
+            self.composer.clear()
+        self.replying, self.editing = message, None
+        who = "yourself" if message.direction is Direction.OUTGOING else self.delegate.contact_name
+        self.answer_text.setText(f"Replying to {who}: {preview(message.body)}")
+        self.answer_bar.show()
+        self.composer.setFocus()
+
+    def start_edit(self, message_row: int) -> None:
+        """The composer holds our message's text; sending changes it."""
+        message = self._message(message_row)
+        if message is None or message.direction is not Direction.OUTGOING:
+            return
+        self.replying, self.editing = None, message
+        self.answer_text.setText(f"Editing your message: {preview(message.body)}")
+        self.answer_bar.show()
+        self.composer.setPlainText(message.body)
+        self.composer.moveCursor(self.composer.textCursor().MoveOperation.End)
+        self.composer.setFocus()
+
+    def cancel_answer(self) -> None:
+        if self.editing is not None:
+            self.composer.clear()
+        self.replying = self.editing = None
+        self.answer_bar.hide()
+
+    def pick_reaction(self, message_row: int, at: QPoint) -> None:
+        message = self._message(message_row)
+        if message is None:
+            return
+        mine = next((r.emoji for r in message.reactions if r.from_me), "")
+        self.picker = EmojiPicker(mine, self)
+        self.picker.picked.connect(lambda emoji: self._act(self._engine.react(message_row, emoji)))
+        self.picker.popup_at(at)
+
+    def ask_delete(self, message_row: int, for_everyone: bool) -> None:
+        """Deleting cannot be undone: asked first (Cancel is the default)."""
+        if for_everyone:
+            text = (
+                "Delete this message for everyone? It disappears from this conversation on "
+                "both sides; your contact sees that a message was deleted."
+            )
+        else:
+            text = "Delete this message from this computer? Your contact still has it."
+        self.confirm = ConfirmDialog("Delete message", text, "&Delete", self)
+        self.confirm.confirmed.connect(
+            lambda _: self._act(self._engine.delete_message(message_row, for_everyone))
+        )
+        self.confirm.show()
+
+    def set_timer(self, seconds: int) -> None:
+        if self.contact is not None:
+            self._act(self._engine.set_timer(self.contact.id, seconds))
+
+    def _act(self, action: Coroutine[Any, Any, object]) -> None:
+        """Run an action on a message; what changes comes back as the engine's events, a
+        refusal is said in the error line."""
+
+        async def run() -> None:
+            try:
+                await action
+            except UserError as exc:
+                self._show_error(sentence(str(exc)))
+                return
+            self.error.hide()
+
+        spawn(run(), "acting on a message")
 
     def set_status(self, contact_id: int, message_row: int, status: Status) -> None:
         if self.model is not None and self.model.contact_id == contact_id:
@@ -231,16 +408,31 @@ class ConversationPanel(QWidget):
         if len(text) > MAX_MESSAGE_CHARS:
             self._show_error(f"A message holds at most {MAX_MESSAGE_CHARS} characters.")
             return
+        replying, editing = self.replying, self.editing
         self.composer.clear()
-        spawn(self._send(self.contact.id, text), "sending a message")
+        self.replying = self.editing = None
+        self.answer_bar.hide()
+        spawn(self._send(self.contact.id, text, replying, editing), "sending a message")
 
-    async def _send(self, contact_id: int, text: str) -> None:
+    async def _send(
+        self, contact_id: int, text: str, replying: Message | None, editing: Message | None
+    ) -> None:
         """The sent message reaches the list the way every message does: as the engine's
-        MessageAdded event, which the window hands to `add_message`."""
+        MessageAdded event, which the window hands to `add_message` (an edit, as
+        MessageChanged)."""
         try:
-            await self._engine.send(contact_id, text)
+            if editing is not None:
+                await self._engine.edit(editing.id, text)
+            else:
+                quoted = None if replying is None else replying.id
+                await self._engine.send(contact_id, text, quoted)
         except UserError as exc:
             self.composer.setPlainText(text)
+            if editing is not None:
+                self.start_edit(editing.id)
+                self.composer.setPlainText(text)
+            elif replying is not None:
+                self.start_reply(replying.id)
             self._show_error(sentence(str(exc)))
             return
         self.error.hide()

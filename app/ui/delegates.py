@@ -13,6 +13,7 @@ from PySide6.QtCore import (
     QRectF,
     QSize,
     Qt,
+    Signal,
 )
 from PySide6.QtGui import QColor, QFontMetrics, QHelpEvent, QMouseEvent, QPainter, QPalette
 from PySide6.QtWidgets import (
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.contacts import ContactState, ContactSummary
-from app.domain.messages import Direction, Message, Status
+from app.domain.messages import Direction, Message, Status, describe
 from app.ui.icons import draw_status, status_width
 from app.ui.identicon import identicon
 from app.ui.models import (
@@ -36,6 +37,9 @@ from app.ui.models import (
     bubble_text,
     collapsed_text,
     is_long,
+    is_notice,
+    local_now_ms,
+    time_left,
 )
 from app.ui.text import clock, preview, rebalance, safe_text
 from app.ui.theme import ERROR_COLOR
@@ -143,8 +147,9 @@ class ContactDelegate(QStyledItemDelegate):
         elif not s.established:
             line, color = "Waiting for them to come online…", quiet
         elif s.last is not None:
-            mine = s.last.direction is Direction.OUTGOING
-            line, color = ("You: " if mine else "") + preview(s.last.body), quiet
+            mine = s.last.direction is Direction.OUTGOING and not is_notice(s.last)
+            text = describe(s.last, s.contact.display_name)
+            line, color = ("You: " if mine else "") + preview(text), quiet
         else:
             line, color = "No messages yet", quiet
         sub = QRect(
@@ -166,11 +171,15 @@ class Bubble:
     day: str | None  # the separator's label, above the bubble
     body: str  # the text drawn: whole, or the start of a long message
     more: str | None  # "Read more" / "Show less" under a long message's text
-    foot: str  # the time (and why a message was not sent)
+    foot: str  # the time (and why a message was not sent, edited, the time left)
     mark: int  # the status mark's width, 0 for a message we received
     top: int  # the bubble's top
     size: QSize  # the bubble's size
     text_height: int
+    quote: tuple[str, str] | None = None  # whose message a reply quotes, and its start
+    reactions: str = ""  # the emoji under the bubble
+    notice: bool = False  # a line about the conversation: centred, no bubble
+    quiet: bool = False  # a deleted message: its text says so, in italics
 
 
 def bubble_row(index: Index) -> tuple[Message, str | None, bool] | None:
@@ -186,36 +195,78 @@ def bubble_row(index: Index) -> tuple[Message, str | None, bool] | None:
 class BubbleDelegate(QStyledItemDelegate):
     """A rounded bubble per message, ours on the right, with the time and a drawn status mark
     under the text; a day separator above the first message of each day; a long message cut
-    short with "Read more" under it."""
+    short with "Read more" under it; a reply's quote at its top (a click goes there), its
+    reactions under it, "edited" and the time left beside the time; a notice centred."""
+
+    quote_clicked = Signal(int)  # the message row a reply quotes
 
     def __init__(self, view: QAbstractItemView) -> None:
         super().__init__(view)
         self._view = view
         self._sizes: dict[tuple[object, ...], QSize] = {}
+        self.contact_name = "They"  # whose messages a quote or a notice names
 
     def _text_width(self) -> int:
         return max(120, int(self._view.viewport().width() * 0.7) - PAD * 4)
 
     def _layout(self, fm: QFontMetrics, m: Message, day: str | None, expanded: bool) -> Bubble:
+        top = (fm.height() + PAD * 2 if day else 0) + PAD // 2
+        if is_notice(m):
+            body = bubble_text(m, self.contact_name)
+            bound = QRect(0, 0, self._text_width(), 1_000_000)
+            text = fm.boundingRect(bound, wrap_flags(body), body)
+            size = QSize(text.width() + PAD * 4, text.height() + PAD)
+            return Bubble(day, body, None, "", 0, top, size, text.height(), notice=True)
         long = is_long(m)
-        body = bubble_text(m) if expanded or not long else collapsed_text(m)
+        whole = expanded or not long
+        body = bubble_text(m, self.contact_name) if whole else collapsed_text(m)
         more = (READ_LESS if expanded else READ_MORE) if long else None
         text = fm.boundingRect(QRect(0, 0, self._text_width(), 1_000_000), wrap_flags(body), body)
         foot = clock(m.sent_at)
+        if m.edited_at is not None:
+            foot = "edited  " + foot
+        left = time_left(m, local_now_ms())
+        if left is not None:
+            foot = f"⏱ {left}  " + foot
         mark = 0
-        if m.direction is Direction.OUTGOING:
+        if m.direction is Direction.OUTGOING and not m.deleted:
             if m.status is Status.FAILED:
                 foot += "  " + FAILED_WORDS
             mark = status_width(fm.height()) + PAD // 2
+        quote = self._quote(m)
+        quote_w = 0
+        if quote is not None:
+            widest = max(fm.horizontalAdvance(x) for x in quote) + PAD * 2
+            quote_w = min(self._text_width(), widest)
         width = max(
             text.width(),
             fm.horizontalAdvance(foot) + mark,
             fm.horizontalAdvance(more) if more else 0,
+            quote_w,
         )
         lines = 2 if more else 1
-        top = (fm.height() + PAD * 2 if day else 0) + PAD // 2
-        size = QSize(width + PAD * 2, text.height() + fm.height() * lines + PAD * 2)
-        return Bubble(day, body, more, foot, mark, top, size, text.height())
+        height = text.height() + fm.height() * lines + PAD * 2
+        if quote is not None:
+            height += self._quote_height(fm) + PAD // 2
+        reactions = "  ".join(r.emoji for r in m.reactions)
+        size = QSize(width + PAD * 2, height)
+        return Bubble(
+            day, body, more, foot, mark, top, size, text.height(), quote, reactions, quiet=m.deleted
+        )
+
+    def _quote(self, m: Message) -> tuple[str, str] | None:
+        """Whose message a reply quotes and how it starts, as we have it now."""
+        if m.reply_to is None:
+            return None
+        if m.quote is None:
+            return "", "The original message is not here"
+        who = "You" if m.quote.direction is Direction.OUTGOING else self.contact_name
+        said = "This message was deleted" if m.quote.deleted else preview(m.quote.body)
+        return safe_text(who), said
+
+    @staticmethod
+    def _quote_height(fm: QFontMetrics) -> int:
+        return fm.height() * 2 + PAD // 2
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         """Measured once per message, status, width, day and length shown: a relayout of a
@@ -224,13 +275,17 @@ class BubbleDelegate(QStyledItemDelegate):
         if row is None:
             return QSize(0, 0)
         m, day, expanded = row
-        key = (m.id, m.status, self._text_width(), option.font.key(), day, expanded)
+        left = time_left(m, local_now_ms())
+        key = (m, left, self._text_width(), option.font.key(), day, expanded, self.contact_name)
         size = self._sizes.get(key)
         if size is None:
             if len(self._sizes) > SIZE_CACHE:
                 self._sizes.clear()
             b = self._layout(QFontMetrics(option.font), m, day, expanded)
-            size = self._sizes[key] = QSize(b.size.width(), b.top + b.size.height() + PAD // 2)
+            extra = QFontMetrics(option.font).height() + 2 if b.reactions else 0
+            size = self._sizes[key] = QSize(
+                b.size.width(), b.top + b.size.height() + PAD // 2 + extra
+            )
         return size
 
     def _place(
@@ -244,12 +299,28 @@ class BubbleDelegate(QStyledItemDelegate):
         b = self._layout(fm, m, day, expanded)
         mine = m.direction is Direction.OUTGOING
         x = rect.right() - PAD - b.size.width() if mine else rect.left() + PAD
+        if b.notice:
+            x = rect.left() + (rect.width() - b.size.width()) // 2
         return m, b, QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
 
     def bubble_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
         """Where the bubble of the row at `option.rect` is drawn."""
         placed = self._place(QFontMetrics(option.font), option.rect, index)
         return None if placed is None else placed[2]
+
+    def quote_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
+        """The quote at the top of a reply's bubble (a click goes to the message), or None."""
+        fm = QFontMetrics(option.font)
+        placed = self._place(fm, option.rect, index)
+        if placed is None or placed[1].quote is None:
+            return None
+        bubble = placed[2]
+        return QRect(
+            bubble.left() + PAD,
+            bubble.top() + PAD,
+            bubble.width() - PAD * 2,
+            self._quote_height(fm),
+        )
 
     def more_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
         """The "Read more" (or "Show less") line of a long message's bubble, or None."""
@@ -258,7 +329,10 @@ class BubbleDelegate(QStyledItemDelegate):
         if placed is None or placed[1].more is None:
             return None
         _, b, bubble = placed
-        return QRect(bubble.left(), bubble.top() + PAD + b.text_height, bubble.width(), fm.height())
+        top = bubble.top() + PAD + b.text_height
+        if b.quote is not None:
+            top += self._quote_height(fm) + PAD // 2
+        return QRect(bubble.left(), top, bubble.width(), fm.height())
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         rect: QRect = option.rect
@@ -272,6 +346,10 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         if b.day:
             self._paint_day(painter, fm, palette, rect, b.day)
+        if b.notice:
+            self._paint_notice(painter, palette, bubble, b, option)
+            painter.restore()
+            return
         mine = m.direction is Direction.OUTGOING
         fill = ACCENT if mine else palette.color(QPalette.ColorRole.AlternateBase)
         ink = QColor("white") if mine else palette.color(QPalette.ColorRole.Text)
@@ -292,12 +370,22 @@ class BubbleDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
         painter.setPen(ink)
         inner = bubble.adjusted(PAD, PAD, -PAD, -PAD)
+        top = inner.top()
+        if b.quote is not None:
+            box = QRect(inner.left(), top, inner.width(), self._quote_height(fm))
+            self._paint_quote(painter, fm, box, b.quote, ink)
+            top += box.height() + PAD // 2
+        font = painter.font()
+        font.setItalic(b.quiet)
+        painter.setFont(font)
         painter.drawText(
-            QRect(inner.left(), inner.top(), inner.width(), b.text_height),
+            QRect(inner.left(), top, inner.width(), b.text_height),
             wrap_flags(b.body),
             b.body,
         )
-        line = inner.top() + b.text_height
+        font.setItalic(False)
+        painter.setFont(font)
+        line = top + b.text_height
         if b.more:
             font = painter.font()
             font.setUnderline(True)
@@ -316,11 +404,83 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.drawText(
             footer, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, b.foot
         )
-        if mine:
+        if b.mark:
             width = status_width(fm.height())
-            box = QRectF(inner.right() + 1 - width, line, width, fm.height())
-            draw_status(painter, box, m.status, ink)
+            tick = QRectF(inner.right() + 1 - width, line, width, fm.height())
+            draw_status(painter, tick, m.status, ink)
+        if b.reactions:
+            self._paint_reactions(painter, fm, palette, bubble, b.reactions, mine)
         painter.restore()
+
+    def _paint_quote(
+        self, painter: QPainter, fm: QFontMetrics, box: QRect, quote: tuple[str, str], ink: QColor
+    ) -> None:
+        """The quoted message in a box with a bar on its left: whose, then its start."""
+        painter.save()
+        shade = QColor(ink)
+        shade.setAlpha(40)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(shade)
+        painter.drawRoundedRect(box, 6, 6)
+        painter.setBrush(ink)
+        painter.drawRect(QRect(box.left(), box.top() + 2, 3, box.height() - 4))
+        painter.setPen(ink)
+        who, text = quote
+        row = QRect(box.left() + PAD, box.top() + PAD // 4, box.width() - PAD * 2, fm.height())
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        painter.drawText(row, Qt.AlignmentFlag.AlignLeft, elided(fm, who, row.width()))
+        font.setBold(False)
+        painter.setFont(font)
+        below = row.translated(0, fm.height())
+        painter.drawText(below, Qt.AlignmentFlag.AlignLeft, elided(fm, text, row.width()))
+        painter.restore()
+
+    def _paint_reactions(
+        self,
+        painter: QPainter,
+        fm: QFontMetrics,
+        palette: QPalette,
+        bubble: QRect,
+        emoji: str,
+        mine: bool,
+    ) -> None:
+        """The reactions in a pill that hangs under the bubble's corner."""
+        width = fm.horizontalAdvance(emoji) + PAD * 2
+        height = fm.height() + 4
+        x = bubble.right() - width - PAD if mine else bubble.left() + PAD
+        pill = QRect(x, bubble.bottom() - 2, width, height)
+        painter.setPen(palette.color(QPalette.ColorRole.Mid))
+        painter.setBrush(palette.color(QPalette.ColorRole.Base))
+        radius = pill.height() / 2
+        painter.drawRoundedRect(QRectF(pill), radius, radius)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, emoji)
+
+    def _paint_notice(
+        self,
+        painter: QPainter,
+        palette: QPalette,
+        box: QRect,
+        b: Bubble,
+        option: QStyleOptionViewItem,
+    ) -> None:
+        """A line about the conversation, centred and quiet, in a faint pill."""
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(palette.color(QPalette.ColorRole.AlternateBase))
+        painter.drawRoundedRect(QRectF(box), 8, 8)
+        if option.state & QStyle.StateFlag.State_HasFocus or (
+            option.state & QStyle.StateFlag.State_Selected
+        ):
+            painter.setPen(palette.color(QPalette.ColorRole.Highlight))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(QRectF(box.adjusted(-2, -2, 2, 2)), 9, 9)
+        font = painter.font()
+        font.setItalic(True)
+        painter.setFont(font)
+        painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+        painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter) | wrap_flags(b.body), b.body)
 
     def _paint_day(
         self, painter: QPainter, fm: QFontMetrics, palette: QPalette, rect: QRect, day: str
@@ -363,12 +523,20 @@ class BubbleDelegate(QStyledItemDelegate):
         option: QStyleOptionViewItem,
         index: Index,
     ) -> bool:
-        """A click on "Read more" shows the whole message; on "Show less", its start again."""
+        """A click on "Read more" shows the whole message; on "Show less", its start again;
+        on a reply's quote, goes to the message quoted."""
         if (
             isinstance(event, QMouseEvent)
             and event.type() == QEvent.Type.MouseButtonRelease
             and event.button() == Qt.MouseButton.LeftButton
         ):
+            at = event.position().toPoint()
+            quote = self.quote_rect(option, index)
+            m: Message | None = index.data(MessageRole)
+            if quote is not None and m is not None and quote.contains(at):
+                if m.quote is not None:
+                    self.quote_clicked.emit(m.quote.id)
+                return True
             more = self.more_rect(option, index)
             if more is not None and more.contains(event.position().toPoint()):
                 model.setData(index, not index.data(ExpandedRole), ExpandedRole)

@@ -26,7 +26,8 @@ from PySide6.QtGui import QStandardItem, QStandardItemModel
 
 from app.core.engine import Engine
 from app.domain.contacts import ContactState, ContactSummary
-from app.domain.messages import Direction, Message, Status
+from app.domain.messages import Direction, Message, MessageKind, Status
+from app.domain.messages import describe as describe_message
 from app.ui.aio import spawn
 from app.ui.text import local_time, preview, safe_text
 
@@ -37,21 +38,48 @@ HighlightRole = Qt.ItemDataRole.UserRole + 4
 ExpandedRole = Qt.ItemDataRole.UserRole + 6  # a long message shown whole
 BubbleRole = Qt.ItemDataRole.UserRole + 7  # (message, the day it starts, ExpandedRole)
 COLLAPSE_CHARS = 1000  # a longer message shows this much until "Read more"
+QUOTE_CHARS = 300  # what a reply shows of the message it quotes
 COLLAPSE_LINES = 20  # and so many lines
 MAX_JUMP_PAGE = 1000
 MAX_LIVE_ROWS = 600  # rows kept while following new messages at the bottom
 Index = QModelIndex | QPersistentModelIndex
 
 
-def bubble_text(m: Message) -> str:
+def bubble_text(m: Message, name: str = "They") -> str:
     """What a bubble draws (and DisplayRole gives): the body with hidden characters shown as
-    symbols, each line isolated."""
+    symbols, each line isolated; for a notice or a deleted message, what it stands for
+    (`name`: the contact's, for who set a timer)."""
+    if m.kind is not MessageKind.TEXT or m.deleted:
+        return safe_text(describe_message(m, name))
     return safe_text(m.body, lines=True)
+
+
+def is_notice(m: Message) -> bool:
+    """A line about the conversation (a timer set, something this version cannot show),
+    drawn centred without a bubble."""
+    return m.kind is not MessageKind.TEXT
 
 
 def is_long(m: Message) -> bool:
     """Whether a bubble shows the message cut short until the reader asks for the rest."""
+    if not m.is_text:
+        return False
     return len(m.body) > COLLAPSE_CHARS or m.body.count("\n") >= COLLAPSE_LINES
+
+
+def time_left(m: Message, now_ms: int) -> str | None:
+    """How long until a disappearing message goes ("4m", "2h", "3d"), or None; a received
+    one not read yet shows its whole timer."""
+    if m.expires_at is None:
+        return short_span(m.timer_s) if m.timer_s and m.kind is MessageKind.TEXT else None
+    return short_span(max(0, (m.expires_at - now_ms) // 1000))
+
+
+def short_span(seconds: int) -> str:
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def collapsed_text(m: Message) -> str:
@@ -87,12 +115,32 @@ def stamp(ms: int, now: datetime | None = None) -> str:
     return f"{when:%a} {when.day} {when:%b %Y %H:%M}"
 
 
-def said(m: Message) -> str:
-    """A bubble read out by a screen reader."""
+def said(m: Message, name: str = "They") -> str:
+    """A bubble read out by a screen reader: who, how far it got, the quote it answers, its
+    text, and whether it was edited, what reactions it has and when it disappears."""
+    if is_notice(m):
+        return bubble_text(m, name)
     if m.direction is Direction.INCOMING:
-        return f"Received: {bubble_text(m)}"
-    state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
-    return f"You ({state}): {bubble_text(m)}"
+        text = f"Received: {bubble_text(m, name)}"
+    else:
+        state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
+        text = f"You ({state}): {bubble_text(m, name)}"
+    if m.quote is not None:
+        who = "you" if m.quote.direction is Direction.OUTGOING else name
+        text = f"In reply to {who}: {preview(m.quote.body)}. {text}"
+    if m.edited_at is not None:
+        text += " (edited)"
+    if m.reactions:
+        text += ". Reactions: " + ", ".join(
+            f"{'you' if r.from_me else name} {r.emoji}" for r in m.reactions
+        )
+    if m.expires_at is not None:
+        text += ". Disappears in " + (time_left(m, local_now_ms()) or "")
+    return text
+
+
+def local_now_ms() -> int:
+    return int(datetime.now().timestamp() * 1000)
 
 
 STATUS_TIPS = {
@@ -113,6 +161,18 @@ def status_tip(m: Message) -> str:
         return tip
     written = "Sent" if m.status in (Status.SENT, Status.DELIVERED, Status.READ) else "Written"
     return f"{written} {stamp(m.sent_at)} · {STATUS_TIPS[m.status]}"
+
+
+def message_tip(m: Message) -> str:
+    """The tooltip with what the conversation added: an edit, a disappearing time."""
+    tip = status_tip(m)
+    if m.edited_at is not None:
+        tip += f" · Edited {stamp(m.edited_at)}"
+    if m.expires_at is not None:
+        tip += f" · Disappears {stamp(m.expires_at)}"
+    elif m.timer_s and m.kind is MessageKind.TEXT:
+        tip += " · Disappears once read"
+    return tip
 
 
 def list_order(s: ContactSummary) -> tuple[int, int]:
@@ -245,6 +305,7 @@ class ConversationModel(QAbstractListModel):
         self.queries = 0  # engine page queries made, for tests and diagnostics
         self.highlighted: int | None = None  # a message row shown marked (a search hit)
         self.expanded: set[int] = set()  # long messages the reader opened, by message row
+        self.contact_name = "They"  # who set a timer, who reacted, in the contact's rows
 
     # -- loading -------------------------------------------------------------------------
 
@@ -370,6 +431,42 @@ class ConversationModel(QAbstractListModel):
             self.dataChanged.emit(idx, idx, [MessageRole])
             return
 
+    def change(self, message: Message) -> None:
+        """A loaded message as it is now (edited, deleted for everyone, reacted to)."""
+        i = self.row_of(message.id) if message.contact_id == self.contact_id else None
+        if i is None:
+            return
+        self._rows[i] = message
+        idx = self.index(i)
+        self.dataChanged.emit(idx, idx, [MessageRole])
+        self._requote(message)
+
+    def _requote(self, message: Message) -> None:
+        """Replies quoting `message` show it as it is now."""
+        for i, m in enumerate(self._rows):
+            q = m.quote
+            if q is not None and q.id == message.id:
+                body = "" if message.deleted else message.body[:QUOTE_CHARS]
+                self._rows[i] = replace(m, quote=replace(q, body=body, deleted=message.deleted))
+                idx = self.index(i)
+                self.dataChanged.emit(idx, idx, [MessageRole])
+
+    def remove(self, message_rows: tuple[int, ...]) -> None:
+        """Loaded messages deleted for us, or run out: their rows go (and quotes of them)."""
+        gone = set(message_rows) & self._ids
+        for i in range(len(self._rows) - 1, -1, -1):
+            if self._rows[i].id in gone:
+                self.beginRemoveRows(QModelIndex(), i, i)
+                del self._rows[i]
+                self.endRemoveRows()
+        self._ids -= gone
+        self.expanded -= gone
+        for i, m in enumerate(self._rows):
+            if m.quote is not None and m.quote.id in message_rows:
+                self._rows[i] = replace(m, quote=None)
+                idx = self.index(i)
+                self.dataChanged.emit(idx, idx, [MessageRole])
+
     def set_expanded(self, message_row: int, expanded: bool) -> None:
         """Show a long message whole, or cut short again."""
         if expanded:
@@ -399,7 +496,7 @@ class ConversationModel(QAbstractListModel):
         if role == BubbleRole:  # what a bubble's size depends on, asked at every relayout
             return m, self._day_starting(index.row()), m.id in self.expanded
         if role == Qt.ItemDataRole.DisplayRole:
-            return bubble_text(m)
+            return bubble_text(m, self.contact_name)
         if role == MessageRole:
             return m
         if role == HighlightRole:
@@ -407,10 +504,11 @@ class ConversationModel(QAbstractListModel):
         if role == ExpandedRole:
             return m.id in self.expanded
         if role == Qt.ItemDataRole.ToolTipRole:
-            return status_tip(m)
+            return None if is_notice(m) else message_tip(m)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             day = self._day_starting(index.row())  # the separator, read out
-            return said(m) if day is None else f"{day}. {said(m)}"
+            spoken = said(m, self.contact_name)
+            return spoken if day is None else f"{day}. {spoken}"
         return None
 
     def _day_starting(self, row: int) -> str | None:

@@ -24,7 +24,7 @@ from app.core.errors import UserError
 from app.core.events import ContactLimited, Limit
 from app.core.profile import ProfilePaths
 from app.domain.contacts import Contact, ContactState
-from app.domain.messages import Direction, Message, SearchHit, Status
+from app.domain.messages import Direction, Message, SearchHit, Status, describe
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.bridge import EngineBridge
@@ -171,6 +171,8 @@ class MainWindow(QMainWindow):
         b.message_status_changed.connect(
             lambda cid, row, status: self.panel.set_status(cid, row, Status(status))
         )
+        b.message_changed.connect(self.panel.change_message)
+        b.messages_removed.connect(self.panel.remove_messages)
         b.frame_rejected.connect(lambda why: self.say(f"Dropped a message: {safe_text(why)}"))
         b.contact_limited.connect(self._on_limited)
 
@@ -366,8 +368,9 @@ class MainWindow(QMainWindow):
         else:
             name = self.request_flow.name_of(message.contact_id) or ""
             request = bool(name)
+        text = describe(message, name or "They")
         self.tray.notify(
-            message.contact_id, name or "a contact", message.body, self.prefs.previews, request
+            message.contact_id, name or "a contact", text, self.prefs.previews, request
         )
 
     def _open_by_id(self, contact_id: int) -> None:

@@ -32,8 +32,10 @@ def test_a_message_sent_while_its_conversation_opens_shows_once(run, tmp_path: P
                     await sent.wait()
                 return page
 
-            async def send_and_tell(contact_id: int, text: str) -> Message:
-                message = await send(contact_id, text)
+            async def send_and_tell(
+                contact_id: int, text: str, reply_to: int | None = None
+            ) -> Message:
+                message = await send(contact_id, text, reply_to)
                 sent.set()
                 return message
 
