@@ -262,7 +262,7 @@ class BubbleDelegate(QStyledItemDelegate):
             return "", "The original message is not here"
         who = "You" if m.quote.direction is Direction.OUTGOING else self.contact_name
         said = "This message was deleted" if m.quote.deleted else preview(m.quote.body)
-        return safe_text(who), said
+        return who, said  # the name is made safe once, where it is set
 
     @staticmethod
     def _quote_height(fm: QFontMetrics) -> int:

@@ -12,6 +12,7 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import qasync
@@ -23,6 +24,7 @@ from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.domain.messages import Status
 from app.ui.dialogs import AddContactDialog, SafetyDialog
+from app.ui.emoji_picker import EmojiPicker
 from app.ui.my_code import MyCodeDialog
 from app.ui.onboarding import UnlockLook, UnlockPage, WizardPage, write_look
 from app.ui.settings import SettingsDialog
@@ -59,6 +61,70 @@ async def add_details(alice: Engine, bob: Engine) -> None:
             break
         await asyncio.sleep(0.05)
     assert note.body == LONG_NOTE
+
+
+async def add_actions(alice: Engine, bob: Engine) -> None:
+    """For the conversation-actions shots: Bob answers Alice's first message (quoted) and
+    edits his answer, Alice reacts to it, deletes a message of hers for everyone, and Bob sets
+    disappearing messages and writes one that will go."""
+    to_alice = (await bob.summaries())[0].contact
+    to_bob = (await alice.summaries())[0].contact
+    first = [m for m in await bob.messages(to_alice.id, 50) if m.body == CONVERSATION[0][1]]
+    reply = await bob.send(to_alice.id, "Yes, first try!", first[0].id)
+    await bob.edit(reply.id, "Yes, it worked on the first try!")
+    gone = await alice.send(to_bob.id, "Oops, wrong chat.")
+    await wait_until(lambda: _has(alice, "Yes, it worked on the first try!"))
+    mine = [m for m in await alice.messages(to_bob.id, 50) if m.body.startswith("Yes, it")]
+    await alice.react(mine[0].id, "👍")
+    await alice.delete_message(gone.id, for_everyone=True)
+    await bob.set_timer(to_alice.id, 3600)
+    await bob.send(to_alice.id, "This one disappears an hour after Alice reads it.")
+    await asyncio.sleep(1.0)
+
+
+async def _has(engine: Engine, body: str) -> bool:
+    """Whether the first conversation of `engine` holds a message with this text."""
+    contact = (await engine.summaries())[0].contact
+    return any(m.body == body for m in await engine.messages(contact.id, 50))
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]]) -> None:
+    for _ in range(200):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+
+
+async def shoot_actions(window: MainWindow, suffix: str, out: Path, problems: list[str]) -> None:
+    """The open conversation with a reply's quote, a reaction, an edited and a deleted
+    message, the timer notice and a message's time left, and the reply bar; then the reaction
+    picker on its own."""
+    name = f"conversation-actions-{suffix}"
+    panel = window.panel
+    window.resize(1180, 760)
+    panel.view.scrollToBottom()
+    model = panel.model
+    rows = [model.message(i) for i in range(model.rowCount())] if model else []
+    for what, seen in (
+        ("a quote", any(m.quote is not None for m in rows)),
+        ("a reaction", any(m.reactions for m in rows)),
+        ("an edit", any(m.edited_at is not None for m in rows)),
+        ("a deletion", any(m.deleted for m in rows)),
+        ("a timer notice", any(m.kind.value == "timer" for m in rows)),
+        ("a time left", any(m.timer_s for m in rows if m.kind.value == "text")),
+    ):
+        if not seen:
+            problems.append(f"{name}: no {what} to show")
+    replied = next((m for m in reversed(rows) if m.is_text and m.direction.value == 0), None)
+    if replied is not None:
+        panel.start_reply(replied.id)
+    await shoot(name, window, out, problems)
+    panel.cancel_answer()
+    picker = EmojiPicker("👍", window)
+    picker.popup_at(window.mapToGlobal(window.rect().center()))
+    await shoot(f"reaction-picker-{suffix}", picker, out, problems)
+    picker.close()
+    window.resize(900, 620)
 
 
 async def shoot_details(window: MainWindow, suffix: str, out: Path, problems: list[str]) -> None:
@@ -192,6 +258,7 @@ async def main(out: Path) -> list[str]:
             break
         await asyncio.sleep(0.05)
     await add_details(alice, bob)
+    await add_actions(alice, bob)
     await asyncio.sleep(1.0)
     app = QApplication.instance()
     assert isinstance(app, QApplication)
@@ -221,6 +288,7 @@ async def main(out: Path) -> list[str]:
         await asyncio.sleep(0.5)
         await shoot(f"conversation-{suffix}", main_bob, out, problems)
         await shoot_details(main_bob, suffix, out, problems)
+        await shoot_actions(main_bob, suffix, out, problems)
         main_bob.resize(main_bob.minimumSizeHint().width(), 620)
         await shoot(f"narrow-{suffix}", main_bob, out, problems)
         main_bob.resize(900, 620)
