@@ -486,15 +486,26 @@ async def message_of(engine: Engine, contact: Contact, message_row: int) -> Mess
     return message
 
 
+async def updated(
+    engine: Engine,
+    contact: Contact,
+    message: Message,
+    args: argparse.Namespace,
+    out: Out,
+    what: str,
+) -> None:
+    """Say how an update of a message went: sent and acknowledged within `--wait`, or queued."""
+    done = await sent_to(engine, contact, args.wait)
+    out.result(
+        {**message_json(message), "acknowledged": done},
+        f"{what} message {message.id}" + ("" if done else " (queued)"),
+    )
+
+
 async def cmd_edit(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     contact = await engine.find_contact(args.contact)
     message = await message_of(engine, contact, args.message)
-    edited = await engine.edit(message.id, args.text)
-    done = await sent_to(engine, contact, args.wait)
-    out.result(
-        {**message_json(edited), "acknowledged": done},
-        f"edited message {edited.id}" + ("" if done else " (queued)"),
-    )
+    await updated(engine, contact, await engine.edit(message.id, args.text), args, out, "edited")
 
 
 async def cmd_delete(engine: Engine, args: argparse.Namespace, out: Out) -> None:
@@ -504,23 +515,15 @@ async def cmd_delete(engine: Engine, args: argparse.Namespace, out: Out) -> None
     if after is None:
         out.result({"id": message.id, "deleted": "for me"}, f"deleted message {message.id}")
         return
-    done = await sent_to(engine, contact, args.wait)
-    out.result(
-        {**message_json(after), "acknowledged": done},
-        f"deleted message {message.id} for everyone" + ("" if done else " (queued)"),
-    )
+    await updated(engine, contact, after, args, out, "deleted for everyone:")
 
 
 async def cmd_react(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     contact = await engine.find_contact(args.contact)
     message = await message_of(engine, contact, args.message)
     reacted = await engine.react(message.id, args.emoji)
-    done = await sent_to(engine, contact, args.wait)
-    what = f"reacted {args.emoji}" if args.emoji else "took the reaction back"
-    out.result(
-        {**message_json(reacted), "acknowledged": done},
-        f"{what} to message {message.id}" + ("" if done else " (queued)"),
-    )
+    what = f"reacted {args.emoji} to" if args.emoji else "took back the reaction to"
+    await updated(engine, contact, reacted, args, out, what)
 
 
 def timer_seconds(value: str) -> int:

@@ -42,12 +42,13 @@ def too_long(pasted: int, total: int) -> str:
 
 
 class Composer(QPlainTextEdit):
-    """Enter sends, Shift+Enter starts a new line. A paste or drop that would make the message
+    """Enter sends, Shift+Enter starts a new line, Escape leaves a reply or an edit. A paste or drop that would make the message
     longer than one may be is refused whole (`refused` says why); near the limit `counter`
     shows how long the message is, in the error colour once past it."""
 
     submitted = Signal()
     refused = Signal(str)
+    escaped = Signal()  # Escape: leave a reply or an edit
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -77,6 +78,9 @@ class Composer(QPlainTextEdit):
             e.modifiers() & Qt.KeyboardModifier.ShiftModifier
         ):
             self.submitted.emit()
+            return
+        if e.key() == Qt.Key.Key_Escape:
+            self.escaped.emit()
             return
         super().keyPressEvent(e)
 

@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -25,6 +25,7 @@ from app.core.errors import UserError
 from app.domain.contacts import Contact, ContactState
 from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message, Status
 from app.ui.aio import spawn
+from app.ui.answer_bar import AnswerBar
 from app.ui.chatview import ChatView, Composer
 from app.ui.contact_menu import ConfirmDialog
 from app.ui.delegates import BubbleDelegate
@@ -32,7 +33,7 @@ from app.ui.emoji_picker import EmojiPicker
 from app.ui.identicon import identicon
 from app.ui.models import MAX_LIVE_ROWS, ConversationModel
 from app.ui.requests import RequestBar
-from app.ui.text import preview, safe_text, sentence
+from app.ui.text import safe_text, sentence
 from app.ui.theme import note_label
 from app.ui.timer_menu import TimerMenu, timer_label
 
@@ -107,24 +108,6 @@ class ConversationPanel(QWidget):
         self.view.delete_requested.connect(self.ask_delete)
         self.picker: EmojiPicker | None = None
         self.confirm: ConfirmDialog | None = None
-        self.replying: Message | None = None  # the message the next one answers
-        self.editing: Message | None = None  # the message of ours the composer changes
-        self.answer_bar = QFrame()
-        self.answer_bar.setObjectName("answerBar")
-        self.answer_text = QLabel()
-        self.answer_text.setTextFormat(Qt.TextFormat.PlainText)
-        self.answer_text.setWordWrap(True)
-        self.answer_text.setAccessibleName("Answering")
-        cancel = QToolButton()
-        cancel.setText("✕")
-        cancel.setAccessibleName("Cancel reply or edit")
-        cancel.setToolTip("Cancel (Esc)")
-        cancel.clicked.connect(self.cancel_answer)
-        bar = QHBoxLayout(self.answer_bar)
-        bar.setContentsMargins(4, 2, 4, 2)
-        bar.addWidget(self.answer_text, 1)
-        bar.addWidget(cancel)
-        self.answer_bar.hide()
         self.ticker = QTimer(self)
         self.ticker.setInterval(TICK_MS)
         self.ticker.timeout.connect(self.view.viewport().update)
@@ -134,6 +117,7 @@ class ConversationPanel(QWidget):
         self.composer.setFixedHeight(self.composer.fontMetrics().height() * 4)
         self.composer.submitted.connect(self.send)
         self.composer.refused.connect(self._show_error)
+        self.answer_bar = AnswerBar(self.composer)
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send message")
         self.send_button.clicked.connect(self.send)
@@ -157,9 +141,6 @@ class ConversationPanel(QWidget):
         layout.addWidget(self.error)
         layout.addWidget(self.answer_bar)
         layout.addLayout(compose)
-        escape = QShortcut(QKeySequence("Escape"), self.composer)
-        escape.setContext(Qt.ShortcutContext.WidgetShortcut)
-        escape.activated.connect(self.cancel_answer)
 
     async def open(self, contact: Contact, same_name_as: Contact | None = None) -> None:
         """Show `contact`'s conversation (or request): the newest page first, older pages on
@@ -168,7 +149,7 @@ class ConversationPanel(QWidget):
         self.same_name_as = same_name_as
         self.model = model = ConversationModel(self._engine, contact.id, parent=self)
         model.contact_name = self.delegate.contact_name = safe_text(contact.display_name)
-        self.cancel_answer()
+        self.answer_bar.cancel()
         self.view.paging = False
         self.view.show_conversation(self.model)
         self.composer.clear()
@@ -189,7 +170,7 @@ class ConversationPanel(QWidget):
         self.same_name_as = None
         self.view.clear()
         self.composer.clear()
-        self.cancel_answer()
+        self.answer_bar.cancel()
         self.ticker.stop()
         self.error.hide()
         self.banner.hide()
@@ -295,17 +276,14 @@ class ConversationPanel(QWidget):
         """A message edited, deleted for everyone or reacted to (ours or theirs)."""
         if self.model is not None:
             self.model.change(message)
-        for held in (self.replying, self.editing):
-            if held is not None and held.id == message.id and not message.is_text:
-                self.cancel_answer()  # deleted meanwhile: nothing left to answer or edit
+        if not message.is_text:  # deleted meanwhile: nothing left to answer or edit
+            self.answer_bar.drop({message.id})
 
     def remove_messages(self, contact_id: int, message_rows: tuple[int, ...]) -> None:
         """Messages deleted for us, or disappeared."""
         if self.model is not None and self.model.contact_id == contact_id:
             self.model.remove(message_rows)
-        for held in (self.replying, self.editing):
-            if held is not None and held.id in message_rows:
-                self.cancel_answer()
+        self.answer_bar.drop(set(message_rows))
 
     def _tick(self) -> None:
         """Draw the time left again now and then while anything here disappears."""
@@ -328,33 +306,14 @@ class ConversationPanel(QWidget):
     def start_reply(self, message_row: int) -> None:
         """The next message sent answers this one (shown above the composer)."""
         message = self._message(message_row)
-        if message is None:
-            return
-        if self.editing is not None:
-            self.composer.clear()
-        self.replying, self.editing = message, None
-        who = "yourself" if message.direction is Direction.OUTGOING else self.delegate.contact_name
-        self.answer_text.setText(f"Replying to {who}: {preview(message.body)}")
-        self.answer_bar.show()
-        self.composer.setFocus()
+        if message is not None:
+            self.answer_bar.reply(message, self.delegate.contact_name)
 
     def start_edit(self, message_row: int) -> None:
         """The composer holds our message's text; sending changes it."""
         message = self._message(message_row)
-        if message is None or message.direction is not Direction.OUTGOING:
-            return
-        self.replying, self.editing = None, message
-        self.answer_text.setText(f"Editing your message: {preview(message.body)}")
-        self.answer_bar.show()
-        self.composer.setPlainText(message.body)
-        self.composer.moveCursor(self.composer.textCursor().MoveOperation.End)
-        self.composer.setFocus()
-
-    def cancel_answer(self) -> None:
-        if self.editing is not None:
-            self.composer.clear()
-        self.replying = self.editing = None
-        self.answer_bar.hide()
+        if message is not None and message.direction is Direction.OUTGOING:
+            self.answer_bar.edit(message)
 
     def pick_reaction(self, message_row: int, at: QPoint) -> None:
         message = self._message(message_row)
@@ -409,10 +368,8 @@ class ConversationPanel(QWidget):
         if len(text) > MAX_MESSAGE_CHARS:
             self._show_error(f"A message holds at most {MAX_MESSAGE_CHARS} characters.")
             return
-        replying, editing = self.replying, self.editing
+        replying, editing = self.answer_bar.take()
         self.composer.clear()
-        self.replying = self.editing = None
-        self.answer_bar.hide()
         spawn(self._send(self.contact.id, text, replying, editing), "sending a message")
 
     async def _send(

@@ -119,7 +119,7 @@ async def shoot_actions(window: MainWindow, suffix: str, out: Path, problems: li
     if replied is not None:
         panel.start_reply(replied.id)
     await shoot(name, window, out, problems)
-    panel.cancel_answer()
+    panel.answer_bar.cancel()
     picker = EmojiPicker("👍", window)
     picker.popup_at(window.mapToGlobal(window.rect().center()))
     await shoot(f"reaction-picker-{suffix}", picker, out, problems)

@@ -83,7 +83,7 @@ def test_reply_react_edit_delete_and_timer_in_the_window(run, tmp_path: Path) ->
             # Reply: the bar says to whom; Enter sends the answer with its quote.
             panel.start_reply(theirs.id)
             assert panel.answer_bar.isVisibleTo(window)
-            said = plain(panel.answer_text.text())
+            said = plain(panel.answer_bar.text.text())
             assert said == "Replying to Peer: are you coming tonight?"
             QTest.keyClicks(panel.composer, "yes, at eight")
             QTest.keyClick(panel.composer, Qt.Key.Key_Return)
