@@ -42,9 +42,10 @@ def too_long(pasted: int, total: int) -> str:
 
 
 class Composer(QPlainTextEdit):
-    """Enter sends, Shift+Enter starts a new line, Escape leaves a reply or an edit. A paste or drop that would make the message
-    longer than one may be is refused whole (`refused` says why); near the limit `counter`
-    shows how long the message is, in the error colour once past it."""
+    """Enter sends, Shift+Enter starts a new line, Escape leaves a reply or an edit. A paste
+    or drop that would make the message longer than one may be is refused whole (`refused`
+    says why); near the limit `counter` shows how long the message is, in the error colour
+    once past it."""
 
     submitted = Signal()
     refused = Signal(str)
