@@ -407,7 +407,7 @@ class Messaging:
         def unit(r: Repos) -> tuple[list[Message], list[OurMailbox]]:
             r.sessions.save(contact_id, session.to_bytes(), now)
             retired = [] if via is None else handshake_done(r, contact_id, via)
-            r.messages.acknowledge(contact_id, ids, status)
+            r.messages.acknowledge(contact_id, ids, status, now)
             found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
             return [m for m in found if m is not None], retired
 

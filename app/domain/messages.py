@@ -98,6 +98,8 @@ class Message:
     deleted: bool = False  # deleted for everyone: the text is gone, the row says so
     timer_s: int = 0  # disappears this long after sending (ours) or reading (theirs)
     expires_at: int | None = None  # when it is deleted (ms); None: never, or not read yet
+    delivered_at: int | None = None  # ours: when the contact's receipt said it arrived
+    read_at: int | None = None  # ours: when the contact's receipt said it was read
     reactions: tuple[Reaction, ...] = ()
     quote: Quote | None = None  # the message replied to, when we have it
 

@@ -22,7 +22,7 @@ from app.domain.messages import (
 
 MESSAGE_COLS = (
     "id, contact_id, direction, msg_id, sender_seq, body, sent_at, received_at, status, "
-    "is_read, kind, reply_to, edited_at, deleted, timer_s, expires_at"
+    "is_read, kind, reply_to, edited_at, deleted, timer_s, expires_at, delivered_at, read_at"
 )
 QUOTE_CHARS = 300  # what a quote shows of the message it quotes
 
@@ -45,6 +45,8 @@ def message_from_row(row: Any) -> Message:
         bool(row[13]),
         row[14],
         row[15],
+        row[16],
+        row[17],
     )
 
 

@@ -247,8 +247,11 @@ class MessageRepo:
             )
         return [bytes(r[1]) for r in rows]
 
-    def acknowledge(self, contact_id: int, msg_ids: Iterable[bytes], status: Status) -> int:
-        """A receipt arrived: raise our messages' status and drop them from the outbox.
+    def acknowledge(
+        self, contact_id: int, msg_ids: Iterable[bytes], status: Status, now: int = 0
+    ) -> int:
+        """A receipt arrived (at `now`): raise our messages' status, note when, and drop them
+        from the outbox.
 
         Status never moves backwards (a late "delivered" after "read" is ignored). Returns how
         many of the named messages exist.
@@ -270,6 +273,11 @@ class MessageRepo:
                 self._conn.execute(
                     f"UPDATE messages SET status = ? WHERE id = ? AND status IN ({marks})",
                     (status.value, row[0], *lower),
+                )
+                self._conn.execute(
+                    "UPDATE messages SET delivered_at = coalesce(delivered_at, ?), read_at = "
+                    "CASE WHEN ? THEN coalesce(read_at, ?) ELSE read_at END WHERE id = ?",
+                    (now, int(status is Status.READ), now, row[0]),
                 )
                 self._conn.execute("DELETE FROM outbox WHERE message_id = ?", (row[0],))
             for msg_id in msg_ids:  # an update of ours, done

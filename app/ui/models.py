@@ -160,7 +160,13 @@ def status_tip(m: Message) -> str:
             tip += f" · Received {stamp(m.received_at)}"
         return tip
     written = "Sent" if m.status in (Status.SENT, Status.DELIVERED, Status.READ) else "Written"
-    return f"{written} {stamp(m.sent_at)} · {STATUS_TIPS[m.status]}"
+    tip = f"{written} {stamp(m.sent_at)}"
+    if m.status in (Status.DELIVERED, Status.READ) and m.delivered_at is not None:
+        tip += f" · Delivered {stamp(m.delivered_at)}"
+        if m.status is Status.READ and m.read_at is not None:
+            tip += f" · Read {stamp(m.read_at)}"
+        return tip
+    return f"{tip} · {STATUS_TIPS[m.status]}"
 
 
 def message_tip(m: Message) -> str:
@@ -426,7 +432,12 @@ class ConversationModel(QAbstractListModel):
                 continue
             if not m.status.may_become(status):
                 return
-            self._rows[i] = replace(m, status=status)
+            now = local_now_ms()  # the store noted the receipt's time just now
+            delivered = m.delivered_at
+            if status in (Status.DELIVERED, Status.READ) and delivered is None:
+                delivered = now
+            read = m.read_at if m.read_at is not None or status is not Status.READ else now
+            self._rows[i] = replace(m, status=status, delivered_at=delivered, read_at=read)
             idx = self.index(i)
             self.dataChanged.emit(idx, idx, [MessageRole])
             return

@@ -135,3 +135,19 @@ def test_an_update_is_remembered_once_and_forgotten_later() -> None:
     assert r.conversation.forget_applied(100) == 0
     assert r.conversation.forget_applied(101) == 1
     assert not r.conversation.applied(c, b"u" * 16)
+
+
+def test_receipts_note_when_a_message_was_delivered_and_read_once() -> None:
+    r = fresh()
+    c = r.contacts.add("bob", b"K", 1).id
+    new = NewMessage(c, Direction.OUTGOING, b"o1", 1, "hi", 10, None, Status.SENT)
+    row = r.messages.insert(new).message_row
+    assert row is not None
+    r.messages.acknowledge(c, [b"o1"], Status.DELIVERED, 100)
+    r.messages.acknowledge(c, [b"o1"], Status.DELIVERED, 150)  # a resent receipt
+    got = r.messages.get(row)
+    assert (got.status, got.delivered_at, got.read_at) == (Status.DELIVERED, 100, None)
+    r.messages.acknowledge(c, [b"o1"], Status.READ, 200)
+    r.messages.acknowledge(c, [b"o1"], Status.DELIVERED, 250)  # late: changes nothing
+    got = r.messages.get(row)
+    assert (got.status, got.delivered_at, got.read_at) == (Status.READ, 100, 200)

@@ -5,6 +5,7 @@ short until "Read more", and a separator above the first message of each day."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from datetime import time as daytime
 
@@ -24,6 +25,7 @@ from app.ui.models import (
     ExpandedRole,
     bubble_text,
     collapsed_text,
+    message_tip,
 )
 
 
@@ -191,6 +193,24 @@ def test_the_failed_mark_keeps_its_words(run) -> None:
         view.close()
 
     run(body())
+
+
+def test_the_tooltip_gives_the_receipts_times_and_what_the_conversation_added() -> None:
+    read = replace(
+        message(1, "read", at(0, 14, 2), status=Status.READ),
+        delivered_at=at(0, 14, 3),
+        read_at=at(0, 15, 10),
+    )
+    assert message_tip(read) == "Sent 14:02 · Delivered 14:03 · Read 15:10"
+    delivered = replace(read, status=Status.DELIVERED, read_at=None)
+    assert message_tip(delivered) == "Sent 14:02 · Delivered 14:03"
+    edited = replace(delivered, edited_at=at(0, 14, 30), expires_at=at(0, 16, 0), timer_s=3600)
+    assert message_tip(edited) == ("Sent 14:02 · Delivered 14:03 · Edited 14:30 · Disappears 16:00")
+    unread = replace(
+        message(2, "theirs", at(0, 9, 0), Direction.INCOMING, received_at=at(0, 9, 1)),
+        timer_s=300,
+    )
+    assert message_tip(unread) == "Sent 09:00 · Received 09:01 · Disappears once read"
 
 
 def test_a_bubble_tooltip_says_when_it_was_sent_and_how_far_it_got(run) -> None:

@@ -13,6 +13,9 @@ ALTER TABLE messages ADD COLUMN edited_at INTEGER;
 ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1));
 ALTER TABLE messages ADD COLUMN timer_s INTEGER NOT NULL DEFAULT 0 CHECK (timer_s >= 0);
 ALTER TABLE messages ADD COLUMN expires_at INTEGER;
+-- When the contact's receipts said our message was delivered, and read (our clock).
+ALTER TABLE messages ADD COLUMN delivered_at INTEGER;
+ALTER TABLE messages ADD COLUMN read_at INTEGER;
 CREATE INDEX messages_expiry ON messages (expires_at) WHERE expires_at IS NOT NULL;
 
 -- One reaction per person per message: ours and the contact's. `at` is the reacting side's
