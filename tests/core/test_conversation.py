@@ -434,3 +434,24 @@ def test_an_expired_message_is_gone_from_the_index_after_a_restart(tmp_path: Pat
             await alice.close()
 
     asyncio.run(main())
+
+
+def test_a_running_engine_deletes_a_message_when_its_time_comes(tmp_path: Path) -> None:
+    """Not only at opening: the timer set for the next one due fires while the engine runs."""
+
+    async def body(c: Chat, clock: Clock) -> None:
+        await c.alice.set_timer(c.to_bob.id, 1)
+        await c.alice.start()  # its relay is away; the timer runs all the same
+        sent = await c.alice.send(c.to_bob.id, "one second")
+        await asyncio.sleep(0.2)  # the sweep its sending asked for: nothing due yet
+        assert not any(isinstance(e, MessagesRemoved) for e in c.events["alice"])
+        clock.now += 1000  # by the time the timer fires (a second after it was set), it is due
+        for _ in range(100):
+            if any(isinstance(e, MessagesRemoved) for e in c.events["alice"]):
+                break
+            await asyncio.sleep(0.05)
+        removed = [e for e in c.events["alice"] if isinstance(e, MessagesRemoved)]
+        assert removed == [MessagesRemoved(c.to_bob.id, (sent.id,))]
+        assert [m.kind for m in await only(c.alice, c.to_bob)] == [MessageKind.TIMER]
+
+    run(tmp_path, body)
