@@ -258,8 +258,25 @@ class Conversation:
         via: bytes | None,
     ) -> list[OurMailbox]:
         """Something from a newer version: acknowledged (so it is not sent again), and shown
-        as a neutral line in the conversation."""
-        now = self._ctx.clock()
+        as a neutral line in the conversation, once for a run of them (a contact's client
+        cannot fill the conversation with such lines)."""
+        ctx = self._ctx
+        now = ctx.clock()
+
+        def repeat(r: Repos) -> bool:
+            newest = r.messages.page(contact_id, 1)
+            return bool(newest) and newest[0].kind is MessageKind.UNSUPPORTED
+
+        if await ctx.store.read(repeat):
+
+            def step(r: Repos) -> list[OurMailbox]:
+                r.sessions.save(contact_id, session.to_bytes(), now)
+                return [] if via is None else handshake_done(r, contact_id, via)
+
+            retired = await ctx.store.run(step)
+            if theirs:
+                self._messaging.acknowledge(contact_id, mid)
+            return retired
         notice = NewMessage(
             contact_id,
             Direction.INCOMING,

@@ -324,6 +324,15 @@ def test_an_unknown_kind_is_a_neutral_line_and_is_acknowledged(tmp_path: Path) -
         assert await c.alice.summaries()  # the list still reads
         waiting = await c.alice.store.read(lambda r: r.outbox.for_contact(c.to_bob.id))
         assert [i.kind for i in waiting] == [OutboxKind.RECEIPT]
+        # A run of them is one line; each is acknowledged, and the conversation stays in step.
+        for n in range(5):
+            await c.bob_seals({"k": "poll", "n": n})
+        assert [m.kind for m in await only(c.alice, c.to_bob)] == [MessageKind.UNSUPPORTED]
+        waiting = await c.alice.store.read(lambda r: r.outbox.for_contact(c.to_bob.id))
+        assert [i.kind for i in waiting] == [OutboxKind.RECEIPT] * 6
+        await c.bob.send(c.to_alice.id, "still in step")
+        await c.exchange()
+        assert [m.body for m in await only(c.alice, c.to_bob)][-1] == "still in step"
 
     run(tmp_path, body)
 
