@@ -14,13 +14,13 @@ import pytest
 
 from app.core import payload as pl
 from app.core.engine import Engine
-from app.core.errors import UserError
+from app.core.errors import SendingBlocked, UserError
 from app.core.events import ContactChanged, Event, MessageChanged, MessagesRemoved
 from app.core.profile import create_profile, open_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact
-from app.domain.messages import Direction, Message, MessageKind, Reaction
+from app.domain.messages import MAX_TIMER_S, Direction, Message, MessageKind, Reaction
 from app.store.records import OutboxKind
 from tests.core.engines import PASS, RELAY, befriend, carry, deliver
 
@@ -462,5 +462,131 @@ def test_a_running_engine_deletes_a_message_when_its_time_comes(tmp_path: Path) 
         removed = [e for e in c.events["alice"] if isinstance(e, MessagesRemoved)]
         assert removed == [MessagesRemoved(c.to_bob.id, (sent.id,))]
         assert [m.kind for m in await only(c.alice, c.to_bob)] == [MessageKind.TIMER]
+
+    run(tmp_path, body)
+
+
+def test_the_rules_hold_at_their_edges(tmp_path: Path) -> None:
+    """Each limit exactly at and just past its edge: the deletion window (24 hours after, 5
+    minutes of clock skew before), the timer's range, an edit's text, what can have
+    reactions; a message that does not exist; a contact we can no longer write to."""
+
+    async def body(c: Chat, clock: Clock) -> None:
+        day = 24 * HOUR_MS
+        skew = 5 * 60 * 1000
+        olds = []
+        for n in range(4):
+            olds.append(await c.bob.send(c.to_alice.id, f"edge {n}"))
+        await c.exchange()
+        edge = [await find(c.alice, c.to_bob, f"edge {n}") for n in range(4)]
+        at = [
+            olds[0].sent_at + day,  # the last moment: honoured
+            olds[1].sent_at + day + 1,  # too late
+            olds[2].sent_at - skew,  # a clock 5 minutes behind: honoured
+            olds[3].sent_at - skew - 1,  # further behind: refused
+        ]
+        for old, ts in zip(olds, at, strict=True):
+            await c.bob_seals({"k": "del", "ref": old.msg_id, "ts": ts})
+        deleted = [(await c.alice.message(m.id)).deleted for m in edge]
+        assert deleted == [True, False, True, False]
+        # Each update was acknowledged, once: four receipts, no more.
+        waiting = await c.alice.store.read(lambda r: r.outbox.for_contact(c.to_bob.id))
+        assert [i.kind for i in waiting].count(OutboxKind.RECEIPT) == 4
+        # Only the honoured ones were told to the front ends.
+        changed = [e.message.id for e in c.events["alice"] if isinstance(e, MessageChanged)]
+        assert changed == [edge[0].id, edge[2].id]
+
+        mine = await c.alice.send(c.to_bob.id, "mine")
+        clock.now = mine.sent_at + day  # exactly 24 hours: still ours to delete
+        assert (await c.alice.delete_message(mine.id, for_everyone=True)) is not None
+        with pytest.raises(UserError, match="empty"):
+            await c.alice.edit((await c.alice.send(c.to_bob.id, "x")).id, "   ")
+        notice = await c.alice.set_timer(c.to_bob.id, MAX_TIMER_S)
+        assert notice is not None
+        assert any(
+            isinstance(e, ContactChanged) and e.contact.timer_s == MAX_TIMER_S
+            for e in c.events["alice"]
+        )
+        for bad in (-1, MAX_TIMER_S + 1):
+            with pytest.raises(UserError, match="timer"):
+                await c.alice.set_timer(c.to_bob.id, bad)
+        with pytest.raises(UserError, match="only a message"):
+            await c.alice.react(notice.id, "👍")
+        with pytest.raises(UserError, match="no such message"):
+            await c.alice.edit(999_999, "nothing there")
+        await c.alice.block(c.to_bob.id)
+        with pytest.raises(SendingBlocked):
+            await c.alice.react(edge[1].id, "👍")
+
+    run(tmp_path, body)
+
+
+def test_an_edit_after_the_clock_went_back_still_wins(tmp_path: Path) -> None:
+    async def body(c: Chat, clock: Clock) -> None:
+        sent = await c.alice.send(c.to_bob.id, "first")
+        await c.exchange()
+        clock.now += 1000
+        await c.alice.edit(sent.id, "second")
+        clock.now -= 60_000  # the computer's clock was set back
+        third = await c.alice.edit(sent.id, "third")
+        assert third.body == "third"
+        await c.exchange()
+        assert [m.body for m in await only(c.bob, c.to_alice)] == ["third"]
+
+    run(tmp_path, body)
+
+
+def test_an_update_advances_the_ratchet_and_a_notice_is_never_unread(tmp_path: Path) -> None:
+    async def body(c: Chat, clock: Clock) -> None:
+        sent = await c.bob.send(c.to_alice.id, "hello")
+        await c.exchange()
+
+        async def state() -> bytes | None:
+            return await c.alice.store.read(lambda r: r.sessions.load(c.to_bob.id))
+
+        before = await state()
+        await c.bob_seals({"k": "react", "ref": sent.msg_id, "ts": clock.now, "emoji": "👍"})
+        after_update = await state()
+        assert after_update != before
+        await c.bob_seals({"k": "poll"})
+        await c.bob_seals({"k": "poll"})  # one more of a run: no line, the step still kept
+        assert await state() not in (before, after_update)
+        await c.bob.set_timer(c.to_alice.id, 60)
+        await c.exchange()
+        unread = await c.alice.store.read(lambda r: r.messages.unread_count(c.to_bob.id))
+        assert unread == 1  # "hello"; the notices are not unread messages
+        kinds = [m.kind for m in await only(c.alice, c.to_bob)]
+        assert kinds == [MessageKind.TEXT, MessageKind.UNSUPPORTED, MessageKind.TIMER]
+        (line,) = [m for m in await only(c.alice, c.to_bob) if m.kind is MessageKind.UNSUPPORTED]
+        assert line.sender_seq == 0
+
+    run(tmp_path, body)
+
+
+def test_applied_updates_are_remembered_30_days_and_the_timer_wakes_hourly(
+    tmp_path: Path,
+) -> None:
+    async def body(c: Chat, clock: Clock) -> None:
+        month = 30 * 24 * HOUR_MS
+        now = clock.now
+
+        def seed(r) -> None:  # type: ignore[no-untyped-def]
+            r.conversation.remember(c.to_bob.id, b"o" * 16, now - month - 1)
+            r.conversation.remember(c.to_bob.id, b"k" * 16, now - month)
+
+        await c.alice.store.run(seed)
+        await c.alice._expiry.sweep()
+        kept = await c.alice.store.read(
+            lambda r: [r.conversation.applied(c.to_bob.id, x * 16) for x in (b"o", b"k")]
+        )
+        assert kept == [False, True]
+        # A message due in a day: the timer is set for an hour at most (clocks change).
+        await c.alice.set_timer(c.to_bob.id, 86_400)
+        await c.alice.start()
+        await c.alice.send(c.to_bob.id, "tomorrow")
+        await asyncio.sleep(0.2)
+        timer = c.alice._expiry._timer
+        assert timer is not None
+        assert 3590 < timer.when() - asyncio.get_running_loop().time() <= 3600
 
     run(tmp_path, body)

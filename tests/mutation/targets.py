@@ -29,6 +29,10 @@ TARGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("app/core/contacts.py", ("tests/core",)),
     # The bounds under attack: what the client takes in, and how fast.
     ("app/core/intake.py", ("tests/core/test_intake.py",)),
+    # The conversation: who may change which message, and what disappears when.
+    ("app/core/conversation.py", ("tests/core/test_conversation.py",)),
+    ("app/core/expiry.py", ("tests/core/test_conversation.py",)),
+    ("app/store/conversation.py", ("tests/store/test_conversation_repo.py",)),
     ("relay/state.py", ("tests/relay",)),
 )
 

@@ -151,3 +151,44 @@ def test_receipts_note_when_a_message_was_delivered_and_read_once() -> None:
     r.messages.acknowledge(c, [b"o1"], Status.DELIVERED, 250)  # late: changes nothing
     got = r.messages.get(row)
     assert (got.status, got.delivered_at, got.read_at) == (Status.READ, 100, 200)
+
+
+def test_find_text_looks_on_the_side_asked_and_reactions_say_what_changed() -> None:
+    r = fresh()
+    c = r.contacts.add("bob", b"K", 1).id
+    for n in range(3):  # row ids that are not the contact's id
+        message(r, c, 100 + n, f"filler {n}")
+    theirs = message(r, c, 1, "theirs")
+    ours = r.messages.insert(
+        NewMessage(c, Direction.OUTGOING, b"o1", 1, "ours", 1, None, Status.SENT)
+    ).message_row
+    assert ours is not None
+    assert [
+        getattr(r.conversation.find_text(c, ref, side), "id", None)
+        for ref, side in (
+            (b"m1", None),
+            (b"o1", None),
+            (b"m1", Direction.INCOMING),
+            (b"o1", Direction.INCOMING),
+            (b"o1", Direction.OUTGOING),
+            (b"m1", Direction.OUTGOING),
+        )
+    ] == [theirs, ours, theirs, None, ours, None]
+    assert r.conversation.react(ours, False, "👍", 10)  # shows a change
+    assert not r.conversation.react(ours, False, "👍", 11)  # the same again: no change
+    assert not r.conversation.react(ours, False, "❤️", 9)  # older: refused
+    assert r.conversation.react(ours, False, "❤️", 11)  # same time, another: taken
+    assert r.conversation.react(ours, False, "", 12)
+    assert not r.conversation.react(ours, False, "", 13)
+    assert r.messages.get(ours).reactions == ()
+    expiring = message(r, c, 7, "soon gone", timer_s=1, expires_at=50)
+    assert r.conversation.expire(50) == [(c, expiring)]
+    assert [m.id for m in r.messages.page(c, 10)] == [
+        ours,
+        theirs,
+        theirs - 1,
+        theirs - 2,
+        theirs - 3,
+    ]
+    assert r.conversation.delete_for_everyone(theirs)
+    assert not r.conversation.delete_for_everyone(theirs)
