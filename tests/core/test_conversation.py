@@ -14,9 +14,10 @@ import pytest
 
 from app.core import payload as pl
 from app.core.engine import Engine
-from app.core.errors import SendingBlocked, UserError
+from app.core.errors import SendingBlocked, UnknownContact, UserError
 from app.core.events import ContactChanged, Event, MessageChanged, MessagesRemoved
 from app.core.profile import create_profile, open_profile, profile_paths
+from app.crypto.errors import DuplicateMessage
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact
@@ -148,6 +149,7 @@ def test_an_edit_replaces_the_text_on_both_sides_and_in_search(tmp_path: Path) -
         edited = await c.alice.edit(sent.id, "meet at the library")
         assert edited.body == "meet at the library"
         assert edited.edited_at is not None
+        assert MessageChanged(edited) in c.events["alice"]  # the window shows it at once
         await c.exchange()
         got = await find(c.bob, c.to_alice, "meet at the library")
         assert got.edited_at == edited.edited_at
@@ -514,6 +516,8 @@ def test_the_rules_hold_at_their_edges(tmp_path: Path) -> None:
             await c.alice.react(notice.id, "👍")
         with pytest.raises(UserError, match="no such message"):
             await c.alice.edit(999_999, "nothing there")
+        with pytest.raises(UnknownContact):
+            await c.alice.set_timer(999_999, 60)
         await c.alice.block(c.to_bob.id)
         with pytest.raises(SendingBlocked):
             await c.alice.react(edge[1].id, "👍")
@@ -530,6 +534,7 @@ def test_an_edit_after_the_clock_went_back_still_wins(tmp_path: Path) -> None:
         clock.now -= 60_000  # the computer's clock was set back
         third = await c.alice.edit(sent.id, "third")
         assert third.body == "third"
+        assert third.edited_at == sent.sent_at + 1000 + 1  # just after the edit it replaces
         await c.exchange()
         assert [m.body for m in await only(c.bob, c.to_alice)] == ["third"]
 
@@ -544,13 +549,24 @@ def test_an_update_advances_the_ratchet_and_a_notice_is_never_unread(tmp_path: P
         async def state() -> bytes | None:
             return await c.alice.store.read(lambda r: r.sessions.load(c.to_bob.id))
 
-        before = await state()
-        await c.bob_seals({"k": "react", "ref": sent.msg_id, "ts": clock.now, "emoji": "👍"})
-        after_update = await state()
-        assert after_update != before
-        await c.bob_seals({"k": "poll"})
-        await c.bob_seals({"k": "poll"})  # one more of a run: no line, the step still kept
-        assert await state() not in (before, after_update)
+        async def spent(frame: bytes) -> bool:
+            """Whether Alice's stored session has used this frame's key already."""
+            blob = await state()
+            assert blob is not None
+            try:
+                Session.from_bytes(blob).decrypt(frame)
+            except DuplicateMessage:
+                return True
+            return False
+
+        reacted = await c.bob_seals(
+            {"k": "react", "ref": sent.msg_id, "ts": clock.now, "emoji": "👍"}
+        )
+        assert await spent(reacted)
+        first = await c.bob_seals({"k": "poll"})
+        again = await c.bob_seals({"k": "poll"})  # one more of a run: no line, the step kept
+        assert await spent(first)
+        assert await spent(again)
         await c.bob.set_timer(c.to_alice.id, 60)
         await c.exchange()
         unread = await c.alice.store.read(lambda r: r.messages.unread_count(c.to_bob.id))
@@ -582,11 +598,15 @@ def test_applied_updates_are_remembered_30_days_and_the_timer_wakes_hourly(
         assert kept == [False, True]
         # A message due in a day: the timer is set for an hour at most (clocks change).
         await c.alice.set_timer(c.to_bob.id, 86_400)
-        await c.alice.start()
-        await c.alice.send(c.to_bob.id, "tomorrow")
+        await c.alice.send(c.to_bob.id, "tomorrow")  # not started: no timer yet
+        assert c.alice._expiry._timer is None
+        await c.alice.start()  # starting sets it for what is due
         await asyncio.sleep(0.2)
         timer = c.alice._expiry._timer
         assert timer is not None
         assert 3590 < timer.when() - asyncio.get_running_loop().time() <= 3600
+        c.alice._expiry.stop()  # closing: the timer goes
+        assert timer.cancelled()
+        assert c.alice._expiry._timer is None
 
     run(tmp_path, body)
