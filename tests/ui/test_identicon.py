@@ -100,6 +100,16 @@ def test_a_row_shows_its_contacts_picture_so_namesakes_differ(qapp: QApplication
     assert same > face * face // 8
 
 
+def test_text_on_the_highlight_and_on_our_bubbles_reads_at_wcag_aa(qapp: QApplication) -> None:
+    """4.5:1 at least: the selected row's text, and white on our bubbles."""
+    from app.ui.delegates import ACCENT
+
+    for palette in (light_palette(), dark_palette()):
+        highlight = palette.color(QPalette.ColorRole.Highlight)
+        assert contrast(palette.color(QPalette.ColorRole.HighlightedText), highlight) >= 4.5
+    assert contrast(QColor("white"), ACCENT) >= 4.5
+
+
 def test_a_selected_row_stays_readable_and_its_badge_round(qapp: QApplication) -> None:
     for palette in (light_palette(), dark_palette()):
         highlight = palette.color(QPalette.ColorRole.Highlight)
