@@ -40,8 +40,10 @@ from PySide6.QtWidgets import (
 
 from app.core.engine import Engine
 from app.domain.contacts import Contact, RequestSummary
+from app.domain.messages import describe
 from app.ui.aio import spawn
 from app.ui.delegates import PAD, WARN, elided
+from app.ui.identicon import identicon
 from app.ui.selection import mark_row, unheard
 from app.ui.text import preview, safe_text
 
@@ -56,7 +58,9 @@ def same_name_warning(contact: Contact) -> str:
 
 
 def first_line(s: RequestSummary) -> str:
-    return preview(s.first_message.body) if s.first_message is not None else "No message yet"
+    if s.first_message is None:
+        return "No message yet"
+    return preview(describe(s.first_message, s.request.display_name))
 
 
 class RequestListModel(QAbstractListModel):
@@ -100,7 +104,8 @@ class RequestListModel(QAbstractListModel):
 
 
 class RequestDelegate(QStyledItemDelegate):
-    """Name and message count, the first message, and the same-name warning when there is one."""
+    """The key's identicon, name and message count, the first message, and the same-name
+    warning when there is one."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         s: RequestSummary | None = index.data(RequestRole)
@@ -122,7 +127,12 @@ class RequestDelegate(QStyledItemDelegate):
         )
         quiet = ink if selected else palette.color(QPalette.ColorRole.PlaceholderText)
         fm = QFontMetrics(painter.font())
-        left, width = rect.left() + PAD, rect.width() - PAD * 2
+        face = fm.height() * 2 + PAD  # the key's picture: namesakes differ at a glance
+        ratio = painter.device().devicePixelRatioF()
+        picture = identicon(s.request.identity_keys, round(face * ratio))
+        painter.drawImage(QRect(rect.left() + PAD, rect.top() + PAD, face, face), picture)
+        left = rect.left() + PAD * 2 + face
+        width = rect.right() - left - PAD
         count = f"{s.messages} messages" if s.messages > 1 else ""
         count_w = fm.horizontalAdvance(count) + PAD if count else 0
         top = rect.top() + PAD

@@ -179,3 +179,44 @@ def test_the_header_shows_the_contacts_picture(run, tmp_path: Path) -> None:
             assert panel.avatar.isVisibleTo(window)
 
     run(body())
+
+
+def test_two_requests_under_one_name_look_different(qapp: QApplication) -> None:
+    """Where a stranger poses as a contact: the request row shows the key's picture too."""
+    from app.domain.contacts import ContactState, RequestSummary
+    from app.ui.requests import RequestDelegate, RequestListModel
+
+    def paint(key: bytes) -> QImage:
+        view = QListView()
+        model = RequestListModel()
+        request = Contact(2, "Alice", key, False, 0, ContactState.REQUEST)
+        model.set_requests([RequestSummary(request, None, 1, None)])
+        delegate = RequestDelegate(view)
+        option = QStyleOptionViewItem()
+        option.font = view.font()
+        option.palette = light_palette()
+        option.state = QStyle.StateFlag.State_Enabled
+        height = delegate.sizeHint(option, model.index(0, 0)).height()
+        option.rect = QRect(0, 0, 320, height)
+        image = QImage(320, height, QImage.Format.Format_ARGB32)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        painter.setFont(view.font())
+        delegate.paint(painter, option, model.index(0, 0))
+        painter.end()
+        return image
+
+    a, b = paint(KEY_A), paint(KEY_B)
+    assert a != b
+    assert a == paint(KEY_A)
+    fm = QFontMetrics(QListView().font())
+    face = fm.height() * 2 + PAD
+    picture = identicon(KEY_A, face)
+    opaque = [
+        (x, y)
+        for y in range(face // 2)
+        for x in range(face // 2)
+        if picture.pixelColor(x, y).alpha() == 255
+    ]
+    assert opaque
+    assert all(a.pixelColor(PAD + x, PAD + y) == picture.pixelColor(x, y) for x, y in opaque)
