@@ -793,23 +793,19 @@ def parser() -> CommandParser:
     s.add_argument("text")
     s.add_argument("--reply-to", type=int, metavar="MESSAGE_ID", help="quote this message")
     s.add_argument("--wait", type=float, default=10.0)
-    s = sub.add_parser("edit", help="change the text of a message you sent")
-    s.add_argument("contact")
-    s.add_argument("message", type=int, metavar="MESSAGE_ID")
-    s.add_argument("text")
-    s.add_argument("--wait", type=float, default=10.0)
-    s = sub.add_parser("delete", help="delete a message (for you, or for everyone)")
-    s.add_argument("contact")
-    s.add_argument("message", type=int, metavar="MESSAGE_ID")
-    s.add_argument(
-        "--for-everyone", action="store_true", help="your message, within 24 hours: for both"
-    )
-    s.add_argument("--wait", type=float, default=10.0)
-    s = sub.add_parser("react", help='react to a message with an emoji ("" takes it back)')
-    s.add_argument("contact")
-    s.add_argument("message", type=int, metavar="MESSAGE_ID")
-    s.add_argument("emoji")
-    s.add_argument("--wait", type=float, default=10.0)
+    for name, what, extra in (
+        ("edit", "change the text of a message you sent", "text"),
+        ("delete", "delete a message (for you, or for everyone)", "--for-everyone"),
+        ("react", 'react to a message with an emoji ("" takes it back)', "emoji"),
+    ):
+        s = sub.add_parser(name, help=what)
+        s.add_argument("contact")
+        s.add_argument("message", type=int, metavar="MESSAGE_ID")
+        if extra.startswith("--"):
+            s.add_argument(extra, action="store_true", help="your message, within 24 hours")
+        else:
+            s.add_argument(extra)
+        s.add_argument("--wait", type=float, default=10.0)
     s = sub.add_parser("timer", help="disappearing messages in a conversation: off or seconds")
     s.add_argument("contact")
     s.add_argument("seconds", type=timer_seconds, metavar="off|SECONDS")
