@@ -271,6 +271,7 @@ class Conversation:
 
             def step(r: Repos) -> list[OurMailbox]:
                 r.sessions.save(contact_id, session.to_bytes(), now)
+                r.conversation.remember(contact_id, mid, now)  # a resend is acknowledged again
                 return [] if via is None else handshake_done(r, contact_id, via)
 
             retired = await ctx.store.run(step)

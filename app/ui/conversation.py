@@ -228,9 +228,12 @@ class ConversationPanel(QWidget):
         self.timer_button.setVisible(writable or bool(contact.timer_s))
         self.timer_button.setEnabled(writable)
         self.timer_button.setText(f"⏱ {timer_label(contact.timer_s)}")
-        self.timer_menu = TimerMenu(contact.timer_s, self)
-        self.timer_menu.chosen.connect(self.set_timer)
-        self.timer_button.setMenu(self.timer_menu)
+        if self.timer_menu is None or self.timer_menu.current != contact.timer_s:
+            if self.timer_menu is not None:
+                self.timer_menu.deleteLater()
+            self.timer_menu = TimerMenu(contact.timer_s, self)
+            self.timer_menu.chosen.connect(self.set_timer)
+            self.timer_button.setMenu(self.timer_menu)
         if self.model is not None:
             self.model.contact_name = self.delegate.contact_name = name
         self._tick()

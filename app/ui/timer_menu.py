@@ -35,6 +35,7 @@ class TimerMenu(QMenu):
 
     def __init__(self, current: int, parent: QWidget | None = None) -> None:
         super().__init__("Disappearing messages", parent)
+        self.current = current
         group = QActionGroup(self)
         for seconds in TIMER_CHOICES:
             action = QAction(timer_label(seconds), self, checkable=True)

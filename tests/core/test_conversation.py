@@ -567,6 +567,11 @@ def test_an_update_advances_the_ratchet_and_a_notice_is_never_unread(tmp_path: P
         again = await c.bob_seals({"k": "poll"})  # one more of a run: no line, the step kept
         assert await spent(first)
         assert await spent(again)
+        # Its receipt lost, the one without a line of its own comes again: acknowledged again.
+        await c.alice.store.run(lambda r: _drop_receipts(r))
+        await c.to_alice_mailbox(again)
+        waiting = await c.alice.store.read(lambda r: r.outbox.for_contact(c.to_bob.id))
+        assert [i.kind for i in waiting] == [OutboxKind.RECEIPT]
         await c.bob.set_timer(c.to_alice.id, 60)
         await c.exchange()
         unread = await c.alice.store.read(lambda r: r.messages.unread_count(c.to_bob.id))
