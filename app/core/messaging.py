@@ -200,7 +200,11 @@ class Messaging:
                 message, contact, theirs, blob = await ctx.store.read(load)
             except NotFound:
                 raise UserError("no such message") from None
-            if message.direction is not Direction.OUTGOING or message.status is not Status.FAILED:
+            if (
+                message.direction is not Direction.OUTGOING
+                or message.status is not Status.FAILED
+                or message.deleted
+            ):
                 raise UserError("only a message that failed can be sent again")
             if contact is None:
                 raise UnknownContact("no such contact")

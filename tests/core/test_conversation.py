@@ -615,3 +615,20 @@ def test_applied_updates_are_remembered_30_days_and_the_timer_wakes_hourly(
         assert c.alice._expiry._timer is None
 
     run(tmp_path, body)
+
+
+def test_a_failed_message_deleted_for_everyone_is_not_sent_again(tmp_path: Path) -> None:
+    async def body(c: Chat, clock: Clock) -> None:
+        sent = await c.alice.send(c.to_bob.id, "never arrived")
+
+        def fail(r) -> None:  # type: ignore[no-untyped-def]
+            for item in r.outbox.for_contact(c.to_bob.id):
+                if item.message_row == sent.id:
+                    r.outbox.fail(item.id)
+
+        await c.alice.store.run(fail)
+        await c.alice.delete_message(sent.id, for_everyone=True)
+        with pytest.raises(UserError, match="failed can be sent again"):
+            await c.alice.retry(sent.id)
+
+    run(tmp_path, body)
