@@ -155,10 +155,13 @@ class ConversationPanel(QWidget):
         self.composer.clear()
         self.error.hide()
         self.update_contact(contact)
+        self.ticker.stop()
         await self.model.load_first_page()
         self.view.scrollToBottom()
         if self.model is not model:
             return  # another conversation was opened meanwhile
+        for row in range(model.rowCount()):  # the first page: a few dozen rows
+            self._tick(model.message(row))
         self.view.paging = True
         if contact.state is not ContactState.REQUEST:
             await self._engine.mark_read(contact.id)
@@ -273,7 +276,7 @@ class ConversationPanel(QWidget):
             self.model.append(message)
             if self.model.rowCount() > MAX_LIVE_ROWS and self.view.at_bottom():
                 self.model.trim_front()
-        self._tick()
+        self._tick(message)
 
     def change_message(self, message: Message) -> None:
         """A message edited, deleted for everyone or reacted to (ours or theirs)."""
@@ -288,16 +291,14 @@ class ConversationPanel(QWidget):
             self.model.remove(message_rows)
         self.answer_bar.drop(set(message_rows))
 
-    def _tick(self) -> None:
-        """Draw the time left again now and then while anything here disappears."""
+    def _tick(self, message: Message | None = None) -> None:
+        """Draw the time left again now and then once anything here disappears: the timer is
+        on, or a message shown has one (checked as each arrives, never by scanning the
+        list, which a burst of arrivals would make slow). It runs until another conversation
+        opens."""
         timed = self.contact is not None and bool(self.contact.timer_s)
-        model = self.model
-        if model is not None and not timed:
-            timed = any(model.message(i).timer_s for i in range(model.rowCount()))
-        if timed and not self.ticker.isActive():
+        if (timed or (message is not None and message.timer_s)) and not self.ticker.isActive():
             self.ticker.start()
-        elif not timed:
-            self.ticker.stop()
 
     # -- a message's actions ---------------------------------------------------------------
 

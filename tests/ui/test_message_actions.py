@@ -136,7 +136,9 @@ def test_reply_react_edit_delete_and_timer_in_the_window(run, tmp_path: Path) ->
             assert panel.timer_menu is not None
             five = [a for a in panel.timer_menu.actions() if a.text() == "5 minutes"]
             five[0].trigger()
+            assert not panel.ticker.isActive()  # nothing here disappears yet
             await until(lambda: panel.timer_button.text() == "⏱ 5 minutes", what="the timer")
+            assert panel.ticker.isActive()  # the time left is drawn again now and then
             await until(
                 lambda: any(m.kind is MessageKind.TIMER for m in rows(panel)), what="notice"
             )
