@@ -24,7 +24,7 @@ from app.core.messaging import (
     check_can_send,
     check_text,
     contact_or_none,
-    handshake_done,
+    step_taken,
 )
 from app.core.outbox import outbox_row
 from app.crypto.ratchet import Session
@@ -201,8 +201,7 @@ class Conversation:
         now = ctx.clock()
 
         def unit(r: Repos) -> tuple[Message | None, list[OurMailbox]]:
-            r.sessions.save(contact_id, session.to_bytes(), now)
-            retired = [] if via is None else handshake_done(r, contact_id, via)
+            retired = step_taken(r, contact_id, session, via, now)
             if not r.conversation.remember(contact_id, mid, now):
                 return None, retired  # applied already: a resend
             changed = _apply_theirs(r, contact_id, update)
@@ -270,9 +269,8 @@ class Conversation:
         if await ctx.store.read(repeat):
 
             def step(r: Repos) -> list[OurMailbox]:
-                r.sessions.save(contact_id, session.to_bytes(), now)
                 r.conversation.remember(contact_id, mid, now)  # a resend is acknowledged again
-                return [] if via is None else handshake_done(r, contact_id, via)
+                return step_taken(r, contact_id, session, via, now)
 
             retired = await ctx.store.run(step)
             if theirs:

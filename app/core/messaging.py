@@ -59,7 +59,16 @@ def check_can_send(contact: Contact) -> None:
         raise SendingBlocked(problem)
 
 
-def handshake_done(r: Repos, contact_id: int, mailbox: bytes) -> list[OurMailbox]:
+def step_taken(
+    r: Repos, contact_id: int, session: Session, via: bytes | None, now: int
+) -> list[OurMailbox]:
+    """An authentic frame of the contact's, in the unit that stores what it brought: its
+    ratchet step kept, and what a frame on that mailbox completes (see `_handshake_done`)."""
+    r.sessions.save(contact_id, session.to_bytes(), now)
+    return [] if via is None else _handshake_done(r, contact_id, via)
+
+
+def _handshake_done(r: Repos, contact_id: int, mailbox: bytes) -> list[OurMailbox]:
     """A frame on the contact's own mailbox: our introduction or welcome, resent until now,
     is done, and so is the one-time code the handshake came through; on the mailbox our move
     named, so is the move (our older mailboxes for them go)."""
@@ -311,7 +320,7 @@ class Messaging:
         now = ctx.clock()
 
         def unit(r: Repos) -> tuple[Message | None, list[OurMailbox]]:
-            retired = [] if via is None else handshake_done(r, contact_id, via)
+            retired = [] if via is None else _handshake_done(r, contact_id, via)
             stored = r.messages.store_incoming(message, session.to_bytes(), None, now)
             if stored.duplicate or stored.message_row is None:
                 return None, retired
@@ -409,8 +418,7 @@ class Messaging:
         now = ctx.clock()
 
         def unit(r: Repos) -> tuple[list[Message], list[OurMailbox]]:
-            r.sessions.save(contact_id, session.to_bytes(), now)
-            retired = [] if via is None else handshake_done(r, contact_id, via)
+            retired = step_taken(r, contact_id, session, via, now)
             r.messages.acknowledge(contact_id, ids, status, now)
             found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
             return [m for m in found if m is not None], retired

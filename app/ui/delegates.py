@@ -164,6 +164,23 @@ class ContactDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+def _pill(
+    painter: QPainter,
+    pill: QRect,
+    palette: QPalette,
+    ground: QColor,
+    outline: QColor | None,
+    text: str,
+) -> None:
+    """Text centred in a rounded pill (a day separator, a bubble's reactions)."""
+    painter.setPen(Qt.PenStyle.NoPen if outline is None else outline)
+    painter.setBrush(ground)
+    radius = pill.height() / 2
+    painter.drawRoundedRect(QRectF(pill), radius, radius)
+    painter.setPen(palette.color(QPalette.ColorRole.Text))
+    painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
+
+
 @dataclass(frozen=True, slots=True)
 class Bubble:
     """Where a row's parts go, relative to the row's top left (the bubble's left at 0)."""
@@ -448,15 +465,10 @@ class BubbleDelegate(QStyledItemDelegate):
     ) -> None:
         """The reactions in a pill that hangs under the bubble's corner."""
         width = fm.horizontalAdvance(emoji) + PAD * 2
-        height = fm.height() + 4
         x = bubble.right() - width - PAD if mine else bubble.left() + PAD
-        pill = QRect(x, bubble.bottom() - 2, width, height)
-        painter.setPen(palette.color(QPalette.ColorRole.Mid))
-        painter.setBrush(palette.color(QPalette.ColorRole.Base))
-        radius = pill.height() / 2
-        painter.drawRoundedRect(QRectF(pill), radius, radius)
-        painter.setPen(palette.color(QPalette.ColorRole.Text))
-        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, emoji)
+        pill = QRect(x, bubble.bottom() - 2, width, fm.height() + 4)
+        ground = palette.color(QPalette.ColorRole.Base)
+        _pill(painter, pill, palette, ground, palette.color(QPalette.ColorRole.Mid), emoji)
 
     def _paint_notice(
         self,
@@ -490,12 +502,7 @@ class BubbleDelegate(QStyledItemDelegate):
         height = fm.height() + 4
         top = rect.top() + PAD // 2 + (fm.height() + PAD * 2 - height) // 2
         pill = QRect(rect.left() + (rect.width() - width) // 2, top, width, height)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(palette.color(QPalette.ColorRole.AlternateBase))
-        radius = pill.height() / 2
-        painter.drawRoundedRect(QRectF(pill), radius, radius)
-        painter.setPen(palette.color(QPalette.ColorRole.Text))
-        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, day)
+        _pill(painter, pill, palette, palette.color(QPalette.ColorRole.AlternateBase), None, day)
 
     def helpEvent(
         self,
