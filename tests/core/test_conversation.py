@@ -6,6 +6,7 @@ who runs a modified client (Bob's real session sealing any payload) can and cann
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -431,6 +432,8 @@ def test_an_expired_message_is_gone_from_the_index_after_a_restart(tmp_path: Pat
         assert "quixotically" in await index_terms(c.alice)
         await c.alice.close()
         await c.bob.close()
+        wal = str(profile_paths(str(tmp_path / "alice")).database) + "-wal"
+        assert wal_size(wal) == 0  # closing truncated the WAL
         clock.now = sent.sent_at + 61_000
         opened = await open_profile(profile_paths(str(tmp_path / "alice")), PASS)
         alice = await Engine.open(opened, clock=clock)
@@ -632,3 +635,49 @@ def test_a_failed_message_deleted_for_everyone_is_not_sent_again(tmp_path: Path)
             await c.alice.retry(sent.id)
 
     run(tmp_path, body)
+
+
+def test_what_the_relay_saw_of_another_conversation_gives_a_contact_nothing(
+    tmp_path: Path,
+) -> None:
+    """The relay sees every frame, so it knows the id of each message Carol sends Alice (the
+    hash of its ciphertext). Bob, working with it, names that id in a reply, an edit, a
+    deletion and a reaction: Carol's message in Alice's other conversation stays as it was,
+    and Bob's reply quotes nothing."""
+
+    async def body(c: Chat, clock: Clock) -> None:
+        carol = await make_at(tmp_path / "carol", "Carol", clock)
+        try:
+            to_carol, carol_to_alice = await befriend(c.alice, carol)
+            await carol.send(carol_to_alice.id, "carol's secret plan")
+            seen_by_relay = [
+                pl.message_id(i.ciphertext)
+                for i in await carol.store.read(lambda r: r.outbox.for_contact(carol_to_alice.id))
+                if i.kind is OutboxKind.MESSAGE
+            ]
+            await carry(carol, c.alice)
+            target = await find(c.alice, to_carol, "carol's secret plan")
+            assert target.msg_id in seen_by_relay  # the relay does know its id
+            ref, now = target.msg_id, clock.now
+            await c.bob_seals({"k": "msg", "seq": 90, "ts": now, "body": "look", "re": ref})
+            await c.bob_seals({"k": "edit", "ref": ref, "ts": now, "body": "rewritten"})
+            await c.bob_seals({"k": "react", "ref": ref, "ts": now, "emoji": "💩"})
+            await c.bob_seals({"k": "del", "ref": ref, "ts": now})
+            assert await c.alice.message(target.id) == target
+            reply = await find(c.alice, c.to_bob, "look")
+            assert reply.reply_to == ref
+            assert reply.quote is None  # quotes are looked up in Bob's conversation only
+            changed = [e for e in c.events["alice"] if isinstance(e, MessageChanged)]
+            assert changed == []
+        finally:
+            await carol.close()
+
+    run(tmp_path, body)
+
+
+def wal_size(path: str) -> int:
+    """The size of a WAL file (0 when there is none)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
