@@ -39,6 +39,7 @@ from app.ui.models import (
     is_long,
     is_notice,
     local_now_ms,
+    quote_text,
     time_left,
 )
 from app.ui.text import clock, preview, rebalance, safe_text
@@ -250,7 +251,7 @@ class BubbleDelegate(QStyledItemDelegate):
             if m.status is Status.FAILED:
                 foot += "  " + FAILED_WORDS
             mark = status_width(fm.height()) + PAD // 2
-        quote = self._quote(m)
+        quote = quote_text(m, self.contact_name)
         quote_w = 0
         if quote is not None:
             widest = max(fm.horizontalAdvance(x) for x in quote) + PAD * 2
@@ -270,16 +271,6 @@ class BubbleDelegate(QStyledItemDelegate):
         return Bubble(
             day, body, more, foot, mark, top, size, text.height(), quote, reactions, quiet=m.deleted
         )
-
-    def _quote(self, m: Message) -> tuple[str, str] | None:
-        """Whose message a reply quotes and how it starts, as we have it now."""
-        if m.reply_to is None:
-            return None
-        if m.quote is None:
-            return "", "The original message is not here"
-        who = "You" if m.quote.direction is Direction.OUTGOING else self.contact_name
-        said = "This message was deleted" if m.quote.deleted else preview(m.quote.body)
-        return who, said  # the name is made safe once, where it is set
 
     @staticmethod
     def _quote_height(fm: QFontMetrics) -> int:

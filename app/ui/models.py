@@ -125,9 +125,10 @@ def said(m: Message, name: str = "They") -> str:
     else:
         state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
         text = f"You ({state}): {bubble_text(m, name)}"
-    if m.quote is not None:
-        who = "you" if m.quote.direction is Direction.OUTGOING else name
-        text = f"In reply to {who}: {preview(m.quote.body)}. {text}"
+    quoted = quote_text(m, name)
+    if quoted is not None:
+        who, said_there = quoted
+        text = f"In reply to {who or 'a message'}: {said_there}. {text}"
     if m.edited_at is not None:
         text += " (edited)"
     if m.reactions:
@@ -137,6 +138,18 @@ def said(m: Message, name: str = "They") -> str:
     if m.expires_at is not None:
         text += ". Disappears in " + (time_left(m, local_now_ms()) or "")
     return text
+
+
+def quote_text(m: Message, name: str) -> tuple[str, str] | None:
+    """Whose message a reply quotes and how it starts, as we have it now ("" and a word
+    for it when we do not have it); None for a message that is no reply."""
+    if m.reply_to is None:
+        return None
+    if m.quote is None:
+        return "", "The original message is not here"
+    who = "You" if m.quote.direction is Direction.OUTGOING else name
+    said = "This message was deleted" if m.quote.deleted else preview(m.quote.body)
+    return who, said
 
 
 def local_now_ms() -> int:

@@ -161,12 +161,22 @@ def test_reply_react_edit_delete_and_timer_in_the_window(run, tmp_path: Path) ->
             option, index = option_for(panel, find_id(panel, edited.id))
             assert plain(index.data()) == "You deleted this message"  # type: ignore[attr-defined]
 
+            panel.start_reply(theirs.id)
+            QTest.keyClicks(panel.composer, "see you")
+            QTest.keyClick(panel.composer, Qt.Key.Key_Return)
+            await until(lambda: any(m.body == "see you" for m in rows(panel)), what="2nd reply")
+            second = find(panel, "see you")
+
             # The peer deletes its message for everyone: it shows here as it happens.
             peer_msg = (await peer.messages(to_me, 50))[-1]
             assert peer_msg.body == "are you coming tonight?"
             await peer.delete_message(peer_msg.id, for_everyone=True)
             await until(lambda: find_id(panel, theirs.id).deleted, what="theirs deleted")
             assert find_id(panel, theirs.id).reactions == ()
+            # Our reply to it now quotes a deletion, drawn and read out so.
+            quoting = option_for(panel, find_id(panel, second.id))[1]
+            spoken = plain(quoting.data(Qt.ItemDataRole.AccessibleTextRole))  # type: ignore[attr-defined]
+            assert spoken.startswith("In reply to Peer: This message was deleted.")
 
             # Delete for me: the row goes.
             panel.ask_delete(timed.id, False)
