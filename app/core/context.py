@@ -17,6 +17,7 @@ from app.core.events import Event, FrameRejected, Rejection
 from app.core.intake import Bucket
 from app.core.profile import (
     MUTED_PREFIX,
+    SETTING_AUTO_DOWNLOAD,
     SETTING_FALLBACKS,
     SETTING_ISOLATION,
     SETTING_PROXY,
@@ -29,6 +30,7 @@ from app.core.profile import (
 )
 from app.crypto.identity import Identity
 from app.crypto.ratchet import Session
+from app.domain.files import DEFAULT_AUTO_DOWNLOAD_MB
 from app.store.repos import Repos
 from app.store.store import Store
 
@@ -52,6 +54,7 @@ class Settings:
     proxy: str = ""  # socks5h://host:port every relay connection goes through, or none
     isolation: str = ""  # which connections carry what (routing.Isolation); "" the default
     quota_mb: int = DEFAULT_QUOTA_MB  # what one contact's messages may take in the store
+    auto_download_mb: int = DEFAULT_AUTO_DOWNLOAD_MB  # files fetched without asking, up to
     muted: set[int] = field(default_factory=set)  # contacts whose notifications are silenced
 
     @property
@@ -133,6 +136,9 @@ class Context:
         self.settings.proxy = stored.get(SETTING_PROXY, "")
         self.settings.isolation = stored.get(SETTING_ISOLATION, "")
         self.settings.quota_mb = int(stored.get(SETTING_QUOTA, DEFAULT_QUOTA_MB))
+        self.settings.auto_download_mb = int(
+            stored.get(SETTING_AUTO_DOWNLOAD, DEFAULT_AUTO_DOWNLOAD_MB)
+        )
         self.settings.muted = {
             int(k[len(MUTED_PREFIX) :])
             for k in stored

@@ -8,6 +8,7 @@ The engine only composes the use cases, each in a module of its own, on one `Con
 - `contacts`: requests, accept, block, delete, rename, verify, status
 - `messaging`: send (a reply too), retry, mark read, and storing what comes back
 - `conversation`: edit, delete, react, the disappearing-messages timer (ours and theirs)
+- `files`: files and pictures offered, streamed piece by piece, kept sealed, saved
 - `expiry`: disappearing messages deleted when their time runs out
 - `queries`: a contact, the contact list, a conversation's pages, search
 - `inbound`: the receive loop, which hands each frame to handshakes or messaging
@@ -32,6 +33,7 @@ from app.core.context import Context
 from app.core.conversation import Conversation
 from app.core.events import Event
 from app.core.expiry import Expiry
+from app.core.files import Files
 from app.core.handshakes import Handshakes
 from app.core.inbound import Inbound
 from app.core.messaging import Messaging
@@ -69,7 +71,8 @@ class Engine:
         contacts = Contacts(ctx, routing)
         queries = Queries(ctx, routing)
         moving = self._moving = Moving(ctx, routing)
-        self._inbound = Inbound(ctx, routing, handshakes, messaging, conversation, moving)
+        files = self._files = Files(ctx, routing, messaging)
+        self._inbound = Inbound(ctx, routing, handshakes, messaging, conversation, moving, files)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -115,6 +118,17 @@ class Engine:
         self.delete_message = conversation.delete
         self.react = conversation.react
         self.set_timer = conversation.set_timer
+        self.send_file = files.send_file
+        self.files = files.list
+        self.file = files.get
+        self.download = files.download
+        self.retry_file = files.retry
+        self.cancel_file = files.cancel
+        self.save_file = files.save
+        self.read_file = files.read
+        self.open_file = files.open_copy
+        self.auto_download = files.auto_download
+        self.set_auto_download = files.set_auto_download
         self.contact = queries.contact
         self.find_contact = queries.find_contact
         self.find_request = queries.find_request
@@ -163,6 +177,7 @@ class Engine:
         engine = cls(opened, clock=clock)
         await engine.reload_settings()
         await engine._expiry.sweep()  # what ran out while the profile was closed
+        await engine._files.sweep()  # files whose messages went, or a send cut off
         return engine
 
     async def reload_settings(self) -> None:
@@ -180,6 +195,7 @@ class Engine:
             asyncio.create_task(self._outbox.run(), name="anonchat-outbox"),
         ]
         await self._moving.catch_up()  # a change of relays cut short last time
+        await self._files.start()  # transfers under way when the profile closed
 
     async def close(self) -> None:
         """Stop after the frame and the outbox batch in hand: a message stored is also
@@ -192,6 +208,8 @@ class Engine:
         await self._expiry.drain()
         self._outbox.stop()
         self._inbound.stop()
+        with contextlib.suppress(Exception):  # what arrived is flushed and recorded first
+            await self._files.close()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=CLOSE_GRACE_S)
             for task in late:
@@ -224,6 +242,7 @@ class Engine:
         self._routing.on_net_event(event)
 
     def _emit(self, event: Event) -> None:
+        self._files.on_event(event)
         for listener in list(self._listeners):
             try:
                 listener(event)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from app.domain.contacts import Contact
+from app.domain.files import FileInfo
 from app.domain.messages import Message, Status
 from app.net.events import ConnectionChanged, ConnectionState
 
@@ -19,6 +20,7 @@ __all__ = [
     "ContactChanged",
     "ContactRemoved",
     "Event",
+    "FileChanged",
     "FrameRejected",
     "MessageAdded",
     "MessageChanged",
@@ -101,6 +103,14 @@ class MessagesRemoved:
 
 
 @dataclass(frozen=True, slots=True)
+class FileChanged:
+    """A file's transfer moved on (a few times a second at most) or changed state."""
+
+    file: FileInfo
+    bytes_per_s: float = 0.0  # how fast it moves now (0 when it does not)
+
+
+@dataclass(frozen=True, slots=True)
 class MessageStatusChanged:
     contact_id: int
     message_row: int
@@ -159,6 +169,7 @@ Event = (
     | MessageChanged
     | MessagesRemoved
     | MessageStatusChanged
+    | FileChanged
     | FrameRejected
     | ContactLimited
 )

@@ -1,7 +1,8 @@
 """Every frame the relays hand us, one at a time: which mailbox it came to decides who reads
 it (a handshake on the card's mailbox, a contact's session otherwise); a contact's frame is
-decrypted and its content goes to messaging or, for a welcome, to handshakes. Anything that
-fails a check is dropped and counted (`Context.reject`), changing nothing.
+decrypted and its content goes to messaging or, for a welcome, to handshakes; a piece of a
+file (or a transfer's control message) goes to files as it arrives. Anything that fails a
+check is dropped and counted (`Context.reject`), changing nothing.
 
 What waits to be read is bounded (app/core/intake.py): the relay connections are read only
 while there is room. A frame is checked against the contact's session kept in memory for as
@@ -22,11 +23,13 @@ from app.core import payload as pl
 from app.core.context import Context
 from app.core.conversation import Conversation
 from app.core.events import ContactLimited, Limit, Rejection
+from app.core.files import Files
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, contact_or_none
 from app.core.moving import Moving
 from app.core.routing import Routing
 from app.crypto.errors import DecryptError, DuplicateMessage, LocalStateError, MalformedMessage
+from app.crypto.filecrypt import is_file_frame
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact
 from app.domain.messages import Direction
@@ -48,6 +51,7 @@ class Inbound:
         messaging: Messaging,
         conversation: Conversation,
         moving: Moving,
+        files: Files,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -57,6 +61,8 @@ class Inbound:
         self._messaging = messaging
         self._conversation = conversation
         self._moving = moving
+        self._files = files
+        files.budget_failed = lambda mailbox: self.budgets.failed(mailbox, self._clock())
         self._clock = clock
         self._queue: deque[net.Delivered] = deque()
         self._queued_bytes = 0
@@ -77,6 +83,9 @@ class Inbound:
         not known yet (its session is not at hand) is queued: its turn will tell."""
         mailbox, work = delivered.mailbox, None
         box = self._routing.known_mailbox(mailbox)
+        if is_file_frame(delivered.payload) and box is not None and box.contact_id is not None:
+            self._file_frame(box.id, box.contact_id, delivered.payload)
+            return
         cached = (
             None if box is None or box.contact_id is None else self._sessions.get(box.contact_id)
         )
@@ -139,8 +148,18 @@ class Inbound:
                     self.budgets.failed(box.id, self._clock())
                 if replayed_for is not None:
                     await self._contact_frame(box.id, replayed_for, delivered.payload, True)
+            elif box.contact_id is not None and is_file_frame(delivered.payload):
+                self._file_frame(box.id, box.contact_id, delivered.payload)
             elif box.contact_id is not None:
                 await self._contact_frame(box.id, box.contact_id, delivered.payload, False)
+
+    def _file_frame(self, mailbox: bytes, contact_id: int, frame: bytes) -> None:
+        """A piece of a file, or a transfer's control message: handled as it arrives (one
+        lookup, one check, a write), never queued, unless its mailbox sends forgeries."""
+        if not self.budgets.worth_trying(mailbox, None, self._clock()):
+            self._ctx.reject("a frame from a mailbox that sends forgeries", Rejection.FLOOD)
+            return
+        self._files.on_frame(mailbox, contact_id, frame)
 
     async def _session(self, contact_id: int) -> Session | None:
         """The contact's session as the store holds it, from memory while nothing changed."""
@@ -218,6 +237,13 @@ class Inbound:
         mid = pl.message_id(frame)
         via = None if via_invitation else mailbox
         match content:
+            case pl.Chat(file=offer) if offer is not None:
+                if not await messaging.within_quota(contact_id, content.body):
+                    return
+                retired = await self._files.take_offer(
+                    contact_id, session, mid, content, theirs, via
+                )
+                await self._retire(retired)
             case pl.Chat():
                 if not await messaging.within_quota(contact_id, content.body):
                     return  # left out like a throttled one: sent again once there is room

@@ -78,6 +78,18 @@ def _handshake_done(r: Repos, contact_id: int, mailbox: bytes) -> list[OurMailbo
     return moved + retire_used_codes(r, contact_id)
 
 
+def _offer_of(message: Message) -> Callable[[Repos], pl.Offer]:
+    """The offer a file message of ours carries (to send it again)."""
+
+    def read(r: Repos) -> pl.Offer:
+        assert message.file is not None
+        t = r.files.transfer(message.file.id)
+        f = t.info
+        return pl.Offer(t.file_id, f.name, f.size, f.mime, f.sha256, t.file_key, f.thumbnail)
+
+    return read
+
+
 def check_text(text: str) -> None:
     if not text.strip():
         raise UserError("an empty message is not sent")
@@ -150,9 +162,12 @@ class Messaging:
         contact_id: int,
         compose: Compose,
         also: Callable[[Repos, int], None] | None = None,
+        *,
+        attach: Callable[[Repos, MessageRow], object] | None = None,
     ) -> Message:
         """A new conversation row of ours, numbered, encrypted, stored and queued in one
-        unit (with `also(repos, now)`, if given, in the same transaction)."""
+        unit (with `also(repos, now)` before it and `attach(repos, row)` after it, if given,
+        in the same transaction)."""
         ctx = self._ctx
         seq_key = f"{SEQ_PREFIX}{contact_id}"
 
@@ -181,6 +196,8 @@ class Messaging:
                     also(r, now)
                 stored = r.messages.store_outgoing(message, session.to_bytes(), row, now)
                 assert stored.message_row is not None
+                if attach is not None:
+                    attach(r, stored.message_row)
                 return r.messages.get(stored.message_row)
 
             added = await ctx.store.run(unit)
@@ -222,8 +239,14 @@ class Messaging:
                 raise UserError("this contact has no mailbox to write to yet")
             if blob is None:
                 raise UserError("no session with this contact")
+            offer = None if message.file is None else await ctx.store.read(_offer_of(message))
             content: pl.Payload = pl.Chat(
-                message.sender_seq, message.sent_at, message.body, message.reply_to, message.timer_s
+                message.sender_seq,
+                message.sent_at,
+                message.body,
+                message.reply_to,
+                message.timer_s,
+                offer,
             )
             if message.kind is MessageKind.TIMER:
                 content = pl.Timer(message.sender_seq, message.sent_at, message.timer_s)
@@ -312,10 +335,13 @@ class Messaging:
         theirs: list[TheirMailbox],
         via: bytes | None,
         also: Callable[[Repos], None] | None = None,
+        *,
+        attach: Callable[[Repos, MessageRow], object] | None = None,
     ) -> list[OurMailbox]:
         """Store an incoming conversation row (a message or a notice) with its ratchet step
-        (and `also(repos)`, if given, in the same transaction), acknowledge it, and tell the
-        front ends; returns the mailboxes retired, as `take_chat`."""
+        (and `also(repos)` and `attach(repos, row)`, if given, in the same transaction),
+        acknowledge it, and tell the front ends; returns the mailboxes retired, as
+        `take_chat`."""
         ctx = self._ctx
         now = ctx.clock()
 
@@ -326,6 +352,8 @@ class Messaging:
                 return None, retired
             if also is not None:
                 also(r)
+            if attach is not None:
+                attach(r, stored.message_row)
             return r.messages.get(stored.message_row), retired
 
         added, retired = await ctx.store.run(unit)

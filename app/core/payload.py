@@ -2,7 +2,8 @@
 
 `intro` rides in the initiator's first frame (where it can be reached), `welcome` is the
 responder's first reply (the mailbox it listens on), `move` names a new mailbox on other
-relays, `msg` is a chat message (perhaps a reply, perhaps disappearing) and `rcpt` an
+relays, `msg` is a chat message (perhaps a reply, perhaps disappearing), `file` the same with
+a file offered (`Offer`; its pieces travel outside the ratchet) and `rcpt` an
 end-to-end receipt naming message ids. `edit`, `del` and `react` change a message named by its
 wire id, `timer` sets the conversation's disappearing-messages timer. Where a relay is named,
 up to two fallback relays (`fb`) may follow it. A kind this version does not know is
@@ -13,6 +14,7 @@ up to two fallback relays (`fb`) may follow it. A kind this version does not kno
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,9 @@ from typing import Any
 import msgpack
 
 from app.crypto.card import MAX_FALLBACKS, valid_relays
+from app.crypto.filecrypt import FILE_ID_SIZE
 from app.crypto.names import valid_name
+from app.domain.files import MAX_FILE_BYTES, MAX_FILE_NAME_CHARS, MAX_THUMBNAIL_BYTES
 from app.domain.messages import MAX_MESSAGE_CHARS, MAX_TIMER_S, WireId
 
 MAX_RECEIPT_IDS = 512
@@ -29,6 +33,7 @@ MAX_SEQ = 2**63 - 1  # what the store's INTEGER column holds
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time a clock can show
 MAX_REACTION_CHARS = 16  # an emoji with its modifiers and joiners (a family, a flag)
 MAX_KIND_CHARS = 32
+MIME = re.compile(r"[a-z0-9][a-z0-9.+-]{0,40}/[a-z0-9][a-z0-9.+-]{0,80}")
 _JOINERS = {"\u200d"} | {chr(c) for c in range(0xE0020, 0xE0080)}  # ZWJ, flag tags
 
 
@@ -65,12 +70,27 @@ class Move:
 
 
 @dataclass(frozen=True, slots=True)
+class Offer:
+    """A file a message carries: what it is, how to check it, the key its pieces are sealed
+    under (app/crypto/filecrypt.py), and a small picture of it for images."""
+
+    file_id: bytes
+    name: str
+    size: int
+    mime: str
+    sha256: bytes
+    key: bytes
+    thumbnail: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class Chat:
     seq: int
     sent_at: int
     body: str
     reply_to: bytes | None = None  # the wire id of the message this one answers
     timer_s: int = 0  # disappears this long after sending (sender) or reading (receiver)
+    file: Offer | None = None  # a file message (kind `file`): `body` is its caption
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +167,18 @@ def encode(payload: Payload) -> bytes:
             data = {"k": "welcome", "mb": mailbox, "relay": relay_url, "name": name}
         case Move(mailbox, relay_url, _):
             data = {"k": "move", "mb": mailbox, "relay": relay_url}
-        case Chat(seq, sent_at, body, reply_to, timer_s):
-            data = {"k": "msg", "seq": seq, "ts": sent_at, "body": body}
+        case Chat(seq, sent_at, body, reply_to, timer_s, offer):
+            data = {"k": "msg" if offer is None else "file", "seq": seq, "ts": sent_at}
+            data["body"] = body
             if reply_to is not None:
                 data["re"] = reply_to
             if timer_s:
                 data["ttl"] = timer_s
+            if offer is not None:
+                data |= {"id": offer.file_id, "name": offer.name, "size": offer.size}
+                data |= {"type": offer.mime, "h": offer.sha256, "key": offer.key}
+                if offer.thumbnail:
+                    data["th"] = offer.thumbnail
         case Receipt(read, ids):
             data = {"k": "rcpt", "read": read, "ids": list(ids)}
         case Edit(ref, sent_at, body):
@@ -218,6 +244,32 @@ def _mailbox(data: dict[Any, Any]) -> bytes:
     return mailbox
 
 
+def _bytes(data: dict[Any, Any], key: str, size: int) -> bytes:
+    value: bytes = _field(data, key, bytes)
+    if len(value) != size:
+        raise PayloadError(f"field {key!r} is {size} bytes")
+    return value
+
+
+def _offer(data: dict[Any, Any]) -> Offer:
+    name = _field(data, "name", str)
+    if not name.strip() or len(name) > MAX_FILE_NAME_CHARS:
+        raise PayloadError("field 'name' is not a file name")
+    mime = _field(data, "type", str)
+    if not MIME.fullmatch(mime):
+        raise PayloadError("field 'type' is not a media type")
+    thumbnail = _field(data, "th", bytes) if "th" in data else b""
+    return Offer(
+        _bytes(data, "id", FILE_ID_SIZE),
+        name,
+        _ranged(data, "size", 0, MAX_FILE_BYTES),
+        mime,
+        _bytes(data, "h", 32),
+        _bytes(data, "key", 32),
+        thumbnail,
+    )
+
+
 def decode(raw: bytes) -> Payload:
     """The payload in `raw`, every field checked for type and range; else `PayloadError`."""
     try:
@@ -226,7 +278,7 @@ def decode(raw: bytes) -> Payload:
             raw=False,
             strict_map_key=True,
             max_str_len=MAX_MESSAGE_CHARS * 4,
-            max_bin_len=MSG_ID_SIZE * 2,
+            max_bin_len=MAX_THUMBNAIL_BYTES,
             max_array_len=MAX_RECEIPT_IDS,
             max_map_len=16,
             max_ext_len=0,
@@ -247,12 +299,13 @@ def decode(raw: bytes) -> Payload:
         return Welcome(mailbox, relay, name, fallbacks)
     if kind == "move":
         return Move(_mailbox(data), *_relays(data))
-    if kind == "msg":
+    if kind in ("msg", "file"):
         body = _body(data)
         reply_to = _ref(data, "re") if "re" in data else None
         timer_s = _ranged(data, "ttl", 1, MAX_TIMER_S) if "ttl" in data else 0
         seq, ts = _ranged(data, "seq", 1, MAX_SEQ), _ranged(data, "ts", 0, MAX_TIME_MS)
-        return Chat(seq, ts, body, reply_to, timer_s)
+        offer = _offer(data) if kind == "file" else None
+        return Chat(seq, ts, body, reply_to, timer_s, offer)
     if kind == "rcpt":
         ids = _field(data, "ids", list)
         if len(ids) > MAX_RECEIPT_IDS or any(

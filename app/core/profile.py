@@ -32,6 +32,7 @@ SETTING_PROXY = "proxy"
 SETTING_ISOLATION = "isolation"
 MUTED_PREFIX = "muted:"  # settings: a contact whose notifications are silenced (its id)
 SETTING_QUOTA = "contact_quota_mb"  # what one contact's messages may take in the store
+SETTING_AUTO_DOWNLOAD = "auto_download_mb"  # files up to this size are fetched unasked
 SETTING_ADDRESS = "address_mailbox"  # hex id of the long-lived address's mailbox, if any
 DEFAULT_RELAY = "ws://127.0.0.1:8765"
 LOCK_NAME = "lock"

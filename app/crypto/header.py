@@ -16,6 +16,8 @@ from app.crypto.primitives import KEY_SIZE, TAG_SIZE
 WIRE_VERSION = 1
 TYPE_MESSAGE = 1
 TYPE_INIT = 2
+TYPE_CHUNK = 3  # a piece of a file, sealed under the file's key (app/crypto/filecrypt.py)
+TYPE_FILE_CONTROL = 4  # asking for pieces, or saying a transfer ended
 
 FLAG_KEM_PK = 0x01
 FLAG_KEM_SIG = 0x02

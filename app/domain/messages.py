@@ -80,6 +80,57 @@ class Quote:
     deleted: bool
 
 
+FileRow = NewType("FileRow", int)
+"""A file's row in this profile's store: the FILE_ID the CLI and the window name it by."""
+
+
+class FileState(StrEnum):
+    """Where a transfer stands.
+
+    Incoming: OFFERED (larger than the automatic-download limit: waits for Download), QUEUED
+    (wanted, the sender is not online), TRANSFERRING, COMPLETE (whole and its hash checked),
+    FAILED (`FileInfo.error` says why; Retry), CANCELLED (Retry starts it again).
+    Outgoing: QUEUED (stored, offered, not asked for yet), TRANSFERRING, COMPLETE (the
+    receiver has it whole), CANCELLED (no longer sent; Retry offers it again)."""
+
+    OFFERED = "offered"
+    QUEUED = "queued"
+    TRANSFERRING = "transferring"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (FileState.COMPLETE, FileState.FAILED, FileState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    id: FileRow
+    message_id: MessageRow
+    contact_id: int
+    direction: Direction
+    name: str
+    size: int
+    mime: str
+    sha256: bytes
+    state: FileState
+    received_bytes: int  # incoming: what we hold; outgoing: what the receiver said it holds
+    sent_bytes: int  # outgoing: what went to the relay, every attempt counted
+    error: str = ""  # why it failed
+    thumbnail: bytes = b""  # a small image, for pictures
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime.startswith("image/")
+
+    @property
+    def available(self) -> bool:
+        """Whether the whole file is here to open or save (ours always is)."""
+        return self.direction is Direction.OUTGOING or self.state is FileState.COMPLETE
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     id: MessageRow
@@ -102,6 +153,7 @@ class Message:
     read_at: int | None = None  # ours: when the contact's receipt said it was read
     reactions: tuple[Reaction, ...] = ()
     quote: Quote | None = None  # the message replied to, when we have it
+    file: FileInfo | None = None  # a file or picture it carries (its text is the caption)
 
     @property
     def is_text(self) -> bool:
@@ -136,6 +188,9 @@ def describe(m: Message, contact_name: str = "They") -> str:
             if m.direction is Direction.OUTGOING
             else ("This message was deleted")
         )
+    if m.file is not None:
+        what = "Picture" if m.file.is_image else "File"
+        return f"{what}: {m.file.name}" + (f" — {m.body}" if m.body else "")
     return m.body
 
 

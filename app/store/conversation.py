@@ -49,7 +49,8 @@ class ConversationRepo:
         return bool(cur.rowcount)
 
     def delete_for_everyone(self, row: int) -> bool:
-        """The message's text, reactions and quote go; its row stays to say it was deleted."""
+        """The message's text, reactions, quote and file go; its row stays to say it was
+        deleted."""
         with atomic(self._conn):
             cur = self._conn.execute(
                 "UPDATE messages SET body = '', deleted = 1, reply_to = NULL, edited_at = NULL "
@@ -57,6 +58,7 @@ class ConversationRepo:
                 (row,),
             )
             self._conn.execute("DELETE FROM reactions WHERE message_id = ?", (row,))
+            self._conn.execute("DELETE FROM files WHERE message_id = ?", (row,))
         return bool(cur.rowcount)
 
     def delete(self, rows: Iterable[int]) -> int:

@@ -20,6 +20,8 @@ from app.domain.messages import (
     WireId,
 )
 
+from .files import FileRepo
+
 MESSAGE_COLS = (
     "id, contact_id, direction, msg_id, sender_seq, body, sent_at, received_at, status, "
     "is_read, kind, reply_to, edited_at, deleted, timer_s, expires_at, delivered_at, read_at"
@@ -51,8 +53,8 @@ def message_from_row(row: Any) -> Message:
 
 
 def with_extras(conn: Any, messages: list[Message]) -> list[Message]:
-    """The messages with their reactions and, for replies, the message quoted: two indexed
-    queries for the whole page."""
+    """The messages with their reactions, their files and, for replies, the message quoted:
+    three indexed queries for the whole page."""
     if not messages:
         return messages
     rows = [m.id for m in messages]
@@ -76,13 +78,15 @@ def with_extras(conn: Any, messages: list[Message]) -> list[Message]:
         if found is not None:
             quote = Quote(MessageRow(found[0]), Direction(found[1]), found[2], bool(found[3]))
             quotes[(m.contact_id, m.reply_to)] = quote
+    files = FileRepo(conn).for_messages(rows)
     return [
         dataclasses.replace(
             m,
             reactions=tuple(reactions.get(m.id, ())),
             quote=None if m.reply_to is None else quotes.get((m.contact_id, m.reply_to)),
+            file=files.get(m.id),
         )
-        if m.id in reactions or m.reply_to is not None
+        if m.id in reactions or m.reply_to is not None or m.id in files
         else m
         for m in messages
     ]

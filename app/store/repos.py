@@ -10,6 +10,7 @@ from app.domain.messages import SearchHit
 from . import search as _search
 from .channels import HandshakeRepo, MailboxRepo
 from .conversation import ConversationRepo
+from .files import FileRepo
 from .messages import MessageRepo, OutboxRepo
 from .people import ContactRepo, ProfileRepo, SessionRepo, SettingsRepo, merge_contact
 
@@ -26,6 +27,7 @@ class Repos:
     messages: MessageRepo = field(init=False)
     outbox: OutboxRepo = field(init=False)
     conversation: ConversationRepo = field(init=False)
+    files: FileRepo = field(init=False)
 
     def __post_init__(self) -> None:
         for name, cls in (
@@ -38,6 +40,7 @@ class Repos:
             ("messages", MessageRepo),
             ("outbox", OutboxRepo),
             ("conversation", ConversationRepo),
+            ("files", FileRepo),
         ):
             object.__setattr__(self, name, cls(self.conn))
 

@@ -14,6 +14,7 @@ import pytest
 
 import app.crypto
 from app.crypto.card import Card
+from app.crypto.filecrypt import ChunkFrame, FileKeys
 from app.crypto.handshake import Accepted, PeerInfo
 from app.crypto.header import InitFrame
 from app.crypto.identity import PublicIdentity
@@ -42,6 +43,8 @@ RECORDS: dict[type, Callable[[], object]] = {
     KdfParams: lambda: INSECURE_FAST_PARAMS,
     KeySlot: lambda: KeySlot(INSECURE_FAST_PARAMS, bytes(16)),
     KeyHeader: lambda: KeyHeader((KeySlot(INSECURE_FAST_PARAMS, bytes(16)),)),
+    FileKeys: lambda: FileKeys.derive(bytes(32), bytes(16), 100),
+    ChunkFrame: lambda: ChunkFrame(bytes(16), 0, b"sealed"),
 }
 
 
