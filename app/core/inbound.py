@@ -62,7 +62,7 @@ class Inbound:
         self._conversation = conversation
         self._moving = moving
         self._files = files
-        files.budget_failed = lambda mailbox: self.budgets.failed(mailbox, self._clock())
+        files.transfers.budget_failed = lambda mailbox: self.budgets.failed(mailbox, self._clock())
         self._clock = clock
         self._queue: deque[net.Delivered] = deque()
         self._queued_bytes = 0
@@ -159,7 +159,7 @@ class Inbound:
         if not self.budgets.worth_trying(mailbox, None, self._clock()):
             self._ctx.reject("a frame from a mailbox that sends forgeries", Rejection.FLOOD)
             return
-        self._files.on_frame(mailbox, contact_id, frame)
+        self._files.transfers.on_frame(mailbox, contact_id, frame)
 
     async def _session(self, contact_id: int) -> Session | None:
         """The contact's session as the store holds it, from memory while nothing changed."""

@@ -197,7 +197,7 @@ class Messaging:
                 stored = r.messages.store_outgoing(message, session.to_bytes(), row, now)
                 assert stored.message_row is not None
                 if attach is not None:
-                    attach(r, stored.message_row)
+                    attach(r, MessageRow(stored.message_row))
                 return r.messages.get(stored.message_row)
 
             added = await ctx.store.run(unit)
@@ -353,7 +353,7 @@ class Messaging:
             if also is not None:
                 also(r)
             if attach is not None:
-                attach(r, stored.message_row)
+                attach(r, MessageRow(stored.message_row))
             return r.messages.get(stored.message_row), retired
 
         added, retired = await ctx.store.run(unit)

@@ -111,7 +111,7 @@ class FileRepo:
             )
         }
 
-    def list(self, contact_id: int | None = None) -> list[FileInfo]:
+    def all(self, contact_id: int | None = None) -> list[FileInfo]:
         """Every file (of one contact), oldest first."""
         if contact_id is None:
             rows = self._conn.execute(f"SELECT {FILE_COLS} FROM files ORDER BY id")
