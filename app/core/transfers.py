@@ -36,7 +36,7 @@ from app.crypto.filecrypt import FileKeys, chunk_length, split_file_frame
 from app.crypto.primitives import TAG_SIZE
 from app.domain.files import FileInfo, FileRow, FileState
 from app.domain.messages import Direction
-from app.net.errors import NetError
+from app.net.errors import NetError, PayloadTooLarge
 from app.store.blobs import BlobError, Blobs
 from app.store.errors import NotFound
 from app.store.files import Transfer
@@ -60,6 +60,7 @@ PROGRESS_S = 0.25  # progress events per transfer at most this often
 MAX_INLINE_BYTES = 64 * 1024 * 1024  # the largest picture read into memory to show
 OPEN_DIR = "open"  # under the user's runtime folder: copies opened with another application
 FILES_LANE = "+files"  # pieces travel on a connection of their own (per lane)
+LANE_IDLE_S = 30.0  # a transfer connection unused this long is closed
 
 
 @dataclass(slots=True)
@@ -93,6 +94,7 @@ class _Upload:
     task: asyncio.Task[None] | None = None
     speed: _Speed = field(default_factory=_Speed)
     told_at: float = 0.0
+    error: str = ""
 
 
 @dataclass(slots=True)
@@ -171,8 +173,32 @@ class Transfers:
         self._downloads: dict[bytes, _Download] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._online: dict[int, asyncio.Event] = {}
+        self._lanes: dict[tuple[str, str], float] = {}  # (relay, lane) -> last used
         self._closed = False
         self.budget_failed: Callable[[bytes], object] = lambda _mailbox: None
+
+    def _lane(self, dest: TheirMailbox, contact_id: int) -> tuple[str, str]:
+        """The relay and the connection a transfer with this contact goes through: beside
+        the contact's own (so messages do not wait behind a file), closed when idle."""
+        routing = self._routing
+        url = routing.route((dest.relay_url, dest.id), contact_id)
+        key = (url, routing.lane(contact_id) + FILES_LANE)
+        now = self._clock()
+        if key not in self._lanes:
+            asyncio.get_running_loop().call_later(LANE_IDLE_S, self._idle, key)
+        self._lanes[key] = now
+        return key
+
+    def _idle(self, key: tuple[str, str]) -> None:
+        """Close a transfer connection nothing used for LANE_IDLE_S (or look again later)."""
+        left = self._lanes.get(key, 0.0) + LANE_IDLE_S - self._clock()
+        if self._closed:
+            return
+        if left > 0:
+            asyncio.get_running_loop().call_later(left, self._idle, key)
+            return
+        del self._lanes[key]
+        self._spawn(self._routing.pool.release(*key))
 
     def forget(self, keep: set[str]) -> None:
         """Stop moving files whose rows are gone (their messages were deleted)."""
@@ -391,8 +417,7 @@ class Transfers:
                 log.error("a file of ours could not be read back")
                 up.wanted.clear()
                 break
-            url = routing.route((dest.relay_url, dest.id), up.contact_id)
-            lane = routing.lane(up.contact_id) + FILES_LANE
+            url, lane = self._lane(dest, up.contact_id)
             results = await asyncio.gather(
                 *(
                     routing.pool.send(url, dest.id, up.keys.chunk_frame(i, p), lane=lane)
@@ -402,6 +427,11 @@ class Transfers:
             )
             gone = False
             for index, piece, result in zip(batch, pieces, results, strict=True):
+                if isinstance(result, PayloadTooLarge):
+                    up.wanted.clear()
+                    up.state = FileState.FAILED
+                    up.error = "the relay does not take frames large enough for files"
+                    return
                 if isinstance(result, BaseException) or result == 0:
                     gone = True
                     continue
@@ -414,7 +444,7 @@ class Transfers:
     async def _record_upload(self, up: _Upload) -> None:
         def unit(r: Repos) -> None:
             r.files.progress(up.row, up.sent_bytes, up.received_bytes)
-            r.files.set_state(up.row, up.state)
+            r.files.set_state(up.row, up.state, up.error)
 
         try:
             await self._ctx.store.run(unit)
@@ -573,11 +603,9 @@ class Transfers:
             return False
         dest = theirs[0]
         frame = keys.control_frame(asking, msgpack.packb(body, use_bin_type=True))
-        url = routing.route((dest.relay_url, dest.id), contact_id)
+        url, lane = self._lane(dest, contact_id)
         try:
-            reached = await routing.pool.send(
-                url, dest.id, frame, lane=routing.lane(contact_id) + FILES_LANE
-            )
+            reached = await routing.pool.send(url, dest.id, frame, lane=lane)
         except NetError:
             return False
         return reached > 0

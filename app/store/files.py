@@ -133,10 +133,11 @@ class FileRepo:
         )
 
     def unfinished(self) -> list[Transfer]:
-        """Transfers to take up again: downloads wanted, files of ours not yet received."""
+        """Transfers to take up again: downloads wanted, and files of ours the receiver does
+        not have whole yet (a cancelled one too: its receiver is told so when it asks)."""
         ids = self._conn.execute(
-            "SELECT id FROM files WHERE state IN ('queued', 'transferring') "
-            "OR (direction = 1 AND state = 'failed')"
+            "SELECT id FROM files WHERE (direction = 0 AND state IN ('queued', 'transferring')) "
+            "OR (direction = 1 AND state != 'complete')"
         ).fetchall()
         return [self.transfer(r[0]) for r in ids]
 

@@ -468,3 +468,24 @@ def test_bad_files_are_refused_before_anything_is_stored(tmp_path: Path) -> None
 
 def events_of(person: Person, kind: type) -> list[Event]:
     return [e for e in person.events if isinstance(e, kind)]
+
+
+def test_pieces_ride_a_connection_of_their_own_closed_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfers_module, "LANE_IDLE_S", 0.5)
+
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, _ = await ready(tmp_path, alice, bob)
+            url = alice.engine.relay_url
+            before = alice.engine._routing.pool.lanes(url)
+            await alice.engine.send_file(to_bob, os.urandom(3 * CHUNK_SIZE), name="x.bin")
+            await finished(bob, Direction.INCOMING)
+            during = alice.engine._routing.pool.lanes(url)
+            assert {lane for lane in during - before if lane.endswith("+files")}
+            await asyncio.sleep(1.5)
+            assert alice.engine._routing.pool.lanes(url) == before
+            assert not any(lane.endswith("+files") for lane in bob.engine._routing.pool.lanes(url))
+
+    run(body)
