@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
@@ -29,6 +30,7 @@ from app.core.events import (
     ContactLimited,
     ContactRemoved,
     Event,
+    FileChanged,
     FrameRejected,
     MessageAdded,
     MessageChanged,
@@ -42,6 +44,7 @@ from app.core.events import (
 from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profile_paths
 from app.core.qr import QrError, decode_file, make_png
 from app.domain.contacts import Contact, ContactState, RequestSummary
+from app.domain.files import FileInfo, FileState, size_words
 from app.domain.messages import MAX_TIMER_S, Direction, Message, Status, describe, timer_words
 from app.net.discovery import browse
 from app.net.rpc import (
@@ -153,6 +156,32 @@ def message_json(m: Message) -> dict[str, Any]:
         ],
         "timer": m.timer_s,
         "expires_at": m.expires_at,
+        "file": None
+        if m.file is None
+        else {
+            "id": m.file.id,
+            "name": m.file.name,
+            "size": m.file.size,
+            "mime": m.file.mime,
+            "state": m.file.state.value,
+        },
+    }
+
+
+def file_json(f: FileInfo) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "message_id": f.message_id,
+        "contact": f.contact_id,
+        "direction": "in" if f.direction is Direction.INCOMING else "out",
+        "name": f.name,
+        "size": f.size,
+        "mime": f.mime,
+        "sha256": f.sha256.hex(),
+        "state": f.state.value,
+        "received_bytes": f.received_bytes,
+        "sent_bytes": f.sent_bytes,
+        "error": f.error,
     }
 
 
@@ -184,6 +213,8 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"event": "connection", "relay": url, "state": state.value, "retry_in": retry_in}
         case FrameRejected(reason, kind):
             return {"event": "rejected", "kind": kind.value, "reason": reason}
+        case FileChanged(info, bytes_per_s):
+            return {"event": "file", **file_json(info), "bytes_per_s": round(bytes_per_s)}
         case ContactLimited(contact_id, limit, quota_bytes):
             return {
                 "event": "limited",
@@ -553,6 +584,125 @@ async def cmd_timer(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     )
 
 
+def file_line(f: FileInfo) -> str:
+    """One file as `files` prints it: id, direction, name, size, where it stands."""
+    line = f"{f.id:>5} {'>' if f.direction is Direction.OUTGOING else '<'} {safe(f.name)}"
+    line += f"  {size_words(f.size)}  {f.state.value}"
+    if f.state in (FileState.QUEUED, FileState.TRANSFERRING) and f.size:
+        line += f" {f.received_bytes * 100 // f.size}%"
+    if f.error:
+        line += f" ({safe(f.error)})"
+    return line
+
+
+def progress_words(f: FileInfo) -> str:
+    return f"{size_words(f.received_bytes)} of {size_words(f.size)}"
+
+
+async def settled(engine: Engine, row: int, wait: float, what: str) -> FileInfo:
+    """Stay connected until file `row` is complete, failed or cancelled (up to `wait`
+    seconds): it then. Unreachable, naming how far it came, when the time ran out."""
+    seen: list[FileInfo] = []
+    hit = asyncio.Event()
+
+    def heard(e: Event) -> None:
+        if isinstance(e, FileChanged) and e.file.id == row:
+            seen.append(e.file)
+            if e.file.state.finished:
+                hit.set()
+
+    stop = engine.subscribe(heard)
+    try:
+        await engine.start()
+        info = await engine.file(row)
+        if not info.state.finished:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hit.wait(), wait)
+            info = await engine.file(row)
+        if not info.state.finished:
+            raise Unreachable(unreachable(engine, f"{what}: {progress_words(info)} so far"))
+        return info
+    finally:
+        stop()
+
+
+async def cmd_send_file(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    contact = await engine.find_contact(args.contact)
+    message = await engine.send_file(contact.id, Path(args.path))
+    assert message.file is not None
+    info = message.file
+    name = safe(contact.display_name)
+    if args.wait > 0:
+        info = await settled(engine, info.id, args.wait, f"offered; {name} has not got it all")
+        if info.state is not FileState.COMPLETE:
+            raise UserError(f"file {info.id} was not received: {info.state.value}")
+    out.result(
+        {**message_json(message), "file": file_json(info)},
+        f"{info.state.value}: file {info.id} ({safe(info.name)}, {size_words(info.size)}) "
+        f"to {name}",
+    )
+
+
+async def cmd_files(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    contact_id = None
+    if args.contact is not None:
+        contact_id = (await engine.find_anyone(args.contact)).id
+    rows = await engine.files(contact_id)
+    lines = [file_line(f) for f in rows]
+    out.result([file_json(f) for f in rows], "\n".join(lines) if lines else "no files")
+
+
+async def fetched(engine: Engine, row: int, wait: float) -> FileInfo:
+    """File `row` fetched if it is not here yet: asked for, then (with `wait`) waited for
+    until it is complete; UserError when it failed or was cancelled."""
+    info = await engine.file(row)
+    if info.available:
+        return info
+    if wait <= 0:
+        return info
+    await engine.start()
+    await engine.download(row)
+    info = await settled(engine, row, wait, f"file {row} has not arrived")
+    if info.state is not FileState.COMPLETE:
+        why = f": {info.error}" if info.error else ""
+        raise UserError(f"file {row} did not arrive ({info.state.value}{safe(why)})")
+    return info
+
+
+async def cmd_save_file(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """Write a file (received whole and checked, or ours) to PATH; one not here yet is
+    fetched first, waiting up to --wait seconds."""
+    info = await fetched(engine, args.file, args.wait)
+    if not info.available:
+        raise UserError(
+            f"file {info.id} has not arrived yet ({progress_words(info)}); "
+            "give --wait SECONDS to fetch it"
+        )
+    saved = await engine.save_file(info.id, args.path)
+    out.result(
+        {**file_json(info), "path": str(saved)},
+        f"saved file {info.id} ({size_words(info.size)}) to {saved}",
+    )
+
+
+async def cmd_download_file(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """Ask for a file offered to us (again, after a failure or a cancel); ours, cancelled,
+    is offered again. With --wait, wait until it is complete."""
+    await engine.start()
+    info = await engine.download(args.file)
+    if args.wait > 0:
+        info = await fetched(engine, args.file, args.wait)
+    out.result(
+        file_json(info),
+        f"file {info.id}: {info.state.value} ({progress_words(info)})",
+    )
+
+
+async def cmd_cancel_file(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    info = await engine.cancel_file(args.file)
+    out.result(file_json(info), f"file {info.id}: {info.state.value}")
+
+
 async def cmd_sync(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     arrived: list[Message] = []
     online = asyncio.Event()
@@ -667,6 +817,8 @@ async def cmd_config(engine: Engine, args: argparse.Namespace, out: Out) -> None
         await engine.set_isolation(None if args.value == "default" else args.value)
     elif args.setting == "quota":
         await engine.set_quota(args.value)
+    elif args.setting == "auto-download":
+        await engine.set_auto_download(args.value)
     elif args.setting == "relay":
         before = engine.relays
         await engine.set_relays(args.value, test=not args.no_test)
@@ -676,7 +828,7 @@ async def cmd_config(engine: Engine, args: argparse.Namespace, out: Out) -> None
                 "profile is next online (listen, sync or the app)"
             )
     proxy, isolation, quota = engine.proxy(), engine.isolation().value, engine.quota()
-    relays = engine.relays
+    relays, auto = engine.relays, engine.auto_download()
     out.result(
         {
             "relay": relays[0],
@@ -684,11 +836,13 @@ async def cmd_config(engine: Engine, args: argparse.Namespace, out: Out) -> None
             "proxy": proxy or None,
             "isolation": isolation,
             "quota_mb": quota,
+            "auto_download_mb": auto,
         },
         f"relay: {relays[0]}\n"
         + "".join(f"fallback: {url}\n" for url in relays[1:])
         + f"proxy: {proxy or 'none (direct connections)'}\nisolation: {isolation}\n"
-        f"storage per contact: {quota} MB",
+        f"storage per contact: {quota} MB\n"
+        f"files fetched when offered: {f'up to {auto} MB' if auto else 'none'}",
     )
 
 
@@ -733,6 +887,11 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
     "rename": cmd_rename,
     "mute": cmd_mute,
     "status": cmd_status,
+    "send-file": cmd_send_file,
+    "files": cmd_files,
+    "save-file": cmd_save_file,
+    "download-file": cmd_download_file,
+    "cancel-file": cmd_cancel_file,
 }
 
 
@@ -810,6 +969,21 @@ def parser() -> CommandParser:
     s.add_argument("contact")
     s.add_argument("seconds", type=timer_seconds, metavar="off|SECONDS")
     s.add_argument("--wait", type=float, default=10.0)
+    s = sub.add_parser("send-file", help="send a file (with --wait: until they have it all)")
+    s.add_argument("contact")
+    s.add_argument("path")
+    s.add_argument("--wait", type=float, default=0.0, help="seconds to stay until received")
+    s = sub.add_parser("files", help="list files sent and received (FILE_ID is their id)")
+    s.add_argument("contact", nargs="?")
+    s = sub.add_parser("save-file", help="write a file received to PATH (fetching it first)")
+    s.add_argument("file", type=int, metavar="FILE_ID")
+    s.add_argument("path")
+    s.add_argument("--wait", type=float, default=10.0, help="seconds to wait for it to arrive")
+    s = sub.add_parser("download-file", help="fetch a file offered to you (again)")
+    s.add_argument("file", type=int, metavar="FILE_ID")
+    s.add_argument("--wait", type=float, default=0.0, help="seconds to wait for it to arrive")
+    s = sub.add_parser("cancel-file", help="stop sending or fetching a file")
+    s.add_argument("file", type=int, metavar="FILE_ID")
     s = sub.add_parser("sync", help="send what waits, receive for a while")
     s.add_argument("--wait", type=float, default=5.0)
     sub.add_parser("listen", help="stay connected and print events as JSON lines")
@@ -855,6 +1029,8 @@ def parser() -> CommandParser:
     )
     c.add_parser("quota", help="MB one contact's messages may take (past it they wait)")
     c.choices["quota"].add_argument("value", metavar="MB", type=int)
+    c.add_parser("auto-download", help="files up to MB are fetched when offered (0: none)")
+    c.choices["auto-download"].add_argument("value", metavar="MB", type=int)
     s = sub.add_parser("relays", help="list the relays announced on this network (no profile)")
     s.add_argument("--seconds", type=browse_seconds, default=3.0, help="how long to listen")
     s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
@@ -866,7 +1042,7 @@ def parser() -> CommandParser:
 LOCAL_ONLY = frozenset({"init", "relays", "daemon"})  # never through a holder
 HOLDERS = frozenset({"listen", "daemon"})  # hold the profile open and serve the API
 GLOBAL_OPTIONS = frozenset({"profile", "passphrase_file", "json", "command", "stop"})
-FILE_PARAMS = ("qr", "qr_image")  # paths: made absolute, the holder's directory is not ours
+FILE_PARAMS = ("qr", "qr_image", "path")  # paths: made absolute, the holder's directory is not ours
 TEXT_FORMAT = "_format"  # a param asking for the text the CLI prints instead of the JSON data
 ERR_USER, ERR_UNREACHABLE = -32001, -32003  # exit codes 1 and 3 (in the error's data)
 

@@ -109,6 +109,7 @@ def test_commands_run_through_a_daemon_as_they_run_alone(
             "reactions",
             "timer",
             "expires_at",
+            "file",
         }
         assert bob_l.stop() == 0
         # Garbage, an oversize line and unknown methods on the socket change nothing.

@@ -26,6 +26,7 @@ def test_a_proxy_makes_each_contact_a_connection_of_its_own(
         "proxy": "socks5h://127.0.0.1:9050",
         "isolation": "per-contact",
         "quota_mb": 64,
+        "auto_download_mb": 25,
     }
 
     assert me.run("config", "isolation", "shared").data["isolation"] == "shared"
@@ -35,6 +36,7 @@ def test_a_proxy_makes_each_contact_a_connection_of_its_own(
         "proxy": None,
         "isolation": "shared",
         "quota_mb": 64,
+        "auto_download_mb": 25,
     }
     assert me.run("config", "isolation", "default").data["isolation"] == "card-apart"
     text = me.run("config", json_out=False).out
@@ -63,6 +65,7 @@ def test_a_wrong_proxy_is_refused_and_changes_nothing(
         "proxy": None,
         "isolation": "card-apart",
         "quota_mb": 64,
+        "auto_download_mb": 25,
     }
 
 
