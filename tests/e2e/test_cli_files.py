@@ -136,6 +136,11 @@ def test_send_file_files_and_save_file(
     missing = alice.run("send-file", "Bob", str(tmp_path / "nothing.bin"), expect=1)
     assert "nothing.bin" in missing.err
     assert "no contact" in alice.run("send-file", "Carol", str(source), expect=1).err.lower()
+    # Bob is away: the file is offered, and --wait ends with exit code 3 saying so.
+    away = alice.run("send-file", "Bob", str(source), "--wait", "2", json_out=False, expect=3)
+    assert "Bob has not got it all" in away.err
+    assert "0 bytes of 300 KB so far" in away.err
+    assert [f["state"] for f in alice.run("files").data] == ["complete", "queued"]
 
 
 def test_save_file_waits_for_a_file_offered_past_the_limit(
