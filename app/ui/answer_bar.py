@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
-from app.domain.messages import Direction, Message
+from app.domain.messages import Direction, Message, describe
 from app.ui.chatview import Composer
 from app.ui.text import preview
 
@@ -43,7 +43,7 @@ class AnswerBar(QFrame):
             self._composer.clear()
         self.replying, self.editing = message, None
         who = "yourself" if message.direction is Direction.OUTGOING else name
-        self.text.setText(f"Replying to {who}: {preview(message.body)}")
+        self.text.setText(f"Replying to {who}: {preview(describe(message))}")
         self.show()
         self._composer.setFocus()
 

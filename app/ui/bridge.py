@@ -18,6 +18,7 @@ from app.core.events import (
     ContactLimited,
     ContactRemoved,
     Event,
+    FileChanged,
     FrameRejected,
     MessageAdded,
     MessageChanged,
@@ -45,6 +46,7 @@ class EngineBridge(QObject):
     frame_rejected = Signal(str)
     contact_limited = Signal(object)  # ContactLimited
     contact_dirty = Signal(int)  # anything this contact's list row shows may have changed
+    file_changed = Signal(object, float)  # FileInfo, how fast it moves (bytes a second)
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -92,6 +94,8 @@ class EngineBridge(QObject):
             case MessagesRemoved(contact_id, rows):
                 self.messages_removed.emit(contact_id, rows)
                 self.contact_dirty.emit(contact_id)
+            case FileChanged(info, rate):
+                self.file_changed.emit(info, rate)
             case FrameRejected(reason, _):
                 self.frame_rejected.emit(reason)
             case ContactLimited():

@@ -24,10 +24,26 @@ from app.domain.messages import (
     Message,
     Status,
 )
-from app.ui.models import ConversationModel, ExpandedRole, TopPagingProxy, is_long, local_now_ms
+from app.ui.attachments import from_mime, holds_attachment
+from app.ui.file_bubble import CANCEL, DOWNLOAD, OPEN, RETRY, SAVE, actions_for, enter_action
+from app.ui.models import (
+    ConversationModel,
+    ExpandedRole,
+    FileRole,
+    TopPagingProxy,
+    is_long,
+    local_now_ms,
+)
 from app.ui.theme import ERROR_COLOR
 
 COUNT_FROM = MAX_MESSAGE_CHARS * 9 // 10  # the counter shows from this many characters on
+FILE_ACTIONS = {
+    OPEN: "&Open",
+    SAVE: "&Save as…",
+    DOWNLOAD: "Do&wnload",
+    CANCEL: "Cancel &transfer",
+    RETRY: "Re&try transfer",
+}
 
 
 def too_long(pasted: int, total: int) -> str:
@@ -45,11 +61,13 @@ class Composer(QPlainTextEdit):
     """Enter sends, Shift+Enter starts a new line, Escape leaves a reply or an edit. A paste
     or drop that would make the message longer than one may be is refused whole (`refused`
     says why); near the limit `counter` shows how long the message is, in the error colour
-    once past it."""
+    once past it. Files or a picture pasted or dropped are not written in: `attached` hands
+    them over to be sent."""
 
     submitted = Signal()
     refused = Signal(str)
     escaped = Signal()  # Escape: leave a reply or an edit
+    attached = Signal(list)  # list[Outgoing]: files or a picture pasted or dropped
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,7 +84,15 @@ class Composer(QPlainTextEdit):
         self.counter.setText(f"{n:,} / {MAX_MESSAGE_CHARS:,}")
         self.counter.setStyleSheet(f"color: {ERROR_COLOR};" if n > MAX_MESSAGE_CHARS else "")
 
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return holds_attachment(source) or super().canInsertFromMimeData(source)
+
     def insertFromMimeData(self, source: QMimeData) -> None:
+        if holds_attachment(source):
+            items = from_mime(source)
+            if items:
+                self.attached.emit(items)
+            return
         pasted = len(source.text()) if source.hasText() else 0
         total = len(self.toPlainText()) - len(self.textCursor().selectedText()) + pasted
         if pasted and total > MAX_MESSAGE_CHARS:
@@ -96,7 +122,8 @@ def can_answer(message: Message) -> bool:
 
 
 def can_edit(message: Message) -> bool:
-    return message.direction is Direction.OUTGOING and can_answer(message)
+    """Ours, a text (a file's caption is sent with it, once)."""
+    return message.direction is Direction.OUTGOING and can_answer(message) and not message.file
 
 
 def can_delete_for_everyone(message: Message, now_ms: int) -> bool:
@@ -109,8 +136,12 @@ class ChatView(QListView):
     Arrow keys move between messages; the context menu (right click, the Menu key or
     Shift+F10) acts on the current one: reply, react, edit, copy, delete (for me, or ours for
     everyone), or send a failed one again (also Ctrl+R); Enter or Space shows a long one whole
-    (or its start again).
+    (or its start again). A file's own actions (open, save as, download, cancel, retry) are
+    in the same menu; Enter opens a file that is here, or downloads one that is not, and
+    Ctrl+R retries a transfer that failed or was cancelled.
     """
+
+    file_requested = Signal(int, str)  # a file row, and what to do (file_bubble.OPEN, ...)
 
     retry_requested = Signal(int)  # message row
     reply_requested = Signal(int)  # message row
@@ -154,6 +185,8 @@ class ChatView(QListView):
         if e.key() == Qt.Key.Key_F10 and e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self._menu_at(self.visualRect(self.currentIndex()).center())
             return
+        if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.file_current():
+            return
         if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space) and (
             self.toggle_current()
         ):
@@ -169,17 +202,33 @@ class ChatView(QListView):
         self.model().setData(index, not index.data(ExpandedRole), ExpandedRole)
         return True
 
+    def file_current(self) -> bool:
+        """Open the current message's file, or download it; False if there is nothing to."""
+        message = self.current_message()
+        if message is None or message.file is None or message.deleted:
+            return False
+        action = enter_action(message.file)
+        if action is None:
+            return False
+        self.file_requested.emit(message.file.id, action)
+        return True
+
     def copy_current(self) -> None:
         message = self.current_message()
-        if message is not None and message.is_text:
+        if message is not None and message.is_text and message.body:
             QGuiApplication.clipboard().setText(message.body)
 
     def retry_current(self) -> bool:
         message = self.current_message()
-        if message is None or not can_retry(message):
+        if message is None:
             return False
-        self.retry_requested.emit(message.id)
-        return True
+        if can_retry(message):
+            self.retry_requested.emit(message.id)
+            return True
+        if message.file is not None and RETRY in actions_for(message.file):
+            self.file_requested.emit(message.file.id, RETRY)
+            return True
+        return False
 
     def _menu_at(self, pos: QPoint) -> None:
         index = self.indexAt(pos) if pos != QPoint() else self.currentIndex()
@@ -199,13 +248,23 @@ class ChatView(QListView):
             retry = menu.addAction("Send &again")
             retry.setShortcut(QKeySequence("Ctrl+R"))
             retry.triggered.connect(self.retry_current)
+        if message.file is not None and not message.deleted:
+            file_row = message.file.id
+            for what in actions_for(message.file):
+                act = menu.addAction(FILE_ACTIONS[what])
+                if what == RETRY:
+                    act.setShortcut(QKeySequence("Ctrl+R"))
+                act.triggered.connect(
+                    lambda _=False, what=what: self.file_requested.emit(file_row, what)
+                )
+            menu.addSeparator()
         if self.writable and can_answer(message):
             menu.addAction("&Reply").triggered.connect(lambda: self.reply_requested.emit(row))
             react = menu.addAction("Re&act…")
             react.triggered.connect(lambda: self.react_requested.emit(row, at))
         if self.writable and can_edit(message):
             menu.addAction("&Edit").triggered.connect(lambda: self.edit_requested.emit(row))
-        if message.is_text:
+        if message.is_text and message.body:
             copy = menu.addAction("&Copy text")
             copy.setShortcut(QKeySequence.StandardKey.Copy)
             copy.triggered.connect(self.copy_current)
@@ -232,7 +291,7 @@ class ChatView(QListView):
         model.dataChanged.connect(self._changed)
 
     def _changed(self, first: QModelIndex, last: QModelIndex, roles: list[int]) -> None:
-        if ExpandedRole in roles:  # a bubble's height changed: lay the rows out again
+        if ExpandedRole in roles or FileRole in roles:  # a bubble's height changed: lay out
             self.scheduleDelayedItemsLayout()
 
     def at_bottom(self) -> bool:

@@ -1,7 +1,9 @@
 """One open conversation: header (with the disappearing-messages timer), state banner or
 request bar, the lazy message list and the composer (with the message being answered or
-edited above it). A message request opens here too, read-only: never marked read, nothing
-sent. A message's actions (reply, react, edit, delete) come from the list's context menu."""
+edited above it, and the button that attaches files). A message request opens here too,
+read-only: never marked read, nothing sent. A message's actions (reply, react, edit, delete,
+and a file's) come from the list's context menu. Files dropped anywhere on the conversation,
+or files and pictures pasted into the composer, are sent (app/ui/file_actions.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -23,13 +26,16 @@ from PySide6.QtWidgets import (
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.domain.contacts import Contact, ContactState
+from app.domain.files import FileInfo, FileState
 from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.answer_bar import AnswerBar
+from app.ui.attachments import Outgoing, from_mime, holds_attachment
 from app.ui.chatview import ChatView, Composer
 from app.ui.contact_menu import ConfirmDialog
 from app.ui.delegates import BubbleDelegate
 from app.ui.emoji_picker import EmojiPicker
+from app.ui.file_actions import FileActions
 from app.ui.identicon import identicon
 from app.ui.models import MAX_LIVE_ROWS, ConversationModel
 from app.ui.requests import RequestBar
@@ -46,6 +52,7 @@ class ConversationPanel(QWidget):
     """Shows one contact's conversation; `contact` is None when nothing is open."""
 
     safety_requested = Signal(int)  # contact id
+    said = Signal(str)  # what a file action did, for the status bar
 
     def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,11 +128,27 @@ class ConversationPanel(QWidget):
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send message")
         self.send_button.clicked.connect(self.send)
+        self.files = FileActions(engine, self)
+        self.files.failed.connect(self._show_error)
+        self.files.said.connect(self.said)
+        self.delegate.pictures.load = engine.read_file
+        self.delegate.pictures.loaded.connect(self._picture_loaded)
+        self.delegate.file_clicked.connect(self.file_action)
+        self.view.file_requested.connect(self.file_action)
+        self.composer.attached.connect(self.send_items)
+        self.attach_button = QToolButton()
+        self.attach_button.setText("📎")
+        self.attach_button.setAccessibleName("Send files")
+        self.attach_button.setToolTip("Send files or pictures (Ctrl+U); or drop them here")
+        self.attach_button.setShortcut(QKeySequence("Ctrl+U"))
+        self.attach_button.clicked.connect(self.attach)
+        self.setAcceptDrops(True)
         self.error = note_label(error=True)
         self.title.setAccessibleName("Contact")
         self.subtitle.setAccessibleName("Contact status")
         self.banner_text.setAccessibleName("Conversation ended")
         compose = QHBoxLayout()
+        compose.addWidget(self.attach_button, alignment=Qt.AlignmentFlag.AlignBottom)
         compose.addWidget(self.composer, 1)
         column = QVBoxLayout()
         column.addStretch(1)
@@ -149,6 +172,7 @@ class ConversationPanel(QWidget):
         self.same_name_as = same_name_as
         self.model = model = ConversationModel(self._engine, contact.id, parent=self)
         model.contact_name = self.delegate.contact_name = safe_text(contact.display_name)
+        model.online = self._online
         self.answer_bar.cancel()
         self.view.paging = False
         self.view.show_conversation(self.model)
@@ -227,6 +251,7 @@ class ConversationPanel(QWidget):
         writable = contact.state is ContactState.CONTACT
         self.composer.setEnabled(writable)
         self.send_button.setEnabled(writable)
+        self.attach_button.setEnabled(writable)
         self.view.writable = writable
         self.timer_button.setVisible(writable or bool(contact.timer_s))
         self.timer_button.setEnabled(writable)
@@ -257,6 +282,11 @@ class ConversationPanel(QWidget):
     def set_online(self, online: bool) -> None:
         self._online = online
         self._show_subtitle()
+        if self.delegate.contact_online != online:  # a file waiting for them says so
+            self.delegate.contact_online = online
+            if self.model is not None:
+                self.model.online = online
+            self.view.viewport().update()
 
     def _show_subtitle(self) -> None:
         contact = self.contact
@@ -290,6 +320,56 @@ class ConversationPanel(QWidget):
         if self.model is not None and self.model.contact_id == contact_id:
             self.model.remove(message_rows)
         self.answer_bar.drop(set(message_rows))
+
+    # -- files ---------------------------------------------------------------------------
+
+    def attach(self) -> QFileDialog | None:
+        """Choose files to send (the attach button, Ctrl+U)."""
+        if self.contact is None or not self.composer.isEnabled():
+            return None
+        return self.files.choose(self.send_items)
+
+    def send_items(self, items: list[Outgoing]) -> None:
+        """Send files or a picture (chosen, pasted or dropped); the first answers the message
+        being replied to."""
+        if self.contact is None or not self.composer.isEnabled() or not items:
+            return
+        replying = self.answer_bar.replying
+        if replying is not None:
+            self.answer_bar.take()
+        self.files.send(self.contact.id, items, None if replying is None else replying.id)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.composer.isEnabled() and holds_attachment(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self.composer.isEnabled() and holds_attachment(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        items = from_mime(event.mimeData()) if self.composer.isEnabled() else []
+        if items:
+            self.send_items(items)
+            event.acceptProposedAction()
+
+    def file_action(self, file_row: int, what: str) -> None:
+        """One of a shown file's actions (file_bubble.OPEN, SAVE, DOWNLOAD, CANCEL, RETRY)."""
+        message = None if self.model is None else self.model.message_with_file(file_row)
+        if message is not None and message.file is not None:
+            self.files.act(message.file, what)
+
+    def change_file(self, info: FileInfo, rate: float) -> None:
+        """A file moved on or changed state (the engine's FileChanged)."""
+        if info.state is FileState.COMPLETE:
+            self.delegate.pictures.forget(info.id)  # a picture just whole: read it now
+        if self.model is not None:
+            self.model.set_file(info, rate)
+
+    def _picture_loaded(self, file_row: int) -> None:
+        message = None if self.model is None else self.model.message_with_file(file_row)
+        if self.model is not None and message is not None and message.file is not None:
+            self.model.set_file(message.file, self.model.rates.get(message.id, 0.0), moved=True)
 
     def _tick(self, message: Message | None = None) -> None:
         """Draw the time left again now and then once anything here disappears: the timer is

@@ -1,4 +1,4 @@
-"""Painting contact rows and message bubbles; colours come from the palette so both themes work."""
+"""Painting message bubbles; colours come from the palette so both themes work."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PySide6.QtCore import (
     QEvent,
     QModelIndex,
     QPersistentModelIndex,
+    QPoint,
     QRect,
     QRectF,
     QSize,
@@ -24,16 +25,23 @@ from PySide6.QtWidgets import (
     QToolTip,
 )
 
-from app.domain.contacts import ContactState, ContactSummary
-from app.domain.messages import Direction, Message, Status, describe
+from app.domain.messages import Direction, Message, Status
+from app.ui.file_bubble import (
+    FileBlock,
+    enter_action,
+    file_block,
+    link_for,
+    link_rect,
+    paint_file,
+    state_words,
+)
 from app.ui.icons import draw_status, status_width
-from app.ui.identicon import identicon
 from app.ui.models import (
     BubbleRole,
     ExpandedRole,
     HighlightRole,
     MessageRole,
-    SummaryRole,
+    RateRole,
     bubble_text,
     collapsed_text,
     is_long,
@@ -42,14 +50,14 @@ from app.ui.models import (
     quote_text,
     time_left,
 )
-from app.ui.text import clock, preview, rebalance, safe_text
+from app.ui.pictures import Pictures
+from app.ui.text import clock, rebalance
 from app.ui.theme import ERROR_COLOR
 
 Index = QModelIndex | QPersistentModelIndex
 PAD = 8
 SIZE_CACHE = 5_000
 LONG_WORD = 30
-ONLINE = QColor("#2ecc71")
 ACCENT = QColor("#1f6fd8")  # white text on it: 4.9:1 (WCAG AA)
 WARN = QColor("#e67e22")
 FAILED_WORDS = "not sent · Ctrl+R to retry"
@@ -67,102 +75,6 @@ def wrap_flags(body: str) -> int:
     if any(len(word) > LONG_WORD for word in body.split()):
         return int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere)
     return int(Qt.TextFlag.TextWordWrap)
-
-
-def badge_rect(fm: QFontMetrics, label: str, right: int, top: int) -> QRect:
-    """An unread badge ending at `right`: a circle for one digit, a pill for more."""
-    h = fm.height()
-    w = h if len(label) == 1 else max(h, fm.horizontalAdvance(label) + h // 2 + 4)
-    return QRect(right - w, top, w, h)
-
-
-class ContactDelegate(QStyledItemDelegate):
-    """The contact's identicon with an online dot, name with a verified mark, last-message
-    preview and unread badge; a selected row draws everything in the highlight's text colour."""
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        fm = QFontMetrics(option.font)
-        return QSize(200, fm.height() * 2 + PAD * 3)
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        s: ContactSummary | None = index.data(SummaryRole)
-        if s is None:
-            return
-        rect: QRect = option.rect
-        palette: QPalette = option.palette
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        ground = palette.color(
-            QPalette.ColorRole.Highlight if selected else QPalette.ColorRole.Base
-        )
-        if selected:
-            painter.fillRect(rect, ground)
-        text_color = palette.color(
-            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
-        )
-        quiet = text_color if selected else palette.color(QPalette.ColorRole.PlaceholderText)
-        fm = QFontMetrics(painter.font())
-        face = fm.height() * 2 + PAD
-        avatar = QRect(rect.left() + PAD, rect.top() + PAD, face, face)
-        ratio = painter.device().devicePixelRatioF()  # drawn sharp on a high-density screen
-        painter.drawImage(avatar, identicon(s.contact.identity_keys, round(face * ratio)))
-        dot = max(8, face // 4)
-        ring = QRectF(avatar.right() - dot + 1.5, avatar.bottom() - dot + 1.5, dot + 2, dot + 2)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(ground)
-        painter.drawEllipse(ring)
-        painter.setBrush(ONLINE if s.online else palette.color(QPalette.ColorRole.Mid))
-        painter.drawEllipse(ring.adjusted(1.5, 1.5, -1.5, -1.5))
-
-        badge_w = 0
-        if s.unread:
-            label = str(s.unread) if s.unread < 1000 else "999+"
-            badge = badge_rect(fm, label, rect.right() - PAD, rect.top() + PAD)
-            badge_w = badge.width()
-            painter.setBrush(text_color if selected else ACCENT)
-            radius = badge.height() / 2
-            painter.drawRoundedRect(QRectF(badge), radius, radius)
-            painter.setPen(ground if selected else QColor("white"))
-            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
-
-        font = painter.font()
-        font.setBold(True)
-        painter.setFont(font)
-        name = safe_text(s.contact.display_name) + (" ✔" if s.contact.verified else "")
-        left = avatar.right() + PAD + 1
-        name_rect = QRect(
-            left, rect.top() + PAD, rect.right() - left - badge_w - PAD * 2, fm.height()
-        )
-        painter.setPen(text_color)
-        painter.drawText(
-            name_rect,
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            elided(QFontMetrics(font), name, name_rect.width()),
-        )
-        font.setBold(False)
-        painter.setFont(font)
-        if s.contact.state is ContactState.ENDED:
-            line = "Blocked" if s.contact.blocked else "Deleted"
-            color = text_color if selected else WARN
-        elif not s.established:
-            line, color = "Waiting for them to come online…", quiet
-        elif s.last is not None:
-            mine = s.last.direction is Direction.OUTGOING and not is_notice(s.last)
-            text = describe(s.last, s.contact.display_name)
-            line, color = ("You: " if mine else "") + preview(text), quiet
-        else:
-            line, color = "No messages yet", quiet
-        sub = QRect(
-            left, rect.top() + PAD * 2 + fm.height(), rect.right() - left - PAD, fm.height()
-        )
-        painter.setPen(color)
-        painter.drawText(
-            sub,
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            elided(fm, line, sub.width()),
-        )
-        painter.restore()
 
 
 def _pill(
@@ -198,6 +110,7 @@ class Bubble:
     reactions: str = ""  # the emoji under the bubble
     notice: bool = False  # a line about the conversation: centred, no bubble
     quiet: bool = False  # a deleted message: its text says so, in italics
+    file: FileBlock | None = None  # a file or picture, above the caption
 
 
 def bubble_row(index: Index) -> tuple[Message, str | None, bool] | None:
@@ -214,15 +127,20 @@ class BubbleDelegate(QStyledItemDelegate):
     """A rounded bubble per message, ours on the right, with the time and a drawn status mark
     under the text; a day separator above the first message of each day; a long message cut
     short with "Read more" under it; a reply's quote at its top (a click goes there), its
-    reactions under it, "edited" and the time left beside the time; a notice centred."""
+    reactions under it, "edited" and the time left beside the time; a notice centred; a file
+    or picture above its caption (app/ui/file_bubble.py), a click on it opens it, on its
+    state line's link downloads, cancels or retries it."""
 
     quote_clicked = Signal(int)  # the message row a reply quotes
+    file_clicked = Signal(int, str)  # a file row, and what to do (file_bubble.OPEN, ...)
 
     def __init__(self, view: QAbstractItemView) -> None:
         super().__init__(view)
         self._view = view
         self._sizes: dict[tuple[object, ...], QSize] = {}
         self.contact_name = "They"  # whose messages a quote or a notice names
+        self.contact_online = False  # a file waiting for the contact says so
+        self.pictures = Pictures(parent=self)  # the panel gives it the engine's reader
 
     def _text_width(self) -> int:
         return max(120, int(self._view.viewport().width() * 0.7) - PAD * 4)
@@ -240,6 +158,12 @@ class BubbleDelegate(QStyledItemDelegate):
         body = bubble_text(m, self.contact_name) if whole else collapsed_text(m)
         more = (READ_LESS if expanded else READ_MORE) if long else None
         text = fm.boundingRect(QRect(0, 0, self._text_width(), 1_000_000), wrap_flags(body), body)
+        block = None
+        if m.file is not None and not m.deleted:
+            shown = self.pictures.shown(m.file) if m.file.is_image else None
+            block = file_block(fm, m.file, self._text_width(), shown)
+            if not body:  # no caption: the file alone above the time
+                text = QRect()
         foot = clock(m.sent_at)
         if m.edited_at is not None:
             foot = "edited  " + foot
@@ -261,15 +185,29 @@ class BubbleDelegate(QStyledItemDelegate):
             fm.horizontalAdvance(foot) + mark,
             fm.horizontalAdvance(more) if more else 0,
             quote_w,
+            block.size.width() if block is not None else 0,
         )
         lines = 2 if more else 1
         height = text.height() + fm.height() * lines + PAD * 2
         if quote is not None:
             height += self._quote_height(fm) + PAD // 2
+        if block is not None:
+            height += block.size.height() + PAD // 2
         reactions = "  ".join(r.emoji for r in m.reactions)
         size = QSize(width + PAD * 2, height)
         return Bubble(
-            day, body, more, foot, mark, top, size, text.height(), quote, reactions, quiet=m.deleted
+            day,
+            body,
+            more,
+            foot,
+            mark,
+            top,
+            size,
+            text.height(),
+            quote,
+            reactions,
+            quiet=m.deleted,
+            file=block,
         )
 
     @staticmethod
@@ -284,7 +222,20 @@ class BubbleDelegate(QStyledItemDelegate):
             return QSize(0, 0)
         m, day, expanded = row
         left = time_left(m, local_now_ms())
-        key = (m, left, self._text_width(), option.font.key(), day, expanded, self.contact_name)
+        picture = None
+        if m.file is not None and m.file.is_image:
+            drawn = self.pictures.shown(m.file)
+            picture = None if drawn is None else (drawn.width(), drawn.height())
+        key = (
+            m,
+            left,
+            self._text_width(),
+            option.font.key(),
+            day,
+            expanded,
+            self.contact_name,
+            picture,
+        )
         size = self._sizes.get(key)
         if size is None:
             if len(self._sizes) > SIZE_CACHE:
@@ -330,6 +281,37 @@ class BubbleDelegate(QStyledItemDelegate):
             self._quote_height(fm),
         )
 
+    def file_origin(
+        self, option: QStyleOptionViewItem, index: Index
+    ) -> tuple[Message, FileBlock, QPoint] | None:
+        """A file message's file block and where its top left is drawn, or None."""
+        fm = QFontMetrics(option.font)
+        placed = self._place(fm, option.rect, index)
+        if placed is None:
+            return None
+        m, b, bubble = placed
+        if b.file is None:
+            return None
+        top = bubble.top() + PAD
+        if b.quote is not None:
+            top += self._quote_height(fm) + PAD // 2
+        return m, b.file, QPoint(bubble.left() + PAD, top)
+
+    def media_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
+        """Where a file message's picture (or file icon, name and size) is drawn, or None."""
+        found = self.file_origin(option, index)
+        return None if found is None else found[1].media.translated(found[2])
+
+    def file_link_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
+        """The Download, Cancel or Retry link on a file's state line, or None."""
+        found = self.file_origin(option, index)
+        if found is None or found[0].file is None:
+            return None
+        link = link_for(found[0].file)
+        if link is None or found[1].line < 0:
+            return None
+        return link_rect(QFontMetrics(option.font), found[2], found[1], link)
+
     def more_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
         """The "Read more" (or "Show less") line of a long message's bubble, or None."""
         fm = QFontMetrics(option.font)
@@ -340,6 +322,8 @@ class BubbleDelegate(QStyledItemDelegate):
         top = bubble.top() + PAD + b.text_height
         if b.quote is not None:
             top += self._quote_height(fm) + PAD // 2
+        if b.file is not None:
+            top += b.file.size.height() + PAD // 2
         return QRect(bubble.left(), top, bubble.width(), fm.height())
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
@@ -383,6 +367,12 @@ class BubbleDelegate(QStyledItemDelegate):
             box = QRect(inner.left(), top, inner.width(), self._quote_height(fm))
             self._paint_quote(painter, fm, box, b.quote, ink)
             top += box.height() + PAD // 2
+        if b.file is not None and m.file is not None:
+            rate = float(index.data(RateRole) or 0.0)
+            words = state_words(m.file, self.contact_name, self.contact_online, rate)
+            image = self.pictures.best(m.file) if m.file.is_image else None
+            paint_file(painter, fm, QPoint(inner.left(), top), b.file, m.file, words, ink, image)
+            top += b.file.size.height() + PAD // 2
         font = painter.font()
         font.setItalic(b.quiet)
         painter.setFont(font)
@@ -535,8 +525,28 @@ class BubbleDelegate(QStyledItemDelegate):
                 if m.quote is not None:
                     self.quote_clicked.emit(m.quote.id)
                 return True
+            if m is not None and m.file is not None and self._file_click(option, index, at):
+                return True
             more = self.more_rect(option, index)
             if more is not None and more.contains(event.position().toPoint()):
                 model.setData(index, not index.data(ExpandedRole), ExpandedRole)
                 return True
+        return False
+
+    def _file_click(self, option: QStyleOptionViewItem, index: Index, at: QPoint) -> bool:
+        """A click on a file's link does what it says; on the file or picture, what Enter
+        does (open it, or download it)."""
+        m: Message | None = index.data(MessageRole)
+        if m is None or m.file is None or m.deleted:
+            return False
+        link = self.file_link_rect(option, index)
+        action = link_for(m.file)
+        if link is not None and action is not None and link.contains(at):
+            self.file_clicked.emit(m.file.id, action)
+            return True
+        media = self.media_rect(option, index)
+        action = enter_action(m.file)
+        if media is not None and action is not None and media.contains(at):
+            self.file_clicked.emit(m.file.id, action)
+            return True
         return False

@@ -26,9 +26,11 @@ from PySide6.QtGui import QStandardItem, QStandardItemModel
 
 from app.core.engine import Engine
 from app.domain.contacts import ContactState, ContactSummary
+from app.domain.files import FileInfo
 from app.domain.messages import Direction, Message, MessageKind, Status
 from app.domain.messages import describe as describe_message
 from app.ui.aio import spawn
+from app.ui.file_bubble import file_said
 from app.ui.text import local_time, preview, safe_text
 
 PAGE_SIZE = 50
@@ -37,6 +39,8 @@ MessageRole = Qt.ItemDataRole.UserRole + 2
 HighlightRole = Qt.ItemDataRole.UserRole + 4
 ExpandedRole = Qt.ItemDataRole.UserRole + 6  # a long message shown whole
 BubbleRole = Qt.ItemDataRole.UserRole + 7  # (message, the day it starts, ExpandedRole)
+RateRole = Qt.ItemDataRole.UserRole + 8  # how fast its file moves now, bytes a second
+FileRole = Qt.ItemDataRole.UserRole + 9  # changed with a file's state: its bubble's size may
 COLLAPSE_CHARS = 1000  # a longer message shows this much until "Read more"
 QUOTE_CHARS = 300  # what a reply shows of the message it quotes
 COLLAPSE_LINES = 20  # and so many lines
@@ -48,10 +52,10 @@ Index = QModelIndex | QPersistentModelIndex
 def bubble_text(m: Message, name: str = "They") -> str:
     """What a bubble draws (and DisplayRole gives): the body with hidden characters shown as
     symbols, each line isolated; for a notice or a deleted message, what it stands for
-    (`name`: the contact's, for who set a timer)."""
+    (`name`: the contact's, for who set a timer); a file's caption ("" for none)."""
     if m.kind is not MessageKind.TEXT or m.deleted:
         return safe_text(describe_message(m, name))
-    return safe_text(m.body, lines=True)
+    return safe_text(m.body, lines=True) if m.body else ""
 
 
 def is_notice(m: Message) -> bool:
@@ -115,16 +119,20 @@ def stamp(ms: int, now: datetime | None = None) -> str:
     return f"{when:%a} {when.day} {when:%b %Y %H:%M}"
 
 
-def said(m: Message, name: str = "They") -> str:
+def said(m: Message, name: str = "They", online: bool = False, rate: float = 0.0) -> str:
     """A bubble read out by a screen reader: who, how far it got, the quote it answers, its
-    text, and whether it was edited, what reactions it has and when it disappears."""
+    file and where it stands, its text, and whether it was edited, what reactions it has and
+    when it disappears."""
     if is_notice(m):
         return bubble_text(m, name)
+    shown = bubble_text(m, name)
+    if m.file is not None and not m.deleted:
+        shown = file_said(m.file, name, online, rate) + (f". {shown}" if shown else "")
     if m.direction is Direction.INCOMING:
-        text = f"Received: {bubble_text(m, name)}"
+        text = f"Received: {shown}"
     else:
         state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
-        text = f"You ({state}): {bubble_text(m, name)}"
+        text = f"You ({state}): {shown}"
     quoted = quote_text(m, name)
     if quoted is not None:
         who, said_there = quoted
@@ -213,7 +221,7 @@ def describe(s: ContactSummary) -> str:
     if not s.established:
         parts.append("waiting for the handshake")
     if s.last is not None:
-        parts.append(f"last: {preview(s.last.body, 40)}")
+        parts.append(f"last: {preview(describe_message(s.last, s.contact.display_name), 40)}")
     return ", ".join(parts)
 
 
@@ -325,6 +333,8 @@ class ConversationModel(QAbstractListModel):
         self.highlighted: int | None = None  # a message row shown marked (a search hit)
         self.expanded: set[int] = set()  # long messages the reader opened, by message row
         self.contact_name = "They"  # who set a timer, who reacted, in the contact's rows
+        self.online = False  # the contact: a file waiting for them says so
+        self.rates: dict[int, float] = {}  # how fast each moving file goes, by message row
 
     # -- loading -------------------------------------------------------------------------
 
@@ -465,6 +475,25 @@ class ConversationModel(QAbstractListModel):
         self.dataChanged.emit(idx, idx, [MessageRole])
         self._requote(message)
 
+    def set_file(self, info: FileInfo, rate: float = 0.0, moved: bool = False) -> None:
+        """A loaded message's file as it is now, and how fast it moves (`moved`: what its
+        bubble shows changed size, as when its picture is decoded)."""
+        i = self.row_of(info.message_id) if info.contact_id == self.contact_id else None
+        if i is None:
+            return
+        m = self._rows[i]
+        if rate > 0:
+            self.rates[m.id] = rate
+        else:
+            self.rates.pop(m.id, None)
+        moved = moved or m.file is None or m.file.state is not info.state
+        self._rows[i] = replace(m, file=info)
+        idx = self.index(i)
+        self.dataChanged.emit(idx, idx, [MessageRole, FileRole] if moved else [MessageRole])
+
+    def message_with_file(self, file_row: int) -> Message | None:
+        return next((m for m in self._rows if m.file is not None and m.file.id == file_row), None)
+
     def _requote(self, message: Message) -> None:
         """Replies quoting `message` show it as it is now."""
         for i, m in enumerate(self._rows):
@@ -527,11 +556,13 @@ class ConversationModel(QAbstractListModel):
             return m.id == self.highlighted
         if role == ExpandedRole:
             return m.id in self.expanded
+        if role == RateRole:
+            return self.rates.get(m.id, 0.0)
         if role == Qt.ItemDataRole.ToolTipRole:
             return None if is_notice(m) else message_tip(m)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             day = self._day_starting(index.row())  # the separator, read out
-            spoken = said(m, self.contact_name)
+            spoken = said(m, self.contact_name, self.online, self.rates.get(m.id, 0.0))
             return spoken if day is None else f"{day}. {spoken}"
         return None
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -37,6 +38,7 @@ from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
 from app.core.profile import RelayMode, check_relay_url
 from app.core.routing import Isolation, isolation_for
+from app.domain.files import MAX_FILE_BYTES
 from app.ui.aio import spawn
 from app.ui.connection import (
     ISOLATION_DEFAULT_NOTE,
@@ -111,6 +113,18 @@ class SettingsDialog(QDialog):
         show_name_note = note_label()
         show_name_note.setText(SHOW_NAME_NOTE)
         show_name_note.setVisible(look_dir is not None)
+        self.auto_download = QSpinBox()
+        self.auto_download.setRange(0, MAX_FILE_BYTES // 1_000_000)
+        self.auto_download.setSuffix(" MB")
+        self.auto_download.setSpecialValueText("Never")
+        self.auto_download.setValue(engine.auto_download())
+        self.auto_download.setAccessibleName("Download files automatically up to, in MB")
+        for field in self.auto_download.findChildren(QLineEdit):  # the box's own text field
+            field.setAccessibleName(self.auto_download.accessibleName())
+        self.auto_download.setToolTip(
+            "Files up to this size are downloaded as they arrive; larger ones wait for "
+            "Download. 0: never."
+        )
         self.theme = QComboBox()
         self.theme.setAccessibleName("Theme")
         for theme in Theme:
@@ -124,6 +138,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(general)
         form.addRow("Display &name", self.name)
         form.addRow("&Theme", self.theme)
+        form.addRow("&Download files automatically up to", self.auto_download)
         form.addRow("", self.receipts)
         form.addRow("", self.notifications)
         form.addRow("", self.previews)
@@ -289,6 +304,8 @@ class SettingsDialog(QDialog):
                 return False
             if self.name.text().strip() != engine.name:
                 await engine.set_display_name(self.name.text())
+            if self.auto_download.value() != engine.auto_download():
+                await engine.set_auto_download(self.auto_download.value())
             if self.receipts.isChecked() != engine.read_receipts:
                 await engine.set_read_receipts(self.receipts.isChecked())
             if self.remember.isEnabled() and self.remember.isChecked() != self._remembered:

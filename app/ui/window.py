@@ -28,9 +28,9 @@ from app.domain.messages import Direction, Message, SearchHit, Status, describe
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.bridge import EngineBridge
+from app.ui.contact_delegate import ContactDelegate
 from app.ui.contact_menu import ContactActions, ContactListView
 from app.ui.conversation import ConversationPanel
-from app.ui.delegates import ContactDelegate
 from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.embedded_relay import ProfileRelay
 from app.ui.models import ContactListModel
@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
 
         self.panel = ConversationPanel(engine)
         self.panel.safety_requested.connect(self.show_safety)
+        self.panel.said.connect(self.say)
         self.request_flow = RequestFlow(self)
         self.empty = QLabel(
             "No conversation open.\n\nShare “My code” with a friend, or add theirs with "
@@ -173,6 +174,7 @@ class MainWindow(QMainWindow):
         )
         b.message_changed.connect(self.panel.change_message)
         b.messages_removed.connect(self.panel.remove_messages)
+        b.file_changed.connect(self.panel.change_file)
         b.frame_rejected.connect(lambda why: self.say(f"Dropped a message: {safe_text(why)}"))
         b.contact_limited.connect(self._on_limited)
 
