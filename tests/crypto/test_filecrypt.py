@@ -137,3 +137,67 @@ def test_a_frame_longer_than_a_piece_is_malformed() -> None:
         keys.seal_chunk(0, bytes(CHUNK_SIZE + 1))
     with pytest.raises(ValueError):
         FileKeys.derive(KEY[:31], FILE_ID, 1)
+
+
+def test_the_layout_is_the_documented_one() -> None:
+    # docs/messages.md, "Files": another client must cut and frame files exactly so.
+    assert CHUNK_SIZE == 61_440
+    assert MAX_FILE_SIZE == 2**31
+    keys = FileKeys.derive(KEY, FILE_ID, MAX_FILE_SIZE)
+    piece = keys.chunk_frame(7, keys.seal_chunk(7, bytes(CHUNK_SIZE)))
+    assert len(piece) == 2 + 16 + 4 + CHUNK_SIZE + 16 == 61_478
+    assert piece[:2] == b"\x01\x03"
+    assert piece[2:18] == keys.tag
+    assert piece[18:22] == (7).to_bytes(4, "big")
+    control = keys.control_frame(True, b"body")
+    assert len(control) == 2 + 16 + 12 + 4 + 16
+    assert control[:2] == b"\x01\x04"
+    assert control[2:18] == keys.tag
+    nonce = control[18:30]
+    assert keys.ask.decrypt(nonce, control[30:], b"anonchat/file-ask/v1\x00" + keys.tag) == b"body"
+
+
+def test_a_full_piece_fits_a_relay_frame() -> None:
+    from relay import wire
+
+    keys = FileKeys.derive(KEY, FILE_ID, MAX_FILE_SIZE)
+    piece = keys.chunk_frame(keys.count - 2, keys.seal_chunk(keys.count - 2, bytes(CHUNK_SIZE)))
+    send = wire.encode(wire.Send(wire.MAX_REQUEST_ID, bytes(32), piece))
+    assert len(send) <= wire.DEFAULT_MAX_FRAME_SIZE
+
+
+def test_only_file_frames_are_file_frames() -> None:
+    for frame in (b"", b"\x01", b"\x01\x01" + bytes(60), b"\x01\x02" + bytes(60), b"\x02\x03"):
+        assert not is_file_frame(frame)
+    assert is_file_frame(b"\x01\x03")
+    assert is_file_frame(b"\x01\x04")
+
+
+def test_piece_numbers_stop_at_32_bits() -> None:
+    keys = FileKeys.derive(KEY, FILE_ID, 100)
+    last = 2**32 - 1
+    assert keys.open_chunk(last, keys.seal_chunk(last, b"x")) == b"x"
+    for index in (-1, 2**32):
+        with pytest.raises(ValueError):
+            keys.seal_chunk(index, b"x")
+        with pytest.raises(DecryptError):
+            keys.open_chunk(index, bytes(17))
+
+
+def test_frames_at_their_shortest() -> None:
+    keys = FileKeys.derive(KEY, FILE_ID, 0)
+    empty = keys.chunk_frame(0, keys.seal_chunk(0, b""))
+    assert len(empty) == CHUNK_HEAD_SIZE + 16
+    _tag, chunk = split_file_frame(empty)
+    assert chunk is not None
+    assert keys.open_chunk(0, chunk.sealed) == b""
+    with pytest.raises(MalformedMessage):
+        split_file_frame(empty[:-1])
+    control = keys.control_frame(False, b"")
+    assert split_file_frame(control) == (keys.tag, None)
+    assert keys.open_control(False, control) == b""
+    with pytest.raises(MalformedMessage):
+        split_file_frame(control[:-1])
+    for short in (control[:-1], control[:20], b"\x01\x03" + control[2:]):
+        with pytest.raises(DecryptError):
+            keys.open_control(False, short)
