@@ -33,6 +33,11 @@ TARGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("app/core/conversation.py", ("tests/core/test_conversation.py",)),
     ("app/core/expiry.py", ("tests/core/test_conversation.py",)),
     ("app/store/conversation.py", ("tests/store/test_conversation_repo.py",)),
+    # Files: what may enter a file, what is kept, what is taken up again.
+    ("app/core/transfers.py", ("tests/core/test_files.py",)),
+    ("app/core/files.py", ("tests/core/test_files.py",)),
+    ("app/store/files.py", ("tests/store/test_files_store.py",)),
+    ("app/store/blobs.py", ("tests/store/test_files_store.py",)),
     ("relay/state.py", ("tests/relay",)),
 )
 
