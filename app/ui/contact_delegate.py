@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.domain.contacts import ContactState, ContactSummary
 from app.domain.messages import Direction, describe
-from app.ui.delegates import ACCENT, PAD, WARN, elided
+from app.ui.bubble_parts import PAD, elided
+from app.ui.delegates import ACCENT, WARN
 from app.ui.identicon import identicon
 from app.ui.models import SummaryRole, is_notice
 from app.ui.text import preview, safe_text

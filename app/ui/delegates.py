@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.messages import Direction, Message, Status
+from app.ui.bubble_parts import PAD, paint_day, paint_quote, paint_reactions
 from app.ui.file_bubble import (
     FileBlock,
     enter_action,
@@ -51,11 +52,10 @@ from app.ui.models import (
     time_left,
 )
 from app.ui.pictures import Pictures
-from app.ui.text import clock, rebalance
+from app.ui.text import clock
 from app.ui.theme import ERROR_COLOR
 
 Index = QModelIndex | QPersistentModelIndex
-PAD = 8
 SIZE_CACHE = 5_000
 LONG_WORD = 30
 ACCENT = QColor("#1f6fd8")  # white text on it: 4.9:1 (WCAG AA)
@@ -65,33 +65,11 @@ READ_MORE = "Read more"
 READ_LESS = "Show less"
 
 
-def elided(fm: QFontMetrics, text: str, width: int) -> str:
-    """`text` cut to `width` with an ellipsis, its isolates still closed."""
-    return rebalance(fm.elidedText(text, Qt.TextElideMode.ElideRight, width))
-
-
 def wrap_flags(body: str) -> int:
     """Break lines between words; inside a word only when one is too long for a bubble."""
     if any(len(word) > LONG_WORD for word in body.split()):
         return int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere)
     return int(Qt.TextFlag.TextWordWrap)
-
-
-def _pill(
-    painter: QPainter,
-    pill: QRect,
-    palette: QPalette,
-    ground: QColor,
-    outline: QColor | None,
-    text: str,
-) -> None:
-    """Text centred in a rounded pill (a day separator, a bubble's reactions)."""
-    painter.setPen(Qt.PenStyle.NoPen if outline is None else outline)
-    painter.setBrush(ground)
-    radius = pill.height() / 2
-    painter.drawRoundedRect(QRectF(pill), radius, radius)
-    painter.setPen(palette.color(QPalette.ColorRole.Text))
-    painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +315,7 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         if b.day:
-            self._paint_day(painter, fm, palette, rect, b.day)
+            paint_day(painter, fm, palette, rect, b.day)
         if b.notice:
             self._paint_notice(painter, palette, bubble, b, option)
             painter.restore()
@@ -365,7 +343,7 @@ class BubbleDelegate(QStyledItemDelegate):
         top = inner.top()
         if b.quote is not None:
             box = QRect(inner.left(), top, inner.width(), self._quote_height(fm))
-            self._paint_quote(painter, fm, box, b.quote, ink)
+            paint_quote(painter, fm, box, b.quote, ink)
             top += box.height() + PAD // 2
         if b.file is not None and m.file is not None:
             rate = float(index.data(RateRole) or 0.0)
@@ -407,49 +385,8 @@ class BubbleDelegate(QStyledItemDelegate):
             tick = QRectF(inner.right() + 1 - width, line, width, fm.height())
             draw_status(painter, tick, m.status, ink)
         if b.reactions:
-            self._paint_reactions(painter, fm, palette, bubble, b.reactions, mine)
+            paint_reactions(painter, fm, palette, bubble, b.reactions, mine)
         painter.restore()
-
-    def _paint_quote(
-        self, painter: QPainter, fm: QFontMetrics, box: QRect, quote: tuple[str, str], ink: QColor
-    ) -> None:
-        """The quoted message in a box with a bar on its left: whose, then its start."""
-        painter.save()
-        shade = QColor(ink)
-        shade.setAlpha(40)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(shade)
-        painter.drawRoundedRect(box, 6, 6)
-        painter.setBrush(ink)
-        painter.drawRect(QRect(box.left(), box.top() + 2, 3, box.height() - 4))
-        painter.setPen(ink)
-        who, text = quote
-        row = QRect(box.left() + PAD, box.top() + PAD // 4, box.width() - PAD * 2, fm.height())
-        font = painter.font()
-        font.setBold(True)
-        painter.setFont(font)
-        painter.drawText(row, Qt.AlignmentFlag.AlignLeft, elided(fm, who, row.width()))
-        font.setBold(False)
-        painter.setFont(font)
-        below = row.translated(0, fm.height())
-        painter.drawText(below, Qt.AlignmentFlag.AlignLeft, elided(fm, text, row.width()))
-        painter.restore()
-
-    def _paint_reactions(
-        self,
-        painter: QPainter,
-        fm: QFontMetrics,
-        palette: QPalette,
-        bubble: QRect,
-        emoji: str,
-        mine: bool,
-    ) -> None:
-        """The reactions in a pill that hangs under the bubble's corner."""
-        width = fm.horizontalAdvance(emoji) + PAD * 2
-        x = bubble.right() - width - PAD if mine else bubble.left() + PAD
-        pill = QRect(x, bubble.bottom() - 2, width, fm.height() + 4)
-        ground = palette.color(QPalette.ColorRole.Base)
-        _pill(painter, pill, palette, ground, palette.color(QPalette.ColorRole.Mid), emoji)
 
     def _paint_notice(
         self,
@@ -474,16 +411,6 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
         painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter) | wrap_flags(b.body), b.body)
-
-    def _paint_day(
-        self, painter: QPainter, fm: QFontMetrics, palette: QPalette, rect: QRect, day: str
-    ) -> None:
-        """The day's name in a pill, centred in the band above the bubble."""
-        width = fm.horizontalAdvance(day) + PAD * 3
-        height = fm.height() + 4
-        top = rect.top() + PAD // 2 + (fm.height() + PAD * 2 - height) // 2
-        pill = QRect(rect.left() + (rect.width() - width) // 2, top, width, height)
-        _pill(painter, pill, palette, palette.color(QPalette.ColorRole.AlternateBase), None, day)
 
     def helpEvent(
         self,

@@ -42,7 +42,8 @@ from app.core.engine import Engine
 from app.domain.contacts import Contact, RequestSummary
 from app.domain.messages import describe
 from app.ui.aio import spawn
-from app.ui.delegates import PAD, WARN, elided
+from app.ui.bubble_parts import PAD, elided
+from app.ui.delegates import WARN
 from app.ui.identicon import identicon
 from app.ui.selection import mark_row, unheard
 from app.ui.text import preview, safe_text

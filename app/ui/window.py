@@ -30,10 +30,10 @@ from app.ui.aio import spawn
 from app.ui.bridge import EngineBridge
 from app.ui.contact_delegate import ContactDelegate
 from app.ui.contact_menu import ContactActions, ContactListView
+from app.ui.contact_model import ContactListModel
 from app.ui.conversation import ConversationPanel
 from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.embedded_relay import ProfileRelay
-from app.ui.models import ContactListModel
 from app.ui.my_code import MyCodeDialog
 from app.ui.onboarding import UnlockLook, read_look, write_look
 from app.ui.prefs import Prefs, load_prefs

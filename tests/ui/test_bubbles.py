@@ -15,8 +15,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem, QToolTip
 
 from app.domain.messages import Direction, Message, MessageRow, Status, WireId
+from app.ui.bubble_parts import PAD
 from app.ui.chatview import ChatView
-from app.ui.delegates import PAD, BubbleDelegate
+from app.ui.delegates import BubbleDelegate
 from app.ui.icons import READ_COLOR, status_width
 from app.ui.models import (
     COLLAPSE_CHARS,

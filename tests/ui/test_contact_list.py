@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.domain.contacts import Contact, ContactSummary
 from app.domain.messages import Direction, Message, MessageRow, Status, WireId
-from app.ui.models import ContactListModel, SummaryRole, list_order
+from app.ui.contact_model import ContactListModel, list_order
+from app.ui.models import SummaryRole
 from tests.ui.conftest import me_and_a_peer, peer_card, until
 
 

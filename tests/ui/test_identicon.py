@@ -10,10 +10,10 @@ from PySide6.QtGui import QColor, QFontMetrics, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QListView, QStyle, QStyleOptionViewItem
 
 from app.domain.contacts import Contact, ContactSummary
+from app.ui.bubble_parts import PAD
 from app.ui.contact_delegate import ContactDelegate
-from app.ui.delegates import PAD
+from app.ui.contact_model import ContactListModel
 from app.ui.identicon import identicon
-from app.ui.models import ContactListModel
 from app.ui.theme import dark_palette, light_palette
 from tests.ui.conftest import me_and_a_peer, until
 
