@@ -602,14 +602,11 @@ def progress_words(f: FileInfo) -> str:
 async def settled(engine: Engine, row: int, wait: float, what: str) -> FileInfo:
     """Stay connected until file `row` is complete, failed or cancelled (up to `wait`
     seconds): it then. Unreachable, naming how far it came, when the time ran out."""
-    seen: list[FileInfo] = []
     hit = asyncio.Event()
 
     def heard(e: Event) -> None:
-        if isinstance(e, FileChanged) and e.file.id == row:
-            seen.append(e.file)
-            if e.file.state.finished:
-                hit.set()
+        if isinstance(e, FileChanged) and e.file.id == row and e.file.state.finished:
+            hit.set()
 
     stop = engine.subscribe(heard)
     try:
@@ -656,9 +653,7 @@ async def fetched(engine: Engine, row: int, wait: float) -> FileInfo:
     """File `row` fetched if it is not here yet: asked for, then (with `wait`) waited for
     until it is complete; UserError when it failed or was cancelled."""
     info = await engine.file(row)
-    if info.available:
-        return info
-    if wait <= 0:
+    if info.available or wait <= 0:
         return info
     await engine.start()
     await engine.download(row)
@@ -1042,7 +1037,7 @@ def parser() -> CommandParser:
 LOCAL_ONLY = frozenset({"init", "relays", "daemon"})  # never through a holder
 HOLDERS = frozenset({"listen", "daemon"})  # hold the profile open and serve the API
 GLOBAL_OPTIONS = frozenset({"profile", "passphrase_file", "json", "command", "stop"})
-FILE_PARAMS = ("qr", "qr_image", "path")  # paths: made absolute, the holder's directory is not ours
+FILE_PARAMS = ("qr", "qr_image", "path")  # made absolute: the holder's directory is not ours
 TEXT_FORMAT = "_format"  # a param asking for the text the CLI prints instead of the JSON data
 ERR_USER, ERR_UNREACHABLE = -32001, -32003  # exit codes 1 and 3 (in the error's data)
 

@@ -167,6 +167,10 @@ def test_save_file_waits_for_a_file_offered_past_the_limit(
     assert "has not arrived yet" in early.err
     assert not early_path.exists()
 
+    cancelled = bob.run("cancel-file", str(row["id"])).data
+    assert (cancelled["id"], cancelled["state"]) == (row["id"], "cancelled")
+
+    # A cancelled file is asked for again by save-file, which stays until it is whole.
     target = tmp_path / "saved.bin"
     done = bob.run("save-file", str(row["id"]), str(target), "--wait", "60").data
     assert (done["state"], done["sha256"], done["path"]) == ("complete", digest, str(target))
