@@ -8,6 +8,7 @@ the offscreen platform.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import statistics
 import sys
@@ -16,13 +17,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import qasync
-from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QLinearGradient, QPainter
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from app.core.engine import Engine
+from app.core.events import FileChanged
 from app.core.profile import create_profile, profile_paths
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.domain.files import FileState
 from app.domain.messages import Status
+from app.ui.attachments import encode, make_thumbnail
 from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.emoji_picker import EmojiPicker
 from app.ui.my_code import MyCodeDialog
@@ -80,6 +85,72 @@ async def add_actions(alice: Engine, bob: Engine) -> None:
     await bob.set_timer(to_alice.id, 3600)
     await bob.send(to_alice.id, "This one disappears an hour after Alice reads it.")
     await asyncio.sleep(1.0)
+
+
+def landscape() -> QImage:
+    """A picture to send: a sky, a sun and two hills."""
+    image = QImage(640, 420, QImage.Format.Format_RGB32)
+    p = QPainter(image)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    sky = QLinearGradient(QPointF(0, 0), QPointF(0, 420))
+    sky.setColorAt(0, QColor("#5fa8f5"))
+    sky.setColorAt(1, QColor("#f7d9a8"))
+    p.fillRect(image.rect(), sky)
+    p.setBrush(QColor("#ffd23f"))
+    p.drawEllipse(QPointF(470, 130), 55, 55)
+    p.setBrush(QColor("#3f8f4f"))
+    p.drawEllipse(QPointF(160, 470), 330, 190)
+    p.setBrush(QColor("#2f6f3c"))
+    p.drawEllipse(QPointF(520, 500), 300, 180)
+    p.end()
+    return image
+
+
+async def add_files(alice: Engine, bob: Engine) -> None:
+    """For the files shots: Alice sends Bob a picture (downloaded at once, as it is under his
+    limit) and then, once Bob downloads nothing by himself, a file he has yet to fetch."""
+    to_bob = (await alice.summaries())[0].contact
+    picture = landscape()
+    await alice.send_file(
+        to_bob.id,
+        encode(picture),
+        name="summit.png",
+        mime="image/png",
+        caption="The view from the top!",
+        thumbnail=make_thumbnail(picture),
+    )
+    await asyncio.sleep(1.5)
+    await bob.set_auto_download(0)
+    await alice.send_file(to_bob.id, b"PK\x03\x04" + bytes(2_400_000), name="Trip photos.zip")
+    await asyncio.sleep(1.0)
+
+
+async def shoot_files(window: MainWindow, suffix: str, out: Path, problems: list[str]) -> None:
+    """The open conversation with a picture shown whole and a file whose download is under
+    way (its progress, as the engine reports it during a transfer, handed to the window's
+    bridge: a real transfer on this machine is over before it can be seen)."""
+    name = f"files-{suffix}"
+    panel = window.panel
+    window.resize(1180, 760)
+    model = panel.model
+    shown = [model.message(i) for i in range(model.rowCount())] if model else []
+    files = [m.file for m in shown if m.file is not None]
+    if len(files) < 2:
+        problems.append(f"{name}: no picture and file to show")
+        return
+    if files[0].state is not FileState.COMPLETE:
+        problems.append(f"{name}: the picture did not arrive ({files[0].state})")
+    waiting = files[-1]
+    moving = dataclasses.replace(
+        waiting, state=FileState.TRANSFERRING, received_bytes=waiting.size * 2 // 5
+    )
+    window.bridge.on_event(FileChanged(moving, 850_000.0))
+    panel.view.scrollToBottom()
+    await asyncio.sleep(0.5)  # the picture is read and decoded
+    panel.view.scrollToBottom()
+    await shoot(name, window, out, problems)
+    window.bridge.on_event(FileChanged(waiting, 0.0))
+    window.resize(900, 620)
 
 
 async def _has(engine: Engine, body: str) -> bool:
@@ -331,6 +402,15 @@ async def main(out: Path) -> list[str]:
         await shoot(f"settings-connection-{suffix}", settings, out, problems)
         await shoot_narrow(f"settings-connection-narrow-{suffix}", settings, out, problems)
         settings.close()
+        main_bob.hide()
+    await add_files(alice, bob)
+    for theme in (Theme.LIGHT, Theme.DARK):
+        apply_theme(app, theme)
+        contact = (await bob.summaries())[0].contact
+        main_bob.show_empty()
+        main_bob.open_contact(contact)
+        await asyncio.sleep(0.5)
+        await shoot_files(main_bob, theme.value, out, problems)
         main_bob.hide()
     for window in (main_bob, empty):
         window.detach()

@@ -22,6 +22,7 @@ SCREENS = (
     "empty",
     "conversation",
     "conversation-details",
+    "files",
     "narrow",
     "search-no-hits",
     "request",
