@@ -127,7 +127,12 @@ def can_edit(message: Message) -> bool:
 
 
 def can_delete_for_everyone(message: Message, now_ms: int) -> bool:
-    return can_edit(message) and now_ms - message.sent_at <= DELETE_FOR_EVERYONE_MS
+    """Ours (a text or a file), within the time a deletion for everyone is allowed."""
+    return (
+        message.direction is Direction.OUTGOING
+        and can_answer(message)
+        and now_ms - message.sent_at <= DELETE_FOR_EVERYONE_MS
+    )
 
 
 class ChatView(QListView):

@@ -260,6 +260,7 @@ def test_a_dropped_file_goes_and_a_chosen_one_waits_for_the_contact(run, tmp_pat
             assert view.menu is not None
             offered = [a.text().replace("&", "") for a in view.menu.actions() if a.text()]
             assert offered[:3] == ["Open", "Save as…", "Retry transfer"]
+            assert offered[3:] == ["Reply", "React…", "Delete for me…", "Delete for everyone…"]
             assert all(a.text() for a in view.menu.actions() if not a.isSeparator())
             retry = next(a for a in view.menu.actions() if a.text() == "Re&try transfer")
             view.menu.close()
