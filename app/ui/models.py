@@ -155,6 +155,8 @@ def quote_text(m: Message, name: str) -> tuple[str, str] | None:
         return "", "The original message is not here"
     who = "You" if m.quote.direction is Direction.OUTGOING else name
     said = "This message was deleted" if m.quote.deleted else preview(m.quote.body)
+    if not m.quote.deleted and not m.quote.body:  # only a file message has no text
+        said = "A file or picture"
     return who, said
 
 

@@ -171,6 +171,17 @@ def test_a_pasted_picture_shows_its_thumbnail_in_the_other_window(run, tmp_path:
             assert near(left, RED, 8), left.name()
             assert near(right, BLUE, 8), right.name()
 
+            # A reply to the picture says what it answers.
+            alice.panel.start_reply(done.id)
+            answering = alice.panel.answer_bar.text.text().replace("\u2068", "")
+            assert answering.replace("\u2069", "") == f"Replying to Bob: Picture: {PASTED_NAME}"
+            QTest.keyClicks(alice.panel.composer, "lovely")
+            QTest.keyClick(alice.panel.composer, Qt.Key.Key_Return)
+            await until(lambda: rows(alice.panel)[-1].body == "lovely", what="the reply")
+            assert spoken(alice.panel, rows(alice.panel)[-1]).startswith(
+                "In reply to Bob: A file or picture. You ("
+            )
+
     run(body())
 
 
