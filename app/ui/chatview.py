@@ -37,6 +37,7 @@ from app.ui.models import (
 from app.ui.theme import ERROR_COLOR
 
 COUNT_FROM = MAX_MESSAGE_CHARS * 9 // 10  # the counter shows from this many characters on
+NOT_FILES = "Only files can be sent (not folders)."
 FILE_ACTIONS = {
     OPEN: "&Open",
     SAVE: "&Save as…",
@@ -92,6 +93,8 @@ class Composer(QPlainTextEdit):
             items = from_mime(source)
             if items:
                 self.attached.emit(items)
+            else:
+                self.refused.emit(NOT_FILES)
             return
         pasted = len(source.text()) if source.hasText() else 0
         total = len(self.toPlainText()) - len(self.textCursor().selectedText()) + pasted

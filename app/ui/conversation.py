@@ -31,7 +31,7 @@ from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.answer_bar import AnswerBar
 from app.ui.attachments import Outgoing, from_mime, holds_attachment
-from app.ui.chatview import ChatView, Composer
+from app.ui.chatview import NOT_FILES, ChatView, Composer
 from app.ui.contact_menu import ConfirmDialog
 from app.ui.delegates import BubbleDelegate
 from app.ui.emoji_picker import EmojiPicker
@@ -348,10 +348,14 @@ class ConversationPanel(QWidget):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        items = from_mime(event.mimeData()) if self.composer.isEnabled() else []
+        if not self.composer.isEnabled() or not holds_attachment(event.mimeData()):
+            return
+        items = from_mime(event.mimeData())
         if items:
             self.send_items(items)
-            event.acceptProposedAction()
+        else:
+            self._show_error(NOT_FILES)
+        event.acceptProposedAction()
 
     def file_action(self, file_row: int, what: str) -> None:
         """One of a shown file's actions (file_bubble.OPEN, SAVE, DOWNLOAD, CANCEL, RETRY)."""

@@ -236,6 +236,13 @@ def test_a_dropped_file_goes_and_a_chosen_one_waits_for_the_contact(run, tmp_pat
             assert said.startswith("You (")
             assert "File notes.txt, 10.0 KB" in said
 
+            # A folder is not sent, and the window says so.
+            folder = QMimeData()
+            folder.setUrls([QUrl.fromLocalFile(str(tmp_path))])
+            assert drop_on(panel, folder)
+            assert panel.error.text() == "Only files can be sent (not folders)."
+            assert len([m for m in rows(panel) if m.file]) == 1
+
             # Text dropped is not a file: the conversation does not take it.
             words = QMimeData()
             words.setText("just words")
