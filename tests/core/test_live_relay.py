@@ -36,7 +36,7 @@ class Person:
     relay: RelayHandle | None = None  # the relay people() started, if it did
 
     async def until(
-        self, kind: type, test: Callable[[Event], bool] = lambda e: True, seconds: float = 10.0
+        self, kind: type, test: Callable[[Event], bool] = lambda e: True, seconds: float = 30.0
     ) -> Event:
         """The first event of this kind that passes the test, waiting up to `seconds` for it."""
         for _ in range(int(seconds / 0.05)):
