@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -475,11 +476,15 @@ class Files:
         info = await self.get(row)
         from app.domain.files import safe_file_name
 
-        base = Path(platformdirs.user_runtime_dir("anonchat", False)) / OPEN_DIR
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(base, 0o700)
+        base = runtime_dir() / OPEN_DIR
         folder = base / os.urandom(8).hex()
-        folder.mkdir(mode=0o700)
+
+        def make() -> None:
+            base.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(base, 0o700)
+            folder.mkdir(mode=0o700)
+
+        await asyncio.to_thread(make)
         target = await self.save(row, folder / safe_file_name(info.name))
         self._opened.extend([target, folder])
         self._opened.sort(key=lambda p: len(p.parts), reverse=True)  # files before folders
@@ -490,6 +495,20 @@ class Files:
             return await self._ctx.store.read(lambda r: r.files.transfer(row))
         except NotFound:
             raise UserError("no such file") from None
+
+
+def runtime_dir() -> Path:
+    """This user's private runtime folder, where a file is unsealed to be opened: on Linux
+    $XDG_RUNTIME_DIR (a memory file system only its user can enter), never a shared or disk
+    temporary folder; elsewhere the platform's per-user runtime folder."""
+    if sys.platform.startswith("linux"):
+        found = os.environ.get("XDG_RUNTIME_DIR", "")
+        if not found or not os.path.isabs(found) or not os.path.isdir(found):
+            raise UserError(
+                "this session has no private runtime folder to open files from: use Save as"
+            )
+        return Path(found) / "anonchat"
+    return Path(platformdirs.user_runtime_dir("anonchat", False))
 
 
 def _readable_size(path: Path) -> int:

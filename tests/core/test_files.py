@@ -489,3 +489,32 @@ def test_pieces_ride_a_connection_of_their_own_closed_when_idle(
             assert not any(lane.endswith("+files") for lane in bob.engine._routing.pool.lanes(url))
 
     run(body)
+
+
+def test_open_unseals_into_the_private_runtime_folder_only_until_closing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    data = content(5000)
+
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, _ = await ready(tmp_path, alice, bob)
+            await alice.engine.send_file(to_bob, data, name="../../notes.txt")
+            theirs = await finished(bob, Direction.INCOMING)
+            monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+            with pytest.raises(UserError, match="Save as"):
+                await bob.engine.open_file(theirs.id)  # never a shared temporary folder
+            monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+            opened = await bob.engine.open_file(theirs.id)
+            assert opened.read_bytes() == data
+            assert opened.parent.parent == runtime / "anonchat" / "open"
+            assert opened.name == "_.._notes.txt"  # no folders from the sender's name
+            assert stat.S_IMODE(opened.stat().st_mode) == 0o600
+            assert stat.S_IMODE(opened.parent.stat().st_mode) == 0o700
+            await bob.engine.close()
+            assert not opened.exists()
+            assert not opened.parent.exists()
+
+    run(body)
