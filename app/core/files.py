@@ -132,9 +132,9 @@ class Files:
     async def close(self) -> None:
         self._closed = True
         await self.transfers.close()
-        for path in self._opened:
+        for path in self._opened:  # each copy, then its folder
             with contextlib.suppress(OSError):
-                path.unlink()
+                path.rmdir() if path.is_dir() else path.unlink()
         self._opened.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
