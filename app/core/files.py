@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
+import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -501,7 +501,7 @@ def runtime_dir() -> Path:
     """This user's private runtime folder, where a file is unsealed to be opened: on Linux
     $XDG_RUNTIME_DIR (a memory file system only its user can enter), never a shared or disk
     temporary folder; elsewhere the platform's per-user runtime folder."""
-    if sys.platform.startswith("linux"):
+    if platform.system() == "Linux":
         found = os.environ.get("XDG_RUNTIME_DIR", "")
         if not found or not os.path.isabs(found) or not os.path.isdir(found):
             raise UserError(
