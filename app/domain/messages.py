@@ -78,6 +78,8 @@ class Quote:
     direction: Direction
     body: str
     deleted: bool
+    file_name: str = ""  # the file it carries, if any
+    is_image: bool = False
 
 
 FileRow = NewType("FileRow", int)

@@ -71,12 +71,20 @@ def with_extras(conn: Any, messages: list[Message]) -> list[Message]:
         if m.reply_to is None or (m.contact_id, m.reply_to) in quotes:
             continue
         found = conn.execute(
-            "SELECT id, direction, substr(body, 1, ?), deleted FROM messages "
-            "WHERE contact_id = ? AND direction IN (0, 1) AND msg_id = ? LIMIT 1",
+            "SELECT m.id, m.direction, substr(m.body, 1, ?), m.deleted, f.name, f.mime "
+            "FROM messages m LEFT JOIN files f ON f.message_id = m.id "
+            "WHERE m.contact_id = ? AND m.direction IN (0, 1) AND m.msg_id = ? LIMIT 1",
             (QUOTE_CHARS, m.contact_id, m.reply_to),
         ).fetchone()
         if found is not None:
-            quote = Quote(MessageRow(found[0]), Direction(found[1]), found[2], bool(found[3]))
+            quote = Quote(
+                MessageRow(found[0]),
+                Direction(found[1]),
+                found[2],
+                bool(found[3]),
+                found[4] or "",
+                (found[5] or "").startswith("image/"),
+            )
             quotes[(m.contact_id, m.reply_to)] = quote
     files = FileRepo(conn).for_messages(rows)
     return [

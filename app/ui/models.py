@@ -156,7 +156,8 @@ def quote_text(m: Message, name: str) -> tuple[str, str] | None:
     who = "You" if m.quote.direction is Direction.OUTGOING else name
     said = "This message was deleted" if m.quote.deleted else preview(m.quote.body)
     if not m.quote.deleted and not m.quote.body:  # only a file message has no text
-        said = "A file or picture"
+        kind = "Picture" if m.quote.is_image else "File"
+        said = f"{kind}: {preview(m.quote.file_name)}" if m.quote.file_name else "A file"
     return who, said
 
 

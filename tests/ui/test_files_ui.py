@@ -179,7 +179,7 @@ def test_a_pasted_picture_shows_its_thumbnail_in_the_other_window(run, tmp_path:
             QTest.keyClick(alice.panel.composer, Qt.Key.Key_Return)
             await until(lambda: rows(alice.panel)[-1].body == "lovely", what="the reply")
             assert spoken(alice.panel, rows(alice.panel)[-1]).startswith(
-                "In reply to Bob: A file or picture. You ("
+                f"In reply to Bob: Picture: {PASTED_NAME}. You ("
             )
 
     run(body())
