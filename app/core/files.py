@@ -270,8 +270,9 @@ class Files:
             self.blobs.remove(disk_name)
             raise
         assert message.file is not None
-        row = message.file.id
-        self.transfers.serve(await self._ctx.store.read(lambda r: r.files.transfer(row)))
+        # Served before anything else runs: the outbox may send the offer at the next await,
+        # and the contact's first ask must find the file.
+        self.transfers.serve(Transfer(message.file, file_id, file_key, disk_name, b""))
         return message
 
     async def _quoted(self, contact_id: int, reply_to: int | None) -> bytes | None:

@@ -32,7 +32,7 @@ from app.core.context import Context
 from app.core.events import FileChanged, Rejection
 from app.core.routing import Routing
 from app.crypto.errors import DecryptError, MalformedMessage
-from app.crypto.filecrypt import FileKeys, chunk_length, split_file_frame
+from app.crypto.filecrypt import CHUNK_SIZE, FileKeys, chunk_length, split_file_frame
 from app.crypto.primitives import TAG_SIZE
 from app.domain.files import FileInfo, FileRow, FileState
 from app.domain.messages import Direction
@@ -123,6 +123,15 @@ class _Download:
     told_at: float = 0.0
 
     held_count: int = 0
+    flushing: asyncio.Task[None] | None = None
+    gone: bool = False  # the file's row was deleted
+
+    def held_bytes(self) -> int:
+        """The plaintext bytes of the pieces recorded as held."""
+        count = self.keys.count
+        if not self.has(count - 1):
+            return self.held_count * CHUNK_SIZE
+        return (self.held_count - 1) * CHUNK_SIZE + chunk_length(self.size, count - 1)
 
     def has(self, index: int) -> bool:
         return bool(self.held[index >> 3] & (1 << (index & 7)))
@@ -231,6 +240,7 @@ class Transfers:
             await self.control(down.contact_id, keys, True, {"q": 0, "stop": True})
             if down.task is not None:
                 down.task.cancel()
+            await self._settled(down)
             with contextlib.suppress(Exception):
                 await self.flush(down)
             self.stop_download(keys.tag)
@@ -243,6 +253,7 @@ class Transfers:
                 down.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await down.task
+            await self._settled(down)
             with contextlib.suppress(Exception):
                 await self.flush(down)
             self.stop_download(tag)
@@ -526,13 +537,17 @@ class Transfers:
             if down.stopped_by_sender:
                 await self._finish(down, FileState.FAILED, "the sender cancelled it")
                 return
+            if down.gone:
+                self.stop_download(down.keys.tag)
+                return
             due = down.unflushed and (
                 len(down.unflushed) >= FLUSH_PIECES
                 or self._clock() - down.first_unflushed >= FLUSH_S
                 or not down.asked
             )
-            if due and not await self.flush(down, FileState.TRANSFERRING):
-                return
+            if due and (down.flushing is None or down.flushing.done()):
+                # Off the way of the next ask: the pieces keep coming while this one syncs.
+                down.flushing = asyncio.get_running_loop().create_task(self._flush_then_wake(down))
             if down.held_count == down.keys.count:
                 await self._complete(down)
                 return
@@ -610,21 +625,37 @@ class Transfers:
             return False
         return reached > 0
 
+    async def _flush_then_wake(self, down: _Download) -> None:
+        try:
+            if not await self.flush(down):
+                down.gone = True
+        except Exception:
+            log.exception("recording the pieces of a file that arrived failed")
+        down.woken.set()
+
     async def flush(self, down: _Download, state: FileState = FileState.TRANSFERRING) -> bool:
-        """Flush the pieces written to disk, then record them as held; False when the file's
-        row is gone (its message was deleted)."""
+        """Flush the pieces written to disk, then record them as held (never the other way
+        round); False when the file's row is gone (its message was deleted)."""
         if not down.unflushed or down.fd < 0:
             return True
         batch = list(down.unflushed)
         await asyncio.to_thread(Blobs.flush, down.fd)
         for index in batch:
             down.mark(index)
-        down.unflushed = [i for i in down.unflushed if i not in set(batch)]
-        held, received = bytes(down.held), down.received
-        alive = await self._ctx.store.run(lambda r: r.files.hold(down.row, held, received, state))
-        if not alive:
-            self.stop_download(down.keys.tag)
-        return alive
+        flushed = set(batch)
+        down.unflushed = [i for i in down.unflushed if i not in flushed]
+        if down.unflushed:
+            down.first_unflushed = self._clock()
+        held, received = bytes(down.held), down.held_bytes()
+        return bool(
+            await self._ctx.store.run(lambda r: r.files.hold(down.row, held, received, state))
+        )
+
+    async def _settled(self, down: _Download) -> None:
+        """Wait for a flush under way (before the descriptor is closed)."""
+        if down.flushing is not None and not down.flushing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(down.flushing)
 
     async def _set_state(self, down: _Download, state: FileState) -> None:
         await self._ctx.store.run(lambda r: r.files.set_state(down.row, state))
@@ -660,6 +691,7 @@ class Transfers:
     async def _finish(
         self, down: _Download, state: FileState, error: str, *, start_over: bool = False
     ) -> None:
+        await self._settled(down)
         self.stop_download(down.keys.tag)
         row = down.row
 
