@@ -45,9 +45,9 @@ from app.store.repos import Repos
 
 log = logging.getLogger(__name__)
 
-WINDOW = 16  # pieces asked for at once (about 1 MB): what a crash or a lost ask can cost
+WINDOW = 32  # pieces asked for at once (about 2 MB) at most
 ASK_MORE_AT = WINDOW // 2  # ask for the next pieces when this few are still on their way
-SEND_BATCH = 8  # pieces read and handed to the relay connection at once
+SEND_BATCH = 16  # pieces read and handed to the relay connection at once
 FLUSH_PIECES = 8  # pieces written before they are flushed and recorded as held
 FLUSH_S = 0.5  # ...or this long after the first of them
 STALL_S = 8.0  # nothing of what was asked came for this long: ask again
