@@ -237,3 +237,95 @@ def test_the_sweep_deletes_only_what_no_row_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         blobs.path("../x")
     assert list(blobs.directory.iterdir()) == []
+
+
+def test_every_field_reads_back_as_written() -> None:
+    r = fresh()
+    for n in range(3):  # rows of other tables first, so no two ids below are equal
+        with_file(r, Direction.OUTGOING, 10 + n)
+    r.contacts.add("eve", b"KE", 1)
+    r.contacts.add("fay", b"KF", 1)
+    contact = r.contacts.add("dora", b"KD", 1).id
+    for n in range(5):
+        r.messages.insert(
+            NewMessage(contact, Direction.INCOMING, b"x%d" % n, n, "", 0, 0, Status.DELIVERED)
+        )
+    stored = r.messages.insert(
+        NewMessage(contact, Direction.INCOMING, b"file", 9, "caption", 5, 6, Status.DELIVERED)
+    )
+    assert stored.message_row is not None
+    record = NewFile(
+        contact,
+        Direction.INCOMING,
+        b"I" * 16,
+        "photo.png",
+        123_456,
+        "image/png",
+        b"H" * 32,
+        b"K" * 32,
+        b"T" * 50,
+        "ab" * 16,
+        FileState.OFFERED,
+    )
+    row = r.files.add(stored.message_row, record)
+    assert len({row, stored.message_row, contact}) == 3
+    info = r.files.get(row)
+    assert info.id == row
+    assert info.message_id == stored.message_row
+    assert info.contact_id == contact
+    assert info.direction is Direction.INCOMING
+    assert (info.name, info.size, info.mime) == ("photo.png", 123_456, "image/png")
+    assert info.sha256 == b"H" * 32
+    assert info.state is FileState.OFFERED
+    assert (info.received_bytes, info.sent_bytes, info.error) == (0, 0, "")
+    assert info.thumbnail == b"T" * 50
+    assert info.is_image
+    t = r.files.transfer(row)
+    assert t.info == info
+    assert (t.file_id, t.file_key, t.disk_name, t.held) == (b"I" * 16, b"K" * 32, "ab" * 16, b"")
+    assert r.files.for_messages([]) == {}
+    assert r.files.for_messages([stored.message_row]) == {stored.message_row: info}
+    assert "ab" * 16 in r.files.disk_names()
+    assert r.files.all(contact) == [info]
+    assert len(r.files.all()) == 4
+    with pytest.raises(NotFound):
+        r.files.transfer(row + 100)
+    with pytest.raises(NotFound):
+        r.files.get(row + 100)
+    # The same file offered twice by one contact is one row.
+    with pytest.raises(sqlcipher3.IntegrityError):
+        r.files.add(stored.message_row, record)
+
+
+def test_a_seal_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
+    blobs = Blobs(tmp_path)
+
+    def refuse(size: int) -> FileKeys:
+        raise RuntimeError("no keys")
+
+    with pytest.raises(FileNotFoundError):
+        blobs.seal(
+            blobs.new_name(), tmp_path / "missing", lambda n: FileKeys.derive(KEY, FILE_ID, n)
+        )
+    with pytest.raises(RuntimeError):
+        blobs.seal(blobs.new_name(), b"data", refuse)
+    assert list(blobs.directory.iterdir()) == []
+    name = blobs.new_name()
+    blobs.seal(name, b"once", lambda n: FileKeys.derive(KEY, FILE_ID, n))
+    with pytest.raises(FileExistsError):  # never over a file at rest
+        blobs.seal(name, b"twice", lambda n: FileKeys.derive(KEY, FILE_ID, n))
+    assert [p.name for p in blobs.directory.iterdir()] == [name]
+
+
+def test_names_and_modes_of_files_coming_in(tmp_path: Path) -> None:
+    blobs = Blobs(tmp_path)
+    for bad in ("A" * 32, "a" * 31, "a" * 33, "g" * 32, "../" + "a" * 29):
+        with pytest.raises(ValueError):
+            blobs.path(bad)
+    name = blobs.new_name()
+    assert len(name) == 32
+    assert blobs.path(name) == blobs.directory / name
+    fd = blobs.open_for_pieces(name)
+    os.close(fd)
+    assert stat.S_IMODE(blobs.path(name).stat().st_mode) == 0o600
+    assert stat.S_IMODE(blobs.directory.stat().st_mode) == 0o700
