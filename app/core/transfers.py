@@ -118,6 +118,7 @@ class _Download:
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     failure: str = ""  # set by a frame: the transfer fails with this
     stopped_by_sender: bool = False
+    halted: str = ""  # a local failure (a full disk): failed, what is held kept
     task: asyncio.Task[None] | None = None
     speed: _Speed = field(default_factory=_Speed)
     told_at: float = 0.0
@@ -338,7 +339,12 @@ class Transfers:
             return
         if down.has(index) or index in down.unflushed or down.fd < 0:
             return  # a copy (asked again meanwhile)
-        Blobs.write_piece(down.fd, index, sealed)
+        try:
+            Blobs.write_piece(down.fd, index, sealed)
+        except OSError as exc:
+            down.halted = f"the file could not be written ({exc.strerror or 'disk error'})"
+            down.woken.set()
+            return
         down.asked.pop(index, None)
         if not down.unflushed:
             down.first_unflushed = self._clock()
@@ -427,7 +433,9 @@ class Transfers:
             except (OSError, ValueError):
                 log.error("a file of ours could not be read back")
                 up.wanted.clear()
-                break
+                up.state = FileState.FAILED
+                up.error = "the file is no longer readable in this profile"
+                return
             url, lane = self._lane(dest, up.contact_id)
             results = await asyncio.gather(
                 *(
@@ -534,8 +542,9 @@ class Transfers:
             if down.failure:
                 await self._finish(down, FileState.FAILED, down.failure, start_over=True)
                 return
-            if down.stopped_by_sender:
-                await self._finish(down, FileState.FAILED, "the sender cancelled it")
+            if down.stopped_by_sender or down.halted:
+                why = down.halted or "the sender cancelled it"
+                await self._finish(down, FileState.FAILED, why)
                 return
             if down.gone:
                 self.stop_download(down.keys.tag)

@@ -518,3 +518,38 @@ def test_open_unseals_into_the_private_runtime_folder_only_until_closing(
             assert not opened.parent.exists()
 
     run(body)
+
+
+def test_a_full_disk_fails_the_download_keeping_what_was_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(40 * CHUNK_SIZE)
+    real_write = transfers_module.Blobs.write_piece
+    written: list[int] = []
+
+    def write_piece(fd: int, index: int, sealed: bytes) -> None:
+        if len(written) >= 20 and full[0]:
+            raise OSError(28, "No space left on device")
+        written.append(index)
+        real_write(fd, index, sealed)
+
+    full = [True]
+    monkeypatch.setattr(transfers_module.Blobs, "write_piece", staticmethod(write_piece))
+
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, _ = await ready(tmp_path, alice, bob)
+            tap_sends(alice.engine, lambda frame: frame, delay=0.01)
+            await alice.engine.send_file(to_bob, data, name="x.bin")
+            failed = await finished(bob, Direction.INCOMING)
+            assert failed.state is FileState.FAILED
+            assert failed.error == "the file could not be written (No space left on device)"
+            assert 0 < failed.received_bytes <= 20 * CHUNK_SIZE
+            full[0] = False  # room again
+            bob.events.clear()
+            await bob.engine.retry_file(failed.id)
+            done = await finished(bob, Direction.INCOMING)
+            assert done.state is FileState.COMPLETE
+            assert await bob.engine.read_file(done.id) == data
+
+    run(body)
