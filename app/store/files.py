@@ -100,9 +100,7 @@ class FileRepo:
         return file_from_row(found)
 
     def for_messages(self, rows: Iterable[int]) -> dict[int, FileInfo]:
-        wanted = list(rows)
-        if not wanted:
-            return {}
+        wanted = list(rows)  # SQLite takes an empty IN ()
         marks = ",".join("?" * len(wanted))
         return {
             r[1]: file_from_row(r)

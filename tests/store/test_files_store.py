@@ -178,6 +178,8 @@ def test_a_file_at_rest_is_its_sealed_pieces(
     count = chunk_count(size)
     pieces = blobs.read_pieces(name, size, list(range(count)))
     assert pieces == [blobs.read_piece(name, size, i) for i in range(count)]
+    backwards = list(reversed(range(count)))
+    assert blobs.read_pieces(name, size, backwards) == [pieces[i] for i in backwards]
     assert b"".join(pieces) == path.read_bytes()
     # Written back piece by piece, in any order, the file is the same.
     other = Blobs(tmp_path / "other")
@@ -199,6 +201,8 @@ def test_a_short_or_spoiled_file_at_rest_is_refused(tmp_path: Path) -> None:
         blobs.unseal(name, keys, len(data), None)
     with pytest.raises(BlobError, match="shorter"):
         blobs.read_piece(name, len(data), 2)
+    with pytest.raises(BlobError, match="shorter"):
+        blobs.read_pieces(name, len(data), [0, 2])
     spoiled = bytearray(whole)
     spoiled[sealed_offset(1) + 5] ^= 1
     path.write_bytes(bytes(spoiled))
@@ -329,3 +333,29 @@ def test_names_and_modes_of_files_coming_in(tmp_path: Path) -> None:
     os.close(fd)
     assert stat.S_IMODE(blobs.path(name).stat().st_mode) == 0o600
     assert stat.S_IMODE(blobs.directory.stat().st_mode) == 0o700
+
+
+def test_a_file_that_shrinks_while_it_is_sealed_leaves_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "shrinks.bin"
+    source.write_bytes(b"x" * 100)
+    blobs = Blobs(tmp_path / "profile")
+
+    def keys_for(size: int) -> FileKeys:
+        source.write_bytes(b"x" * 50)  # cut short after its size was taken
+        return FileKeys.derive(KEY, FILE_ID, size)
+
+    with pytest.raises(BlobError, match="changed"):
+        blobs.seal(blobs.new_name(), source, keys_for)
+    assert list(blobs.directory.iterdir()) == []
+
+
+def test_file_records_are_frozen() -> None:
+    import dataclasses
+
+    record = NewFile(1, Direction.INCOMING, b"", "", 0, "", b"", b"", b"", "", FileState.QUEUED)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.name = "other"  # type: ignore[misc]
+    r = fresh()
+    _, row = with_file(r, Direction.INCOMING)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.files.transfer(row).held = b"\xff"  # type: ignore[misc]
