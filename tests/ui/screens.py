@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -262,12 +263,20 @@ def layout_problems(name: str, top: QWidget) -> list[str]:
 
 
 async def settle(widget: QWidget) -> None:
-    """Show the widget and let the loop run half a second (Qt's events are processed by the
-    qasync loop itself: a nested processEvents() here could resume a second asyncio task
-    inside this one, and once did)."""
+    """Show the widget, wait until the X server has it on screen (up to 10 s), then let the
+    loop run another 0.2 s for its layout and paint (Qt's events are processed by the qasync
+    loop itself: a nested processEvents() here could resume a second asyncio task inside this
+    one, and once did). Every screen grabbed 0.2 s after it was exposed matched a grab half
+    a second later (at 0.1 s the search box's clear button was still fading in)."""
     widget.show()
     widget.raise_()
-    await asyncio.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        handle = widget.windowHandle()
+        if handle is not None and handle.isExposed():
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
 
 
 async def shoot(name: str, widget: QWidget, out: Path, problems: list[str]) -> None:
