@@ -327,18 +327,6 @@ class Files:
             self.blobs.new_name(),
             FileState.QUEUED if fetch else FileState.OFFERED,
         )
-        message = NewMessage(
-            contact_id,
-            Direction.INCOMING,
-            mid,
-            chat.seq,
-            chat.body,
-            chat.sent_at,
-            ctx.clock(),
-            Status.DELIVERED,
-            reply_to=chat.reply_to,
-            timer_s=chat.timer_s,
-        )
         rows: list[FileRow] = []
 
         def attach(r: Repos, row: MessageRow) -> None:
@@ -348,8 +336,8 @@ class Files:
                 if "UNIQUE" not in str(exc):
                     raise
 
-        retired = await self._messaging.take_message(
-            contact_id, session, message, theirs, via, attach=attach
+        retired = await self._messaging.take_chat(
+            contact_id, session, mid, chat, theirs, via, attach=attach
         )
         if fetch and rows:
             self.transfers.fetch(await ctx.store.read(lambda r: r.files.transfer(rows[0])))

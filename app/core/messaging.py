@@ -308,8 +308,11 @@ class Messaging:
         chat: pl.Chat,
         theirs: list[TheirMailbox],
         via: bytes | None,
+        *,
+        attach: Callable[[Repos, MessageRow], object] | None = None,
     ) -> list[OurMailbox]:
-        """Store an incoming message with its ratchet step and our receipt for it; returns
+        """Store an incoming message with its ratchet step and our receipt for it (and, for a
+        file message, `attach(repos, row)` its file in the same transaction); returns
         our mailboxes the completed handshake or move retired (to unsubscribe). `via`: the
         contact mailbox of ours it came to (None: our card's). A disappearing one's clock
         starts when it is read."""
@@ -325,7 +328,7 @@ class Messaging:
             reply_to=chat.reply_to,
             timer_s=chat.timer_s,
         )
-        return await self.take_message(contact_id, session, message, theirs, via)
+        return await self.take_message(contact_id, session, message, theirs, via, attach=attach)
 
     async def take_message(
         self,

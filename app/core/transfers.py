@@ -458,7 +458,7 @@ class Transfers:
                 up.sent_bytes += len(piece) - TAG_SIZE
             if gone:  # the receiver left, or the relay: it asks again when it is back
                 up.wanted.clear()
-            self._progress_up(up)
+            self._progress(up, up.sent_bytes)
 
     async def _record_upload(self, up: _Upload) -> None:
         def unit(r: Repos) -> None:
@@ -475,13 +475,14 @@ class Transfers:
             return
         self.changed(info)
 
-    def _progress_up(self, up: _Upload) -> None:
+    def _progress(self, moving: _Upload | _Download, total: int) -> None:
+        """Tell the front ends how far a transfer came, PROGRESS_S apart at most."""
         now = self._clock()
-        rate = up.speed.add(now, up.sent_bytes)
-        if now - up.told_at < PROGRESS_S:
+        rate = moving.speed.add(now, total)
+        if now - moving.told_at < PROGRESS_S:
             return
-        up.told_at = now
-        self._spawn(self._tell_progress(up.row, rate))
+        moving.told_at = now
+        self._spawn(self._tell_progress(moving.row, rate))
 
     async def _tell_progress(self, row: FileRow, rate: float) -> None:
         with contextlib.suppress(NotFound):
@@ -597,7 +598,7 @@ class Transfers:
                 if stalls >= MAX_STALLS:
                     await self._finish(down, FileState.FAILED, "the sender stopped sending")
                     return
-            self._progress_down(down)
+            self._progress(down, down.received)
 
     def _ask_number(self, down: _Download) -> int:
         # Increasing across restarts too: the time in ms, then one more each ask.
@@ -670,14 +671,6 @@ class Transfers:
         await self._ctx.store.run(lambda r: r.files.set_state(down.row, state))
         with contextlib.suppress(NotFound):
             self.changed(await self._ctx.store.read(lambda r: r.files.get(down.row)))
-
-    def _progress_down(self, down: _Download) -> None:
-        now = self._clock()
-        rate = down.speed.add(now, down.received)
-        if now - down.told_at < PROGRESS_S:
-            return
-        down.told_at = now
-        self._spawn(self._tell_progress(down.row, rate))
 
     async def _complete(self, down: _Download) -> None:
         """Every piece is here: the whole file must match the offer's hash."""
