@@ -230,7 +230,7 @@ class Files:
         except OSError as exc:
             raise UserError(f"{name}: {exc.strerror or 'cannot be read'}") from None
         offer = pl.Offer(file_id, name, size, mime, digest, file_key, thumbnail)
-        ref = await self._quoted(contact_id, reply_to)
+        ref = await self._messaging.quoted_id(contact_id, reply_to)
 
         def compose(c: Contact, seq: int, now: int) -> tuple[pl.Payload, NewMessage]:
             row = NewMessage(
@@ -274,21 +274,6 @@ class Files:
         # and the contact's first ask must find the file.
         self.transfers.serve(Transfer(message.file, file_id, file_key, disk_name, b""))
         return message
-
-    async def _quoted(self, contact_id: int, reply_to: int | None) -> bytes | None:
-        if reply_to is None:
-            return None
-
-        def quoted(r: Repos) -> bytes:
-            try:
-                message = r.messages.get(reply_to)
-            except NotFound:
-                raise UserError("no such message to reply to") from None
-            if message.contact_id != contact_id or not message.is_text:
-                raise UserError("a reply quotes a message of the same conversation")
-            return message.msg_id
-
-        return await self._ctx.store.read(quoted)
 
     # -- receiving the offer (inbound, under the lock) ---------------------------------------
 

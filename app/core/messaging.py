@@ -123,19 +123,7 @@ class Messaging:
         given); the outbox takes it from there. It disappears as the conversation's timer
         says."""
         check_text(text)
-
-        def quoted(r: Repos) -> bytes | None:
-            if reply_to is None:
-                return None
-            try:
-                message = r.messages.get(reply_to)
-            except NotFound:
-                raise UserError("no such message to reply to") from None
-            if message.contact_id != contact_id or not message.is_text:
-                raise UserError("a reply quotes a message of the same conversation")
-            return message.msg_id
-
-        ref = await self._ctx.store.read(quoted)
+        ref = await self.quoted_id(contact_id, reply_to)
 
         def compose(contact: Contact, seq: int, now: int) -> tuple[pl.Payload, NewMessage]:
             timer = contact.timer_s
@@ -156,6 +144,23 @@ class Messaging:
             return pl.Chat(seq, now, text, ref, timer), row
 
         return await self.send_row(contact_id, compose)
+
+    async def quoted_id(self, contact_id: int, reply_to: int | None) -> bytes | None:
+        """The wire id of message row `reply_to` (None for none), which a message to this
+        contact may quote: one of the same conversation, someone wrote, not deleted."""
+        if reply_to is None:
+            return None
+
+        def quoted(r: Repos) -> bytes:
+            try:
+                message = r.messages.get(reply_to)
+            except NotFound:
+                raise UserError("no such message to reply to") from None
+            if message.contact_id != contact_id or not message.is_text:
+                raise UserError("a reply quotes a message of the same conversation")
+            return message.msg_id
+
+        return await self._ctx.store.read(quoted)
 
     async def send_row(
         self,

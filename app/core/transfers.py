@@ -353,15 +353,11 @@ class Transfers:
         down.woken.set()
 
     def _asked(self, mailbox: bytes, up: _Upload, frame: bytes) -> None:
-        try:
-            ask = msgpack.unpackb(up.keys.open_control(True, frame), raw=False)
-            q, stamp = ask["q"], ask.get("ts", 0)
-            if type(q) is not int or type(stamp) is not int:
-                raise ValueError("mistyped")
-        except DecryptError:
-            self._reject(mailbox, "a file message failed its check", Rejection.FORGED)
+        ask = self._open_control(mailbox, up.keys, True, frame)
+        if ask is None:
             return
-        except Exception:
+        q, stamp = ask.get("q"), ask.get("ts", 0)
+        if type(q) is not int or type(stamp) is not int:
             self._reject(mailbox, "a file message that is not one", Rejection.PAYLOAD)
             return
         if ask.get("stop"):
@@ -392,16 +388,26 @@ class Transfers:
         if up.wanted and (up.task is None or up.task.done()):
             up.task = asyncio.get_running_loop().create_task(self._stream(up))
 
-    def _told(self, mailbox: bytes, down: _Download, frame: bytes) -> None:
+    def _open_control(
+        self, mailbox: bytes, keys: FileKeys, asking: bool, frame: bytes
+    ) -> dict[Any, Any] | None:
+        """A control message's map, or None (rejected and counted) when it does not open or
+        is not a map."""
         try:
-            told = msgpack.unpackb(down.keys.open_control(False, frame), raw=False)
+            body = msgpack.unpackb(keys.open_control(asking, frame), raw=False)
         except DecryptError:
             self._reject(mailbox, "a file message failed its check", Rejection.FORGED)
-            return
-        except Exception:
+            return None
+        except Exception:  # msgpack raises several types for bad bytes
+            body = None
+        if not isinstance(body, dict):
             self._reject(mailbox, "a file message that is not one", Rejection.PAYLOAD)
-            return
-        if isinstance(told, dict) and told.get("stop"):
+            return None
+        return body
+
+    def _told(self, mailbox: bytes, down: _Download, frame: bytes) -> None:
+        told = self._open_control(mailbox, down.keys, False, frame)
+        if told is not None and told.get("stop"):
             down.stopped_by_sender = True
             down.woken.set()
 
