@@ -3,6 +3,11 @@
 Every CLI call is `python -m app.cli` in the repository root with the passphrase in
 ANONCHAT_PASSPHRASE; a `Listener` keeps one `listen` process and reads its JSON lines on a
 thread so a test can wait, bounded, for the event it expects.
+
+`Profile.init` runs `anonchat-cli init` (the real Argon2id cost, checked to be the default),
+then re-keys the profile with the cheap test parameters: every later command still derives
+its key from the passphrase, in a fraction of the 0.6 s the default costs each process.
+A profile made with `run("init", ...)` keeps the default cost.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from app.core.profile import profile_paths
+from app.crypto.passphrase import DEFAULT_PARAMS, INSECURE_FAST_PARAMS
+from app.store import vault
 
 ROOT = Path(__file__).resolve().parents[2]
 PASS = "correct horse battery staple"
@@ -209,6 +218,21 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sy
 """
 
 
+def cheap_unlock(directory: Path, passphrase: str) -> None:
+    """Re-key a profile made by `anonchat-cli init` (with the default Argon2id parameters)
+    to the same passphrase under the cheap test parameters."""
+    paths = profile_paths(str(directory))
+    assert [slot.params for slot in vault.read_header(paths).slots] == [DEFAULT_PARAMS]
+    opened = vault.unlock(paths, passphrase)
+    try:
+        vault.change_passphrase(
+            paths, opened.conn, opened.key, passphrase, passphrase, INSECURE_FAST_PARAMS
+        )
+    finally:
+        opened.conn.close()
+    assert [slot.params for slot in vault.read_header(paths).slots] == [INSECURE_FAST_PARAMS]
+
+
 class Profile:
     """A profile directory and the CLI run against it."""
 
@@ -244,6 +268,7 @@ class Profile:
 
     def init(self, relay_url: str) -> None:
         self.run("init", "--name", self.name, "--relay", relay_url)
+        cheap_unlock(self.dir, self.passphrase)
 
     def card(self) -> str:
         card: str = self.run("card").data["card"]
