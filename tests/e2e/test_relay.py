@@ -275,6 +275,7 @@ async def test_too_many_connections_in_all_are_closed_1013_after_the_handshake()
         for p in (b, c):
             await p.request(wire.Ping(1))
             assert await p.recv() == wire.Pong(1)
+            await p.ws.close()  # not left for the relay's 5 s close timeout while we stop it
     finally:
         code, log = proc.stop()
     assert code == 0, log
@@ -298,6 +299,7 @@ async def test_too_many_connections_from_one_address_are_cut_at_the_accept() -> 
         for p in (b, c):
             await p.request(wire.Ping(1))
             assert await p.recv() == wire.Pong(1)
+            await p.ws.close()  # not left for the relay's 5 s close timeout while we stop it
     finally:
         code, log = proc.stop()
     assert code == 0, log
