@@ -112,7 +112,7 @@ class _Download:
     fd: int = -1
     todo: deque[int] = field(default_factory=deque)  # pieces not held nor asked for
     asked: dict[int, float] = field(default_factory=dict)  # piece -> when
-    unflushed: list[int] = field(default_factory=list)
+    unflushed: dict[int, bytes] = field(default_factory=dict)  # checked, not yet on disk
     first_unflushed: float = 0.0
     ask_seq: int = 0
     woken: asyncio.Event = field(default_factory=asyncio.Event)
@@ -339,16 +339,10 @@ class Transfers:
             return
         if down.has(index) or index in down.unflushed or down.fd < 0:
             return  # a copy (asked again meanwhile)
-        try:
-            Blobs.write_piece(down.fd, index, sealed)
-        except OSError as exc:
-            down.halted = f"the file could not be written ({exc.strerror or 'disk error'})"
-            down.woken.set()
-            return
         down.asked.pop(index, None)
         if not down.unflushed:
             down.first_unflushed = self._clock()
-        down.unflushed.append(index)
+        down.unflushed[index] = sealed  # written off the event loop, with the next flush
         down.received += len(plain)
         down.woken.set()
 
@@ -567,9 +561,8 @@ class Transfers:
             if down.held_count == down.keys.count:
                 await self._complete(down)
                 return
-            want = (
-                down.next_wanted(WINDOW - len(down.asked)) if len(down.asked) <= ASK_MORE_AT else []
-            )
+            room = len(down.asked) <= ASK_MORE_AT and len(down.unflushed) < WINDOW
+            want = down.next_wanted(WINDOW - len(down.asked)) if room else []
             if want:
                 ask = {"q": self._ask_number(down), "ts": ctx.clock(), "w": want}
                 reached = await self.control(
@@ -654,12 +647,15 @@ class Transfers:
         round); False when the file's row is gone (its message was deleted)."""
         if not down.unflushed or down.fd < 0:
             return True
-        batch = list(down.unflushed)
-        await asyncio.to_thread(Blobs.flush, down.fd)
+        batch = dict(down.unflushed)
+        try:
+            await asyncio.to_thread(Blobs.write_pieces, down.fd, batch)
+        except OSError as exc:
+            down.halted = f"the file could not be written ({exc.strerror or 'disk error'})"
+            return True
         for index in batch:
             down.mark(index)
-        flushed = set(batch)
-        down.unflushed = [i for i in down.unflushed if i not in flushed]
+            del down.unflushed[index]
         if down.unflushed:
             down.first_unflushed = self._clock()
         held, received = bytes(down.held), down.held_bytes()

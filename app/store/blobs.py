@@ -128,7 +128,10 @@ class Blobs:
             view, offset = view[written:], offset + written
 
     @staticmethod
-    def flush(fd: int) -> None:
+    def write_pieces(fd: int, pieces: dict[int, bytes]) -> None:
+        """Write sealed pieces where they belong, then flush them to disk."""
+        for index, sealed in pieces.items():
+            Blobs.write_piece(fd, index, sealed)
         os.fsync(fd)
 
     # -- reading one back -----------------------------------------------------------------

@@ -184,9 +184,7 @@ def test_a_file_at_rest_is_its_sealed_pieces(
     # Written back piece by piece, in any order, the file is the same.
     other = Blobs(tmp_path / "other")
     fd = other.open_for_pieces(name)
-    for index in reversed(range(count)):
-        Blobs.write_piece(fd, index, pieces[index])
-    Blobs.flush(fd)
+    Blobs.write_pieces(fd, {i: pieces[i] for i in reversed(range(count))})
     os.close(fd)
     assert other.path(name).read_bytes() == path.read_bytes()
 
