@@ -238,7 +238,8 @@ class Transfers:
             return
         down = self._downloads.get(keys.tag)
         if down is not None:
-            await self.control(down.contact_id, keys, True, {"q": 0, "stop": True})
+            stop = {"q": self._ask_number(down), "ts": self._ctx.clock(), "stop": True}
+            await self.control(down.contact_id, keys, True, stop)
             if down.task is not None:
                 down.task.cancel()
             await self._settled(down)
@@ -354,12 +355,12 @@ class Transfers:
         if type(q) is not int or type(stamp) is not int:
             self._reject(mailbox, "a file message that is not one", Rejection.PAYLOAD)
             return
-        if ask.get("stop"):
-            up.wanted.clear()
-            return
         if q <= up.last_ask or abs(self._ctx.clock() - stamp) > ASK_MAX_AGE_MS:
             return  # a replay, or one overtaken by a newer ask
         up.last_ask = q
+        if ask.get("stop"):
+            up.wanted.clear()
+            return
         have = ask.get("have", 0)
         if type(have) is int and 0 <= have <= up.size:
             up.received_bytes = max(up.received_bytes, have)

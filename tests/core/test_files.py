@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 import app.core.transfers as transfers_module
@@ -551,5 +552,40 @@ def test_a_full_disk_fails_the_download_keeping_what_was_held(
             done = await finished(bob, Direction.INCOMING)
             assert done.state is FileState.COMPLETE
             assert await bob.engine.read_file(done.id) == data
+
+    run(body)
+
+
+def test_asks_out_of_order_or_out_of_time_move_nothing(tmp_path: Path) -> None:
+    """What a relay can do with every ask it has seen (and a peer's key, to make the asks a
+    relay could only replay): one out of time or with a number already used sends nothing."""
+
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, _ = await ready(tmp_path, alice, bob)
+            await bob.engine.set_auto_download(0)  # Bob asks nothing by himself
+            sent = await alice.engine.send_file(to_bob, os.urandom(3 * CHUNK_SIZE), name="x")
+            assert sent.file is not None
+            await bob.until(MessageAdded)
+            (up,) = alice.engine._files.transfers._uploads.values()
+            keys = up.keys
+            ours = await alice.engine._ctx.store.read(lambda r: r.mailboxes.list_ours())
+            box = next(b.id for b in ours if b.contact_id == to_bob)
+            now = alice.engine._ctx.clock()
+            relay = alice.engine.relay_url
+
+            async def ask(body: dict[str, object]) -> int:
+                frame = keys.control_frame(True, msgpack.packb(body))
+                await alice.engine.receive(net.Delivered(relay, box, frame))
+                await asyncio.sleep(0.3)
+                return (await alice.engine.file(sent.file.id)).sent_bytes  # type: ignore[union-attr]
+
+            stale = now - 11 * 60 * 1000
+            assert await ask({"q": 10, "ts": stale, "w": [0]}) == 0  # too old
+            assert await ask({"q": 10, "ts": now + 11 * 60 * 1000, "w": [0]}) == 0  # too new
+            assert await ask({"q": 20, "ts": now, "w": [0]}) == CHUNK_SIZE
+            assert await ask({"q": 20, "ts": now, "w": [1]}) == CHUNK_SIZE  # replayed number
+            assert await ask({"q": 19, "ts": now, "w": [1]}) == CHUNK_SIZE  # an older one
+            assert await ask({"q": 30, "ts": now, "w": [1, 2]}) == 3 * CHUNK_SIZE
 
     run(body)
