@@ -39,7 +39,7 @@ from app.core.events import (
     MessagesRemoved,
     PresenceChanged,
 )
-from app.core.messaging import Messaging, expires
+from app.core.messaging import Messaging, check_can_send
 from app.core.routing import Routing
 from app.core.transfers import Transfers
 from app.crypto.filecrypt import (
@@ -62,13 +62,12 @@ from app.domain.messages import (
     Direction,
     Message,
     MessageRow,
-    Status,
     WireId,
 )
 from app.store.blobs import BlobError, Blobs
 from app.store.errors import NotFound
 from app.store.files import NewFile, Transfer
-from app.store.records import NewMessage, OurMailbox, TheirMailbox
+from app.store.records import OurMailbox, TheirMailbox
 from app.store.repos import Repos
 
 log = logging.getLogger(__name__)
@@ -209,14 +208,12 @@ class Files:
             raise UserError(f"a file name has 1 to {MAX_FILE_NAME_CHARS} characters")
         if len(thumbnail) > MAX_THUMBNAIL_BYTES:
             raise UserError("a thumbnail is at most 16 KB")
-        if len(caption) > MAX_MESSAGE_CHARS:
+        if len(caption) > MAX_MESSAGE_CHARS:  # (said before sealing a file for nothing)
             raise UserError(f"a caption holds at most {MAX_MESSAGE_CHARS} characters")
         mime = mime or _guess_mime(name)
         if not pl.MIME.fullmatch(mime):
             raise UserError("not a media type")
-        contact = await self._ctx.store.read(lambda r: _contact(r, contact_id))
-        if contact.why_not_writable() is not None:
-            raise UserError(contact.why_not_writable() or "")
+        check_can_send(await self._ctx.store.read(lambda r: _contact(r, contact_id)))
         file_id, file_key = os.urandom(FILE_ID_SIZE), os.urandom(32)
         disk_name = self.blobs.new_name()
 
@@ -230,25 +227,6 @@ class Files:
         except OSError as exc:
             raise UserError(f"{name}: {exc.strerror or 'cannot be read'}") from None
         offer = pl.Offer(file_id, name, size, mime, digest, file_key, thumbnail)
-        ref = await self._messaging.quoted_id(contact_id, reply_to)
-
-        def compose(c: Contact, seq: int, now: int) -> tuple[pl.Payload, NewMessage]:
-            row = NewMessage(
-                contact_id,
-                Direction.OUTGOING,
-                b"",
-                seq,
-                caption,
-                now,
-                None,
-                Status.QUEUED,
-                True,
-                reply_to=ref,
-                timer_s=c.timer_s,
-                expires_at=expires(now, c.timer_s),
-            )
-            return pl.Chat(seq, now, caption, ref, c.timer_s, offer), row
-
         record = NewFile(
             contact_id,
             Direction.OUTGOING,
@@ -263,8 +241,12 @@ class Files:
             FileState.QUEUED,
         )
         try:
-            message = await self._messaging.send_row(
-                contact_id, compose, attach=lambda r, row: r.files.add(row, record)
+            message = await self._messaging.send(
+                contact_id,
+                caption,
+                reply_to,
+                offer=offer,
+                attach=lambda r, row: r.files.add(row, record),
             )
         except BaseException:
             self.blobs.remove(disk_name)

@@ -118,11 +118,23 @@ class Messaging:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def send(self, contact_id: int, text: str, reply_to: int | None = None) -> Message:
+    async def send(
+        self,
+        contact_id: int,
+        text: str,
+        reply_to: int | None = None,
+        *,
+        offer: pl.Offer | None = None,
+        attach: Callable[[Repos, MessageRow], object] | None = None,
+    ) -> Message:
         """Encrypt, store and queue one message (a reply to message row `reply_to`, if
         given); the outbox takes it from there. It disappears as the conversation's timer
-        says."""
-        check_text(text)
+        says. With an `offer` it is a file message whose text, the caption, may be empty
+        (`attach(repos, row)` stores the file's row in the same transaction)."""
+        if offer is None:
+            check_text(text)
+        elif len(text) > MAX_MESSAGE_CHARS:
+            raise UserError(f"a caption holds at most {MAX_MESSAGE_CHARS} characters")
         ref = await self.quoted_id(contact_id, reply_to)
 
         def compose(contact: Contact, seq: int, now: int) -> tuple[pl.Payload, NewMessage]:
@@ -141,9 +153,9 @@ class Messaging:
                 timer_s=timer,
                 expires_at=expires(now, timer),
             )
-            return pl.Chat(seq, now, text, ref, timer), row
+            return pl.Chat(seq, now, text, ref, timer, offer), row
 
-        return await self.send_row(contact_id, compose)
+        return await self.send_row(contact_id, compose, attach=attach)
 
     async def quoted_id(self, contact_id: int, reply_to: int | None) -> bytes | None:
         """The wire id of message row `reply_to` (None for none), which a message to this
