@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
+import mimetypes
 import os
 import platform
 import time
@@ -40,6 +42,7 @@ from app.core.events import (
     PresenceChanged,
 )
 from app.core.messaging import Messaging, check_can_send
+from app.core.profile import SETTING_AUTO_DOWNLOAD
 from app.core.routing import Routing
 from app.core.transfers import Transfers
 from app.crypto.filecrypt import (
@@ -56,6 +59,7 @@ from app.domain.files import (
     FileInfo,
     FileRow,
     FileState,
+    safe_file_name,
 )
 from app.domain.messages import (
     MAX_MESSAGE_CHARS,
@@ -77,8 +81,6 @@ OPEN_DIR = "open"  # under the user's runtime folder: copies opened with another
 
 
 def _guess_mime(name: str) -> str:
-    import mimetypes
-
     guessed, _ = mimetypes.guess_type(name, strict=False)
     return (
         guessed
@@ -167,8 +169,6 @@ class Files:
         return self._ctx.settings.auto_download_mb
 
     async def set_auto_download(self, megabytes: int) -> None:
-        from app.core.profile import SETTING_AUTO_DOWNLOAD
-
         if not 0 <= megabytes <= MAX_FILE_BYTES // 1_000_000 + 1:
             raise UserError("the automatic download limit is between 0 and 2,148 MB")
         await self._ctx.store.run(lambda r: r.settings.set(SETTING_AUTO_DOWNLOAD, str(megabytes)))
@@ -371,8 +371,6 @@ class Files:
         info = t.info
         if not info.available:
             raise UserError("the file has not arrived yet")
-        from app.domain.files import safe_file_name
-
         target = Path(dest)
         if await asyncio.to_thread(target.is_dir):
             target = target / safe_file_name(info.name)
@@ -413,8 +411,6 @@ class Files:
         keys = FileKeys.derive(t.file_key, t.file_id, info.size)
 
         def load() -> bytes:
-            import io
-
             out = io.BytesIO()
             digest = self.blobs.unseal(t.disk_name, keys, info.size, out)
             if digest != info.sha256:
@@ -430,8 +426,6 @@ class Files:
         """An unsealed copy to open with another application, in this user's private runtime
         folder (in memory on Linux), deleted when the profile closes."""
         info = await self.get(row)
-        from app.domain.files import safe_file_name
-
         base = runtime_dir() / OPEN_DIR
         folder = base / os.urandom(8).hex()
 
