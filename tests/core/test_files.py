@@ -589,3 +589,30 @@ def test_asks_out_of_order_or_out_of_time_move_nothing(tmp_path: Path) -> None:
             assert await ask({"q": 30, "ts": now, "w": [1, 2]}) == 3 * CHUNK_SIZE
 
     run(body)
+
+
+def test_the_numbers_docs_messages_md_gives() -> None:
+    t = transfers_module
+    assert (t.WINDOW, t.ASK_MORE_AT, t.MAX_ASKED) == (32, 16, 128)
+    assert (t.STALL_S, t.MAX_STALLS) == (8.0, 6)
+    assert t.ASK_MAX_AGE_MS == 10 * 60 * 1000
+    assert t.LANE_IDLE_S == 30.0
+    assert t.FILES_LANE == "+files"
+
+
+def test_a_file_past_the_contacts_quota_waits_for_download(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, _ = await ready(tmp_path, alice, bob)
+            assert bob.engine.auto_download() == 25  # the default
+            await bob.engine.set_quota(1)
+            await alice.engine.send_file(to_bob, os.urandom(1_100_000), name="big.bin")
+            await bob.until(MessageAdded)
+            offer = offered_to(bob)
+            await asyncio.sleep(0.3)
+            assert (await bob.engine.file(offer.id)).state is FileState.OFFERED
+            await alice.engine.send_file(to_bob, os.urandom(10_000), name="small.bin")
+            small = await finished(bob, Direction.INCOMING)
+            assert (small.name, small.state) == ("small.bin", FileState.COMPLETE)
+
+    run(body)
