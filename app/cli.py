@@ -32,6 +32,7 @@ from app.core.events import (
     Event,
     FileChanged,
     FrameRejected,
+    GroupChanged,
     MessageAdded,
     MessageChanged,
     MessagesRemoved,
@@ -45,6 +46,7 @@ from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profil
 from app.core.qr import QrError, decode_file, make_png
 from app.domain.contacts import Contact, ContactState, RequestSummary
 from app.domain.files import FileInfo, FileState, size_words
+from app.domain.groups import Group
 from app.domain.messages import MAX_TIMER_S, Direction, Message, Status, describe, timer_words
 from app.net.discovery import browse
 from app.net.rpc import (
@@ -124,6 +126,27 @@ def contact_json(c: Contact) -> dict[str, Any]:
     }
 
 
+def group_json(g: Group) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "name": g.name,
+        "state": g.state.value,
+        "members": [
+            {
+                "name": m.name,
+                "key": m.keys.hex(),
+                "admin": m.admin,
+                "me": m.is_me,
+                "contact": m.is_contact,
+                "verified": m.verified,
+                "joined": m.joined,
+            }
+            for m in g.members
+        ],
+        "invited_by": g.invited_by or None,
+    }
+
+
 def request_json(s: RequestSummary) -> dict[str, Any]:
     return {
         "id": s.request.id,
@@ -140,6 +163,9 @@ def message_json(m: Message) -> dict[str, Any]:
         "id": m.id,
         "contact": m.contact_id,
         "direction": "in" if m.direction is Direction.INCOMING else "out",
+        "author": m.author or ("me" if m.direction is Direction.OUTGOING else None)
+        if m.author_keys is not None or m.direction is Direction.OUTGOING
+        else None,
         "msg_id": m.msg_id.hex(),
         "seq": m.sender_seq,
         "body": m.body,
@@ -215,6 +241,8 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"event": "rejected", "kind": kind.value, "reason": reason}
         case FileChanged(info, bytes_per_s):
             return {"event": "file", **file_json(info), "bytes_per_s": round(bytes_per_s)}
+        case GroupChanged(group):
+            return {"event": "group", **group_json(group)}
         case ContactLimited(contact_id, limit, quota_bytes):
             return {
                 "event": "limited",

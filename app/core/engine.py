@@ -34,6 +34,7 @@ from app.core.conversation import Conversation
 from app.core.events import Event
 from app.core.expiry import Expiry
 from app.core.files import Files
+from app.core.groups import Groups
 from app.core.handshakes import Handshakes
 from app.core.inbound import Inbound
 from app.core.messaging import Messaging
@@ -42,6 +43,7 @@ from app.core.outbox import Outbox
 from app.core.profile import Opened, RelayMode, now_ms
 from app.core.queries import Queries
 from app.core.routing import Routing
+from app.domain.messages import Message
 from app.net import events as net
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,11 @@ class Engine:
         queries = Queries(ctx, routing)
         moving = self._moving = Moving(ctx, routing)
         files = self._files = Files(ctx, routing, messaging)
-        self._inbound = Inbound(ctx, routing, handshakes, messaging, conversation, moving, files)
+        groups = self._groups = Groups(ctx, routing, messaging, handshakes)
+        messaging.group_receipts = groups.delivered
+        self._inbound = Inbound(
+            ctx, routing, handshakes, messaging, conversation, moving, files, groups
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -111,7 +117,20 @@ class Engine:
         self.verification_code = contacts.verification_code
         self.verify = contacts.verify
         self.status = contacts.status
-        self.send = messaging.send
+        self.groups = groups.groups
+        self.group = groups.group
+        self.find_group = groups.find
+        self.group_invites = groups.invites
+        self.create_group = groups.create
+        self.join_group = groups.join
+        self.decline_group = groups.decline
+        self.add_member = groups.add
+        self.remove_member = groups.remove
+        self.promote_member = groups.promote
+        self.rename_group = groups.rename
+        self.leave_group = groups.leave
+        self.deliveries = groups.deliveries
+        self.is_group = groups.is_group
         self.retry = messaging.retry
         self.mark_read = messaging.mark_read
         self.edit = conversation.edit
@@ -178,6 +197,7 @@ class Engine:
         await engine.reload_settings()
         await engine._expiry.sweep()  # what ran out while the profile was closed
         await engine._files.sweep()  # files whose messages went, or a send cut off
+        await engine._groups.load()
         return engine
 
     async def reload_settings(self) -> None:
@@ -218,6 +238,8 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._tasks = []
+        with contextlib.suppress(Exception):
+            await self._groups.close()
         with contextlib.suppress(Exception):  # receipts gathering: stored to go out next time
             await self._messaging.flush_receipts()
         await self._routing.close()
@@ -241,8 +263,15 @@ class Engine:
         """What the relay connections report (frames, presence, connection state)."""
         self._routing.on_net_event(event)
 
+    async def send(self, contact_id: int, text: str, reply_to: int | None = None) -> Message:
+        """Write to a contact, or to a group (signed and sealed for each member)."""
+        if self._groups.is_group(contact_id):
+            return await self._groups.send(contact_id, text, reply_to)
+        return await self._messaging.send(contact_id, text, reply_to)
+
     def _emit(self, event: Event) -> None:
         self._files.on_event(event)
+        self._groups.on_event(event)
         for listener in list(self._listeners):
             try:
                 listener(event)

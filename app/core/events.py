@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from app.domain.contacts import Contact
 from app.domain.files import FileInfo
+from app.domain.groups import Group
 from app.domain.messages import Message, Status
 from app.net.events import ConnectionChanged, ConnectionState
 
@@ -111,6 +112,14 @@ class FileChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """A group (or an invitation to one) is new or changed: its name, members, admins, or
+    where we stand in it."""
+
+    group: Group
+
+
+@dataclass(frozen=True, slots=True)
 class MessageStatusChanged:
     contact_id: int
     message_row: int
@@ -130,6 +139,7 @@ class Rejection(StrEnum):
     FLOOD = "flood"  # dropped unread: its mailbox sent more failing frames than its budget
     THROTTLED = "throttled"  # left out: the contact sent faster than it is taken in
     QUOTA = "quota"  # left out: the contact's messages fill its storage quota
+    GROUP = "group"  # a group statement unsigned, forged, stale, or from a non-member
 
 
 class Limit(StrEnum):
@@ -172,4 +182,5 @@ Event = (
     | FileChanged
     | FrameRejected
     | ContactLimited
+    | GroupChanged
 )

@@ -35,7 +35,8 @@ from app.crypto.errors import CardError, HandshakeError, ReplayedHandshake
 from app.crypto.handshake import Accepted, Invitation, initiate
 from app.crypto.mailbox import MailboxKey
 from app.crypto.ratchet import Session
-from app.domain.contacts import Contact, ContactState
+from app.domain.contacts import Contact, ContactKind, ContactState
+from app.domain.groups import MemberState
 from app.store.records import (
     HandshakeLink,
     MailboxPurpose,
@@ -132,10 +133,22 @@ def retire_used_codes(r: Repos, contact_id: int) -> list[OurMailbox]:
         box = r.mailboxes.get_ours(link.mailbox_id)
         if box is None or box.purpose is not MailboxPurpose.INVITATION:
             continue
-        if not is_address(r, box.id):
+        if not is_address(r, box.id) and r.groups.by_code(box.id) is None:
             r.mailboxes.delete_ours(box.id)
             gone.append(box)
     return gone
+
+
+def _member_name(r: Repos, mailbox_id: bytes, keys: bytes) -> str | None:
+    """Through one of our group codes, the name of these keys in that group if they are a
+    current member of it (None otherwise, and for any other code)."""
+    group = r.groups.by_code(mailbox_id)
+    if group is None:
+        return None
+    member = r.groups.member(group.contact_id, keys)
+    if member is None or member.state is not MemberState.MEMBER:
+        return None
+    return member.name
 
 
 def _make_room_for_a_request(r: Repos) -> tuple[list[int], list[OurMailbox]]:
@@ -173,6 +186,8 @@ class Handshakes:
                 return r.contacts.find_by_identity(keys), r.mailboxes.in_use(card.mailbox)
 
             known, taken = await ctx.store.read(load)
+            if known is not None and known.kind is ContactKind.MEMBER:
+                return await self._make_contact(known, display)
             if known is not None and known.state is ContactState.CONTACT:
                 raise UserError(f"{known.display_name} is already a contact")
             if known is not None and known.state is ContactState.REQUEST:
@@ -183,7 +198,38 @@ class Handshakes:
                 raise UserError("this code names a mailbox that belongs to another contact")
             return await self._initiate(card, display, known)
 
-    async def _initiate(self, card: Card, display: str, ended: Contact | None) -> Contact:
+    async def _make_contact(self, member: Contact, display: str) -> Contact:
+        """Someone we knew only through a group, added by their card: a contact now, on the
+        channel we already have."""
+
+        def unit(r: Repos) -> Contact:
+            r.contacts.set_kind(member.id, ContactKind.PERSON)
+            r.contacts.rename(member.id, display)
+            return r.contacts.get(member.id)
+
+        contact = await self._ctx.store.run(unit)
+        self._ctx.emit(ContactAdded(contact))
+        return contact
+
+    async def connect_member(self, code: str, name: str) -> None:
+        """Start a channel with a group member through their group code (called under the
+        lock, by groups): a member-only contact, in no contact list. A code that does not
+        parse or names a mailbox in use changes nothing."""
+        try:
+            card = Card.parse(code)
+        except CardError:
+            return
+        taken = await self._ctx.store.read(lambda r: r.mailboxes.in_use(card.mailbox))
+        if not taken:
+            await self._initiate(card, name, None, kind=ContactKind.MEMBER)
+
+    async def _initiate(
+        self,
+        card: Card,
+        display: str,
+        ended: Contact | None,
+        kind: ContactKind = ContactKind.PERSON,
+    ) -> Contact:
         ctx = self._ctx
         box = MailboxKey.generate()
         our_relays = ctx.settings.relays
@@ -196,7 +242,7 @@ class Handshakes:
             old: list[OurMailbox] = []
             r.contacts.unblock(keys)
             if ended is None:
-                cid = r.contacts.add(display, keys, now, awaiting_welcome=True).id
+                cid = r.contacts.add(display, keys, now, awaiting_welcome=True, kind=kind).id
             else:
                 cid, old = ended.id, forget_channels(r, ended.id)
                 r.contacts.set_state(cid, ContactState.CONTACT)
@@ -206,7 +252,8 @@ class Handshakes:
 
         contact, old = await ctx.store.run(unit)
         await self._after_channels_changed(contact, old, our_relays, box)
-        ctx.emit(ContactAdded(contact) if ended is None else ContactChanged(contact))
+        if kind is ContactKind.PERSON:
+            ctx.emit(ContactAdded(contact) if ended is None else ContactChanged(contact))
         return contact
 
     async def _after_channels_changed(
@@ -286,18 +333,23 @@ class Handshakes:
             ctx.reject("a handshake from our own identity", Rejection.HANDSHAKE)
             return None
 
-        def load(r: Repos) -> tuple[bool, Contact | None, bool, bool]:
+        def load(r: Repos) -> tuple[bool, Contact | None, bool, bool, str | None]:
             return (
                 r.contacts.is_blocked(keys),
                 r.contacts.find_by_identity(keys),
                 r.mailboxes.in_use(peer.mailbox),
                 is_address(r, box.id),
+                _member_name(r, box.id, keys),
             )
 
-        blocked, known, taken, address = await ctx.store.read(load)
+        blocked, known, taken, address, member = await ctx.store.read(load)
         if blocked:
             return None  # dropped without a word: the blocked person learns nothing either
-        if invitation.used and not address:
+        group_code = await ctx.store.read(lambda r: r.groups.by_code(box.id) is not None)
+        if group_code and member is None:
+            ctx.reject("a handshake through a group code from a non-member", Rejection.HANDSHAKE)
+            return None
+        if invitation.used and not address and not group_code:
             ctx.reject("a one-time code that was already used", Rejection.HANDSHAKE)
             return None
         if taken:
@@ -309,7 +361,9 @@ class Handshakes:
             known = None  # a contact we ended asks again: a request of its own
         if known is not None and known.awaiting_welcome and keys > ours:
             return None  # both added each other at once: the lower key's handshake goes ahead
-        await self._answer(box, accepted, intro, known)
+        if known is not None and known.state is ContactState.REQUEST and member is not None:
+            return None  # a stranger's request stays one until the person accepts it
+        await self._answer(box, accepted, intro, known, member)
         return None
 
     async def _answer(
@@ -318,10 +372,13 @@ class Handshakes:
         accepted: Accepted,
         intro: pl.Intro,
         known: Contact | None,
+        member: str | None = None,
     ) -> None:
         """Accept the handshake: a new request, or new channels for the contact or request of
         this same key. Our welcome goes out at once, so a request's messages are acknowledged
-        as delivered (never as read) while it waits."""
+        as delivered (never as read) while it waits. Through a group code, from a member of
+        that group (`member`: their name there), a new row is a member-only contact instead
+        of a request."""
         ctx = self._ctx
         peer = accepted.peer
         mine = MailboxKey.generate()
@@ -336,7 +393,10 @@ class Handshakes:
         def unit(r: Repos) -> tuple[Contact, list[OurMailbox], list[int]]:
             old: list[OurMailbox] = []
             pushed_out: list[int] = []
-            if known is None:
+            if known is None and member is not None:
+                keys = peer.identity.to_bytes()
+                cid = r.contacts.add(member, keys, now, kind=ContactKind.MEMBER).id
+            elif known is None:
                 pushed_out, old = _make_room_for_a_request(r)
                 keys = peer.identity.to_bytes()
                 cid = r.contacts.add(name, keys, now, state=ContactState.REQUEST).id
@@ -357,6 +417,8 @@ class Handshakes:
         for gone in pushed_out:
             await self._routing.forget_contact(gone)
             ctx.emit(RequestRemoved(gone))
+        if contact.kind is ContactKind.MEMBER:
+            return  # in no list: its groups show it connected
         if contact.state is ContactState.REQUEST:
             ctx.emit(RequestAdded(contact))  # new, or the same stranger starting over
         else:

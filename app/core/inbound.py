@@ -24,6 +24,7 @@ from app.core.context import Context
 from app.core.conversation import Conversation
 from app.core.events import ContactLimited, Limit, Rejection
 from app.core.files import Files
+from app.core.groups import Groups
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, contact_or_none
 from app.core.moving import Moving
@@ -52,6 +53,7 @@ class Inbound:
         conversation: Conversation,
         moving: Moving,
         files: Files,
+        groups: Groups,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -62,6 +64,7 @@ class Inbound:
         self._conversation = conversation
         self._moving = moving
         self._files = files
+        self._groups = groups
         files.transfers.budget_failed = lambda mailbox: self.budgets.failed(mailbox, self._clock())
         self._clock = clock
         self._queue: deque[net.Delivered] = deque()
@@ -268,6 +271,15 @@ class Inbound:
                 retired = await self._conversation.take_unknown(
                     contact_id, session, mid, theirs, via
                 )
+                await self._retire(retired)
+            case (
+                pl.GroupInvite()
+                | pl.GroupJoin()
+                | pl.GroupIntro()
+                | pl.GroupSigned()
+                | pl.GroupSync()
+            ):
+                retired = await self._groups.take(contact, session, mid, content, theirs, via)
                 await self._retire(retired)
             case pl.Welcome():
                 await self._handshakes.on_welcome(contact, session, content)

@@ -115,6 +115,9 @@ class Messaging:
         self._tasks: set[asyncio.Task[None]] = set()
         self._usage: dict[int, tuple[float, int]] = {}  # contact -> (counted at, bytes)
         self._over_quota: set[int] = set()
+        # In a receipt's unit: our group messages' copies it names (set by the engine to
+        # Groups.delivered); returns the group messages touched.
+        self.group_receipts: Callable[[Repos, int, tuple[bytes, ...], int], list[int]] | None = None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -468,12 +471,14 @@ class Messaging:
         def unit(r: Repos) -> tuple[list[Message], list[OurMailbox]]:
             retired = step_taken(r, contact_id, session, via, now)
             r.messages.acknowledge(contact_id, ids, status, now)
-            found = (r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids)
+            found = [r.messages.find(contact_id, Direction.OUTGOING, i) for i in ids]
+            if self.group_receipts is not None and not read:
+                found += [r.messages.get(m) for m in self.group_receipts(r, contact_id, ids, now)]
             return [m for m in found if m is not None], retired
 
         changed, retired = await ctx.store.run(unit)
         for message in changed:
-            ctx.emit(MessageStatusChanged(contact_id, message.id, message.status))
+            ctx.emit(MessageStatusChanged(message.contact_id, message.id, message.status))
         return retired
 
     async def commit_receipt(

@@ -34,7 +34,7 @@ from app.core.routing import Routing, mailbox_key
 from app.crypto.handshake import Invitation
 from app.crypto.mailbox import MailboxKey
 from app.crypto.ratchet import Session
-from app.domain.contacts import Contact, ContactState
+from app.domain.contacts import TALKED_TO, Contact, ContactState
 from app.net import events as net
 from app.net.errors import NetError
 from app.net.pool import RelayPool
@@ -160,7 +160,7 @@ class Moving:
         def unit(r: Repos) -> list[tuple[int, MailboxKey]]:
             moved = []
             contacts = (
-                r.contacts.all(ContactState.CONTACT, ContactState.REQUEST)
+                r.contacts.all(ContactState.CONTACT, ContactState.REQUEST, kinds=TALKED_TO)
                 if contact_ids is None
                 else [c for c in (_contact(r, i) for i in contact_ids) if c is not None]
             )

@@ -15,7 +15,7 @@ import logging
 from app.core.context import Context
 from app.core.events import MessageStatusChanged
 from app.core.routing import Destination, Routing
-from app.domain.messages import Status
+from app.domain.messages import MessageRow, Status
 from app.net.errors import PayloadTooLarge, RelayRefused, RelayUnavailable
 from app.store.errors import NotFound
 from app.store.records import NewOutbox, OutboxItem, OutboxKind, TheirMailbox
@@ -109,12 +109,13 @@ class Outbox:
         done = ctx.clock()
         later = done + UNREACHABLE_RETRY_MS
 
-        def record(r: Repos) -> list[OutboxItem]:
+        def record(r: Repos) -> list[tuple[int, MessageRow]]:
             newly_sent = []
             for item in sent:
                 backoff = min(RESEND_AFTER_MS * 2 ** min(item.attempts, 8), MAX_RESEND_MS)
-                if _mark_sent(r, item, done + backoff):
-                    newly_sent.append(item)
+                conversation = _mark_sent(r, item, done + backoff)
+                if conversation is not None and item.message_row is not None:
+                    newly_sent.append((conversation, item.message_row))
             for item in failed:
                 with contextlib.suppress(NotFound):  # acknowledged while the relay refused it
                     r.outbox.fail(item.id)
@@ -124,9 +125,8 @@ class Outbox:
             return newly_sent
 
         if sent or failed or postponed:
-            for item in await ctx.store.run(record):
-                assert item.message_row is not None
-                ctx.emit(MessageStatusChanged(item.contact_id, item.message_row, Status.SENT))
+            for conversation, message_row in await ctx.store.run(record):
+                ctx.emit(MessageStatusChanged(conversation, message_row, Status.SENT))
             for item in failed:
                 if item.message_row is not None:
                     ctx.emit(MessageStatusChanged(item.contact_id, item.message_row, Status.FAILED))
@@ -135,11 +135,12 @@ class Outbox:
         return len(items) == BATCH and len(postponed) < len(items)
 
 
-def _mark_sent(r: Repos, item: OutboxItem, next_try: int) -> bool:
-    """Record that the relay forwarded an item; True when its message just became "sent"."""
+def _mark_sent(r: Repos, item: OutboxItem, next_try: int) -> int | None:
+    """Record that the relay forwarded an item; when its message just became "sent", the
+    conversation it is in (a group's, for a copy to one member)."""
     try:
-        before = None if item.message_row is None else r.messages.get(item.message_row).status
+        before = None if item.message_row is None else r.messages.get(item.message_row)
         r.outbox.sent(item.id, next_try)
     except NotFound:  # the receipt (or the welcome) came back first, or the message is gone
-        return False
-    return before is Status.QUEUED
+        return None
+    return before.contact_id if before is not None and before.status is Status.QUEUED else None

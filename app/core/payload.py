@@ -136,6 +136,52 @@ class Timer:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupInvite:
+    """You are invited to a group: its id, name and membership log (docs/groups.md)."""
+
+    group_id: bytes
+    name: str
+    log: tuple[tuple[bytes, bytes], ...]  # (statement, signature), in the order applied
+
+
+@dataclass(frozen=True, slots=True)
+class GroupJoin:
+    """I joined the group you invited me to: members may connect to me through `code`."""
+
+    group_id: bytes
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupIntro:
+    """Member `member` joined: connect to them through `code` if you have no channel yet."""
+
+    group_id: bytes
+    member: bytes
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSigned:
+    """A signed group statement, a post (`gpost`) or a membership event (`gev`), from its
+    author or passed on by a member."""
+
+    post: bool
+    statement: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSync:
+    """What the sender holds of a group: per author, the highest post number with all before
+    it. A `reply` is never answered."""
+
+    group_id: bytes
+    have: tuple[tuple[bytes, int], ...]
+    reply: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A kind this version does not know (from a newer client): acknowledged, shown as a
     neutral line, otherwise ignored."""
@@ -144,7 +190,14 @@ class Unknown:
 
 
 Update = Edit | Delete | React
-Payload = Intro | Welcome | Move | Chat | Receipt | Edit | Delete | React | Timer | Unknown
+Group = GroupInvite | GroupJoin | GroupIntro | GroupSigned | GroupSync
+Payload = Intro | Welcome | Move | Chat | Receipt | Edit | Delete | React | Timer | Group | Unknown
+MAX_GROUP_LOG = 256  # events an invitation carries
+MAX_SYNC_AUTHORS = 256
+MAX_CODE_CHARS = 16_384  # a card's text, as the card parser takes it
+GROUP_ID_BYTES = 16
+IDENTITY_KEYS_BYTES = 64
+MAX_STATEMENT_BYTES = 65_536
 
 
 def valid_reaction(emoji: str) -> bool:
@@ -189,6 +242,16 @@ def encode(payload: Payload) -> bytes:
             data = {"k": "react", "ref": ref, "ts": sent_at, "emoji": emoji}
         case Timer(seq, sent_at, timer_s):
             data = {"k": "timer", "seq": seq, "ts": sent_at, "ttl": timer_s}
+        case GroupInvite(group_id, name, log):
+            data = {"k": "ginv", "g": group_id, "name": name, "log": [list(e) for e in log]}
+        case GroupJoin(group_id, code):
+            data = {"k": "gjoin", "g": group_id, "code": code}
+        case GroupIntro(group_id, member, code):
+            data = {"k": "gintro", "g": group_id, "m": member, "code": code}
+        case GroupSigned(post, statement, signature):
+            data = {"k": "gpost" if post else "gev", "s": statement, "sig": signature}
+        case GroupSync(group_id, have, reply):
+            data = {"k": "gsync", "g": group_id, "have": [list(h) for h in have], "reply": reply}
         case Unknown(kind):
             data = {"k": kind}
     if isinstance(payload, (Intro, Welcome, Move)) and payload.fallbacks:
@@ -259,6 +322,8 @@ def _offer(data: dict[Any, Any]) -> Offer:
     if not MIME.fullmatch(mime):
         raise PayloadError("field 'type' is not a media type")
     thumbnail = _field(data, "th", bytes) if "th" in data else b""
+    if len(thumbnail) > MAX_THUMBNAIL_BYTES:
+        raise PayloadError("field 'th' is too large")
     return Offer(
         _bytes(data, "id", FILE_ID_SIZE),
         name,
@@ -278,7 +343,7 @@ def decode(raw: bytes) -> Payload:
             raw=False,
             strict_map_key=True,
             max_str_len=MAX_MESSAGE_CHARS * 4,
-            max_bin_len=MAX_THUMBNAIL_BYTES,
+            max_bin_len=MAX_STATEMENT_BYTES,
             max_array_len=MAX_RECEIPT_IDS,
             max_map_len=16,
             max_ext_len=0,
@@ -331,6 +396,51 @@ def decode(raw: bytes) -> Payload:
             _ranged(data, "ts", 0, MAX_TIME_MS),
             _ranged(data, "ttl", 0, MAX_TIMER_S),
         )
+    if kind in GROUP_KINDS:
+        return _group(kind, data)
     if type(kind) is str and 0 < len(kind) <= MAX_KIND_CHARS:
         return Unknown(kind)
     raise PayloadError("no payload kind")
+
+
+GROUP_KINDS = ("ginv", "gjoin", "gintro", "gpost", "gev", "gsync")
+
+
+def _code(data: dict[Any, Any]) -> str:
+    code: str = _field(data, "code", str)
+    if not 0 < len(code) <= MAX_CODE_CHARS:
+        raise PayloadError("field 'code' is not a code")
+    return code
+
+
+def _pairs(data: dict[Any, Any], key: str, limit: int) -> list[list[Any]]:
+    items: list[list[Any]] = _field(data, key, list)
+    if len(items) > limit or any(type(i) is not list or len(i) != 2 for i in items):
+        raise PayloadError(f"field {key!r} is a list of at most {limit} pairs")
+    return items
+
+
+def _group(kind: str, data: dict[Any, Any]) -> Group:
+    if kind in ("gpost", "gev"):
+        statement = _field(data, "s", bytes)
+        return GroupSigned(kind == "gpost", statement, _bytes(data, "sig", 64))
+    group_id = _bytes(data, "g", GROUP_ID_BYTES)
+    if kind == "ginv":
+        name = _field(data, "name", str)
+        if not valid_name(name):
+            raise PayloadError("field 'name' is not a group name")
+        log = _pairs(data, "log", MAX_GROUP_LOG)
+        if not log or any(type(s) is not bytes or type(sig) is not bytes for s, sig in log):
+            raise PayloadError("field 'log' holds statements and signatures")
+        return GroupInvite(group_id, name, tuple((s, sig) for s, sig in log))
+    if kind == "gjoin":
+        return GroupJoin(group_id, _code(data))
+    if kind == "gintro":
+        return GroupIntro(group_id, _bytes(data, "m", IDENTITY_KEYS_BYTES), _code(data))
+    have = _pairs(data, "have", MAX_SYNC_AUTHORS)
+    for author, seq in have:
+        if type(author) is not bytes or len(author) != IDENTITY_KEYS_BYTES:
+            raise PayloadError("field 'have' names authors by their identity keys")
+        if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+            raise PayloadError("field 'have' numbers out of range")
+    return GroupSync(group_id, tuple((a, s) for a, s in have), _field(data, "reply", bool))

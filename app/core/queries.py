@@ -7,7 +7,7 @@ from app.core.context import Context
 from app.core.errors import UnknownContact, UserError
 from app.core.messaging import contact_or_none
 from app.core.routing import Routing
-from app.domain.contacts import Contact, ContactState, ContactSummary
+from app.domain.contacts import LISTED, Contact, ContactKind, ContactState, ContactSummary
 from app.domain.messages import Message, SearchHit
 from app.store.errors import NotFound
 from app.store.repos import Repos
@@ -60,7 +60,8 @@ class Queries:
             unread = r.messages.unread_counts()
             return [
                 _summarize(r, c, unread.get(c.id, 0), c.id in online)
-                for c in r.contacts.all(ContactState.CONTACT, ContactState.ENDED)
+                for c in r.contacts.all(ContactState.CONTACT, ContactState.ENDED, kinds=LISTED)
+                if c.kind is not ContactKind.GROUP or r.groups.listed(c.id)
             ]
 
         return await self._ctx.store.read(load)
@@ -73,7 +74,9 @@ class Queries:
 
         def load(r: Repos) -> ContactSummary | None:
             c = contact_or_none(r, contact_id)
-            if c is None or c.state is ContactState.REQUEST:
+            if c is None or c.state is ContactState.REQUEST or c.kind not in LISTED:
+                return None
+            if c.kind is ContactKind.GROUP and not r.groups.listed(c.id):
                 return None
             return _summarize(r, c, r.messages.unread_count(c.id), online)
 

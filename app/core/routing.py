@@ -35,6 +35,7 @@ from app.core.events import (
 )
 from app.crypto.handshake import Invitation
 from app.crypto.mailbox import MailboxKey
+from app.domain.contacts import TALKED_TO
 from app.net import events as net
 from app.net.errors import NetError
 from app.net.pool import RelayPool
@@ -166,7 +167,7 @@ class Routing:
         ctx = self._ctx
         boxes = await ctx.store.read(lambda r: r.mailboxes.list_ours())
         await asyncio.gather(*(self.listen(b.relays, mailbox_key(b), b.contact_id) for b in boxes))
-        contacts = await ctx.store.read(lambda r: r.contacts.all())
+        contacts = await ctx.store.read(lambda r: r.contacts.all(kinds=TALKED_TO))
         await asyncio.gather(*(self.watch_contact(c.id) for c in contacts))
 
     async def close(self) -> None:

@@ -17,6 +17,21 @@ class ContactState(StrEnum):
     ENDED = "ended"
 
 
+class ContactKind(StrEnum):
+    """What a row is: a person (a contact or a request), someone we talk to only because we
+    share a group with them (no contact list shows them), or a group's conversation."""
+
+    PERSON = "person"
+    MEMBER = "member"
+    GROUP = "group"
+
+
+TALKED_TO = (ContactKind.PERSON, ContactKind.MEMBER)
+"""The rows with a session and mailboxes of their own."""
+LISTED = (ContactKind.PERSON, ContactKind.GROUP)
+"""The rows a conversation list shows (a group once joined or left, not while invited)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Contact:
     id: int
@@ -28,6 +43,11 @@ class Contact:
     awaiting_welcome: bool = False
     blocked: bool = False
     timer_s: int = 0  # the conversation's disappearing-messages timer (0: off)
+    kind: ContactKind = ContactKind.PERSON
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind is ContactKind.GROUP
 
     def why_not_writable(self) -> str | None:
         """Why nothing can be sent to them, or None. Only the user's own choices stop a send:

@@ -156,6 +156,8 @@ class Message:
     reactions: tuple[Reaction, ...] = ()
     quote: Quote | None = None  # the message replied to, when we have it
     file: FileInfo | None = None  # a file or picture it carries (its text is the caption)
+    author_keys: bytes | None = None  # a group message of another member's: its author
+    author: str = ""  # that author's name, as the group (or our contact list) names them
 
     @property
     def is_text(self) -> bool:

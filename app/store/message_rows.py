@@ -24,7 +24,8 @@ from .files import FileRepo
 
 MESSAGE_COLS = (
     "id, contact_id, direction, msg_id, sender_seq, body, sent_at, received_at, status, "
-    "is_read, kind, reply_to, edited_at, deleted, timer_s, expires_at, delivered_at, read_at"
+    "is_read, kind, reply_to, edited_at, deleted, timer_s, expires_at, delivered_at, read_at, "
+    "author_keys"
 )
 QUOTE_CHARS = 300  # what a quote shows of the message it quotes
 
@@ -49,6 +50,7 @@ def message_from_row(row: Any) -> Message:
         row[15],
         row[16],
         row[17],
+        author_keys=None if row[18] is None else bytes(row[18]),
     )
 
 
@@ -87,14 +89,34 @@ def with_extras(conn: Any, messages: list[Message]) -> list[Message]:
             )
             quotes[(m.contact_id, m.reply_to)] = quote
     files = FileRepo(conn).for_messages(rows)
+    authors = _author_names(conn, messages)
     return [
         dataclasses.replace(
             m,
             reactions=tuple(reactions.get(m.id, ())),
             quote=None if m.reply_to is None else quotes.get((m.contact_id, m.reply_to)),
             file=files.get(m.id),
+            author=authors.get((m.contact_id, m.author_keys), "")
+            if m.author_keys is not None
+            else "",
         )
-        if m.id in reactions or m.reply_to is not None or m.id in files
+        if m.id in reactions or m.reply_to is not None or m.id in files or m.author_keys
         else m
         for m in messages
     ]
+
+
+def _author_names(conn: Any, messages: list[Message]) -> dict[tuple[int, bytes], str]:
+    """The names of a page's group messages' authors, as their groups name them (our own
+    name for a contact of ours)."""
+    groups = {m.contact_id for m in messages if m.author_keys is not None}
+    names: dict[tuple[int, bytes], str] = {}
+    for group in groups:
+        for keys, name in conn.execute(
+            "SELECT gm.identity_keys, coalesce(c.display_name, gm.name) FROM group_members gm "
+            "LEFT JOIN contacts c ON c.identity_keys = gm.identity_keys AND c.kind = 'person' "
+            "AND c.state = 'contact' WHERE gm.group_row = ?",
+            (group,),
+        ):
+            names[(group, bytes(keys))] = name
+    return names

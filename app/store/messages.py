@@ -89,8 +89,8 @@ class MessageRepo:
     def _insert(self, m: NewMessage) -> int:
         cur = self._conn.execute(
             "INSERT INTO messages (contact_id, direction, msg_id, sender_seq, body, sent_at, "
-            "received_at, status, is_read, kind, reply_to, timer_s, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "received_at, status, is_read, kind, reply_to, timer_s, expires_at, author_keys) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (contact_id, direction, msg_id) DO NOTHING",
             (
                 m.contact_id,
@@ -106,6 +106,7 @@ class MessageRepo:
                 m.reply_to,
                 m.timer_s,
                 m.expires_at,
+                m.author_keys,
             ),
         )
         return int(cur.lastrowid) if cur.rowcount == 1 else 0
@@ -169,6 +170,18 @@ class MessageRepo:
         if found is None:
             raise NotFound("no such message")
         return with_extras(self._conn, [message_from_row(found)])[0]
+
+    def raise_status(self, row: int, status: Status, now: int) -> bool:
+        """Move our message's status forward (never back); True if it moved."""
+        lower = [s.value for s in Status if s is not status and s.may_become(status)]
+        lower = [s for s in lower if s != Status.FAILED.value or status is Status.FAILED]
+        cur = self._conn.execute(
+            f"UPDATE messages SET status = ?, delivered_at = CASE WHEN ? THEN "
+            f"coalesce(delivered_at, ?) ELSE delivered_at END WHERE id = ? AND direction = 1 "
+            f"AND status IN ({','.join('?' * len(lower))})",
+            (status.value, int(status is Status.DELIVERED), now, row, *lower),
+        )
+        return bool(cur.rowcount == 1)
 
     def incoming_bytes(self, contact_id: int) -> int:
         """How much the contact's messages to us take, in UTF-8 bytes of their text."""
@@ -324,6 +337,15 @@ class OutboxRepo:
         """When the earliest item is due, for the sender's sleep; None when empty."""
         row = self._conn.execute("SELECT min(next_try) FROM outbox").fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def drop_frames(self, contact_id: int, frame_ids: Iterable[bytes]) -> None:
+        """What waits for a contact under these frame ids is no longer sent."""
+        with atomic(self._conn):
+            for frame_id in frame_ids:
+                self._conn.execute(
+                    "DELETE FROM outbox WHERE contact_id = ? AND frame_id = ?",
+                    (contact_id, frame_id),
+                )
 
     def for_contact(self, contact_id: int) -> list[OutboxItem]:
         rows = self._conn.execute(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.domain.contacts import Contact, ContactState
+from app.domain.contacts import Contact, ContactKind, ContactState
 
 from .errors import NotFound, StoreError
 from .records import KeyHistoryEntry, Profile
@@ -16,7 +16,7 @@ from .tx import atomic
 _CONTACT_COLS = (
     "id, display_name, identity_keys, verified, created_at, state, awaiting_welcome, "
     "EXISTS (SELECT 1 FROM blocked_keys b WHERE b.identity_keys = contacts.identity_keys), "
-    "timer_s"
+    "timer_s, kind"
 )
 
 
@@ -31,6 +31,7 @@ def _contact(row: Any) -> Contact:
         bool(row[6]),
         bool(row[7]),
         row[8],
+        ContactKind(row[9]),
     )
 
 
@@ -109,12 +110,21 @@ class ContactRepo:
         verified: bool = False,
         state: ContactState = ContactState.CONTACT,
         awaiting_welcome: bool = False,
+        kind: ContactKind = ContactKind.PERSON,
     ) -> Contact:
         with atomic(self._conn):
             cur = self._conn.execute(
                 "INSERT INTO contacts (display_name, identity_keys, verified, created_at, state, "
-                "awaiting_welcome) VALUES (?, ?, ?, ?, ?, ?)",
-                (display_name, identity_keys, int(verified), now, state.value, awaiting_welcome),
+                "awaiting_welcome, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    display_name,
+                    identity_keys,
+                    int(verified),
+                    now,
+                    state.value,
+                    awaiting_welcome,
+                    kind.value,
+                ),
             )
             return self.get(int(cur.lastrowid))
 
@@ -127,29 +137,38 @@ class ContactRepo:
         return _contact(row)
 
     def find_by_identity(self, identity_keys: bytes) -> Contact | None:
-        """The row of these keys; a live one (contact or request) before an ended one."""
+        """The row of these keys (a person's or a member's, never a group's); a live one
+        (contact or request) before an ended one."""
         row = self._conn.execute(
             f"SELECT {_CONTACT_COLS} FROM contacts WHERE identity_keys = ? "
-            "ORDER BY state = 'ended', id LIMIT 1",
+            "AND kind != 'group' ORDER BY state = 'ended', id LIMIT 1",
             (identity_keys,),
         ).fetchone()
         return None if row is None else _contact(row)
 
-    def all(self, *states: ContactState) -> list[Contact]:
-        """Every row, or only those in the given states, oldest first."""
-        if not states:
-            rows = self._conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts ORDER BY id")
-        else:
-            marks = ",".join("?" * len(states))
-            rows = self._conn.execute(
-                f"SELECT {_CONTACT_COLS} FROM contacts WHERE state IN ({marks}) ORDER BY id",
-                [s.value for s in states],
-            )
+    def all(
+        self, *states: ContactState, kinds: tuple[ContactKind, ...] = (ContactKind.PERSON,)
+    ) -> list[Contact]:
+        """Every row of these kinds (people by default), or only those in the given states,
+        oldest first."""
+        where = f"kind IN ({','.join('?' * len(kinds))})"
+        args: list[str] = [k.value for k in kinds]
+        if states:
+            where += f" AND state IN ({','.join('?' * len(states))})"
+            args += [s.value for s in states]
+        rows = self._conn.execute(
+            f"SELECT {_CONTACT_COLS} FROM contacts WHERE {where} ORDER BY id", args
+        )
         return [_contact(r) for r in rows.fetchall()]
 
-    def count(self, state: ContactState) -> int:
-        row = self._conn.execute("SELECT count(*) FROM contacts WHERE state = ?", (state.value,))
+    def count(self, state: ContactState, kind: ContactKind = ContactKind.PERSON) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM contacts WHERE state = ? AND kind = ?", (state.value, kind.value)
+        )
         return int(row.fetchone()[0])
+
+    def set_kind(self, contact_id: int, kind: ContactKind) -> None:
+        self._set(contact_id, "kind", kind.value)
 
     def rename(self, contact_id: int, display_name: str) -> None:
         self._set(contact_id, "display_name", display_name)

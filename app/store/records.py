@@ -91,6 +91,7 @@ class NewMessage:
     reply_to: bytes | None = None
     timer_s: int = 0
     expires_at: int | None = None
+    author_keys: bytes | None = None  # a group message's author
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from . import search as _search
 from .channels import HandshakeRepo, MailboxRepo
 from .conversation import ConversationRepo
 from .files import FileRepo
+from .groups import GroupRepo
 from .messages import MessageRepo, OutboxRepo
 from .people import ContactRepo, ProfileRepo, SessionRepo, SettingsRepo, merge_contact
 
@@ -28,6 +29,7 @@ class Repos:
     outbox: OutboxRepo = field(init=False)
     conversation: ConversationRepo = field(init=False)
     files: FileRepo = field(init=False)
+    groups: GroupRepo = field(init=False)
 
     def __post_init__(self) -> None:
         for name, cls in (
@@ -41,6 +43,7 @@ class Repos:
             ("outbox", OutboxRepo),
             ("conversation", ConversationRepo),
             ("files", FileRepo),
+            ("groups", GroupRepo),
         ):
             object.__setattr__(self, name, cls(self.conn))
 

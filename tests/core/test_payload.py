@@ -206,8 +206,23 @@ def test_bombs_are_refused_before_they_are_built() -> None:
     for data in (
         pack({"k": "rcpt", "read": False, "ids": [b"x" * 16] * (pl.MAX_RECEIPT_IDS + 1)}),
         pack({"k": "msg", **{f"f{i}": i for i in range(20)}}),
-        # No binary field is longer than a thumbnail.
-        pack({"k": "msg", "seq": 1, "ts": 0, "body": "x", "extra": b"y" * (16 * 1024 + 1)}),
+        # No binary field is longer than a group statement, nor a thumbnail than 16 KB.
+        pack({"k": "msg", "seq": 1, "ts": 0, "body": "x", "extra": b"y" * (64 * 1024 + 1)}),
+        pack(
+            {
+                "k": "file",
+                "seq": 1,
+                "ts": 0,
+                "body": "",
+                "id": b"i" * 16,
+                "name": "a.png",
+                "size": 1,
+                "type": "image/png",
+                "h": b"h" * 32,
+                "key": b"k" * 32,
+                "th": b"t" * (16 * 1024 + 1),
+            }
+        ),
         b"\x91" * 5000,
     ):
         with pytest.raises(pl.PayloadError):
@@ -264,16 +279,16 @@ def test_map_keys_are_text_only() -> None:
     assert pl.decode(pack({"k": "intro", "relay": "ws://a:1", "later": 2})) == pl.Intro("ws://a:1")
 
 
-def test_up_to_16_fields_are_read_and_bins_up_to_a_thumbnail() -> None:
+def test_up_to_16_fields_are_read_and_bins_up_to_a_group_statement() -> None:
     extra = {f"x{i}": i for i in range(13)}  # k, relay + 13 = 15; with one more, 16
     assert pl.decode(pack({"k": "intro", "relay": "ws://a:1", **extra, "y": 0})) == pl.Intro(
         "ws://a:1"
     )
     with pytest.raises(pl.PayloadError):
         pl.decode(pack({"k": "intro", "relay": "ws://a:1", **extra, "y": 0, "z": 0}))
-    assert pl.decode(pack({"k": "intro", "relay": "ws://a:1", "x": b"b" * 16 * 1024}))
+    assert pl.decode(pack({"k": "intro", "relay": "ws://a:1", "x": b"b" * 64 * 1024}))
     with pytest.raises(pl.PayloadError):
-        pl.decode(pack({"k": "intro", "relay": "ws://a:1", "x": b"b" * (16 * 1024 + 1)}))
+        pl.decode(pack({"k": "intro", "relay": "ws://a:1", "x": b"b" * (64 * 1024 + 1)}))
 
 
 @pytest.mark.parametrize("kind", [pl.Intro, pl.Welcome, pl.Chat, pl.Receipt])
