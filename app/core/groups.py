@@ -87,8 +87,9 @@ def _peers(
     found = []
     for k in keys:
         contact = r.contacts.find_by_identity(k)
-        if contact is None or contact.state is not ContactState.CONTACT:
+        if not _talks(contact):
             continue
+        assert contact is not None
         theirs = r.mailboxes.list_theirs(contact.id)
         if not theirs:
             continue
@@ -100,6 +101,19 @@ def _peers(
             session = Session.from_bytes(blob)
         found.append(_Peer(contact.id, k, theirs[0], session))
     return found
+
+
+def _talks(contact: Contact | None) -> bool:
+    """Whether we have a channel of our own with this row: a contact whose handshake is
+    complete. Nothing of a group goes to the card or code a handshake started on (the relay
+    would see the same bytes reach two mailboxes when the welcome readdresses it); what a
+    member missed meanwhile comes in the exchange once the welcome is in."""
+    return (
+        contact is not None
+        and contact.state is ContactState.CONTACT
+        and not contact.awaiting_welcome
+        and contact.kind is not ContactKind.GROUP
+    )
 
 
 def _seal(peer: _Peer, content: pl.Payload, now: int) -> tuple[NewOutbox, bytes]:
@@ -163,7 +177,7 @@ def read_group(r: Repos, row: int, me: bytes) -> Group:
 
 def _member(r: Repos, m: MemberRow, me: bytes) -> GroupMember:
     contact = r.contacts.find_by_identity(m.keys)
-    live = contact is not None and contact.state is ContactState.CONTACT
+    live = _talks(contact)
     person = live and contact is not None and contact.kind is ContactKind.PERSON
     name = contact.display_name if person and contact is not None else m.name
     return GroupMember(
@@ -916,15 +930,20 @@ class Groups:
         return touched
 
     def on_event(self, event: Event) -> None:
-        """A member with whom we share a group came online: tell them what we hold."""
-        if isinstance(event, PresenceChanged) and event.online:
-            last = self._synced.get(event.contact_id, 0.0)
-            if time.monotonic() - last < SYNC_EVERY_S:
+        """A member with whom we share a group came online, or our channel with them just
+        opened: tell them what we hold (at most every SYNC_EVERY_S)."""
+        match event:
+            case PresenceChanged(contact_id, True):
+                pass
+            case ContactChanged(contact) if _talks(contact):
+                contact_id = contact.id
+            case _:
                 return
-            self._synced[event.contact_id] = time.monotonic()
-            task = asyncio.get_running_loop().create_task(self.sync_with(event.contact_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if time.monotonic() - self._synced.get(contact_id, -SYNC_EVERY_S) < SYNC_EVERY_S:
+            return
+        task = asyncio.get_running_loop().create_task(self.sync_with(contact_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def sync_with(self, contact_id: int) -> int:
         """Send the member a `gsync` for every joined group we share; how many."""
@@ -950,6 +969,7 @@ class Groups:
 
             sent = await ctx.store.run(unit)
         if sent:
+            self._synced[contact_id] = time.monotonic()
             ctx.wake()
         return sent
 

@@ -51,7 +51,10 @@ class Contact:
 
     def why_not_writable(self) -> str | None:
         """Why nothing can be sent to them, or None. Only the user's own choices stop a send:
-        a request not yet accepted, a contact deleted (history kept) or blocked."""
+        a request not yet accepted, a contact deleted (history kept) or blocked. A group is
+        written to through its members (`Groups.send`): text and replies only."""
+        if self.kind is ContactKind.GROUP:
+            return "a group takes text messages and replies (no files, edits or reactions yet)"
         if self.state is ContactState.REQUEST:
             return f"accept {self.display_name}'s request before writing to them"
         if self.state is ContactState.ENDED:

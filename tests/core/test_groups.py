@@ -8,12 +8,30 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgpack
+import pytest
+
+from app.core import payload as pl
+from app.core import statements as st
 from app.core.engine import Engine
-from app.core.events import GroupChanged, MessageAdded, MessageStatusChanged
+from app.core.errors import SendingBlocked
+from app.core.events import (
+    FrameRejected,
+    GroupChanged,
+    MessageAdded,
+    MessageStatusChanged,
+    Rejection,
+)
+from app.crypto.groupsig import statement_is_signed
+from app.crypto.ratchet import Session
 from app.domain.contacts import ContactKind, ContactState
 from app.domain.groups import GroupState
-from app.domain.messages import Direction, Status
+from app.domain.messages import Direction, Message, Status
+from app.net.events import Delivered
+from app.store.repos import Repos
+from relay.server import RelayConfig, serve_relay
 from tests.core.test_live_relay import Person, introduce, people
+from tests.e2e.injector import Injector
 
 
 def keys(person: Person) -> bytes:
@@ -108,5 +126,189 @@ def test_a_group_talks_in_all_directions_and_members_meet_without_becoming_conta
                 ("Bob", True),
                 ("Carol", True),
             ]
+
+    asyncio.run(body())
+
+
+async def row_of(person: Person, other: Person) -> int:
+    """The row through which `person` talks to `other` (a contact or a member-only one)."""
+    found = await person.engine.store.read(lambda r: r.contacts.find_by_identity(keys(other)))
+    assert found is not None
+    return found.id
+
+
+async def smuggle(sender: Person, receiver: Person, content: pl.Payload) -> None:
+    """Seal `content` under the sender's session with the receiver and hand the frame to the
+    receiver as its relay would: what a member's client could send, whatever its engine
+    allows."""
+    to_receiver = await row_of(sender, receiver)
+
+    def channel(r: Repos) -> tuple[bytes, bytes]:
+        blob = r.sessions.load(to_receiver)
+        assert blob is not None
+        return blob, r.mailboxes.list_theirs(to_receiver)[0].id
+
+    blob, mailbox = await sender.engine.store.read(channel)
+    session, frame = Session.from_bytes(blob).encrypt(pl.encode(content))
+    await sender.engine.store.run(lambda r: r.sessions.save(to_receiver, session.to_bytes(), 0))
+    await receiver.engine.receive(Delivered(receiver.engine.relay_url, mailbox, frame))
+
+
+def rejected(person: Person) -> list[str]:
+    return [
+        e.reason
+        for e in person.events
+        if isinstance(e, FrameRejected) and e.kind is Rejection.GROUP
+    ]
+
+
+def bodies(messages: list[Message]) -> list[str]:
+    return [m.body for m in messages]
+
+
+def test_forged_and_stale_statements_are_dropped_and_reported(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob", "Carol") as (alice, bob, carol):
+            a_row, b_row, c_row = await three(alice, bob, carol)
+            gid = (await alice.engine.group(a_row)).group_id
+            before = await carol.engine.group(c_row)
+            # Bob is no admin: his removal of Carol is refused by Carol and by Alice.
+            forged = st.make_event(bob.engine.identity, gid, 1, 0, st.Op.REMOVE, keys(carol))
+            not_an_admins = pl.GroupSigned(False, forged.statement, forged.signature)
+            for target in (carol, alice):
+                await smuggle(bob, target, not_an_admins)
+            # A post that names Alice as its author, signed by Bob.
+            post = st.make_post(bob.engine.identity, gid, 1, 0, "in Alice's name")
+            fields = msgpack.unpackb(post.statement)
+            fields["a"] = keys(alice)
+            lie = msgpack.packb(fields, use_bin_type=True)
+            await smuggle(bob, carol, pl.GroupSigned(True, lie, post.signature))
+            # A change under Alice's own key with a number she used already (stale), and one
+            # whose signature is not hers at all.
+            stale = st.make_event(alice.engine.identity, gid, 2, 0, st.Op.REMOVE, keys(bob))
+            await smuggle(alice, carol, pl.GroupSigned(False, stale.statement, stale.signature))
+            fresh = st.make_event(alice.engine.identity, gid, 9, 0, st.Op.RENAME, name="Pwned")
+            await smuggle(alice, carol, pl.GroupSigned(False, fresh.statement, b"\0" * 64))
+            assert len(rejected(carol)) == 4
+            assert len(rejected(alice)) == 1
+            after = await carol.engine.group(c_row)
+            assert after.members == before.members
+            assert after.name == "Friends"
+            assert "in Alice's name" not in bodies(await carol.engine.messages(c_row))
+            totals = await carol.engine.rejections()
+            assert totals["group"] == 4
+            # The group still works for everyone.
+            await alice.engine.send(a_row, "still here")
+            await got(bob, "still here")
+            await got(carol, "still here")
+            assert b_row
+
+    asyncio.run(body())
+
+
+def test_a_removed_member_gets_nothing_more_and_their_later_messages_are_dropped(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob", "Carol") as (alice, bob, carol):
+            a_row, b_row, c_row = await three(alice, bob, carol)
+            gid = (await alice.engine.group(a_row)).group_id
+            group = await alice.engine.remove_member(a_row, keys(carol))
+            assert [m.name for m in group.members] == ["Alice", "Bob"]
+            await bob.until(
+                GroupChanged,
+                lambda e: e.group.id == b_row and len(e.group.members) == 2,  # type: ignore[attr-defined]
+            )
+            await carol.until(
+                GroupChanged,
+                lambda e: e.group.state is GroupState.REMOVED,  # type: ignore[attr-defined]
+            )
+            with pytest.raises(SendingBlocked):
+                await carol.engine.send(c_row, "can I still write?")
+            without = await alice.engine.send(a_row, "without carol")
+            await got(bob, "without carol")
+            # Carol's client, as if it had not heard, signs her next post and sends it to
+            # both: dropped and reported, never shown.
+            post = st.make_post(carol.engine.identity, gid, 1, 0, "after my removal")
+            for target in (bob, alice):
+                await smuggle(carol, target, pl.GroupSigned(True, post.statement, post.signature))
+            assert rejected(bob)
+            assert rejected(alice)
+            await bob.engine.send(b_row, "later")
+            await got(alice, "later")
+            for person, row in ((alice, a_row), (bob, b_row)):
+                assert "after my removal" not in bodies(await person.engine.messages(row))
+            assert "without carol" not in bodies(await carol.engine.messages(c_row))
+            # No copy of it was ever made for Carol.
+            copies = await alice.engine.store.read(lambda r: r.groups.copies(without.id))
+            assert copies == [(keys(bob), True)]
+
+    asyncio.run(body())
+
+
+def test_a_message_reaches_a_member_through_another_when_its_author_is_gone(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+        url = relay.url.rstrip("/")
+        try:
+            await away(url)
+        finally:
+            await relay.close()
+
+    async def away(url: str) -> None:
+        async with people(tmp_path, "Alice", "Bob", "Carol", relay_url=url) as trio:
+            alice, bob, carol = trio
+            a_row, _, c_row = await three(alice, bob, carol)
+        # Alice writes while Carol is away; Bob gets it; then Alice goes too.
+        async with people(tmp_path, "Alice", "Bob", relay_url=url, reopen=True) as (alice, bob):
+            await alice.engine.send(a_row, "for carol, through bob")
+            await got(bob, "for carol, through bob")
+        async with (
+            people(tmp_path, "Bob", relay_url=url, reopen=True),
+            people(tmp_path, "Carol", relay_url=url, reopen=True) as (carol,),
+        ):
+            event = await got(carol, "for carol, through bob", 40.0)
+            assert event.message.author == "Alice"
+            assert event.message.author_keys == keys(alice)
+            stored = await carol.engine.messages(c_row)
+            assert bodies(stored).count("for carol, through bob") == 1
+            signed = await carol.engine.store.read(lambda r: r.groups.post_of(event.message.id))
+            assert signed is not None
+            assert statement_is_signed(keys(alice), signed.statement, signed.signature)
+
+    asyncio.run(body())
+
+
+def test_the_relay_sees_no_group(tmp_path: Path) -> None:
+    async def body() -> None:
+        relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
+        spy = Injector(relay.url.rstrip("/"))
+        try:
+            async with people(tmp_path, "Alice", "Bob", "Carol", relay_url=spy.url) as trio:
+                alice, bob, carol = trio
+                a_row, b_row, _ = await three(alice, bob, carol)
+                gid = (await alice.engine.group(a_row)).group_id
+                for i in range(3):
+                    await alice.engine.send(a_row, f"same text {i}")
+                    await bob.engine.send(b_row, f"same text {i}")
+                await got(carol, "same text 2")
+                await alice.engine.remove_member(a_row, keys(carol))
+                await bob.until(
+                    GroupChanged,
+                    lambda e: len(e.group.members) == 2,  # type: ignore[attr-defined]
+                )
+        finally:
+            spy.close()
+            await relay.close()
+        payloads = [payload for _, _, payload in spy.sends]
+        assert len(payloads) > 30
+        assert not any(gid in p for p in payloads)
+        assert not any(b"Friends" in p for p in payloads)
+        by_payload: dict[bytes, set[bytes]] = {}
+        for _, mailbox, payload in spy.sends:
+            by_payload.setdefault(payload, set()).add(mailbox)
+        assert all(len(boxes) == 1 for boxes in by_payload.values())
 
     asyncio.run(body())

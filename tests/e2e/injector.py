@@ -36,6 +36,8 @@ class Injector:
         self.url = ""
         self.subscribers: dict[bytes, ServerConnection] = {}
         self.delivered: list[tuple[bytes, bytes]] = []  # real deliveries to the clients
+        self.sends: list[tuple[int, bytes, bytes]] = []  # (connection, mailbox, payload) sent
+        self._connections = 0
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Future[None] | None = None
@@ -61,6 +63,8 @@ class Injector:
         self._thread.join(timeout=10)
 
     async def _handle(self, client: ServerConnection) -> None:
+        self._connections += 1
+        number = self._connections
         async with connect(self.upstream, max_size=None, compression=None) as up:
 
             async def to_relay() -> None:
@@ -69,6 +73,8 @@ class Injector:
                         decoded = wire.decode(frame)
                         if isinstance(decoded, wire.Subscribe):
                             self.subscribers[decoded.mailbox] = client
+                        if isinstance(decoded, wire.Send):
+                            self.sends.append((number, decoded.mailbox, decoded.payload))
                     await up.send(frame)
 
             async def to_client() -> None:
