@@ -110,6 +110,9 @@ def make_event(
     by: str = "",
 ) -> Event:
     author = identity.public.to_bytes()
+    member = member if op in ABOUT_A_MEMBER else b""
+    name = name if op in NAMED else ""
+    by = by if op is Op.CREATE else ""
     fields: dict[str, Any] = {"k": "ev", "g": group_id, "a": author, "n": seq, "t": at}
     fields["op"] = op.value
     if op in ABOUT_A_MEMBER:
