@@ -14,7 +14,7 @@ import pytest
 from app.core import payload as pl
 from app.core import statements as st
 from app.core.engine import Engine
-from app.core.errors import SendingBlocked
+from app.core.errors import SendingBlocked, UserError
 from app.core.events import (
     FrameRejected,
     GroupChanged,
@@ -310,5 +310,71 @@ def test_the_relay_sees_no_group(tmp_path: Path) -> None:
         for _, mailbox, payload in spy.sends:
             by_payload.setdefault(payload, set()).add(mailbox)
         assert all(len(boxes) == 1 for boxes in by_payload.values())
+
+    asyncio.run(body())
+
+
+def test_rename_promote_leave_and_decline(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob", "Carol") as (alice, bob, carol):
+            a_row, b_row, _ = await three(alice, bob, carol)
+            with pytest.raises(UserError, match="admin"):
+                await bob.engine.rename_group(b_row, "Bob's now")
+            await alice.engine.rename_group(a_row, "Old friends")
+            await bob.until(
+                GroupChanged,
+                lambda e: e.group.name == "Old friends",  # type: ignore[attr-defined]
+            )
+            assert (await bob.engine.contact(b_row)).display_name == "Old friends"
+            await alice.engine.promote_member(a_row, keys(bob))
+            await carol.until(
+                GroupChanged,
+                lambda e: [m.admin for m in e.group.members] == [True, True, False],  # type: ignore[attr-defined]
+            )
+            # The last admin to leave would leave nobody in charge: Alice names Bob first
+            # (already one), leaves, and Bob and Carol go on without her.
+            left = await alice.engine.leave_group(a_row)
+            assert left.state is GroupState.LEFT
+            with pytest.raises(SendingBlocked):
+                await alice.engine.send(a_row, "still there?")
+            await carol.until(
+                GroupChanged,
+                lambda e: [m.name for m in e.group.members] == ["Bob", "Carol"],  # type: ignore[attr-defined]
+            )
+            await bob.engine.send(b_row, "just us")
+            await got(carol, "just us")
+            assert "just us" not in bodies(await alice.engine.messages(a_row))
+            # Someone known only through a group is no contact to invite elsewhere.
+            to_carol = (await bob.engine.group(b_row)).member(keys(carol))
+            assert to_carol is not None
+            assert to_carol.contact_id is not None
+            with pytest.raises(UserError, match="not a contact you can invite"):
+                await bob.engine.create_group("Second", [to_carol.contact_id])
+            with pytest.raises(UserError, match="no contact"):
+                await bob.engine.create_group("Third", [await row_of(bob, alice) + 10_000])
+            # Bob invites Alice, who declines: the invitation goes, nothing is sent back.
+            await bob.engine.create_group("Second", [await row_of(bob, alice)])
+            invite = await alice.until(
+                GroupChanged,
+                lambda e: e.group.name == "Second",  # type: ignore[attr-defined]
+            )
+            assert [g.name for g in await alice.engine.group_invites()] == ["Second"]
+            await alice.engine.decline_group(invite.group.id)  # type: ignore[attr-defined]
+            assert await alice.engine.group_invites() == []
+            assert "Second" not in [g.name for g in await alice.engine.groups()]
+
+    asyncio.run(body())
+
+
+def test_a_group_holds_at_most_100_and_says_so(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice") as (alice,):
+            with pytest.raises(UserError, match="100 members"):
+                await alice.engine.create_group("Crowd", range(1, 101))
+            with pytest.raises(UserError, match="name"):
+                await alice.engine.create_group("  ", [])
+            alone = await alice.engine.create_group("Just me", [])
+            assert [m.is_me for m in alone.members] == [True]
+            assert alone.am_admin
 
     asyncio.run(body())
