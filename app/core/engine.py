@@ -70,7 +70,7 @@ class Engine:
         expiry = self._expiry = Expiry(ctx)
         messaging = self._messaging = Messaging(ctx, expiry)
         conversation = Conversation(ctx, messaging)
-        contacts = Contacts(ctx, routing)
+        contacts = self._contacts = Contacts(ctx, routing)
         queries = Queries(ctx, routing)
         moving = self._moving = Moving(ctx, routing)
         files = self._files = Files(ctx, routing, messaging)
@@ -109,7 +109,6 @@ class Engine:
         self.accept_request = contacts.accept_request
         self.delete_request = contacts.delete_request
         self.block = contacts.block
-        self.delete_contact = contacts.delete_contact
         self.rename = contacts.rename
         self.mute = contacts.mute
         self.is_muted = contacts.is_muted
@@ -262,6 +261,13 @@ class Engine:
     def on_net_event(self, event: net.NetEvent) -> None:
         """What the relay connections report (frames, presence, connection state)."""
         self._routing.on_net_event(event)
+
+    async def delete_contact(self, contact_id: int, keep_history: bool = False) -> None:
+        """Delete a contact (or, with its history kept, end it); a group is left first."""
+        if self._groups.is_group(contact_id):
+            await self._groups.delete(contact_id, keep_history)
+        else:
+            await self._contacts.delete_contact(contact_id, keep_history)
 
     async def send(self, contact_id: int, text: str, reply_to: int | None = None) -> Message:
         """Write to a contact, or to a group (signed and sealed for each member)."""

@@ -458,6 +458,20 @@ class Groups:
             self._rows.discard(row)
         ctx.emit(ContactRemoved(row))
 
+    async def delete(self, row: int, keep_history: bool = False) -> None:
+        """Leave the group (if we are in it) and, unless its history is kept, delete its
+        conversation."""
+        g = await self._row(row)
+        if g.state is GroupState.JOINED:
+            await self.leave(row)
+        if keep_history:
+            return
+        await self._drop_code(row)
+        async with self._ctx.lock:
+            await self._ctx.store.run(lambda r: r.contacts.delete(row))
+            self._rows.discard(row)
+        self._ctx.emit(ContactRemoved(row))
+
     async def send(self, row: int, text: str, reply_to: int | None = None) -> Message:
         """Sign one post and seal a copy for every member we have a channel with, in one
         unit; members without one get it passed on by others (or by us, once connected)."""

@@ -378,3 +378,27 @@ def test_a_group_holds_at_most_100_and_says_so(tmp_path: Path) -> None:
             assert alone.am_admin
 
     asyncio.run(body())
+
+
+def test_deleting_a_group_leaves_it_first(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob", "Carol") as (alice, bob, carol):
+            a_row, b_row, c_row = await three(alice, bob, carol)
+            await carol.engine.delete_contact(c_row, keep_history=True)
+            assert (await carol.engine.group(c_row)).state is GroupState.LEFT
+            await alice.until(
+                GroupChanged,
+                lambda e: [m.name for m in e.group.members] == ["Alice", "Bob"],  # type: ignore[attr-defined]
+            )
+            code = await carol.engine.store.read(lambda r: r.groups.get(c_row).code_mailbox)
+            assert code is None
+            await bob.engine.delete_contact(b_row)
+            assert not bob.engine.is_group(b_row)
+            assert b_row not in [s.contact.id for s in await bob.engine.summaries()]
+            await alice.until(
+                GroupChanged,
+                lambda e: [m.name for m in e.group.members] == ["Alice"],  # type: ignore[attr-defined]
+            )
+            assert (await alice.engine.group(a_row)).state is GroupState.JOINED
+
+    asyncio.run(body())
