@@ -484,7 +484,7 @@ class Groups:
                 name = await ctx.store.read(lambda r: r.contacts.get(row).display_name)
                 state = {GroupState.INVITED: f"join {name} before writing to it"}
                 raise SendingBlocked(state.get(g.state, f"you are no longer in {name}"))
-            ref = await self._quoted(row, reply_to)
+            ref = await self._messaging.quoted_id(row, reply_to)
             now = ctx.clock()
 
             def unit(r: Repos) -> int:
@@ -521,21 +521,6 @@ class Groups:
         ctx.emit(MessageAdded(added))
         ctx.wake()
         return added
-
-    async def _quoted(self, row: int, reply_to: int | None) -> bytes | None:
-        if reply_to is None:
-            return None
-
-        def quoted(r: Repos) -> bytes:
-            try:
-                message = r.messages.get(reply_to)
-            except NotFound:
-                raise UserError("no such message to reply to") from None
-            if message.contact_id != row or not message.is_text:
-                raise UserError("a reply quotes a message of the same conversation")
-            return message.msg_id
-
-        return await self._ctx.store.read(quoted)
 
     # -- changes of membership -----------------------------------------------------------
 
@@ -898,13 +883,18 @@ class Groups:
         if not peers:
             return
         peer = peers[0]
+        more = False  # a batch was full: ask again once they hold it
         for author, seq in ours.items():
             if seq > theirs.get(author, 0):
-                for signed in r.groups.posts_after(row, author, theirs.get(author, 0), MAX_FORWARD):
+                batch = r.groups.posts_after(row, author, theirs.get(author, 0), MAX_FORWARD)
+                more = more or len(batch) == MAX_FORWARD
+                for signed in batch:
                     content = pl.GroupSigned(True, signed.statement, signed.signature)
                     r.outbox.add(_seal(peer, content, now)[0])
-        if not sync.reply and any(n > ours.get(a, 0) for a, n in theirs.items()):
-            have = tuple(ours.items())[: pl.MAX_SYNC_AUTHORS]
+        have = tuple(ours.items())[: pl.MAX_SYNC_AUTHORS]
+        if more:
+            r.outbox.add(_seal(peer, pl.GroupSync(sync.group_id, have, False), now)[0])
+        elif not sync.reply and any(n > ours.get(a, 0) for a, n in theirs.items()):
             r.outbox.add(_seal(peer, pl.GroupSync(sync.group_id, have, True), now)[0])
         current[peer.contact_id] = peer.session
 

@@ -303,12 +303,11 @@ class GroupRepo:
         return held
 
     def posts_after(self, contact_id: int, author: bytes, seq: int, limit: int) -> list[Signed]:
-        """The author's posts numbered above `seq` we can pass on, the newest `limit`, oldest
-        first."""
+        """The author's posts numbered above `seq` we can pass on, the oldest `limit` (so a
+        member far behind catches up over several exchanges)."""
         rows = self._conn.execute(
-            "SELECT statement, signature FROM (SELECT seq, statement, signature FROM group_posts "
-            "WHERE group_row = ? AND author = ? AND seq > ? AND length(statement) > 0 "
-            "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            "SELECT statement, signature FROM group_posts WHERE group_row = ? AND author = ? "
+            "AND seq > ? AND length(statement) > 0 ORDER BY seq LIMIT ?",
             (contact_id, author, seq, limit),
         )
         return [Signed(bytes(a), bytes(b)) for a, b in rows.fetchall()]

@@ -167,5 +167,8 @@ def test_held_is_the_highest_number_with_all_before_it(taken: list[tuple[bytes, 
     for author, n in expected.items():
         after = r.groups.posts_after(row, author, n - 1, 100)  # oldest first
         assert after[0] == Signed(b"s%d" % n, b"sig")
-        newest = max(seq for a, seq in have if a == author)
-        assert r.groups.posts_after(row, author, n - 1, 1) == [Signed(b"s%d" % newest, b"sig")]
+        assert r.groups.posts_after(row, author, n - 1, 1) == [Signed(b"s%d" % n, b"sig")]
+        assert r.groups.posts_after(row, author, n, 100) == [
+            Signed(b"s%d" % seq, b"sig") for seq in sorted({q for a, q in have if a == author})
+            if seq > n
+        ]
