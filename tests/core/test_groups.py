@@ -11,6 +11,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from app.core import groups
 from app.core import payload as pl
 from app.core import statements as st
 from app.core.engine import Engine
@@ -247,8 +248,10 @@ def test_a_removed_member_gets_nothing_more_and_their_later_messages_are_dropped
 
 
 def test_a_message_reaches_a_member_through_another_when_its_author_is_gone(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(groups, "MAX_FORWARD", 2)  # five behind: three exchanges
+
     async def body() -> None:
         relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
         url = relay.url.rstrip("/")
@@ -263,6 +266,8 @@ def test_a_message_reaches_a_member_through_another_when_its_author_is_gone(
             a_row, _, c_row = await three(alice, bob, carol)
         # Alice writes while Carol is away; Bob gets it; then Alice goes too.
         async with people(tmp_path, "Alice", "Bob", relay_url=url, reopen=True) as (alice, bob):
+            for i in range(4):
+                await alice.engine.send(a_row, f"earlier {i}")
             await alice.engine.send(a_row, "for carol, through bob")
             await got(bob, "for carol, through bob")
         async with (
@@ -273,7 +278,9 @@ def test_a_message_reaches_a_member_through_another_when_its_author_is_gone(
             assert event.message.author == "Alice"
             assert event.message.author_keys == keys(alice)
             stored = await carol.engine.messages(c_row)
-            assert bodies(stored).count("for carol, through bob") == 1
+            assert sorted(bodies(stored)) == sorted(
+                [f"earlier {i}" for i in range(4)] + ["for carol, through bob"]
+            )
             signed = await carol.engine.store.read(lambda r: r.groups.post_of(event.message.id))
             assert signed is not None
             assert statement_is_signed(keys(alice), signed.statement, signed.signature)
