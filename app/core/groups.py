@@ -131,14 +131,11 @@ def _keep(r: Repos, peers: Iterable[_Peer], now: int) -> None:
 
 def _roster(r: Repos, row: int) -> Roster:
     roster = Roster(name=r.contacts.get(row).display_name)
-    for m in r.groups.members(row, everyone=True):
+    for m in r.groups.members(row, everyone=True):  # current ones in the order added
         if m.state is MemberState.MEMBER:
-            roster.members[m.keys] = Seat(m.name, m.admin, m.since)
-        else:
-            roster.gone.add(m.keys)
+            roster.members[m.keys] = Seat(m.name, m.admin)
         if m.event_seq:
             roster.seqs[m.keys] = m.event_seq
-        roster.added = max(roster.added, m.since)
     return roster
 
 
@@ -410,7 +407,7 @@ class Groups:
                 raise UserError(f"you are not a member of {roster.name}")
             me = roster.members.get(self._me)
             if me is not None and me.admin and len(roster.admins) == 1 and len(roster.members) > 1:
-                heir = min((s.since, k) for k, s in roster.members.items() if k != self._me)[1]
+                heir = next(k for k in roster.members if k != self._me)  # the longest there
                 await self._change(row, st.Op.PROMOTE, heir)
             await self._change(row, st.Op.LEAVE, self._me)
             await self._drop_code(row)

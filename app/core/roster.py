@@ -21,7 +21,6 @@ class Verdict(Enum):
 class Seat:
     name: str
     admin: bool
-    since: int
 
 
 @dataclass(slots=True)
@@ -31,8 +30,6 @@ class Roster:
     name: str = ""
     members: dict[bytes, Seat] = field(default_factory=dict)  # current ones
     seqs: dict[bytes, int] = field(default_factory=dict)  # last event number per author
-    gone: set[bytes] = field(default_factory=set)  # removed or left
-    added: int = 0  # how many times anyone was added (the order of seats)
 
     @property
     def admins(self) -> list[bytes]:
@@ -49,9 +46,7 @@ class Roster:
             if self.members or self.seqs:
                 return Verdict.REFUSED, "a group created twice"
             return Verdict.APPLIED, ""
-        if not self.members:
-            return Verdict.REFUSED, "a membership change before the group was created"
-        author = self.members.get(event.author)
+        author = self.members.get(event.author)  # none before the group was created
         if event.op is Op.LEAVE:
             if author is None:
                 return Verdict.REFUSED, "someone who is not a member left"
@@ -84,15 +79,11 @@ class Roster:
         match event.op:
             case Op.CREATE:
                 self.name = event.name
-                self.added += 1
-                self.members[event.author] = Seat(event.by, True, self.added)
+                self.members[event.author] = Seat(event.by, True)
             case Op.ADD:
-                self.added += 1
-                self.members[event.member] = Seat(event.name, False, self.added)
-                self.gone.discard(event.member)
+                self.members[event.member] = Seat(event.name, False)
             case Op.REMOVE | Op.LEAVE:
                 self.members.pop(event.member, None)
-                self.gone.add(event.member)
             case Op.PROMOTE:
                 self.members[event.member].admin = True
             case Op.RENAME:

@@ -387,25 +387,33 @@ def test_a_group_holds_at_most_100_and_says_so(tmp_path: Path) -> None:
     asyncio.run(body())
 
 
-def test_deleting_a_group_leaves_it_first(tmp_path: Path) -> None:
+def test_deleting_a_group_leaves_it_first_and_the_last_admin_names_an_heir(
+    tmp_path: Path,
+) -> None:
     async def body() -> None:
         async with people(tmp_path, "Alice", "Bob", "Carol") as (alice, bob, carol):
             a_row, b_row, c_row = await three(alice, bob, carol)
-            await carol.engine.delete_contact(c_row, keep_history=True)
-            assert (await carol.engine.group(c_row)).state is GroupState.LEFT
-            await alice.until(
-                GroupChanged,
-                lambda e: [m.name for m in e.group.members] == ["Alice", "Bob"],  # type: ignore[attr-defined]
-            )
-            code = await carol.engine.store.read(lambda r: r.groups.get(c_row).code_mailbox)
+            # Alice, the only admin, leaves (history kept): Bob, there longest, is made admin.
+            await alice.engine.delete_contact(a_row, keep_history=True)
+            assert (await alice.engine.group(a_row)).state is GroupState.LEFT
+            for person in (bob, carol):
+                await person.until(
+                    GroupChanged,
+                    lambda e: (
+                        [(m.name, m.admin) for m in e.group.members]  # type: ignore[attr-defined]
+                        == [("Bob", True), ("Carol", False)]
+                    ),
+                )
+            code = await alice.engine.store.read(lambda r: r.groups.get(a_row).code_mailbox)
             assert code is None
-            await bob.engine.delete_contact(b_row)
-            assert not bob.engine.is_group(b_row)
-            assert b_row not in [s.contact.id for s in await bob.engine.summaries()]
-            await alice.until(
+            # Carol deletes it outright: gone from her list, and she left it for Bob.
+            await carol.engine.delete_contact(c_row)
+            assert not carol.engine.is_group(c_row)
+            assert c_row not in [s.contact.id for s in await carol.engine.summaries()]
+            await bob.until(
                 GroupChanged,
-                lambda e: [m.name for m in e.group.members] == ["Alice"],  # type: ignore[attr-defined]
+                lambda e: [m.name for m in e.group.members] == ["Bob"],  # type: ignore[attr-defined]
             )
-            assert (await alice.engine.group(a_row)).state is GroupState.JOINED
+            assert (await bob.engine.group(b_row)).state is GroupState.JOINED
 
     asyncio.run(body())

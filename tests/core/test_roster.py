@@ -121,4 +121,7 @@ def test_whatever_anyone_signs_the_rules_hold(steps: list[tuple[int, st.Op, int,
         if roster.members:
             assert roster.admins  # never a group without an admin
         assert set(roster.admins) <= set(roster.members)
-        assert not roster.gone & set(roster.members)
+        if op in (st.Op.REMOVE, st.Op.LEAVE):
+            assert (KEYS[who] if op is st.Op.LEAVE else KEYS[member]) not in roster.members
+        if op is st.Op.ADD:
+            assert list(roster.members)[-1] == KEYS[member]  # seats in the order added

@@ -153,3 +153,47 @@ def test_a_post_without_a_reply_and_one_with_read_back() -> None:
     post = st.read(statement, signature)
     assert isinstance(post, st.Post)
     assert post.reply_to == b"q" * 16
+
+
+def test_each_kind_signs_exactly_its_own_fields() -> None:
+    plain = st.make_post(ALICE, GID, 1, 0, "no reply")
+    assert set(msgpack.unpackb(plain.statement)) == {"k", "g", "a", "n", "t", "b"}
+    assert st.read(plain.statement, plain.signature) == plain
+    member = BOB.public.to_bytes()
+    expected = {
+        st.Op.CREATE: {"name", "by"},
+        st.Op.ADD: {"m", "name"},
+        st.Op.REMOVE: {"m"},
+        st.Op.PROMOTE: {"m"},
+        st.Op.RENAME: {"name"},
+        st.Op.LEAVE: {"m"},
+    }
+    for op, own in expected.items():
+        event = st.make_event(ALICE, GID, 1, 0, op, member, "Name", by="Al")
+        assert set(msgpack.unpackb(event.statement)) == {"k", "g", "a", "n", "t", "op"} | own
+
+
+def test_the_ranges_hold_at_their_ends() -> None:
+    top = st.make_post(ALICE, GID, st.MAX_SEQ, st.MAX_TIME_MS, "x" * 16_000)
+    assert st.read(top.statement, top.signature) == top
+    assert st.MAX_SEQ == 2**63 - 1
+    for extra in ({"n": st.MAX_SEQ + 1}, {"t": st.MAX_TIME_MS + 1}, {"b": "x" * 16_001}):
+        statement, signature = signed(post_fields(**extra))
+        with pytest.raises(st.StatementError):
+            st.read(statement, signature)
+
+
+def test_a_statement_of_more_than_16_fields_is_refused_before_it_is_read() -> None:
+    fields = post_fields(**{f"x{i}": i for i in range(10)})
+    assert len(fields) == 16
+    assert st.read(*signed(fields))
+    with pytest.raises(st.StatementError):
+        st.read(*signed(fields | {"x10": 10}))
+
+
+def test_statements_are_values() -> None:
+    post = st.make_post(ALICE, GID, 1, 0, "x")
+    event = st.make_event(ALICE, GID, 1, 0, st.Op.RENAME, name="N")
+    for value in (post, event):
+        with pytest.raises(AttributeError):
+            value.seq = 5  # type: ignore[misc]
