@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import unicodedata
@@ -46,7 +47,7 @@ from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profil
 from app.core.qr import QrError, decode_file, make_png
 from app.domain.contacts import Contact, ContactState, RequestSummary
 from app.domain.files import FileInfo, FileState, size_words
-from app.domain.groups import Group
+from app.domain.groups import Delivery, Group, GroupMember, GroupState
 from app.domain.messages import MAX_TIMER_S, Direction, Message, Status, describe, timer_words
 from app.net.discovery import browse
 from app.net.rpc import (
@@ -126,24 +127,28 @@ def contact_json(c: Contact) -> dict[str, Any]:
     }
 
 
+def member_json(m: GroupMember) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "key": m.keys.hex(),
+        "admin": m.admin,
+        "me": m.is_me,
+        "contact": m.is_contact,
+        "verified": m.verified,
+        "joined": m.joined,
+        "connected": m.contact_id is not None,
+    }
+
+
 def group_json(g: Group) -> dict[str, Any]:
     return {
         "id": g.id,
         "name": g.name,
         "state": g.state.value,
-        "members": [
-            {
-                "name": m.name,
-                "key": m.keys.hex(),
-                "admin": m.admin,
-                "me": m.is_me,
-                "contact": m.is_contact,
-                "verified": m.verified,
-                "joined": m.joined,
-            }
-            for m in g.members
-        ],
+        "admin": g.am_admin,
+        "members": [member_json(m) for m in g.members],
         "invited_by": g.invited_by or None,
+        "created_at": g.created_at,
     }
 
 
@@ -158,14 +163,25 @@ def request_json(s: RequestSummary) -> dict[str, Any]:
     }
 
 
-def message_json(m: Message) -> dict[str, Any]:
+def author_of(m: Message) -> str | None:
+    """Who wrote a message: "me" for ours (any conversation), the author's name for another
+    member's group message, None for the contact's own in a one-to-one conversation."""
+    if m.direction is Direction.OUTGOING:
+        return "me"
+    if m.author_keys is not None:
+        return m.author or m.author_keys.hex()[:16]
+    return None
+
+
+def message_json(m: Message, group: bool = False) -> dict[str, Any]:
+    """A message; `group`: it is in a group's conversation (`contact` is the group's id)."""
     return {
         "id": m.id,
         "contact": m.contact_id,
+        "group": group,
         "direction": "in" if m.direction is Direction.INCOMING else "out",
-        "author": m.author or ("me" if m.direction is Direction.OUTGOING else None)
-        if m.author_keys is not None or m.direction is Direction.OUTGOING
-        else None,
+        "author": author_of(m),
+        "author_key": None if m.author_keys is None else m.author_keys.hex(),
         "msg_id": m.msg_id.hex(),
         "seq": m.sender_seq,
         "body": m.body,
@@ -211,16 +227,25 @@ def file_json(f: FileInfo) -> dict[str, Any]:
     }
 
 
-def event_json(event: Event) -> dict[str, Any]:
+def _no_group(contact_id: int) -> bool:
+    return False
+
+
+def event_json(event: Event, is_group: Callable[[int], bool] = _no_group) -> dict[str, Any] | None:
+    """One event as `listen` prints it; None for what it leaves out (a group's row added or
+    changed as a conversation: the `group` event tells of it)."""
     match event:
         case MessageAdded(message):
-            return {"event": "message", **message_json(message)}
+            return {"event": "message", **message_json(message, is_group(message.contact_id))}
         case MessageStatusChanged(contact_id, row, status):
             return {"event": "status", "contact": contact_id, "id": row, "status": status.value}
         case MessageChanged(message):
-            return {"event": "message_changed", **message_json(message)}
+            changed = message_json(message, is_group(message.contact_id))
+            return {"event": "message_changed", **changed}
         case MessagesRemoved(contact_id, rows):
             return {"event": "messages_removed", "contact": contact_id, "ids": list(rows)}
+        case ContactAdded(contact) | ContactChanged(contact) if contact.is_group:
+            return None
         case ContactAdded(contact):
             return {"event": "contact_added", **contact_json(contact)}
         case ContactChanged(contact):
@@ -372,7 +397,7 @@ async def cmd_add(engine: Engine, args: argparse.Namespace, out: Out) -> None:
 
 
 async def cmd_contacts(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    rows = await engine.summaries()
+    rows = [s for s in await engine.summaries() if not s.contact.is_group]  # people only
     data = [
         {
             **contact_json(s.contact),
@@ -484,8 +509,26 @@ async def cmd_status(engine: Engine, args: argparse.Namespace, out: Out) -> None
     )
 
 
+async def person(engine: Engine, query: str, *, requests: bool = False) -> Contact:
+    """A contact (or, with `requests`, a contact or a request) by name, id or unique prefix;
+    for a group's name, an error that says which command takes it."""
+    try:
+        if requests:
+            return await engine.find_anyone(query)
+        return await engine.find_contact(query)
+    except UserError as exc:
+        refused = exc
+    try:
+        group = await engine.find_group(query)
+    except UserError:
+        raise refused from None
+    raise UserError(
+        f"{safe(group.name)} is a group: use `group send` or `group messages` for it"
+    ) from None
+
+
 async def cmd_send(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    contact = await engine.find_contact(args.contact)
+    contact = await person(engine, args.contact)
     reply_to = None
     if args.reply_to is not None:
         reply_to = (await message_of(engine, contact, args.reply_to)).id
@@ -746,10 +789,16 @@ async def cmd_sync(engine: Engine, args: argparse.Namespace, out: Out) -> None:
         raise Unreachable(unreachable(engine, "could not reach the relay"))
     names = {s.contact.id: s.contact.display_name for s in await engine.summaries()}
     names.update({s.request.id: s.request.display_name for s in await engine.requests()})
-    lines = [f"{safe(names.get(m.contact_id, '?'))}: {safe(m.body)}" for m in arrived]
+    lines = [
+        f"[{safe(names.get(m.contact_id, '?'))}] {safe(m.author)}: {safe(m.body)}"
+        if m.author_keys is not None
+        else f"{safe(names.get(m.contact_id, '?'))}: {safe(m.body)}"
+        for m in arrived
+    ]
     pending = await engine.pending_outbox()
+    received = [message_json(m, engine.is_group(m.contact_id)) for m in arrived]
     out.result(
-        {"received": [message_json(m) for m in arrived], "outbox": pending},
+        {"received": received, "outbox": pending},
         "\n".join([*lines, f"({len(arrived)} received, {pending} waiting in the outbox)"]),
     )
 
@@ -762,7 +811,13 @@ async def cmd_listen(engine: Engine, args: argparse.Namespace, out: Out) -> None
     """Every event as a JSON line until stopped (SIGINT, SIGTERM, or the API client leaving).
     On its own it goes on printing while the engine closes (the frame in hand is finished
     and reported); for an API client (`args.detach`) it stops at once."""
-    unsubscribe = engine.subscribe(lambda e: out.event(event_json(e)))
+
+    def heard(event: Event) -> None:
+        data = event_json(event, engine.is_group)
+        if data is not None:
+            out.event(data)
+
+    unsubscribe = engine.subscribe(heard)
     try:
         stop: asyncio.Event = args.stop
         if stop.is_set():  # stopped while the profile was being unlocked
@@ -787,7 +842,7 @@ async def cmd_daemon(engine: Engine, args: argparse.Namespace, out: Out) -> None
 
 
 async def cmd_messages(engine: Engine, args: argparse.Namespace, out: Out) -> None:
-    contact = await engine.find_anyone(args.contact)
+    contact = await person(engine, args.contact, requests=True)
     page = await engine.messages(contact.id, args.limit)
     await engine.mark_read(contact.id)
     page.reverse()
@@ -795,10 +850,12 @@ async def cmd_messages(engine: Engine, args: argparse.Namespace, out: Out) -> No
     out.result([message_json(m) for m in page], "\n".join(lines) if lines else "no messages")
 
 
-def message_line(m: Message, name: str) -> str:
-    """One message as `messages` prints it: id, direction, text (or what the row stands for),
-    and what happened to it."""
+def message_line(m: Message, name: str, *, group: bool = False) -> str:
+    """One message as `messages` prints it: id, direction, (in a group, its author,) text (or
+    what the row stands for), and what happened to it."""
     line = f"{m.id:>5} {'>' if m.direction is Direction.OUTGOING else '<'} "
+    if group:
+        line += f"{safe(name)}: "
     if m.quote is not None:
         line += f"[re {m.quote.id}] "
     line += safe(describe(m, name))
@@ -886,6 +943,256 @@ def browse_seconds(text: str) -> float:
     return value
 
 
+# -- groups (docs/groups.md) ----------------------------------------------------------------
+
+_STANDING = {
+    GroupState.INVITED: "  [invited: not joined yet]",
+    GroupState.LEFT: "  [you left]",
+    GroupState.REMOVED: "  [you were removed]",
+}
+KEY_SHOWN = 16  # hex digits of a member's key that `groups` shows (and a prefix matches)
+MIN_KEY_PREFIX = 4  # fewer hex digits than this are taken as a name
+
+
+def member_label(m: GroupMember) -> str:
+    """A member as `groups` names them, which `group remove` and `group promote` take back."""
+    return f"{safe(m.name)} ({m.keys.hex()[:KEY_SHOWN]})"
+
+
+def member_line(m: GroupMember) -> str:
+    marks = [
+        word
+        for word, on in (
+            ("you", m.is_me),
+            ("admin", m.admin),
+            ("contact", m.is_contact),
+            ("verified", m.verified),
+            ("not joined yet", not m.joined),
+            ("not connected yet", m.joined and not m.is_me and m.contact_id is None),
+        )
+        if on
+    ]
+    return f"        {member_label(m)}" + (f"  [{', '.join(marks)}]" if marks else "")
+
+
+def group_lines(g: Group) -> list[str]:
+    count = f"{len(g.members)} member{'s' if len(g.members) != 1 else ''}"
+    head = f"{g.id:>4}  {safe(g.name)}  ({count}{', you are an admin' if g.am_admin else ''})"
+    if g.invited_by:
+        head += f"  invited by {safe(g.invited_by)}"
+    return [head + _STANDING.get(g.state, ""), *(member_line(m) for m in g.members)]
+
+
+def find_member(group: Group, query: str) -> GroupMember:
+    """A current member of `group` by name (case-insensitive), by the start of their key in hex
+    (at least MIN_KEY_PREFIX digits), as `groups` shows them ("Name (key)"), or by a unique
+    start of their name."""
+    wanted = query.strip()
+    shown = re.fullmatch(r"(.*?)\s*\(([0-9a-fA-F]+)\)", wanted)
+    if shown is not None:
+        by_key = [m for m in group.members if m.keys.hex().startswith(shown.group(2).lower())]
+        if len(by_key) == 1 and by_key[0].name.casefold() == shown.group(1).casefold():
+            return by_key[0]
+    folded = wanted.casefold()
+    exact = [m for m in group.members if m.name.casefold() == folded]
+    if len(exact) == 1:
+        return exact[0]
+    if len(folded) >= MIN_KEY_PREFIX and all(c in "0123456789abcdef" for c in folded):
+        by_key = [m for m in group.members if m.keys.hex().startswith(folded)]
+        if len(by_key) == 1:
+            return by_key[0]
+    prefix = [m for m in group.members if m.name.casefold().startswith(folded)]
+    if len(prefix) == 1 and folded and not exact:
+        return prefix[0]
+    name = safe(group.name)
+    if not exact and not prefix:
+        raise UserError(f"no member of {name} matches {safe(query)!r}")
+    raise UserError(
+        f"{safe(query)!r} matches several members of {name}; give the start of their key "
+        "(`groups` shows it)"
+    )
+
+
+def member_rows(group: Group, *also: GroupMember | None) -> dict[int, str]:
+    """The rows we talk to these members through (every other member's, and `also`), by
+    name: whose receipts a change waits for."""
+    members = [*group.members, *(m for m in also if m is not None)]
+    return {m.contact_id: m.name for m in members if m.contact_id is not None and not m.is_me}
+
+
+async def reached(engine: Engine, rows: dict[int, str], wait: float, what: str) -> bool:
+    """Send what waits for these rows and wait (up to `wait` seconds, if any) until each has
+    acknowledged all of it; whether we waited. Unreachable, naming who was not reached."""
+    if wait <= 0 or not rows:
+        return False
+    await engine.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        left = [name for row, name in rows.items() if await engine.pending_outbox(row)]
+        if not left:
+            return True
+        if loop.time() >= deadline:
+            names = ", ".join(sorted(safe(n) for n in set(left)))
+            raise Unreachable(unreachable(engine, f"{what}; not reached yet: {names}"))
+        await asyncio.sleep(0.1)
+
+
+async def group_changed(
+    engine: Engine,
+    args: argparse.Namespace,
+    out: Out,
+    group: Group,
+    rows: dict[int, str],
+    what: str,
+) -> None:
+    """Say how a change went, once the members it concerns acknowledged it (--wait)."""
+    done = await reached(engine, rows, args.wait, f"{what} (queued)")
+    out.result(
+        {**group_json(group), "acknowledged": done},
+        what + ("" if done or not rows else " (queued: members hear of it once online)"),
+    )
+
+
+async def cmd_groups(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    rows = await engine.groups()
+    lines = [line for g in rows for line in group_lines(g)]
+    out.result([group_json(g) for g in rows], "\n".join(lines) if lines else "no groups yet")
+
+
+async def cmd_group_invites(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    rows = await engine.group_invites()
+    lines = [line for g in rows for line in group_lines(g)]
+    out.result(
+        [group_json(g) for g in rows],
+        "\n".join(lines) if lines else "no group invitations",
+    )
+
+
+async def cmd_group_create(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    invited = [await person(engine, query) for query in args.contacts]
+    group = await engine.create_group(args.name, [c.id for c in invited])
+    # Engine.create_group stores the invitations without waking the outbox: an engine that
+    # runs already (a holder) would keep them until something else woke it. Until it does,
+    # wake it here (only what is due is sent, as on any wake).
+    engine._woken.set()
+    names = ", ".join(safe(c.display_name) for c in invited)
+    rows = {c.id: c.display_name for c in invited}
+    what = f"created {safe(group.name)} (id {group.id}), invited {names}"
+    await group_changed(engine, args, out, group, rows, what)
+
+
+async def cmd_group_join(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    invite = await engine.find_group(args.invite, invites=True)
+    group = await engine.join_group(invite.id)
+    what = f"joined {safe(group.name)} (id {group.id})"
+    await group_changed(engine, args, out, group, member_rows(group), what)
+
+
+async def cmd_group_decline(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    invite = await engine.find_group(args.invite, invites=True)
+    await engine.decline_group(invite.id)
+    out.result(
+        {"id": invite.id, "name": invite.name, "declined": True},
+        f"declined the invitation to {safe(invite.name)}",
+    )
+
+
+async def cmd_group_add(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    group = await engine.find_group(args.group)
+    contact = await person(engine, args.contact)
+    after = await engine.add_member(group.id, contact.id)
+    rows = {**member_rows(after), contact.id: contact.display_name}
+    what = f"added {safe(contact.display_name)} to {safe(after.name)}"
+    await group_changed(engine, args, out, after, rows, what)
+
+
+async def cmd_group_remove(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    group = await engine.find_group(args.group)
+    member = find_member(group, args.member)
+    after = await engine.remove_member(group.id, member.keys)
+    what = f"removed {member_label(member)} from {safe(after.name)}"
+    await group_changed(engine, args, out, after, member_rows(after, member), what)
+
+
+async def cmd_group_promote(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    group = await engine.find_group(args.group)
+    member = find_member(group, args.member)
+    after = await engine.promote_member(group.id, member.keys)
+    what = f"{member_label(member)} is now an admin of {safe(after.name)}"
+    await group_changed(engine, args, out, after, member_rows(after), what)
+
+
+async def cmd_group_rename(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    group = await engine.find_group(args.group)
+    after = await engine.rename_group(group.id, args.name)
+    what = f"renamed {safe(group.name)} to {safe(after.name)}"
+    await group_changed(engine, args, out, after, member_rows(after), what)
+
+
+async def cmd_group_leave(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    group = await engine.find_group(args.group)
+    after = await engine.leave_group(group.id)
+    what = f"left {safe(after.name)}"
+    await group_changed(engine, args, out, after, member_rows(group), what)
+
+
+def deliveries_json(rows: list[Delivery]) -> list[dict[str, Any]]:
+    return [
+        {"name": d.member.name, "key": d.member.keys.hex(), "delivered": d.delivered} for d in rows
+    ]
+
+
+def delivery_words(rows: list[Delivery]) -> str:
+    return f"delivered to {sum(d.delivered for d in rows)} of {len(rows)}"
+
+
+async def cmd_group_send(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    group = await engine.find_group(args.group)
+    reply_to = None
+    if args.reply_to is not None:
+        quoted = await engine.message(args.reply_to)
+        if quoted.contact_id != group.id:
+            raise UserError(f"message {args.reply_to} is not in {safe(group.name)}")
+        reply_to = quoted.id
+    message = await engine.send(group.id, args.text, reply_to)
+    copies = await engine.deliveries(message.id)
+    if args.wait > 0 and copies:
+        await engine.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + args.wait
+        while not all(d.delivered for d in copies):
+            if loop.time() >= deadline:
+                what = f"queued; {delivery_words(copies)} members so far (members pass it on)"
+                raise Unreachable(unreachable(engine, what))
+            await asyncio.sleep(0.1)
+            copies = await engine.deliveries(message.id)
+    message = await engine.message(message.id)
+    out.result(
+        {**message_json(message, True), "deliveries": deliveries_json(copies)},
+        f"{message.status.value}: message {message.id} to {safe(group.name)} "
+        f"({delivery_words(copies)} members)",
+    )
+
+
+async def cmd_group_messages(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    group = await engine.find_group(args.group)
+    page = await engine.messages(group.id, args.limit)
+    await engine.mark_read(group.id)
+    page.reverse()
+    rows, lines = [], []
+    for m in page:
+        data = message_json(m, True)
+        line = message_line(m, author_of(m) or "Someone", group=True)
+        if m.direction is Direction.OUTGOING and m.is_text:
+            copies = await engine.deliveries(m.id)
+            data["deliveries"] = deliveries_json(copies)
+            line += f"  ({delivery_words(copies)})" if copies else ""
+        rows.append(data)
+        lines.append(line)
+    out.result(rows, "\n".join(lines) if lines else f"no messages in {safe(group.name)}")
+
+
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]] = {
     "config": cmd_config,
     "address": cmd_address,
@@ -915,6 +1222,18 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
     "save-file": cmd_save_file,
     "download-file": cmd_download_file,
     "cancel-file": cmd_cancel_file,
+    "groups": cmd_groups,
+    "group-create": cmd_group_create,
+    "group-invites": cmd_group_invites,
+    "group-join": cmd_group_join,
+    "group-decline": cmd_group_decline,
+    "group-add": cmd_group_add,
+    "group-remove": cmd_group_remove,
+    "group-promote": cmd_group_promote,
+    "group-rename": cmd_group_rename,
+    "group-leave": cmd_group_leave,
+    "group-send": cmd_group_send,
+    "group-messages": cmd_group_messages,
 }
 
 
@@ -1007,6 +1326,7 @@ def parser() -> CommandParser:
     s.add_argument("--wait", type=float, default=0.0, help="seconds to wait for it to arrive")
     s = sub.add_parser("cancel-file", help="stop sending or fetching a file")
     s.add_argument("file", type=int, metavar="FILE_ID")
+    groups_parser(sub)
     s = sub.add_parser("sync", help="send what waits, receive for a while")
     s.add_argument("--wait", type=float, default=5.0)
     sub.add_parser("listen", help="stay connected and print events as JSON lines")
@@ -1060,6 +1380,74 @@ def parser() -> CommandParser:
     return p
 
 
+GROUP_COMMAND = "group_command"  # `group create` runs (and is served) as `group-create`
+
+
+def groups_parser(sub: Any) -> None:
+    """`groups`, and `group ACTION ...`: each action a command (and API method) of its own,
+    `group-ACTION`."""
+
+    def add(parent: Any, name: str, what: str) -> CommandParser:
+        s: CommandParser = parent.add_parser(name, help=what, description=what)
+        s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
+        return s
+
+    def wait(s: CommandParser, what: str = "the members' receipts") -> None:
+        s.add_argument(
+            "--wait", type=float, default=10.0, help=f"seconds to wait for {what} (0: none)"
+        )
+
+    add(sub, "groups", "list the groups you are in or were in, with their members")
+    g = add(sub, "group", "create, join, write to and manage groups (docs/groups.md)")
+    actions = g.commands(GROUP_COMMAND, required=True, metavar="ACTION")
+    s = add(actions, "create", "create a group of you and these contacts (invited at once)")
+    s.add_argument("name")
+    s.add_argument("contacts", nargs="+", metavar="CONTACT")
+    wait(s, "the invitations' receipts")
+    add(actions, "invites", "list the group invitations waiting for you")
+    s = add(actions, "join", "join a group you were invited to")
+    s.add_argument("invite", metavar="INVITE", help="its id, name or unique prefix")
+    wait(s, "the inviter's receipt")
+    s = add(actions, "decline", "decline a group invitation (nobody is told)")
+    s.add_argument("invite", metavar="INVITE")
+    s = add(actions, "add", "add a contact to a group (admins)")
+    s.add_argument("group")
+    s.add_argument("contact")
+    wait(s)
+    for name, what in (
+        ("remove", "remove a member from a group (admins)"),
+        ("promote", "make a member an admin (admins)"),
+    ):
+        s = add(actions, name, what)
+        s.add_argument("group")
+        s.add_argument("member", help="a name, the start of their key, or as `groups` shows it")
+        wait(s)
+    s = add(actions, "rename", "rename a group (admins)")
+    s.add_argument("group")
+    s.add_argument("name")
+    wait(s)
+    s = add(actions, "leave", "leave a group (its messages stay, read-only)")
+    s.add_argument("group")
+    wait(s)
+    s = add(actions, "send", "write to a group")
+    s.add_argument("group")
+    s.add_argument("text")
+    s.add_argument("--reply-to", type=int, metavar="MESSAGE_ID", help="quote this message")
+    wait(s, "every member's receipt")
+    s = add(actions, "messages", "show a group's conversation (marks it read)")
+    s.add_argument("group")
+    s.add_argument("--limit", type=int, default=50)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; `group ACTION` becomes the command `group-ACTION`."""
+    args = parser().parse_args(argv)
+    action = vars(args).pop(GROUP_COMMAND, None)
+    if action is not None:
+        args.command = f"group-{action}"
+    return args
+
+
 # -- the local API: a holder serves these commands, the CLI runs through a holder -----------
 
 LOCAL_ONLY = frozenset({"init", "relays", "daemon"})  # never through a holder
@@ -1087,9 +1475,16 @@ _PARSER: list[CommandParser] = []
 
 
 def api_commands() -> dict[str, CommandParser]:
+    """Every command by its API name (`group create` is `group-create`)."""
     if not _PARSER:
         _PARSER.append(parser())
-    return _PARSER[0].subcommands
+    found: dict[str, CommandParser] = {}
+    for name, sub in _PARSER[0].subcommands.items():
+        if sub.subcommand_dest == GROUP_COMMAND:
+            found.update({f"{name}-{n}": nested for n, nested in sub.subcommands.items()})
+        else:
+            found[name] = sub
+    return found
 
 
 def _bad(text: str) -> RpcError:
@@ -1282,7 +1677,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(format="anonchat-cli: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
         return asyncio.run(run(args))

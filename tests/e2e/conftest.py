@@ -360,6 +360,44 @@ def pair(
     return alice, bob
 
 
+def acquaint(alice: Profile, other: Profile) -> None:
+    """As `pair` does for two profiles already made: Alice adds `other`'s card while `other`
+    listens, `other` accepts her request."""
+    card = other.card()
+    listener = other.listen()
+    try:
+        listener.wait_listening()
+        alice.run("add", card, "--wait", "20")
+        listener.wait_for(lambda ev: any(e.get("event") == "request" for e in ev))
+    finally:
+        assert listener.stop() == 0
+    other.run("accept", alice.name)
+
+
+def trio(make: Callable[..., Profile], url: str) -> tuple[Profile, Profile, Profile]:
+    """Alice, Bob and Carol on one relay: Alice knows Bob and Carol, who do not know each
+    other."""
+    alice, bob = pair(make, url)
+    carol = make("Carol", url)
+    acquaint(alice, carol)
+    return alice, bob, carol
+
+
+def eventually(
+    check: Callable[[], Any], timeout: float = 30, what: str = "", pause: float = 0.3
+) -> Any:
+    """Call `check` until it returns something true (which is returned), for `timeout`
+    seconds at most; fails naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout}s: {what} (last: {value!r})")
+        time.sleep(pause)
+
+
 def request_from(stranger: Profile, target: Profile, first_message: str | None = None) -> None:
     """`stranger` adds `target`'s card (and writes) while `target` listens: a request there."""
     card = target.card()
