@@ -34,6 +34,7 @@ from app.core.conversation import Conversation
 from app.core.events import Event
 from app.core.expiry import Expiry
 from app.core.files import Files
+from app.core.group_intake import GroupIntake
 from app.core.groups import Groups
 from app.core.handshakes import Handshakes
 from app.core.inbound import Inbound
@@ -74,10 +75,11 @@ class Engine:
         queries = Queries(ctx, routing)
         moving = self._moving = Moving(ctx, routing)
         files = self._files = Files(ctx, routing, messaging)
-        groups = self._groups = Groups(ctx, routing, messaging, handshakes)
+        groups = self._groups = Groups(ctx, routing, messaging)
         messaging.group_receipts = groups.delivered
+        intake = GroupIntake(ctx, messaging, handshakes, groups)
         self._inbound = Inbound(
-            ctx, routing, handshakes, messaging, conversation, moving, files, groups
+            ctx, routing, handshakes, messaging, conversation, moving, files, intake
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False

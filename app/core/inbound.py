@@ -24,7 +24,7 @@ from app.core.context import Context
 from app.core.conversation import Conversation
 from app.core.events import ContactLimited, Limit, Rejection
 from app.core.files import Files
-from app.core.groups import Groups
+from app.core.group_intake import GroupIntake
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, contact_or_none
 from app.core.moving import Moving
@@ -53,7 +53,7 @@ class Inbound:
         conversation: Conversation,
         moving: Moving,
         files: Files,
-        groups: Groups,
+        groups: GroupIntake,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from app.core import groups
+from app.core import group_intake
 from app.core import payload as pl
 from app.core import statements as st
 from app.core.engine import Engine
@@ -250,7 +250,7 @@ def test_a_removed_member_gets_nothing_more_and_their_later_messages_are_dropped
 def test_a_message_reaches_a_member_through_another_when_its_author_is_gone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(groups, "MAX_FORWARD", 2)  # five behind: three exchanges
+    monkeypatch.setattr(group_intake, "MAX_FORWARD", 2)  # five behind: three exchanges
 
     async def body() -> None:
         relay = await serve_relay(RelayConfig(host="127.0.0.1", port=0))
