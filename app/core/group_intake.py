@@ -40,6 +40,21 @@ class GroupIntake:
         self._groups = groups
         self._me = ctx.identity.public.to_bytes()
 
+    async def fits(self, content: pl.Group) -> bool:
+        """Whether a post fits its group's storage quota (the profile's quota per
+        conversation); one that does not is left out unacknowledged, so whoever sent it sends
+        it again once there is room. Anything else fits (its checks come with `take`)."""
+        if not isinstance(content, pl.GroupSigned) or not content.post:
+            return True
+        try:
+            post = st.read(content.statement, content.signature)
+        except st.StatementError:
+            return True
+        g = await self._ctx.store.read(lambda r: r.groups.by_group_id(post.group_id))
+        if g is None or not isinstance(post, st.Post):
+            return True
+        return await self._messaging.within_quota(g.contact_id, post.body)
+
     async def take(
         self,
         contact: Contact,

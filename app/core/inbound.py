@@ -279,6 +279,8 @@ class Inbound:
                 | pl.GroupSigned()
                 | pl.GroupSync()
             ):
+                if not await self._groups.fits(content):
+                    return  # left out like a chat over the quota
                 retired = await self._groups.take(contact, session, mid, content, theirs, via)
                 await self._retire(retired)
             case pl.Welcome():

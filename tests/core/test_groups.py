@@ -17,8 +17,10 @@ from app.core import statements as st
 from app.core.engine import Engine
 from app.core.errors import SendingBlocked, UserError
 from app.core.events import (
+    ContactLimited,
     FrameRejected,
     GroupChanged,
+    Limit,
     MessageAdded,
     MessageStatusChanged,
     Rejection,
@@ -29,6 +31,7 @@ from app.domain.contacts import ContactKind, ContactState
 from app.domain.groups import GroupState
 from app.domain.messages import Direction, Message, Status
 from app.net.events import Delivered
+from app.store.records import NewMessage
 from app.store.repos import Repos
 from relay.server import RelayConfig, serve_relay
 from tests.core.test_live_relay import Person, introduce, people
@@ -415,5 +418,42 @@ def test_deleting_a_group_leaves_it_first_and_the_last_admin_names_an_heir(
                 lambda e: [m.name for m in e.group.members] == ["Bob"],  # type: ignore[attr-defined]
             )
             assert (await bob.engine.group(b_row)).state is GroupState.JOINED
+
+    asyncio.run(body())
+
+
+def test_a_group_past_its_storage_quota_leaves_posts_with_their_senders(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob", "Carol") as (alice, bob, carol):
+            a_row, _, c_row = await three(alice, bob, carol)
+            filler = [
+                NewMessage(
+                    c_row,
+                    Direction.INCOMING,
+                    i.to_bytes(16, "big"),
+                    i,
+                    "x" * 16_000,
+                    0,
+                    0,
+                    Status.DELIVERED,
+                    author_keys=keys(alice),
+                )
+                for i in range(1, 70)
+            ]  # 1.1 MB of the group's text already here
+            await carol.engine.store.run(lambda r: r.messages.insert_many(filler))
+            await carol.engine.set_quota(1)
+            mine = await alice.engine.send(a_row, "one too many")
+            await got(bob, "one too many")
+            await carol.until(
+                ContactLimited,
+                lambda e: e.contact_id == c_row and e.limit is Limit.QUOTA,  # type: ignore[attr-defined]
+            )
+            assert "one too many" not in bodies(await carol.engine.messages(c_row, 100))
+            for _ in range(200):  # Bob's receipt comes within a moment; Carol's does not
+                copies = dict(await alice.engine.store.read(lambda r: r.groups.copies(mine.id)))
+                if copies[keys(bob)]:
+                    break
+                await asyncio.sleep(0.05)
+            assert copies == {keys(bob): True, keys(carol): False}  # Alice sends it again
 
     asyncio.run(body())
