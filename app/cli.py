@@ -45,7 +45,7 @@ from app.core.events import (
 )
 from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profile_paths
 from app.core.qr import QrError, decode_file, make_png
-from app.domain.contacts import Contact, ContactState, RequestSummary
+from app.domain.contacts import Contact, ContactKind, ContactState, RequestSummary
 from app.domain.files import FileInfo, FileState, size_words
 from app.domain.groups import Delivery, Group, GroupMember, GroupState
 from app.domain.messages import MAX_TIMER_S, Direction, Message, Status, describe, timer_words
@@ -232,8 +232,9 @@ def _no_group(contact_id: int) -> bool:
 
 
 def event_json(event: Event, is_group: Callable[[int], bool] = _no_group) -> dict[str, Any] | None:
-    """One event as `listen` prints it; None for what it leaves out (a group's row added or
-    changed as a conversation: the `group` event tells of it)."""
+    """One event as `listen` prints it; None for what it leaves out: a group's row, or a
+    member we talk to only through a group, added or changed as if it were a contact (the
+    `group` event tells of both)."""
     match event:
         case MessageAdded(message):
             return {"event": "message", **message_json(message, is_group(message.contact_id))}
@@ -244,8 +245,8 @@ def event_json(event: Event, is_group: Callable[[int], bool] = _no_group) -> dic
             return {"event": "message_changed", **changed}
         case MessagesRemoved(contact_id, rows):
             return {"event": "messages_removed", "contact": contact_id, "ids": list(rows)}
-        case ContactAdded(contact) | ContactChanged(contact) if contact.is_group:
-            return None
+        case ContactAdded(c) | ContactChanged(c) if c.kind is not ContactKind.PERSON:
+            return None  # a group, or a member met only through one: in no contact list
         case ContactAdded(contact):
             return {"event": "contact_added", **contact_json(contact)}
         case ContactChanged(contact):

@@ -12,6 +12,7 @@ A profile made with `run("init", ...)` keeps the default cost.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import pytest
 
 from app.core.profile import profile_paths
 from app.crypto.passphrase import DEFAULT_PARAMS, INSECURE_FAST_PARAMS
+from app.net.rpc import ApiClient, socket_path
 from app.store import vault
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -381,6 +383,22 @@ def trio(make: Callable[..., Profile], url: str) -> tuple[Profile, Profile, Prof
     carol = make("Carol", url)
     acquaint(alice, carol)
     return alice, bob, carol
+
+
+def api(profile: Profile, method: str, **params: Any) -> Any:
+    """One call to the local API of the process holding `profile` open (its `listen`), made
+    from the test itself: what `anonchat-cli --json` would print, without a process of its
+    own (for polling)."""
+
+    async def call() -> Any:
+        client = await ApiClient.connect(socket_path(profile.dir))
+        assert client is not None, f"nothing holds {profile.name}'s profile open"
+        try:
+            return await client.call(method, params)
+        finally:
+            await client.close()
+
+    return asyncio.run(call())
 
 
 def eventually(

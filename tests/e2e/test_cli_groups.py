@@ -1,5 +1,7 @@
 """Groups through the real CLI (docs/groups.md): three profiles on one relay process, each
-held open by `anonchat-cli listen` so every `group ...` command runs through the local API.
+held open by `anonchat-cli listen` so every `group ...` command runs through the local API
+(as the methods `group-...`); the test itself polls the same API, not to start a process for
+each look.
 
 Alice knows Bob and Carol, who do not know each other. Alice creates a group, both join
 and connect through it without becoming contacts, and everyone's messages reach everyone
@@ -9,18 +11,65 @@ Carol came back reaches her through Bob, once, still signed by its author."""
 
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Json, Listener, Profile, Relay, Result, eventually, trio
+from tests.e2e.conftest import Json, Listener, Profile, Relay, Result, api, eventually, trio
 
 pytestmark = pytest.mark.timeout(180)
 
 GROUP_KEYS = {"id", "name", "state", "admin", "members", "invited_by", "created_at"}
 MEMBER_KEYS = {"name", "key", "admin", "me", "contact", "verified", "joined", "connected"}
+
+
+Trio = tuple[Profile, Profile, Profile]
+
+
+@pytest.fixture(scope="module")
+def acquainted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Relay, Path]]:
+    """One relay process for the module, and Alice, Bob and Carol made on it once (Alice knows
+    Bob and Carol, who do not know each other): the profiles' directory, which each test
+    copies before it starts."""
+    base = tmp_path_factory.mktemp("acquainted")
+    made: list[Profile] = []
+
+    def make(name: str, url: str) -> Profile:
+        profile = Profile(base / name.lower(), name)
+        made.append(profile)
+        profile.init(url)
+        return profile
+
+    relay = Relay(base)
+    try:
+        trio(make, relay.url)
+        yield relay, base
+    finally:
+        for profile in made:
+            for listener in profile.listeners:
+                listener.kill()
+        relay.kill()
+
+
+@pytest.fixture
+def people(acquainted: tuple[Relay, Path], tmp_path: Path) -> Iterator[Trio]:
+    """Alice, Bob and Carol, copies of the module's profiles: this test's own."""
+    _, base = acquainted
+    made = []
+    for name in ("Alice", "Bob", "Carol"):
+        directory = tmp_path / name.lower()
+        shutil.copytree(base / name.lower(), directory, ignore=shutil.ignore_patterns("api.sock"))
+        made.append(Profile(directory, name))
+    try:
+        yield made[0], made[1], made[2]
+    finally:
+        for profile in made:
+            for listener in profile.listeners:
+                listener.kill()
 
 
 def one_line(result: Result, code: int, words: str) -> None:
@@ -33,7 +82,8 @@ def one_line(result: Result, code: int, words: str) -> None:
 
 
 def friends(profile: Profile) -> Json:
-    (group,) = [g for g in profile.run("groups").data if g["name"] == "Friends"]
+    """Friends as `groups --json` shows it (asked of the profile's holder)."""
+    (group,) = [g for g in api(profile, "groups") if g["name"] == "Friends"]
     return group
 
 
@@ -46,9 +96,14 @@ def connected(profile: Profile) -> bool:
     return all(m["connected"] for m in friends(profile)["members"] if not m["me"])
 
 
-def said(profile: Profile) -> list[tuple[str, str]]:
-    """(author, text) of every message in Friends, oldest first."""
-    return [(r["author"], r["body"]) for r in profile.run("group", "messages", "Friends").data]
+def said(profile: Profile, *, cli: bool = False) -> list[tuple[str, str]]:
+    """(author, text) of every message in Friends, oldest first, as `group messages --json`
+    shows them (`cli`: printed by an anonchat-cli process, else asked of the holder)."""
+    if cli:
+        rows = profile.run("group", "messages", "Friends").data
+    else:
+        rows = api(profile, "group-messages", group="Friends")
+    return [(r["author"], r["body"]) for r in rows]
 
 
 def heard(listener: Listener, text: str) -> Callable[[list[Json]], bool]:
@@ -94,9 +149,9 @@ def start_friends(alice: Profile, bob: Profile, carol: Profile) -> dict[str, Lis
 
 
 def test_a_group_created_joined_written_to_refusing_bad_input_and_removing_a_member(
-    relay: Relay, make_profile: Callable[..., Profile]
+    people: Trio,
 ) -> None:
-    alice, bob, carol = trio(make_profile, relay.url)
+    alice, bob, carol = people
     listeners = start_friends(alice, bob, carol)
 
     # Everyone writes; everyone sees the others' messages with their author.
@@ -113,7 +168,7 @@ def test_a_group_created_joined_written_to_refusing_bad_input_and_removing_a_mem
                 listener.wait_for(heard(listener, text))
     for name, profile in everyone.items():
         expected = [("me" if who == name else who, text) for who, text in lines.items()]
-        assert said(profile) == expected
+        assert said(profile, cli=True) == expected
     (from_alice,) = [e for e in listeners["Bob"].incoming() if e["body"] == lines["Alice"]]
     assert (from_alice["group"], from_alice["author"]) == (True, "Alice")
     assert from_alice["author_key"] == friends(alice)["members"][0]["key"]
@@ -122,7 +177,14 @@ def test_a_group_created_joined_written_to_refusing_bad_input_and_removing_a_mem
     assert "Bob: hi from Bob" in text
     assert "me: and Carol" in text
 
-    # Bob and Carol met through the group, yet neither is the other's contact (nor request).
+    # Bob and Carol met through the group, yet neither is the other's contact (nor request),
+    # and no listen told of the group or of a member as if they were contacts.
+    for listener in listeners.values():
+        told = listener.of("contact_added") + listener.of("contact_changed")
+        assert not [e for e in told if e["name"] not in ("Alice", "Bob", "Carol")]
+    for name in ("Bob", "Carol"):
+        told = listeners[name].of("contact_added") + listeners[name].of("contact_changed")
+        assert {e["name"] for e in told} <= {"Alice"}, told
     assert [c["name"] for c in bob.contacts()] == ["Alice"]
     assert [c["name"] for c in carol.contacts()] == ["Alice"]
     assert [c["name"] for c in alice.contacts()] == ["Bob", "Carol"]
@@ -132,7 +194,7 @@ def test_a_group_created_joined_written_to_refusing_bad_input_and_removing_a_mem
     assert f"Carol ({friends(alice)['members'][2]['key'][:16]})" in listed
 
     # Bad input: one line, exit 1, nothing changed.
-    before = {p.name: p.run("groups").data for p in (alice, bob, carol)}
+    before = {p.name: api(p, "groups") for p in (alice, bob, carol)}
     one_line(alice.run("group", "send", "Nobody", "x", expect=None), 1, "no group matches")
     one_line(alice.run("group", "messages", "Nobody", expect=None), 1, "no group matches")
     one_line(bob.run("group", "add", "Friends", "Alice", expect=None), 1, "only an admin")
@@ -143,7 +205,7 @@ def test_a_group_created_joined_written_to_refusing_bad_input_and_removing_a_mem
     one_line(alice.run("group", "add", "Friends", "Bob", expect=None), 1, "a member already")
     one_line(bob.run("group", "create", "Other", "Carol", expect=None), 1, "no contact matches")
     one_line(bob.run("send", "Friends", "x", expect=None), 1, "is a group")
-    assert {p.name: p.run("groups").data for p in (alice, bob, carol)} == before
+    assert {p.name: api(p, "groups") for p in (alice, bob, carol)} == before
     assert len(said(alice)) == 3
 
     # Alice removes Carol while Carol is away: Alice and Bob no longer count her.
@@ -190,9 +252,9 @@ def test_a_group_created_joined_written_to_refusing_bad_input_and_removing_a_mem
 
 
 def test_a_message_reaches_a_member_through_another_after_its_author_went_offline(
-    relay: Relay, make_profile: Callable[..., Profile]
+    people: Trio,
 ) -> None:
-    alice, bob, carol = trio(make_profile, relay.url)
+    alice, bob, carol = people
     listeners = start_friends(alice, bob, carol)
 
     # Carol is away when Alice writes; Bob gets it; then Alice goes away too.
@@ -215,14 +277,36 @@ def test_a_message_reaches_a_member_through_another_after_its_author_went_offlin
     alice_l.wait_listening()
     eventually(
         lambda: all(
-            d["delivered"] for d in alice.run("group", "messages", "Friends").data[0]["deliveries"]
+            d["delivered"] for d in api(alice, "group-messages", group="Friends")[0]["deliveries"]
         ),
         30,
         "Alice's copies acknowledged by both",
     )
     assert said(carol) == [("Alice", "while Carol was away")]
     assert len([e for e in carol_l.incoming() if e["body"] == "while Carol was away"]) == 1
-    assert sent["id"] == alice.run("group", "messages", "Friends").data[0]["id"]
+    (mine,) = alice.run("group", "messages", "Friends").data
+    assert (mine["id"], mine["author"], mine["status"]) == (sent["id"], "me", "delivered")
+
+    # Admins: Alice makes Bob one, who renames the group; Carol leaves it; Bob's invitation
+    # to another group is declined. Each change acknowledged is applied where it was sent.
+    promoted = alice.run("group", "promote", "Friends", "bob", "--wait", "20").data
+    assert [m["admin"] for m in promoted["members"]] == [True, True, False]
+    renamed = bob.run("group", "rename", "Friends", "Pals", "--wait", "20").data
+    assert (renamed["name"], renamed["acknowledged"]) == ("Pals", True)
+    assert [g["name"] for g in carol.run("groups").data] == ["Pals"]
+    left = carol.run("group", "leave", "Pals", "--wait", "20").data
+    assert (left["state"], left["acknowledged"]) == ("left", True)
+    for profile in (alice, bob):
+        (pals,) = profile.run("groups").data
+        assert member_names(pals) == ["Alice", "Bob"]
+    one_line(carol.run("group", "send", "Pals", "x", expect=None), 1, "no longer in Pals")
+    bob.run("group", "create", "Book club", "Alice", "--wait", "20")
+    (invite,) = alice.run("group", "invites").data
+    assert (invite["name"], invite["invited_by"]) == ("Book club", "Bob")
+    declined = alice.run("group", "decline", "book").data
+    assert (declined["name"], declined["declined"]) == ("Book club", True)
+    assert alice.run("group", "invites").data == []
+    one_line(alice.run("group", "join", "book", expect=None), 1, "no invitation matches")
     for listener in (alice_l, listeners["Bob"], carol_l):
         listener.stop()
         listener.assert_clean()
