@@ -20,6 +20,7 @@ from app.core.events import (
     Event,
     FileChanged,
     FrameRejected,
+    GroupChanged,
     MessageAdded,
     MessageChanged,
     MessagesRemoved,
@@ -47,6 +48,7 @@ class EngineBridge(QObject):
     contact_limited = Signal(object)  # ContactLimited
     contact_dirty = Signal(int)  # anything this contact's list row shows may have changed
     file_changed = Signal(object, float)  # FileInfo, how fast it moves (bytes a second)
+    group_changed = Signal(object)  # Group: new, an invitation, or its members or name changed
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -100,3 +102,6 @@ class EngineBridge(QObject):
                 self.frame_rejected.emit(reason)
             case ContactLimited():
                 self.contact_limited.emit(event)
+            case GroupChanged(group):
+                self.group_changed.emit(group)
+                self.contact_dirty.emit(group.id)

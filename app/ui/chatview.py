@@ -30,6 +30,7 @@ from app.ui.models import (
     ConversationModel,
     ExpandedRole,
     FileRole,
+    GroupRole,
     TopPagingProxy,
     is_long,
     local_now_ms,
@@ -173,6 +174,7 @@ class ChatView(QListView):
         self._stick = True
         self.paging = False  # older pages load on reaching the top once the first is shown
         self.writable = True  # replies, reactions, edits: only to a contact we can write to
+        self.group = False  # a group takes replies; no reactions, edits or deletion for all
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._scrolled)
         bar.rangeChanged.connect(self._range_changed)
@@ -268,9 +270,10 @@ class ChatView(QListView):
             menu.addSeparator()
         if self.writable and can_answer(message):
             menu.addAction("&Reply").triggered.connect(lambda: self.reply_requested.emit(row))
+        if self.writable and can_answer(message) and not self.group:
             react = menu.addAction("Re&act…")
             react.triggered.connect(lambda: self.react_requested.emit(row, at))
-        if self.writable and can_edit(message):
+        if self.writable and can_edit(message) and not self.group:
             menu.addAction("&Edit").triggered.connect(lambda: self.edit_requested.emit(row))
         if message.is_text and message.body:
             copy = menu.addAction("&Copy text")
@@ -279,7 +282,7 @@ class ChatView(QListView):
         menu.addSeparator()
         mine = menu.addAction("&Delete for me…")
         mine.triggered.connect(lambda: self.delete_requested.emit(row, False))
-        if self.writable and can_delete_for_everyone(message, local_now_ms()):
+        if self.writable and not self.group and can_delete_for_everyone(message, local_now_ms()):
             everyone = menu.addAction("Delete for &everyone…")
             everyone.triggered.connect(lambda: self.delete_requested.emit(row, True))
         self.menu = menu
@@ -299,7 +302,7 @@ class ChatView(QListView):
         model.dataChanged.connect(self._changed)
 
     def _changed(self, first: QModelIndex, last: QModelIndex, roles: list[int]) -> None:
-        if ExpandedRole in roles or FileRole in roles:  # a bubble's height changed: lay out
+        if ExpandedRole in roles or FileRole in roles or GroupRole in roles:  # height changed
             self.scheduleDelayedItemsLayout()
 
     def at_bottom(self) -> bool:

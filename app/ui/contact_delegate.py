@@ -1,4 +1,6 @@
-"""Painting a contact's row: identicon with an online dot, name, last message, unread badge."""
+"""Painting a contact's row: identicon with an online dot, name, last message, unread badge;
+a group's row: its picture (square, with two people in its corner), name, and its last
+message with who wrote it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from app.domain.contacts import ContactState, ContactSummary
 from app.domain.messages import Direction, describe
 from app.ui.bubble_parts import PAD, elided
 from app.ui.delegates import ACCENT, WARN
-from app.ui.identicon import identicon
+from app.ui.identicon import group_identicon, identicon
 from app.ui.models import SummaryRole, is_notice
 from app.ui.text import preview, safe_text
 
@@ -23,6 +25,20 @@ def badge_rect(fm: QFontMetrics, label: str, right: int, top: int) -> QRect:
     h = fm.height()
     w = h if len(label) == 1 else max(h, fm.horizontalAdvance(label) + h // 2 + 4)
     return QRect(right - w, top, w, h)
+
+
+def last_line(s: ContactSummary) -> str:
+    """The row's second line: the last message, "You: " before ours and, in a group, its
+    author's name before a member's."""
+    if s.last is None:
+        return "No messages yet"
+    notice = is_notice(s.last)
+    text = preview(describe(s.last, s.contact.display_name))
+    if s.last.direction is Direction.OUTGOING and not notice:
+        return "You: " + text
+    if s.contact.is_group and s.last.author and not notice:
+        return f"{preview(s.last.author, 30)}: {text}"
+    return text
 
 
 class ContactDelegate(QStyledItemDelegate):
@@ -55,14 +71,17 @@ class ContactDelegate(QStyledItemDelegate):
         face = fm.height() * 2 + PAD
         avatar = QRect(rect.left() + PAD, rect.top() + PAD, face, face)
         ratio = painter.device().devicePixelRatioF()  # drawn sharp on a high-density screen
-        painter.drawImage(avatar, identicon(s.contact.identity_keys, round(face * ratio)))
-        dot = max(8, face // 4)
-        ring = QRectF(avatar.right() - dot + 1.5, avatar.bottom() - dot + 1.5, dot + 2, dot + 2)
+        group = s.contact.is_group
+        draw = group_identicon if group else identicon
+        painter.drawImage(avatar, draw(s.contact.identity_keys, round(face * ratio)))
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(ground)
-        painter.drawEllipse(ring)
-        painter.setBrush(ONLINE if s.online else palette.color(QPalette.ColorRole.Mid))
-        painter.drawEllipse(ring.adjusted(1.5, 1.5, -1.5, -1.5))
+        if not group:  # a group is not online or offline: its members are
+            dot = max(8, face // 4)
+            ring = QRectF(avatar.right() - dot + 1.5, avatar.bottom() - dot + 1.5, dot + 2, dot + 2)
+            painter.setBrush(ground)
+            painter.drawEllipse(ring)
+            painter.setBrush(ONLINE if s.online else palette.color(QPalette.ColorRole.Mid))
+            painter.drawEllipse(ring.adjusted(1.5, 1.5, -1.5, -1.5))
 
         badge_w = 0
         if s.unread:
@@ -91,17 +110,15 @@ class ContactDelegate(QStyledItemDelegate):
         )
         font.setBold(False)
         painter.setFont(font)
-        if s.contact.state is ContactState.ENDED:
+        if group:
+            line, color = last_line(s), quiet
+        elif s.contact.state is ContactState.ENDED:
             line = "Blocked" if s.contact.blocked else "Deleted"
             color = text_color if selected else WARN
         elif not s.established:
             line, color = "Waiting for them to come online…", quiet
-        elif s.last is not None:
-            mine = s.last.direction is Direction.OUTGOING and not is_notice(s.last)
-            text = describe(s.last, s.contact.display_name)
-            line, color = ("You: " if mine else "") + preview(text), quiet
         else:
-            line, color = "No messages yet", quiet
+            line, color = last_line(s), quiet
         sub = QRect(
             left, rect.top() + PAD * 2 + fm.height(), rect.right() - left - PAD, fm.height()
         )

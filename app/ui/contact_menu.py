@@ -1,4 +1,5 @@
-"""The contact list's context menu and the dialogs behind it: rename, block, delete.
+"""The contact list's context menu and the dialogs behind it: rename, block, delete; for a
+group's row: its members, mute, and leave.
 
 The dialogs are non-modal (show(), never exec()) so the asyncio loop keeps running. The
 engine decides what a valid name is; its refusal is shown inside the rename dialog. What
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.domain.contacts import Contact
+from app.domain.groups import Group, GroupState
 from app.ui.aio import spawn
 from app.ui.text import safe_text, sentence
 from app.ui.theme import note_label
@@ -101,6 +103,20 @@ class ConfirmDialog(QDialog):
         self.close()
 
 
+def leave_words(group: Group) -> str:
+    """What leaving a group does, asked before it is done (the last admin hands over)."""
+    name = safe_text(group.name)
+    text = (
+        f"Leave {name}? You will no longer receive its messages or be able to write to it. "
+        "What it holds now stays here, read-only."
+    )
+    me = group.me
+    others = [m for m in group.members if not m.is_me]
+    if me is not None and me.admin and others and not any(m.admin for m in others):
+        text += f" You are its only admin: {safe_text(others[0].name)} becomes one."
+    return text
+
+
 class RenameDialog(QDialog):
     """A new name for a contact, shown only to us; a name the engine refuses stays here."""
 
@@ -162,6 +178,7 @@ class ContactActions(QObject):
     """Builds a contact's menu and carries out its entries; `done` gives a status line."""
 
     safety_requested = Signal(int)  # contact id
+    members_requested = Signal(int)  # a group's row
     done = Signal(str)
 
     def __init__(self, engine: Engine, keep: Callable[[QWidget], None], parent: QWidget) -> None:
@@ -171,7 +188,9 @@ class ContactActions(QObject):
         self._parent = parent
         self.menu: QMenu | None = None  # the last menu shown, for tests
 
-    def show_menu(self, contact: Contact, at: QPoint) -> QMenu:
+    def show_menu(self, contact: Contact, at: QPoint, group: Group | None = None) -> QMenu:
+        if contact.is_group:
+            return self._group_menu(contact, at, group)
         menu = QMenu(self._parent)
         menu.setAccessibleName(f"Actions for {safe_text(contact.display_name)}")
         menu.addAction("&Rename…").triggered.connect(lambda: self.rename(contact))
@@ -189,6 +208,38 @@ class ContactActions(QObject):
         self.menu = menu
         menu.popup(at)
         return menu
+
+    def _group_menu(self, contact: Contact, at: QPoint, group: Group | None) -> QMenu:
+        """A group's row: its members, mute, leave (while we are in it)."""
+        menu = QMenu(self._parent)
+        menu.setAccessibleName(f"Actions for {safe_text(contact.display_name)}")
+        menu.addAction("&Members…").triggered.connect(
+            lambda: self.members_requested.emit(contact.id)
+        )
+        muted = self._engine.is_muted(contact.id)
+        mute = menu.addAction("Un&mute notifications" if muted else "&Mute notifications")
+        mute.triggered.connect(lambda: spawn(self._mute(contact, not muted), "muting a group"))
+        if group is not None and group.state is GroupState.JOINED:
+            menu.addSeparator()
+            menu.addAction("&Leave group…").triggered.connect(lambda: self.confirm_leave(group))
+        self.menu = menu
+        menu.popup(at)
+        return menu
+
+    def confirm_leave(self, group: Group) -> ConfirmDialog:
+        name = safe_text(group.name)
+        dialog = ConfirmDialog(f"Leave {name}?", leave_words(group), "&Leave", self._parent)
+        dialog.confirmed.connect(lambda _: spawn(self._leave(group), "leaving a group"))
+        self._keep(dialog)
+        return dialog
+
+    async def _leave(self, group: Group) -> None:
+        try:
+            await self._engine.leave_group(group.id)
+        except UserError as exc:
+            self.done.emit(sentence(str(exc)))
+            return
+        self.done.emit(f"You left {safe_text(group.name)}.")
 
     async def _mute(self, contact: Contact, muted: bool) -> None:
         await self._engine.mute(contact.id, muted)

@@ -22,17 +22,23 @@ def list_order(s: ContactSummary) -> tuple[int, int]:
 def describe(s: ContactSummary) -> str:
     """A contact row read out (screen readers) or shown as its tooltip."""
     parts = [safe_text(s.contact.display_name)]
+    if s.contact.is_group:
+        parts.append("group")
     if s.unread:
         parts.append(f"{s.unread} unread")
-    parts.append("online" if s.online else "offline")
+    if not s.contact.is_group:
+        parts.append("online" if s.online else "offline")
     if s.contact.verified:
         parts.append("verified")
     if s.contact.state is ContactState.ENDED:
         parts.append("blocked" if s.contact.blocked else "deleted")
-    if not s.established:
+    if not s.established and not s.contact.is_group:
         parts.append("waiting for the handshake")
     if s.last is not None:
-        parts.append(f"last: {preview(describe_message(s.last, s.contact.display_name), 40)}")
+        said = preview(describe_message(s.last, s.contact.display_name), 40)
+        if s.contact.is_group and s.last.author:
+            said = f"{safe_text(s.last.author)}: {said}"
+        parts.append(f"last: {said}")
     return ", ".join(parts)
 
 

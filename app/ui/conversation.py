@@ -3,10 +3,18 @@ request bar, the lazy message list and the composer (with the message being answ
 edited above it, and the button that attaches files). A message request opens here too,
 read-only: never marked read, nothing sent. A message's actions (reply, react, edit, delete,
 and a file's) come from the list's context menu. Files dropped anywhere on the conversation,
-or files and pictures pasted into the composer, are sent (app/ui/file_actions.py)."""
+or files and pictures pasted into the composer, are sent (app/ui/file_actions.py).
+
+A group's conversation opens here as well: its picture, name and members' count in the
+header with a Members button (app/ui/groups.py), each member's message under their name,
+ours with how many members have it. A group takes text and replies only (no files,
+reactions, edits, deletion for everyone or timer in this version). An invitation opens with
+Join and Decline above it; a group we left, or were removed from, stays readable with a line
+saying so in the composer's place."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Coroutine
 from typing import Any
 
@@ -27,6 +35,7 @@ from app.core.engine import Engine
 from app.core.errors import UserError
 from app.domain.contacts import Contact, ContactState
 from app.domain.files import FileInfo, FileState
+from app.domain.groups import Group, GroupState
 from app.domain.messages import MAX_MESSAGE_CHARS, Direction, Message, Status
 from app.ui.aio import spawn
 from app.ui.answer_bar import AnswerBar
@@ -36,14 +45,16 @@ from app.ui.contact_menu import ConfirmDialog
 from app.ui.delegates import BubbleDelegate
 from app.ui.emoji_picker import EmojiPicker
 from app.ui.file_actions import FileActions
+from app.ui.groups import members_line, picture
 from app.ui.identicon import identicon
 from app.ui.models import MAX_LIVE_ROWS, ConversationModel
-from app.ui.requests import RequestBar
+from app.ui.requests import InviteBar, RequestBar
 from app.ui.text import safe_text, sentence
 from app.ui.theme import note_label
 from app.ui.timer_menu import TimerMenu, timer_label
 
 WRITE_HINT = "Write a message (Enter sends, Shift+Enter: new line)"
+NO_GROUP_FILES = "Files and pictures cannot be sent to a group yet."
 HIGHLIGHT_MS = 4000
 TICK_MS = 30_000  # how often the time left on disappearing messages is drawn again
 
@@ -52,6 +63,7 @@ class ConversationPanel(QWidget):
     """Shows one contact's conversation; `contact` is None when nothing is open."""
 
     safety_requested = Signal(int)  # contact id
+    members_requested = Signal(int)  # a group's row: show its members
     said = Signal(str)  # what a file action did, for the status bar
 
     def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
@@ -60,6 +72,7 @@ class ConversationPanel(QWidget):
         self.contact: Contact | None = None
         self.model: ConversationModel | None = None
         self.same_name_as: Contact | None = None  # a request's namesake among the contacts
+        self.group: Group | None = None  # the open group (None for a person, or not read yet)
         self._online = False
 
         self.title = QLabel()
@@ -81,6 +94,11 @@ class ConversationPanel(QWidget):
         self.timer_button.setAccessibleName("Disappearing messages")
         self.timer_button.setToolTip("Disappearing messages: how long messages stay")
         self.timer_menu: TimerMenu | None = None
+        self.members_button = QPushButton("&Members")
+        self.members_button.setAccessibleName("Group members")
+        self.members_button.setToolTip("Who is in the group; admins add and remove members")
+        self.members_button.clicked.connect(self._request_members)
+        self.members_button.hide()
         header = QHBoxLayout()
         header.addWidget(self.avatar)
         names = QVBoxLayout()
@@ -89,6 +107,7 @@ class ConversationPanel(QWidget):
         header.addLayout(names, 1)
         header.addWidget(self.timer_button)
         header.addWidget(self.safety_button)
+        header.addWidget(self.members_button)
 
         self.banner = QFrame()
         self.banner.setObjectName("stateBanner")
@@ -103,6 +122,7 @@ class ConversationPanel(QWidget):
         banner_layout.addWidget(self.banner_text, 1)
         self.banner.hide()
         self.request_bar = RequestBar()
+        self.invite_bar = InviteBar()
 
         self.view = ChatView()
         self.delegate = BubbleDelegate(self.view)
@@ -147,7 +167,16 @@ class ConversationPanel(QWidget):
         self.title.setAccessibleName("Contact")
         self.subtitle.setAccessibleName("Contact status")
         self.banner_text.setAccessibleName("Conversation ended")
-        compose = QHBoxLayout()
+        self.read_only = QLabel()
+        self.read_only.setObjectName("readOnly")
+        self.read_only.setWordWrap(True)
+        self.read_only.setTextFormat(Qt.TextFormat.PlainText)
+        self.read_only.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.read_only.setAccessibleName("Cannot write here")
+        self.read_only.hide()
+        self.compose_row = QWidget()
+        compose = QHBoxLayout(self.compose_row)
+        compose.setContentsMargins(0, 0, 0, 0)
         compose.addWidget(self.attach_button, alignment=Qt.AlignmentFlag.AlignBottom)
         compose.addWidget(self.composer, 1)
         column = QVBoxLayout()
@@ -160,26 +189,40 @@ class ConversationPanel(QWidget):
         layout.addLayout(header)
         layout.addWidget(self.banner)
         layout.addWidget(self.request_bar)
+        layout.addWidget(self.invite_bar)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.error)
         layout.addWidget(self.answer_bar)
-        layout.addLayout(compose)
+        layout.addWidget(self.compose_row)
+        layout.addWidget(self.read_only)
 
     async def open(self, contact: Contact, same_name_as: Contact | None = None) -> None:
         """Show `contact`'s conversation (or request): the newest page first, older pages on
         scrolling up; a contact's is marked read, a request's never is."""
         self.contact = contact
         self.same_name_as = same_name_as
-        self.model = model = ConversationModel(self._engine, contact.id, parent=self)
+        self.group = None
+        self.model = model = ConversationModel(
+            self._engine, contact.id, parent=self, group=contact.is_group
+        )
         model.contact_name = self.delegate.contact_name = safe_text(contact.display_name)
         model.online = self._online
         self.answer_bar.cancel()
         self.view.paging = False
+        self.view.group = contact.is_group
         self.view.show_conversation(self.model)
         self.composer.clear()
         self.error.hide()
         self.update_contact(contact)
         self.ticker.stop()
+        if contact.is_group:
+            try:
+                group = await self._engine.group(contact.id)
+            except UserError:  # gone meanwhile (an invitation declined elsewhere)
+                return
+            if self.model is not model:
+                return
+            self.update_group(group)
         await self.model.load_first_page()
         self.view.scrollToBottom()
         if self.model is not model:
@@ -187,7 +230,7 @@ class ConversationPanel(QWidget):
         for row in range(model.rowCount()):  # the first page: a few dozen rows
             self._tick(model.message(row))
         self.view.paging = True
-        if contact.state is not ContactState.REQUEST:
+        if contact.state is not ContactState.REQUEST and not self.invited():
             await self._engine.mark_read(contact.id)
 
     def close_conversation(self) -> None:
@@ -195,6 +238,7 @@ class ConversationPanel(QWidget):
         self.contact = None
         self.model = None
         self.same_name_as = None
+        self.group = None
         self.view.clear()
         self.composer.clear()
         self.answer_bar.cancel()
@@ -202,6 +246,7 @@ class ConversationPanel(QWidget):
         self.error.hide()
         self.banner.hide()
         self.request_bar.hide()
+        self.invite_bar.hide()
 
     async def jump_to(self, message_row: int) -> bool:
         """Page back to a message, scroll it to the middle and mark it for a few seconds."""
@@ -224,6 +269,15 @@ class ConversationPanel(QWidget):
         if self.contact is None or contact.id != self.contact.id:
             return
         self.contact = contact
+        if contact.is_group:
+            self._show_group()
+            return
+        self.members_button.hide()
+        self.invite_bar.hide()
+        self.safety_button.show()
+        self.attach_button.show()
+        self.compose_row.show()
+        self.read_only.hide()
         name = safe_text(contact.display_name)
         face = self.title.fontMetrics().height() * 2
         ratio = self.devicePixelRatioF()
@@ -273,6 +327,66 @@ class ConversationPanel(QWidget):
             else "You cannot write to them"
         )
 
+    def update_group(self, group: Group) -> None:
+        """The open group as it is now: its name, members and where we stand in it."""
+        if self.contact is None or group.id != self.contact.id:
+            return
+        self.group = group
+        if group.name != self.contact.display_name:  # a rename, ahead of its ContactChanged
+            self.contact = dataclasses.replace(self.contact, display_name=group.name)
+        self._show_group()
+
+    def _show_group(self) -> None:
+        """The header, bars and composer of the open group (`self.group` once it is read)."""
+        contact, group = self.contact, self.group
+        if contact is None:
+            return
+        name = safe_text(contact.display_name)
+        face = self.title.fontMetrics().height() * 2
+        self.avatar.setPixmap(picture(contact.identity_keys, face, self.devicePixelRatioF(), True))
+        self.title.setText(name)
+        self.subtitle.setText("Group" if group is None else f"Group · {members_line(group)}")
+        self.banner.hide()
+        self.request_bar.hide()
+        self.safety_button.hide()
+        self.timer_button.hide()
+        self.attach_button.hide()
+        self.members_button.setVisible(group is not None)
+        state = None if group is None else group.state
+        if group is not None and state is GroupState.INVITED:
+            self.invite_bar.show_invite(group)
+        else:
+            self.invite_bar.hide()
+        writable = state is GroupState.JOINED
+        why = None if group is None else group.why_not_writable()
+        gone = state in (GroupState.LEFT, GroupState.REMOVED)
+        if gone and why is not None:
+            self.answer_bar.cancel()
+            self.read_only.setText(f"{sentence(why)} Its messages stay here, read-only.")
+        self.compose_row.setVisible(not gone)
+        self.read_only.setVisible(gone)
+        self.composer.setEnabled(writable)
+        self.send_button.setEnabled(writable)
+        self.view.writable = writable
+        self.view.group = True
+        if self.model is not None:
+            self.model.contact_name = self.delegate.contact_name = name
+        self.composer.setPlaceholderText(
+            WRITE_HINT
+            if writable
+            else "Join the group to write to it"
+            if state is GroupState.INVITED
+            else "You cannot write to this group"
+        )
+
+    def invited(self) -> bool:
+        """The open conversation is an invitation to a group (not joined: never read)."""
+        return self.group is not None and self.group.state is GroupState.INVITED
+
+    def _request_members(self) -> None:
+        if self.contact is not None and self.contact.is_group:
+            self.members_requested.emit(self.contact.id)
+
     def set_same_name_as(self, contact: Contact | None) -> None:
         """The request's namesake changed (renamed, deleted, added)."""
         if self.contact is not None and self.contact.state is ContactState.REQUEST:
@@ -290,7 +404,7 @@ class ConversationPanel(QWidget):
 
     def _show_subtitle(self) -> None:
         contact = self.contact
-        if contact is None:
+        if contact is None or contact.is_group:  # a group's says who is in it, not who is on
             return
         verified = "Verified" if contact.verified else "Not verified"
         if contact.state is ContactState.REQUEST:
@@ -327,6 +441,9 @@ class ConversationPanel(QWidget):
         """Choose files to send (the attach button, Ctrl+U)."""
         if self.contact is None or not self.composer.isEnabled():
             return None
+        if self.contact.is_group:
+            self._show_error(NO_GROUP_FILES)
+            return None
         return self.files.choose(self.send_items)
 
     def send_items(self, items: list[Outgoing]) -> None:
@@ -334,21 +451,27 @@ class ConversationPanel(QWidget):
         being replied to."""
         if self.contact is None or not self.composer.isEnabled() or not items:
             return
+        if self.contact.is_group:
+            self._show_error(NO_GROUP_FILES)
+            return
         replying = self.answer_bar.replying
         if replying is not None:
             self.answer_bar.take()
         self.files.send(self.contact.id, items, None if replying is None else replying.id)
 
+    def _takes_files(self) -> bool:
+        return self.composer.isEnabled() and not (self.contact and self.contact.is_group)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self.composer.isEnabled() and holds_attachment(event.mimeData()):
+        if self._takes_files() and holds_attachment(event.mimeData()):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if self.composer.isEnabled() and holds_attachment(event.mimeData()):
+        if self._takes_files() and holds_attachment(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        if not self.composer.isEnabled() or not holds_attachment(event.mimeData()):
+        if not self._takes_files() or not holds_attachment(event.mimeData()):
             return
         items = from_mime(event.mimeData())
         if items:
@@ -394,7 +517,9 @@ class ConversationPanel(QWidget):
     def start_reply(self, message_row: int) -> None:
         """The next message sent answers this one (shown above the composer)."""
         message = self._message(message_row)
-        if message is not None:
+        if message is not None and self.view.group:
+            self.answer_bar.reply(message, safe_text(message.author or "Someone"))
+        elif message is not None:
             self.answer_bar.reply(message, self.delegate.contact_name)
 
     def start_edit(self, message_row: int) -> None:

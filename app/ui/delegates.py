@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -26,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.messages import Direction, Message, Status
-from app.ui.bubble_parts import PAD, paint_day, paint_quote, paint_reactions
+from app.ui.bubble_parts import PAD, elided, paint_day, paint_quote, paint_reactions
 from app.ui.file_bubble import (
     FileBlock,
     enter_action,
@@ -37,9 +39,11 @@ from app.ui.file_bubble import (
     state_words,
 )
 from app.ui.icons import draw_status, status_width
+from app.ui.identicon import DOMAIN, identicon
 from app.ui.models import (
     BubbleRole,
     ExpandedRole,
+    GroupLine,
     HighlightRole,
     MessageRole,
     RateRole,
@@ -89,16 +93,32 @@ class Bubble:
     notice: bool = False  # a line about the conversation: centred, no bubble
     quiet: bool = False  # a deleted message: its text says so, in italics
     file: FileBlock | None = None  # a file or picture, above the caption
+    author: str = ""  # a group member's message: their name, above the bubble
+    author_keys: bytes = b""  # and their keys, whose picture is drawn beside the name
+    receipt: str = ""  # our group message: how many members have it (in the foot)
 
 
-def bubble_row(index: Index) -> tuple[Message, str | None, bool] | None:
-    """A row's message, the day separator above it and whether it is shown whole; a model
-    other than the conversation's gives the message alone (no separator, cut short)."""
-    row: tuple[Message, str | None, bool] | None = index.data(BubbleRole)
+@lru_cache(maxsize=512)
+def author_color(keys: bytes, dark: bool) -> QColor:
+    """An author's name in the hue of their picture, light on a dark theme, dark on a light
+    one (readable on either ground)."""
+    digest = hashlib.sha256(DOMAIN + keys).digest()
+    hue = int.from_bytes(digest[0:2], "big") % 360
+    return QColor.fromHsl(hue, 150, 175 if dark else 85)
+
+
+Row = tuple[Message, str | None, bool, GroupLine | None]
+
+
+def bubble_row(index: Index) -> Row | None:
+    """A row's message, the day separator above it, whether it is shown whole and, in a
+    group, its author and deliveries; a model other than the conversation's gives the
+    message alone (no separator, cut short, no group)."""
+    row: Row | None = index.data(BubbleRole)
     if row is not None:
         return row
     m: Message | None = index.data(MessageRole)
-    return None if m is None else (m, None, False)
+    return None if m is None else (m, None, False, None)
 
 
 class BubbleDelegate(QStyledItemDelegate):
@@ -123,8 +143,18 @@ class BubbleDelegate(QStyledItemDelegate):
     def _text_width(self) -> int:
         return max(120, int(self._view.viewport().width() * 0.7) - PAD * 4)
 
-    def _layout(self, fm: QFontMetrics, m: Message, day: str | None, expanded: bool) -> Bubble:
+    def _layout(
+        self,
+        fm: QFontMetrics,
+        m: Message,
+        day: str | None,
+        expanded: bool,
+        group: GroupLine | None = None,
+    ) -> Bubble:
         top = (fm.height() + PAD * 2 if day else 0) + PAD // 2
+        author = group.author if group is not None else ""
+        if author and not is_notice(m):  # a member's name above their bubble
+            top += self._author_height(fm)
         if is_notice(m):
             body = bubble_text(m, self.contact_name)
             bound = QRect(0, 0, self._text_width(), 1_000_000)
@@ -149,11 +179,14 @@ class BubbleDelegate(QStyledItemDelegate):
         if left is not None:
             foot = f"⏱ {left}  " + foot
         mark = 0
+        receipt = group.receipt if group is not None else ""
         if m.direction is Direction.OUTGOING and not m.deleted:
             if m.status is Status.FAILED:
                 foot += "  " + FAILED_WORDS
+            elif receipt:
+                foot = f"{receipt}  {foot}"
             mark = status_width(fm.height()) + PAD // 2
-        quote = quote_text(m, self.contact_name)
+        quote = quote_text(m, self.contact_name if group is None else group.quoted or "A member")
         quote_w = 0
         if quote is not None:
             widest = max(fm.horizontalAdvance(x) for x in quote) + PAD * 2
@@ -186,11 +219,18 @@ class BubbleDelegate(QStyledItemDelegate):
             reactions,
             quiet=m.deleted,
             file=block,
+            author=author,
+            author_keys=group.keys if group is not None else b"",
+            receipt=receipt,
         )
 
     @staticmethod
     def _quote_height(fm: QFontMetrics) -> int:
         return fm.height() * 2 + PAD // 2
+
+    @staticmethod
+    def _author_height(fm: QFontMetrics) -> int:
+        return fm.height() + PAD // 2
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         """Measured once per message, status, width, day and length shown: a relayout of a
@@ -198,7 +238,7 @@ class BubbleDelegate(QStyledItemDelegate):
         row = bubble_row(index)
         if row is None:
             return QSize(0, 0)
-        m, day, expanded = row
+        m, day, expanded, group = row
         left = time_left(m, local_now_ms())
         picture = None
         if m.file is not None and m.file.is_image:
@@ -213,12 +253,13 @@ class BubbleDelegate(QStyledItemDelegate):
             expanded,
             self.contact_name,
             picture,
+            group,
         )
         size = self._sizes.get(key)
         if size is None:
             if len(self._sizes) > SIZE_CACHE:
                 self._sizes.clear()
-            b = self._layout(QFontMetrics(option.font), m, day, expanded)
+            b = self._layout(QFontMetrics(option.font), m, day, expanded, group)
             extra = QFontMetrics(option.font).height() + 2 if b.reactions else 0
             size = self._sizes[key] = QSize(
                 b.size.width(), b.top + b.size.height() + PAD // 2 + extra
@@ -232,13 +273,18 @@ class BubbleDelegate(QStyledItemDelegate):
         row = bubble_row(index)
         if row is None:
             return None
-        m, day, expanded = row
-        b = self._layout(fm, m, day, expanded)
+        m, day, expanded, group = row
+        b = self._layout(fm, m, day, expanded, group)
         mine = m.direction is Direction.OUTGOING
         x = rect.right() - PAD - b.size.width() if mine else rect.left() + PAD
         if b.notice:
             x = rect.left() + (rect.width() - b.size.width()) // 2
         return m, b, QRect(x, rect.top() + b.top, b.size.width(), b.size.height())
+
+    def layout_of(self, option: QStyleOptionViewItem, index: Index) -> Bubble | None:
+        """What the row is drawn with: its text, foot, author line (for tests and tools)."""
+        placed = self._place(QFontMetrics(option.font), option.rect, index)
+        return None if placed is None else placed[1]
 
     def bubble_rect(self, option: QStyleOptionViewItem, index: Index) -> QRect | None:
         """Where the bubble of the row at `option.rect` is drawn."""
@@ -320,6 +366,8 @@ class BubbleDelegate(QStyledItemDelegate):
             self._paint_notice(painter, palette, bubble, b, option)
             painter.restore()
             return
+        if b.author:
+            self._paint_author(painter, fm, palette, bubble, b)
         mine = m.direction is Direction.OUTGOING
         fill = ACCENT if mine else palette.color(QPalette.ColorRole.AlternateBase)
         ink = QColor("white") if mine else palette.color(QPalette.ColorRole.Text)
@@ -387,6 +435,30 @@ class BubbleDelegate(QStyledItemDelegate):
         if b.reactions:
             paint_reactions(painter, fm, palette, bubble, b.reactions, mine)
         painter.restore()
+
+    def _paint_author(
+        self, painter: QPainter, fm: QFontMetrics, palette: QPalette, bubble: QRect, b: Bubble
+    ) -> None:
+        """A group member's picture and name on the line above their bubble."""
+        face = fm.height()
+        top = bubble.top() - self._author_height(fm)
+        ratio = painter.device().devicePixelRatioF()
+        picture = identicon(b.author_keys, round(face * ratio))
+        painter.drawImage(QRect(bubble.left(), top, face, face), picture)
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        dark = palette.color(QPalette.ColorRole.Base).lightness() < 128
+        painter.setPen(author_color(b.author_keys, dark))
+        left = bubble.left() + face + PAD // 2
+        box = QRect(left, top, self._text_width(), face)
+        painter.drawText(
+            box,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            elided(QFontMetrics(font), b.author, box.width()),
+        )
+        font.setBold(False)
+        painter.setFont(font)
 
     def _paint_notice(
         self,

@@ -9,7 +9,7 @@ ask for older pages themselves when scrolled to the top.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -24,7 +24,9 @@ from PySide6.QtCore import (
 )
 
 from app.core.engine import Engine
+from app.core.errors import UserError
 from app.domain.files import FileInfo
+from app.domain.groups import Delivery
 from app.domain.messages import Direction, Message, MessageKind, Status
 from app.domain.messages import describe as describe_message
 from app.ui.aio import spawn
@@ -36,9 +38,10 @@ SummaryRole = Qt.ItemDataRole.UserRole + 1
 MessageRole = Qt.ItemDataRole.UserRole + 2
 HighlightRole = Qt.ItemDataRole.UserRole + 4
 ExpandedRole = Qt.ItemDataRole.UserRole + 6  # a long message shown whole
-BubbleRole = Qt.ItemDataRole.UserRole + 7  # (message, the day it starts, ExpandedRole)
+BubbleRole = Qt.ItemDataRole.UserRole + 7  # (message, its day, ExpandedRole, GroupRole)
 RateRole = Qt.ItemDataRole.UserRole + 8  # how fast its file moves now, bytes a second
 FileRole = Qt.ItemDataRole.UserRole + 9  # changed with a file's state: its bubble's size may
+GroupRole = Qt.ItemDataRole.UserRole + 10  # a group's row: GroupLine (None elsewhere)
 COLLAPSE_CHARS = 1000  # a longer message shows this much until "Read more"
 QUOTE_CHARS = 300  # what a reply shows of the message it quotes
 COLLAPSE_LINES = 20  # and so many lines
@@ -117,21 +120,60 @@ def stamp(ms: int, now: datetime | None = None) -> str:
     return f"{when:%a} {when.day} {when:%b %Y %H:%M}"
 
 
-def said(m: Message, name: str = "They", online: bool = False, rate: float = 0.0) -> str:
+@dataclass(frozen=True, slots=True)
+class GroupLine:
+    """What a group conversation adds to a bubble: the author of a member's message (their
+    name made safe, and their keys for the picture), how many members have our message, and
+    whose message a reply quotes."""
+
+    author: str = ""  # a member's message: who wrote it ("" for ours)
+    keys: bytes = b""  # their identity keys (their identicon)
+    receipt: str = ""  # ours: "delivered to 1 of 2" ("" until it is known)
+    quoted: str = ""  # a reply to a member's message: that member's name ("" if unknown)
+
+
+def receipt_words(deliveries: list[Delivery] | None) -> str:
+    """How far our group message got: "delivered to 1 of 2" ("" when nobody else is in)."""
+    if not deliveries:
+        return ""
+    return f"delivered to {sum(d.delivered for d in deliveries)} of {len(deliveries)}"
+
+
+def receipt_tip(deliveries: list[Delivery]) -> str:
+    """Who has our group message and who does not yet, a line each, for its tooltip."""
+    have = [safe_text(d.member.name) for d in deliveries if d.delivered]
+    waiting = [safe_text(d.member.name) for d in deliveries if not d.delivered]
+    lines = []
+    if have:
+        lines.append("Delivered to " + ", ".join(have))
+    if waiting:
+        lines.append("Not yet delivered to " + ", ".join(waiting))
+    return "\n".join(lines)
+
+
+def said(
+    m: Message,
+    name: str = "They",
+    online: bool = False,
+    rate: float = 0.0,
+    group: GroupLine | None = None,
+) -> str:
     """A bubble read out by a screen reader: who, how far it got, the quote it answers, its
     file and where it stands, its text, and whether it was edited, what reactions it has and
-    when it disappears."""
+    when it disappears. In a group (`group`), who wrote it and how many members have ours."""
     if is_notice(m):
         return bubble_text(m, name)
     shown = bubble_text(m, name)
     if m.file is not None and not m.deleted:
         shown = file_said(m.file, name, online, rate) + (f". {shown}" if shown else "")
     if m.direction is Direction.INCOMING:
-        text = f"Received: {shown}"
+        text = f"{group.author or 'Someone'}: {shown}" if group else f"Received: {shown}"
     else:
-        state = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
+        state: str = "not sent, Control+R sends it again" if m.status is Status.FAILED else m.status
+        if group is not None and group.receipt and m.status is not Status.FAILED:
+            state = group.receipt
         text = f"You ({state}): {shown}"
-    quoted = quote_text(m, name)
+    quoted = quote_text(m, name if group is None else group.quoted or "a member")
     if quoted is not None:
         who, said_there = quoted
         text = f"In reply to {who or 'a message'}: {said_there}. {text}"
@@ -212,10 +254,13 @@ class ConversationModel(QAbstractListModel):
         contact_id: int,
         page_size: int = PAGE_SIZE,
         parent: QObject | None = None,
+        *,
+        group: bool = False,
     ) -> None:
         super().__init__(parent)
         self._engine = engine
         self.contact_id = contact_id
+        self.group = group  # a group's conversation: authors, and deliveries per member
         self._page = page_size
         self._rows: list[Message] = []
         self._ids: set[int] = set()
@@ -229,6 +274,9 @@ class ConversationModel(QAbstractListModel):
         self.contact_name = "They"  # who set a timer, who reacted, in the contact's rows
         self.online = False  # the contact: a file waiting for them says so
         self.rates: dict[int, float] = {}  # how fast each moving file goes, by message row
+        self.receipts: dict[int, list[Delivery]] = {}  # a group: our messages' copies
+        self.authors: dict[int, str] = {}  # a group: members' messages' authors, by row
+        self._asking: set[int] = set()  # quoted messages whose author is being read
 
     # -- loading -------------------------------------------------------------------------
 
@@ -248,6 +296,7 @@ class ConversationModel(QAbstractListModel):
         self._ids = {m.id for m in rows}
         self.endResetModel()
         self._ready = True
+        self._arrived(rows)
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
         return not parent.isValid() and self._ready and self._more and not self._loading
@@ -273,6 +322,7 @@ class ConversationModel(QAbstractListModel):
             self._rows[:0] = page
             self._ids.update(m.id for m in page)
             self.endInsertRows()
+            self._arrived(page)
 
     async def load_until(self, message_row: int) -> int | None:
         """Page back until `message_row` is loaded; its model row, or None if not found.
@@ -298,6 +348,7 @@ class ConversationModel(QAbstractListModel):
                 self._rows[:0] = page
                 self._ids.update(m.id for m in page)
                 self.endInsertRows()
+                self._arrived(page)
             size = min(size * 2, MAX_JUMP_PAGE)
         return row
 
@@ -323,6 +374,7 @@ class ConversationModel(QAbstractListModel):
         self._rows.append(message)
         self._ids.add(message.id)
         self.endInsertRows()
+        self._arrived([message])
 
     def trim_front(self, keep: int = MAX_LIVE_ROWS // 2) -> int:
         """Forget all but the newest `keep` rows (the reader is at the bottom); scrolling up
@@ -342,7 +394,73 @@ class ConversationModel(QAbstractListModel):
         self._more = True
         return drop
 
+    # -- a group's authors and deliveries ---------------------------------------------------
+
+    def _arrived(self, rows: list[Message]) -> None:
+        """Rows just loaded or appended: in a group, who wrote each member's message, how far
+        each of ours got (asked of the engine), and the authors of messages quoted that are
+        not loaded."""
+        if not self.group:
+            return
+        for m in rows:
+            if m.direction is Direction.INCOMING and m.author_keys is not None:
+                self.authors[m.id] = m.author or "Someone"
+        ours: list[int] = [
+            m.id for m in rows if m.direction is Direction.OUTGOING and not is_notice(m)
+        ]
+        if ours:
+            spawn(self.load_receipts(ours), "reading a group message's deliveries")
+        unknown = {
+            m.quote.id
+            for m in rows
+            if m.quote is not None
+            and m.quote.direction is Direction.INCOMING
+            and m.quote.id not in self.authors
+            and m.quote.id not in self._asking
+        }
+        if unknown:
+            self._asking |= unknown
+            spawn(self._read_authors(sorted(unknown)), "reading who wrote a quoted message")
+
+    async def load_receipts(self, message_rows: list[int]) -> None:
+        """Read again which members have these messages of ours (each a row shown here)."""
+        for message_row in message_rows:
+            try:
+                deliveries = await self._engine.deliveries(message_row)
+            except UserError:  # deleted meanwhile
+                continue
+            self.receipts[message_row] = deliveries
+            i = self.row_of(message_row)
+            if i is not None:
+                idx = self.index(i)
+                self.dataChanged.emit(idx, idx, [GroupRole, Qt.ItemDataRole.ToolTipRole])
+
+    async def _read_authors(self, message_rows: list[int]) -> None:
+        for message_row in message_rows:
+            try:
+                quoted = await self._engine.message(message_row)
+            except UserError:
+                continue
+            self.authors[message_row] = quoted.author or "Someone"
+        for i, m in enumerate(self._rows):
+            if m.quote is not None and m.quote.id in message_rows:
+                idx = self.index(i)
+                self.dataChanged.emit(idx, idx, [GroupRole])
+
+    def group_line(self, m: Message) -> GroupLine | None:
+        """What a group's bubble adds (None outside a group, and for a notice)."""
+        if not self.group or is_notice(m):
+            return None
+        quoted = ""
+        if m.quote is not None and m.quote.direction is Direction.INCOMING:
+            quoted = safe_text(self.authors.get(m.quote.id, ""))
+        if m.direction is Direction.INCOMING:
+            return GroupLine(safe_text(m.author or "Someone"), m.author_keys or b"", "", quoted)
+        return GroupLine("", b"", receipt_words(self.receipts.get(m.id)), quoted)
+
     def set_status(self, message_row: int, status: Status) -> None:
+        if self.group and message_row in self._ids:  # one more member may have it
+            spawn(self.load_receipts([message_row]), "reading a group message's deliveries")
         for i in range(len(self._rows) - 1, -1, -1):
             m = self._rows[i]
             if m.id != message_row:
@@ -441,7 +559,8 @@ class ConversationModel(QAbstractListModel):
             return None
         m = self._rows[index.row()]
         if role == BubbleRole:  # what a bubble's size depends on, asked at every relayout
-            return m, self._day_starting(index.row()), m.id in self.expanded
+            group = self.group_line(m) if self.group else None
+            return m, self._day_starting(index.row()), m.id in self.expanded, group
         if role == Qt.ItemDataRole.DisplayRole:
             return bubble_text(m, self.contact_name)
         if role == MessageRole:
@@ -452,11 +571,19 @@ class ConversationModel(QAbstractListModel):
             return m.id in self.expanded
         if role == RateRole:
             return self.rates.get(m.id, 0.0)
+        if role == GroupRole:
+            return self.group_line(m)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return None if is_notice(m) else message_tip(m)
+            if is_notice(m):
+                return None
+            tip = message_tip(m)
+            if self.group and m.direction is Direction.OUTGOING and self.receipts.get(m.id):
+                tip += "\n" + receipt_tip(self.receipts[m.id])
+            return tip
         if role == Qt.ItemDataRole.AccessibleTextRole:
             day = self._day_starting(index.row())  # the separator, read out
-            spoken = said(m, self.contact_name, self.online, self.rates.get(m.id, 0.0))
+            rate = self.rates.get(m.id, 0.0)
+            spoken = said(m, self.contact_name, self.online, rate, self.group_line(m))
             return spoken if day is None else f"{day}. {spoken}"
         return None
 

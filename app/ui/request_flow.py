@@ -1,6 +1,7 @@
 """What the main window does with message requests: open one read-only, carry out the
 answer chosen in its bar, and follow a request that goes away on its own (pushed out by newer
-ones, or answered elsewhere)."""
+ones, or answered elsewhere). Invitations to groups the same way: opened read-only with Join
+and Decline above them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from PySide6.QtCore import QObject
 from app.core.engine import Engine
 from app.core.errors import UserError
 from app.domain.contacts import Contact, ContactState, RequestSummary
+from app.domain.groups import Group
 from app.ui.aio import spawn
 from app.ui.conversation import ConversationPanel
 from app.ui.requests import RequestsSection
 from app.ui.text import safe_text, sentence
 
 ACCEPT, AS_KEY, BLOCK, DELETE = "accept", "as-key", "block", "delete"
+JOIN, DECLINE = "join", "decline"
 
 
 class Host(Protocol):
@@ -48,6 +51,10 @@ class RequestFlow(QObject):
         bar.accept_as_key_clicked.connect(lambda: self._answer(AS_KEY))
         bar.block_clicked.connect(lambda: self._answer(BLOCK))
         bar.delete_clicked.connect(lambda: self._answer(DELETE))
+        host.requests.invite_chosen.connect(self.open_invite)
+        invite = host.panel.invite_bar
+        invite.join_clicked.connect(lambda: self._answer_invite(JOIN))
+        invite.decline_clicked.connect(lambda: self._answer_invite(DECLINE))
 
     def name_of(self, request_id: int) -> str | None:
         summary = self._host.requests.summary_of(request_id)
@@ -62,6 +69,58 @@ class RequestFlow(QObject):
         host.show_panel()
         host.select_contact(None)
         spawn(host.panel.open(request, summary.same_name_as), "opening a message request")
+
+    def open_invite(self, group: Group) -> None:
+        """Show an invitation's group (messages may have come already), read-only, with Join
+        and Decline above it."""
+        host = self._host
+        host.requests.select(group.id)
+        if host.showing(group.id) and host.panel.invited():
+            return
+        host.show_panel()
+        host.select_contact(None)
+        spawn(self._open_invite(group), "opening a group invitation")
+
+    async def _open_invite(self, group: Group) -> None:
+        try:
+            contact = await self._host.engine.contact(group.id)
+        except UserError:  # declined or gone meanwhile
+            self._host.requests.refresh(force=True)
+            return
+        await self._host.panel.open(contact)
+
+    def _answer_invite(self, action: str) -> None:
+        group = self._host.panel.group
+        if group is None or not self._host.panel.invited():
+            return
+        self._host.panel.invite_bar.set_busy(True)
+        spawn(self.answer_invite(group, action), "answering a group invitation")
+
+    async def answer_invite(self, group: Group, action: str) -> None:
+        """Join (the group moves to the contact list, its conversation stays open and can be
+        written to) or decline (the invitation is deleted, nobody is told)."""
+        host = self._host
+        name = safe_text(group.name)
+        try:
+            if action == JOIN:
+                joined = await host.engine.join_group(group.id)
+            else:
+                await host.engine.decline_group(group.id)
+        except UserError as exc:
+            host.panel.invite_bar.set_busy(False)
+            host.say(sentence(str(exc)))
+            return
+        host.requests.refresh(force=True)
+        if action == DECLINE:
+            if host.showing(group.id):
+                host.show_empty()
+            host.say(f"Declined the invitation to {name}.")
+            return
+        host.panel.update_group(joined)
+        host.requests.select(None)
+        await host.reload_contact(group.id)
+        host.select_contact(group.id)
+        host.say(f"You joined {name}: you can write to the group now.")
 
     def on_added(self, request: Contact) -> None:
         self._names[request.id] = request.display_name

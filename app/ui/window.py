@@ -1,5 +1,5 @@
-"""The main window: message requests and contacts on the left, the open conversation (or
-request) on the right, status below."""
+"""The main window: message requests (and group invitations) and conversations with contacts
+and groups on the left, the open conversation (or request) on the right, status below."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import asyncio
 import dataclasses
 
 import shiboken6
-from PySide6.QtCore import QEvent, QItemSelection, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QSplitter,
     QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +26,7 @@ from app.core.errors import UserError
 from app.core.events import ContactLimited, Limit
 from app.core.profile import ProfilePaths
 from app.domain.contacts import Contact, ContactState
+from app.domain.groups import Group, GroupState
 from app.domain.messages import Direction, Message, SearchHit, Status, describe
 from app.ui.a11y import name_controls
 from app.ui.aio import spawn
@@ -34,6 +37,8 @@ from app.ui.contact_model import ContactListModel
 from app.ui.conversation import ConversationPanel
 from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.embedded_relay import ProfileRelay
+from app.ui.groups import GroupDialog, NewGroupDialog
+from app.ui.identicon import new_group_icon
 from app.ui.my_code import MyCodeDialog
 from app.ui.onboarding import UnlockLook, read_look, write_look
 from app.ui.prefs import Prefs, load_prefs
@@ -78,13 +83,17 @@ class MainWindow(QMainWindow):
 
         self.my_code_action = action(self, "My code", ["Ctrl+M"], self.show_my_code)
         self.add_action = action(self, "Scan a code", ["Ctrl+N"], self.show_add_contact)
+        self.new_group_action = action(self, "New group", ["Ctrl+G"], self.show_new_group)
         self.settings_action = action(
             self,
             "Settings",
             ["Ctrl+,", QKeySequence(QKeySequence.StandardKey.Preferences)],
             self.show_settings,
         )
-        toolbar(self, [self.my_code_action, self.add_action, self.settings_action])
+        toolbar(
+            self,
+            [self.my_code_action, self.add_action, self.new_group_action, self.settings_action],
+        )
         self.quit_action = action(self, "Quit", ["Ctrl+Q"], self.close)
         self.contacts_focus = action(self, "Contacts", ["Ctrl+1"], self.focus_contacts)
         self.requests_focus = action(self, "Message requests", ["Ctrl+2"], self.focus_requests)
@@ -102,16 +111,14 @@ class MainWindow(QMainWindow):
         self.contact_list.selectionModel().selectionChanged.connect(self._selected)
         self.contact_actions = ContactActions(engine, self._keep, self)
         self.contact_actions.safety_requested.connect(self.show_safety)
+        self.contact_actions.members_requested.connect(self.show_members)
         self.contact_actions.done.connect(self.say)
-        self.contact_list.menu_requested.connect(
-            lambda index, at: self.contact_actions.show_menu(
-                self.contacts.summary(index.row()).contact, at
-            )
-        )
+        self.contact_list.menu_requested.connect(self._contact_menu)
         self.requests = RequestsSection(engine)
 
         self.panel = ConversationPanel(engine)
         self.panel.safety_requested.connect(self.show_safety)
+        self.panel.members_requested.connect(self.show_members)
         self.panel.said.connect(self.say)
         self.request_flow = RequestFlow(self)
         self.empty = QLabel(
@@ -134,7 +141,17 @@ class MainWindow(QMainWindow):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.search.box)
+        self.new_group_button = QToolButton()  # beside the list: the way Signal shows it
+        self.new_group_button.setIcon(new_group_icon())
+        self.new_group_button.setAutoRaise(True)
+        self.new_group_button.setAccessibleName("New group")
+        self.new_group_button.setToolTip("New group (Ctrl+G)")
+        self.new_group_button.clicked.connect(self.new_group_action.trigger)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.search.box, 1)
+        top.addWidget(self.new_group_button)
+        left_layout.addLayout(top)
         left_layout.addWidget(self.requests)
         left_layout.addWidget(self.left_stack, 1)
         splitter = QSplitter()
@@ -152,6 +169,7 @@ class MainWindow(QMainWindow):
         self.detached = False
         self.read_marks = ReadMarks(engine, parent=self)
         self._dialogs: list[QWidget] = []
+        self.groups: dict[int, Group] = {}  # the groups we are, were or are invited in, by row
         self.prefs = Prefs()
         self.remembered = False  # the key is in the OS keyring (set by the launcher)
         self.tray = Tray(self)
@@ -177,6 +195,7 @@ class MainWindow(QMainWindow):
         b.file_changed.connect(self.panel.change_file)
         b.frame_rejected.connect(lambda why: self.say(f"Dropped a message: {safe_text(why)}"))
         b.contact_limited.connect(self._on_limited)
+        b.group_changed.connect(self._on_group)
 
         self.empty.setAccessibleName("No conversation open")
         name_controls(self)
@@ -189,6 +208,8 @@ class MainWindow(QMainWindow):
             shown = read_look(self.paths.directory).name is not None
             name = self.engine.name if shown else None
             write_look(self.paths.directory, UnlockLook(self.prefs.theme, name))
+        for group in await self.engine.groups():
+            self.groups.setdefault(group.id, group)
         await self.reload_contacts()
         await self.requests.reload()
         self.connection.refresh()
@@ -288,8 +309,30 @@ class MainWindow(QMainWindow):
             self.requests.refresh()
 
     def _on_contact_removed(self, contact_id: int) -> None:
+        self.groups.pop(contact_id, None)
         if self.showing(contact_id):
             self.show_empty()
+
+    def _contact_menu(self, index: QModelIndex, at: QPoint) -> None:
+        contact = self.contacts.summary(index.row()).contact
+        self.contact_actions.show_menu(contact, at, self.groups.get(contact.id))
+
+    def _on_group(self, group: Group) -> None:
+        """A group is new or changed: the open conversation, its members dialog, and the
+        invitations among the requests follow; being removed is said."""
+        before = self.groups.get(group.id)
+        self.groups[group.id] = group
+        self.panel.update_group(group)
+        for dialog in self._dialogs:
+            if isinstance(dialog, GroupDialog) and shiboken6.isValid(dialog):
+                dialog.set_group(group)
+        invited = self.requests.invite_of(group.id) is not None
+        if group.state is GroupState.INVITED or invited:
+            self.requests.refresh(force=True)
+        if group.state is GroupState.REMOVED and (
+            before is None or before.state is not group.state
+        ):
+            self.say(f"You were removed from {safe_text(group.name)}.", 15_000)
 
     def show_empty(self) -> None:
         """Nothing open: the right side explains what to do."""
@@ -320,7 +363,11 @@ class MainWindow(QMainWindow):
     def reading(self, contact_id: int) -> bool:
         """This contact's conversation is open before the user's eyes, so what arrives in it
         is read (a request's messages never are: they stay unread until it is accepted)."""
-        return self.showing(contact_id, ContactState.CONTACT) and self.looked_at()
+        return (
+            self.showing(contact_id, ContactState.CONTACT)
+            and not self.panel.invited()
+            and self.looked_at()
+        )
 
     def _on_message(self, message: Message) -> None:
         showing = self.showing(message.contact_id)
@@ -367,6 +414,10 @@ class MainWindow(QMainWindow):
         row = self.contacts.row_of(message.contact_id)
         if row is not None:
             name, request = self.contacts.summary(row).contact.display_name, False
+            if message.author:  # a member's message in a group
+                name = f"{message.author} in {name}"
+        elif (invite := self.requests.invite_of(message.contact_id)) is not None:
+            name, request = f"{message.author or 'Someone'} in {invite.name}", True
         else:
             name = self.request_flow.name_of(message.contact_id) or ""
             request = bool(name)
@@ -381,6 +432,8 @@ class MainWindow(QMainWindow):
             self.open_contact(self.contacts.summary(row).contact)
         elif (summary := self.requests.summary_of(contact_id)) is not None:
             self.request_flow.open(summary)
+        elif (invite := self.requests.invite_of(contact_id)) is not None:
+            self.request_flow.open_invite(invite)
 
     # -- tray ----------------------------------------------------------------------------
 
@@ -464,6 +517,41 @@ class MainWindow(QMainWindow):
     def show_add_contact(self) -> AddContactDialog:
         dialog = AddContactDialog(self.engine, self)
         dialog.added.connect(self._added)
+        self._keep(dialog)
+        return dialog
+
+    def show_new_group(self) -> NewGroupDialog:
+        dialog = NewGroupDialog(self.engine, self)
+        dialog.created.connect(lambda group: spawn(self._group_made(group), "opening a group"))
+        self._keep(dialog)
+        return dialog
+
+    async def _group_made(self, group: Group) -> None:
+        self.groups[group.id] = group
+        contact = await self.engine.contact(group.id)
+        await self._select_new(contact)
+        self.say(f"Created {safe_text(group.name)}: each member joins once they accept.")
+
+    def show_members(self, group_row: int) -> GroupDialog | None:
+        """A group's members dialog (the one already open for it, raised)."""
+        for dialog in self._dialogs:
+            if (
+                isinstance(dialog, GroupDialog)
+                and shiboken6.isValid(dialog)
+                and dialog.isVisible()
+                and dialog.group.id == group_row
+            ):
+                dialog.raise_()
+                dialog.activateWindow()
+                return dialog
+        group = self.groups.get(group_row)
+        shown = self.panel.group
+        if shown is not None and shown.id == group_row:
+            group = shown
+        if group is None:
+            return None
+        dialog = GroupDialog(self.engine, group, self)
+        dialog.said.connect(self.say)
         self._keep(dialog)
         return dialog
 

@@ -326,3 +326,41 @@ async def accept_in_window(window: MainWindow, name: str) -> Contact:
     row = window.contacts.row_of(request.id)
     assert row is not None
     return window.contacts.summary(row).contact
+
+
+async def befriend(asker: Engine, asked: Engine) -> tuple[int, int]:
+    """`asker` scans `asked`'s card and `asked` accepts the request; once the handshake is
+    through on both sides: (asker's contact id, asked's)."""
+    mine = await asker.add_contact(await asked.card())
+    key = asker.identity.public.to_bytes()
+
+    async def requested() -> bool:
+        return any(r.request.identity_keys == key for r in await asked.requests())
+
+    await eventually(requested, what=f"{asker.name}'s request")
+    request = next(r.request for r in await asked.requests() if r.request.identity_keys == key)
+    theirs = await asked.accept_request(request.id)
+
+    async def established() -> bool:
+        ours = await asker.summary(mine.id)
+        other = await asked.summary(theirs.id)
+        return bool(ours and ours.established and other and other.established)
+
+    await eventually(established, what="the handshake")
+    return mine.id, theirs.id
+
+
+@contextlib.asynccontextmanager
+async def alice_bob_and_carol(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[MainWindow, MainWindow, Engine, str]]:
+    """Alice's and Bob's windows and Carol's headless engine on one relay; Bob and Carol are
+    each Alice's contact (not each other's). Everything is closed afterwards."""
+    async with alice_and_bob(tmp_path) as (alice, bob, url):
+        carol = await headless(tmp_path / "carol", "Carol", url)
+        try:
+            await befriend(bob.engine, alice.engine)
+            await befriend(carol, alice.engine)
+            yield alice, bob, carol, url
+        finally:
+            await carol.close()

@@ -31,6 +31,7 @@ from app.domain.messages import Status
 from app.ui.attachments import encode, make_thumbnail
 from app.ui.dialogs import AddContactDialog, SafetyDialog
 from app.ui.emoji_picker import EmojiPicker
+from app.ui.groups import ContactRole, GroupDialog, NewGroupDialog
 from app.ui.my_code import MyCodeDialog
 from app.ui.onboarding import UnlockLook, UnlockPage, WizardPage, write_look
 from app.ui.settings import SettingsDialog
@@ -86,6 +87,99 @@ async def add_actions(alice: Engine, bob: Engine) -> None:
     await bob.set_timer(to_alice.id, 3600)
     await bob.send(to_alice.id, "This one disappears an hour after Alice reads it.")
     await asyncio.sleep(1.0)
+
+
+GROUP_TALK = [
+    ("Alice", "Who is bringing the tent on Saturday?"),
+    ("Carol", "I can, and the small stove too."),
+]
+
+
+async def add_group(alice: Engine, bob: Engine, carol: Engine) -> int:
+    """For the group shots: Carol becomes Bob's contact too, Bob verifies Alice and makes
+    "Weekend trip" with both; Alice and Carol write, and Bob answers Carol once both joined.
+    Bob's row of the group."""
+    await carol.add_contact(await bob.card())
+    carol_key = carol.identity.public.to_bytes()
+    for _ in range(200):
+        waiting = [r for r in await bob.requests() if r.request.identity_keys == carol_key]
+        if waiting:
+            await bob.accept_request(waiting[0].request.id)
+            break
+        await asyncio.sleep(0.05)
+    to_carol = to_alice = 0
+    for _ in range(200):
+        rows = {s.contact.display_name: s for s in await bob.summaries()}
+        if rows.get("Carol") and rows["Carol"].established:
+            to_carol, to_alice = rows["Carol"].contact.id, rows["Alice"].contact.id
+            break
+        await asyncio.sleep(0.05)
+    await bob.verify(to_alice, await bob.safety_number(to_alice))
+    group = await bob.create_group("Weekend trip", [to_alice, to_carol])
+    bob._woken.set()  # the engine's create_group does not wake its outbox (reported)
+    return group.id
+
+
+async def join_and_talk(alice: Engine, bob: Engine, carol: Engine, row: int) -> None:
+    """Alice and Carol join Bob's group and write; Bob answers Carol's message."""
+    rows = {}
+    for who, engine in (("Alice", alice), ("Carol", carol)):
+        for _ in range(200):
+            invites = await engine.group_invites()
+            if invites:
+                rows[who] = (await engine.join_group(invites[0].id)).id
+                break
+            await asyncio.sleep(0.05)
+    for _ in range(200):  # the members know each other before anyone writes
+        group = await bob.group(row)
+        if all(m.joined for m in group.members):
+            break
+        await asyncio.sleep(0.05)
+    engines = {"Alice": alice, "Carol": carol}
+    for who, text in GROUP_TALK:
+        await engines[who].send(rows[who], text)
+        await asyncio.sleep(0.3)
+    theirs = [m for m in await bob.messages(row, 10) if m.body == GROUP_TALK[1][1]]
+    for _ in range(100):
+        if theirs:
+            break
+        await asyncio.sleep(0.05)
+        theirs = [m for m in await bob.messages(row, 10) if m.body == GROUP_TALK[1][1]]
+    mine = await bob.send(row, "Perfect. I will bring the food!", theirs[0].id if theirs else None)
+    for _ in range(100):
+        if all(d.delivered for d in await bob.deliveries(mine.id)):
+            break
+        await asyncio.sleep(0.05)
+
+
+async def shoot_group(window: MainWindow, suffix: str, out: Path, problems: list[str]) -> None:
+    """The open group: members' names and pictures above their bubbles, a reply, ours
+    delivered to both; then its members dialog and the New group dialog."""
+    name = f"group-{suffix}"
+    panel = window.panel
+    window.resize(1180, 760)
+    panel.view.scrollToBottom()
+    await asyncio.sleep(0.3)  # the deliveries are read
+    model = panel.model
+    lines = [model.group_line(model.message(i)) for i in range(model.rowCount())] if model else []
+    if not any(line is not None and line.author for line in lines):
+        problems.append(f"{name}: no author shown")
+    if not any(line is not None and line.receipt == "delivered to 2 of 2" for line in lines):
+        problems.append(f"{name}: no delivered to 2 of 2 ({lines})")
+    await shoot(name, window, out, problems)
+    window.resize(900, 620)
+    if panel.group is not None:
+        members = GroupDialog(window.engine, panel.group, window)
+        await shoot(f"group-members-{suffix}", members, out, problems)
+        members.close()
+    made = NewGroupDialog(window.engine, window)
+    await made.loaded
+    made.name.setText("Book club")
+    first = made.picker.list.item(0)
+    if first is not None:
+        made.picker.set_chosen(int(first.data(ContactRole)))
+    await shoot(f"new-group-{suffix}", made, out, problems)
+    made.close()
 
 
 def landscape() -> QImage:
@@ -420,6 +514,33 @@ async def main(out: Path) -> list[str]:
         main_bob.open_contact(contact)
         await asyncio.sleep(0.5)
         await shoot_files(main_bob, theme.value, out, problems)
+        main_bob.hide()
+    row = await add_group(alice, bob, carol)
+    for theme in (Theme.LIGHT, Theme.DARK):  # Carol's window: the invitation, not joined yet
+        apply_theme(app, theme)
+        empty.resize(900, 620)
+        await empty.requests.reload()
+        if empty.requests.invites.rowCount() == 0:
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                await empty.requests.reload()
+                if empty.requests.invites.rowCount():
+                    break
+        if empty.requests.invites.rowCount():
+            empty.request_flow.open_invite(empty.requests.invites.invite(0))
+            await asyncio.sleep(0.5)
+        else:
+            problems.append("group-invite: no invitation reached Carol")
+        await shoot(f"group-invite-{theme.value}", empty, out, problems)
+        empty.hide()
+    empty.show_empty()
+    await join_and_talk(alice, bob, carol, row)
+    for theme in (Theme.LIGHT, Theme.DARK):
+        apply_theme(app, theme)
+        main_bob.show_empty()
+        main_bob.open_contact(await bob.contact(row))
+        await asyncio.sleep(0.5)
+        await shoot_group(main_bob, theme.value, out, problems)
         main_bob.hide()
     for window in (main_bob, empty):
         window.detach()

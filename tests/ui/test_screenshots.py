@@ -35,6 +35,10 @@ SCREENS = (
     "settings-narrow",
     "settings-relay-narrow",
     "settings-connection",
+    "group-invite",
+    "group",
+    "group-members",
+    "new-group",
 )
 
 
