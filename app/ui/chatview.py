@@ -147,7 +147,8 @@ class ChatView(QListView):
     everyone), or send a failed one again (also Ctrl+R); Enter or Space shows a long one whole
     (or its start again). A file's own actions (open, save as, download, cancel, retry) are
     in the same menu; Enter opens a file that is here, or downloads one that is not, and
-    Ctrl+R retries a transfer that failed or was cancelled.
+    Ctrl+R retries a transfer that failed or was cancelled. In a group (`group`) the menu
+    offers reply, copy and delete for me only: a group takes no reactions or edits yet.
     """
 
     file_requested = Signal(int, str)  # a file row, and what to do (file_bubble.OPEN, ...)

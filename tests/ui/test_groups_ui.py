@@ -8,20 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 
 from app.core.engine import Engine
+from app.domain.contacts import Contact
 from app.domain.groups import MAX_GROUP_MEMBERS, GroupState
 from app.domain.messages import Direction, Message
 from app.ui.a11y import nameless
+from app.ui.attachments import Outgoing
 from app.ui.bubble_parts import PAD
 from app.ui.contact_delegate import ContactDelegate, last_line
 from app.ui.contact_model import describe
+from app.ui.conversation import NO_GROUP_FILES
 from app.ui.delegates import Bubble, BubbleDelegate
-from app.ui.groups import GroupDialog, NewGroupDialog, member_badges
+from app.ui.groups import ContactPicker, GroupDialog, NewGroupDialog, member_badges
 from app.ui.identicon import group_identicon, identicon
 from app.ui.models import GroupLine, GroupRole
 from app.ui.text import safe_text
@@ -159,6 +162,7 @@ def test_a_group_made_joined_written_to_answered_counted_managed_and_left(
             assert not panel.timer_button.isVisibleTo(alice)
             assert panel.composer.isEnabled()
             assert "3 members" in panel.subtitle.text()
+            assert nameless(alice) == []
             # Its row's picture is the group's (square, with the two people), not a face.
             row_image = QImage(320, 60, QImage.Format.Format_ARGB32)
             row_image.fill(QColor("white"))
@@ -332,3 +336,96 @@ def test_a_group_made_joined_written_to_answered_counted_managed_and_left(
             )
 
     run(body(), timeout=90)
+
+
+def test_decline_add_promote_rename_and_what_a_group_refuses(run, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with alice_bob_and_carol(tmp_path) as (alice, bob, carol, _):
+            a = alice.engine
+            to_bob = (await a.find_contact("Bob")).id
+            to_carol = (await a.find_contact("Carol")).id
+            made = await a.create_group("Book club", [to_bob])
+            wake_outbox(a)
+
+            # Bob declines from the bar: the invitation goes, nothing reaches his list.
+            await until(lambda: bob.requests.invites.rowCount() == 1, what="the invitation")
+            bob.requests.invite_list.setCurrentIndex(bob.requests.invites.index(0))
+            await until(lambda: bob.panel.invite_bar.isVisibleTo(bob), what="it open")
+            QTest.mouseClick(bob.panel.invite_bar.decline, Qt.MouseButton.LeftButton)
+            await until(lambda: bob.right.currentWidget() is bob.empty, what="closed")
+            await until(lambda: not bob.requests.isVisible(), what="the invitation gone")
+            assert await bob.engine.group_invites() == []
+            assert "Book club" not in list_names(bob)
+
+            # Alice's group: its menu in the list, and what its conversation refuses.
+            await until(lambda: "Book club" in list_names(alice), what="the group listed")
+            row = alice.contacts.row_of(made.id)
+            assert row is not None
+            alice.contact_list.setCurrentIndex(alice.contacts.index(row, 0))
+            await until(lambda: alice.panel.group is not None, what="the group open")
+            menu = alice.contact_actions.show_menu(
+                alice.contacts.summary(row).contact, QPoint(0, 0), alice.groups.get(made.id)
+            )
+            entries = [x.text().replace("&", "") for x in menu.actions() if x.text()]
+            assert entries == ["Members…", "Mute notifications", "Leave group…"]
+            menu.close()
+            alice.panel.send_items([Outgoing(b"hello", "notes.txt", "text/plain")])
+            assert alice.panel.error.text() == NO_GROUP_FILES
+            assert alice.panel.attach() is None
+
+            # Alice adds Carol from the members dialog; Carol joins; Alice makes her an admin.
+            members = alice.show_members(made.id)
+            assert members is not None
+            adding = members.add_members()
+            await adding.loaded
+            offered = [adding.picker.list.item(i).text() for i in range(adding.picker.list.count())]
+            assert offered == [safe_text("Carol")]  # Bob is in already
+            assert adding.picker.set_chosen(to_carol)
+            QTest.mouseClick(adding.add, Qt.MouseButton.LeftButton)
+            await until(
+                lambda: [m.name for m in members.group.members] == ["Alice", "Bob", "Carol"],
+                what="Carol added",
+            )
+            assert "Invited" in member_badges(members.group.members[2])
+            await carol.join_group(await invited(carol, "Book club"))
+            members.select("Carol")
+            QTest.mouseClick(members.promote, Qt.MouseButton.LeftButton)
+            await until(
+                lambda: members.group.members[2].admin and members.group.members[2].joined,
+                what="Carol an admin",
+            )
+            assert not members.promote.isEnabled()
+
+            # Alice renames the group: her window follows, and Carol's engine has it.
+            members.name.setText("Readers")
+            QTest.mouseClick(members.rename, Qt.MouseButton.LeftButton)
+            await until(lambda: "Readers" in list_names(alice), what="renamed in the list")
+            await until(lambda: alice.panel.title.text() == safe_text("Readers"), what="title")
+            assert members.title.text() == safe_text("Readers")
+
+            async def carol_sees() -> bool:
+                return [g.name for g in await carol.groups()] == ["Readers"]
+
+            await eventually(carol_sees, what="the new name at Carol's")
+
+    run(body(), timeout=90)
+
+
+def test_the_picker_refuses_one_contact_past_its_limit(qapp) -> None:
+    picker = ContactPicker(limit=2)
+    said: list[str] = []
+    picker.refused.connect(said.append)
+    people = [Contact(i, f"Friend {i}", bytes([i]) * 64, False, 0) for i in range(1, 4)]
+    picker.set_contacts(
+        [(c, "") for c in people]
+        + [(Contact(9, "Z", b"z" * 64, False, 0), "waiting for the handshake")]
+    )
+    assert picker.set_chosen(1)
+    assert picker.set_chosen(2)
+    assert not picker.set_chosen(3)  # one past the limit: unticked again, and said why
+    assert picker.chosen() == [1, 2]
+    assert said
+    assert "at most 2" in said[0]
+    assert f"at most {MAX_GROUP_MEMBERS} members" in said[0]
+    assert not picker.set_chosen(9)  # not established yet: cannot be chosen
+    assert picker.count.text() == "2 chosen · at most 2"
