@@ -329,6 +329,10 @@ class MainWindow(QMainWindow):
         invited = self.requests.invite_of(group.id) is not None
         if group.state is GroupState.INVITED or invited:
             self.requests.refresh(force=True)
+        if group.state is GroupState.INVITED and before is None and self.prefs.notifications:
+            who = group.invited_by or "An admin"
+            text = f"{who} invited you to the group {group.name}"
+            self.tray.notify(group.id, who, text, self.prefs.previews, request=True)
         if group.state is GroupState.REMOVED and (
             before is None or before.state is not group.state
         ):

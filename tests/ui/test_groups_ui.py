@@ -186,6 +186,8 @@ def test_a_group_made_joined_written_to_answered_counted_managed_and_left(
             await until(lambda: bob.requests.isVisible(), what="the invitation in Bob's window")
             await until(lambda: bob.requests.invites.rowCount() == 1, what="one invitation")
             assert bob.requests.header.text() == "Message requests (1)"
+            assert bob.tray.last_notification is not None
+            assert "invited you to the group Friends" in bob.tray.last_notification[1]
             invite = bob.requests.invites.invite(0)
             assert invite.name == "Friends"
             assert invite.invited_by == "Alice"
