@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import (
     QFontMetrics,
     QIcon,
+    QMouseEvent,
     QPainter,
     QPalette,
     QPixmap,
@@ -91,6 +92,24 @@ def members_line(group: Group) -> str:
     return words
 
 
+class TickList(QListWidget):
+    """A list of boxes to tick where a click anywhere on a row ticks it, not only on its box
+    (Space ticks the current row, as in any list)."""
+
+    def mouseReleaseEvent(self, e: QMouseEvent) -> None:
+        item = self.itemAt(e.position().toPoint())
+        before = None if item is None else item.checkState()
+        super().mouseReleaseEvent(e)  # a click on the box itself ticks it here
+        if (
+            item is not None
+            and e.button() == Qt.MouseButton.LeftButton
+            and item.flags() & Qt.ItemFlag.ItemIsEnabled
+            and item.checkState() == before
+        ):
+            ticked = before is Qt.CheckState.Checked
+            item.setCheckState(Qt.CheckState.Unchecked if ticked else Qt.CheckState.Checked)
+
+
 class ContactPicker(QWidget):
     """Contacts to choose, each with a box to tick, found by typing part of a name; at most
     `limit` ticked (one more is refused and `refused` says why)."""
@@ -106,11 +125,10 @@ class ContactPicker(QWidget):
         self.search.setAccessibleName("Search contacts")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._filter)
-        self.list = QListWidget()
+        self.list = TickList()
         self.list.setAccessibleName("Contacts to choose")
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.itemChanged.connect(self._ticked)
-        self.list.itemActivated.connect(self._toggle)
         self.count = QLabel()
         self.count.setAccessibleName("Chosen")
         self.empty = QLabel("No contacts to choose from.")
@@ -164,11 +182,6 @@ class ContactPicker(QWidget):
                 item.setCheckState(Qt.CheckState.Checked if chosen else Qt.CheckState.Unchecked)
                 return (item.checkState() is Qt.CheckState.Checked) == chosen
         return False
-
-    def _toggle(self, item: QListWidgetItem) -> None:
-        if item.flags() & Qt.ItemFlag.ItemIsEnabled:
-            checked = item.checkState() is Qt.CheckState.Checked
-            item.setCheckState(Qt.CheckState.Unchecked if checked else Qt.CheckState.Checked)
 
     def _ticked(self, item: QListWidgetItem) -> None:
         if item.checkState() is Qt.CheckState.Checked and len(self.chosen()) > self.limit:

@@ -431,3 +431,12 @@ def test_the_picker_refuses_one_contact_past_its_limit(qapp) -> None:
     assert f"at most {MAX_GROUP_MEMBERS} members" in said[0]
     assert not picker.set_chosen(9)  # not established yet: cannot be chosen
     assert picker.count.text() == "2 chosen · at most 2"
+    # A click on a row's name ticks it or unticks it (once, not twice).
+    picker.resize(300, 300)
+    picker.show()
+    first = picker.list.visualItemRect(picker.list.item(0)).center()
+    QTest.mouseClick(picker.list.viewport(), Qt.MouseButton.LeftButton, pos=first)
+    assert picker.chosen() == [2]
+    QTest.mouseClick(picker.list.viewport(), Qt.MouseButton.LeftButton, pos=first)
+    assert picker.chosen() == [1, 2]
+    picker.close()
