@@ -202,6 +202,7 @@ class Groups:
 
             row = await ctx.store.run(unit)
             self._rows.add(row)
+        ctx.wake()  # the invitations go now
         return await self.announce(row, new=True)
 
     def _invitable(self, r: Repos, contact_id: int) -> Contact:
