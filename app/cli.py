@@ -1157,23 +1157,34 @@ async def cmd_group_send(engine: Engine, args: argparse.Namespace, out: Out) -> 
             raise UserError(f"message {args.reply_to} is not in {safe(group.name)}")
         reply_to = quoted.id
     message = await engine.send(group.id, args.text, reply_to)
+    if args.wait > 0 and await engine.deliveries(message.id):
+        message = await group_delivered(engine, message, args.wait)
     copies = await engine.deliveries(message.id)
-    if args.wait > 0 and copies:
-        await engine.start()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + args.wait
-        while not all(d.delivered for d in copies):
-            if loop.time() >= deadline:
-                what = f"queued; {delivery_words(copies)} members so far (members pass it on)"
-                raise Unreachable(unreachable(engine, what))
-            await asyncio.sleep(0.1)
-            copies = await engine.deliveries(message.id)
-    message = await engine.message(message.id)
+    words = delivery_words(copies)
+    if message.status in (Status.DELIVERED, Status.READ) and not all(d.delivered for d in copies):
+        words += "; the others get it passed on by members"
     out.result(
         {**message_json(message, True), "deliveries": deliveries_json(copies)},
-        f"{message.status.value}: message {message.id} to {safe(group.name)} "
-        f"({delivery_words(copies)} members)",
+        f"{message.status.value}: message {message.id} to {safe(group.name)} ({words})",
     )
+
+
+async def group_delivered(engine: Engine, message: Message, wait: float) -> Message:
+    """Stay connected until every copy of our group message that went out is acknowledged
+    (its status `delivered`), up to `wait` seconds: the message then. A member we had no
+    channel with got no copy (members pass the message on to them): not waited for.
+    Unreachable after `wait`, saying how many have it."""
+    await engine.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while message.status not in (Status.DELIVERED, Status.READ):
+        if loop.time() >= deadline:
+            copies = await engine.deliveries(message.id)
+            what = f"queued; {delivery_words(copies)} members so far (members pass it on)"
+            raise Unreachable(unreachable(engine, what))
+        await asyncio.sleep(0.1)
+        message = await engine.message(message.id)
+    return message
 
 
 async def cmd_group_messages(engine: Engine, args: argparse.Namespace, out: Out) -> None:
