@@ -490,8 +490,7 @@ class Groups:
         contact = r.contacts.get(contact_id)
         touched = r.groups.delivered(contact.identity_keys, ids)
         for message_row in touched:
-            copies = r.groups.copies(message_row)
-            if copies and all(d for _, d in copies):
+            if r.groups.all_delivered(message_row):
                 r.messages.raise_status(message_row, Status.DELIVERED, now)
         return touched
 

@@ -340,6 +340,15 @@ class GroupRepo:
                 found.append(row[0])
         return found
 
+    def all_delivered(self, message_id: int) -> bool:
+        """Whether every copy of our message has its receipt (and there is one at least)."""
+        row = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM group_copies WHERE message_id = ? AND delivered = 0), "
+            "EXISTS (SELECT 1 FROM group_copies WHERE message_id = ?)",
+            (message_id, message_id),
+        ).fetchone()
+        return not row[0] and bool(row[1])
+
     def copies(self, message_id: int) -> list[tuple[bytes, bool]]:
         """Each member's copy of our message (the latest per member): delivered or not."""
         rows = self._conn.execute(

@@ -140,12 +140,17 @@ def test_our_copies_count_their_receipts() -> None:
     assert r.groups.delivered(C, [b"f1" * 8]) == []  # not Carol's copy
     assert r.groups.delivered(B, [b"f1" * 8, b"zz" * 8]) == [mine]
     assert r.groups.copies(mine) == [(B, True), (C, False)]
+    assert not r.groups.all_delivered(mine)
+    assert r.groups.delivered(C, [b"f2" * 8]) == [mine]
+    assert r.groups.all_delivered(mine)
+    r.conn.execute("UPDATE group_copies SET delivered = 0 WHERE member = ?", (C,))
     assert r.groups.undelivered_to(row, C) == [b"f2" * 8]
     assert r.groups.undelivered_to(row, B) == []
     assert r.messages.raise_status(mine, Status.DELIVERED, 7)
     assert not r.messages.raise_status(mine, Status.SENT, 8)  # never back
     assert r.messages.get(mine).status is Status.DELIVERED
     assert r.messages.get(mine).delivered_at == 7
+    assert not r.groups.all_delivered(12345)  # no copies: nothing to say delivered
 
 
 @settings(max_examples=100, deadline=None)
@@ -169,6 +174,7 @@ def test_held_is_the_highest_number_with_all_before_it(taken: list[tuple[bytes, 
         assert after[0] == Signed(b"s%d" % n, b"sig")
         assert r.groups.posts_after(row, author, n - 1, 1) == [Signed(b"s%d" % n, b"sig")]
         assert r.groups.posts_after(row, author, n, 100) == [
-            Signed(b"s%d" % seq, b"sig") for seq in sorted({q for a, q in have if a == author})
+            Signed(b"s%d" % seq, b"sig")
+            for seq in sorted({q for a, q in have if a == author})
             if seq > n
         ]

@@ -77,3 +77,4 @@ CREATE TABLE group_copies (
     delivered  INTEGER NOT NULL DEFAULT 0 CHECK (delivered IN (0, 1))
 ) WITHOUT ROWID;
 CREATE INDEX group_copies_message ON group_copies (message_id);
+CREATE INDEX group_copies_waiting ON group_copies (message_id) WHERE delivered = 0;
