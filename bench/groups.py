@@ -9,11 +9,8 @@ few other processes (2 by default), many engines on one event loop each.
 
 Setup, through the relay: the sender adds every receiver's card (each accepts the request),
 makes a group of all of them, each joins, and the members connect with each other through
-their group codes (docs/groups.md), as in the app. (Groups.create stores the invitations
-without waking the outbox, so in an engine gone quiet they never leave: when they have not gone
-out 2 s later, the bench wakes it and `invitations_woken_by_bench` says how many waited.) Then,
-once every outbox is empty, rounds alternate (which goes first alternates too), after one
-warm-up of each that is not counted:
+their group codes (docs/groups.md), as in the app. Then, once every outbox is empty, rounds
+alternate (which goes first alternates too), after one warm-up of each that is not counted:
 
 - group: `engine.send(group, text)`: one post signed, 49 copies sealed and pushed;
 - pairwise: `engine.send(contact, text)` to each of the 49 contacts, one after the other.
@@ -80,7 +77,6 @@ PROCS = 2  # receiver processes
 PASSPHRASE = "bench"
 TEXT_CHARS = 100
 STEP_TIMEOUT_S = 60.0  # one round, one settle
-INVITES_GRACE_S = 2.0  # for the invitations to go out by themselves
 SETUP_TIMEOUT_S = 90.0  # contacts, group, joins and connections of the members
 LIFTED = [
     *("--send-rate", "1e9", "--send-burst", "1000000000"),
@@ -238,17 +234,7 @@ async def sender(directory: str, relay_url: str, profile: bool) -> None:
                 say(added=len(contacts))
             elif "group" in command:
                 group = (await engine.create_group(command["group"], contacts)).id
-                # Groups.create stores the invitations without waking the outbox (every other
-                # group action wakes it), so they wait for whatever wakes it next: in an
-                # engine gone quiet, for ever. Given a moment to go out by themselves, they
-                # are sent as the engine should once that is fixed, and the result says so.
-                await asyncio.sleep(INVITES_GRACE_S)
-                unsent = await engine.store.read(
-                    lambda r: [i for i in r.outbox.due(2**62, 10_000) if i.attempts == 0]
-                )
-                if unsent:
-                    engine._woken.set()
-                say(group=group, woken=len(unsent))
+                say(group=group)
             elif "settle" in command:
                 began = time.monotonic()
                 await until(empty_outbox, command["settle"], "the sender's outbox", 0.1)
@@ -491,9 +477,7 @@ def run(members: int, rounds: int, procs: int, profile: bool) -> dict[str, Any]:
             send.hear("added", SETUP_TIMEOUT_S)
             log(f"contacts after {time.monotonic() - began:.1f} s; the group")
             send.tell(group="Bench")
-            woken = send.hear("group", 60)["woken"]
-            if woken:
-                log(f"{woken} invitations were not sent by themselves: the bench woke the outbox")
+            send.hear("group", 60)
             for flock in flocks:
                 flock.tell(connected=count, seconds=SETUP_TIMEOUT_S)
             linked = [flock.hear("connected", SETUP_TIMEOUT_S + 10) for flock in flocks]
@@ -555,7 +539,6 @@ def run(members: int, rounds: int, procs: int, profile: bool) -> dict[str, Any]:
         "pairwise_fanout_ms": round(med("pair", "fanout_ms"), 1),
         "group_acked_ms": round(med("group", "acked_ms"), 1),
         "pairwise_acked_ms": round(med("pair", "acked_ms"), 1),
-        "invitations_woken_by_bench": woken,
         "setup_s": round(setup_s, 1),
         "rounds_s": round(bench_s, 1),
     }
