@@ -1073,10 +1073,6 @@ async def cmd_group_invites(engine: Engine, args: argparse.Namespace, out: Out) 
 async def cmd_group_create(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     invited = [await person(engine, query) for query in args.contacts]
     group = await engine.create_group(args.name, [c.id for c in invited])
-    # Engine.create_group stores the invitations without waking the outbox: an engine that
-    # runs already (a holder) would keep them until something else woke it. Until it does,
-    # wake it here (only what is due is sent, as on any wake).
-    engine._woken.set()
     names = ", ".join(safe(c.display_name) for c in invited)
     rows = {c.id: c.display_name for c in invited}
     what = f"created {safe(group.name)} (id {group.id}), invited {names}"
