@@ -93,13 +93,6 @@ async def invited(engine: Engine, name: str) -> int:
     return next(g.id for g in await engine.group_invites() if g.name == name)
 
 
-def wake_outbox(engine: Engine) -> None:
-    """Engine problem, reported: `Groups.create` queues the invitations without waking the
-    outbox (every other group action wakes it), so they wait for whatever sends next. Until
-    that is fixed, the test wakes it as the engine should."""
-    engine._woken.set()
-
-
 def type_and_send(window: MainWindow, text: str) -> None:
     composer = window.panel.composer
     composer.setFocus()
@@ -182,7 +175,6 @@ def test_a_group_made_joined_written_to_answered_counted_managed_and_left(
             assert row_image.pixelColor(8 + 4, 8 + 4) == expected.pixelColor(4, 4)
 
             # Bob: the invitation waits with the message requests; Join.
-            wake_outbox(a)
             await until(lambda: bob.requests.isVisible(), what="the invitation in Bob's window")
             await until(lambda: bob.requests.invites.rowCount() == 1, what="one invitation")
             assert bob.requests.header.text() == "Message requests (1)"
@@ -347,7 +339,6 @@ def test_decline_add_promote_rename_and_what_a_group_refuses(run, tmp_path: Path
             to_bob = (await a.find_contact("Bob")).id
             to_carol = (await a.find_contact("Carol")).id
             made = await a.create_group("Book club", [to_bob])
-            wake_outbox(a)
 
             # Bob declines from the bar: the invitation goes, nothing reaches his list.
             await until(lambda: bob.requests.invites.rowCount() == 1, what="the invitation")
