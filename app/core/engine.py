@@ -77,6 +77,7 @@ class Engine:
         files = self._files = Files(ctx, routing, messaging)
         groups = self._groups = Groups(ctx, routing, messaging)
         messaging.group_receipts = groups.delivered
+        handshakes.channel_opened = groups.channel_opened
         intake = GroupIntake(ctx, messaging, handshakes, groups)
         self._inbound = Inbound(
             ctx, routing, handshakes, messaging, conversation, moving, files, intake

@@ -13,7 +13,15 @@ from app.core import statements as st
 from app.core.context import Context
 from app.core.errors import UserError
 from app.core.events import ContactRemoved, MessageAdded, Rejection
-from app.core.group_state import after_change, card_of, channels_to, record, roster_of, seal
+from app.core.group_state import (
+    after_change,
+    card_of,
+    channels_to,
+    record,
+    roster_of,
+    seal,
+    talks,
+)
 from app.core.groups import Groups
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, step_taken
@@ -21,8 +29,8 @@ from app.core.roster import Roster, Verdict
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact, ContactKind, ContactState
 from app.domain.groups import GroupState, MemberState
-from app.domain.messages import Direction, Status, WireId
-from app.store.groups import GroupRow, Signed
+from app.domain.messages import Direction, MessageRow, Status, WireId
+from app.store.groups import JOINED_NO_CODE, GroupRow, Signed
 from app.store.records import NewMessage, OurMailbox, TheirMailbox
 from app.store.repos import Repos
 
@@ -230,6 +238,8 @@ class GroupIntake:
             return
         signed = Signed(post.statement, post.signature)
         r.groups.add_post(row, post.author, post.seq, stored.message_row, signed)
+        if author.code is None:  # writing, so they joined (their introduction is elsewhere)
+            r.groups.set_member(row, post.author, code=JOINED_NO_CODE)
         out.added.append(stored.message_row)
 
     def _take_join(
@@ -266,6 +276,7 @@ class GroupIntake:
             r.outbox.add(seal(peer, intro, now)[0])
             current[peer.contact_id] = peer.session
         out.changed = row
+        out.opened.append(sender.id)  # what was written before they joined goes to them now
 
     def _take_intro(
         self, r: Repos, sender: Contact, group_id: bytes, member: bytes, code: str, out: _Outcome
@@ -290,6 +301,8 @@ class GroupIntake:
         contact = r.contacts.find_by_identity(member)
         if contact is None or contact.state is ContactState.ENDED:
             out.connect.append((code, joiner.name))
+        elif talks(contact):
+            out.opened.append(contact.id)  # a contact already: what they lack goes now
 
     def _take_sync(
         self,
@@ -321,7 +334,11 @@ class GroupIntake:
                 more = more or len(batch) == MAX_FORWARD
                 for signed in batch:
                     content = pl.GroupSigned(True, signed.statement, signed.signature)
-                    r.outbox.add(seal(peer, content, now)[0])
+                    item, frame_id = seal(peer, content, now)
+                    mine = signed.message_id if author == self._me else None
+                    if mine is not None:  # our own, late: its receipt counts like a first copy's
+                        r.groups.add_copy(frame_id, mine, peer.keys)
+                    r.outbox.add(item, None if mine is None else MessageRow(mine))
         have = tuple(ours.items())[: pl.MAX_SYNC_AUTHORS]
         if more:
             r.outbox.add(seal(peer, pl.GroupSync(sync.group_id, have, False), now)[0])
@@ -342,6 +359,8 @@ class GroupIntake:
             await self._groups.drop_code(out.drop_code)
         for code, name in out.connect:
             await self._handshakes.connect_member(code, name)
+        for contact_id in out.opened:
+            self._groups.channel_opened(contact_id)
         if out.added:
             added = await ctx.store.read(lambda r: [r.messages.get(m) for m in out.added])
             for message in added:
@@ -362,4 +381,5 @@ class _Outcome:
     removed: list[int] = field(default_factory=list)  # conversation rows that went
     added: list[int] = field(default_factory=list)  # messages stored
     connect: list[tuple[str, str]] = field(default_factory=list)  # (code, name) to hand-shake
+    opened: list[int] = field(default_factory=list)  # members to offer what we hold
     drop_code: int | None = None  # a group whose code of ours stops working

@@ -16,11 +16,9 @@ from app.crypto.errors import CardError
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact, ContactKind, ContactState
 from app.domain.groups import Group, GroupMember, GroupState, MemberState
-from app.store.groups import MemberRow, Signed
+from app.store.groups import JOINED_NO_CODE, MemberRow, Signed
 from app.store.records import NewOutbox, OutboxKind, TheirMailbox
 from app.store.repos import Repos
-
-JOINED_NO_CODE = ""  # a member's code when none is needed (the creator, ourselves)
 
 
 @dataclass(slots=True)

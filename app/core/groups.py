@@ -33,7 +33,6 @@ from app.core.events import (
     PresenceChanged,
 )
 from app.core.group_state import (
-    JOINED_NO_CODE,
     after_change,
     channels_to,
     keep,
@@ -42,7 +41,6 @@ from app.core.group_state import (
     record,
     roster_of,
     seal,
-    talks,
 )
 from app.core.messaging import Messaging, check_text
 from app.core.profile import check_display_name
@@ -59,7 +57,7 @@ from app.domain.groups import (
 )
 from app.domain.messages import Direction, Message, MessageRow, Status
 from app.store.errors import NotFound
-from app.store.groups import GroupRow, Signed
+from app.store.groups import JOINED_NO_CODE, GroupRow, Signed
 from app.store.records import NewMessage, OurMailbox
 from app.store.repos import Repos
 
@@ -135,7 +133,8 @@ class Groups:
         raise UnknownContact(f"{query!r} matches several; use the id")
 
     async def deliveries(self, message_row: int) -> list[Delivery]:
-        """Our group message's copies: each current member's, delivered or not."""
+        """Our group message's copies: one per member it was sealed for when it was sent,
+        delivered or not (later members and removals do not change the count)."""
         me = self._me
 
         def load(r: Repos) -> list[Delivery]:
@@ -143,8 +142,12 @@ class Groups:
             if message.direction is not Direction.OUTGOING or not self.is_group(message.contact_id):
                 raise UserError("only your own group messages have deliveries")
             copies = dict(r.groups.copies(message_row))
-            members = [member_view(r, m, me) for m in r.groups.members(message.contact_id)]
-            return [Delivery(m, copies.get(m.keys, False)) for m in members if not m.is_me]
+            everyone = r.groups.members(message.contact_id, everyone=True)
+            return [
+                Delivery(member_view(r, m, me), copies[m.keys])
+                for m in everyone
+                if m.keys in copies
+            ]
 
         try:
             return await self._ctx.store.read(load)
@@ -379,7 +382,11 @@ class Groups:
                 assert stored.message_row is not None
                 mrow = stored.message_row
                 r.groups.add_post(row, self._me, seq, mrow, Signed(post.statement, post.signature))
-                others = [m.keys for m in r.groups.members(row) if m.keys != self._me]
+                others = [  # those who joined: an invitation not taken gets nothing
+                    m.keys
+                    for m in r.groups.members(row)
+                    if m.keys != self._me and m.code is not None
+                ]
                 peers = channels_to(r, others)
                 content = pl.GroupSigned(True, post.statement, post.signature)
                 for peer in peers:
@@ -495,17 +502,17 @@ class Groups:
         return touched
 
     def on_event(self, event: Event) -> None:
-        """A member with whom we share a group came online, or our channel with them just
-        opened: tell them what we hold (at most every SYNC_EVERY_S)."""
-        match event:
-            case PresenceChanged(contact_id, True):
-                pass
-            case ContactChanged(contact) if talks(contact):
-                contact_id = contact.id
-            case _:
-                return
-        if time.monotonic() - self._synced.get(contact_id, -SYNC_EVERY_S) < SYNC_EVERY_S:
+        """A member with whom we share a group came online: tell them what we hold, at most
+        every SYNC_EVERY_S."""
+        if not isinstance(event, PresenceChanged) or not event.online:
             return
+        last = self._synced.get(event.contact_id)
+        if last is None or time.monotonic() - last >= SYNC_EVERY_S:
+            self.channel_opened(event.contact_id)
+
+    def channel_opened(self, contact_id: int) -> None:
+        """We can give this contact or member what they lack now (our handshake with them
+        completed, or they joined a group we share): tell them what we hold."""
         task = asyncio.get_running_loop().create_task(self.sync_with(contact_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -16,6 +16,7 @@ waits for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from app.core import payload as pl
@@ -37,6 +38,7 @@ from app.crypto.mailbox import MailboxKey
 from app.crypto.ratchet import Session
 from app.domain.contacts import Contact, ContactKind, ContactState
 from app.domain.groups import MemberState
+from app.store.groups import JOINED_NO_CODE
 from app.store.records import (
     HandshakeLink,
     MailboxPurpose,
@@ -151,6 +153,13 @@ def _member_name(r: Repos, mailbox_id: bytes, keys: bytes) -> str | None:
     return member.name
 
 
+def _joined_through_code(r: Repos, mailbox_id: bytes, keys: bytes) -> None:
+    group = r.groups.by_code(mailbox_id)
+    member = None if group is None else r.groups.member(group.contact_id, keys)
+    if group is not None and member is not None and member.code is None:
+        r.groups.set_member(group.contact_id, keys, code=JOINED_NO_CODE)
+
+
 def _make_room_for_a_request(r: Repos) -> tuple[list[int], list[OurMailbox]]:
     """Delete the oldest requests until one more fits: nobody can flood the list."""
     requests = r.contacts.all(ContactState.REQUEST)
@@ -167,6 +176,8 @@ class Handshakes:
     def __init__(self, ctx: Context, routing: Routing) -> None:
         self._ctx = ctx
         self._routing = routing
+        # Our handshake with this row is complete (set by the engine to Groups.channel_opened).
+        self.channel_opened: Callable[[int], None] = lambda contact_id: None
 
     # -- initiator -----------------------------------------------------------------------
 
@@ -300,7 +311,9 @@ class Handshakes:
 
         changed = await ctx.store.run(unit)
         await self._routing.watch_contact(contact.id)
-        ctx.emit(ContactChanged(changed))
+        if changed.kind is not ContactKind.MEMBER:  # a member-only row is in no list
+            ctx.emit(ContactChanged(changed))
+        self.channel_opened(changed.id)
         ctx.wake()
 
     # -- responder -----------------------------------------------------------------------
@@ -393,6 +406,8 @@ class Handshakes:
         def unit(r: Repos) -> tuple[Contact, list[OurMailbox], list[int]]:
             old: list[OurMailbox] = []
             pushed_out: list[int] = []
+            if member is not None:  # they joined, since they hold our code: say so
+                _joined_through_code(r, box.id, peer.identity.to_bytes())
             if known is None and member is not None:
                 keys = peer.identity.to_bytes()
                 cid = r.contacts.add(member, keys, now, kind=ContactKind.MEMBER).id

@@ -7,14 +7,14 @@ the signed posts kept to pass on, and our posts' copies with their receipts."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain.groups import GroupState, MemberState
 
 from .errors import NotFound
 
-MAX_WAITING_EVENTS = 64  # events that came before their turn, kept per group
+JOINED_NO_CODE = ""  # a member's code once we know they joined but need no code of theirs
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,7 @@ class Signed:
 
     statement: bytes
     signature: bytes
+    message_id: int | None = field(default=None, compare=False)  # the post's message row here
 
 
 _GROUP_COLS = "contact_id, group_id, state, invited_by, code_mailbox, post_seq, event_seq"
@@ -306,11 +307,11 @@ class GroupRepo:
         """The author's posts numbered above `seq` we can pass on, the oldest `limit` (so a
         member far behind catches up over several exchanges)."""
         rows = self._conn.execute(
-            "SELECT statement, signature FROM group_posts WHERE group_row = ? AND author = ? "
-            "AND seq > ? AND length(statement) > 0 ORDER BY seq LIMIT ?",
+            "SELECT statement, signature, message_id FROM group_posts WHERE group_row = ? "
+            "AND author = ? AND seq > ? AND length(statement) > 0 ORDER BY seq LIMIT ?",
             (contact_id, author, seq, limit),
         )
-        return [Signed(bytes(a), bytes(b)) for a, b in rows.fetchall()]
+        return [Signed(bytes(a), bytes(b), m) for a, b, m in rows.fetchall()]
 
     def post_of(self, message_id: int) -> Signed | None:
         row = self._conn.execute(

@@ -17,6 +17,8 @@ from app.core import statements as st
 from app.core.engine import Engine
 from app.core.errors import SendingBlocked, UserError
 from app.core.events import (
+    ContactAdded,
+    ContactChanged,
     ContactLimited,
     FrameRejected,
     GroupChanged,
@@ -455,5 +457,58 @@ def test_a_group_past_its_storage_quota_leaves_posts_with_their_senders(tmp_path
                     break
                 await asyncio.sleep(0.05)
             assert copies == {keys(bob): True, keys(carol): False}  # Alice sends it again
+
+    asyncio.run(body())
+
+
+def test_deliveries_count_the_copies_made_and_a_late_joiner_gets_what_was_written(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob", "Carol") as (alice, bob, carol):
+            to_bob, _ = await introduce(bob, alice)
+            to_carol, _ = await introduce(carol, alice)
+            to_bob = (await alice.engine.find_contact("Bob")).id
+            to_carol = (await alice.engine.find_contact("Carol")).id
+            group = await alice.engine.create_group("Friends", [to_bob, to_carol])
+            b_row = await joined(bob, "Friends")
+            await alice.until(
+                GroupChanged,
+                lambda e: [m.joined for m in e.group.members] == [True, True, False],  # type: ignore[attr-defined]
+            )
+            # Carol has not joined: no copy is made for her, and the count says one of one.
+            early = await alice.engine.send(group.id, "before carol joined")
+            await got(bob, "before carol joined")
+            await alice.until(
+                MessageStatusChanged,
+                lambda e: e.message_row == early.id and e.status is Status.DELIVERED,  # type: ignore[attr-defined]
+            )
+            assert [
+                (d.member.name, d.delivered) for d in await alice.engine.deliveries(early.id)
+            ] == [("Bob", True)]
+            # Carol joins: what was written before comes to her, and counts for her.
+            c_row = await joined(carol, "Friends")
+            await got(carol, "before carol joined")
+            for _ in range(200):
+                counted = await alice.engine.deliveries(early.id)
+                if len(counted) == 2 and all(d.delivered for d in counted):
+                    break
+                await asyncio.sleep(0.05)
+            assert [(d.member.name, d.delivered) for d in counted] == [
+                ("Bob", True),
+                ("Carol", True),
+            ]
+            # Carol knows Bob joined before her; and no list event ever named a member-only row.
+            await connected(carol.engine, c_row, 2)
+            assert all(m.joined for m in (await carol.engine.group(c_row)).members)
+            member_rows = {await row_of(carol, bob), await row_of(bob, carol)}
+            for person in (bob, carol):
+                named = [
+                    e.contact.id
+                    for e in person.events
+                    if isinstance(e, ContactAdded | ContactChanged)
+                ]
+                assert not member_rows & set(named)
+            assert b_row
 
     asyncio.run(body())

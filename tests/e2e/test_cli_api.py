@@ -110,6 +110,9 @@ def test_commands_run_through_a_daemon_as_they_run_alone(
             "timer",
             "expires_at",
             "file",
+            "author",
+            "author_key",
+            "group",
         }
         assert bob_l.stop() == 0
         # Garbage, an oversize line and unknown methods on the socket change nothing.
