@@ -11,7 +11,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from app.core import group_intake
+from app.core import group_intake, groups
 from app.core import payload as pl
 from app.core import statements as st
 from app.core.engine import Engine
@@ -27,10 +27,11 @@ from app.core.events import (
     MessageStatusChanged,
     Rejection,
 )
+from app.crypto import groupsig
 from app.crypto.groupsig import statement_is_signed
 from app.crypto.ratchet import Session
 from app.domain.contacts import ContactKind, ContactState
-from app.domain.groups import GroupState
+from app.domain.groups import MAX_GROUP_MEMBERS, GroupState
 from app.domain.messages import Direction, Message, Status
 from app.net.events import Delivered
 from app.store.records import NewMessage
@@ -512,3 +513,11 @@ def test_deliveries_count_the_copies_made_and_a_late_joiner_gets_what_was_writte
             assert b_row
 
     asyncio.run(body())
+
+
+def test_the_numbers_docs_groups_md_gives() -> None:
+    assert MAX_GROUP_MEMBERS == 100
+    assert (group_intake.MAX_FORWARD, group_intake.MAX_WAITING) == (200, 64)
+    assert (pl.MAX_GROUP_LOG, pl.MAX_SYNC_AUTHORS) == (256, 256)
+    assert groups.SYNC_EVERY_S == 20.0
+    assert groupsig.LABEL == b"anonchat/group/v1\x00"
