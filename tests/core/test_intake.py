@@ -313,3 +313,15 @@ def test_front_ends_hear_of_a_flood_of_rejections_a_few_a_second_and_all_are_cou
     assert sum(rejections.may_tell(Rejection.FORGED) for _ in range(100)) == TOLD_RATE
     # An authentic frame's content comes from a contact, whose messages have their own budget.
     assert all(rejections.may_tell(Rejection.PAYLOAD) for _ in range(100))
+
+
+def test_the_bounds_docs_threat_model_md_gives_are_the_codes() -> None:
+    """The table "what arrives / bound" in docs/threat-model.md, number by number."""
+    assert (intake.INTAKE_FRAMES, intake.INTAKE_BYTES) == (256, 8 * 1024 * 1024)
+    assert (intake.FAILED_BURST, intake.FAILED_RATE, intake.STEP_RATE) == (40, 10.0, 20.0)
+    assert (intake.REPLAY_BURST, intake.REPLAY_RATE) == (2000, 200.0)
+    assert (intake.MESSAGE_BURST, intake.MESSAGE_RATE) == (10_000_000, 1_000_000.0)
+    assert intake.MESSAGE_COST == 1024
+    assert (intake.CHEAP_WORK, intake.IN_ORDER_WORK) == (2, 1)
+    assert (TOLD_RATE, TOLD_BURST) == (5.0, 20.0)
+    assert RECEIPT_DELAY_S == 0.3
