@@ -31,6 +31,7 @@ from app.core.account import Account
 from app.core.contacts import Contacts
 from app.core.context import Context
 from app.core.conversation import Conversation
+from app.core.errors import UserError
 from app.core.events import Event
 from app.core.expiry import Expiry
 from app.core.files import Files
@@ -133,7 +134,6 @@ class Engine:
         self.leave_group = groups.leave
         self.deliveries = groups.deliveries
         self.is_group = groups.is_group
-        self.retry = messaging.retry
         self.mark_read = messaging.mark_read
         self.edit = conversation.edit
         self.delete_message = conversation.delete
@@ -271,6 +271,14 @@ class Engine:
             await self._groups.delete(contact_id, keep_history)
         else:
             await self._contacts.delete_contact(contact_id, keep_history)
+
+    async def retry(self, message_row: int) -> Message:
+        """Send a failed message again (a contact's; a group's copies are resent by the
+        outbox until each member has them, so one that failed for good is written anew)."""
+        message = await self.message(message_row)
+        if self._groups.is_group(message.contact_id):
+            raise UserError("a group message that failed cannot be sent again: write it anew")
+        return await self._messaging.retry(message_row)
 
     async def send(self, contact_id: int, text: str, reply_to: int | None = None) -> Message:
         """Write to a contact, or to a group (signed and sealed for each member)."""

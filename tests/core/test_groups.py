@@ -389,6 +389,17 @@ def test_a_group_holds_at_most_100_and_says_so(tmp_path: Path) -> None:
             alone = await alice.engine.create_group("Just me", [])
             assert [m.is_me for m in alone.members] == [True]
             assert alone.am_admin
+            # Nobody to send to: queued, no copies; one that failed is written anew.
+            note = await alice.engine.send(alone.id, "a note to myself")
+            assert note.status is Status.QUEUED
+            assert await alice.engine.deliveries(note.id) == []
+            await alice.engine.store.run(
+                lambda r: r.conn.execute(
+                    "UPDATE messages SET status = 'failed' WHERE id = ?", (note.id,)
+                )
+            )
+            with pytest.raises(UserError, match="write it anew"):
+                await alice.engine.retry(note.id)
 
     asyncio.run(body())
 
