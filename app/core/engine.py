@@ -210,7 +210,7 @@ class Engine:
         if self._tasks or self._closed:
             return
         await self._routing.start()
-        self._account.listening = self._moving.listening = True
+        self._account.listening = self._moving.listening = self._groups.listening = True
         self._expiry.start()
         self._tasks = [
             asyncio.create_task(self._inbound.run(), name="anonchat-receive"),

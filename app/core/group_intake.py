@@ -350,11 +350,11 @@ class GroupIntake:
         ctx = self._ctx
         if out.refused:
             ctx.reject(out.refused, Rejection.GROUP)
-        for row in out.new_rows:
-            self._groups.known(row)
-        for row in out.removed:
+        for row in out.removed:  # first: a new row may take the number of one that went
             self._groups.forget(row)
             ctx.emit(ContactRemoved(row))
+        for row in out.new_rows:
+            self._groups.known(row)
         if out.drop_code is not None:
             await self._groups.drop_code(out.drop_code)
         for code, name in out.connect:

@@ -72,6 +72,7 @@ class Groups:
         self._routing = routing
         self._messaging = messaging
         self._rows: set[int] = set()  # every group's conversation row
+        self.listening = False  # set once the engine listens: a new group code is listened on
         self._synced: dict[int, float] = {}  # member row -> when we last told them our holdings
         self._tasks: set[asyncio.Task[int]] = set()
         self._me = ctx.identity.public.to_bytes()
@@ -319,7 +320,8 @@ class Groups:
                 keep(r, peers, now)
 
             await ctx.store.run(unit)
-        await self._routing.listen(box.relays, invitation.mailbox, None)
+        if self.listening:  # else the engine's start listens on it with the others
+            await self._routing.listen(box.relays, invitation.mailbox, None)
         ctx.wake()
         return await self.announce(row, new=True)
 

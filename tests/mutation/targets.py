@@ -28,6 +28,7 @@ TARGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("app/core/statements.py", ("tests/core/test_statements.py",)),
     ("app/core/roster.py", ("tests/core/test_roster.py",)),
     ("app/core/group_state.py", ("tests/core/test_group_state.py", "tests/core/test_groups.py")),
+    ("app/core/group_intake.py", ("tests/core/test_group_intake.py", "tests/core/test_groups.py")),
     ("app/core/group*.py", ("tests/core/test_groups.py",)),
     ("app/core/payload.py", ("tests/core",)),
     # The authenticity code: who may start, change, block or end a contact.
