@@ -13,10 +13,11 @@ from pathlib import Path
 from app.core import payload as pl
 from app.core import statements as st
 from app.core.engine import Engine
-from app.core.events import Event, FrameRejected, Rejection
+from app.core.events import ContactRemoved, Event, FrameRejected, Rejection
 from app.crypto.handshake import Invitation
 from app.crypto.identity import Identity
 from app.crypto.ratchet import Session
+from app.domain.contacts import ContactState
 from app.domain.groups import GroupState
 from app.store.records import OutboxKind
 from app.store.repos import Repos
@@ -169,7 +170,9 @@ def test_joins_introductions_and_exchanges_are_checked(tmp_path: Path) -> None:
         assert await sealed_after(pl.GroupSync(gid, ((keys(alice), 1),), True)) == 1
         assert await sealed_after(pl.GroupSync(gid, ((keys(bob), 1),), False)) == 3
         assert await sealed_after(pl.GroupSync(gid, ((keys(bob), 1),), True)) == 2
+        told = len(refused(alice_events))
         await seal(bob, alice, pl.GroupSync(os.urandom(16), (), False))
+        assert len(refused(alice_events)) == told + 1
         assert "not in" in refused(alice_events)[-1]
 
     run(tmp_path, body)
@@ -219,5 +222,109 @@ def test_invitations_are_checked_and_a_copy_of_one_taken_changes_nothing(
         assert second.name == "Y"
         assert bob.is_group(second.id)
         assert first.name == "X"
+
+    run(tmp_path, body)
+
+
+def test_what_a_removal_a_resend_and_a_queue_of_early_changes_do(tmp_path: Path) -> None:
+    async def body(alice: Engine, bob: Engine, a_row: int, b_row: int, ev: list[Event]) -> None:
+        gid = (await alice.group(a_row)).group_id
+        seq = await alice.store.read(lambda r: r.groups.get(a_row).event_seq)
+        # Three changes that come last first: each waits until the one before it is in.
+        names = ("One", "Two", "Three")
+        made = [
+            st.make_event(alice.identity, gid, seq + i, 0, st.Op.RENAME, name=n)
+            for i, n in enumerate(names, start=1)
+        ]
+        for event in reversed(made):
+            await seal(alice, bob, pl.GroupSigned(False, event.statement, event.signature))
+        assert (await bob.group(b_row)).name == "Three"
+        # No more than 64 wait per group.
+        far = [
+            st.make_event(alice.identity, gid, seq + 10 + i, 0, st.Op.RENAME, name="Far")
+            for i in range(66)
+        ]
+        for event in far:
+            await seal(alice, bob, pl.GroupSigned(False, event.statement, event.signature))
+        assert await bob.store.read(lambda r: r.groups.waiting_count(b_row)) == 64
+        # A post from a member whose joining we had not heard of says they joined.
+        await alice.store.run(
+            lambda r: r.conn.execute(
+                "UPDATE group_members SET code = NULL WHERE identity_keys = ?", (keys(bob),)
+            )
+        )
+        assert not (await alice.group(a_row)).member(keys(bob)).joined  # type: ignore[union-attr]
+        post = st.make_post(bob.identity, gid, 1, 0, "hello")
+        await seal(bob, alice, pl.GroupSigned(True, post.statement, post.signature))
+        assert (await alice.group(a_row)).member(keys(bob)).joined  # type: ignore[union-attr]
+        # A frame of the group resent (its receipt lost) is acknowledged again.
+        to_bob = await alice.store.read(lambda r: r.contacts.find_by_identity(keys(bob)))
+        assert to_bob is not None
+
+        def receipts(r: Repos) -> int:
+            return sum(1 for i in r.outbox.due(2**62) if i.kind is OutboxKind.RECEIPT)
+
+        await carry(alice, bob, (OutboxKind.CONTROL,))
+        before = await alice.store.read(receipts)
+        acked = await bob.store.read(receipts)
+        await carry(alice, bob, (OutboxKind.CONTROL,))  # the same frames again
+        assert await bob.store.read(receipts) > acked
+        assert await alice.store.read(receipts) == before
+
+        # Alice removes Bob: he is out, his group code stops, and a join of his is refused.
+        # (Her engine did not make the three renames above: it learns her numbers here.)
+        def numbered(r: Repos) -> None:
+            r.conn.execute("UPDATE groups SET event_seq = ?", (seq + 3,))
+            r.groups.set_member(a_row, keys(alice), event_seq=seq + 3)
+
+        await alice.store.run(numbered)
+        await alice.remove_member(a_row, keys(bob))
+        await carry(alice, bob, (OutboxKind.CONTROL,))
+        assert (await bob.group(b_row)).state is GroupState.REMOVED
+        assert await bob.store.read(lambda r: r.groups.get(b_row).code_mailbox) is None
+        alice_events: list[Event] = []
+        alice.subscribe(alice_events.append)
+        code = Invitation.generate().card(bob.identity, "ws://127.0.0.1:9", "B").encode()
+        await seal(bob, alice, pl.GroupJoin(gid, code))
+        assert "not a member" in refused(alice_events)[-1]
+        # A change for a group Bob is no longer in, for one he never was: refused.
+        told = len(refused(ev))
+        rename = st.make_event(alice.identity, gid, 999, 0, st.Op.RENAME, name="Z")
+        await seal(alice, bob, pl.GroupSigned(False, rename.statement, rename.signature))
+        assert len(refused(ev)) == told + 1
+        assert "not in" in refused(ev)[-1]
+
+    run(tmp_path, body)
+
+
+def test_an_invitation_from_a_request_or_with_a_refused_change_is_dropped(
+    tmp_path: Path,
+) -> None:
+    async def body(alice: Engine, bob: Engine, a_row: int, b_row: int, ev: list[Event]) -> None:
+        other = os.urandom(16)
+        created = st.make_event(alice.identity, other, 1, 0, st.Op.CREATE, name="X", by="A")
+        add = st.make_event(alice.identity, other, 2, 0, st.Op.ADD, keys(bob), "Bob")
+        by_bob = st.make_event(bob.identity, other, 1, 0, st.Op.RENAME, name="Mine")
+        log = ((created.statement, created.signature), (add.statement, add.signature))
+        bad = (*log, (by_bob.statement, by_bob.signature))  # Bob is no admin there
+        await seal(alice, bob, pl.GroupInvite(other, "X", bad))
+        assert "admin" in refused(ev)[-1]
+        assert await bob.group_invites() == []
+        # The same invitation from Alice once she is only a request of Bob's: refused.
+        to_alice = await bob.store.read(lambda r: r.contacts.find_by_identity(keys(alice)))
+        assert to_alice is not None
+        await bob.store.run(lambda r: r.contacts.set_state(to_alice.id, ContactState.REQUEST))
+        await seal(alice, bob, pl.GroupInvite(other, "X", log))
+        assert "not a contact" in refused(ev)[-1]
+        assert await bob.group_invites() == []
+        await bob.store.run(lambda r: r.contacts.set_state(to_alice.id, ContactState.CONTACT))
+        # A newer invitation replacing an older one tells the front ends the old one went.
+        await seal(alice, bob, pl.GroupInvite(other, "X", log))
+        (first,) = await bob.group_invites()
+        renamed = st.make_event(alice.identity, other, 3, 0, st.Op.RENAME, name="Y")
+        await seal(
+            alice, bob, pl.GroupInvite(other, "Y", (*log, (renamed.statement, renamed.signature)))
+        )
+        assert any(isinstance(e, ContactRemoved) and e.contact_id == first.id for e in ev)
 
     run(tmp_path, body)
