@@ -6,6 +6,7 @@ reported. Called by inbound, under the context's lock."""
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 from app.core import payload as pl
@@ -24,6 +25,7 @@ from app.core.group_state import (
 )
 from app.core.groups import Groups
 from app.core.handshakes import Handshakes
+from app.core.intake import Bucket
 from app.core.messaging import Messaging, step_taken
 from app.core.roster import Roster, Verdict
 from app.crypto.ratchet import Session
@@ -36,6 +38,11 @@ from app.store.repos import Repos
 
 MAX_WAITING = 64  # membership changes ahead of their turn, kept per group
 MAX_FORWARD = 200  # posts per author passed on in one exchange
+# Posts passed on to one member: a small `gsync` must not make us seal a group's history again
+# and again. Up to FORWARD_BURST at once, then FORWARD_RATE a second.
+FORWARD_BURST = 1000
+FORWARD_RATE = 50.0
+MAX_INVITES = 100  # invitations kept; the oldest goes when another arrives
 
 
 class GroupIntake:
@@ -47,6 +54,7 @@ class GroupIntake:
         self._handshakes = handshakes
         self._groups = groups
         self._me = ctx.identity.public.to_bytes()
+        self._forwarding: dict[int, Bucket] = {}  # member row -> posts we may pass on
 
     async def fits(self, content: pl.Group) -> bool:
         """Whether a post fits its group's storage quota (the profile's quota per
@@ -77,6 +85,9 @@ class GroupIntake:
         ctx = self._ctx
         now = ctx.clock()
         outcome = _Outcome()
+        if isinstance(content, pl.GroupSync):
+            budget = self._budget(contact.id)
+            outcome.allowance = int(budget.tokens)
 
         def unit(r: Repos) -> list[OurMailbox]:
             retired = step_taken(r, contact.id, session, via, now)
@@ -91,10 +102,21 @@ class GroupIntake:
             return retired
 
         retired = await ctx.store.run(unit)
+        if outcome.forwarded:
+            self._budget(contact.id).take(time.monotonic(), outcome.forwarded)
         if theirs:
             self._messaging.acknowledge(contact.id, mid)
         await self._after_take(outcome)
         return retired
+
+    def _budget(self, contact_id: int) -> Bucket:
+        """The posts we may pass on to this member now (refilled to this moment)."""
+        now = time.monotonic()
+        bucket = self._forwarding.get(contact_id)
+        if bucket is None:
+            bucket = self._forwarding[contact_id] = Bucket.full(FORWARD_RATE, FORWARD_BURST, now)
+        bucket.has(now)
+        return bucket
 
     def _take(
         self,
@@ -157,6 +179,10 @@ class GroupIntake:
             return  # we are in already: a copy of an old invitation
         if known is not None:
             r.contacts.delete(known.contact_id)  # an older invitation, or a group we left
+        waiting = r.groups.all(GroupState.INVITED)
+        for old in waiting[: max(0, len(waiting) - MAX_INVITES + 1)]:  # nobody floods the list
+            r.contacts.delete(old.contact_id)
+            out.removed.append(old.contact_id)
         row = r.contacts.add(roster.name, invite.group_id, now, kind=ContactKind.GROUP).id
         r.groups.add(row, invite.group_id, GroupState.INVITED, sender.identity_keys)
         for event in events:
@@ -330,8 +356,12 @@ class GroupIntake:
         more = False  # a batch was full: ask again once they hold it
         for author, seq in ours.items():
             if seq > theirs.get(author, 0):
-                batch = r.groups.posts_after(row, author, theirs.get(author, 0), MAX_FORWARD)
+                limit = min(MAX_FORWARD, out.allowance - out.forwarded)
+                if limit <= 0:
+                    break  # over this member's budget: the rest in a later exchange
+                batch = r.groups.posts_after(row, author, theirs.get(author, 0), limit)
                 more = more or len(batch) == MAX_FORWARD
+                out.forwarded += len(batch)
                 for signed in batch:
                     content = pl.GroupSigned(True, signed.statement, signed.signature)
                     item, frame_id = seal(peer, content, now)
@@ -383,3 +413,5 @@ class _Outcome:
     connect: list[tuple[str, str]] = field(default_factory=list)  # (code, name) to hand-shake
     opened: list[int] = field(default_factory=list)  # members to offer what we hold
     drop_code: int | None = None  # a group whose code of ours stops working
+    allowance: int = 0  # posts we may pass on to the sender of a `gsync`
+    forwarded: int = 0  # posts we did

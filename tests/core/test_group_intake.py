@@ -10,6 +10,9 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
+from app.core import group_intake
 from app.core import payload as pl
 from app.core import statements as st
 from app.core.engine import Engine
@@ -328,3 +331,51 @@ def test_an_invitation_from_a_request_or_with_a_refused_change_is_dropped(
         assert any(isinstance(e, ContactRemoved) and e.contact_id == first.id for e in ev)
 
     run(tmp_path, body)
+
+
+def test_a_member_cannot_make_us_seal_again_and_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_intake, "FORWARD_BURST", 5)
+    monkeypatch.setattr(group_intake, "FORWARD_RATE", 0.001)
+
+    async def body(alice: Engine, bob: Engine, a_row: int, b_row: int, ev: list[Event]) -> None:
+        gid = (await alice.group(a_row)).group_id
+        for text in ("one", "two"):
+            await alice.send(a_row, text)
+
+        def controls(r: Repos) -> int:
+            return sum(1 for i in r.outbox.due(2**62) if i.kind is OutboxKind.CONTROL)
+
+        before = await alice.store.read(controls)
+        for _ in range(20):  # a member asking for everything, over and over
+            await seal(bob, alice, pl.GroupSync(gid, (), False))
+        assert await alice.store.read(controls) - before == 5  # the budget, then nothing
+
+    run(tmp_path, body)
+
+
+def test_invitations_are_kept_up_to_a_hundred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_intake, "MAX_INVITES", 3)
+
+    async def body(alice: Engine, bob: Engine, a_row: int, b_row: int, ev: list[Event]) -> None:
+        assert group_intake.MAX_INVITES == 3
+        made = []
+        for name in ("W", "X", "Y", "Z"):
+            gid = os.urandom(16)
+            created = st.make_event(alice.identity, gid, 1, 0, st.Op.CREATE, name=name, by="A")
+            add = st.make_event(alice.identity, gid, 2, 0, st.Op.ADD, keys(bob), "Bob")
+            log = ((created.statement, created.signature), (add.statement, add.signature))
+            await seal(alice, bob, pl.GroupInvite(gid, name, log))
+            made.append(gid)
+        assert [g.name for g in await bob.group_invites()] == ["X", "Y", "Z"]  # W went
+        assert (await bob.group(b_row)).state is GroupState.JOINED  # a joined group stays
+
+    run(tmp_path, body)
+
+
+def test_the_limits_are_the_ones_docs_groups_md_gives() -> None:
+    assert (group_intake.FORWARD_BURST, group_intake.FORWARD_RATE) == (1000, 50.0)
+    assert group_intake.MAX_INVITES == 100

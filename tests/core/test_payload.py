@@ -358,3 +358,22 @@ def test_bad_fallbacks_are_refused_for_every_kind_that_names_a_relay(fb: object)
 def test_a_move_names_a_mailbox_of_exactly_32_bytes(mb: object) -> None:
     with pytest.raises(pl.PayloadError):
         pl.decode(pack({"k": "move", "mb": mb, "relay": "ws://a:1"}))
+
+
+def test_group_payloads_are_bounded() -> None:
+    gid, keys = b"g" * 16, b"k" * 64
+    have = [[keys, 1]] * (pl.MAX_SYNC_AUTHORS + 1)
+    log = [[b"s", b"x" * 64]] * (pl.MAX_GROUP_LOG + 1)
+    for data in (
+        pack({"k": "gsync", "g": gid, "have": have, "reply": False}),
+        pack({"k": "gsync", "g": gid, "have": [[keys, -1]], "reply": False}),
+        pack({"k": "gsync", "g": gid, "have": [[b"k" * 63, 1]], "reply": False}),
+        pack({"k": "ginv", "g": gid, "name": "G", "log": log}),
+        pack({"k": "ginv", "g": gid, "name": "G", "log": []}),
+        pack({"k": "gintro", "g": gid, "m": keys, "code": "x" * (pl.MAX_CODE_CHARS + 1)}),
+        pack({"k": "gjoin", "g": b"g" * 15, "code": "anonchat:x"}),
+        pack({"k": "gpost", "s": b"s", "sig": b"x" * 63}),
+    ):
+        with pytest.raises(pl.PayloadError):
+            pl.decode(data)
+    assert pl.decode(pack({"k": "gsync", "g": gid, "have": have[:-1], "reply": True}))
