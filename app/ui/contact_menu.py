@@ -32,7 +32,7 @@ from app.domain.contacts import Contact
 from app.domain.groups import Group, GroupState
 from app.ui.aio import spawn
 from app.ui.text import safe_text, sentence
-from app.ui.theme import note_label
+from app.ui.theme import action_row, note_label
 
 
 class ContactListView(QListView):
@@ -138,17 +138,7 @@ class RenameDialog(QDialog):
         form.addRow("&Name", self.name)
         self.error = note_label(error=True)
         self.name.textEdited.connect(self.error.hide)
-        self.save = QPushButton("&Save")
-        self.save.setAccessibleName("Save the name")
-        self.save.setDefault(True)
-        self.save.clicked.connect(self._save)
-        cancel = QPushButton("Cancel")
-        cancel.setAccessibleName("Cancel")
-        cancel.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(cancel)
-        buttons.addWidget(self.save)
+        self.save, buttons = action_row(self, "&Save", "Save the name", self._save)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)

@@ -61,7 +61,7 @@ from app.ui.contact_menu import ConfirmDialog, leave_words
 from app.ui.delegates import ACCENT
 from app.ui.identicon import group_identicon, identicon
 from app.ui.text import safe_text, sentence
-from app.ui.theme import note_label
+from app.ui.theme import action_row, note_label
 
 Index = QModelIndex | QPersistentModelIndex
 MAX_OTHERS = MAX_GROUP_MEMBERS - 1  # whom one may invite: the group holds us too
@@ -243,18 +243,9 @@ class NewGroupDialog(QDialog):
         self.picker.changed.connect(self._update)
         self.picker.refused.connect(self._show_error)
         self.error = note_label(error=True)
-        self.create_button = QPushButton("&Create group")
-        self.create_button.setAccessibleName("Create group")
-        self.create_button.setDefault(True)
-        self.create_button.setEnabled(False)
-        self.create_button.clicked.connect(self._create)
-        cancel = QPushButton("Cancel")
-        cancel.setAccessibleName("Cancel")
-        cancel.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(cancel)
-        buttons.addWidget(self.create_button)
+        self.create_button, buttons = action_row(
+            self, "&Create group", "Create group", self._create, enabled=False
+        )
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
@@ -321,18 +312,9 @@ class AddMembersDialog(QDialog):
         self.picker.changed.connect(self._update)
         self.picker.refused.connect(self._show_error)
         self.error = note_label(error=True)
-        self.add = QPushButton("&Add")
-        self.add.setAccessibleName("Add the chosen contacts")
-        self.add.setDefault(True)
-        self.add.setEnabled(False)
-        self.add.clicked.connect(self._add)
-        cancel = QPushButton("Cancel")
-        cancel.setAccessibleName("Cancel")
-        cancel.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(cancel)
-        buttons.addWidget(self.add)
+        self.add, buttons = action_row(
+            self, "&Add", "Add the chosen contacts", self._add, enabled=False
+        )
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addWidget(self.picker, 1)

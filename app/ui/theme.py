@@ -7,12 +7,20 @@ every desktop, and "system" follows the desktop's colour scheme while it changes
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QLabel, QStyleFactory
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStyleFactory,
+)
 
 from app.ui.icons import app_icon
 
@@ -45,6 +53,25 @@ def note_label(error: bool = False) -> QLabel:
 
 LABELS = {Theme.SYSTEM: "Follow the system", Theme.LIGHT: "Light", Theme.DARK: "Dark"}
 _chosen: list[Theme] = [Theme.SYSTEM]
+
+
+def action_row(
+    dialog: QDialog, label: str, name: str, act: Callable[[], object], *, enabled: bool = True
+) -> tuple[QPushButton, QHBoxLayout]:
+    """A dialog's buttons: Cancel (closes it) and its action, the default, at the right."""
+    action = QPushButton(label)
+    action.setAccessibleName(name)
+    action.setDefault(True)
+    action.setEnabled(enabled)
+    action.clicked.connect(act)
+    cancel = QPushButton("Cancel")
+    cancel.setAccessibleName("Cancel")
+    cancel.clicked.connect(dialog.close)
+    row = QHBoxLayout()
+    row.addStretch(1)
+    row.addWidget(cancel)
+    row.addWidget(action)
+    return action, row
 
 
 def setup_application(app: QApplication) -> None:
