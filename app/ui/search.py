@@ -238,7 +238,7 @@ class SearchPanel(QObject):
         self.box.textChanged.connect(self._typed)
         self.box.returnPressed.connect(self._enter)
         self.box.down.connect(self._into_results)
-        self.searches = 0  # store searches made, for tests
+        self.searches = 0  # searches done (results shown, or overtaken), for tests
 
     @property
     def active(self) -> bool:
@@ -264,8 +264,8 @@ class SearchPanel(QObject):
         generation = self._generation
         text = self.box.text()
         hits = await self._engine.search(text)
-        self.searches += 1
         if generation != self._generation:
+            self.searches += 1
             return hits  # the box changed meanwhile; a newer search follows
         names = {s.contact.id: s.contact.display_name for s in await self._engine.summaries()}
         names.update({r.request.id: r.request.display_name for r in await self._engine.requests()})
@@ -275,6 +275,7 @@ class SearchPanel(QObject):
         self.results.setAccessibleDescription(f"{len(hits)} messages found" if hits else empty)
         if hits:
             self.results.setCurrentIndex(self.model.index(0))
+        self.searches += 1  # counted once its results are shown
         return hits
 
     def _enter(self) -> None:
