@@ -44,6 +44,7 @@ from app.core.moving import Moving
 from app.core.outbox import Outbox
 from app.core.profile import Opened, RelayMode, now_ms
 from app.core.queries import Queries
+from app.core.rejoin import Rejoin
 from app.core.routing import Routing
 from app.domain.messages import Message
 from app.net import events as net
@@ -78,10 +79,16 @@ class Engine:
         files = self._files = Files(ctx, routing, messaging)
         groups = self._groups = Groups(ctx, routing, messaging)
         messaging.group_receipts = groups.delivered
-        handshakes.channel_opened = groups.channel_opened
+        rejoin = self._rejoin = Rejoin(ctx, handshakes, messaging)
+
+        def channel_opened(contact_id: int) -> None:
+            groups.channel_opened(contact_id)
+            rejoin.channel_opened(contact_id)
+
+        handshakes.channel_opened = channel_opened
         intake = GroupIntake(ctx, messaging, handshakes, groups)
         self._inbound = Inbound(
-            ctx, routing, handshakes, messaging, conversation, moving, files, intake
+            ctx, routing, handshakes, messaging, conversation, moving, files, intake, rejoin
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -217,6 +224,9 @@ class Engine:
             asyncio.create_task(self._outbox.run(), name="anonchat-outbox"),
         ]
         await self._moving.catch_up()  # a change of relays cut short last time
+        await self._rejoin.reconnect()  # restored from a backup: a fresh handshake with each
+        self._rejoin.active = True
+        await self._rejoin.offer_all()  # a prekey for each channel that has given none yet
         await self._files.start()  # transfers under way when the profile closed
 
     async def close(self) -> None:
@@ -242,6 +252,8 @@ class Engine:
         self._tasks = []
         with contextlib.suppress(Exception):
             await self._groups.close()
+        with contextlib.suppress(Exception):
+            await self._rejoin.close()
         with contextlib.suppress(Exception):  # receipts gathering: stored to go out next time
             await self._messaging.flush_receipts()
         await self._routing.close()
@@ -289,6 +301,7 @@ class Engine:
     def _emit(self, event: Event) -> None:
         self._files.on_event(event)
         self._groups.on_event(event)
+        self._rejoin.on_event(event)
         for listener in list(self._listeners):
             try:
                 listener(event)

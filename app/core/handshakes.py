@@ -72,6 +72,7 @@ def forget_channels(r: Repos, contact_id: int) -> list[OurMailbox]:
     for item in r.outbox.for_contact(contact_id):
         r.outbox.fail(item.id)
     r.sessions.delete(contact_id)
+    r.rejoin.forget(contact_id)
     return ours
 
 
@@ -234,6 +235,12 @@ class Handshakes:
         if not taken:
             await self._initiate(card, name, None, kind=ContactKind.MEMBER)
 
+    async def rejoin(self, contact: Contact, card: Card) -> Contact:
+        """Our profile, restored from a backup, opens a fresh session with this contact (under
+        the lock, by rejoin.py): the card is their rejoin prekey on the mailbox we wrote to.
+        The row stays the same contact, verified mark and history kept."""
+        return await self._initiate(card, contact.display_name, contact, kind=contact.kind)
+
     async def _initiate(
         self,
         card: Card,
@@ -379,6 +386,15 @@ class Handshakes:
         await self._answer(box, accepted, intro, known, member)
         return None
 
+    async def answer_rejoin(
+        self, box: OurMailbox, accepted: Accepted, intro: pl.Intro, contact_id: int
+    ) -> None:
+        """The contact's profile, restored from a backup, opened a fresh session through the
+        prekey we gave them, on their mailbox `box` (by rejoin.py, under the lock): new
+        channels for the same contact; the old session and that mailbox end."""
+        known = await self._ctx.store.read(lambda r: r.contacts.get(contact_id))
+        await self._answer(box, accepted, intro, known, rejoin=True)
+
     async def _answer(
         self,
         box: OurMailbox,
@@ -386,6 +402,8 @@ class Handshakes:
         intro: pl.Intro,
         known: Contact | None,
         member: str | None = None,
+        *,
+        rejoin: bool = False,
     ) -> None:
         """Accept the handshake: a new request, or new channels for the contact or request of
         this same key. Our welcome goes out at once, so a request's messages are acknowledged
@@ -418,9 +436,10 @@ class Handshakes:
             else:
                 cid, old = known.id, forget_channels(r, known.id)
                 r.contacts.set_awaiting_welcome(cid, False)
-            r.mailboxes.delete_ours(box.id)
-            r.mailboxes.add_ours(invitation_row)
-            r.handshakes.put(HandshakeLink(accepted.replay_id, cid, box.id, now))
+            if not rejoin:  # a rejoin came on the contact's mailbox, forgotten with the rest
+                r.mailboxes.delete_ours(box.id)
+                r.mailboxes.add_ours(invitation_row)
+                r.handshakes.put(HandshakeLink(accepted.replay_id, cid, box.id, now))
             their_relays = (intro.relay_url, *intro.fallbacks)
             _open_channels(
                 r, cid, mine, our_relays, peer.mailbox, their_relays, session, welcome, now

@@ -28,6 +28,7 @@ from app.core.group_intake import GroupIntake
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, contact_or_none
 from app.core.moving import Moving
+from app.core.rejoin import Rejoin
 from app.core.routing import Routing
 from app.crypto.errors import DecryptError, DuplicateMessage, LocalStateError, MalformedMessage
 from app.crypto.filecrypt import is_file_frame
@@ -54,6 +55,7 @@ class Inbound:
         moving: Moving,
         files: Files,
         groups: GroupIntake,
+        rejoin: Rejoin,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -65,6 +67,7 @@ class Inbound:
         self._moving = moving
         self._files = files
         self._groups = groups
+        self._rejoin = rejoin
         files.transfers.budget_failed = lambda mailbox: self.budgets.failed(mailbox, self._clock())
         self._clock = clock
         self._queue: deque[net.Delivered] = deque()
@@ -204,13 +207,14 @@ class Inbound:
             if budgets.recheck(mailbox, self._clock()):  # a resend (or a replay) costs a lookup
                 await self._acknowledge_again(contact_id, pl.message_id(frame))
             return
-        except MalformedMessage as exc:
+        except (MalformedMessage, DecryptError) as exc:
+            if not via_invitation and await self._rejoined(mailbox, contact_id, frame):
+                return
             budgets.failed(mailbox, self._clock())
-            ctx.reject(f"a frame that is not a message ({exc})", Rejection.MALFORMED)
-            return
-        except DecryptError as exc:
-            budgets.failed(mailbox, self._clock())
-            ctx.reject(f"a message failed its check ({type(exc).__name__})", Rejection.FORGED)
+            if isinstance(exc, MalformedMessage):
+                ctx.reject(f"a frame that is not a message ({exc})", Rejection.MALFORMED)
+            else:
+                ctx.reject(f"a message failed its check ({type(exc).__name__})", Rejection.FORGED)
             return
         was_throttled = budgets.throttled(contact_id)
         if not budgets.take_message(contact_id, work, len(frame), self._clock()):
@@ -283,6 +287,9 @@ class Inbound:
                     return  # left out like a chat over the quota
                 retired = await self._groups.take(contact, session, mid, content, theirs, via)
                 await self._retire(retired)
+            case pl.Rejoin():
+                retired = await self._rejoin.take(contact_id, session, mid, content, theirs, via)
+                await self._retire(retired)
             case pl.Welcome():
                 await self._handshakes.on_welcome(contact, session, content)
                 await self._moving.catch_up_locked([contact_id])  # we changed relays meanwhile
@@ -292,6 +299,17 @@ class Inbound:
                 await ctx.keep_step_and_reject(
                     contact_id, session, "an introduction outside a handshake", Rejection.PAYLOAD
                 )
+
+    async def _rejoined(self, mailbox: bytes, contact_id: int, frame: bytes) -> bool:
+        """A frame the contact's session cannot read, on their mailbox: their profile restored
+        from a backup, opening a fresh session with the prekey we gave them?"""
+        box = await self._routing.our_mailbox(mailbox)
+        if box is None or box.contact_id != contact_id:
+            return False
+        if not await self._rejoin.try_frame(box, contact_id, frame):
+            return False
+        self._sessions.pop(contact_id, None)
+        return True
 
     async def _retire(self, boxes: list[OurMailbox]) -> None:
         """Stop listening on mailboxes a handshake or a move retired, and leave a relay that

@@ -5,10 +5,12 @@ responder's first reply (the mailbox it listens on), `move` names a new mailbox 
 relays, `msg` is a chat message (perhaps a reply, perhaps disappearing), `file` the same with
 a file offered (`Offer`; its pieces travel outside the ratchet) and `rcpt` an
 end-to-end receipt naming message ids. `edit`, `del` and `react` change a message named by its
-wire id, `timer` sets the conversation's disappearing-messages timer. Where a relay is named,
-up to two fallback relays (`fb`) may follow it. A kind this version does not know is
-`Unknown` (shown as a neutral line, never a crash); any mistyped field of a known kind is a
-`PayloadError`: the peer's fault. docs/messages.md describes each kind.
+wire id, `timer` sets the conversation's disappearing-messages timer, `rejoin` gives the
+contact a prekey of ours with which a backup of theirs, restored, opens a new session with
+us. Where a relay is named, up to two fallback relays (`fb`) may follow it. A kind this
+version does not know is `Unknown` (shown as a neutral line, never a crash); any mistyped
+field of a known kind is a `PayloadError`: the peer's fault. docs/messages.md describes each
+kind.
 """
 
 from __future__ import annotations
@@ -182,6 +184,14 @@ class GroupSync:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejoin:
+    """A prekey of ours for this contact alone (docs/backup.md): a profile of theirs restored
+    from a backup seals a fresh handshake to it, on the mailbox it writes to."""
+
+    prekey: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A kind this version does not know (from a newer client): acknowledged, shown as a
     neutral line, otherwise ignored."""
@@ -191,7 +201,20 @@ class Unknown:
 
 Update = Edit | Delete | React
 Group = GroupInvite | GroupJoin | GroupIntro | GroupSigned | GroupSync
-Payload = Intro | Welcome | Move | Chat | Receipt | Edit | Delete | React | Timer | Group | Unknown
+Payload = (
+    Intro
+    | Welcome
+    | Move
+    | Chat
+    | Receipt
+    | Edit
+    | Delete
+    | React
+    | Timer
+    | Rejoin
+    | Group
+    | Unknown
+)
 MAX_GROUP_LOG = 256  # events an invitation carries
 MAX_SYNC_AUTHORS = 256
 MAX_CODE_CHARS = 16_384  # a card's text, as the card parser takes it
@@ -242,6 +265,8 @@ def encode(payload: Payload) -> bytes:
             data = {"k": "react", "ref": ref, "ts": sent_at, "emoji": emoji}
         case Timer(seq, sent_at, timer_s):
             data = {"k": "timer", "seq": seq, "ts": sent_at, "ttl": timer_s}
+        case Rejoin(prekey):
+            data = {"k": "rejoin", "pk": prekey}
         case GroupInvite(group_id, name, log):
             data = {"k": "ginv", "g": group_id, "name": name, "log": [list(e) for e in log]}
         case GroupJoin(group_id, code):
@@ -396,6 +421,8 @@ def decode(raw: bytes) -> Payload:
             _ranged(data, "ts", 0, MAX_TIME_MS),
             _ranged(data, "ttl", 0, MAX_TIMER_S),
         )
+    if kind == "rejoin":
+        return Rejoin(_bytes(data, "pk", 32))
     if kind in GROUP_KINDS:
         return _group(kind, data)
     if type(kind) is str and 0 < len(kind) <= MAX_KIND_CHARS:

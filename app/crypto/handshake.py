@@ -109,6 +109,15 @@ class Invitation:
     def generate(cls, rng: Rng = DEFAULT_RNG) -> Invitation:
         return cls(x25519_from_rng(rng), MailboxKey.generate(rng), frozenset())
 
+    @classmethod
+    def for_rejoin(cls, prekey: bytes, mailbox: MailboxKey) -> Invitation:
+        """The private side of a rejoin: the prekey we gave one contact over our channel, on
+        the mailbox that contact writes to (docs/backup.md). Nothing taken on it yet: it is
+        used once, then forgotten."""
+        if len(prekey) != KEY_SIZE:
+            raise LocalStateError("a rejoin prekey is 32 bytes")
+        return cls(X25519PrivateKey.from_private_bytes(prekey), mailbox, frozenset())
+
     @property
     def mailbox(self) -> MailboxKey:
         return self._mailbox
@@ -219,6 +228,14 @@ class Invitation:
             raise HandshakeError("first message failed authentication") from None
         invitation = Invitation(self._prekey, self._mailbox, self._accepted | {rid})
         return Accepted(invitation, session, peer, plaintext, rid)
+
+
+def rejoin_prekey(rng: Rng = DEFAULT_RNG) -> tuple[bytes, bytes]:
+    """A fresh rejoin prekey for one contact: (private, public), 32 bytes each. The public
+    half goes to the contact over the ratchet; with it and our identity, a profile of theirs
+    restored from a backup opens a new session with us (`Invitation.for_rejoin`)."""
+    key = x25519_from_rng(rng)
+    return key.private_bytes_raw(), x25519_public(key)
 
 
 def _intro_bytes(identity: PublicIdentity, name: str, mailbox: bytes) -> bytes:

@@ -14,6 +14,7 @@ from .files import FileRepo
 from .groups import GroupRepo
 from .messages import MessageRepo, OutboxRepo
 from .people import ContactRepo, ProfileRepo, SessionRepo, SettingsRepo, merge_contact
+from .rejoin import RejoinRepo
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Repos:
     conversation: ConversationRepo = field(init=False)
     files: FileRepo = field(init=False)
     groups: GroupRepo = field(init=False)
+    rejoin: RejoinRepo = field(init=False)
 
     def __post_init__(self) -> None:
         for name, cls in (
@@ -44,6 +46,7 @@ class Repos:
             ("conversation", ConversationRepo),
             ("files", FileRepo),
             ("groups", GroupRepo),
+            ("rejoin", RejoinRepo),
         ):
             object.__setattr__(self, name, cls(self.conn))
 
