@@ -25,7 +25,7 @@ from typing import Any
 from app.core import payload as pl
 from app.core.context import Context
 from app.core.errors import UserError
-from app.core.events import ContactChanged, Event, Rejection
+from app.core.events import ContactAdded, ContactChanged, Event, PresenceChanged, Rejection
 from app.core.handshakes import Handshakes
 from app.core.messaging import Messaging, contact_or_none, step_taken
 from app.core.outbox import outbox_row
@@ -57,13 +57,14 @@ class Rejoin:
             self._spawn(self.offer_all())
 
     def on_event(self, event: Event) -> None:
-        """A contact changed (a handshake answered, a request accepted): a channel that holds
-        no prekey of ours gets one."""
-        if (
-            self.active
-            and isinstance(event, ContactChanged)
-            and event.contact.state is ContactState.CONTACT
-        ):
+        """A contact added or changed (a handshake answered, a request accepted), or a peer
+        came online: a channel that holds no prekey of ours gets one."""
+        if not self.active:
+            return
+        if isinstance(event, (ContactAdded, ContactChanged)):
+            if event.contact.state is ContactState.CONTACT:
+                self._spawn(self.offer_all())
+        elif isinstance(event, PresenceChanged) and event.online:
             self._spawn(self.offer_all())
 
     async def offer_all(self) -> int:

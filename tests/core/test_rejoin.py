@@ -1,0 +1,94 @@
+"""Reconnecting a restored profile (app/core/rejoin.py), on a live relay on 127.0.0.1.
+
+Each side of a channel gives the other a prekey for it alone; a rejoin sealed to it under
+the contact's own identity key re-opens that contact's channels. The attacker here holds
+every frame on the wire and, worse than any relay, the prekey itself: without the contact's
+identity key nothing changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from app.core import payload as pl
+from app.core.events import FrameRejected, Rejection, RequestAdded
+from app.crypto.card import Card
+from app.crypto.handshake import initiate, rejoin_prekey
+from app.net.events import Delivered
+from tests.core.engines import eventually
+from tests.core.test_live_relay import Person, introduce, people
+from tests.core.test_requests import snapshot
+
+
+async def prekeys_given(a: Person, to_b: int, b: Person, to_a: int) -> None:
+    """Both sides hold the other's prekey, and nothing of theirs waits to go."""
+
+    async def given() -> bool:
+        mine = await a.engine.store.read(lambda r: r.rejoin.theirs(to_b))
+        theirs = await b.engine.store.read(lambda r: r.rejoin.theirs(to_a))
+        waiting = await a.engine.pending_outbox() + await b.engine.pending_outbox()
+        return mine is not None and theirs is not None and waiting == 0
+
+    await eventually(given)
+
+
+async def rejoin_frame(
+    who: Person, holder: Person, receiver: Person, to_receiver: int, prekey: bytes
+) -> tuple[bytes, bytes]:
+    """A rejoin under `who`'s identity to `receiver`, sealed to `prekey`, addressed to the
+    mailbox `holder` writes to for `receiver`: (mailbox id, frame)."""
+    (dest,) = await holder.engine.store.read(lambda r: r.mailboxes.list_theirs(to_receiver))
+    card = Card(receiver.engine.identity.public, prekey, dest.relay_url, dest.id)
+    session = initiate(who.engine.identity, card, name="Bob", reply_mailbox=os.urandom(32))
+    _, frame = session.encrypt(pl.encode(pl.Intro(dest.relay_url, ())))
+    return dest.id, frame
+
+
+def test_prekeys_go_both_ways_and_are_renewed_with_the_channel(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, to_alice = await introduce(alice, bob)
+            await prekeys_given(alice, to_bob, bob, to_alice)
+            ours = await alice.engine.store.read(lambda r: r.rejoin.ours(to_bob))
+            assert ours is not None
+            assert len(ours) == 32
+            given = await bob.engine.store.read(lambda r: r.rejoin.theirs(to_alice))
+            assert given is not None
+            assert given != ours  # Bob holds the public half only
+
+    asyncio.run(body())
+
+
+def test_a_rejoin_needs_the_contacts_identity_key_not_only_the_prekey(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob", "Mallory") as (alice, bob, mallory):
+            to_bob, to_alice = await introduce(alice, bob)
+            await prekeys_given(alice, to_bob, bob, to_alice)
+            before = await snapshot(alice.engine, to_bob)
+            prekey = await bob.engine.store.read(lambda r: r.rejoin.theirs(to_alice))
+            assert prekey is not None
+            url = bob.engine.relay_url
+
+            # Mallory holds the prekey and the mailbox, but seals under her own key.
+            mailbox, forged = await rejoin_frame(mallory, bob, alice, to_alice, prekey)
+            await alice.engine.receive(Delivered(url, mailbox, forged))
+            # Bob's own key, to a prekey Alice never gave: not a rejoin either.
+            _, stranger = await rejoin_frame(bob, bob, alice, to_alice, rejoin_prekey()[1])
+            await alice.engine.receive(Delivered(url, mailbox, stranger))
+            # Each byte of a genuine one flipped in turn (a sample): refused.
+            _, genuine = await rejoin_frame(bob, bob, alice, to_alice, prekey)
+            for i in range(0, len(genuine), max(1, len(genuine) // 40)):
+                bad = bytearray(genuine)
+                bad[i] ^= 0x01
+                await alice.engine.receive(Delivered(url, mailbox, bytes(bad)))
+
+            assert await snapshot(alice.engine, to_bob) == before
+            assert not any(isinstance(e, RequestAdded) for e in alice.events)
+            kinds = {e.kind for e in alice.events if isinstance(e, FrameRejected)}
+            assert kinds <= {Rejection.HANDSHAKE, Rejection.FORGED, Rejection.MALFORMED}
+            assert Rejection.HANDSHAKE in kinds  # Mallory's: opened, and refused for her key
+            assert await alice.engine.store.read(lambda r: r.rejoin.ours(to_bob)) is not None
+
+    asyncio.run(body())
