@@ -1,10 +1,12 @@
 """A backup file's encryption: a header, then the plaintext sealed in chunks (docs/backup.md).
 
 The file is a msgpack stream of `bin` objects. The first holds the header (itself a msgpack
-map: format, version, Argon2id parameters and salt, chunk size, nonce prefix); each later one
-is an AES-256-GCM chunk of at most `chunk_size` plaintext bytes. The key comes from Argon2id
-of the backup passphrase, then HKDF-SHA256 with the SHA-256 of the header bytes as salt, so
-changing a byte of the header changes the key. Each chunk's nonce is
+map: format, version, Argon2id parameters and salt, chunk size, nonce prefix, passphrase
+check); each later one is an AES-256-GCM chunk of at most `chunk_size` plaintext bytes. The
+key comes from Argon2id of the backup passphrase, then HKDF-SHA256 with the SHA-256 of the
+header bytes as salt, so changing a byte of the header changes the key. The check (an HMAC
+of the Argon2id output) tells a wrong passphrase from a damaged file; it lets a guesser test
+a passphrase no faster than the first chunk's tag would. Each chunk's nonce is
 `prefix(7) || counter(4) || last(1)` (the STREAM construction): chunks cannot be dropped,
 reordered or repeated, the file cannot be cut short before its last chunk, and nothing may
 follow that one.
@@ -17,6 +19,7 @@ a reader meets the header, so both belong off the event loop.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import struct
 from collections.abc import Callable
@@ -36,6 +39,8 @@ FORMAT = "anonchat-backup"
 VERSION = 1
 KDF_ARGON2ID = "argon2id"
 LABEL_BACKUP = b"anonchat/backup/v1"
+LABEL_CHECK = b"anonchat/backup-check/v1"
+CHECK_SIZE = 16
 CHUNK_SIZE = 64 * 1024  # plaintext bytes per chunk, the most a header may name
 PREFIX_SIZE = 7
 MAX_CHUNKS = 2**32  # the counter is four bytes
@@ -53,6 +58,7 @@ _HEADER_KEYS = frozenset(
         "salt",
         "chunk_size",
         "nonce_prefix",
+        "check",
     }
 )
 
@@ -63,10 +69,10 @@ class BackupError(RemoteProtocolError):
 
 
 class WrongBackupPassphrase(BackupError):
-    """The first chunk does not open under the key from this passphrase."""
+    """The passphrase does not give the header's check value."""
 
     def __init__(self) -> None:
-        super().__init__("wrong backup passphrase (or the backup file is damaged)")
+        super().__init__("wrong backup passphrase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,7 @@ class Header:
     salt: bytes
     chunk_size: int
     nonce_prefix: bytes
+    check: bytes  # passphrase_check of the Argon2id output
 
     def __post_init__(self) -> None:
         if not 16 <= len(self.salt) <= 64:
@@ -85,15 +92,8 @@ class Header:
             raise BackupError("the backup's chunk size is out of range")
         if len(self.nonce_prefix) != PREFIX_SIZE:
             raise BackupError("the backup's nonce prefix has the wrong length")
-
-    @classmethod
-    def new(
-        cls,
-        params: KdfParams,
-        chunk_size: int = CHUNK_SIZE,
-        randbytes: Callable[[int], bytes] = os.urandom,
-    ) -> Header:
-        return cls(params, randbytes(SALT_LEN), chunk_size, randbytes(PREFIX_SIZE))
+        if len(self.check) != CHECK_SIZE:
+            raise BackupError("the backup's passphrase check has the wrong length")
 
     def to_bytes(self) -> bytes:
         """The header's msgpack map (keys in this order; a reader does not care)."""
@@ -108,6 +108,7 @@ class Header:
                 "salt": self.salt,
                 "chunk_size": self.chunk_size,
                 "nonce_prefix": self.nonce_prefix,
+                "check": self.check,
             },
             use_bin_type=True,
         )
@@ -135,26 +136,39 @@ class Header:
         numbers = ("memory_kib", "iterations", "lanes", "chunk_size")
         if any(type(fields[k]) is not int for k in numbers):
             raise BackupError("the backup's header is malformed")
-        if not all(isinstance(fields[k], bytes) for k in ("salt", "nonce_prefix")):
+        if not all(isinstance(fields[k], bytes) for k in ("salt", "nonce_prefix", "check")):
             raise BackupError("the backup's header is malformed")
         try:
             params = KdfParams(fields["memory_kib"], fields["iterations"], fields["lanes"])
         except HeaderError:
             raise BackupError("the backup's key derivation parameters are out of range") from None
-        return cls(params, fields["salt"], fields["chunk_size"], fields["nonce_prefix"])
+        return cls(
+            params,
+            fields["salt"],
+            fields["chunk_size"],
+            fields["nonce_prefix"],
+            fields["check"],
+        )
 
 
-def derive_key(passphrase: str, header: Header, header_bytes: bytes) -> bytes:
-    """Argon2id of the passphrase under the header's parameters, then HKDF bound to the
-    header's bytes. Slow by design."""
-    slow = Argon2id(
-        salt=header.salt,
+def stretch(passphrase: str, params: KdfParams, salt: bytes) -> bytes:
+    """Argon2id of the passphrase. Slow by design."""
+    return Argon2id(
+        salt=salt,
         length=KEY_SIZE,
-        iterations=header.params.iterations,
-        lanes=header.params.lanes,
-        memory_cost=header.params.memory_kib,
+        iterations=params.iterations,
+        lanes=params.lanes,
+        memory_cost=params.memory_kib,
     ).derive(normalize(passphrase))
-    return hkdf(slow, hashlib.sha256(header_bytes).digest(), LABEL_BACKUP, KEY_SIZE)
+
+
+def passphrase_check(stretched: bytes) -> bytes:
+    return hmac.digest(stretched, LABEL_CHECK, "sha256")[:CHECK_SIZE]
+
+
+def chunk_key(stretched: bytes, header_bytes: bytes) -> bytes:
+    """The key of every chunk: bound to the header's exact bytes."""
+    return hkdf(stretched, hashlib.sha256(header_bytes).digest(), LABEL_BACKUP, KEY_SIZE)
 
 
 def chunk_nonce(prefix: bytes, counter: int, last: bool) -> bytes:
@@ -180,9 +194,11 @@ class BackupWriter:
         chunk_size: int = CHUNK_SIZE,
         randbytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        self.header = Header.new(params, chunk_size, randbytes)
+        salt, prefix = randbytes(SALT_LEN), randbytes(PREFIX_SIZE)
+        stretched = stretch(passphrase, params, salt)
+        self.header = Header(params, salt, chunk_size, prefix, passphrase_check(stretched))
         self._head = self.header.to_bytes()
-        self._aead = AESGCM(derive_key(passphrase, self.header, self._head))
+        self._aead = AESGCM(chunk_key(stretched, self._head))
         self._buffer = bytearray()
         self._counter = 0
         self._finished = False
@@ -224,7 +240,8 @@ class BackupWriter:
 class BackupReader:
     """File bytes in, plaintext out: `feed()` as the file is read, then `finish()` at its
     end, which refuses a file cut short. Raises BackupError (WrongBackupPassphrase when the
-    first chunk does not open) and never returns plaintext that did not authenticate."""
+    passphrase does not give the header's check) and never returns plaintext that did not
+    authenticate."""
 
     def __init__(self, passphrase: str) -> None:
         self._passphrase = passphrase
@@ -275,7 +292,10 @@ class BackupReader:
             if not isinstance(obj, bytes) or len(obj) > MAX_HEADER:
                 raise BackupError("not an AnonChat backup file")
             header = Header.from_bytes(obj)
-            self._aead = AESGCM(derive_key(self._passphrase, header, obj))
+            stretched = stretch(self._passphrase, header.params, header.salt)
+            if not hmac.compare_digest(passphrase_check(stretched), header.check):
+                raise WrongBackupPassphrase()
+            self._aead = AESGCM(chunk_key(stretched, obj))
             self.header = header
             return b""
         if self.finished:
@@ -292,8 +312,6 @@ class BackupReader:
             self._counter += 1
             self.finished = last
             return plain
-        if self._counter == 0:
-            raise WrongBackupPassphrase()
         raise BackupError("the backup file is damaged or was altered")
 
     def finish(self) -> None:

@@ -150,11 +150,21 @@ def test_a_wrong_passphrase_is_told_apart() -> None:
 
 def test_a_file_of_another_backup_does_not_mix() -> None:
     """The same plaintext and passphrase sealed twice share no key: a chunk of one does not
-    open in the other."""
+    open in the other, nor under the other's header."""
     other = _unpack(seal(DATA))
     parts = _unpack(FILE)
-    assert isinstance(refused(pack([parts[0], other[1], *parts[2:]])), WrongBackupPassphrase)
+    assert "damaged" in str(refused(pack([parts[0], other[1], *parts[2:]])))
     assert "damaged" in str(refused(pack([*parts[:3], other[3], *parts[4:]])))
+    assert "damaged" in str(refused(pack([other[0], *parts[1:]])))
+
+
+def test_a_damaged_first_chunk_is_not_a_wrong_passphrase() -> None:
+    parts = _unpack(FILE)
+    first = bytearray(parts[1])
+    first[3] ^= 1
+    error = refused(pack([parts[0], bytes(first), *parts[2:]]))
+    assert not isinstance(error, WrongBackupPassphrase)
+    assert "damaged or was altered" in str(error)
 
 
 def header_bytes(**changes: object) -> bytes:
@@ -168,6 +178,7 @@ def header_bytes(**changes: object) -> bytes:
         "salt": bytes(16),
         "chunk_size": 64,
         "nonce_prefix": bytes(7),
+        "check": bytes(16),
     }
     fields.update(changes)
     return msgpack.packb({k: v for k, v in fields.items() if v is not None}, use_bin_type=True)
@@ -185,6 +196,7 @@ def header_bytes(**changes: object) -> bytes:
         ({"chunk_size": 0}, "chunk size"),
         ({"salt": bytes(4)}, "salt"),
         ({"nonce_prefix": bytes(8)}, "nonce prefix"),
+        ({"check": bytes(15)}, "passphrase check"),
         ({"kdf": "scrypt"}, "malformed"),
         ({"lanes": None}, "malformed"),
         ({"extra": 1}, "malformed"),
@@ -208,9 +220,10 @@ def test_what_is_not_a_backup_says_so(start: bytes) -> None:
 
 
 def test_the_layout_is_the_documented_one() -> None:
-    """Rebuilt from docs/backup.md alone: the header bin, the key (Argon2id, then HKDF-SHA256
-    with the header's SHA-256 as salt and "anonchat/backup/v1" as info), and each chunk's
-    nonce prefix || counter (4, big-endian) || last (1)."""
+    """Rebuilt from docs/backup.md alone: the header bin, its check (HMAC-SHA256 of the
+    Argon2id output over "anonchat/backup-check/v1", 16 bytes), the key (HKDF-SHA256 of the
+    Argon2id output with the header's SHA-256 as salt and "anonchat/backup/v1" as info), and
+    each chunk's nonce prefix || counter (4, big-endian) || last (1)."""
     parts = _unpack(FILE)
     head = parts[0]
     fields = msgpack.unpackb(head, raw=False)
@@ -222,6 +235,21 @@ def test_the_layout_is_the_documented_one() -> None:
     assert fields["chunk_size"] == 64
     slow = Argon2id(salt=fields["salt"], length=32, iterations=1, lanes=1, memory_cost=64).derive(
         PASS.encode()
+    )
+    assert fields["check"] == hmac.digest(slow, b"anonchat/backup-check/v1", "sha256")[:16]
+    assert sorted(fields) == sorted(
+        [
+            "format",
+            "version",
+            "kdf",
+            "memory_kib",
+            "iterations",
+            "lanes",
+            "salt",
+            "chunk_size",
+            "nonce_prefix",
+            "check",
+        ]
     )
     prk = hmac.digest(hashlib.sha256(head).digest(), slow, "sha256")
     key = hmac.digest(prk, b"anonchat/backup/v1\x01", "sha256")
