@@ -67,12 +67,26 @@ def open_keyed(path: Path, key: bytes, page_hmac: PageHmac) -> Connection:
     return conn
 
 
-def prepare(conn: Connection) -> None:
-    """Pragmas, schema version check and pending migrations on a freshly keyed connection."""
+def open_reader(path: Path, key: bytes, page_hmac: PageHmac) -> Connection:
+    """A second connection that only reads, beside the store's own: in WAL mode a long read
+    transaction on it (a backup's snapshot) never holds up the store's writes."""
+    conn = open_keyed(path, key, page_hmac)
+    try:
+        conn.execute("PRAGMA query_only = ON").fetchall()
+        conn.execute("PRAGMA busy_timeout = 5000").fetchall()
+    except sqlcipher3.DatabaseError:
+        conn.close()
+        raise CorruptDatabase("the database file is damaged") from None
+    return conn
+
+
+def prepare(conn: Connection, target: int = migrations.LATEST) -> None:
+    """Pragmas, schema version check and pending migrations (up to `target`, the latest
+    unless a restore rebuilds an older backup first) on a freshly keyed connection."""
     try:
         migrations.check_version(conn)
         migrations.configure(conn)
-        migrations.migrate(conn)
+        migrations.migrate(conn, target)
     except sqlcipher3.DatabaseError as exc:
         raise CorruptDatabase("the database file is damaged") from exc
 

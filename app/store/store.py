@@ -7,13 +7,16 @@ engine composes its own atomic units.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 
-from . import connection, keystore, vault
+from . import backup, connection, keystore, vault
 from .errors import WrongPassphrase
 from .keystore import KeyringStatus
 from .paths import ProfilePaths
@@ -87,6 +90,59 @@ class Store:
             worker.stop()
             return None
         return cls(paths, worker, unlocked)
+
+    @classmethod
+    async def restore(
+        cls,
+        paths: ProfilePaths,
+        source: Path,
+        backup_passphrase: str,
+        passphrase: str,
+        params: KdfParams = DEFAULT_PARAMS,
+        progress: backup.Progress | None = None,
+    ) -> tuple[Store, backup.Restored]:
+        """A new profile at `paths` from a backup file, open (see backup.restore; the caller
+        removes the directory when this raises)."""
+        worker = Worker()
+        try:
+            unlocked, restored = await worker.call(
+                lambda: backup.restore(
+                    paths, source, backup_passphrase, passphrase, params, progress
+                )
+            )
+        except BaseException:
+            worker.stop()
+            raise
+        return cls(paths, worker, unlocked), restored
+
+    async def backup(
+        self,
+        target: Path,
+        passphrase: str,
+        params: KdfParams,
+        *,
+        include_files: bool,
+        settings_left_out: tuple[str, ...],
+        made_at: int,
+        progress: backup.Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> backup.Written:
+        """Write a backup file (see backup.write_backup) on a thread of its own, from a
+        second connection's snapshot: the store's own work goes on meanwhile."""
+        key = self._key
+        return await asyncio.to_thread(
+            backup.write_backup,
+            self.paths,
+            key,
+            target,
+            passphrase,
+            params,
+            include_files=include_files,
+            settings_left_out=settings_left_out,
+            made_at=made_at,
+            progress=progress,
+            cancel=cancel,
+        )
 
     async def remember(self) -> KeyringStatus:
         """Keep the key in the OS keyring; the status says why not when it cannot."""
