@@ -14,6 +14,7 @@ The engine only composes the use cases, each in a module of its own, on one `Con
 - `inbound`: the receive loop, which hands each frame to handshakes or messaging
 - `outbox`: the send loop, which moves stored ciphertext to the relays
 - `routing`: our subscriptions, their watches, presence
+- `backups`: a backup file now, and scheduled ones into a folder
 
 Every change of session state happens under the context's lock and lands in the store in the
 same transaction as the message, receipt or outbox row it produced, so a crash at any point
@@ -28,6 +29,7 @@ import logging
 from collections.abc import Callable
 
 from app.core.account import Account
+from app.core.backup import Backups
 from app.core.contacts import Contacts
 from app.core.context import Context
 from app.core.conversation import Conversation
@@ -46,6 +48,7 @@ from app.core.profile import Opened, RelayMode, now_ms
 from app.core.queries import Queries
 from app.core.rejoin import Rejoin
 from app.core.routing import Routing
+from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 from app.domain.messages import Message
 from app.net import events as net
 
@@ -58,7 +61,13 @@ CLOSE_GRACE_S = 5.0  # how long closing waits for the frame and the send batch i
 class Engine:
     """Use cases of one profile. Create with `await Engine.open(opened)`, then `start()`."""
 
-    def __init__(self, opened: Opened, *, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        opened: Opened,
+        *,
+        clock: Callable[[], int] = now_ms,
+        backup_params: KdfParams = DEFAULT_PARAMS,
+    ) -> None:
         self.store = opened.store
         self.identity = opened.identity
         self._lock_file = opened.lock
@@ -87,6 +96,7 @@ class Engine:
 
         handshakes.channel_opened = channel_opened
         intake = GroupIntake(ctx, messaging, handshakes, groups)
+        backups = self._backups = Backups(ctx, backup_params)
         self._inbound = Inbound(
             ctx, routing, handshakes, messaging, conversation, moving, files, intake, rejoin
         )
@@ -168,6 +178,9 @@ class Engine:
         self.search = queries.search
         self.pending_outbox = queries.pending_outbox
         self.connection_states = routing.connection_states
+        self.backup = backups.backup
+        self.backup_schedule = backups.schedule
+        self.set_backup_schedule = backups.set_schedule
 
     # -- settings the front ends show ----------------------------------------------------
 
@@ -200,9 +213,15 @@ class Engine:
     # -- lifecycle -----------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, opened: Opened, *, clock: Callable[[], int] = now_ms) -> Engine:
+    async def open(
+        cls,
+        opened: Opened,
+        *,
+        clock: Callable[[], int] = now_ms,
+        backup_params: KdfParams = DEFAULT_PARAMS,
+    ) -> Engine:
         """An engine with the profile's settings loaded, not yet connected."""
-        engine = cls(opened, clock=clock)
+        engine = cls(opened, clock=clock, backup_params=backup_params)
         await engine.reload_settings()
         await engine._expiry.sweep()  # what ran out while the profile was closed
         await engine._files.sweep()  # files whose messages went, or a send cut off
@@ -228,6 +247,7 @@ class Engine:
         self._rejoin.active = True
         await self._rejoin.offer_all()  # a prekey for each channel that has given none yet
         await self._files.start()  # transfers under way when the profile closed
+        self._backups.start()  # a scheduled backup due now, then checked every minute
 
     async def close(self) -> None:
         """Stop after the frame and the outbox batch in hand: a message stored is also
@@ -236,6 +256,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        await self._backups.close()  # a backup under way stops and leaves nothing
         self._expiry.stop()
         await self._expiry.drain()
         self._outbox.stop()

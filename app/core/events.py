@@ -15,6 +15,7 @@ from app.domain.messages import Message, Status
 from app.net.events import ConnectionChanged, ConnectionState
 
 __all__ = [
+    "BackupFinished",
     "ConnectionChanged",
     "ConnectionState",
     "ContactAdded",
@@ -120,6 +121,15 @@ class GroupChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupFinished:
+    """A scheduled backup was written (`path`) or failed (`error` says why, `path` is "")."""
+
+    at: int  # when it started (ms): the window's "last backup"
+    path: str
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MessageStatusChanged:
     contact_id: int
     message_row: int
@@ -183,4 +193,5 @@ Event = (
     | FrameRejected
     | ContactLimited
     | GroupChanged
+    | BackupFinished
 )
