@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.core.backup import restore_profile
 from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
 from app.core.events import (
+    BackupFinished,
     ConnectionChanged,
     ContactAdded,
     ContactChanged,
@@ -276,6 +278,8 @@ def event_json(event: Event, is_group: Callable[[int], bool] = _no_group) -> dic
                 "limit": limit.value,
                 "quota_mb": quota_bytes // 1_000_000 if quota_bytes else None,
             }
+        case BackupFinished(at, path, error):
+            return {"event": "backup", "at": at, "path": path or None, "error": error or None}
 
 
 def read_passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
@@ -293,6 +297,32 @@ def read_passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
     first = getpass.getpass("Passphrase: ")
     if confirm and getpass.getpass("Repeat passphrase: ") != first:
         raise UserError("the two passphrases differ")
+    return first
+
+
+def read_backup_passphrase(args: argparse.Namespace, confirm: bool = False) -> str:
+    """The passphrase a backup is sealed under: --backup-passphrase-file, then
+    ANONCHAT_BACKUP_PASSPHRASE, then a prompt. Served through the local API, only the file
+    (which the holder reads): no passphrase crosses the socket."""
+    if args.backup_passphrase_file:
+        try:
+            text = Path(args.backup_passphrase_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot read the backup passphrase file: {exc.strerror}") from None
+        return text.rstrip("\r\n")
+    if getattr(args, "detach", False):
+        raise UserError("give the backup passphrase with --backup-passphrase-file")
+    env = os.environ.get("ANONCHAT_BACKUP_PASSPHRASE")
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise UserError(
+            "no backup passphrase: use --backup-passphrase-file, ANONCHAT_BACKUP_PASSPHRASE "
+            "or a terminal"
+        )
+    first = getpass.getpass("Backup passphrase: ")
+    if confirm and getpass.getpass("Repeat backup passphrase: ") != first:
+        raise UserError("the two backup passphrases differ")
     return first
 
 
@@ -937,6 +967,66 @@ async def cmd_relays(args: argparse.Namespace, out: Out) -> None:
     )
 
 
+async def cmd_backup(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """The whole profile into one encrypted file (docs/backup.md)."""
+    made = await engine.backup(
+        Path(args.path), read_backup_passphrase(args, True), include_files=not args.no_files
+    )
+    out.result(
+        {
+            "path": str(made.path),
+            "bytes": made.size,
+            "messages": made.messages,
+            "files": made.files,
+            "files_included": not args.no_files,
+            "made_at": made.made_at,
+        },
+        f"backed up {made.messages} messages and {made.files} files to {made.path} "
+        f"({size_words(made.size)})" + ("; files left out" if args.no_files else ""),
+    )
+
+
+async def cmd_restore(args: argparse.Namespace, out: Out) -> None:
+    """A new profile (--profile) from a backup file; refuses one that exists."""
+    paths = profile_paths(args.profile)
+    if paths.directory.exists():
+        raise UserError(f"profile {args.profile!r} already exists: restore into a new one")
+    backup_passphrase = read_backup_passphrase(args)
+    got = await restore_profile(
+        paths, Path(args.path), backup_passphrase, read_passphrase(args, True)
+    )
+    lines = [
+        f"restored profile at {paths.directory}: {got.contacts} contacts, {got.messages} "
+        f"messages, {got.files} files, {got.groups} groups"
+    ]
+    if got.requests_dropped:
+        lines.append(
+            f"{got.requests_dropped} message requests were dropped (there is no channel to "
+            "answer them on)"
+        )
+    if got.not_reconnected:
+        lines.append(
+            f"{got.not_reconnected} contacts cannot be reconnected automatically: exchange "
+            "codes with them again"
+        )
+    if got.files_left_out:
+        lines.append(f"{got.files_left_out} files were not in the backup (kept as failed)")
+    out.result(
+        {
+            "profile": str(paths.directory),
+            "contacts": got.contacts,
+            "messages": got.messages,
+            "files": got.files,
+            "groups": got.groups,
+            "requests_dropped": got.requests_dropped,
+            "not_reconnected": got.not_reconnected,
+            "files_left_out": got.files_left_out,
+            "made_at": got.made_at,
+        },
+        "\n".join(lines),
+    )
+
+
 def browse_seconds(text: str) -> float:
     value = float(text)
     if not 0 < value <= 60:
@@ -1242,6 +1332,7 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
     "group-leave": cmd_group_leave,
     "group-send": cmd_group_send,
     "group-messages": cmd_group_messages,
+    "backup": cmd_backup,
 }
 
 
@@ -1382,6 +1473,13 @@ def parser() -> CommandParser:
     c.choices["quota"].add_argument("value", metavar="MB", type=int)
     c.add_parser("auto-download", help="files up to MB are fetched when offered (0: none)")
     c.choices["auto-download"].add_argument("value", metavar="MB", type=int)
+    s = sub.add_parser("backup", help="the whole profile into one encrypted file")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("--no-files", action="store_true", help="leave the files' bytes out")
+    s.add_argument("--backup-passphrase-file", metavar="FILE", help="the backup's passphrase")
+    s = sub.add_parser("restore", help="a new profile (--profile) from a backup file")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("--backup-passphrase-file", metavar="FILE", help="the backup's passphrase")
     s = sub.add_parser("relays", help="list the relays announced on this network (no profile)")
     s.add_argument("--seconds", type=browse_seconds, default=3.0, help="how long to listen")
     s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
@@ -1458,10 +1556,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- the local API: a holder serves these commands, the CLI runs through a holder -----------
 
-LOCAL_ONLY = frozenset({"init", "relays", "daemon"})  # never through a holder
+LOCAL_ONLY = frozenset({"init", "relays", "daemon", "restore"})  # never through a holder
 HOLDERS = frozenset({"listen", "daemon"})  # hold the profile open and serve the API
 GLOBAL_OPTIONS = frozenset({"profile", "passphrase_file", "json", "command", "stop"})
-FILE_PARAMS = ("qr", "qr_image", "path")  # made absolute: the holder's directory is not ours
+# Made absolute: the holder's directory is not ours.
+FILE_PARAMS = ("qr", "qr_image", "path", "backup_passphrase_file")
 TEXT_FORMAT = "_format"  # a param asking for the text the CLI prints instead of the JSON data
 ERR_USER, ERR_UNREACHABLE = -32001, -32003  # exit codes 1 and 3 (in the error's data)
 
@@ -1592,7 +1691,7 @@ class CallOut(Out):
 
 
 def api_handler(engine: Engine) -> Handler:
-    """Serve the CLI's commands (except init, relays and daemon) on an open engine: the
+    """Serve the CLI's commands (except init, restore, relays and daemon) on an open engine: the
     method is the command, the params its options, the result what `--json` prints."""
 
     async def handle(method: str, params: dict[str, Any], call: Call) -> Any:
@@ -1619,6 +1718,15 @@ async def through_holder(args: argparse.Namespace, out: Out) -> int | None:
     client = await ApiClient.connect(api_path(args))
     if client is None:
         return None
+    if args.command == "backup" and not args.backup_passphrase_file:
+        await client.close()
+        print(
+            "anonchat-cli: this profile is open in another process, which makes the backup: "
+            "give its passphrase with --backup-passphrase-file (no passphrase crosses the "
+            "local API)",
+            file=sys.stderr,
+        )
+        return EXIT_USER
     params = command_params(args)
     if not out.json:
         params[TEXT_FORMAT] = "text"
@@ -1666,6 +1774,9 @@ async def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "relays":
         await cmd_relays(args, out)
+        return EXIT_OK
+    if args.command == "restore":
+        await cmd_restore(args, out)
         return EXIT_OK
     code = await through_holder(args, out)
     if code is not None:

@@ -1,0 +1,153 @@
+"""`anonchat-cli backup` and `restore` as real processes (the real Argon2id cost): a profile
+backed up and restored into a second profile shows the same contacts and conversation; a
+backup with a flipped byte, a cut one and a wrong passphrase are refused with exit 1 and
+leave no profile; a backup through the process holding the profile takes its passphrase
+only from a file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import PASS, ROOT, Profile, Relay, Result, child_env, pair
+
+pytestmark = pytest.mark.timeout(240)
+
+BPASS = "a backup passphrase of some length"
+NEW = "the new computer's passphrase"
+
+
+def cli(profile: Path, *args: str, passphrase: str = PASS, backup: str | None = BPASS) -> Result:
+    env = child_env(passphrase)
+    env.pop("ANONCHAT_BACKUP_PASSPHRASE", None)
+    if backup is not None:
+        env["ANONCHAT_BACKUP_PASSPHRASE"] = backup
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--profile", str(profile), "--json", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def people(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a restored profile keeps of the contact list (its channels are opened afresh)."""
+    return [{k: v for k, v in r.items() if k != "established"} for r in rows]
+
+
+def test_backup_and_restore_into_a_second_profile(
+    relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path
+) -> None:
+    alice, bob = pair(make_profile, relay.url)
+    alice_l = alice.listen()
+    alice_l.wait_listening()
+    assert bob.run("send", "Alice", "from Bob, before", "--wait", "20").data["status"] == (
+        "delivered"
+    )
+    alice_l.wait_for(lambda ev: any(e.get("body") == "from Bob, before" for e in ev))
+    assert alice_l.stop() == 0
+    number = alice.run("fingerprint", "Bob").data["safety_number"]
+    alice.run("verify", "Bob", number)
+    alice.messages("Bob")  # marks the conversation read
+    conversation = alice.messages("Bob")
+    contacts = alice.contacts()
+    assert [c["verified"] for c in contacts] == [True]
+
+    file = tmp_path / "alice.backup"
+    made = cli(alice.dir, "backup", str(file))
+    assert made.rc == 0, made
+    assert made.data["path"] == str(file)
+    assert made.data["messages"] == len(conversation)
+    assert made.data["bytes"] == file.stat().st_size
+    for body in ("from Bob, before", "Alice", "Bob"):
+        assert body.encode() not in file.read_bytes()
+
+    restored_dir = tmp_path / "alice-restored"
+    got = cli(restored_dir, "restore", str(file), passphrase=NEW)
+    assert got.rc == 0, got
+    assert (got.data["contacts"], got.data["messages"]) == (1, len(conversation))
+    assert got.data["profile"] == str(restored_dir)
+    again = cli(restored_dir, "restore", str(file), passphrase=NEW)
+    assert again.rc == 1
+    assert "already exists" in again.err
+
+    restored = Profile(restored_dir, "Alice", NEW)
+    assert people(restored.contacts()) == people(contacts)
+    assert restored.messages("Bob") == conversation
+    assert restored.card() != alice.card()
+    assert cli(restored_dir, "contacts", passphrase=PASS).rc == 1  # its own passphrase now
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "wrong passphrase"])
+def test_a_bad_backup_is_refused_and_creates_nothing(
+    relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path, damage: str
+) -> None:
+    alice = make_profile("Alice", relay.url)
+    file = tmp_path / "alice.backup"
+    assert cli(alice.dir, "backup", str(file)).rc == 0
+    data = bytearray(file.read_bytes())
+    if damage == "flipped byte":
+        data[len(data) * 2 // 3] ^= 0x01
+    elif damage == "truncated":
+        del data[len(data) - 17 :]
+    file.write_bytes(bytes(data))
+    before = sorted(os.listdir(tmp_path))
+    target = tmp_path / "restored"
+    word = "not the backup passphrase" if damage == "wrong passphrase" else BPASS
+    got = cli(target, "restore", str(file), passphrase=NEW, backup=word)
+    assert got.rc == 1
+    assert got.out == ""
+    words = {
+        "flipped byte": "damaged or was altered",
+        "truncated": "truncated",
+        "wrong passphrase": "wrong backup passphrase",
+    }[damage]
+    assert words in got.err
+    assert "Traceback" not in got.err
+    assert sorted(os.listdir(tmp_path)) == before
+    assert not target.exists()
+
+
+def test_a_backup_through_the_holder_reads_its_passphrase_from_a_file(
+    relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path
+) -> None:
+    alice = make_profile("Alice", relay.url)
+    holder = alice.listen()
+    holder.wait_listening()
+    file = tmp_path / "through.backup"
+    refused = cli(alice.dir, "backup", str(file))
+    assert refused.rc == 1
+    assert "--backup-passphrase-file" in refused.err
+    secret = tmp_path / "backup-passphrase"
+    secret.write_text(BPASS + "\n")
+    made = cli(
+        alice.dir,
+        "backup",
+        str(file),
+        "--no-files",
+        "--backup-passphrase-file",
+        str(secret),
+        backup=None,
+    )
+    assert made.rc == 0, made
+    assert made.data["files_included"] is False
+    assert holder.stop() == 0
+    holder.assert_clean()
+    got = cli(
+        tmp_path / "restored",
+        "restore",
+        str(file),
+        "--backup-passphrase-file",
+        str(secret),
+        passphrase=NEW,
+        backup=None,
+    )
+    assert got.rc == 0, got
