@@ -226,6 +226,7 @@ class Engine:
         await engine._expiry.sweep()  # what ran out while the profile was closed
         await engine._files.sweep()  # files whose messages went, or a send cut off
         await engine._groups.load()
+        await engine._rejoin.reconnect()  # restored from a backup: a fresh handshake with each
         return engine
 
     async def reload_settings(self) -> None:
@@ -243,7 +244,6 @@ class Engine:
             asyncio.create_task(self._outbox.run(), name="anonchat-outbox"),
         ]
         await self._moving.catch_up()  # a change of relays cut short last time
-        await self._rejoin.reconnect()  # restored from a backup: a fresh handshake with each
         self._rejoin.active = True
         await self._rejoin.offer_all()  # a prekey for each channel that has given none yet
         await self._files.start()  # transfers under way when the profile closed
