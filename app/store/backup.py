@@ -380,10 +380,9 @@ def _load_table(
         or count < 0
     ):
         raise BadBackup(f"the backup's table {table} does not fit this schema")
-    sql = (
-        f'INSERT INTO "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)}) '
-        f"VALUES ({', '.join('?' for _ in columns)})"
-    )
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    sql = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
     batch: list[list[Any]] = []
     for _ in range(count):
         row = next(records, None)
@@ -404,10 +403,14 @@ def _load_blob(blobs: Blobs, name: Any, known: set[str], records: Iterator[Any])
     if not isinstance(name, str) or name not in known:
         raise BadBackup("the backup holds a file no message names")
     known.discard(name)  # each file once
+    try:
+        where = blobs.path(name)
+    except ValueError:
+        raise BadBackup("the backup names a file outside the profile's files") from None
     blobs.ensure()
     limit = sealed_size(MAX_FILE_SIZE)
     size = 0
-    fd = os.open(blobs.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         while True:
             piece = next(records, None)
@@ -553,7 +556,7 @@ def restore(
             conn.execute("BEGIN IMMEDIATE")
             restored = _settle(conn, came, meta.get("files") is True, made_at, schema)
             conn.execute("COMMIT")
-        except connection.DatabaseError:
+        except (connection.DatabaseError, OverflowError):  # a value no column can hold
             conn.close()
             raise BadBackup("the backup's contents do not fit this profile's tables") from None
         except BaseException:

@@ -11,9 +11,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
-from app.crypto.backupstream import BackupError, WrongBackupPassphrase
+from app.crypto.backupstream import BackupError, BackupWriter, WrongBackupPassphrase
 from app.store import backup, connection, migrations, vault
 from app.store.blobs import Blobs
 from app.store.errors import SchemaTooNew
@@ -474,3 +475,121 @@ def test_pruning_keeps_the_newest_of_its_own_names_only(tmp_path: Path) -> None:
     assert backup.prune(tmp_path, ours, 3) == names[:4]
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(names[4:] + others)
+
+
+META = {"kind": "anonchat-profile", "schema": migrations.LATEST, "made_at": 1, "files": True}
+PROFILE_COLS = ["id", "identity", "display_name", "created_at"]
+PROFILE = [{"table": "profile", "columns": PROFILE_COLS, "rows": 1}, [1, IDENTITY, "A", 1]]
+END = {"end": True, "blobs": 0}
+CONTACT_COLS = ["id", "display_name", "identity_keys", "created_at"]
+MESSAGE_COLS = [
+    "id",
+    "contact_id",
+    "direction",
+    "msg_id",
+    "sender_seq",
+    "body",
+    "sent_at",
+    "status",
+]
+FILE_COLS = [
+    "id",
+    "message_id",
+    "contact_id",
+    "direction",
+    "file_id",
+    "name",
+    "size",
+    "mime",
+    "sha256",
+    "file_key",
+    "disk_name",
+    "state",
+]
+
+
+def with_file(disk_name: str) -> list[Any]:
+    return [
+        *PROFILE,
+        {"table": "contacts", "columns": CONTACT_COLS, "rows": 1},
+        [1, "Bob", bytes(64), 1],
+        {"table": "messages", "columns": MESSAGE_COLS, "rows": 1},
+        [1, 1, 0, bytes(16), 1, "", 1, "delivered"],
+        {"table": "files", "columns": FILE_COLS, "rows": 1},
+        [1, 1, 1, 0, bytes(16), "f", 1, "x", bytes(32), bytes(32), disk_name, "complete"],
+    ]
+
+
+FORGED: dict[str, list[Any]] = {
+    "a table never backed up": [
+        META,
+        {"table": "sessions", "columns": ["contact_id", "state", "updated_at"], "rows": 0},
+        *PROFILE,
+        END,
+    ],
+    "a column never backed up": [
+        META,
+        *PROFILE,
+        {"table": "contacts", "columns": [*CONTACT_COLS, "rejoin_ours"], "rows": 0},
+        END,
+    ],
+    "a column that is SQL": [
+        META,
+        {"table": "profile", "columns": ['id") VALUES (1); DROP TABLE messages; --'], "rows": 0},
+        END,
+    ],
+    "a number no column holds": [
+        META,
+        {"table": "profile", "columns": PROFILE_COLS, "rows": 1},
+        [1, IDENTITY, "A", 2**64 - 1],
+        END,
+    ],
+    "a value of no column type": [
+        META,
+        {"table": "profile", "columns": PROFILE_COLS, "rows": 1},
+        [1, IDENTITY, ["A"], 1],
+        END,
+    ],
+    "fewer rows than it says": [
+        META,
+        {"table": "profile", "columns": PROFILE_COLS, "rows": 2},
+        [1, IDENTITY, "A", 1],
+        END,
+    ],
+    "a table twice": [META, *PROFILE, *PROFILE, END],
+    "a row that breaks a reference": [
+        META,
+        *PROFILE,
+        {"table": "messages", "columns": MESSAGE_COLS, "rows": 1},
+        [1, 77, 0, bytes(16), 1, "", 1, "delivered"],
+        END,
+    ],
+    "no profile": [META, END],
+    "no end": [META, *PROFILE],
+    "records after the end": [META, *PROFILE, END, {"table": "settings"}],
+    "another kind": [{**META, "kind": "something"}, *PROFILE, END],
+    "a file no row names": [META, *PROFILE, {"blob": DISK}, b"x", None, END],
+    "a file outside the folder": [
+        META,
+        *with_file("../../outside"),
+        {"blob": "../../outside"},
+        b"x",
+        None,
+        {"end": True, "blobs": 1},
+    ],
+    "a wrong count of files": [META, *with_file(DISK), {"blob": DISK}, b"x", None, END],
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORGED))
+def test_a_backup_holding_what_no_profile_keeps_is_refused(tmp_path: Path, case: str) -> None:
+    """Sealed under the right passphrase (whoever has it can write anything): still only
+    the allowlist's tables and columns, as values, in order, go in."""
+    writer = BackupWriter(BPASS, FAST)
+    packer = msgpack.Packer(use_bin_type=True)
+    body = b"".join(writer.write(packer.pack(record)) for record in FORGED[case])
+    file = tmp_path / "forged"
+    file.write_bytes(writer.head() + body + writer.finish())
+    with pytest.raises(backup.BadBackup):
+        restore(tmp_path, file)
+    assert not (tmp_path.parent / "outside").exists()
