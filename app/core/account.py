@@ -7,12 +7,14 @@ from app.core.context import Context
 from app.core.errors import UserError
 from app.core.handshakes import is_address, parse_card
 from app.core.profile import (
+    FRONT_END_PREFIX,
     SETTING_ADDRESS,
     SETTING_ISOLATION,
     SETTING_PROXY,
     SETTING_QUOTA,
     SETTING_READ_RECEIPTS,
     check_display_name,
+    duress_settings,
     keyring_available,
 )
 from app.core.routing import Isolation, Routing, isolation_for
@@ -24,7 +26,6 @@ from app.store.records import MailboxPurpose, OurMailbox
 from app.store.repos import Repos
 
 MIN_PASSPHRASE = 8
-FRONT_END_PREFIX = "ui."
 MAX_QUOTA_MB = 1_000_000
 
 
@@ -197,6 +198,20 @@ class Account:
             await self._ctx.store.change_passphrase(old, new)
         except WrongPassphrase:
             raise UserError("the current passphrase is wrong; nothing was changed") from None
+
+    async def set_duress(self, passphrase: str) -> None:
+        """Make `passphrase` the duress passphrase: entered at unlock, it wipes this profile
+        and opens a new, empty one with today's name, relays and connection settings
+        (app/core/profile.py). Replaces one set before; refused when it is the passphrase."""
+        if len(passphrase) < MIN_PASSPHRASE:
+            raise UserError(f"the duress passphrase needs at least {MIN_PASSPHRASE} characters")
+        ctx = self._ctx
+        stored = await ctx.store.read(lambda r: r.settings.all())
+        await ctx.store.set_duress(passphrase, duress_settings(ctx.settings.name, stored))
+
+    async def clear_duress(self) -> None:
+        """No duress passphrase any more (one that was set is then just a wrong one)."""
+        await self._ctx.store.clear_duress()
 
     def keyring_available(self) -> bool:
         return keyring_available()

@@ -44,7 +44,7 @@ from app.core.inbound import Inbound
 from app.core.messaging import Messaging
 from app.core.moving import Moving
 from app.core.outbox import Outbox
-from app.core.profile import Opened, RelayMode, now_ms
+from app.core.profile import Opened, RelayMode, destroy_header, now_ms, wipe_profile
 from app.core.queries import Queries
 from app.core.rejoin import Rejoin
 from app.core.routing import Routing
@@ -122,6 +122,8 @@ class Engine:
         self.change_passphrase = account.change_passphrase
         self.keyring_available = account.keyring_available
         self.remember_key = account.remember_key
+        self.set_duress = account.set_duress
+        self.clear_duress = account.clear_duress
         self.preferences = account.preferences
         self.set_preferences = account.set_preferences
         self.rejections = account.rejections
@@ -282,6 +284,19 @@ class Engine:
             await self._ctx.rejections.flush(self.store)
         await self.store.close()
         self._lock_file.release()
+
+    async def wipe(self) -> None:
+        """Panic wipe of this profile (app/store/wipe.py): its key header destroyed first, so
+        the database is noise from then on; the engine closed; then every file of it and its
+        keyring entry deleted. WipeIncomplete (a StoreError) says what could not be."""
+        paths = self.store.paths
+        try:
+            await destroy_header(paths)
+        finally:
+            try:
+                await self.close()
+            finally:
+                await wipe_profile(paths)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every event; returns the function that stops it."""

@@ -1,11 +1,21 @@
-"""Creating and opening a profile: the store, the identity inside it, one process at a time."""
+"""Creating, opening and wiping a profile: the store, the identity inside it, one process at
+a time.
+
+Opening with the duress passphrase (set with `Account.set_duress`) wipes the profile and
+opens a new, empty one in its place, as if nothing happened: the same location, display
+name, relays, connection settings and front-end looks, a fresh identity, and the duress
+passphrase as its passphrase. The caller gets an `Opened` like any other: nothing it is
+given says which of the two happened.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -16,12 +26,13 @@ from app.crypto.handshake import Invitation
 from app.crypto.identity import Identity
 from app.crypto.names import MAX_NAME_BYTES, name_problem
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
-from app.store import keystore
+from app.store import keystore, wipe
+from app.store.paths import LOCK_NAME, resolve_profile
 from app.store.paths import ProfilePaths as ProfilePaths  # what a front end opens
-from app.store.paths import resolve_profile
 from app.store.records import MailboxPurpose, OurMailbox
 from app.store.repos import Repos
 from app.store.store import Store
+from app.store.vault import DuressUnlock
 
 NO_KEYRING = keystore.NO_BACKEND
 SETTING_RELAY = "relay_url"
@@ -34,8 +45,20 @@ MUTED_PREFIX = "muted:"  # settings: a contact whose notifications are silenced 
 SETTING_QUOTA = "contact_quota_mb"  # what one contact's messages may take in the store
 SETTING_AUTO_DOWNLOAD = "auto_download_mb"  # files up to this size are fetched unasked
 SETTING_ADDRESS = "address_mailbox"  # hex id of the long-lived address's mailbox, if any
+FRONT_END_PREFIX = "ui."  # settings: a front end's own preferences (theme, notifications)
 DEFAULT_RELAY = "ws://127.0.0.1:8765"
-LOCK_NAME = "lock"
+# What a profile started by the duress passphrase takes over from the one it replaces (as
+# they were when the duress passphrase was set): its display name, these settings, and a few
+# short front-end preferences.
+DURESS_NAME = "name"
+DURESS_KEPT = (
+    SETTING_RELAY,
+    SETTING_FALLBACKS,
+    SETTING_RELAY_MODE,
+    SETTING_PROXY,
+    SETTING_ISOLATION,
+)
+DURESS_FRONT_END = 4  # preferences at most, each value at most 16 characters
 
 
 def now_ms() -> int:
@@ -144,23 +167,32 @@ async def create_profile(
     if not passphrase:
         raise UserError("the passphrase must not be empty")
     relays = check_relays([relay_url, *fallbacks])
-    relay_url = relays[0]
-    mode = relay_mode or relay_mode_of("", relay_url)
+    mode = relay_mode or relay_mode_of("", relays[0])
     store = await Store.create(paths, passphrase, params)
+    return await _first_open(store, name, relays, mode, {})
+
+
+async def _first_open(
+    store: Store, name: str, relays: tuple[str, ...], mode: RelayMode, more: Mapping[str, str]
+) -> Opened:
+    """A new store locked and given its identity, first invitation and settings."""
     try:
-        lock = ProfileLock.acquire(paths.directory)
+        lock = ProfileLock.acquire(store.paths.directory)
     except BaseException:
         await store.close()
         raise
     identity = Identity.generate()
     invitation = Invitation.generate()
     now = now_ms()
+    relay_url = relays[0]
 
     def setup(r: Repos) -> None:
         r.profile.create(identity.to_bytes(), name, now)
         r.settings.set(SETTING_RELAY, relay_url)
         r.settings.set(SETTING_FALLBACKS, " ".join(relays[1:]))
         r.settings.set(SETTING_RELAY_MODE, mode.value)
+        for key, value in more.items():
+            r.settings.set(key, value)
         r.mailboxes.add_ours(
             OurMailbox(
                 invitation.mailbox.id,
@@ -186,7 +218,10 @@ async def open_profile(paths: ProfilePaths, passphrase: str | None) -> Opened:
         if store is None:
             raise UserError("no remembered key for this profile; a passphrase is needed")
     else:
-        store = await Store.unlock(paths, passphrase)
+        unlocked = await Store.unlock_or_duress(paths, passphrase)
+        if isinstance(unlocked, DuressUnlock):
+            return await _start_over(paths, unlocked)
+        store = unlocked
     try:
         lock = ProfileLock.acquire(paths.directory)
     except BaseException:
@@ -201,3 +236,59 @@ async def open_profile(paths: ProfilePaths, passphrase: str | None) -> Opened:
         lock.release()
         await store.close()
         raise
+
+
+def duress_settings(name: str, stored: Mapping[str, str]) -> dict[str, str]:
+    """What the duress passphrase's new profile will start from, out of this profile's name
+    and settings."""
+    kept = {DURESS_NAME: name}
+    kept.update({k: stored[k] for k in DURESS_KEPT if k in stored})
+    looks = [
+        (k, v) for k, v in sorted(stored.items()) if k.startswith(FRONT_END_PREFIX) and len(v) <= 16
+    ]
+    kept.update(looks[:DURESS_FRONT_END])
+    return kept
+
+
+async def _start_over(paths: ProfilePaths, found: DuressUnlock) -> Opened:
+    """The duress passphrase: wipe the profile, then a new one in its place under the key
+    already derived (its own slot), from the settings the duress field kept. A profile open
+    in another process is busy, as it would be for its own passphrase, and stays as it is."""
+    lock = ProfileLock.acquire(paths.directory)
+    try:
+        with contextlib.suppress(wipe.WipeIncomplete):  # unreadable already; what is
+            await wipe_profile(paths)  # left is made anew below, or refused as existing
+        store = await Store.create_with_key(paths, found.slot, found.key)
+    finally:
+        lock.release()
+    kept = found.settings
+    try:
+        name = check_display_name(kept.get(DURESS_NAME, ""))
+    except UserError:
+        name = "Me"
+    try:
+        relays = check_relays(
+            [kept.get(SETTING_RELAY, ""), *kept.get(SETTING_FALLBACKS, "").split()]
+        )
+    except UserError:
+        relays = (DEFAULT_RELAY,)
+    mode = relay_mode_of(kept.get(SETTING_RELAY_MODE, ""), relays[0])
+    more = {
+        k: v
+        for k, v in kept.items()
+        if k in (SETTING_PROXY, SETTING_ISOLATION) or k.startswith(FRONT_END_PREFIX)
+    }
+    return await _first_open(store, name, relays, mode, more)
+
+
+async def destroy_header(paths: ProfilePaths) -> None:
+    """The first step of a panic wipe on its own: the key header destroyed, so the database
+    is unreadable from now on (app/store/wipe.py)."""
+    await asyncio.to_thread(wipe.destroy_header, paths)
+
+
+async def wipe_profile(paths: ProfilePaths) -> None:
+    """Panic wipe (app/store/wipe.py): the key header first, then the database, its side
+    files, the files, the keyring entry and the directory, whoever holds the profile open.
+    A profile not there is not an error; WipeIncomplete (a StoreError) says what is left."""
+    await asyncio.to_thread(wipe.wipe_profile, paths)

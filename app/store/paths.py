@@ -17,6 +17,7 @@ import platformdirs
 APP_NAME = "anonchat"
 DB_NAME = "store.db"
 HEADER_NAME = "store.hdr"
+LOCK_NAME = "lock"  # held while a process has the profile open (app/core/profile.py)
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
@@ -33,6 +34,10 @@ class ProfilePaths:
     @property
     def header(self) -> Path:
         return self.directory / HEADER_NAME
+
+    @property
+    def lock(self) -> Path:
+        return self.directory / LOCK_NAME
 
     def all_files(self) -> list[Path]:
         """Database, its WAL/SHM/journal, and the header, where they exist."""

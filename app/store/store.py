@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
+from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams, KeySlot
 
 from . import backup, connection, keystore, vault
 from .errors import WrongPassphrase
@@ -66,6 +66,28 @@ class Store:
     async def unlock(cls, paths: ProfilePaths, passphrase: str) -> Store:
         """Raises WrongPassphrase, CorruptHeader, CorruptDatabase, SchemaTooNew, ProfileNotFound."""
         return await cls._open(paths, lambda: vault.unlock(paths, passphrase))
+
+    @classmethod
+    async def unlock_or_duress(
+        cls, paths: ProfilePaths, passphrase: str
+    ) -> Store | vault.DuressUnlock:
+        """`unlock`, except that the duress passphrase gives back what a new profile starts
+        from (nothing is changed yet: the caller wipes and creates)."""
+        worker = Worker()
+        try:
+            opened = await worker.call(lambda: vault.attempt(paths, passphrase))
+        except BaseException:
+            worker.stop()
+            raise
+        if isinstance(opened, vault.DuressUnlock):
+            worker.stop()
+            return opened
+        return cls(paths, worker, opened)
+
+    @classmethod
+    async def create_with_key(cls, paths: ProfilePaths, slot: KeySlot, key: bytes) -> Store:
+        """A new profile under a key already derived for `slot` (the duress passphrase's)."""
+        return await cls._open(paths, lambda: vault.create_with_key(paths, slot, key))
 
     @classmethod
     async def unlock_remembered(cls, paths: ProfilePaths) -> Store | None:
@@ -151,6 +173,15 @@ class Store:
 
     async def forget(self) -> KeyringStatus:
         return await self._worker.call(lambda: keystore.forget(self.paths))
+
+    async def set_duress(self, passphrase: str, settings: dict[str, str]) -> None:
+        """Make `passphrase` the duress passphrase (see vault.set_duress); DuressRefused when
+        it is this profile's own."""
+        key = self._key
+        await self._worker.call(lambda: vault.set_duress(self.paths, key, passphrase, settings))
+
+    async def clear_duress(self) -> None:
+        await self._worker.call(lambda: vault.clear_duress(self.paths))
 
     async def change_passphrase(
         self, old: str, new: str, params: KdfParams = DEFAULT_PARAMS

@@ -14,11 +14,18 @@ import pytest
 
 import app.crypto
 from app.crypto.card import Card
+from app.crypto.duress import random_field
 from app.crypto.filecrypt import ChunkFrame, FileKeys
 from app.crypto.handshake import Accepted, PeerInfo
 from app.crypto.header import InitFrame
 from app.crypto.identity import PublicIdentity
-from app.crypto.passphrase import INSECURE_FAST_PARAMS, KdfParams, KeyHeader, KeySlot
+from app.crypto.passphrase import (
+    INSECURE_FAST_PARAMS,
+    DuressField,
+    KdfParams,
+    KeyHeader,
+    KeySlot,
+)
 
 from .conftest import make_pair
 
@@ -43,6 +50,7 @@ RECORDS: dict[type, Callable[[], object]] = {
     KdfParams: lambda: INSECURE_FAST_PARAMS,
     KeySlot: lambda: KeySlot(INSECURE_FAST_PARAMS, bytes(16)),
     KeyHeader: lambda: KeyHeader((KeySlot(INSECURE_FAST_PARAMS, bytes(16)),)),
+    DuressField: lambda: random_field(INSECURE_FAST_PARAMS),
     FileKeys: lambda: FileKeys.derive(bytes(32), bytes(16), 100),
     ChunkFrame: lambda: ChunkFrame(bytes(16), 0, b"sealed"),
 }

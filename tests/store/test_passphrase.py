@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.crypto.duress import random_field
 from app.crypto.passphrase import (
     DEFAULT_PARAMS,
     INSECURE_FAST_PARAMS,
+    DuressField,
     HeaderError,
     KdfParams,
     KeyHeader,
@@ -23,6 +25,7 @@ from app.crypto.passphrase import (
     new_slot,
 )
 
+FAST = INSECURE_FAST_PARAMS
 params = st.builds(
     KdfParams,
     memory_kib=st.integers(512, 4 * 1024 * 1024),
@@ -30,10 +33,18 @@ params = st.builds(
     lanes=st.integers(1, 64),
 )
 slots = st.builds(KeySlot, params=params, salt=st.binary(min_size=16, max_size=64))
+duress_fields = st.builds(
+    DuressField,
+    params=params,
+    salt=st.binary(min_size=16, max_size=16),
+    verifier=st.binary(min_size=32, max_size=32),
+    sealed=st.binary(min_size=1552, max_size=1552),
+)
 headers = st.builds(
     KeyHeader,
     slots=st.lists(slots, min_size=1, max_size=2).map(tuple),
     page_hmac=st.sampled_from(PageHmac),
+    duress=duress_fields,
 )
 
 
@@ -58,7 +69,7 @@ def test_garbage_is_one_header_error(raw: bytes) -> None:
 
 
 def test_unknown_page_hmac_is_a_header_error() -> None:
-    raw = bytearray(encode_header(KeyHeader((new_slot(INSECURE_FAST_PARAMS),))))
+    raw = bytearray(encode_header(KeyHeader((new_slot(FAST),), duress=random_field(FAST))))
     raw[8] = 9  # the HMAC byte after the magic
     body = bytes(raw[:-32])
     with pytest.raises(HeaderError, match="page HMAC"):
@@ -66,7 +77,7 @@ def test_unknown_page_hmac_is_a_header_error() -> None:
 
 
 def test_truncated_header_rejected() -> None:
-    raw = encode_header(KeyHeader((new_slot(INSECURE_FAST_PARAMS),)))
+    raw = encode_header(KeyHeader((new_slot(FAST),), duress=random_field(FAST)))
     for n in range(len(raw)):
         with pytest.raises(HeaderError):
             decode_header(raw[:n])
