@@ -1,11 +1,14 @@
 """The Redis pub/sub link between relay processes, so that several relays share routing.
 
-Each relay subscribes, on one Redis connection, to the *mailbox channel* of every mailbox that
-has a subscriber on it, and to the *presence channel* of every mailbox one of its clients
-watches. A send is delivered locally, then PUBLISHed once on the mailbox channel; the relays
-subscribed there hand it to their own subscribers. A relay that starts or stops holding a
-mailbox says so on its presence channel, and the relays watching it count the mailbox
-channel's subscribers (PUBSUB NUMSUB) to learn whether any other relay still holds it.
+Each relay keeps one RESP3 connection to Redis (relay/resp.py) and subscribes there to the
+*mailbox channel* of every mailbox that has a subscriber on it, to the *presence channel* of
+every mailbox one of its clients watches, to the cluster's control channel and to its own
+node channel. A send is delivered locally, then PUBLISHed on the mailbox channel unless this
+relay knows it is the only one holding that mailbox; PUBLISH says how many relays took it.
+A relay that starts or stops holding a mailbox says so on both channels; the relays already
+holding it acknowledge, so the new subscriber's ``ok`` waits until every relay will pass its
+sends on. Each relay counts the node channels of the others a few times a second, so a relay
+that died without a word is noticed within a fraction of a second.
 
 Redis stores nothing for us: no key is ever written, only PUBLISH and SUBSCRIBE. Channel names
 carry a keyed hash of the mailbox id, never the id. docs/protocol.md §12 specifies all of it.
@@ -19,18 +22,16 @@ import hashlib
 import hmac
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import msgpack
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from relay.frames import MAILBOX_ID_SIZE
+from relay.resp import RedisLink, Reply, RespError, open_link
 from relay.state import Lookup, Relay
 
 log = logging.getLogger("relay.backplane")
@@ -41,15 +42,21 @@ KEY_LABEL: Final = b"anonchat/backplane/v1\x00"
 CHANNEL_PREFIX: Final = b"anonchat:v1:"
 # Channels per SUBSCRIBE, UNSUBSCRIBE or PUBSUB NUMSUB command.
 BATCH: Final = 512
-LINK_ERRORS: Final = (RedisError, OSError, TimeoutError)
+# Other relays remembered at most (a cluster has a handful; this bounds a forger's hellos).
+MAX_PEERS: Final = 1024
+LINK_ERRORS: Final = (RespError, OSError, TimeoutError)
+
+SUBSCRIBE: Final = b"SUBSCRIBE"
+UNSUBSCRIBE: Final = b"UNSUBSCRIBE"
+PUBLISH: Final = b"PUBLISH"
+NUMSUB: Final = (b"PUBSUB", b"NUMSUB")
+
+# What a channel we subscribed to stands for.
+MAILBOX, PRESENCE, CONTROL, NODE = range(4)
 
 
 class BackplaneError(Exception):
     """A backplane message that is not one of ours: ignored and counted, never a crash."""
-
-
-class LinkLost(Exception):
-    """The Redis link ended; the supervisor reconnects."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,7 +81,7 @@ def cluster_key(url: str, secret: bytes | None = None) -> bytes:
 def _tag(key: bytes, kind: bytes, mailbox: bytes) -> bytes:
     if len(mailbox) != MAILBOX_ID_SIZE:
         raise ValueError("a mailbox id is 32 bytes")
-    return hmac.new(key, kind + b"\x00" + mailbox, hashlib.sha256).hexdigest().encode()
+    return hmac.digest(key, kind + b"\x00" + mailbox, "sha256").hex().encode()
 
 
 def mailbox_channel(key: bytes, mailbox: bytes) -> bytes:
@@ -88,8 +95,15 @@ def presence_channel(key: bytes, mailbox: bytes) -> bytes:
 
 
 def control_channel(key: bytes) -> bytes:
-    """Every relay's standing subscription; nothing is published on it."""
+    """Every relay's standing subscription, where a relay says hello when it links up."""
     return CHANNEL_PREFIX + b"c:" + hmac.new(key, b"control", hashlib.sha256).hexdigest().encode()
+
+
+def node_channel(key: bytes, node: bytes) -> bytes:
+    """Relay ``node``'s own channel: hellos and acknowledgements for it, and its heartbeat
+    (other relays count its subscribers)."""
+    tag = hmac.new(key, b"node\x00" + node, hashlib.sha256).hexdigest().encode()
+    return CHANNEL_PREFIX + b"n:" + tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,24 +116,71 @@ class Payload:
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """On the presence channel: relay ``origin`` now holds the mailbox (``online``) or not."""
+    """Relay ``origin`` now holds the mailbox (``online``) or not; ``seq`` numbers its
+    announcements, so the relays that acknowledge one name it."""
 
     origin: bytes
     online: bool
+    seq: int
 
 
-Message = Payload | Holding
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """On the announcer's node channel: relay ``origin`` passes sends on since holding ``seq``."""
+
+    origin: bytes
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Relay ``origin`` is linked: on the control channel when it links up, and on the
+    newcomer's node channel from each relay that heard it."""
+
+    origin: bytes
+
+
+Message = Payload | Holding | Ack | Hello
+MAX_SEQ: Final = 2**63 - 1
+
+
+def _payload_head(origin: bytes) -> bytes:
+    """What every Payload of ``origin`` starts with: the map, then ``v``, ``k``, ``o``, ``p``."""
+    return b"\x84\xa1v\x01\xa1k\xa1d\xa1o\xc4\x10" + origin + b"\xa1p"
+
+
+def encode_payload(head: bytes, payload: bytes) -> bytes:
+    """A Payload's bytes from its head (:func:`_payload_head`): msgpack's own, built without
+    a dict, since every cross-relay send makes one."""
+    size = len(payload)
+    if size < 0x100:
+        return head + b"\xc4" + bytes((size,)) + payload
+    if size < 0x10000:
+        return head + b"\xc5" + size.to_bytes(2, "big") + payload
+    return head + b"\xc6" + size.to_bytes(4, "big") + payload
 
 
 def encode_message(message: Message) -> bytes:
-    """One backplane message: a msgpack map ``v``, ``k`` (``d`` or ``p``), ``o``, then fields."""
-    body: dict[str, Any] = {"v": BACKPLANE_VERSION}
+    """One backplane message: a msgpack map ``v``, ``k`` (``d``, ``p``, ``a`` or ``n``),
+    ``o``, then the kind's fields."""
     if isinstance(message, Payload):
-        body.update(k="d", o=message.origin, p=message.payload)
+        return encode_payload(_payload_head(message.origin), message.payload)
+    body: dict[str, Any] = {"v": BACKPLANE_VERSION}
+    if isinstance(message, Holding):
+        body.update(k="p", o=message.origin, on=message.online, s=message.seq)
+    elif isinstance(message, Ack):
+        body.update(k="a", o=message.origin, s=message.seq)
     else:
-        body.update(k="p", o=message.origin, on=message.online)
+        body.update(k="n", o=message.origin)
     packed: bytes = msgpack.packb(body, use_bin_type=True)
     return packed
+
+
+def _seq(body: dict[Any, Any]) -> int:
+    seq = body.get("s")
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        raise BackplaneError("bad sequence number")
+    return seq
 
 
 def decode_message(data: Any) -> Message:
@@ -139,7 +200,11 @@ def decode_message(data: Any) -> Message:
     if kind == "d" and type(body.get("p")) is bytes:
         return Payload(origin, body["p"])
     if kind == "p" and type(body.get("on")) is bool:
-        return Holding(origin, body["on"])
+        return Holding(origin, body["on"], _seq(body))
+    if kind == "a":
+        return Ack(origin, _seq(body))
+    if kind == "n":
+        return Hello(origin)
     raise BackplaneError("unknown kind or bad fields")
 
 
@@ -156,14 +221,33 @@ class BackplaneCounters:
     dropped: int = 0
     errors: int = 0
     links: int = 0
+    relays_lost: int = 0
+
+
+class _Announced:
+    """A first subscriber's hold, waiting for every other relay holding the mailbox to say it
+    passes sends on (or for ``deadline``)."""
+
+    __slots__ = ("acks", "deadline", "done", "needed")
+
+    def __init__(self, done: asyncio.Future[None], deadline: float) -> None:
+        self.done = done
+        self.deadline = deadline
+        self.needed: int | None = None  # known once Redis answered the announcement
+        self.acks = 0
+
+    def check(self) -> bool:
+        if self.needed is not None and self.acks >= self.needed and not self.done.done():
+            self.done.set_result(None)
+        return self.done.done()
 
 
 class Backplane:
     """One relay's link to the others; implements :class:`relay.state.Remote`.
 
-    The state's hooks only mark a mailbox dirty. One worker task reconciles Redis with the
-    state, one step at a time, waiting for Redis to confirm each (un)subscribe: so when it
-    counts a channel's subscribers it knows exactly whether it is one of them itself.
+    Everything goes through one pipelined Redis connection whose replies and pushed messages
+    arrive in the order Redis made them; each is handled as it arrives, so what this relay
+    believes about a mailbox follows Redis's own order of events.
     """
 
     def __init__(
@@ -173,52 +257,64 @@ class Backplane:
         key: bytes,
         *,
         node: bytes | None = None,
-        timeout: float = 2.0,
-        resync: float = 10.0,
+        timeout: float = 5.0,
+        beat: float = 0.2,
         retry_max: float = 2.0,
-        connections: int = 8,
     ) -> None:
         self.relay = relay
         self.url = url
         self.key = key
         self.node = node or os.urandom(NODE_SIZE)
         self.timeout = timeout
-        self.resync = resync
+        self.beat = beat
         self.retry_max = retry_max
-        self.connections = connections
         self.up = False
         self.counters = BackplaneCounters()
-        self._client: Redis | None = None
+        self._link: RedisLink | None = None
+        self._lost: asyncio.Future[None] | None = None
+        self._head = _payload_head(self.node)
+        self._node_channel = node_channel(key, self.node)
         self._control = control_channel(key)
-        # channel -> (is the mailbox channel, mailbox), for channels we subscribed.
-        self._routes: dict[bytes, tuple[bool, bytes]] = {}
-        self._subscribed: set[bytes] = set()  # mailboxes whose mailbox channel Redis confirmed
-        self._watching: set[bytes] = set()  # mailboxes whose presence channel Redis confirmed
-        self._dirty: set[bytes] = set()
-        self._recount: set[bytes] = set()
-        self._barriers: list[asyncio.Future[None]] = []
-        self._wake = asyncio.Event()
-        self._confirm: set[bytes] = set()
-        self._confirmed = asyncio.Event()
+        self._channels: dict[bytes, bytes] = {}  # mailbox -> its mailbox channel, while held
+        self._routes: dict[bytes, tuple[int, bytes]] = {}  # channel -> (kind, mailbox)
+        self._held: set[bytes] = set()  # mailbox channels subscribed on this link
+        self._watched: set[bytes] = set()  # presence channels subscribed on this link
+        self._alone: set[bytes] = set()  # held here and, as Redis last said, nowhere else
+        self._peers: set[bytes] = set()  # the other relays linked, as far as we heard
+        self._seq = 0
+        self._announced: dict[int, _Announced] = {}
+        self._holding: dict[bytes, asyncio.Future[None]] = {}
+        self._waiting: set[asyncio.Future[Any]] = set()  # lookups, until answered
         self._went_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # -- the state's hooks (relay.state.Remote) -----------------------------------------------
 
     def hold(self, mailbox: bytes) -> None:
-        self._mark(mailbox)
+        if self.up:
+            self._hold([mailbox])
 
     def release(self, mailbox: bytes) -> None:
-        self._mark(mailbox)
+        if self.up and mailbox in self._held:
+            self._release(mailbox)
 
     def unwatch(self, mailbox: bytes) -> None:
-        self._mark(mailbox)
+        if self.up and mailbox in self._watched:
+            self._watched.discard(mailbox)
+            channel = presence_channel(self.key, mailbox)
+            self._link_or_die().subscription(
+                UNSUBSCRIBE, [channel], lambda _: self._unrouted(channel, mailbox)
+            )
 
-    def _mark(self, mailbox: bytes) -> None:
-        # While down nothing is kept: linking again starts from the state's own tables.
-        if self.up:
-            self._dirty.add(mailbox)
-            self._wake.set()
+    @property
+    def peers(self) -> int:
+        """How many other relays this one knows to be linked."""
+        return len(self._peers)
+
+    def shared(self, mailbox: bytes) -> bool:
+        """Whether a send to ``mailbox``, which has a subscriber here, must also be published:
+        unless Redis said no other relay holds it, or there is no link to publish on."""
+        return self.up and mailbox not in self._alone
 
     # -- the driver's calls -------------------------------------------------------------------
 
@@ -231,62 +327,275 @@ class Backplane:
 
     async def close(self) -> None:
         """Tell the other relays what we stopped holding (bounded wait), then unlink."""
-        if self.up:
-            self._dirty.update(self._subscribed)
-            self._dirty.update(self._watching)
+        link = self._link
+        if self.up and link is not None:
+            for mailbox in list(self._held):
+                self._release(mailbox)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.timeout):
-                    await self._barrier()
+                    await link.call([b"PING"])
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def publish(self, mailbox: bytes, payload: bytes) -> int:
-        """Publish a send to the other relays; how many of them took it (0 when down)."""
-        client = self._client
-        if not self.up or client is None:
-            return 0
-        data = encode_message(Payload(self.node, payload))
-        try:
-            async with asyncio.timeout(self.timeout):
-                receivers = int(await client.publish(mailbox_channel(self.key, mailbox), data))
-        except LINK_ERRORS:
-            self.counters.errors += 1
-            return 0
-        self.counters.published += 1
-        # Our own echo is dropped by origin; do not count it either. While our subscription
-        # is changing this may be off by one, never turning a held mailbox into "offline".
-        mine = mailbox in self.relay.subscribers and mailbox in self._subscribed
-        return max(0, receivers - (1 if mine else 0))
+    def publish(self, mailbox: bytes, payload: bytes, done: Callable[[int], None]) -> None:
+        """Publish a send to the other relays; ``done`` gets how many of them took it, once
+        Redis answered (0 at once when the link is down, or when it ends first)."""
+        link = self._link
+        if not self.up or link is None:
+            done(0)
+            return
+        channel = self._channels.get(mailbox) or mailbox_channel(self.key, mailbox)
+        # Our own subscription, if any, was queued before this PUBLISH on the same link, so
+        # Redis counts us exactly when we hold the mailbox now.
+        mine = 1 if mailbox in self._held else 0
+        counters = self.counters
+
+        def took(count: Reply) -> None:
+            if type(count) is int:
+                counters.published += 1
+                done(count - mine if count > mine else 0)
+            else:
+                counters.errors += 1
+                done(0)
+
+        link.command([PUBLISH, channel, encode_payload(self._head, payload)], took)
 
     async def lookup(self, lookup: Lookup) -> None:
         """Learn whether ``lookup.fresh`` are held elsewhere; returns when the state knows."""
-        if self.up:
-            self._dirty.update(lookup.fresh)
-            self._recount.update(lookup.fresh)
-            await self.settle()
-
-    async def settle(self) -> None:
-        """Until Redis has taken every change the state asked for so far (bounded wait).
-
-        A first subscriber's ``ok`` waits for this, so that from then on sends on every relay
-        reach it. While the link is down there is nothing to wait for.
-        """
         if not self.up:
             return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.timeout * 2):
-                await self._barrier()
+        future = self._watch(lookup.fresh)
+        self._waiting.add(future)
+        try:
+            await future
+        finally:
+            self._waiting.discard(future)
 
-    def _barrier(self) -> asyncio.Future[None]:
-        """Done once the worker has finished a pass started after this call."""
+    async def routed(self, mailbox: bytes) -> None:
+        """Until every relay that holds ``mailbox`` too passes its sends on to us, so that a
+        first subscriber's ``ok`` means sends on any relay reach it (bounded by ``timeout``)."""
+        waiting = self._holding.get(mailbox)
+        if waiting is not None:
+            await asyncio.shield(waiting)
+
+    # -- what the link does for the state -----------------------------------------------------
+
+    def _link_or_die(self) -> RedisLink:
+        assert self._link is not None
+        return self._link
+
+    def _hold(self, mailboxes: Iterable[bytes]) -> None:
+        """Subscribe to the mailbox channels, then announce each hold on its two channels."""
+        link = self._link_or_die()
+        loop = asyncio.get_running_loop()
+        fresh = [m for m in mailboxes if m not in self._held]
+        for start in range(0, len(fresh), BATCH):
+            chunk = fresh[start : start + BATCH]
+            channels = [mailbox_channel(self.key, m) for m in chunk]
+            for mailbox, channel in zip(chunk, channels, strict=True):
+                self._channels[mailbox] = channel
+                self._routes[channel] = (MAILBOX, mailbox)
+                self._held.add(mailbox)
+                self._alone.discard(mailbox)
+            link.subscription(SUBSCRIBE, channels)
+            for mailbox, channel in zip(chunk, channels, strict=True):
+                seq = self._next_seq()
+                done: asyncio.Future[None] = loop.create_future()
+                self._holding[mailbox] = done
+                done.add_done_callback(partial(self._routed, mailbox))
+                self._announced[seq] = _Announced(done, loop.time() + self.timeout)
+                note = encode_message(Holding(self.node, True, seq))
+                link.command(
+                    [PUBLISH, channel, note], partial(self._announce_counted, mailbox, seq)
+                )
+                link.command([PUBLISH, presence_channel(self.key, mailbox), note])
+
+    def _routed(self, mailbox: bytes, done: asyncio.Future[None]) -> None:
+        if self._holding.get(mailbox) is done:
+            del self._holding[mailbox]
+
+    def _announce_counted(self, mailbox: bytes, seq: int, count: Reply) -> None:
+        """Redis answered a hold's announcement: ``count`` - 1 other relays hold the mailbox
+        and will each acknowledge it."""
+        announced = self._announced.get(seq)
+        others = count - 1 if type(count) is int else 0
+        if mailbox in self._held:
+            if others <= 0:
+                self._alone.add(mailbox)
+            else:
+                self._alone.discard(mailbox)
+        if announced is not None:
+            announced.needed = max(0, others)
+            if announced.check():
+                del self._announced[seq]
+
+    def _release(self, mailbox: bytes) -> None:
+        link = self._link_or_die()
+        channel = self._channels.pop(mailbox, None) or mailbox_channel(self.key, mailbox)
+        self._held.discard(mailbox)
+        self._alone.discard(mailbox)
+        # The route stays until Redis confirms: an announcement that counted us meanwhile is
+        # still acknowledged, or its announcer would wait for us in vain.
+        link.subscription(UNSUBSCRIBE, [channel], lambda _: self._unrouted(channel, mailbox))
+        note = encode_message(Holding(self.node, False, self._next_seq()))
+        link.command([PUBLISH, channel, note])
+        link.command([PUBLISH, presence_channel(self.key, mailbox), note])
+
+    def _unrouted(self, channel: bytes, mailbox: bytes) -> None:
+        """Redis confirmed an UNSUBSCRIBE: forget the channel unless it was taken up again."""
+        route = self._routes.get(channel)
+        if route is not None and mailbox not in (
+            self._held if route[0] == MAILBOX else self._watched
+        ):
+            del self._routes[channel]
+
+    def _watch(self, mailboxes: Iterable[bytes]) -> asyncio.Future[None]:
+        """Subscribe to the presence channels, then count who holds each mailbox."""
+        link = self._link_or_die()
+        fresh = [m for m in mailboxes if m not in self._watched]
+        for start in range(0, len(fresh), BATCH):
+            chunk = fresh[start : start + BATCH]
+            channels = [presence_channel(self.key, m) for m in chunk]
+            for mailbox, channel in zip(chunk, channels, strict=True):
+                self._routes[channel] = (PRESENCE, mailbox)
+                self._watched.add(mailbox)
+            link.subscription(SUBSCRIBE, channels)
+        return self._count(fresh)
+
+    def _count(self, mailboxes: list[bytes]) -> asyncio.Future[None]:
+        """Ask Redis how many relays hold each mailbox; tell the state which others do. The
+        future is done once the last answer is in."""
+        link = self._link_or_die()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._barriers.append(future)
-        self._wake.set()
+        if not mailboxes:
+            future.set_result(None)
+            return future
+        for start in range(0, len(mailboxes), BATCH):
+            chunk = mailboxes[start : start + BATCH]
+            mine = [m in self._held for m in chunk]  # as Redis will count: queued in order
+            channels = [mailbox_channel(self.key, m) for m in chunk]
+            last = start + BATCH >= len(mailboxes)
+
+            def counted(
+                reply: Reply, chunk: list[bytes] = chunk, mine: list[bool] = mine, last: bool = last
+            ) -> None:
+                if type(reply) is list and len(reply) == 2 * len(chunk):
+                    now = asyncio.get_running_loop().time()
+                    for i, mailbox in enumerate(chunk):
+                        others = int(reply[2 * i + 1]) - mine[i]
+                        if mailbox in self._held:
+                            if others > 0:
+                                self._alone.discard(mailbox)
+                            elif mine[i]:
+                                self._alone.add(mailbox)
+                        self.relay.remote_presence(mailbox, others > 0, now)
+                if last and not future.done():
+                    future.set_result(None)
+
+            link.command([*NUMSUB, *channels], counted)
         return future
 
-    # -- the link -----------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & MAX_SEQ
+        return self._seq
+
+    # -- messages from Redis ------------------------------------------------------------------
+
+    def _message(self, channel: bytes, data: bytes) -> None:
+        route = self._routes.get(channel)
+        if route is None:
+            return
+        try:
+            message = decode_message(data)
+        except BackplaneError:
+            self.counters.dropped += 1
+            return
+        if message.origin == self.node:
+            return
+        self.counters.received += 1
+        kind, mailbox = route
+        if kind == MAILBOX and type(message) is Payload:
+            self.relay.deliver_remote(mailbox, message.payload)
+        elif kind == MAILBOX and type(message) is Holding:
+            self._meet(message.origin)
+            if message.online:
+                # From now on our sends to it are published; say so to the announcer, who
+                # counted us (also when we are leaving the mailbox: we were subscribed).
+                self._alone.discard(mailbox)
+                ack = encode_message(Ack(self.node, message.seq))
+                self._link_or_die().command([PUBLISH, node_channel(self.key, message.origin), ack])
+            elif mailbox in self._held:
+                self._count([mailbox])
+        elif kind == PRESENCE and type(message) is Holding:
+            self._meet(message.origin)
+            if mailbox in self._watched:
+                self._count([mailbox])
+        elif kind == NODE and type(message) is Ack:
+            announced = self._announced.get(message.seq)
+            if announced is not None:
+                announced.acks += 1
+                if announced.check():
+                    del self._announced[message.seq]
+        elif kind in (CONTROL, NODE) and type(message) is Hello:
+            if self._meet(message.origin) and kind == CONTROL:
+                hello = encode_message(Hello(self.node))
+                self._link_or_die().command(
+                    [PUBLISH, node_channel(self.key, message.origin), hello]
+                )
+        else:
+            self.counters.dropped += 1
+
+    def _meet(self, node: bytes) -> bool:
+        """Remember another relay; True when it is new to us."""
+        if node in self._peers or len(self._peers) >= MAX_PEERS:
+            return False
+        self._peers.add(node)
+        return True
+
+    # -- the heartbeat ------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Every ``beat``: count the other relays' node channels (a relay whose connection
+        ended, by a crash or a kill, has none), end holds whose acknowledgements are overdue,
+        and give up on a link whose oldest command has waited ``timeout``."""
+        link = self._link_or_die()
+        now = asyncio.get_running_loop().time()
+        oldest = link.oldest()
+        if oldest is not None and now - oldest > self.timeout:
+            link.fail(TimeoutError())
+            return
+        for seq, announced in list(self._announced.items()):
+            if now >= announced.deadline:
+                announced.needed = 0
+            if announced.check():
+                del self._announced[seq]
+        if not self._peers:
+            return
+        peers = list(self._peers)[:BATCH]
+        channels = [node_channel(self.key, p) for p in peers]
+
+        def counted(reply: Reply) -> None:
+            if type(reply) is not list or len(reply) != 2 * len(peers):
+                return
+            gone = [p for i, p in enumerate(peers) if reply[2 * i + 1] == 0]
+            if gone and self.up:
+                self._peers.difference_update(gone)
+                self.counters.relays_lost += len(gone)
+                self._lost_relay()
+
+        link.command([*NUMSUB, *channels], counted)
+
+    def _lost_relay(self) -> None:
+        """Another relay is gone: recount what it may have held, as watched from here (its
+        mailbox channels went with its connection), and what we hold with others."""
+        relay = self.relay
+        suspects = [m for m in relay.watchers if m in relay.remote_online]
+        suspects += [m for m in self._held if m not in self._alone and m not in relay.watchers]
+        self._count(suspects)
+
+    # -- linking ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
         delay = 0.05
@@ -294,7 +603,7 @@ class Backplane:
         while True:
             try:
                 await self._session()
-            except (*LINK_ERRORS, LinkLost) as exc:
+            except LINK_ERRORS as exc:
                 reason = type(exc).__name__
                 if self.up or reason != told:
                     log.warning("backplane down (%s); serving local traffic", reason)
@@ -310,168 +619,55 @@ class Backplane:
             delay = min(delay * 2, self.retry_max)
 
     async def _session(self) -> None:
-        pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=self.connections,
-            timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            socket_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
-        client = Redis(connection_pool=pool)
-        pubsub = client.pubsub()
-        tasks: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
+        lost: asyncio.Future[None] = loop.create_future()
+
+        def on_lost(exc: BaseException | None) -> None:
+            if not lost.done():
+                lost.set_exception(exc if isinstance(exc, LINK_ERRORS) else ConnectionError())
+
+        async with asyncio.timeout(self.timeout):
+            link = await open_link(self.url, self._message, on_lost)
         try:
+            self._link = link
+            self._routes = {self._control: (CONTROL, b""), self._node_channel: (NODE, b"")}
+            link.subscription(SUBSCRIBE, [self._control, self._node_channel])
+            link.command([PUBLISH, self._control, encode_message(Hello(self.node))])
             async with asyncio.timeout(self.timeout):
-                await client.ping()
-                self._expect([self._control])
-                await pubsub.subscribe(self._control)
-                tasks.append(loop.create_task(self._read(pubsub)))
-                await self._confirmed.wait()
-            self._routes = {}
-            self._dirty = set(self.relay.subscribers) | set(self.relay.watchers)
-            self._recount = set(self.relay.watchers)
-            self._client = client
+                await link.call([b"PING"])
             self.up = True
             self.counters.links += 1
             self._went_up.set()
             log.info("backplane up")
-            tasks.append(loop.create_task(self._work(pubsub, client)))
-            tasks.append(loop.create_task(self._tick(client)))
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-            raise LinkLost
+            # Announce what we hold and recount what we watch, from the state's own tables.
+            self._hold(list(self.relay.subscribers))
+            self._watch(list(self.relay.watchers))
+            while not lost.done():
+                await asyncio.wait([lost], timeout=self.beat)
+                if not lost.done():
+                    self._tick()
+            lost.result()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            with contextlib.suppress(Exception):
-                await client.aclose()
-            with contextlib.suppress(Exception):
-                await pool.aclose()
+            link.fail()
+            with contextlib.suppress(BaseException):
+                lost.exception()
 
     def _down(self) -> None:
         was_up = self.up
         self.up = False
-        self._client = None
-        self._subscribed.clear()
-        self._watching.clear()
+        self._link = None
+        self._channels.clear()
         self._routes.clear()
-        self._confirm.clear()
-        for future in self._barriers:
+        self._held.clear()
+        self._watched.clear()
+        self._alone.clear()
+        self._peers.clear()
+        for announced in self._announced.values():
+            if not announced.done.done():
+                announced.done.set_result(None)
+        self._announced.clear()
+        for future in list(self._waiting):
             if not future.done():
                 future.set_result(None)
-        self._barriers.clear()
         if was_up:
             self.relay.remote_lost(asyncio.get_running_loop().time())
-
-    def _expect(self, channels: list[bytes]) -> None:
-        self._confirm = set(channels)
-        self._confirmed.clear()
-
-    async def _read(self, pubsub: PubSub) -> None:
-        relay = self.relay
-        while True:
-            message = await pubsub.get_message(timeout=None)
-            if message is None:
-                continue
-            kind, channel = message["type"], message["channel"]
-            if kind in ("subscribe", "unsubscribe"):
-                self._confirm.discard(channel)
-                if not self._confirm:
-                    self._confirmed.set()
-                continue
-            route = self._routes.get(channel) if kind == "message" else None
-            if route is None:
-                continue
-            try:
-                decoded = decode_message(message["data"])
-            except BackplaneError:
-                self.counters.dropped += 1
-                continue
-            if decoded.origin == self.node:
-                continue
-            self.counters.received += 1
-            is_mailbox, mailbox = route
-            if is_mailbox and isinstance(decoded, Payload):
-                relay.deliver_remote(mailbox, decoded.payload)
-            elif not is_mailbox and isinstance(decoded, Holding):
-                self._recount.add(mailbox)
-                self._wake.set()
-            else:
-                self.counters.dropped += 1
-
-    async def _tick(self, client: Redis) -> None:
-        """Every ``resync`` seconds: recount what we watch (a relay that died said nothing)."""
-        while True:
-            await asyncio.sleep(self.resync)
-            async with asyncio.timeout(self.timeout):
-                await client.ping()
-            self._recount.update(self.relay.watchers)
-            self._wake.set()
-
-    async def _work(self, pubsub: PubSub, client: Redis) -> None:
-        relay = self.relay
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            barriers, self._barriers = self._barriers, []
-            dirty, self._dirty = self._dirty, set()
-            hold = [m for m in dirty if m in relay.subscribers and m not in self._subscribed]
-            drop = [m for m in dirty if m not in relay.subscribers and m in self._subscribed]
-            watch = [m for m in dirty if m in relay.watchers and m not in self._watching]
-            unwatch = [m for m in dirty if m not in relay.watchers and m in self._watching]
-            on = [(mailbox_channel(self.key, m), True, m) for m in hold]
-            on += [(presence_channel(self.key, m), False, m) for m in watch]
-            for channel, is_mailbox, m in on:
-                self._routes[channel] = (is_mailbox, m)
-            await self._switch(pubsub, [c for c, _, _ in on], subscribe=True)
-            self._subscribed.update(hold)
-            self._watching.update(watch)
-            off = [mailbox_channel(self.key, m) for m in drop]
-            off += [presence_channel(self.key, m) for m in unwatch]
-            for channel in off:
-                self._routes.pop(channel, None)
-            self._subscribed.difference_update(drop)
-            self._watching.difference_update(unwatch)
-            await self._switch(pubsub, off, subscribe=False)
-            if hold or drop:
-                async with asyncio.timeout(self.timeout), client.pipeline(False) as pipe:
-                    for m, online in [(m, True) for m in hold] + [(m, False) for m in drop]:
-                        note = encode_message(Holding(self.node, online))
-                        pipe.publish(presence_channel(self.key, m), note)
-                    await pipe.execute()
-            recount, self._recount = self._recount, set()
-            await self._count(client, [m for m in recount if m in relay.watchers])
-            for future in barriers:
-                if not future.done():
-                    future.set_result(None)
-
-    async def _switch(self, pubsub: PubSub, channels: list[bytes], *, subscribe: bool) -> None:
-        for start in range(0, len(channels), BATCH):
-            chunk = channels[start : start + BATCH]
-            self._expect(chunk)
-            async with asyncio.timeout(self.timeout):
-                if subscribe:
-                    await pubsub.subscribe(*chunk)
-                else:
-                    await pubsub.unsubscribe(*chunk)
-                await self._confirmed.wait()
-
-    async def _count(self, client: Redis, mailboxes: list[bytes]) -> None:
-        """Ask Redis how many relays hold each mailbox; tell the state which others do."""
-        for start in range(0, len(mailboxes), BATCH):
-            chunk = mailboxes[start : start + BATCH]
-            channels = [mailbox_channel(self.key, m) for m in chunk]
-            async with asyncio.timeout(self.timeout):
-                counts = await client.pubsub_numsub(*channels)
-            now = asyncio.get_running_loop().time()
-            for m, (_, n) in zip(chunk, counts, strict=True):
-                others = int(n) - (1 if m in self._subscribed else 0)
-                self.relay.remote_presence(m, others > 0, now)

@@ -19,6 +19,7 @@ import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +61,8 @@ FLOOD_RECEIVE_BUFFER = 4096
 # TCP connections the kernel may hold for the relay to accept: a burst of them waits there
 # instead of having its SYNs dropped (and retried a second later).
 LISTEN_BACKLOG = 1024
+# Sends of one connection waiting for the backplane's answer before its next frame waits too.
+PIPELINE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +145,15 @@ def backplane_metrics(backplane: Backplane) -> list[str]:
         "# HELP anonchat_relay_backplane_dropped_total Unreadable backplane messages.",
         "# TYPE anonchat_relay_backplane_dropped_total counter",
         f"anonchat_relay_backplane_dropped_total {c.dropped}",
-        "# HELP anonchat_relay_backplane_errors_total Publishes that failed.",
+        "# HELP anonchat_relay_backplane_errors_total Publishes the link ended before answering.",
         "# TYPE anonchat_relay_backplane_errors_total counter",
         f"anonchat_relay_backplane_errors_total {c.errors}",
+        "# HELP anonchat_relay_backplane_relays Other relays linked, as far as this one heard.",
+        "# TYPE anonchat_relay_backplane_relays gauge",
+        f"anonchat_relay_backplane_relays {backplane.peers}",
+        "# HELP anonchat_relay_backplane_relays_lost_total Other relays found gone.",
+        "# TYPE anonchat_relay_backplane_relays_lost_total counter",
+        f"anonchat_relay_backplane_relays_lost_total {c.relays_lost}",
     ]
 
 
@@ -411,6 +420,13 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
             log.debug("connection from %s", address)
         close: Close | None = None
         throttle: _Throttle | None = None  # made at the first dropped or delayed frame
+        drained: asyncio.Event | None = None  # set once the backplane caught up
+
+        def sent(publish: Publish, remote: int) -> None:
+            relay.sent(publish, remote)
+            if drained is not None and relay.waiting(conn) < PIPELINE // 2:
+                drained.set()
+
         try:
             async for message in ws:
                 now = loop.time()
@@ -429,21 +445,25 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                     break  # closed while it waited: what it sent is not worth handling
                 if throttle is not None and not waited and not relay.flooding(conn, now):
                     throttle.window(small=False)
-                # The backplane's part completes before the next frame is read: replies stay
-                # in request order.
                 if isinstance(result, Pause):
                     throttle = throttle or _Throttle(ws)
                     await throttle.pause(result.until)
                 elif isinstance(result, Publish):
+                    # Pipelined: the relay's state keeps replies in request order. Past
+                    # PIPELINE unanswered, reading waits for the backplane to catch up.
                     assert backplane is not None
-                    relay.sent(result, await backplane.publish(result.mailbox, result.payload))
+                    backplane.publish(result.mailbox, result.payload, partial(sent, result))
+                    if relay.waiting(conn) >= PIPELINE:
+                        drained = asyncio.Event()
+                        await drained.wait()
+                        drained = None
                 elif isinstance(result, Lookup):
                     assert backplane is not None
                     await backplane.lookup(result)
                     relay.watched(result)
                 elif isinstance(result, Hold):
                     assert backplane is not None
-                    await backplane.settle()
+                    await backplane.routed(result.mailbox)
                     relay.held(result)
                 elif result is not None:
                     close = result

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -194,6 +194,10 @@ class Remote(Protocol):
     def unwatch(self, mailbox: bytes) -> None:
         """``mailbox`` lost its last watcher on this relay."""
 
+    def shared(self, mailbox: bytes) -> bool:
+        """Whether other relays may hold ``mailbox`` (which has a subscriber here), so that a
+        send to it must go to them too; False once the backplane knows none does."""
+
 
 class Bucket:
     """A token bucket that may go into debt: a frame takes its token at once, and the caller
@@ -262,6 +266,7 @@ class Connection:
         "flooding_since",
         "last_drop",
         "origin",
+        "replies",
         "send",
         "stamp",
         "subscriptions",
@@ -295,6 +300,9 @@ class Connection:
         # When this connection was last told rate_limited.
         self.told = _NEVER
         self.closed = False
+        # While a reply waits for the backplane: it and every reply after it, in request
+        # order, each [what completes it or None, its bytes once known].
+        self.replies: deque[list[Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -311,7 +319,8 @@ class Counters:
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """The driver must publish this send to the other relays, then call :meth:`Relay.sent`.
+    """The driver must publish this send to the other relays, then call :meth:`Relay.sent`:
+    a send to a mailbox that has no subscriber here, or that other relays may hold too.
 
     ``local`` connections on this relay already have it; the payload lives only until then.
     """
@@ -457,6 +466,7 @@ class Relay:
             self._unwatch_one(conn, mailbox)
         conn.watches.clear()
         conn.awaiting.clear()
+        conn.replies = None
         for mailbox in conn.subscriptions:
             self._release_one(conn, mailbox, now)
         conn.subscriptions.clear()
@@ -514,10 +524,11 @@ class Relay:
         """Handle one binary message from ``conn``; a Close says the driver must end it.
 
         A frame over the connection's budget is dropped and returns :class:`Pause`; over its
-        address's, it returns :class:`Wait`. With a backplane attached, a send returns
-        :class:`Publish`, a watch of a mailbox no one here watched yet :class:`Lookup`, a
-        mailbox's first subscribe here :class:`Hold`: the driver completes them before reading
-        the connection's next frame, so replies keep the order of requests.
+        address's, it returns :class:`Wait`. With a backplane attached, a send that other
+        relays may have to take returns :class:`Publish`, a watch of a mailbox no one here
+        watched yet :class:`Lookup`, a mailbox's first subscribe here :class:`Hold`: the driver
+        has the backplane complete them (:meth:`sent`, :meth:`watched`, :meth:`held`). Replies
+        keep the order of requests all the same: later ones wait behind (:meth:`waiting`).
         """
         if conn.closed:
             return None
@@ -578,7 +589,7 @@ class Relay:
         elif type(frame) is wire.Unwatch:
             self._on_unwatch(conn, frame)
         elif type(frame) is wire.Ping:
-            self._emit(conn, wire.encode(wire.Pong(frame.request_id)))
+            self._reply(conn, wire.encode(wire.Pong(frame.request_id)))
         elif type(frame) is wire.Goodbye:
             return Close(CLOSE_NORMAL, ErrorCode.NORMAL)
         else:
@@ -611,7 +622,7 @@ class Relay:
         if now - conn.told >= self._refill:
             conn.told = now
             rid = None if data is None else wire.request_id_of(data)
-            self._emit(conn, wire.encode(wire.Error(rid, ErrorCode.RATE_LIMITED)))
+            self._reply(conn, wire.encode(wire.Error(rid, ErrorCode.RATE_LIMITED)))
         return Pause(conn.stamp + (1.0 - conn.tokens) * self._refill)
 
     def flooding(self, conn: Connection, now: float) -> bool:
@@ -621,9 +632,13 @@ class Relay:
 
     def _on_send(self, conn: Connection, frame: wire.Send) -> Publish | None:
         delivered = self._deliver(frame.mailbox, frame.payload)
-        if self.remote is not None:
-            return Publish(conn, frame.request_id, frame.mailbox, frame.payload, delivered)
-        self._emit(conn, wire.encode(wire.Sent(frame.request_id, delivered)))
+        remote = self.remote
+        # A mailbox held here and nowhere else costs what it costs on a single relay.
+        if remote is not None and (not delivered or remote.shared(frame.mailbox)):
+            publish = Publish(conn, frame.request_id, frame.mailbox, frame.payload, delivered)
+            self._await(conn, publish)
+            return publish
+        self._reply(conn, wire.encode(wire.Sent(frame.request_id, delivered)))
         return None
 
     def _deliver(self, mailbox: bytes, payload: bytes) -> int:
@@ -665,15 +680,17 @@ class Relay:
                     self._changed(frame.mailbox, now, conn.origin)
                 if self.remote is not None:
                     self.remote.hold(frame.mailbox)
-                    return Hold(conn, rid, frame.mailbox)
-        self._emit(conn, wire.encode(wire.Ok(rid)))
+                    hold = Hold(conn, rid, frame.mailbox)
+                    self._await(conn, hold)
+                    return hold
+        self._reply(conn, wire.encode(wire.Ok(rid)))
         return None
 
     def _on_unsubscribe(self, conn: Connection, frame: wire.Unsubscribe, now: float) -> None:
         if frame.mailbox in conn.subscriptions:
             conn.subscriptions.discard(frame.mailbox)
             self._release_one(conn, frame.mailbox, now)
-        self._emit(conn, wire.encode(wire.Ok(frame.request_id)))
+        self._reply(conn, wire.encode(wire.Ok(frame.request_id)))
 
     def _release_one(self, conn: Connection, mailbox: bytes, now: float) -> None:
         if self._drop(self.subscribers, mailbox, conn):
@@ -703,13 +720,15 @@ class Relay:
             self.watchers.setdefault(mailbox, set()).add(conn)
         if self.remote is not None and fresh:
             conn.awaiting.update(fresh)
-            return Lookup(conn, frame.request_id, wanted, fresh)
-        self._watching(conn, frame.request_id, wanted)
+            lookup = Lookup(conn, frame.request_id, wanted, fresh)
+            self._await(conn, lookup)
+            return lookup
+        self._reply(conn, self._watching(frame.request_id, wanted))
         return None
 
-    def _watching(self, conn: Connection, rid: int, wanted: tuple[bytes, ...]) -> None:
+    def _watching(self, rid: int, wanted: tuple[bytes, ...]) -> bytes:
         online = tuple(m for m in wanted if self.shown(m))
-        self._emit(conn, wire.encode(wire.Watching(rid, online)))
+        return wire.encode(wire.Watching(rid, online))
 
     def _on_unwatch(self, conn: Connection, frame: wire.Unwatch) -> None:
         for mailbox in frame.mailboxes:
@@ -718,7 +737,7 @@ class Relay:
                 conn.awaiting.discard(mailbox)
                 conn.origin.watches -= 1
                 self._unwatch_one(conn, mailbox)
-        self._emit(conn, wire.encode(wire.Ok(frame.request_id)))
+        self._reply(conn, wire.encode(wire.Ok(frame.request_id)))
 
     def _unwatch_one(self, conn: Connection, mailbox: bytes) -> None:
         if self._drop(self.watchers, mailbox, conn):
@@ -761,7 +780,7 @@ class Relay:
         told = 0
         for watcher in tuple(self.watchers[mailbox]):
             if mailbox not in watcher.awaiting:
-                self._emit(watcher, data)
+                self._reply(watcher, data)  # after the replies it waits for, as they were
                 told += 1
         if payer is not None and told > FREE_WATCHERS:
             payer.frames.owe(told - FREE_WATCHERS, now)
@@ -770,21 +789,52 @@ class Relay:
 
     def sent(self, publish: Publish, remote: int) -> None:
         """Finish a :class:`Publish`: ``remote`` other relays took the payload."""
-        if not publish.conn.closed:
-            delivered = publish.local + max(0, remote)
-            self._emit(publish.conn, wire.encode(wire.Sent(publish.request_id, delivered)))
+        delivered = publish.local + max(0, remote)
+        self._complete(publish, wire.encode(wire.Sent(publish.request_id, delivered)))
 
     def held(self, hold: Hold) -> None:
         """Finish a :class:`Hold` once the backplane routes the mailbox here."""
-        if not hold.conn.closed:
-            self._emit(hold.conn, wire.encode(wire.Ok(hold.request_id)))
+        self._complete(hold, wire.encode(wire.Ok(hold.request_id)))
 
     def watched(self, lookup: Lookup) -> None:
         """Finish a :class:`Lookup` once the backplane has reported on ``lookup.fresh``."""
-        conn = lookup.conn
-        conn.awaiting.difference_update(lookup.fresh)
-        if not conn.closed:
-            self._watching(conn, lookup.request_id, lookup.wanted)
+        lookup.conn.awaiting.difference_update(lookup.fresh)
+        self._complete(lookup, self._watching(lookup.request_id, lookup.wanted))
+
+    def waiting(self, conn: Connection) -> int:
+        """Replies of ``conn`` not sent yet: those the backplane still has to complete, and
+        those queued behind them."""
+        return len(conn.replies) if conn.replies else 0
+
+    # -- replies in request order -------------------------------------------------------------
+
+    def _reply(self, conn: Connection, data: bytes) -> None:
+        """A reply goes out now, unless an earlier one waits for the backplane: then after it."""
+        if conn.replies:
+            conn.replies.append([None, data])
+        else:
+            self._emit(conn, data)
+
+    @staticmethod
+    def _await(conn: Connection, pending: Publish | Hold | Lookup) -> None:
+        """``pending``'s reply comes when the backplane completes it; later replies wait."""
+        if conn.replies is None:
+            conn.replies = deque()
+        conn.replies.append([pending, None])
+
+    def _complete(self, pending: Publish | Hold | Lookup, data: bytes) -> None:
+        """``pending``'s reply is ``data``: send it and the replies behind it, in order, up to
+        the next one still waiting."""
+        conn = pending.conn
+        replies = conn.replies
+        if conn.closed or not replies:
+            return
+        for entry in replies:
+            if entry[0] is pending:
+                entry[1] = data
+                break
+        while replies and replies[0][1] is not None:
+            self._emit(conn, replies.popleft()[1])
 
     def remote_presence(self, mailbox: bytes, online: bool, now: float) -> None:
         """Another relay's view of ``mailbox`` changed; watchers hear of it if the union did."""
@@ -845,7 +895,7 @@ class Relay:
 
     def _error(self, conn: Connection, rid: int | None, code: str) -> None:
         self.rejects[code] += 1
-        self._emit(conn, wire.encode(wire.Error(rid, code)))
+        self._reply(conn, wire.encode(wire.Error(rid, code)))
 
     def _emit(self, conn: Connection, data: bytes) -> None:
         self.counters.frames_out += 1

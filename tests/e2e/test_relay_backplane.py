@@ -227,9 +227,11 @@ def test_redis_holds_nothing(cluster: Cluster) -> None:
     """Runs after the traffic above: Redis kept no key, no payload, and wrote nothing."""
     cluster.redis.assert_holds_nothing()
     channels = cluster.redis.client().pubsub_channels()
-    # Only the relays' standing control subscriptions remain once everyone left.
-    assert len(channels) == 1
-    assert all(c.startswith(b"anonchat:v1:c:") for c in channels)
+    # Once everyone left only the relays' standing subscriptions remain: the control channel
+    # and each relay's own node channel.
+    assert len([c for c in channels if c.startswith(b"anonchat:v1:c:")]) == 1
+    assert len([c for c in channels if c.startswith(b"anonchat:v1:n:")]) == 2
+    assert len(channels) == 3
 
 
 @aio

@@ -15,8 +15,11 @@ from hypothesis import strategies as st
 
 from relay.backplane import (
     CHANNEL_PREFIX,
+    MAX_SEQ,
     NODE_SIZE,
+    Ack,
     BackplaneError,
+    Hello,
     Holding,
     Payload,
     cluster_key,
@@ -24,6 +27,7 @@ from relay.backplane import (
     decode_message,
     encode_message,
     mailbox_channel,
+    node_channel,
     presence_channel,
 )
 from relay.server import parse_args
@@ -39,6 +43,8 @@ def test_channel_names_are_keyed_hashes_with_a_readable_prefix() -> None:
     tag = hmac.new(KEY, b"presence\x00" + MAILBOX, hashlib.sha256).hexdigest().encode()
     assert presence_channel(KEY, MAILBOX) == b"anonchat:v1:p:" + tag
     assert control_channel(KEY).startswith(CHANNEL_PREFIX + b"c:")
+    tag = hmac.new(KEY, b"node\x00" + NODE, hashlib.sha256).hexdigest().encode()
+    assert node_channel(KEY, NODE) == b"anonchat:v1:n:" + tag
 
 
 def test_channel_names_never_carry_the_mailbox_id() -> None:
@@ -73,19 +79,28 @@ def test_cluster_key_without_secret_comes_from_credentials_not_host() -> None:
     assert cluster_key("redis://:@h") != cluster_key("redis://h", b":")
 
 
-def test_payload_message_bytes() -> None:
-    data = encode_message(Payload(NODE, b"\x00ciphertext"))
-    expected = {"v": 1, "k": "d", "o": NODE, "p": b"\x00ciphertext"}
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 65535, 65536, 70000])
+def test_payload_message_bytes(size: int) -> None:
+    """Built by hand (every cross-relay send makes one), byte for byte what msgpack makes."""
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    data = encode_message(Payload(NODE, payload))
+    expected = {"v": 1, "k": "d", "o": NODE, "p": payload}
     assert data == msgpack.packb(expected, use_bin_type=True)
     assert data[:1] == b"\x84"  # a 4-entry map
     assert b"\xc4\x10" + NODE in data  # bin 8, 16 bytes: the origin is binary, not a string
+    assert decode_message(data) == Payload(NODE, payload)
 
 
-def test_holding_message_bytes() -> None:
-    on = encode_message(Holding(NODE, True))
-    assert on == msgpack.packb({"v": 1, "k": "p", "o": NODE, "on": True}, use_bin_type=True)
-    assert on.endswith(b"\xa2on\xc3")
-    assert encode_message(Holding(NODE, False)).endswith(b"\xa2on\xc2")
+def test_holding_ack_and_hello_message_bytes() -> None:
+    on = encode_message(Holding(NODE, True, 7))
+    expected = {"v": 1, "k": "p", "o": NODE, "on": True, "s": 7}
+    assert on == msgpack.packb(expected, use_bin_type=True)
+    assert on.endswith(b"\xa2on\xc3\xa1s\x07")
+    assert encode_message(Holding(NODE, False, 7)).endswith(b"\xa2on\xc2\xa1s\x07")
+    ack = {"v": 1, "k": "a", "o": NODE, "s": 7}
+    assert encode_message(Ack(NODE, 7)) == msgpack.packb(ack, use_bin_type=True)
+    hello = {"v": 1, "k": "n", "o": NODE}
+    assert encode_message(Hello(NODE)) == msgpack.packb(hello, use_bin_type=True)
 
 
 @given(st.binary(min_size=NODE_SIZE, max_size=NODE_SIZE), st.binary(max_size=4096))
@@ -93,9 +108,14 @@ def test_payload_round_trip(origin: bytes, payload: bytes) -> None:
     assert decode_message(encode_message(Payload(origin, payload))) == Payload(origin, payload)
 
 
-@given(st.binary(min_size=NODE_SIZE, max_size=NODE_SIZE), st.booleans())
-def test_holding_round_trip(origin: bytes, online: bool) -> None:
-    assert decode_message(encode_message(Holding(origin, online))) == Holding(origin, online)
+@given(
+    st.binary(min_size=NODE_SIZE, max_size=NODE_SIZE),
+    st.booleans(),
+    st.integers(min_value=0, max_value=MAX_SEQ),
+)
+def test_holding_ack_and_hello_round_trip(origin: bytes, online: bool, seq: int) -> None:
+    for message in (Holding(origin, online, seq), Ack(origin, seq), Hello(origin)):
+        assert decode_message(encode_message(message)) == message
 
 
 @pytest.mark.parametrize(
@@ -107,7 +127,12 @@ def test_holding_round_trip(origin: bytes, online: bool) -> None:
         {"v": 1, "k": "d", "o": "x" * NODE_SIZE, "p": b""},
         {"v": 1, "k": "d", "o": NODE, "p": "text"},
         {"v": 1, "k": "d", "o": NODE},
-        {"v": 1, "k": "p", "o": NODE, "on": 1},
+        {"v": 1, "k": "p", "o": NODE, "on": 1, "s": 1},
+        {"v": 1, "k": "p", "o": NODE, "on": True},
+        {"v": 1, "k": "p", "o": NODE, "on": True, "s": -1},
+        {"v": 1, "k": "a", "o": NODE, "s": "1"},
+        {"v": 1, "k": "a", "o": NODE, "s": 2**64 - 1},
+        {"v": 1, "k": "n", "o": NODE[:8]},
         {"v": 1, "k": "x", "o": NODE, "p": b""},
         [1, "d", NODE, b""],
     ],
@@ -121,7 +146,7 @@ def test_decode_refuses_non_bytes_and_trailing_bytes() -> None:
     with pytest.raises(BackplaneError):
         decode_message("text")
     with pytest.raises(BackplaneError):
-        decode_message(encode_message(Holding(NODE, True)) + b"\x00")
+        decode_message(encode_message(Holding(NODE, True, 1)) + b"\x00")
 
 
 @given(st.binary(max_size=256))
@@ -141,7 +166,9 @@ def test_protocol_doc_backplane_example_matches_the_code() -> None:
     assert found["presence_channel"].strip().encode() == presence_channel(key, mailbox)
     payload = encode_message(Payload(origin, bytes.fromhex("deadbeef")))
     assert bytes.fromhex(found["payload"]) == payload
-    assert bytes.fromhex(found["holding"]) == encode_message(Holding(origin, True))
+    assert bytes.fromhex(found["holding"]) == encode_message(Holding(origin, True, 1))
+    assert bytes.fromhex(found["ack"]) == encode_message(Ack(bytes(range(16, 32)), 1))
+    assert found["node_channel"].strip().encode() == node_channel(key, origin)
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,10 +12,15 @@ KEY, OTHER = MailboxKey.generate(), MailboxKey.generate()
 
 
 class Recorder:
-    """What the state told the backplane, in order."""
+    """What the state told the backplane, in order; mailboxes in ``alone`` are held by no
+    other relay."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, bytes]] = []
+        self.alone: set[bytes] = set()
+
+    def shared(self, mailbox: bytes) -> bool:
+        return mailbox not in self.alone
 
     def hold(self, mailbox: bytes) -> None:
         self.calls.append(("hold", mailbox))
@@ -79,6 +84,19 @@ def test_send_delivers_locally_then_waits_for_the_remote_count() -> None:
     assert isinstance(result, Publish)
     relay.sent(result, 2)
     assert sender.take() == [wire.Sent(7, 3)]
+
+
+def test_a_send_to_a_mailbox_held_here_alone_is_answered_at_once() -> None:
+    relay, remote = linked()
+    sender, sub = Client(relay), Client(relay)
+    sub.subscribe(KEY)
+    remote.alone.add(KEY.mailbox)
+    assert sender.send(wire.Send(7, KEY.mailbox, b"payload")) is None
+    assert sub.take() == [wire.Deliver(KEY.mailbox, b"payload")]
+    assert sender.take() == [wire.Sent(7, 1)]
+    # Nobody here: published whatever the backplane says of sharing.
+    remote.alone.add(OTHER.mailbox)
+    assert isinstance(sender.send(wire.Send(8, OTHER.mailbox, b"x")), Publish)
 
 
 def test_sent_to_a_closed_connection_is_dropped() -> None:
