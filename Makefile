@@ -12,6 +12,9 @@ APP_DEB_PACKAGES := libpulse0 libegl1 libgl1 libfontconfig1 libdbus-1-3 libxkbco
 	libxcb-image0 libxcb-render-util0
 DEB_PACKAGES := $(APP_DEB_PACKAGES) xvfb xauth strace binutils curl openssl redis-server \
 	iproute2
+# Only `make bench` needs these: bench/backplane.py compares the backplane on Redis with NATS.
+BENCH_DEB_PACKAGES := nats-server
+BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 
 .PHONY: run test soak lint format bench package package-check sysdeps app-sysdeps venv \
@@ -79,7 +82,12 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: sysdeps venv
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: sysdeps venv $(BENCH_STAMP)
+	$(call install_missing,$(BENCH_DEB_PACKAGES))
 	@set -e; for f in bench/*.py; do echo "== $$f"; QT_QPA_PLATFORM=offscreen $(PY) $$f; done
 
 # Desktop app (folder and one file) and relay bundles, archives, icons into dist/.
