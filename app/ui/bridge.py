@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core.engine import Engine
 from app.core.events import (
+    BackupFinished,
     ConnectionChanged,
     ContactAdded,
     ContactChanged,
@@ -49,6 +50,7 @@ class EngineBridge(QObject):
     contact_dirty = Signal(int)  # anything this contact's list row shows may have changed
     file_changed = Signal(object, float)  # FileInfo, how fast it moves (bytes a second)
     group_changed = Signal(object)  # Group: new, an invitation, or its members or name changed
+    backup_finished = Signal(object)  # BackupFinished: a scheduled backup written or failed
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -105,3 +107,5 @@ class EngineBridge(QObject):
             case GroupChanged(group):
                 self.group_changed.emit(group)
                 self.contact_dirty.emit(group.id)
+            case BackupFinished():
+                self.backup_finished.emit(event)

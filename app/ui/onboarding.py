@@ -3,7 +3,8 @@
 Both pages await the store, whose Argon2id derivation runs on the store's own thread, so the
 window keeps painting while the key is derived. Each page emits `opened` with the unlocked
 profile (the wizard as an `Engine`, not yet started, its proxy set; the unlock page as
-`Opened`); nothing else leaves them.
+`Opened`); nothing else leaves them. The wizard also offers to restore a profile from a
+backup instead (app/ui/restore.py), and hands its engine on in the same way.
 
 The unlock screen is drawn before anything in the profile can be read, so its look comes
 from a small file beside the encrypted store (`UnlockLook`): the theme always, the display
@@ -20,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
-import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -55,11 +55,14 @@ from app.ui.a11y import name_controls
 from app.ui.aio import spawn
 from app.ui.connection import ProxyChoice
 from app.ui.relay_choice import RelayChoice
+from app.ui.restore import RestoreDialog
+from app.ui.strength import MIN_PASSPHRASE as MIN_PASSPHRASE
+from app.ui.strength import passphrase_hint
+from app.ui.strength import strength as strength
 from app.ui.text import safe_text, sentence
 from app.ui.theme import Theme, note_label
 
 log = logging.getLogger(__name__)
-MIN_PASSPHRASE = 8
 LOOK_FILE = "unlock.json"  # beside the store: what the unlock screen shows before unlocking
 MAX_LOOK_BYTES = 4096
 
@@ -105,30 +108,6 @@ def write_look(directory: Path, look: UnlockLook) -> bool:
         log.warning("the unlock screen's look was not stored: %s", type(exc).__name__)
         return False
     return True
-
-
-def strength(passphrase: str) -> tuple[int, str]:
-    """A rough estimate in bits and a word for it; enough to warn, not to certify."""
-    if not passphrase:
-        return 0, ""
-    pools = [
-        (string.ascii_lowercase, 26),
-        (string.ascii_uppercase, 26),
-        (string.digits, 10),
-        (string.punctuation + " ", 33),
-    ]
-    size = sum(n for chars, n in pools if any(c in chars for c in passphrase))
-    if any(ord(c) > 127 for c in passphrase):
-        size += 100
-    distinct = len(set(passphrase))
-    bits = int(min(len(passphrase), distinct * 2) * math.log2(max(size, 2)))
-    if len(passphrase) < MIN_PASSPHRASE:
-        return bits, f"too short: at least {MIN_PASSPHRASE} characters"
-    if bits < 45:
-        return bits, "weak: add more words"
-    if bits < 70:
-        return bits, "fair: a few more words make it strong"
-    return bits, "strong"
 
 
 class _GatePage(QWidget):
@@ -195,6 +174,10 @@ class WizardPage(_GatePage):
         self.create_button = QPushButton("Create profile")
         self.create_button.setDefault(True)
         self.create_button.setAccessibleName("Create profile")
+        self.restore_button = QPushButton("Restore from a &backup…")
+        self.restore_button.setAccessibleName("Restore from a backup")
+        self.restore_button.clicked.connect(self.show_restore)
+        self.restore_dialog: RestoreDialog | None = None
 
         form = QFormLayout()
         form.addRow("Display name", self.name)
@@ -209,7 +192,11 @@ class WizardPage(_GatePage):
         layout.addLayout(form)
         layout.addWidget(self.error)
         layout.addStretch(1)
-        layout.addWidget(self.create_button, alignment=Qt.AlignmentFlag.AlignRight)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.restore_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.create_button)
+        layout.addLayout(buttons)
 
         self.passphrase.textChanged.connect(self._update_hint)
         self.repeat.textChanged.connect(self._update_hint)
@@ -219,10 +206,7 @@ class WizardPage(_GatePage):
         name_controls(self)
 
     def _update_hint(self) -> None:
-        _, word = strength(self.passphrase.text())
-        if self.repeat.text() and self.repeat.text() != self.passphrase.text():
-            word = f"{word}; the two passphrases differ" if word else "the passphrases differ"
-        self.hint.setText(word)
+        self.hint.setText(passphrase_hint(self.passphrase.text(), self.repeat.text()))
 
     def _problem(self) -> str | None:
         if not self.name.text().strip():
@@ -302,6 +286,20 @@ class WizardPage(_GatePage):
         self.choice.stop()
         self.opened.emit(engine)
 
+    def show_restore(self) -> RestoreDialog:
+        """A profile from a backup instead of a new one (app/ui/restore.py); its engine goes
+        on as a new profile's does."""
+        if self.restore_dialog is None:
+            self.restore_dialog = RestoreDialog(self._paths, self._params, self)
+            self.restore_dialog.opened.connect(self._restored)
+        self.restore_dialog.show()
+        self.restore_dialog.raise_()
+        return self.restore_dialog
+
+    def _restored(self, engine: Engine) -> None:
+        self.choice.stop()
+        self.opened.emit(engine)
+
     async def discard(self) -> None:
         """Close the engine of a profile made here and never handed on (the page closed
         while its proxy was refused)."""
@@ -315,6 +313,7 @@ class WizardPage(_GatePage):
             field.setEnabled(not made)
         self.choice.set_enabled(not busy and not made)
         self.create_button.setEnabled(not busy)
+        self.restore_button.setEnabled(not busy and not made)
         if busy:
             self.create_button.setText("Setting the proxy…" if made else "Creating your keys…")
             self.error.hide()

@@ -8,7 +8,8 @@ engine tests a new one (connect, hello, a round trip) before it moves any contac
 a relay it cannot reach saves nothing, and its reason is shown under the field. The proxy
 comes next, so a proxy the engine refuses saves nothing else either. The proxy and the
 isolation apply when the profile is next opened, and the window says so. The passphrase
-change has its own button: it re-encrypts the key, which takes a moment.
+change has its own button: it re-encrypts the key, which takes a moment. So do backups, on
+their own page (app/ui/backups.py): a backup now, and the schedule's own "Save schedule".
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from app.core.profile import RelayMode, check_relay_url
 from app.core.routing import Isolation, isolation_for
 from app.domain.files import MAX_FILE_BYTES
 from app.ui.aio import spawn
+from app.ui.backups import BackupsPage
 from app.ui.connection import (
     ISOLATION_DEFAULT_NOTE,
     NEXT_OPEN_NOTE,
@@ -244,6 +246,9 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self.relay_page, "Relay")
         self.tabs.addTab(self.connection, "Connection")
         self.tabs.addTab(self.passphrase, "Passphrase")
+        self.backups = BackupsPage(engine, look_dir)
+        self.backups.said.connect(self.said)
+        self.tabs.addTab(self.backups, "Backups")
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.error)

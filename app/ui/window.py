@@ -578,6 +578,7 @@ class MainWindow(QMainWindow):
         dialog.saved.connect(self._settings_saved)
         dialog.said.connect(self.say)
         dialog.relay_notice.connect(self.say_relay_notice)
+        self.bridge.backup_finished.connect(dialog.backups.on_finished)
         self._keep(dialog)
         return dialog
 
