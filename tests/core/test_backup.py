@@ -33,6 +33,7 @@ from app.core.events import BackupFinished, Event
 from app.core.profile import create_profile, open_profile, profile_paths
 from app.crypto.card import Card
 from app.crypto.passphrase import INSECURE_FAST_PARAMS
+from app.crypto.primitives import x25519_from_rng, x25519_public
 from app.domain.contacts import ContactState
 from app.domain.messages import Status
 from tests.core.engines import PASS, RELAY, befriend, carry, make
@@ -61,7 +62,7 @@ async def backed_up_alice(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
         await alice.store.run(
             lambda r: r.conn.execute(
                 "UPDATE contacts SET rejoin_theirs = ?, rejoin_ours = ? WHERE id = ?",
-                (bytes(32), bytes([1]) * 32, to_bob.id),
+                (x25519_public(x25519_from_rng(os.urandom)), bytes([1]) * 32, to_bob.id),
             )
         )
         seen: list[tuple[int, int, bool]] = []
@@ -102,7 +103,14 @@ def test_a_restored_profile_opens_with_its_own_passphrase_and_has_a_card(
         assert not [n for n in os.listdir(tmp_path) if ".restoring-" in n]
         with pytest.raises(WrongPassphrase):
             await open_profile(target, PASS)
-        engine = await Engine.open(await open_profile(target, NEW))
+        opened = await open_profile(target, NEW)
+        due = await opened.store.read(
+            lambda r: r.conn.execute(
+                "SELECT id, rejoin_due, rejoin_ours FROM contacts ORDER BY id"
+            ).fetchall()
+        )
+        assert due == [(facts["bob"], 1, None), (facts["carol"], 0, None)]
+        engine = await Engine.open(opened)
         try:
             assert engine.identity.public.to_bytes() == facts["identity"]
             card = Card.parse(await engine.card())
@@ -113,12 +121,6 @@ def test_a_restored_profile_opens_with_its_own_passphrase_and_has_a_card(
             assert await engine.requests() == []
             (message,) = await engine.messages(facts["bob"], 10)
             assert (message.body, message.status) == ("written before the backup", Status.FAILED)
-            due = await engine.store.read(
-                lambda r: r.conn.execute(
-                    "SELECT id, rejoin_due, rejoin_ours FROM contacts ORDER BY id"
-                ).fetchall()
-            )
-            assert due == [(facts["bob"], 1, None), (facts["carol"], 0, None)]
             assert people["Bob"].state is ContactState.CONTACT
         finally:
             await engine.close()

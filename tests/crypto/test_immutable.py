@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 import app.crypto
+from app.crypto.backupstream import Header
 from app.crypto.card import Card
 from app.crypto.duress import random_field
 from app.crypto.filecrypt import ChunkFrame, FileKeys
@@ -53,6 +54,7 @@ RECORDS: dict[type, Callable[[], object]] = {
     DuressField: lambda: random_field(INSECURE_FAST_PARAMS),
     FileKeys: lambda: FileKeys.derive(bytes(32), bytes(16), 100),
     ChunkFrame: lambda: ChunkFrame(bytes(16), 0, b"sealed"),
+    Header: lambda: Header(INSECURE_FAST_PARAMS, bytes(16), 64, bytes(7), bytes(16)),
 }
 
 
