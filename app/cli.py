@@ -45,7 +45,14 @@ from app.core.events import (
     RequestRemoved,
     RouteChanged,
 )
-from app.core.profile import DEFAULT_RELAY, create_profile, open_profile, profile_paths
+from app.core.profile import (
+    DEFAULT_RELAY,
+    create_profile,
+    destroy_header,
+    open_profile,
+    profile_paths,
+    wipe_profile,
+)
 from app.core.qr import QrError, decode_file, make_png
 from app.domain.contacts import Contact, ContactKind, ContactState, RequestSummary
 from app.domain.files import FileInfo, FileState, size_words
@@ -967,6 +974,83 @@ async def cmd_relays(args: argparse.Namespace, out: Out) -> None:
     )
 
 
+WIPE_HOLDER_WAIT_S = 5.0  # how long a wipe waits for the process holding the profile
+
+
+async def cmd_wipe(args: argparse.Namespace, out: Out) -> int:
+    """Panic wipe, no passphrase asked: the key header first (the database is noise without
+    it), then the process holding the profile open, if any, is told to wipe and stop, then
+    every file of the profile goes whatever that process answers."""
+    if not args.yes:
+        print(
+            "anonchat-cli: wipe destroys this profile for good, without asking for its "
+            "passphrase: add --yes to do it",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    paths = profile_paths(args.profile)
+    try:
+        await destroy_header(paths)
+    finally:
+        held = await wipe_holder(args)
+        await wipe_profile(paths)
+    out.result(
+        {"profile": str(paths.directory), "wiped": True, "holder": held},
+        f"wiped the profile at {paths.directory}"
+        + ("; the process holding it open was told to stop" if held else ""),
+    )
+    return EXIT_OK
+
+
+async def wipe_holder(args: argparse.Namespace) -> bool:
+    """Tell the process serving this profile (a window, a daemon) to wipe it and stop; True
+    when one was there. Its answer is not waited for past WIPE_HOLDER_WAIT_S."""
+    client = await ApiClient.connect(api_path(args))
+    if client is None:
+        return False
+    try:
+        await asyncio.wait_for(client.call("wipe", {"yes": True}), WIPE_HOLDER_WAIT_S)
+    except (RpcError, ConnectionError, TimeoutError):
+        pass  # it went away, or took too long: the files go all the same
+    finally:
+        await client.close()
+    return True
+
+
+async def cmd_wipe_held(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """`wipe` served by the process holding the profile: its engine wipes and stops."""
+    if not args.yes:
+        raise UserError("wipe destroys this profile for good: it needs yes")
+    await engine.wipe()
+    out.result({"wiped": True}, "wiped")
+
+
+def read_duress_passphrase() -> str:
+    env = os.environ.get("ANONCHAT_DURESS_PASSPHRASE")
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise UserError("no duress passphrase: use ANONCHAT_DURESS_PASSPHRASE or a terminal")
+    first = getpass.getpass("Duress passphrase: ")
+    if getpass.getpass("Repeat duress passphrase: ") != first:
+        raise UserError("the two duress passphrases differ")
+    return first
+
+
+async def cmd_duress(engine: Engine, args: argparse.Namespace, out: Out) -> None:
+    """Set (from ANONCHAT_DURESS_PASSPHRASE) or clear the duress passphrase."""
+    if args.action == "clear":
+        await engine.clear_duress()
+        out.result({"duress": "cleared"}, "duress passphrase cleared")
+        return
+    await engine.set_duress(read_duress_passphrase())
+    out.result(
+        {"duress": "set"},
+        "duress passphrase set: entered instead of the passphrase, it wipes this profile and "
+        "opens an empty one with this name and these relays (set it again after changing them)",
+    )
+
+
 async def cmd_backup(engine: Engine, args: argparse.Namespace, out: Out) -> None:
     """The whole profile into one encrypted file (docs/backup.md)."""
     made = await engine.backup(
@@ -1333,6 +1417,8 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace, Out], Awaitable[None]]
     "group-send": cmd_group_send,
     "group-messages": cmd_group_messages,
     "backup": cmd_backup,
+    "wipe": cmd_wipe_held,
+    "duress": cmd_duress,
 }
 
 
@@ -1480,6 +1566,10 @@ def parser() -> CommandParser:
     s = sub.add_parser("restore", help="a new profile (--profile) from a backup file")
     s.add_argument("path", metavar="PATH")
     s.add_argument("--backup-passphrase-file", metavar="FILE", help="the backup's passphrase")
+    s = sub.add_parser("wipe", help="destroy this profile at once, asking no passphrase")
+    s.add_argument("--yes", action="store_true", help="yes: destroy it for good")
+    s = sub.add_parser("duress", help="set or clear the duress passphrase (it wipes at unlock)")
+    s.add_argument("action", choices=["set", "clear"])
     s = sub.add_parser("relays", help="list the relays announced on this network (no profile)")
     s.add_argument("--seconds", type=browse_seconds, default=3.0, help="how long to listen")
     s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="as JSON")
@@ -1556,7 +1646,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- the local API: a holder serves these commands, the CLI runs through a holder -----------
 
-LOCAL_ONLY = frozenset({"init", "relays", "daemon", "restore"})  # never through a holder
+LOCAL_ONLY = frozenset({"init", "relays", "daemon", "restore", "duress"})  # never through a holder
 HOLDERS = frozenset({"listen", "daemon"})  # hold the profile open and serve the API
 GLOBAL_OPTIONS = frozenset({"profile", "passphrase_file", "json", "command", "stop"})
 # Made absolute: the holder's directory is not ours.
@@ -1690,9 +1780,10 @@ class CallOut(Out):
         self.call.notify("event", data)
 
 
-def api_handler(engine: Engine) -> Handler:
-    """Serve the CLI's commands (except init, restore, relays and daemon) on an open engine: the
-    method is the command, the params its options, the result what `--json` prints."""
+def api_handler(engine: Engine, wiped: Callable[[], None] | None = None) -> Handler:
+    """Serve the CLI's commands (except init, restore, relays, daemon and duress) on an open
+    engine: the method is the command, the params its options, the result what `--json`
+    prints. `wiped` is called once a `wipe` is done (the holder then stops)."""
 
     async def handle(method: str, params: dict[str, Any], call: Call) -> Any:
         text = params.get(TEXT_FORMAT) == "text"
@@ -1701,6 +1792,8 @@ def api_handler(engine: Engine) -> Handler:
         out = CallOut(call, text)
         try:
             await COMMANDS[method](engine, args, out)
+            if method == "wipe" and wiped is not None:
+                wiped()
         except (UserError, StoreError) as exc:
             raise RpcError(ERR_USER, str(exc), {"exit": EXIT_USER}) from None
         except Unreachable as exc:
@@ -1778,6 +1871,8 @@ async def run(args: argparse.Namespace) -> int:
     if args.command == "restore":
         await cmd_restore(args, out)
         return EXIT_OK
+    if args.command == "wipe":
+        return await cmd_wipe(args, out)
     code = await through_holder(args, out)
     if code is not None:
         return code
@@ -1785,7 +1880,7 @@ async def run(args: argparse.Namespace) -> int:
     server = None
     try:
         if args.command in HOLDERS:
-            server = ApiServer(api_path(args), api_handler(engine))
+            server = ApiServer(api_path(args), api_handler(engine, args.stop.set))
             await server.start()
         await COMMANDS[args.command](engine, args, out)
     finally:

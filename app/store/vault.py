@@ -221,15 +221,19 @@ def change_passphrase(
     """Re-key the open database to a key from new_passphrase; returns the new raw key.
 
     The old passphrase must derive the key the database is open with (WrongPassphrase if not);
-    its slot is the one kept beside the new slot while the change is in flight.
+    its slot is the one kept beside the new slot while the change is in flight. The duress
+    field is kept as it is; with new Argon2id parameters it cannot be (the duress passphrase
+    would have to be derived again), so it becomes a random one with the new parameters: the
+    duress passphrase, if one was set, is then cleared.
     """
-    header = _with_duress(read_header(p))
+    header = read_header(p)
     current = _matching_slot(header, old_passphrase, current_key)
     if current is None:
         raise WrongPassphrase()
-    if header.duress is not None and duress.matches(
-        header.duress, derive_key(new_passphrase, header.duress.slot)
-    ):
+    field = header.duress
+    if field is None or field.params != params:
+        header = replace(header, duress=duress.random_field(params, randbytes))
+    elif duress.matches(field, derive_key(new_passphrase, field.slot)):
         raise DuressRefused("the new passphrase is the duress passphrase; choose another")
     fresh = new_slot(params, randbytes)
     new_key = derive_key(new_passphrase, fresh)

@@ -18,7 +18,14 @@ from app.core import profile as profile_module
 from app.core.engine import Engine
 from app.core.errors import ProfileBusy, StoreError, UserError, WrongPassphrase
 from app.core.profile import RelayMode, open_profile, profile_paths
-from app.crypto.passphrase import MAGIC, MAGIC_V2, decode_header, encode_header
+from app.crypto.passphrase import (
+    INSECURE_FAST_PARAMS,
+    MAGIC,
+    MAGIC_V2,
+    KdfParams,
+    decode_header,
+    encode_header,
+)
 from app.store import vault
 from tests.core.engines import PASS, make
 
@@ -121,7 +128,7 @@ def test_the_duress_passphrase_cannot_be_the_passphrase(tmp_path: Path) -> None:
         assert (path / "store.hdr").read_bytes() == header
         await alice.set_duress(DURESS)
         with pytest.raises(StoreError, match="is the duress passphrase"):
-            await alice.change_passphrase(PASS, DURESS)
+            await alice.store.change_passphrase(PASS, DURESS, INSECURE_FAST_PARAMS)
         await alice.close()
         engine = await Engine.open(await open_profile(profile_paths(str(path)), PASS))
         await engine.close()
@@ -134,12 +141,39 @@ def test_a_passphrase_change_keeps_the_duress_passphrase(tmp_path: Path) -> None
         path = tmp_path / "alice"
         alice, identity = await prepared(path)
         field = decode_header((path / "store.hdr").read_bytes()).duress
-        await alice.change_passphrase(PASS, "second passphrase")
+        # The engine's own change takes the default parameters; these profiles use the cheap
+        # ones, which the store is given here so that they stay the same.
+        await alice.store.change_passphrase(PASS, "second passphrase", INSECURE_FAST_PARAMS)
         assert decode_header((path / "store.hdr").read_bytes()).duress == field
         await alice.close()
         engine = await Engine.open(await open_profile(profile_paths(str(path)), DURESS))
         assert engine.identity.public.to_bytes() != identity
         assert await engine.summaries() == []
+        await engine.close()
+
+    asyncio.run(body())
+
+
+def test_new_argon2id_parameters_clear_the_duress_passphrase(tmp_path: Path) -> None:
+    """A duress passphrase cannot follow a change of parameters (it would have to be
+    derived again): the field becomes random with the new ones, and the duress passphrase
+    a wrong one."""
+
+    async def body() -> None:
+        path = tmp_path / "alice"
+        alice, identity = await prepared(path)
+        cheaper = KdfParams(32, 1, 1)
+        await alice.store.change_passphrase(PASS, "second passphrase", cheaper)
+        header = decode_header((path / "store.hdr").read_bytes())
+        assert header.duress is not None
+        assert header.duress.params == header.slots[0].params == cheaper
+        await alice.close()
+        with pytest.raises(WrongPassphrase):
+            await open_profile(profile_paths(str(path)), DURESS)
+        engine = await Engine.open(
+            await open_profile(profile_paths(str(path)), "second passphrase")
+        )
+        assert engine.identity.public.to_bytes() == identity
         await engine.close()
 
     asyncio.run(body())
