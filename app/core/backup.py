@@ -41,8 +41,8 @@ from app.crypto.handshake import Invitation
 from app.crypto.identity import Identity
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 from app.store import backup as stored
-from app.store.backup import Restored as Restored  # what a front end shows after a restore
 from app.store.backup import Written as Written  # what a front end shows after a backup
+from app.store.backup_restore import Restored as Restored  # what a front end shows after one
 from app.store.errors import StoreError
 from app.store.paths import ProfilePaths, fsync_dir
 from app.store.records import MailboxPurpose, OurMailbox

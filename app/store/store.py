@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams, KeySlot
 
-from . import backup, connection, keystore, vault
+from . import backup, backup_restore, connection, keystore, vault
 from .errors import WrongPassphrase
 from .keystore import KeyringStatus
 from .paths import ProfilePaths
@@ -122,13 +122,13 @@ class Store:
         passphrase: str,
         params: KdfParams = DEFAULT_PARAMS,
         progress: backup.Progress | None = None,
-    ) -> tuple[Store, backup.Restored]:
-        """A new profile at `paths` from a backup file, open (see backup.restore; the caller
+    ) -> tuple[Store, backup_restore.Restored]:
+        """A new profile at `paths` from a backup file, open (see backup_restore.restore; the caller
         removes the directory when this raises)."""
         worker = Worker()
         try:
             unlocked, restored = await worker.call(
-                lambda: backup.restore(
+                lambda: backup_restore.restore(
                     paths, source, backup_passphrase, passphrase, params, progress
                 )
             )

@@ -1,8 +1,9 @@
-"""A profile into a backup file and back, on real SQLCipher files (app/store/backup.py):
-every table of the allowlist comes back row for row and nothing else does; what a restored
-profile cannot keep is settled; an older schema's backup is rebuilt and migrated, a newer
-one refused; the file holds no plaintext; the backup reads a snapshot beside the store's
-own writes; the scheduled folder's pruning touches only its own names."""
+"""A profile into a backup file and back, on real SQLCipher files (app/store/backup.py and
+backup_restore.py): every table of the allowlist comes back row for row and nothing else
+does; what a restored profile cannot keep is settled; an older schema's backup is rebuilt
+and migrated, a newer one refused; the file holds no plaintext; the backup reads a snapshot
+beside the store's own writes; what no profile keeps is refused even under the right
+passphrase; the scheduled folder's pruning touches only its own names."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import msgpack
 import pytest
 
 from app.crypto.backupstream import BackupError, BackupWriter, WrongBackupPassphrase
-from app.store import backup, connection, migrations, vault
+from app.store import backup, backup_restore, connection, migrations, vault
 from app.store.blobs import Blobs
 from app.store.errors import SchemaTooNew
 from app.store.paths import ProfilePaths
@@ -186,9 +187,11 @@ def made(tmp_path: Path) -> Any:
     opened.conn.close()
 
 
-def restore(tmp_path: Path, file: Path, name: str = "restored") -> tuple[Any, backup.Restored]:
+def restore(
+    tmp_path: Path, file: Path, name: str = "restored"
+) -> tuple[Any, backup_restore.Restored]:
     target = ProfilePaths(tmp_path / name)
-    unlocked, restored = backup.restore(target, file, BPASS, "new passphrase", FAST)
+    unlocked, restored = backup_restore.restore(target, file, BPASS, "new passphrase", FAST)
     return unlocked, restored
 
 
@@ -219,7 +222,7 @@ def test_every_allowlisted_table_comes_back_row_for_row(made: Any, tmp_path: Pat
         ]
         assert migrations.schema_version(got) == migrations.LATEST
         assert Blobs(tmp_path / "restored").path(DISK).read_bytes() == BLOB
-        assert restored == backup.Restored(
+        assert restored == backup_restore.Restored(
             contacts=3,
             messages=5,
             files=1,
@@ -386,7 +389,7 @@ def test_a_damaged_backup_refuses_before_anything_is_kept(
     target = ProfilePaths(tmp_path / "restored")
     word = "another passphrase" if damage == "passphrase" else BPASS
     with pytest.raises(BackupError) as caught:
-        backup.restore(target, file, word, "new passphrase", FAST)
+        backup_restore.restore(target, file, word, "new passphrase", FAST)
     if damage == "passphrase":
         assert isinstance(caught.value, WrongBackupPassphrase)
         assert not target.directory.exists()  # refused before the profile was made
@@ -590,6 +593,6 @@ def test_a_backup_holding_what_no_profile_keeps_is_refused(tmp_path: Path, case:
     body = b"".join(writer.write(packer.pack(record)) for record in FORGED[case])
     file = tmp_path / "forged"
     file.write_bytes(writer.head() + body + writer.finish())
-    with pytest.raises(backup.BadBackup):
+    with pytest.raises(backup_restore.BadBackup):
         restore(tmp_path, file)
     assert not (tmp_path.parent / "outside").exists()
