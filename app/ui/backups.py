@@ -363,7 +363,7 @@ class BackupsPage(QWidget):
             return None
         self.backing_up = True
         self.now_result.hide()
-        self.progress.setValue(0)
+        self.progress.setRange(0, 0)  # busy, until the first report (after Argon2id)
         self.progress.show()
         self.back_up_button.setEnabled(False)
         self.back_up_button.setText("Backing up…")
@@ -389,6 +389,7 @@ class BackupsPage(QWidget):
             raise
         if not shiboken6.isValid(self):
             return written
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setValue(PROGRESS_STEPS)
         self.now_pass.clear()
         self.now_repeat.clear()
@@ -402,6 +403,7 @@ class BackupsPage(QWidget):
         if not shiboken6.isValid(self.progress):  # Settings went meanwhile
             return
         step = PROGRESS_STEPS if total <= 0 else min(PROGRESS_STEPS, done * PROGRESS_STEPS // total)
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setValue(step)
 
     def _hold(self) -> None:

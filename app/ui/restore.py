@@ -213,7 +213,7 @@ class RestoreDialog(QDialog):
             self._show_error(problem)
             return None
         self._set_busy(True, "Restoring…")
-        self.progress.setValue(0)
+        self.progress.setRange(0, 0)  # busy, until the first report (after Argon2id)
         self.progress.show()
         try:
             restored = await restore_profile(
@@ -233,6 +233,7 @@ class RestoreDialog(QDialog):
             self._set_busy(False, "&Restore")
             raise
         self.restored = restored
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setValue(PROGRESS_STEPS)
         self.backup_pass.clear()
         self.summary_label.setText(summary(restored))
@@ -277,6 +278,7 @@ class RestoreDialog(QDialog):
         if not shiboken6.isValid(self.progress):
             return
         step = PROGRESS_STEPS if total <= 0 else min(PROGRESS_STEPS, done * PROGRESS_STEPS // total)
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setValue(step)
 
     def _set_busy(self, busy: bool, label: str) -> None:
