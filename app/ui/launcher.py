@@ -1,5 +1,6 @@
 """From launch to the main window: wizard or unlock, embedded relay, engine, window; and back
-down again in order when the window closes."""
+down again in order when the window closes, or to the first-start wizard after a panic wipe
+(from the window's menu, or `wipe` on the local API)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from app.core.engine import Engine
 from app.core.errors import StoreError, UserError
 from app.core.profile import Opened, ProfilePaths, open_profile
 from app.crypto.passphrase import KdfParams
-from app.net.rpc import ApiServer, Call, Handler, socket_path
+from app.net.rpc import INVALID_PARAMS, ApiServer, Call, Handler, RpcError, socket_path
 from app.ui.aio import spawn
 from app.ui.embedded_relay import OWN_MODES, ProfileRelay
 from app.ui.onboarding import UnlockPage, WizardPage
@@ -66,6 +67,7 @@ class Launcher(QObject):
         self.ready = asyncio.Event()  # set once the main window shows
         self._unlock_page: UnlockPage | None = None
         self.remembered = False  # opened with the key from the OS keyring
+        self.wiping = False  # a panic wipe under way: the window's closing is no shutdown
 
     def _opened(self, opened: Opened | Engine) -> None:
         spawn(self._start(opened), "starting")
@@ -149,7 +151,8 @@ class Launcher(QObject):
         notice = await self._run_relay(engine)
         window = MainWindow(engine, self.relay.url, own_relay=self.relay, paths=self.paths)
         await window.load()
-        window.closed.connect(lambda: spawn(self.shutdown(), "shutting down"))
+        window.closed.connect(self._window_closed)
+        window.wipe_requested.connect(lambda: spawn(self.wipe(), "wiping the profile"))
         self.window = window
         window.show()
         if self.gate is not None:
@@ -186,6 +189,13 @@ class Launcher(QObject):
                     window.raise_()
                     window.activateWindow()
                 return {"raised": window is not None}
+            if method == "wipe":  # answered at once: the wipe closes this server
+                if params.get("yes") is not True:
+                    raise RpcError(
+                        INVALID_PARAMS, "wipe destroys this profile for good: it needs yes"
+                    )
+                spawn(self.wipe(), "wiping the profile")
+                return {"wiped": True}
             return await inner(method, params, call)
 
         server = ApiServer(socket_path(self.paths.directory), handle)
@@ -209,6 +219,45 @@ class Launcher(QObject):
         except (OSError, UserError) as exc:
             log.warning("could not run this profile's relay: %s", type(exc).__name__)
             return f"This profile's relay could not be started: {sentence(str(exc))}"
+
+    def _window_closed(self) -> None:
+        if not self.wiping:
+            spawn(self.shutdown(), "shutting down")
+
+    async def wipe(self) -> None:
+        """Panic wipe of the open profile: the window goes at once, then the engine destroys
+        the key header, stops and deletes every file and the keyring entry; the API server
+        and the profile's relay stop; then the first-start wizard, as on a first start."""
+        engine = self.engine
+        if self.wiping or engine is None:
+            return
+        self.wiping = True
+        window, self.window = self.window, None
+        self.engine = None
+        self.ready.clear()
+        if window is not None:
+            window.hide()
+            window.close()  # detached, its dialogs closed; not a shutdown while wiping
+            window.deleteLater()
+        problem = ""
+        try:
+            await engine.wipe()
+        except (StoreError, OSError) as exc:
+            log.warning("the wipe left something behind: %s", type(exc).__name__)
+            problem = sentence(str(exc)) if isinstance(exc, StoreError) else ""
+        finally:
+            if self._server is not None:
+                server, self._server = self._server, None
+                with contextlib.suppress(Exception):
+                    await server.close()
+            with contextlib.suppress(Exception):
+                await self.relay.close()
+            self.remembered = False
+            self._unlock_page = None
+            self.wiping = False
+        page = self.show_gate()
+        if problem and isinstance(page, WizardPage):
+            page.tell(problem)
 
     async def shutdown(self) -> None:
         """Close the engine (and its store), then the embedded relay; then `run` returns."""

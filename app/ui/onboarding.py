@@ -127,6 +127,10 @@ class _GatePage(QWidget):
         self._set_busy(False)
         self._show_error(text)
 
+    def tell(self, text: str) -> None:
+        """A line for the user where errors show (what a panic wipe could not delete)."""
+        self._show_error(text)
+
 
 class WizardPage(_GatePage):
     """Display name, passphrase twice with a strength hint, how people reach you (the relay),
@@ -422,6 +426,8 @@ class UnlockPage(_GatePage):
         except BaseException:
             self._set_busy(False)
             raise
+        if not (self._paths.directory / LOOK_FILE).exists():  # made anew (duress passphrase)
+            write_look(self._paths.directory, self.look)
         self.opened.emit(opened)
 
     def _set_busy(self, busy: bool) -> None:

@@ -49,6 +49,7 @@ from app.ui.connection import (
     chosen_isolation,
     isolation_box,
 )
+from app.ui.duress import DuressSection
 from app.ui.embedded_relay import OWN_MODES, ProfileRelay, same_relay, use_relays
 from app.ui.onboarding import MIN_PASSPHRASE, UnlockLook, read_look, strength, write_look
 from app.ui.prefs import Prefs, save_prefs
@@ -226,6 +227,8 @@ class SettingsDialog(QDialog):
         pass_form.addRow("", self.pass_error)
         pass_form.addRow("", self.pass_result)
         pass_form.addRow("", self.change_pass)
+        self.duress = DuressSection(engine)  # the passphrase that wipes (app/ui/duress.py)
+        pass_form.addRow(self.duress)
 
         self.error = note_label(error=True)
         self.save_button = QPushButton("&Save")

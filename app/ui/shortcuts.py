@@ -1,12 +1,12 @@
-"""The main window's actions: each with its shortcuts, in the toolbar or only on the keyboard,
-and a toolbar whose buttons say their shortcut and have an accessible name."""
+"""The main window's actions: each with its shortcuts, in the toolbar, in its menu or only on
+the keyboard, and a toolbar whose buttons say their shortcut and have an accessible name."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QToolBar
+from PySide6.QtWidgets import QMainWindow, QMenu, QSizePolicy, QToolBar, QToolButton, QWidget
 
 
 def action(
@@ -31,3 +31,22 @@ def toolbar(window: QMainWindow, actions: list[QAction]) -> QToolBar:
             button.setAccessibleName(item.text())
             button.setToolTip(f"{item.text()} ({item.shortcut().toString()})")
     return bar
+
+
+def toolbar_menu(bar: QToolBar, text: str, actions: list[QAction]) -> QToolButton:
+    """A button at the toolbar's far end opening a menu of these actions (each with its
+    shortcut shown): the window's menu, for what is used seldom or in a hurry."""
+    spacer = QWidget()
+    spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    bar.addWidget(spacer)
+    menu = QMenu(text, bar)
+    for item in actions:
+        menu.addAction(item)
+    button = QToolButton()
+    button.setText(f"{text} \u2630")  # the three bars menus are known by
+    button.setMenu(menu)
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    button.setAccessibleName(text)
+    button.setToolTip(", ".join(f"{a.text()} ({a.shortcut().toString()})" for a in actions))
+    bar.addWidget(button)
+    return button

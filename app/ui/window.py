@@ -1,5 +1,7 @@
 """The main window: message requests (and group invitations) and conversations with contacts
-and groups on the left, the open conversation (or request) on the right, status below."""
+and groups on the left, the open conversation (or request) on the right, status below. The
+toolbar's menu holds Quit and Panic wipe (Ctrl+Shift+Delete, asked once; the launcher then
+wipes the profile and shows the first-start wizard)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -48,7 +52,7 @@ from app.ui.requests import RequestsSection
 from app.ui.search import SearchPanel
 from app.ui.selection import mark_row, unheard
 from app.ui.settings import SettingsDialog
-from app.ui.shortcuts import action, toolbar
+from app.ui.shortcuts import action, toolbar, toolbar_menu
 from app.ui.status import ConnectionLabel
 from app.ui.text import safe_text
 from app.ui.theme import apply_theme
@@ -60,6 +64,7 @@ REFRESH_MS = 50  # the events about one contact within this long cost one read o
 
 class MainWindow(QMainWindow):
     closed = Signal()
+    wipe_requested = Signal()  # the panic wipe, confirmed
 
     def __init__(
         self,
@@ -90,11 +95,15 @@ class MainWindow(QMainWindow):
             ["Ctrl+,", QKeySequence(QKeySequence.StandardKey.Preferences)],
             self.show_settings,
         )
-        toolbar(
+        bar = toolbar(
             self,
             [self.my_code_action, self.add_action, self.new_group_action, self.settings_action],
         )
         self.quit_action = action(self, "Quit", ["Ctrl+Q"], self.close)
+        self.wipe_action = action(self, "Panic wipe…", ["Ctrl+Shift+Del"], self.confirm_wipe)
+        self.wipe_action.setEnabled(paths is not None)  # the demo's profiles are not wiped
+        self.wipe_box: QMessageBox | None = None
+        self.menu_button = toolbar_menu(bar, "Menu", [self.wipe_action, self.quit_action])
         self.contacts_focus = action(self, "Contacts", ["Ctrl+1"], self.focus_contacts)
         self.requests_focus = action(self, "Message requests", ["Ctrl+2"], self.focus_requests)
         self.find_action = action(
@@ -581,6 +590,55 @@ class MainWindow(QMainWindow):
         self.bridge.backup_finished.connect(dialog.backups.on_finished)
         self._keep(dialog)
         return dialog
+
+    def confirm_wipe(self) -> QMessageBox | None:
+        """Panic wipe, asked once (Cancel is the default: Enter alone wipes nothing); the
+        launcher does the wipe on `wipe_requested`."""
+        if self.paths is None or self.detached:
+            return None
+        box = self.wipe_box
+        if box is not None and shiboken6.isValid(box) and box.isVisible():
+            box.raise_()
+            box.activateWindow()
+            return box
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Panic wipe",
+            "Destroy this profile now?",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        box.setInformativeText(
+            "Your keys, contacts, messages and files on this computer are destroyed at once "
+            "and cannot be brought back. Backup files kept elsewhere are not touched. "
+            "AnonChat then starts as on its first day."
+        )
+        wipe = box.addButton("&Wipe everything", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        wipe.setAccessibleName("Wipe everything")
+        cancel.setAccessibleName("Cancel the wipe")
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(lambda clicked: self._wipe_answered(clicked is wipe))
+        self.wipe_box = box
+        box.open()
+        return box
+
+    def wipe_button(self) -> QPushButton | None:
+        """The confirmation's "Wipe everything", while it is asked."""
+        box = self.wipe_box
+        if box is None or not shiboken6.isValid(box):
+            return None
+        found = [
+            b for b in box.buttons() if box.buttonRole(b) is QMessageBox.ButtonRole.DestructiveRole
+        ]
+        return found[0] if found and isinstance(found[0], QPushButton) else None
+
+    def _wipe_answered(self, wipe: bool) -> None:
+        self.wipe_box = None
+        if wipe and not self.detached:
+            self.wipe_requested.emit()
 
     def _settings_saved(self, prefs: Prefs) -> None:
         self.prefs = prefs
