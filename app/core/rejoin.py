@@ -198,7 +198,8 @@ class Rejoin:
             return 0
         try:
             await self._handshakes.rejoin(contact, card)
-        except UserError:
+        except (UserError, HandshakeError):  # a prekey no handshake can use: left for its card
+            await ctx.store.run(lambda r: r.rejoin.forget(contact_id))
             return 0
         return 1
 

@@ -13,11 +13,13 @@ import os
 from pathlib import Path
 
 from app.core import payload as pl
+from app.core.engine import Engine
 from app.core.events import FrameRejected, Rejection, RequestAdded
+from app.core.profile import open_profile, profile_paths
 from app.crypto.card import Card
 from app.crypto.handshake import initiate, rejoin_prekey
 from app.net.events import Delivered
-from tests.core.engines import eventually
+from tests.core.engines import PASS, befriend, eventually, make
 from tests.core.test_live_relay import Person, introduce, people
 from tests.core.test_requests import snapshot
 
@@ -90,5 +92,33 @@ def test_a_rejoin_needs_the_contacts_identity_key_not_only_the_prekey(tmp_path: 
             assert kinds <= {Rejection.HANDSHAKE, Rejection.FORGED, Rejection.MALFORMED}
             assert Rejection.HANDSHAKE in kinds  # Mallory's: opened, and refused for her key
             assert await alice.engine.store.read(lambda r: r.rejoin.ours(to_bob)) is not None
+
+    asyncio.run(body())
+
+
+def test_a_restored_contact_whose_prekey_no_handshake_can_use_is_left_for_its_card(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        alice, bob = await make(tmp_path / "alice", "Alice"), await make(tmp_path / "bob", "Bob")
+        try:
+            to_alice = (await befriend(alice, bob))[1].id
+        finally:
+            await alice.close()
+
+        def owed(r):  # type: ignore[no-untyped-def]
+            r.sessions.delete(to_alice)
+            r.rejoin.set_theirs(to_alice, bytes(32))  # a low-order point: no DH with it
+            r.conn.execute("UPDATE contacts SET rejoin_due = 1 WHERE id = ?", (to_alice,))
+
+        await bob.store.run(owed)
+        await bob.close()
+        reopened = await Engine.open(await open_profile(profile_paths(str(tmp_path / "bob")), PASS))
+        try:
+            assert await reopened.store.read(lambda r: r.rejoin.due()) == []
+            assert await reopened.store.read(lambda r: r.rejoin.theirs(to_alice)) is None
+            assert (await reopened.contact(to_alice)).display_name == "Alice"
+        finally:
+            await reopened.close()
 
     asyncio.run(body())
