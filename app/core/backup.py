@@ -181,13 +181,19 @@ class Backups:
     async def backup(
         self,
         path: str | Path,
-        passphrase: str,
+        passphrase: str | None,
         include_files: bool = True,
         progress: Progress | None = None,
     ) -> Written:
         """Back the profile up to `path` (replaced atomically if it exists), sealed under
-        `passphrase`; `include_files` False leaves the files' bytes out (their messages stay).
-        The engine goes on meanwhile; `progress` is told how far it got."""
+        `passphrase` (None: the scheduled backups' one); `include_files` False leaves the
+        files' bytes out (their messages stay). The engine goes on meanwhile; `progress` is
+        told how far it got."""
+        if passphrase is None:
+            kept = await self._ctx.store.read(lambda r: r.settings.get(SETTING_PASSPHRASE))
+            if not kept:
+                raise UserError("no passphrase is set for scheduled backups")
+            passphrase = kept
         _check_backup_passphrase(passphrase)
         target = await asyncio.to_thread(_backup_file, path)
         if self._cancel.is_set():

@@ -1,8 +1,9 @@
 """Settings ▸ Backups: a backup file now, and the schedule of backups into a folder.
 
-"Back up now" takes the backup's passphrase twice, then asks where to write the file (named
-as the scheduled ones are) and runs the engine's backup with a progress bar; the engine reads
-and writes off the loop, so the window goes on meanwhile. The schedule has its own button:
+"Back up now" takes the backup's passphrase twice (or the scheduled backups' one), then
+asks where to write the file (named as the scheduled ones are) and runs the engine's backup
+with a progress bar; the engine reads and writes off the loop, so the window goes on
+meanwhile. The schedule has its own button:
 the engine refuses what cannot run (a schedule that is on needs a folder and a passphrase)
 and then stores nothing. Its passphrase is never shown, only whether one is set. "Last
 backup" follows the engine's BackupFinished events, which the window connects to
@@ -103,6 +104,10 @@ class BackupsPage(QWidget):
         self.now_hint = QLabel()
         self.now_hint.setAccessibleName("Backup passphrase strength")
         self.now_hint.hide()  # until something is typed
+        self.use_scheduled = QCheckBox("Use the scheduled backups' &passphrase")
+        self.use_scheduled.setAccessibleName("Use the scheduled backups' passphrase")
+        self.use_scheduled.hide()  # until the schedule has one
+        self.use_scheduled.toggled.connect(self._use_scheduled)
         self.include_files = QCheckBox("Include &files")
         self.include_files.setAccessibleName("Include files")
         self.include_files.setChecked(True)
@@ -129,6 +134,7 @@ class BackupsPage(QWidget):
         now_box = QGroupBox("Back up now")
         now_form = QFormLayout(now_box)
         now_form.addRow(now_note)
+        now_form.addRow("", self.use_scheduled)
         now_form.addRow("Passphrase", self.now_pass)
         now_form.addRow("Repeat", self.now_repeat)
         now_form.addRow("", self.now_hint)
@@ -228,6 +234,9 @@ class BackupsPage(QWidget):
         self.folder.setText(schedule.folder)
         self.every.setCurrentIndex(max(0, self.every.findData(schedule.every.value)))
         self.keep.setValue(schedule.keep)
+        if schedule.has_passphrase and self.use_scheduled.isHidden():
+            self.use_scheduled.show()
+            self.use_scheduled.setChecked(True)
         if schedule.has_passphrase:
             self.pass_state.setText("Set (never shown). Type a new one to change it.")
             self.sched_pass.setPlaceholderText("Unchanged")
@@ -316,7 +325,17 @@ class BackupsPage(QWidget):
     def _update_now_hint(self) -> None:
         _show_hint(self.now_hint, self.now_pass, self.now_repeat)
 
+    def _use_scheduled(self, on: bool) -> None:
+        for field in (self.now_pass, self.now_repeat):
+            field.setEnabled(not on)
+        self.now_error.hide()
+
+    def _scheduled_passphrase(self) -> bool:
+        return self.use_scheduled.isVisibleTo(self) and self.use_scheduled.isChecked()
+
     def _now_problem(self) -> str | None:
+        if self._scheduled_passphrase():
+            return None
         if len(self.now_pass.text()) < MIN_PASSPHRASE:
             return f"The backup passphrase needs at least {MIN_PASSPHRASE} characters."
         if self.now_pass.text() != self.now_repeat.text():
@@ -367,13 +386,14 @@ class BackupsPage(QWidget):
         self.progress.show()
         self.back_up_button.setEnabled(False)
         self.back_up_button.setText("Backing up…")
-        for field in (self.now_pass, self.now_repeat, self.include_files):
+        scheduled = self._scheduled_passphrase()
+        for field in (self.now_pass, self.now_repeat, self.include_files, self.use_scheduled):
             field.setEnabled(False)
         self._hold()
         try:
             written = await self._engine.backup(
                 path,
-                self.now_pass.text(),
+                None if scheduled else self.now_pass.text(),
                 include_files=self.include_files.isChecked(),
                 progress=self._progress,
             )
@@ -418,8 +438,9 @@ class BackupsPage(QWidget):
         self.backing_up = False
         self.back_up_button.setEnabled(True)
         self.back_up_button.setText("&Back up now…")
-        for field in (self.now_pass, self.now_repeat, self.include_files):
+        for field in (self.include_files, self.use_scheduled):
             field.setEnabled(True)
+        self._use_scheduled(self._scheduled_passphrase())
         holder, self._holder = self._holder, None
         if holder is None:
             return

@@ -217,6 +217,41 @@ def test_the_schedule_saved_in_the_page_is_the_engines_after_reopening(run, tmp_
     run(body())
 
 
+def test_back_up_now_can_use_the_scheduled_passphrase(run, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with my_window(tmp_path) as (window, _url):
+            engine = window.engine
+            dialog, page = await backups_page(window)
+            assert not page.use_scheduled.isVisibleTo(page)  # the schedule has none yet
+            dialog.close()
+            await engine.set_backup_schedule(passphrase=BACKUP_PASS)
+
+            dialog, page = await backups_page(window)
+            assert page.use_scheduled.isVisibleTo(page)
+            assert page.use_scheduled.isChecked()
+            assert not page.now_pass.isEnabled()
+            target = tmp_path / "with-the-scheduled-one.backup"
+            assert await page.back_up(target) is not None  # nothing typed
+            restored = await restore_profile(
+                profile_paths(str(tmp_path / "back")),
+                target,
+                BACKUP_PASS,
+                "new passphrase",
+                params=INSECURE_FAST_PARAMS,
+            )
+            assert restored.schema > 0
+            assert page.now_pass.isEnabled() is False  # still the scheduled one, as chosen
+
+            # Unticked: the passphrase typed is the one, and checked as before.
+            page.use_scheduled.setChecked(False)
+            assert page.now_pass.isEnabled()
+            assert await page.back_up(tmp_path / "typed.backup") is None
+            assert "at least 8 characters" in page.now_error.text()
+            dialog.close()
+
+    run(body())
+
+
 def test_a_schedule_the_engine_refuses_is_said_and_nothing_is_saved(run, tmp_path: Path) -> None:
     async def body() -> None:
         async with my_window(tmp_path) as (window, _url):
