@@ -328,6 +328,21 @@ class Backups:
         return written
 
 
+def _restoring(target: Path) -> str:
+    """The name a restore into `target` is built under, before its random part."""
+    return f".{target.name}.restoring-"
+
+
+def _sweep_cut_restores(target: Path) -> None:
+    """What a restore into `target` that was killed left beside it (encrypted, and never a
+    profile): gone before the next one starts."""
+    prefix = _restoring(target)
+    with contextlib.suppress(OSError):
+        for left in target.parent.iterdir():
+            if left.name.startswith(prefix) and left.is_dir() and not left.is_symlink():
+                shutil.rmtree(left, ignore_errors=True)
+
+
 async def restore_profile(
     paths: ProfilePaths,
     source: str | Path,
@@ -348,7 +363,8 @@ async def restore_profile(
         raise UserError("the backup passphrase is empty")
     target = paths.directory
     source = await asyncio.to_thread(_restore_source, target, source)
-    tmp = ProfilePaths(target.parent / f".{target.name}.restoring-{secrets.token_hex(4)}")
+    await asyncio.to_thread(_sweep_cut_restores, target)
+    tmp = ProfilePaths(target.parent / f"{_restoring(target)}{secrets.token_hex(4)}")
     store: Store | None = None
     try:
         store, restored = await Store.restore(

@@ -97,6 +97,9 @@ def test_a_restored_profile_opens_with_its_own_passphrase_and_has_a_card(
     async def body() -> None:
         file, facts = await backed_up_alice(tmp_path)
         target = profile_paths(str(tmp_path / "restored"))
+        cut_short = tmp_path / ".restored.restoring-0badf00d"  # a restore killed before
+        (cut_short / "files").mkdir(parents=True)
+        (cut_short / "store.db").write_bytes(os.urandom(4096))
         got = await restore_profile(target, file, BPASS, NEW, params=FAST)
         assert (got.contacts, got.messages, got.groups) == (2, 1, 0)
         assert (got.requests_dropped, got.not_reconnected) == (1, 1)
