@@ -15,10 +15,12 @@ packed and read directly). Relays run with the send budgets lifted. Cases:
   relay that delivered them, "no responders" meaning offline.
 
 CPU per message is the relays' and the engine server's CPU over the delivered messages.
-Each case runs at least five rounds on fresh relays (the engine servers stay up), the cases
-in a different order each round; figures are medians, each ratio the median of the rounds'
-ratios. Every ``sent`` is read: one that says ``delivered: 0`` while its receiver is subscribed
-is a false offline, counted over the whole run.
+Each case runs at least five rounds on fresh relays (the engine servers stay up). A round
+opens and closes with the baseline, whose figure for the round is the mean of the two, and
+runs the other cases in between, in turn one way and the other; figures are medians, each
+ratio the median of the rounds' ratios. Every ``sent`` is read: one that says
+``delivered: 0`` while its receiver is subscribed is a false offline, counted over the whole
+run.
 
 Kill: a watcher on relay 1 watches a mailbox held only on relay 2; relay 2 is SIGKILLed at a
 random moment (1 to 2 s after the watcher was told it is online); the figure is the time until
@@ -67,6 +69,7 @@ SECONDS = 3.0
 ROUNDS = 5
 KILLS = 5
 CASES = ("single", "local", "cross", "nats_local", "nats_cross")
+COUNTS = ("false_offline", "replies")  # added up over a case's measurements, not averaged
 RELAY_ARGS = [
     *("--port", "0", "--log-level", "INFO"),
     *("--send-rate", "1e9", "--send-burst", "1000000000"),
@@ -446,13 +449,24 @@ async def all_rounds(rounds: int, kills: int) -> dict[str, Any]:
     results: dict[str, list[dict[str, float]]] = {case: [] for case in CASES}
     try:
         for index in range(rounds):
-            order = list(CASES)
-            random.Random(index).shuffle(order)
-            if index % 2:
-                order.reverse()
-            for case in order:
+            # The baseline opens and closes each round and counts as the mean of the two, so
+            # every case is compared with the machine as it was around it; the other cases
+            # take turns in the middle, the other way round every other round.
+            middle = list(CASES[1:]) if index % 2 == 0 else list(reversed(CASES[1:]))
+            ends = []
+            for case in ["single", *middle, "single"]:
                 print(f"round {index + 1} of {rounds}: {case}", file=sys.stderr, flush=True)
-                results[case].append(await run_case(case, engines, secret))
+                result = await run_case(case, engines, secret)
+                if case == "single":
+                    ends.append(result)
+                else:
+                    results[case].append(result)
+            results["single"].append(
+                {
+                    key: (ends[0][key] + ends[1][key]) / (1 if key in COUNTS else 2)
+                    for key in ends[0]
+                }
+            )
         notices: list[tuple[float, float]] = []
         for index in range(kills):
             print(f"kill {index + 1} of {kills}", file=sys.stderr, flush=True)

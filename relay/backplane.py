@@ -503,7 +503,9 @@ class Backplane:
 
     # -- messages from Redis ------------------------------------------------------------------
 
-    def _message(self, channel: bytes, data: bytes) -> None:
+    def on_message(self, channel: bytes, data: bytes) -> None:
+        """A message Redis pushed on one of our channels, handled as it arrives (in the
+        link's order, between the replies before and after it)."""
         route = self._routes.get(channel)
         if route is None:
             return
@@ -539,7 +541,8 @@ class Backplane:
                 if announced.check():
                     del self._announced[message.seq]
         elif kind in (CONTROL, NODE) and type(message) is Hello:
-            if self._meet(message.origin) and kind == CONTROL:
+            self._meet(message.origin)
+            if kind == CONTROL:  # a relay that (re)linked knows nobody yet: answer it
                 hello = encode_message(Hello(self.node))
                 self._link_or_die().command(
                     [PUBLISH, node_channel(self.key, message.origin), hello]
@@ -547,16 +550,14 @@ class Backplane:
         else:
             self.counters.dropped += 1
 
-    def _meet(self, node: bytes) -> bool:
-        """Remember another relay; True when it is new to us."""
-        if node in self._peers or len(self._peers) >= MAX_PEERS:
-            return False
-        self._peers.add(node)
-        return True
+    def _meet(self, node: bytes) -> None:
+        """Remember another relay, so that its death is noticed (:meth:`tick`)."""
+        if len(self._peers) < MAX_PEERS:
+            self._peers.add(node)
 
     # -- the heartbeat ------------------------------------------------------------------------
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         """Every ``beat``: count the other relays' node channels (a relay whose connection
         ended, by a crash or a kill, has none), end holds whose acknowledgements are overdue,
         and give up on a link whose oldest command has waited ``timeout``."""
@@ -627,30 +628,33 @@ class Backplane:
                 lost.set_exception(exc if isinstance(exc, LINK_ERRORS) else ConnectionError())
 
         async with asyncio.timeout(self.timeout):
-            link = await open_link(self.url, self._message, on_lost)
+            link = await open_link(self.url, self.on_message, on_lost)
         try:
-            self._link = link
-            self._routes = {self._control: (CONTROL, b""), self._node_channel: (NODE, b"")}
-            link.subscription(SUBSCRIBE, [self._control, self._node_channel])
-            link.command([PUBLISH, self._control, encode_message(Hello(self.node))])
-            async with asyncio.timeout(self.timeout):
-                await link.call([b"PING"])
-            self.up = True
-            self.counters.links += 1
-            self._went_up.set()
-            log.info("backplane up")
-            # Announce what we hold and recount what we watch, from the state's own tables.
-            self._hold(list(self.relay.subscribers))
-            self._watch(list(self.relay.watchers))
+            self.link_up(link)
             while not lost.done():
                 await asyncio.wait([lost], timeout=self.beat)
                 if not lost.done():
-                    self._tick()
+                    self.tick()
             lost.result()
         finally:
             link.fail()
             with contextlib.suppress(BaseException):
                 lost.exception()
+
+    def link_up(self, link: RedisLink) -> None:
+        """Route through ``link``, a fresh connection: say hello to the other relays, announce
+        what we hold and recount what we watch, from the state's own tables. Every command is
+        pipelined behind the subscriptions, so nothing needs waiting for."""
+        self._link = link
+        self._routes = {self._control: (CONTROL, b""), self._node_channel: (NODE, b"")}
+        link.subscription(SUBSCRIBE, [self._control, self._node_channel])
+        link.command([PUBLISH, self._control, encode_message(Hello(self.node))])
+        self.up = True
+        self.counters.links += 1
+        self._went_up.set()
+        log.info("backplane up")
+        self._hold(list(self.relay.subscribers))
+        self._watch(list(self.relay.watchers))
 
     def _down(self) -> None:
         was_up = self.up
