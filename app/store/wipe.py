@@ -72,7 +72,11 @@ def _is_profile_directory(directory: Path) -> bool:
     if not any((directory / name).exists() for name in names):
         return False
     resolved = directory.resolve()
-    return resolved != Path.home().resolve() and resolved.parent != resolved
+    try:
+        home = Path.home().resolve()
+    except RuntimeError:  # no home directory to be known
+        home = None
+    return resolved != home and resolved.parent != resolved
 
 
 def wipe_profile(p: ProfilePaths, randbytes: Callable[[int], bytes] = os.urandom) -> None:

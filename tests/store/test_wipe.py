@@ -137,3 +137,15 @@ def test_the_lock_held_elsewhere_does_not_stop_a_wipe(
     finally:
         os.close(fd)
     assert everything_under(tmp_path) == []
+
+
+def test_a_profile_made_in_the_home_folder_takes_only_its_own_files_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_keyring: None
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    profile = ProfilePaths(home)
+    vault.create(profile, PASS, FAST).conn.close()
+    (home / "letter.txt").write_text("mine")
+    wipe.wipe_profile(profile)
+    assert everything_under(tmp_path) == ["home", "home/letter.txt"]
