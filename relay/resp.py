@@ -281,7 +281,7 @@ class RedisLink(asyncio.Protocol):
     # -- commands -----------------------------------------------------------------------------
 
     def command(self, args: Sequence[bytes], callback: ReplyFn | None = None) -> None:
-        """Queue a command; ``callback`` gets its reply. Nothing happens once the link closed."""
+        """Queue a command; ``callback`` gets its reply (:data:`LOST` once the link ended)."""
         self._queue(encode_command(args), _Pending(callback, 0, self.loop.time()))
 
     def subscription(
@@ -292,7 +292,9 @@ class RedisLink(asyncio.Protocol):
         self._queue(encode_command([verb, *channels]), pending)
 
     def _queue(self, data: bytes, pending: _Pending) -> None:
-        if self.closed:
+        if self.closed:  # answered at once, as every command the link's end left waiting
+            if pending.callback is not None:
+                pending.callback(LOST)
             return
         self._out.append(data)
         self._pending.append(pending)
