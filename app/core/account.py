@@ -35,19 +35,24 @@ def _front_end_key(key: str) -> str:
     return key
 
 
-async def store_invitation(ctx: Context, relays: tuple[str, ...], *, address: bool) -> OurMailbox:
-    """A fresh card mailbox on our relays, stored (as the address, or a one-time code); the
-    caller listens on it."""
+def invitation_row(relays: tuple[str, ...], now: int) -> OurMailbox:
+    """A fresh card (its invitation: prekey and mailbox) on our relays, as a row to store."""
     invitation = Invitation.generate()
-    row = OurMailbox(
+    return OurMailbox(
         invitation.mailbox.id,
         invitation.to_bytes(),
         relays[0],
         MailboxPurpose.INVITATION,
         None,
-        ctx.clock(),
+        now,
         relays[1:],
     )
+
+
+async def store_invitation(ctx: Context, relays: tuple[str, ...], *, address: bool) -> OurMailbox:
+    """A fresh card mailbox on our relays, stored (as the address, or a one-time code); the
+    caller listens on it."""
+    row = invitation_row(relays, ctx.clock())
 
     def unit(r: Repos) -> None:
         r.mailboxes.add_ours(row)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from app.core.account import MIN_PASSPHRASE
+from app.core.account import MIN_PASSPHRASE, invitation_row
 from app.core.context import Context
 from app.core.errors import UserError
 from app.core.events import BackupFinished
@@ -37,7 +37,6 @@ from app.core.profile import (
 )
 from app.crypto.backupstream import BackupError
 from app.crypto.errors import LocalStateError
-from app.crypto.handshake import Invitation
 from app.crypto.identity import Identity
 from app.crypto.passphrase import DEFAULT_PARAMS, KdfParams
 from app.store import backup as stored
@@ -45,7 +44,6 @@ from app.store.backup import Written as Written  # what a front end shows after 
 from app.store.backup_restore import Restored as Restored  # what a front end shows after one
 from app.store.errors import StoreError
 from app.store.paths import ProfilePaths, fsync_dir
-from app.store.records import MailboxPurpose, OurMailbox
 from app.store.repos import Repos
 from app.store.store import Store
 
@@ -402,14 +400,5 @@ async def _fresh_code(store: Store) -> None:
         settings.get(SETTING_RELAY) or DEFAULT_RELAY,
         *settings.get(SETTING_FALLBACKS, "").split(),
     )
-    invitation = Invitation.generate()
-    row = OurMailbox(
-        invitation.mailbox.id,
-        invitation.to_bytes(),
-        relays[0],
-        MailboxPurpose.INVITATION,
-        None,
-        now_ms(),
-        relays[1:],
-    )
+    row = invitation_row(relays, now_ms())
     await store.run(lambda r: r.mailboxes.add_ours(row))

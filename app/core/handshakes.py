@@ -61,6 +61,14 @@ def parse_card(text: str) -> Card:
         raise UserError(f"not a valid AnonChat code: {exc}") from None
 
 
+def introduction(accepted: Accepted) -> pl.Intro:
+    """The `intro` a handshake's first message must be; PayloadError otherwise."""
+    intro = pl.decode(accepted.plaintext)
+    if not isinstance(intro, pl.Intro):
+        raise pl.PayloadError("the first message is not an introduction")
+    return intro
+
+
 def forget_channels(r: Repos, contact_id: int) -> list[OurMailbox]:
     """Drop a contact's session, mailboxes and undeliverable outbox; return our old mailboxes
     (the caller unsubscribes them once the transaction is done)."""
@@ -340,9 +348,7 @@ class Handshakes:
             ctx.reject(f"a handshake failed its check ({exc})", Rejection.HANDSHAKE)
             return None
         try:
-            intro = pl.decode(accepted.plaintext)
-            if not isinstance(intro, pl.Intro):
-                raise pl.PayloadError("the first message is not an introduction")
+            intro = introduction(accepted)
         except pl.PayloadError as exc:
             ctx.reject(f"a handshake carried no valid introduction ({exc})", Rejection.HANDSHAKE)
             return None

@@ -26,7 +26,7 @@ from app.core import payload as pl
 from app.core.context import Context
 from app.core.errors import UserError
 from app.core.events import ContactAdded, ContactChanged, Event, PresenceChanged, Rejection
-from app.core.handshakes import Handshakes
+from app.core.handshakes import Handshakes, introduction
 from app.core.messaging import Messaging, contact_or_none, step_taken
 from app.core.outbox import outbox_row
 from app.crypto.card import Card
@@ -154,9 +154,7 @@ class Rejoin:
             ctx.reject("a rejoin under another identity key", Rejection.HANDSHAKE)
             return True
         try:
-            intro = pl.decode(accepted.plaintext)
-            if not isinstance(intro, pl.Intro):
-                raise pl.PayloadError("the first message is not an introduction")
+            intro = introduction(accepted)
         except pl.PayloadError as exc:
             ctx.reject(f"a rejoin carried no valid introduction ({exc})", Rejection.HANDSHAKE)
             return True
