@@ -42,8 +42,9 @@ KEY_LABEL: Final = b"anonchat/backplane/v1\x00"
 CHANNEL_PREFIX: Final = b"anonchat:v1:"
 # Channels per SUBSCRIBE, UNSUBSCRIBE or PUBSUB NUMSUB command.
 BATCH: Final = 512
-# Other relays remembered at most (a cluster has a handful; this bounds a forger's hellos).
-MAX_PEERS: Final = 1024
+# Other relays remembered at most, all counted in one command (a cluster has a handful; this
+# bounds what forged hellos could make us count).
+MAX_PEERS: Final = BATCH
 LINK_ERRORS: Final = (RespError, OSError, TimeoutError)
 
 SUBSCRIBE: Final = b"SUBSCRIBE"
@@ -574,7 +575,7 @@ class Backplane:
                 del self._announced[seq]
         if not self._peers:
             return
-        peers = list(self._peers)[:BATCH]
+        peers = list(self._peers)
         channels = [node_channel(self.key, p) for p in peers]
 
         def counted(reply: Reply) -> None:
