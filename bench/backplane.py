@@ -335,8 +335,9 @@ def run_nats_relay(url: str, argv: list[str]) -> int:
     from nats.errors import NoRespondersError
 
     from relay import server
-    from relay.backplane import BackplaneCounters, _payload_head, _tag, decode_message
-    from relay.backplane import encode_payload as encode
+    from relay.backplane import BackplaneCounters
+    from relay.cluster import decode_message, payload_head, tag
+    from relay.cluster import encode_payload as encode
     from relay.state import Lookup, Relay
 
     class NATS_Backplane:
@@ -352,14 +353,14 @@ def run_nats_relay(url: str, argv: list[str]) -> int:
             self.counters = BackplaneCounters()
             self.subs: dict[bytes, Any] = {}
             self.holding: dict[bytes, asyncio.Task[None]] = {}
-            self.head = _payload_head(os.urandom(16))
+            self.head = payload_head(os.urandom(16))
             self.outbox: list[tuple[str, bytes]] = []
             self.nc: Any = None
             self.draining: asyncio.Task[None] | None = None
             self.requests: set[asyncio.Task[int]] = set()
 
         def subject(self, mailbox: bytes) -> str:
-            return "anonchat.m." + _tag(self.key, b"mailbox", mailbox).decode()
+            return "anonchat.m." + tag(self.key, b"mailbox", mailbox).decode()
 
         async def start(self) -> None:
             self.nc = await nats.connect(url, no_echo=True, pending_size=8 * 1024 * 1024)

@@ -11,35 +11,43 @@ sends on. Each relay counts the node channels of the others a few times a second
 that died without a word is noticed within a fraction of a second.
 
 Redis stores nothing for us: no key is ever written, only PUBLISH and SUBSCRIBE. Channel names
-carry a keyed hash of the mailbox id, never the id. docs/protocol.md §12 specifies all of it.
+carry a keyed hash of the mailbox id, never the id (relay/cluster.py). docs/protocol.md §12
+specifies all of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
-from urllib.parse import urlsplit
 
-import msgpack
-
-from relay.frames import MAILBOX_ID_SIZE
+from relay.cluster import (
+    MAX_SEQ,
+    NODE_SIZE,
+    Ack,
+    BackplaneError,
+    Hello,
+    Holding,
+    Payload,
+    control_channel,
+    decode_message,
+    encode_message,
+    encode_payload,
+    mailbox_channel,
+    node_channel,
+    payload_head,
+    presence_channel,
+)
 from relay.resp import RedisLink, Reply, RespError, open_link
 from relay.state import Lookup, Relay
 
 log = logging.getLogger("relay.backplane")
 
-BACKPLANE_VERSION: Final = 1
-NODE_SIZE: Final = 16
-KEY_LABEL: Final = b"anonchat/backplane/v1\x00"
-CHANNEL_PREFIX: Final = b"anonchat:v1:"
 # Channels per SUBSCRIBE, UNSUBSCRIBE or PUBSUB NUMSUB command.
 BATCH: Final = 512
 # Other relays remembered at most, all counted in one command (a cluster has a handful; this
@@ -54,159 +62,6 @@ NUMSUB: Final = (b"PUBSUB", b"NUMSUB")
 
 # What a channel we subscribed to stands for.
 MAILBOX, PRESENCE, CONTROL, NODE = range(4)
-
-
-class BackplaneError(Exception):
-    """A backplane message that is not one of ours: ignored and counted, never a crash."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Channel names and messages: pure functions, the same on every relay of a cluster.
-
-
-def cluster_key(url: str, secret: bytes | None = None) -> bytes:
-    """The key that hashes mailbox ids into channel names; equal on every relay of a cluster.
-
-    From the shared secret when one is given. Otherwise from the credentials in the Redis URL
-    (never its host, which may be spelt differently on each relay): that hides mailbox ids only
-    from those who do not know the URL, which the Redis operator does.
-    """
-    if secret:
-        material = b"secret\x00" + secret
-    else:
-        parts = urlsplit(url)
-        material = b"url\x00" + f"{parts.username or ''}:{parts.password or ''}".encode()
-    return hmac.new(KEY_LABEL, material, hashlib.sha256).digest()
-
-
-def _tag(key: bytes, kind: bytes, mailbox: bytes) -> bytes:
-    if len(mailbox) != MAILBOX_ID_SIZE:
-        raise ValueError("a mailbox id is 32 bytes")
-    return hmac.digest(key, kind + b"\x00" + mailbox, "sha256").hex().encode()
-
-
-def mailbox_channel(key: bytes, mailbox: bytes) -> bytes:
-    """Where sends to ``mailbox`` are published: ``anonchat:v1:m:`` and 64 hex digits."""
-    return CHANNEL_PREFIX + b"m:" + _tag(key, b"mailbox", mailbox)
-
-
-def presence_channel(key: bytes, mailbox: bytes) -> bytes:
-    """Where relays say they started or stopped holding ``mailbox``: ``anonchat:v1:p:``..."""
-    return CHANNEL_PREFIX + b"p:" + _tag(key, b"presence", mailbox)
-
-
-def control_channel(key: bytes) -> bytes:
-    """Every relay's standing subscription, where a relay says hello when it links up."""
-    return CHANNEL_PREFIX + b"c:" + hmac.new(key, b"control", hashlib.sha256).hexdigest().encode()
-
-
-def node_channel(key: bytes, node: bytes) -> bytes:
-    """Relay ``node``'s own channel: hellos and acknowledgements for it, and its heartbeat
-    (other relays count its subscribers)."""
-    tag = hmac.new(key, b"node\x00" + node, hashlib.sha256).hexdigest().encode()
-    return CHANNEL_PREFIX + b"n:" + tag
-
-
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """A send, published on the mailbox channel by the relay ``origin``."""
-
-    origin: bytes
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Holding:
-    """Relay ``origin`` now holds the mailbox (``online``) or not; ``seq`` numbers its
-    announcements, so the relays that acknowledge one name it."""
-
-    origin: bytes
-    online: bool
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """On the announcer's node channel: relay ``origin`` passes sends on since holding ``seq``."""
-
-    origin: bytes
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Hello:
-    """Relay ``origin`` is linked: on the control channel when it links up, and on the
-    newcomer's node channel from each relay that heard it."""
-
-    origin: bytes
-
-
-Message = Payload | Holding | Ack | Hello
-MAX_SEQ: Final = 2**63 - 1
-
-
-def _payload_head(origin: bytes) -> bytes:
-    """What every Payload of ``origin`` starts with: the map, then ``v``, ``k``, ``o``, ``p``."""
-    return b"\x84\xa1v\x01\xa1k\xa1d\xa1o\xc4\x10" + origin + b"\xa1p"
-
-
-def encode_payload(head: bytes, payload: bytes) -> bytes:
-    """A Payload's bytes from its head (:func:`_payload_head`): msgpack's own, built without
-    a dict, since every cross-relay send makes one."""
-    size = len(payload)
-    if size < 0x100:
-        return head + b"\xc4" + bytes((size,)) + payload
-    if size < 0x10000:
-        return head + b"\xc5" + size.to_bytes(2, "big") + payload
-    return head + b"\xc6" + size.to_bytes(4, "big") + payload
-
-
-def encode_message(message: Message) -> bytes:
-    """One backplane message: a msgpack map ``v``, ``k`` (``d``, ``p``, ``a`` or ``n``),
-    ``o``, then the kind's fields."""
-    if isinstance(message, Payload):
-        return encode_payload(_payload_head(message.origin), message.payload)
-    body: dict[str, Any] = {"v": BACKPLANE_VERSION}
-    if isinstance(message, Holding):
-        body.update(k="p", o=message.origin, on=message.online, s=message.seq)
-    elif isinstance(message, Ack):
-        body.update(k="a", o=message.origin, s=message.seq)
-    else:
-        body.update(k="n", o=message.origin)
-    packed: bytes = msgpack.packb(body, use_bin_type=True)
-    return packed
-
-
-def _seq(body: dict[Any, Any]) -> int:
-    seq = body.get("s")
-    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
-        raise BackplaneError("bad sequence number")
-    return seq
-
-
-def decode_message(data: Any) -> Message:
-    """The message in ``data``; anything else raises :class:`BackplaneError`."""
-    if type(data) is not bytes:
-        raise BackplaneError("not bytes")
-    try:
-        body = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception:  # msgpack raises several types for bad bytes
-        raise BackplaneError("not msgpack") from None
-    if type(body) is not dict or body.get("v") != BACKPLANE_VERSION:
-        raise BackplaneError("not a version 1 map")
-    origin = body.get("o")
-    if type(origin) is not bytes or len(origin) != NODE_SIZE:
-        raise BackplaneError("bad origin")
-    kind = body.get("k")
-    if kind == "d" and type(body.get("p")) is bytes:
-        return Payload(origin, body["p"])
-    if kind == "p" and type(body.get("on")) is bool:
-        return Holding(origin, body["on"], _seq(body))
-    if kind == "a":
-        return Ack(origin, _seq(body))
-    if kind == "n":
-        return Hello(origin)
-    raise BackplaneError("unknown kind or bad fields")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +128,7 @@ class Backplane:
         self.counters = BackplaneCounters()
         self._link: RedisLink | None = None
         self._lost: asyncio.Future[None] | None = None
-        self._head = _payload_head(self.node)
+        self._head = payload_head(self.node)
         self._node_channel = node_channel(key, self.node)
         self._control = control_channel(key)
         self._channels: dict[bytes, bytes] = {}  # mailbox -> its mailbox channel, while held

@@ -32,7 +32,8 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from relay.announce import Announcer, check_name, is_loopback_host
-from relay.backplane import Backplane, cluster_key
+from relay.backplane import Backplane
+from relay.cluster import cluster_key
 from relay.state import (
     CLOSE_GOING_AWAY,
     Close,

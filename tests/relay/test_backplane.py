@@ -1,4 +1,4 @@
-"""relay.backplane's pure parts: the cluster key, channel names and message framing (msgpack)."""
+"""relay.cluster: the cluster key, channel names and message framing (msgpack)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.backplane import (
+from relay.cluster import (
     CHANNEL_PREFIX,
     MAX_SEQ,
     NODE_SIZE,

@@ -8,9 +8,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from relay import wire
-from relay.backplane import (
+from relay.backplane import Backplane
+from relay.cluster import (
     Ack,
-    Backplane,
     Hello,
     Holding,
     Payload,
