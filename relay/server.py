@@ -17,16 +17,15 @@ import signal
 import socket
 import ssl
 import sys
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -64,6 +63,11 @@ FLOOD_RECEIVE_BUFFER = 4096
 LISTEN_BACKLOG = 1024
 # Sends of one connection waiting for the backplane's answer before its next frame waits too.
 PIPELINE = 64
+# Seconds a closing connection has to end its TCP connection before it is aborted.
+CLOSE_TIMEOUT = 5.0
+SERVER_HEADER = "anonchat-relay"
+# Marks a fragmented message as text while its fragments come in.
+_TEXT = b"text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +92,7 @@ class RelayHandle:
 
     def __init__(
         self,
-        server: Server,
+        server: RelayServer,
         relay: Relay,
         config: RelayConfig,
         port: int,
@@ -108,8 +112,7 @@ class RelayHandle:
     async def close(self) -> None:
         """Say goodbye to every client, close them with going-away (1001), wait until done."""
         self.relay.shutdown(ErrorCode.GOING_AWAY)
-        self.server.close(code=CLOSE_GOING_AWAY, reason=ErrorCode.GOING_AWAY)
-        await self.server.wait_closed()
+        await self.server.close(CLOSE_GOING_AWAY, ErrorCode.GOING_AWAY)
         if self.ticker is not None:
             self.ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -210,144 +213,571 @@ def _tls_context(config: RelayConfig) -> ssl.SSLContext | None:
     return context
 
 
-def _close_now(ws: ServerConnection, close: Close) -> None:
-    """Send the close frame and end the TCP connection without waiting for the echo.
+class _RelayProtocol(ServerProtocol):
+    """websockets' sans-I/O server protocol, which says ``too_large`` before failing 1009.
 
-    A client being thrown out usually has frames queued that we will not read; websockets
-    stops reading past its queue limit, so waiting for the close echo would stall until the
-    close timeout. The server may close first (RFC 6455 section 7.1.1).
-    """
-    with contextlib.suppress(Exception):
-        ws.protocol.send_close(close.code, close.reason)
-        ws.send_data()
-    ws.transport.close()
+    websockets refuses a frame over ``max_size`` from its header, unread, and fails the
+    connection with 1009 at once; this puts the relay's ``error`` frame ahead of that close
+    frame, and counts the refusal."""
+
+    def __init__(self, relay: Relay, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.refusal = relay.refuse_oversize
+
+    def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        if code == CloseCode.MESSAGE_TOO_BIG and self.state is State.OPEN:
+            self.send_binary(self.refusal())
+        super().fail(code, reason)
 
 
-def _connection_class(relay: Relay, config: RelayConfig) -> type[ServerConnection]:
-    """websockets connections that the relay counts from the TCP accept, whose handshake
-    request is bounded in bytes, that are aborted when their output stops draining, and that
-    say ``too_large`` before closing 1009 on an oversize frame."""
-    stall_timeout = config.limits.idle_timeout
-    max_header_bytes = config.max_header_bytes
+class RelayServer:
+    """The listening socket and every TCP connection it accepted (:class:`Link`), with what
+    they share: the routing state, the writes due at the end of this loop turn, keepalive."""
 
-    class RelayConnection(ServerConnection):
-        def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
-            super().__init__(protocol, *args, **kwargs)
-            protocol.fail = self._refuse_then_fail  # type: ignore[method-assign]
-            self.address = "?"
-            self.counted = False  # by relay.accept, until relay.socket_closed
-            self.opening = False  # its handshake request is not read yet
-            self.header_bytes = 0
-            self.stall: asyncio.TimerHandle | None = None
+    def __init__(
+        self, relay: Relay, config: RelayConfig, backplane: Backplane | None, loop: Any
+    ) -> None:
+        self.relay = relay
+        self.config = config
+        self.backplane = backplane
+        self.loop = loop
+        self.connections: set[Link] = set()
+        self.logger = logging.getLogger("relay.websockets")
+        self.server: asyncio.Server | None = None
+        self.closing = False
+        self.emptied: asyncio.Event | None = None
+        # Links with frames waiting in their protocol: written once, at the end of the turn.
+        self._dirty: list[Link] = []
+        self._keepalive: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            """Count the socket against its address at once, or abort it over a limit."""
-            peer = transport.get_extra_info("peername")
-            self.address = str(peer[0]) if peer else "?"
-            if not relay.accept(self.address, self.loop.time()):
-                # The base connection's part only: no handshake task for a refused socket.
-                super(ServerConnection, self).connection_made(transport)
-                self.transport.abort()
+    def new_protocol(self) -> _RelayProtocol:
+        return _RelayProtocol(
+            self.relay,
+            max_size=self.config.limits.max_frame_size,
+            logger=self.logger,
+        )
+
+    def process_request(self, protocol: ServerProtocol, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return protocol.reject(HTTPStatus.OK, health_text(self.backplane))
+        if path == "/metrics":
+            response = protocol.reject(HTTPStatus.OK, metrics_text(self.relay, self.backplane))
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        return None
+
+    def dirty(self, link: Link) -> None:
+        if not self._dirty:
+            self.loop.call_soon(self.flush)
+        self._dirty.append(link)
+
+    def flush(self) -> None:
+        """Everything framed since the last flush, one write per connection: the replies and
+        deliveries a burst of frames produced share one system call instead of one each."""
+        links, self._dirty = self._dirty, []
+        for link in links:
+            link.dirty = False
+            link.flush()
+
+    def forget(self, link: Link) -> None:
+        self.connections.discard(link)
+        if self.emptied is not None and not self.connections:
+            self.emptied.set()
+
+    async def start(self) -> int:
+        config = self.config
+        self.server = await self.loop.create_server(
+            partial(Link, self),
+            config.host,
+            config.port,
+            backlog=LISTEN_BACKLOG,
+            ssl=_tls_context(config),
+            ssl_handshake_timeout=config.handshake_timeout if config.tls_cert else None,
+            reuse_address=True,
+        )
+        self._keepalive = self.loop.call_later(self.keepalive_period, self.keepalive)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def keepalive_period(self) -> float:
+        return self.config.limits.idle_timeout / 4
+
+    def keepalive(self) -> None:
+        """Ping every connection quiet for half the idle timeout; close, with 1011, one whose
+        ping went unanswered for as long. One sweep for all, not a timer per connection."""
+        now = self.loop.time()
+        half = self.config.limits.idle_timeout / 2
+        for link in list(self.connections):
+            link.keepalive(now, half)
+        self._keepalive = self.loop.call_later(self.keepalive_period, self.keepalive)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Stop listening, close every connection with ``code`` and wait (at most the close
+        timeout) until each is gone."""
+        self.closing = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        if self.server is not None:
+            self.server.close()
+        self.emptied = asyncio.Event()
+        for link in list(self.connections):
+            link.close(code, reason)
+        self.flush()
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT + 1):
+                    await self.emptied.wait()
+        for link in list(self.connections):
+            link.abort()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def wait_closed(self) -> None:
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+class Link(asyncio.Protocol):
+    """One TCP connection: the transport's callbacks drive websockets' sans-I/O protocol (bytes
+    in, frames out), and each message goes straight to relay.state. No task or future per
+    connection or per message: waiting (a throttle, the backplane) pauses reading instead."""
+
+    __slots__ = (
+        "address",
+        "conn",
+        "counted",
+        "dirty",
+        "fragments",
+        "header_bytes",
+        "heard",
+        "opening",
+        "pending",
+        "ping_at",
+        "protocol",
+        "quiet_since",
+        "saved_buffer",
+        "server",
+        "stall",
+        "suspended",
+        "task",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, server: RelayServer) -> None:
+        self.server = server
+        self.protocol = server.new_protocol()
+        self.transport: Any = None
+        self.address = "?"
+        self.conn: Connection | None = None
+        self.counted = False  # by relay.accept, until relay.socket_closed
+        self.opening = True  # its handshake request is not read yet
+        self.header_bytes = 0
+        self.dirty = False
+        self.fragments: list[bytes] | None = None  # a fragmented message so far
+        self.suspended = False  # reading paused until a throttle or the backplane says go on
+        self.pending: deque[Any] | None = None  # frames read but not handled while suspended
+        self.heard = False  # since the last keepalive sweep
+        self.quiet_since = 0.0
+        self.ping_at: float | None = None
+        self.saved_buffer: int | None = None  # the socket's receive buffer while shrunk
+        self.timer: asyncio.TimerHandle | None = None  # handshake, wake-up or close deadline
+        self.stall: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None  # a backplane call this link waits for
+
+    # -- transport callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Count the socket against its address at once, or abort it over a limit."""
+        server = self.server
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else "?"
+        now = server.loop.time()
+        if server.closing or not server.relay.accept(self.address, now):
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.counted = True
+        self.quiet_since = now
+        server.connections.add(self)
+        self.timer = server.loop.call_later(server.config.handshake_timeout, self.abort)
+
+    def data_received(self, data: bytes) -> None:
+        if self.opening:
+            self.header_bytes += len(data)
+            if self.header_bytes > self.server.config.max_header_bytes:
+                self.server.relay.rejects[ErrorCode.TOO_LARGE] += 1
+                self.abort()
                 return
-            self.counted = self.opening = True
-            super().connection_made(transport)
+        self.heard = True
+        self.ping_at = None
+        protocol = self.protocol
+        protocol.receive_data(data)
+        self.handle(protocol.events_received())
+        self.flush()
 
-        def data_received(self, data: bytes) -> None:
-            if self.opening:
-                self.header_bytes += len(data)
-                if self.header_bytes > max_header_bytes:
-                    relay.rejects[ErrorCode.TOO_LARGE] += 1
-                    self.transport.abort()
-                    return
-            super().data_received(data)
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self.handle(self.protocol.events_received())
+        self.flush()
+        return None
 
-        def process_event(self, event: Any) -> None:
-            if self.opening:  # the first event is the handshake request
-                self.opening = False
-                relay.handshake_read(self.address)
-            super().process_event(event)
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self.server
+        for handle in (self.timer, self.stall):
+            if handle is not None:
+                handle.cancel()
+        self.timer = self.stall = None
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        self.pending = None
+        self.disconnect()
+        if self.counted:
+            self.counted = False
+            server.relay.socket_closed(self.address, opening=self.opening)
+            server.forget(self)
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self.stall is not None:
-                self.stall.cancel()
-            if self.counted:
-                self.counted = False
-                relay.socket_closed(self.address, opening=self.opening)
-            super().connection_lost(exc)
+    def pause_writing(self) -> None:
+        """The write buffer is over its high mark: if it does not drain within the idle
+        timeout, the peer has stopped reading; neither a ping nor a close frame would reach
+        it (both wait behind the buffer), so the connection is aborted."""
+        self.stall = self.server.loop.call_later(
+            self.server.config.limits.idle_timeout, self._stalled
+        )
 
-        def pause_writing(self) -> None:
-            """The write buffer is over its high mark: if it does not drain within the idle
-            timeout, the peer has stopped reading; neither a ping nor a close frame would
-            reach it (both wait behind the buffer), so the connection is aborted."""
-            super().pause_writing()
-            self.stall = self.loop.call_later(stall_timeout, self._stalled)
-
-        def resume_writing(self) -> None:
-            super().resume_writing()
-            if self.stall is not None:
-                self.stall.cancel()
-                self.stall = None
-
-        def _stalled(self) -> None:
+    def resume_writing(self) -> None:
+        if self.stall is not None:
+            self.stall.cancel()
             self.stall = None
-            relay.rejects[ErrorCode.SLOW_CONSUMER] += 1
-            self.transport.abort()
 
-        def _refuse_then_fail(self, code: CloseCode | int, reason: str = "") -> None:
-            """websockets refuses a frame over ``max_size`` from its header, unread, and fails
-            the connection with 1009 at once, before the handler could answer; this puts the
-            relay's ``error`` frame ahead of that close frame, and counts the refusal."""
-            protocol = self.protocol
-            if code == CloseCode.MESSAGE_TOO_BIG and protocol.state is State.OPEN:
-                protocol.send_binary(relay.refuse_oversize())
-            ServerProtocol.fail(protocol, code, reason)
+    def _stalled(self) -> None:
+        self.stall = None
+        self.server.relay.rejects[ErrorCode.SLOW_CONSUMER] += 1
+        self.abort()
 
-    return RelayConnection
+    # -- frames in ----------------------------------------------------------------------------
 
+    def handle(self, events: list[Any]) -> None:
+        for event in events:
+            if self.suspended:
+                assert self.pending is not None
+                self.pending.append(event)
+            elif type(event) is Frame:
+                self.frame(event)
+            else:
+                self.handshake(event)
 
-async def _sleep_until(ws: ServerConnection, until: float) -> None:
-    """Until ``until`` on the loop's clock, in sleeps of at most a second, while ``ws`` is open."""
-    loop = asyncio.get_running_loop()
-    delay = until - loop.time()
-    while delay > 0 and ws.protocol.state is State.OPEN:
-        await asyncio.sleep(min(delay, 1.0))
-        delay = until - loop.time()
+    def frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        data = cast(bytes, frame.data)  # websockets parses into bytes
+        if opcode is Opcode.BINARY and frame.fin:  # the usual case: one frame, one message
+            self.message(data)
+        elif opcode is Opcode.BINARY or opcode is Opcode.TEXT:
+            if not frame.fin:  # websockets bounds the whole message by max_size
+                self.fragments = [_TEXT if opcode is Opcode.TEXT else b"", data]
+            else:
+                self.text(data)
+        elif opcode is Opcode.CONT and self.fragments is not None:
+            self.fragments.append(data)
+            if frame.fin:
+                parts, self.fragments = self.fragments, None
+                data = b"".join(parts[1:])
+                if parts[0] is _TEXT:
+                    self.text(data)
+                else:
+                    self.message(data)
+        elif opcode is Opcode.CLOSE:
+            self.disconnect()  # websockets echoed it and ends the TCP connection
 
+    def text(self, data: bytes) -> None:
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+            self.disconnect()
+            return
+        self.message(None)
 
-class _Throttle:
-    """What the server does to a connection over its send budget (see relay.state.Pause) or
-    its address's (see relay.state.Wait)."""
+    def message(self, data: bytes | None) -> None:
+        """One binary message (``None`` for a text one) to relay.state, and what it says."""
+        conn = self.conn
+        if conn is None:
+            return
+        server = self.server
+        relay = server.relay
+        now = server.loop.time()
+        if data is not None:
+            result = relay.receive(conn, data, now)
+        else:
+            result = relay.receive_text(conn, now)
+        if result is None:
+            if self.saved_buffer is not None and not relay.flooding(conn, now):
+                self.window(small=False)
+            return
+        if isinstance(result, Wait):
+            self.sleep(result.until, partial(self.waited, result))
+            return
+        if self.saved_buffer is not None and not relay.flooding(conn, now):
+            self.window(small=False)
+        self.outcome(result)
 
-    __slots__ = ("_saved", "_socket", "_ws")
+    def waited(self, wait: Wait) -> None:
+        """The address's budget has a token for the frame that waited: handle it now."""
+        self.timer = None
+        conn = self.conn
+        if conn is None or self.protocol.state is not State.OPEN:
+            return  # closed while it waited: what it sent is not worth handling
+        result = self.server.relay.resume(conn, wait, self.server.loop.time())
+        if isinstance(result, Wait):
+            self.sleep(result.until, partial(self.waited, result))
+            return
+        self.suspended = False
+        if result is not None:
+            self.outcome(result)
+        self.go_on()
 
-    def __init__(self, ws: ServerConnection) -> None:
-        self._ws = ws
-        self._socket = ws.transport.get_extra_info("socket")
-        self._saved: int | None = None  # the socket's own receive buffer, while shrunk
+    def outcome(self, result: Close | Pause | Publish | Lookup | Hold) -> None:
+        relay = self.server.relay
+        backplane = self.server.backplane
+        conn = self.conn
+        assert conn is not None
+        if isinstance(result, Pause):
+            self.sleep(result.until, self.woken)
+        elif isinstance(result, Publish):
+            # Pipelined: the relay's state keeps replies in request order. Past PIPELINE
+            # unanswered, reading waits for the backplane to catch up.
+            assert backplane is not None
+            backplane.publish(result.mailbox, result.payload, partial(self.sent, result))
+            if relay.waiting(conn) >= PIPELINE:
+                self.suspend()
+        elif isinstance(result, Lookup):
+            assert backplane is not None
+            self.call(backplane.lookup(result), partial(relay.watched, result))
+        elif isinstance(result, Hold):
+            assert backplane is not None
+            self.call(backplane.routed(result.mailbox), partial(relay.held, result))
+        else:
+            self.close_now(result)
 
-    async def pause(self, until: float) -> None:
+    def sent(self, publish: Publish, remote: int) -> None:
+        relay = self.server.relay
+        relay.sent(publish, remote)
+        conn = self.conn
+        if (
+            self.suspended
+            and self.task is None
+            and self.timer is None
+            and conn is not None
+            and relay.waiting(conn) < PIPELINE // 2
+        ):
+            self.suspended = False
+            self.go_on()
+
+    def call(self, work: Any, then: Any) -> None:
+        """Wait for a backplane call before reading on; ``then`` once it returned."""
+        self.suspend()
+        self.task = task = self.server.loop.create_task(work)
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self.task is not task:
+                return  # the connection ended meanwhile
+            self.task = None
+            if task.cancelled() or task.exception() is not None:
+                self.abort()
+                return
+            then()
+            self.suspended = False
+            self.go_on()
+
+        task.add_done_callback(done)
+
+    # -- throttling -------------------------------------------------------------------------
+
+    def suspend(self) -> None:
+        if not self.suspended:
+            self.suspended = True
+            if self.pending is None:
+                self.pending = deque()
+            with contextlib.suppress(Exception):
+                self.transport.pause_reading()
+
+    def sleep(self, until: float, wake: Any) -> None:
         """Read nothing until the next token is due (of the connection's budget, or of its
         address's): a flood waits in the kernel's buffers and then the client's, so a flooder
         costs about two frames per refill interval."""
         self.window(small=True)
-        await _sleep_until(self._ws, until)
+        self.suspend()
+        self.timer = self.server.loop.call_at(until, wake)
+
+    def woken(self) -> None:
+        self.timer = None
+        self.suspended = False
+        self.go_on()
+
+    def go_on(self) -> None:
+        """Handle the frames read before a pause, then read again unless paused anew."""
+        pending = self.pending
+        while pending and not self.suspended:
+            event = pending.popleft()
+            if type(event) is Frame:
+                self.frame(event)
+            else:
+                self.handshake(event)
+        if not self.suspended:
+            self.pending = None
+            if not self.transport.is_closing():
+                with contextlib.suppress(Exception):
+                    self.transport.resume_reading()
+        self.flush()
 
     def window(self, *, small: bool) -> None:
         """While a client floods or waits for its address's budget, keep its TCP receive
         window small. What it sends then waits on its side, and each read brings a few frames
         to parse, not the quarter megabyte a full window holds, whose parsing would stall
         every other client."""
-        sock = self._socket
-        if sock is None or small == (self._saved is not None):
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or small == (self.saved_buffer is not None):
             return
         with contextlib.suppress(OSError):
             if small:
-                self._saved = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                self.saved_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, FLOOD_RECEIVE_BUFFER)
-            elif self._saved is not None:
+            elif self.saved_buffer is not None:
                 # getsockopt reports the doubled size that setsockopt makes of a value.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._saved // 2)
-                self._saved = None
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.saved_buffer // 2)
+                self.saved_buffer = None
+
+    # -- the opening handshake --------------------------------------------------------------
+
+    def handshake(self, request: Request) -> None:
+        server = self.server
+        relay = server.relay
+        protocol = self.protocol
+        self.opening = False
+        relay.handshake_read(self.address)
+        response = server.process_request(protocol, request)
+        if response is None:
+            response = protocol.accept(request)
+        response.headers["Server"] = SERVER_HEADER
+        protocol.send_response(response)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if protocol.state is not State.OPEN:
+            return
+        try:
+            self.conn = relay.connect(self.send, self.address, server.loop.time())
+        except Refused as refused:
+            protocol.send_close(refused.close.code, refused.close.reason)
+            return
+        if server.config.debug_identifiers:
+            log.debug("connection from %s", self.address)
+
+    # -- frames out ---------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """What relay.state sends this client: framed now, written at the end of the turn."""
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > self.server.config.max_backlog:
+            # A reader this far behind would hold memory for others: drop it, not them.
+            # It would not read a close frame either, queued behind the backlog.
+            self.server.relay.rejects[ErrorCode.SLOW_CONSUMER] += 1
+            self.abort()
+            return
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            return  # closing: nothing more goes out, as websockets' broadcast() does
+        protocol.send_binary(data)
+        if not self.dirty:
+            self.dirty = True
+            self.server.dirty(self)
+
+    def flush(self) -> None:
+        chunks = self.protocol.data_to_send()
+        if not chunks:
+            return
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if all(chunks):
+            transport.writelines(chunks)
+        else:
+            for chunk in chunks:
+                if chunk:
+                    transport.write(chunk)
+                else:
+                    self.end()
+                    break
+        if self.protocol.close_expected() and self.timer is None:
+            self.timer = self.server.loop.call_later(CLOSE_TIMEOUT, self.abort)
+
+    def keepalive(self, now: float, half: float) -> None:
+        if self.protocol.state is not State.OPEN or self.stall is not None:
+            return  # a stalled output is the stall timer's: a ping would wait behind it
+        if self.heard:
+            self.heard = False
+            self.quiet_since = now
+        elif self.ping_at is not None:
+            if now - self.ping_at >= half:
+                self.disconnect()
+                self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                self.flush()
+        elif now - self.quiet_since >= half:
+            self.ping_at = now
+            self.protocol.send_ping(b"")
+            self.flush()
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def disconnect(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            self.server.relay.disconnect(conn, self.server.loop.time())
+
+    def end(self) -> None:
+        """websockets ends the TCP connection (the server closes first): send a FIN after the
+        frames written, and read on, discarding, until the client's, so that what it still
+        had in flight does not turn our FIN into a reset that loses the close frame."""
+        transport = self.transport
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self.pending = None
+        self.suspended = False
+        with contextlib.suppress(Exception):
+            transport.resume_reading()
+
+    def close_now(self, close: Close) -> None:
+        """Send the close frame and end the TCP connection without waiting for the echo.
+
+        A client being thrown out usually has frames queued that we will not read (websockets
+        discards them once it failed the connection); waiting for the close echo could stall
+        until the close timeout. The server may close first (RFC 6455 section 7.1.1)."""
+        self.disconnect()
+        # The base class's: no too_large error ahead of it, whatever the code.
+        ServerProtocol.fail(self.protocol, close.code, close.reason)
+        self.flush()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close with ``code`` (the relay stops): a connection still in its handshake ends."""
+        if self.protocol.state is State.OPEN:
+            self.disconnect()
+            self.protocol.send_close(code, reason)
+            self.flush()
+        elif self.protocol.state is State.CONNECTING:
+            self.abort()
+
+    def abort(self) -> None:
+        self.timer = None
+        if self.transport is not None:
+            self.transport.abort()
 
 
 async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
@@ -362,120 +792,6 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
         relay.attach(backplane)
         await backplane.start()
 
-    def process_request(connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/healthz":
-            return connection.respond(HTTPStatus.OK, health_text(backplane))
-        if path == "/metrics":
-            response = connection.respond(HTTPStatus.OK, metrics_text(relay, backplane))
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-            return response
-        return None
-
-    async def handler(ws: ServerConnection) -> None:
-        address = str(ws.remote_address[0]) if ws.remote_address else "?"
-        transport = ws.transport
-        backlog = config.max_backlog
-        flush_due = False
-
-        def flush() -> None:
-            """Everything framed for this client since the last flush, in one write."""
-            nonlocal flush_due
-            flush_due = False
-            chunks = ws.protocol.data_to_send()
-            if all(chunks):
-                transport.writelines(chunks)
-                return
-            for chunk in chunks:  # an empty chunk asks for a half-close: keep the order
-                if chunk:
-                    transport.write(chunk)
-                elif transport.can_write_eof():
-                    transport.write_eof()
-
-        def send(data: bytes) -> None:
-            nonlocal flush_due
-            if transport.is_closing():
-                return
-            if transport.get_write_buffer_size() > backlog:
-                # A reader this far behind would hold memory for others: drop it, not them.
-                # It would not read a close frame either, queued behind the backlog.
-                relay.rejects[ErrorCode.SLOW_CONSUMER] += 1
-                transport.abort()
-                return
-            if ws.protocol.state is not State.OPEN:
-                return  # closing: nothing more goes out, as websockets' broadcast() does
-            # Frame now, write once per loop turn: the replies and deliveries produced by a
-            # burst of frames share one system call instead of one each.
-            ws.protocol.send_binary(data)
-            if not flush_due:
-                flush_due = True
-                loop.call_soon(flush)
-
-        try:
-            conn: Connection = relay.connect(send, address, loop.time())
-        except Refused as refused:
-            await ws.close(refused.close.code, refused.close.reason)
-            return
-        if config.debug_identifiers:
-            log.debug("connection from %s", address)
-        close: Close | None = None
-        throttle: _Throttle | None = None  # made at the first dropped or delayed frame
-        drained: asyncio.Event | None = None  # set once the backplane caught up
-
-        def sent(publish: Publish, remote: int) -> None:
-            relay.sent(publish, remote)
-            if drained is not None and relay.waiting(conn) < PIPELINE // 2:
-                drained.set()
-
-        try:
-            async for message in ws:
-                now = loop.time()
-                if isinstance(message, bytes):
-                    result = relay.receive(conn, message, now)
-                else:
-                    result = relay.receive_text(conn, now)
-                waited = isinstance(result, Wait)
-                while isinstance(result, Wait):  # the address's budget: handled when due
-                    throttle = throttle or _Throttle(ws)
-                    await throttle.pause(result.until)
-                    if ws.protocol.state is not State.OPEN:
-                        break
-                    result = relay.resume(conn, result, loop.time())
-                if isinstance(result, Wait):
-                    break  # closed while it waited: what it sent is not worth handling
-                if throttle is not None and not waited and not relay.flooding(conn, now):
-                    throttle.window(small=False)
-                if isinstance(result, Pause):
-                    throttle = throttle or _Throttle(ws)
-                    await throttle.pause(result.until)
-                elif isinstance(result, Publish):
-                    # Pipelined: the relay's state keeps replies in request order. Past
-                    # PIPELINE unanswered, reading waits for the backplane to catch up.
-                    assert backplane is not None
-                    backplane.publish(result.mailbox, result.payload, partial(sent, result))
-                    if relay.waiting(conn) >= PIPELINE:
-                        drained = asyncio.Event()
-                        await drained.wait()
-                        drained = None
-                elif isinstance(result, Lookup):
-                    assert backplane is not None
-                    await backplane.lookup(result)
-                    relay.watched(result)
-                elif isinstance(result, Hold):
-                    assert backplane is not None
-                    await backplane.routed(result.mailbox)
-                    relay.held(result)
-                elif result is not None:
-                    close = result
-                    break
-        except ConnectionClosed:
-            pass
-        finally:
-            relay.disconnect(conn, loop.time())
-        if close is not None:
-            _close_now(ws, close)
-
     async def ticking() -> None:
         """Presence notices that waited out their quiet interval, and address bookkeeping."""
         while True:
@@ -487,24 +803,8 @@ async def serve_relay(config: RelayConfig | None = None) -> RelayHandle:
                 due = now + 1.0
             await asyncio.sleep(due - now)
 
-    idle = config.limits.idle_timeout
-    server = await serve(
-        handler,
-        config.host,
-        config.port,
-        process_request=process_request,
-        compression=None,
-        max_size=config.limits.max_frame_size,
-        ping_interval=idle / 2,
-        ping_timeout=idle / 2,
-        close_timeout=5,
-        open_timeout=config.handshake_timeout,
-        backlog=LISTEN_BACKLOG,
-        ssl=_tls_context(config),
-        logger=logging.getLogger("relay.websockets"),
-        create_connection=_connection_class(relay, config),
-    )
-    port = next(iter(server.sockets)).getsockname()[1]
+    server = RelayServer(relay, config, backplane, loop)
+    port = await server.start()
     ticker = loop.create_task(ticking())
     return RelayHandle(server, relay, config, port, backplane, ticker)
 
