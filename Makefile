@@ -12,13 +12,15 @@ APP_DEB_PACKAGES := libpulse0 libegl1 libgl1 libfontconfig1 libdbus-1-3 libxkbco
 	libxcb-image0 libxcb-render-util0
 DEB_PACKAGES := $(APP_DEB_PACKAGES) xvfb xauth strace binutils curl openssl redis-server \
 	iproute2
-# Only `make bench` needs these: bench/backplane.py compares the backplane on Redis with NATS.
+# Only `make bench` needs these: bench/backplane.py compares the backplane on Redis with NATS;
+# bench/relay.py compares the relay with a forwarder on Node's ws (npm's ws, into bench/node).
 BENCH_DEB_PACKAGES := nats-server
+NODE_DEB_PACKAGES := nodejs npm
 BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 
 .PHONY: run test soak lint format bench package package-check sysdeps app-sysdeps venv \
-	app-venv clean mutate
+	app-venv clean mutate node-sysdeps
 
 # `make run` installs the app alone; the test, lint and packaging tools come with `venv`.
 $(APP_STAMP): pyproject.toml
@@ -88,6 +90,12 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench: sysdeps venv $(BENCH_STAMP)
 	$(call install_missing,$(BENCH_DEB_PACKAGES))
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory node-sysdeps
+	cd bench/node && npm install --no-audit --no-fund --no-package-lock --loglevel=error
+
+# Node and npm for bench/relay.py's ws baseline, unless some node with npm is installed already.
+node-sysdeps:
+	$(call install_missing,$(NODE_DEB_PACKAGES))
 	@set -e; for f in bench/*.py; do echo "== $$f"; QT_QPA_PLATFORM=offscreen $(PY) $$f; done
 
 # Desktop app (folder and one file) and relay bundles, archives, icons into dist/.

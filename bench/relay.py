@@ -3,7 +3,9 @@
 The floor is the least any Python relay on websockets can do: pair connections by URL path and
 copy each binary message from one to the other, no envelope, no routing, no replies. Both
 servers run in child processes with the same websockets settings (no compression, same size
-limit and keepalive); the load generator is this process.
+limit and keepalive); the load generator is this process. When ``node`` and npm's ``ws`` are
+installed (``make bench`` installs ``ws`` into bench/node), the same forwarder on Node's ``ws``
+(bench/node/forwarder.js) is a second baseline for throughput and CPU per message.
 
 Figures: throughput (msgs/s, 256-byte payloads, 50 pairs, windowed so nothing piles up),
 latency p50/p99 at 25% of the floor's saturation rate (the median over the rounds), and RSS
@@ -32,6 +34,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -126,11 +129,23 @@ class Child:
         self.proc.wait(30)
 
 
+NODE_FORWARDER = SCRIPT.parent / "node" / "forwarder.js"
+BARE = ("floor", "node")  # the forwarders without our protocol, paired by URL path
+
+
+def node_available() -> bool:
+    """Whether the Node baseline can run: ``node`` on the PATH and ``ws`` installed beside it."""
+    modules = NODE_FORWARDER.parent / "node_modules" / "ws"
+    return shutil.which("node") is not None and modules.is_dir()
+
+
 def start(kind: str) -> Child:
-    """A fresh server: the floor, ours with no send budget to speak of, or ours with the
-    default budget for the flood figures."""
+    """A fresh server: the floor, the Node forwarder, ours with no send budget to speak of, or
+    ours with the default budget for the flood figures."""
     if kind == "floor":
         return Child([sys.executable, str(SCRIPT), "--floor-server"])
+    if kind == "node":
+        return Child(["node", str(NODE_FORWARDER)])
     budget = ["--send-rate", "1e9", "--send-burst", "1000000000"]
     if kind == "flood":
         budget = ["--flood-window", str(FLOOD_SECONDS * 2)]
@@ -158,7 +173,7 @@ class Pair:
     """A sender and a receiver connection on either server, with the same interface."""
 
     def __init__(self, kind: str, index: int) -> None:
-        self.kind = "ours" if kind == "flood" else kind
+        self.kind = "ours" if kind == "flood" else "floor" if kind in BARE else kind
         self.index = index
         self.received = 0
         # (when it was sent, perf_counter ns; how long it took, ms)
@@ -226,7 +241,7 @@ async def open_pairs(kind: str, url: str) -> list[Pair]:
     pairs = [Pair(kind, i) for i in range(PAIRS)]
     for pair in pairs:
         await pair.open(url)
-    if kind != "floor":
+    if kind not in BARE:
         probe = pairs[0]
         assert probe.frame(b"x", 7) == wire.encode(wire.Send(7, probe.mailbox, b"x"))
         deliver = wire.encode(wire.Deliver(probe.mailbox, b"y"))
@@ -493,20 +508,23 @@ async def measure_flood(flood_first: bool) -> dict[str, float]:
     return result
 
 
-def order(index: int) -> tuple[str, str]:
-    """Ours and the floor in turn, the floor first in even rounds."""
-    return ("floor", "ours") if index % 2 == 0 else ("ours", "floor")
+def order(index: int, kinds: tuple[str, ...] = ("floor", "ours")) -> tuple[str, ...]:
+    """The kinds in turn: a different one first each round, the order reversed every other."""
+    turn = index % len(kinds)
+    ordered = kinds[turn:] + kinds[:turn]
+    return ordered if index % 2 == 0 else ordered[::-1]
 
 
-async def all_rounds(count: int) -> list[dict[str, dict[str, float]]]:
+async def all_rounds(count: int, node: bool) -> list[dict[str, dict[str, float]]]:
     """Each figure over ``count`` rounds, one figure after the other: latency is offered at a
     quarter of the median of the floor's throughputs, which a single one would not steady."""
     rounds: list[dict[str, dict[str, float]]] = [
-        {"floor": {}, "ours": {}, "flood": {}} for _ in range(count)
+        {"floor": {}, "ours": {}, "flood": {}, "node": {}} for _ in range(count)
     ]
+    kinds = ("floor", "ours", "node") if node else ("floor", "ours")
     for index, result in enumerate(rounds):
         print(f"throughput, round {index + 1} of {count}", file=sys.stderr, flush=True)
-        for kind in order(index):
+        for kind in order(index, kinds):
             result[kind].update(await measure_throughput(kind))
     offered = statistics.median(r["floor"]["throughput"] for r in rounds) * 0.25
     for index, result in enumerate(rounds):
@@ -552,7 +570,10 @@ def main() -> None:
         return
     if args.rounds < ROUNDS:
         parser.error(f"--rounds must be at least {ROUNDS}")
-    rounds = asyncio.run(all_rounds(args.rounds))
+    node = node_available()
+    if not node:
+        print("no node with ws installed: no Node baseline", file=sys.stderr, flush=True)
+    rounds = asyncio.run(all_rounds(args.rounds, node))
     offered = rounds[0]["floor"]["offered"]
 
     def each(kind: str, key: str) -> list[float]:
@@ -562,7 +583,7 @@ def main() -> None:
         return [round(r[top[0]][top[1]] / r[bottom[0]][bottom[1]], 3) for r in rounds]
 
     throughput_ratios = ratios(("ours", "throughput"), ("floor", "throughput"))
-    cpu_ratios = ratios(("floor", "cpu_us_per_msg"), ("ours", "cpu_us_per_msg"))
+    cpu_ratios = ratios(("ours", "cpu_us_per_msg"), ("floor", "cpu_us_per_msg"))
     mem_ratios = ratios(("ours", "kib_per_conn"), ("floor", "kib_per_conn"))
     flood_ratios = ratios(("flood", "flood_p99_ms"), ("flood", "calm_p99_ms"))
     for name, kind in (("floor (bare websockets forwarder)", "floor"), ("anonchat-relay", "ours")):
@@ -571,6 +592,13 @@ def main() -> None:
             f"p50 {statistics.median(each(kind, 'p50_ms')):.2f} ms   "
             f"p99 {statistics.median(each(kind, 'p99_ms')):.2f} ms at {offered:.0f} msgs/s   "
             f"{statistics.median(each(kind, 'kib_per_conn')):.1f} KiB/conn"
+        )
+    if node:
+        print(
+            f"{'Node ws forwarder':36s} {statistics.median(each('node', 'throughput')):9.0f} "
+            f"msgs/s   {statistics.median(each('node', 'cpu_us_per_msg')):.2f} us CPU/msg, "
+            f"against {statistics.median(each('ours', 'cpu_us_per_msg')):.2f} for ours and "
+            f"{statistics.median(each('floor', 'cpu_us_per_msg')):.2f} for the floor"
         )
     flooded = statistics.median(each("flood", "flood_p99_ms"))
     calm = statistics.median(each("flood", "calm_p99_ms"))
@@ -586,6 +614,7 @@ def main() -> None:
         # The load generator shares this 2-core machine and does more per message for ours
         # (a reply to read, an envelope to decode), so the delivered rate above is partly the
         # client's limit; the server's own CPU per forwarded message isolates the relay.
+        # Ours over the floor's: below 1, ours spends less CPU per forwarded message.
         "cpu_per_msg_ratio": median(cpu_ratios),
         "ours_cpu_us_per_msg": median(each("ours", "cpu_us_per_msg"), 2),
         "floor_cpu_us_per_msg": median(each("floor", "cpu_us_per_msg"), 2),
@@ -616,6 +645,15 @@ def main() -> None:
         "payload_bytes": PAYLOAD,
         "idle_connections": IDLE_CONNECTIONS,
     }
+    if node:
+        node_ratios = ratios(("ours", "cpu_us_per_msg"), ("node", "cpu_us_per_msg"))
+        figures["vs_node_ws_cpu_ratio"] = median(node_ratios)
+        figures["vs_node_ws_cpu_ratio_rounds"] = node_ratios
+        figures["node_ws_cpu_us_per_msg"] = median(each("node", "cpu_us_per_msg"), 2)
+        figures["node_ws_msgs_per_s"] = round(statistics.median(each("node", "throughput")))
+        figures["vs_node_ws_throughput_ratio"] = median(
+            ratios(("ours", "throughput"), ("node", "throughput"))
+        )
     print(json.dumps(figures))
 
 
