@@ -638,14 +638,14 @@ class Relay:
             publish = Publish(conn, frame.request_id, frame.mailbox, frame.payload, delivered)
             self._await(conn, publish)
             return publish
-        self._reply(conn, wire.encode(wire.Sent(frame.request_id, delivered)))
+        self._reply(conn, wire.encode_sent(frame.request_id, delivered))
         return None
 
     def _deliver(self, mailbox: bytes, payload: bytes) -> int:
         targets = self.subscribers.get(mailbox)
         if not targets:
             return 0
-        data = wire.encode(wire.Deliver(mailbox, payload))
+        data = wire.encode_deliver(mailbox, payload)
         for target in tuple(targets):
             self._emit(target, data)
         return len(targets)
@@ -858,7 +858,7 @@ class Relay:
         targets = self.subscribers.get(mailbox)
         if not targets:
             return 0
-        data = wire.encode(wire.Deliver(mailbox, payload))
+        data = wire.encode_deliver(mailbox, payload)
         if len(data) > self.limits.max_frame_size:
             # Published by a relay with a larger frame limit: our clients could not take it.
             self.rejects[ErrorCode.TOO_LARGE] += 1

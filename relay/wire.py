@@ -91,6 +91,8 @@ __all__ = [
     "WireError",
     "decode",
     "encode",
+    "encode_deliver",
+    "encode_sent",
     "mailbox_id",
     "min_frame_size",
     "request_id_of",
@@ -149,6 +151,23 @@ def encode(frame: Frame) -> bytes:
     for attr, key in keys:
         envelope[key] = _to_wire(getattr(frame, attr))
     packed: bytes = msgpack.packb(envelope, use_bin_type=True)
+    return packed
+
+
+def encode_deliver(mailbox: bytes, payload: bytes) -> bytes:
+    """``encode(Deliver(mailbox, payload))`` without building the frame, for the relay's hot
+    path: both come from a send that decoded, so they are checked already."""
+    packed: bytes = msgpack.packb(
+        {"v": PROTOCOL_VERSION, "t": "deliver", "mailbox": mailbox, "payload": payload}
+    )
+    return packed
+
+
+def encode_sent(request_id: int, delivered: int) -> bytes:
+    """``encode(Sent(request_id, delivered))`` without building the frame (the hot path's)."""
+    packed: bytes = msgpack.packb(
+        {"v": PROTOCOL_VERSION, "t": "sent", "rid": request_id, "delivered": delivered}
+    )
     return packed
 
 

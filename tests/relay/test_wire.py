@@ -295,3 +295,16 @@ def test_the_least_frame_limit_covers_every_fixed_frame_and_protocol_md_names_it
     )
     assert named is not None
     assert (named.group(1), int(named.group(2))) == (kind, least)
+
+
+@given(
+    st.binary(min_size=32, max_size=32),
+    st.binary(max_size=300),
+    st.integers(0, wire.MAX_REQUEST_ID),
+    st.integers(0, 2**31),
+)
+def test_the_hot_path_encoders_make_the_same_bytes(
+    mailbox: bytes, payload: bytes, rid: int, delivered: int
+) -> None:
+    assert wire.encode_deliver(mailbox, payload) == wire.encode(wire.Deliver(mailbox, payload))
+    assert wire.encode_sent(rid, delivered) == wire.encode(wire.Sent(rid, delivered))
