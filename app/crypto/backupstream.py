@@ -29,10 +29,9 @@ from typing import Any
 import msgpack
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from app.crypto.errors import RemoteProtocolError
-from app.crypto.passphrase import SALT_LEN, HeaderError, KdfParams, normalize
+from app.crypto.passphrase import SALT_LEN, HeaderError, KdfParams, argon2id, normalize
 from app.crypto.primitives import KEY_SIZE, TAG_SIZE, hkdf
 
 FORMAT = "anonchat-backup"
@@ -153,13 +152,7 @@ class Header:
 
 def stretch(passphrase: str, params: KdfParams, salt: bytes) -> bytes:
     """Argon2id of the passphrase. Slow by design."""
-    return Argon2id(
-        salt=salt,
-        length=KEY_SIZE,
-        iterations=params.iterations,
-        lanes=params.lanes,
-        memory_cost=params.memory_kib,
-    ).derive(normalize(passphrase))
+    return argon2id(normalize(passphrase), salt, params, KEY_SIZE)
 
 
 def passphrase_check(stretched: bytes) -> bytes:

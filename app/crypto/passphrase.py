@@ -16,6 +16,7 @@ import enum
 import hashlib
 import os
 import struct
+import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,16 +145,28 @@ def normalize(passphrase: str) -> bytes:
     return unicodedata.normalize("NFC", passphrase).encode("utf-8")
 
 
+# Two Argon2id derivations with several lanes at once in one process never finish (both
+# threads wait forever); a scheduled backup's and a passphrase change's could meet. So every
+# derivation in the app goes through `argon2id`, one at a time.
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def argon2id(secret: bytes, salt: bytes, params: KdfParams, length: int = KEY_LEN) -> bytes:
+    """Argon2id of `secret` (the one way the app runs it: one derivation at a time)."""
+    kdf = Argon2id(
+        salt=salt,
+        length=length,
+        iterations=params.iterations,
+        lanes=params.lanes,
+        memory_cost=params.memory_kib,
+    )
+    with _ONE_AT_A_TIME:
+        return kdf.derive(secret)
+
+
 def derive_key(passphrase: str, slot: KeySlot) -> bytes:
     """The 256-bit raw SQLCipher key for this passphrase and slot. Slow by design."""
-    kdf = Argon2id(
-        salt=slot.salt,
-        length=KEY_LEN,
-        iterations=slot.params.iterations,
-        lanes=slot.params.lanes,
-        memory_cost=slot.params.memory_kib,
-    )
-    return kdf.derive(normalize(passphrase))
+    return argon2id(normalize(passphrase), slot.salt, slot.params)
 
 
 def _pack_params(p: KdfParams) -> bytes:
