@@ -91,6 +91,41 @@ def test_decoder_raises_only_wire_error_on_arbitrary_bytes(data: bytes) -> None:
     assert isinstance(outcome, wire.FRAME_TYPES) or outcome in ErrorCode.DECODE
 
 
+def fast_or_code(data: bytes) -> wire.Frame | str:
+    """What the relay's hot-path reader makes of `data`, a send's fields built into the frame
+    they would make, or the code of the WireError."""
+    try:
+        read = wire.decode_fast(data)
+    except WireError as exc:
+        return exc.code
+    return wire.Send(*read) if isinstance(read, tuple) else read
+
+
+def send_maps() -> st.SearchStrategy[dict[str, Any]]:
+    """Send envelopes with every field right, wrong or missing (a bool for an int, a str for
+    bytes, a number out of range, a mailbox of the wrong size, extra keys)."""
+    anything = st.one_of(
+        st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.binary(max_size=40),
+        st.text(max_size=4), st.lists(st.integers(0, 9), max_size=2),
+    )  # fmt: skip
+    field = {
+        "rid": st.one_of(st.integers(0, wire.MAX_REQUEST_ID), anything),
+        "mailbox": st.one_of(st.binary(min_size=32, max_size=32), anything),
+        "payload": st.one_of(st.binary(max_size=64), anything),
+        "v": st.one_of(st.just(1), st.just(True), anything),
+        "t": st.one_of(st.just("send"), st.just("sent"), anything),
+    }
+    return st.dictionaries(st.sampled_from([*sorted(field), "x"]), st.none(), max_size=6).flatmap(
+        lambda keys: st.fixed_dictionaries({k: field.get(k, anything) for k in keys})
+    )
+
+
+@settings(max_examples=1000)
+@given(st.one_of(st.binary(max_size=120), send_maps().map(msgpack.packb), frames.map(wire.encode)))
+def test_the_hot_path_reads_every_frame_as_the_decoder_does(data: bytes) -> None:
+    assert fast_or_code(data) == decode_or_code(data)
+
+
 @settings(max_examples=500)
 @given(frames, st.data())
 def test_decoder_survives_mutated_valid_frames(frame: wire.Frame, data: st.DataObject) -> None:
@@ -308,3 +343,26 @@ def test_the_hot_path_encoders_make_the_same_bytes(
 ) -> None:
     assert wire.encode_deliver(mailbox, payload) == wire.encode(wire.Deliver(mailbox, payload))
     assert wire.encode_sent(rid, delivered) == wire.encode(wire.Sent(rid, delivered))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mailbox", bytes(31)),
+        ("mailbox", bytes(33)),
+        ("mailbox", "0" * 32),
+        ("rid", -1),
+        ("rid", wire.MAX_REQUEST_ID + 1),
+        ("rid", True),
+        ("rid", 1.0),
+        ("payload", "text"),
+        ("payload", None),
+    ],
+)
+def test_the_hot_path_refuses_a_send_with_one_field_wrong(field: str, value: Any) -> None:
+    envelope = {"v": 1, "t": "send", "rid": 5, "mailbox": bytes(32), "payload": b"x"}
+    assert isinstance(wire.decode_fast(msgpack.packb(envelope)), tuple)
+    envelope[field] = value
+    with pytest.raises(WireError) as caught:
+        wire.decode_fast(msgpack.packb(envelope))
+    assert caught.value.code == ErrorCode.MALFORMED
