@@ -86,34 +86,34 @@ def test_backup_and_restore_into_a_second_profile(
     assert cli(restored_dir, "contacts", passphrase=PASS).rc == 1  # its own passphrase now
 
 
-@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "wrong passphrase"])
 def test_a_bad_backup_is_refused_and_creates_nothing(
-    relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path, damage: str
+    relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path
 ) -> None:
     alice = make_profile("Alice", relay.url)
-    file = tmp_path / "alice.backup"
-    assert cli(alice.dir, "backup", str(file)).rc == 0
-    data = bytearray(file.read_bytes())
-    if damage == "flipped byte":
-        data[len(data) * 2 // 3] ^= 0x01
-    elif damage == "truncated":
-        del data[len(data) - 17 :]
-    file.write_bytes(bytes(data))
-    before = sorted(os.listdir(tmp_path))
-    target = tmp_path / "restored"
-    word = "not the backup passphrase" if damage == "wrong passphrase" else BPASS
-    got = cli(target, "restore", str(file), passphrase=NEW, backup=word)
-    assert got.rc == 1
-    assert got.out == ""
-    words = {
-        "flipped byte": "damaged or was altered",
-        "truncated": "truncated",
-        "wrong passphrase": "wrong backup passphrase",
-    }[damage]
-    assert words in got.err
-    assert "Traceback" not in got.err
-    assert sorted(os.listdir(tmp_path)) == before
-    assert not target.exists()
+    good = tmp_path / "alice.backup"
+    assert cli(alice.dir, "backup", str(good)).rc == 0
+    for damage, words in (
+        ("flipped byte", "damaged or was altered"),
+        ("truncated", "truncated"),
+        ("wrong passphrase", "wrong backup passphrase"),
+    ):
+        data = bytearray(good.read_bytes())
+        if damage == "flipped byte":
+            data[len(data) * 2 // 3] ^= 0x01
+        elif damage == "truncated":
+            del data[len(data) - 17 :]
+        file = tmp_path / f"{damage}.backup"
+        file.write_bytes(bytes(data))
+        before = sorted(os.listdir(tmp_path))
+        target = tmp_path / "restored"
+        word = "not the backup passphrase" if damage == "wrong passphrase" else BPASS
+        got = cli(target, "restore", str(file), passphrase=NEW, backup=word)
+        assert got.rc == 1, damage
+        assert got.out == ""
+        assert words in got.err, damage
+        assert "Traceback" not in got.err
+        assert sorted(os.listdir(tmp_path)) == before
+        assert not target.exists()
 
 
 def test_a_backup_through_the_holder_reads_its_passphrase_from_a_file(

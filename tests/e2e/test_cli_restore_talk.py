@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     Profile,
     Relay,
     Result,
+    cheap_unlock,
     child_env,
     incoming_bodies,
     pair,
@@ -55,14 +56,17 @@ def prekeys_held(profile: Profile) -> int:
 
 
 def exchange_prekeys(alice: Profile, bob: Profile) -> None:
-    """Each side runs while the other listens, until both hold the other's prekey."""
-    deadline = time.monotonic() + 90
-    while prekeys_held(alice) < 1 or prekeys_held(bob) < 1:
-        assert time.monotonic() < deadline, "the prekeys were never exchanged"
-        for one, other in ((alice, bob), (bob, alice)):
-            listener = other.listen()
+    """Both listen until each holds the other's prekey (given once their channel is live)."""
+    listeners = [alice.listen(), bob.listen()]
+    try:
+        for listener in listeners:
             listener.wait_listening()
-            one.run("sync", "--wait", "2")
+        deadline = time.monotonic() + 60
+        while prekeys_held(alice) < 1 or prekeys_held(bob) < 1:
+            assert time.monotonic() < deadline, "the prekeys were never exchanged"
+            time.sleep(0.2)
+    finally:
+        for listener in listeners:
             assert listener.stop() == 0
 
 
@@ -83,6 +87,7 @@ def test_a_restored_profile_talks_as_the_same_contact_and_the_old_one_is_refused
     assert backup.stat().st_size > 0
     new_laptop = Profile(tmp_path / "bob-restored", "Bob")
     run_with(new_laptop, "restore", str(backup), ANONCHAT_BACKUP_PASSPHRASE=BACKUP_PASS)
+    cheap_unlock(new_laptop.dir, new_laptop.passphrase)  # as every test profile here
     assert [c["name"] for c in new_laptop.contacts()] == ["Alice"]
     assert "before the backup" in incoming_bodies(new_laptop, "Alice")
 
@@ -110,7 +115,7 @@ def test_a_restored_profile_talks_as_the_same_contact_and_the_old_one_is_refused
     # The old computer's session is over: what it sends never reaches Alice.
     alice_l = alice.listen()
     alice_l.wait_listening()
-    old = bob.run("send", "Alice", "from the old laptop", "--wait", "5", expect=3)
+    old = bob.run("send", "Alice", "from the old laptop", "--wait", "2", expect=3)
     assert "not reached" in old.err
     new_laptop.run("send", "Alice", "after the old one", "--wait", "30")
     alice_l.wait_for(lambda ev: "after the old one" in [e.get("body") for e in ev])
