@@ -245,9 +245,13 @@ class Handshakes:
 
     async def rejoin(self, contact: Contact, card: Card) -> Contact:
         """Our profile, restored from a backup, opens a fresh session with this contact (under
-        the lock, by rejoin.py): the card is their rejoin prekey on the mailbox we wrote to.
-        The row stays the same contact, verified mark and history kept."""
-        return await self._initiate(card, contact.display_name, contact, kind=contact.kind)
+        the lock, by rejoin.py, as the profile opens): the card is their rejoin prekey on the
+        mailbox we wrote to. The row stays the same contact, verified mark and history kept.
+        Nothing goes to the network here: the engine's start listens on the new mailbox and
+        sends what waits, so a profile restored with no relay in reach opens at once."""
+        return await self._initiate(
+            card, contact.display_name, contact, kind=contact.kind, connect=False
+        )
 
     async def _initiate(
         self,
@@ -255,6 +259,8 @@ class Handshakes:
         display: str,
         ended: Contact | None,
         kind: ContactKind = ContactKind.PERSON,
+        *,
+        connect: bool = True,
     ) -> Contact:
         ctx = self._ctx
         box = MailboxKey.generate()
@@ -277,7 +283,8 @@ class Handshakes:
             return r.contacts.get(cid), old
 
         contact, old = await ctx.store.run(unit)
-        await self._after_channels_changed(contact, old, our_relays, box)
+        if connect:
+            await self._after_channels_changed(contact, old, our_relays, box)
         if kind is ContactKind.PERSON:
             ctx.emit(ContactAdded(contact) if ended is None else ContactChanged(contact))
         return contact

@@ -122,3 +122,43 @@ def test_a_restored_contact_whose_prekey_no_handshake_can_use_is_left_for_its_ca
             await reopened.close()
 
     asyncio.run(body())
+
+
+def test_a_restored_profile_opens_at_once_with_no_relay_in_reach(tmp_path: Path) -> None:
+    """The fresh handshakes a restore owes are made as the profile opens, but nothing waits on
+    the network there: a relay that accepts connections and never answers holds nothing up."""
+
+    async def body() -> None:
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+        alice, bob = await make(tmp_path / "alice", "Alice"), await make(tmp_path / "bob", "Bob")
+        try:
+            to_alice = (await befriend(alice, bob))[1].id
+        finally:
+            await alice.close()
+
+        def restored(r):  # type: ignore[no-untyped-def]
+            for box in r.mailboxes.list_ours(contact_id=to_alice):
+                r.mailboxes.delete_ours(box.id)
+            r.sessions.delete(to_alice)
+            r.rejoin.set_theirs(to_alice, rejoin_prekey()[1])
+            r.conn.execute("UPDATE contacts SET rejoin_due = 1 WHERE id = ?", (to_alice,))
+            r.conn.execute("UPDATE their_mailboxes SET relay_url = ?", (url,))
+
+        await bob.store.run(restored)
+        await bob.close()
+        try:
+            opened = await open_profile(profile_paths(str(tmp_path / "bob")), PASS)
+            reopened = await asyncio.wait_for(Engine.open(opened), 5)
+            try:
+                contact = await reopened.contact(to_alice)
+                assert contact.awaiting_welcome
+                assert await reopened.store.read(lambda r: r.sessions.load(to_alice)) is not None
+                assert await reopened.store.read(lambda r: r.rejoin.due()) == []
+                assert await reopened.pending_outbox() >= 1  # the introduction, to go at start
+            finally:
+                await reopened.close()
+        finally:
+            silent.close()
+
+    asyncio.run(body())
