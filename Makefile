@@ -62,7 +62,7 @@ run: app-sysdeps app-venv
 	$(VENV)/bin/anonchat $(ARGS)
 
 test: sysdeps venv
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not soak" --durations=30 $(PYTEST_ARGS)
 
 soak: sysdeps venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m soak $(PYTEST_ARGS)

@@ -1,8 +1,8 @@
-"""`anonchat-cli backup` and `restore` as real processes (the real Argon2id cost): a profile
-backed up and restored into a second profile shows the same contacts and conversation; a
-backup with a flipped byte, a cut one and a wrong passphrase are refused with exit 1 and
-leave no profile; a backup through the process holding the profile takes its passphrase
-only from a file."""
+"""`anonchat-cli backup` and `restore` as real processes (the real Argon2id cost): a backup
+with a flipped byte, a cut one and a wrong passphrase are refused with exit 1 and leave no
+profile; a backup through the process holding the profile takes its passphrase only from a
+file. A backup restored on a second profile, its conversation and its contacts talking to it
+again: test_cli_restore_talk.py."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PASS, ROOT, Profile, Relay, Result, child_env, pair
+from tests.e2e.conftest import PASS, ROOT, Profile, Relay, Result, child_env
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -36,54 +35,6 @@ def cli(profile: Path, *args: str, passphrase: str = PASS, backup: str | None = 
         timeout=120,
     )
     return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
-
-
-def people(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What a restored profile keeps of the contact list (its channels are opened afresh)."""
-    return [{k: v for k, v in r.items() if k != "established"} for r in rows]
-
-
-def test_backup_and_restore_into_a_second_profile(
-    relay: Relay, make_profile: Callable[..., Profile], tmp_path: Path
-) -> None:
-    alice, bob = pair(make_profile, relay.url)
-    alice_l = alice.listen()
-    alice_l.wait_listening()
-    assert bob.run("send", "Alice", "from Bob, before", "--wait", "20").data["status"] == (
-        "delivered"
-    )
-    alice_l.wait_for(lambda ev: any(e.get("body") == "from Bob, before" for e in ev))
-    assert alice_l.stop() == 0
-    number = alice.run("fingerprint", "Bob").data["safety_number"]
-    alice.run("verify", "Bob", number)
-    alice.messages("Bob")  # marks the conversation read
-    conversation = alice.messages("Bob")
-    contacts = alice.contacts()
-    assert [c["verified"] for c in contacts] == [True]
-
-    file = tmp_path / "alice.backup"
-    made = cli(alice.dir, "backup", str(file))
-    assert made.rc == 0, made
-    assert made.data["path"] == str(file)
-    assert made.data["messages"] == len(conversation)
-    assert made.data["bytes"] == file.stat().st_size
-    for body in ("from Bob, before", "Alice", "Bob"):
-        assert body.encode() not in file.read_bytes()
-
-    restored_dir = tmp_path / "alice-restored"
-    got = cli(restored_dir, "restore", str(file), passphrase=NEW)
-    assert got.rc == 0, got
-    assert (got.data["contacts"], got.data["messages"]) == (1, len(conversation))
-    assert got.data["profile"] == str(restored_dir)
-    again = cli(restored_dir, "restore", str(file), passphrase=NEW)
-    assert again.rc == 1
-    assert "already exists" in again.err
-
-    restored = Profile(restored_dir, "Alice", NEW)
-    assert people(restored.contacts()) == people(contacts)
-    assert restored.messages("Bob") == conversation
-    assert restored.card() != alice.card()
-    assert cli(restored_dir, "contacts", passphrase=PASS).rc == 1  # its own passphrase now
 
 
 def test_a_bad_backup_is_refused_and_creates_nothing(

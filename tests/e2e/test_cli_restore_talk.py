@@ -82,14 +82,29 @@ def test_a_restored_profile_talks_as_the_same_contact_and_the_old_one_is_refused
     number = alice.run("fingerprint", "Bob").data["safety_number"]
     alice.run("verify", "Bob", number)
 
+    bob.messages("Alice")  # marks the conversation read
+    conversation = bob.messages("Alice")
+    contacts = bob.contacts()
+
     backup = tmp_path / "bob.anonchat-backup"
-    run_with(bob, "backup", str(backup), ANONCHAT_BACKUP_PASSPHRASE=BACKUP_PASS)
-    assert backup.stat().st_size > 0
+    made = run_with(bob, "backup", str(backup), ANONCHAT_BACKUP_PASSPHRASE=BACKUP_PASS).data
+    assert made["path"] == str(backup)
+    assert made["bytes"] == backup.stat().st_size
+    assert made["messages"] == len(conversation) == 1
+    for known in (b"before the backup", b"Alice"):
+        assert known not in backup.read_bytes()
     new_laptop = Profile(tmp_path / "bob-restored", "Bob")
-    run_with(new_laptop, "restore", str(backup), ANONCHAT_BACKUP_PASSPHRASE=BACKUP_PASS)
+    got = run_with(new_laptop, "restore", str(backup), ANONCHAT_BACKUP_PASSPHRASE=BACKUP_PASS)
+    assert (got.data["contacts"], got.data["messages"]) == (1, 1)
+    assert got.data["profile"] == str(new_laptop.dir)
+    again = run_with(
+        new_laptop, "restore", str(backup), expect=1, ANONCHAT_BACKUP_PASSPHRASE=BACKUP_PASS
+    )
+    assert "already exists" in again.err
     cheap_unlock(new_laptop.dir, new_laptop.passphrase)  # as every test profile here
+    assert new_laptop.messages("Alice") == conversation
+    assert [c["verified"] for c in new_laptop.contacts()] == [c["verified"] for c in contacts]
     assert [c["name"] for c in new_laptop.contacts()] == ["Alice"]
-    assert "before the backup" in incoming_bodies(new_laptop, "Alice")
 
     # The restored profile reconnects by itself; Alice sees the same, verified contact.
     alice_l = alice.listen()
