@@ -13,11 +13,13 @@ import os
 from pathlib import Path
 
 from app.core import payload as pl
+from app.core.backup import restore_profile
 from app.core.engine import Engine
-from app.core.events import FrameRejected, Rejection, RequestAdded
+from app.core.events import ContactChanged, FrameRejected, Rejection, RequestAdded
 from app.core.profile import open_profile, profile_paths
 from app.crypto.card import Card
 from app.crypto.handshake import initiate, rejoin_prekey
+from app.crypto.passphrase import INSECURE_FAST_PARAMS as FAST
 from app.net.events import Delivered
 from tests.core.engines import PASS, befriend, eventually, make
 from tests.core.test_live_relay import Person, introduce, people
@@ -160,5 +162,57 @@ def test_a_restored_profile_opens_at_once_with_no_relay_in_reach(tmp_path: Path)
                 await reopened.close()
         finally:
             silent.close()
+
+    asyncio.run(body())
+
+
+def test_a_genuine_rejoin_replayed_after_it_was_taken_changes_nothing(tmp_path: Path) -> None:
+    """The relay saw the restored profile's rejoin go by; sent again, to the mailbox it came
+    to or to the contact's new one, it is refused: its prekey was used once, then forgotten."""
+
+    async def body() -> None:
+        async with people(tmp_path, "Alice", "Bob") as (alice, bob):
+            to_bob, to_alice = await introduce(alice, bob)
+            await prekeys_given(alice, to_bob, bob, to_alice)
+            file = tmp_path / "bob.backup"
+            await bob.engine.backup(file, "backup passphrase")
+            target = profile_paths(str(tmp_path / "bob2"))
+            await restore_profile(target, file, "backup passphrase", PASS, params=FAST)
+            again = await Engine.open(await open_profile(target, PASS))
+            try:
+                (intro,) = [
+                    i
+                    for i in await again.store.read(lambda r: r.outbox.due(2**62))
+                    if i.contact_id == to_alice
+                ]
+                changed = asyncio.Event()
+                alice.engine.subscribe(
+                    lambda e: (
+                        changed.set()
+                        if isinstance(e, ContactChanged) and e.contact.id == to_bob
+                        else None
+                    )
+                )
+                await again.start()
+                await asyncio.wait_for(changed.wait(), 20)
+
+                async def settled() -> bool:  # new prekeys given both ways, nothing waiting
+                    mine = await alice.engine.store.read(lambda r: r.rejoin.theirs(to_bob))
+                    theirs = await again.store.read(lambda r: r.rejoin.theirs(to_alice))
+                    waiting = await alice.engine.pending_outbox() + await again.pending_outbox()
+                    return mine is not None and theirs is not None and waiting == 0
+
+                await eventually(settled)
+                before = await snapshot(alice.engine, to_bob)
+                (new_box,) = await alice.engine.store.read(
+                    lambda r: r.mailboxes.list_ours(contact_id=to_bob)
+                )
+                url = alice.engine.relay_url
+                for mailbox in (intro.mailbox_id, new_box.id):
+                    await alice.engine.receive(Delivered(url, mailbox, intro.ciphertext))
+                assert await snapshot(alice.engine, to_bob) == before
+                assert not any(isinstance(e, RequestAdded) for e in alice.events)
+            finally:
+                await again.close()
 
     asyncio.run(body())
