@@ -306,11 +306,18 @@ class RequestsSection(QWidget):
         layout.addWidget(self.list)
         layout.addWidget(self.invite_list)
         self._pending = False
+        self._loading = False  # a reload is reading
+        self._again = False  # and something changed meanwhile
         self._suppressed = False
         self.detached = False
         self.hide()
 
     def refresh(self, force: bool = False) -> None:
+        """Read the requests again soon. With nothing shown, only a forced refresh reads, unless
+        a read is under way: what changed meanwhile may have been read before it changed."""
+        if self._loading:
+            self._again = True
+            return
         if not force and self.model.rowCount() == 0 and self.invites.rowCount() == 0:
             return
         if not self._pending:
@@ -321,8 +328,14 @@ class RequestsSection(QWidget):
         self._pending = False
         if self.detached:
             return
-        rows = await self._engine.requests()
-        invites = await self._engine.group_invites()
+        self._loading, self._again = True, False
+        try:
+            rows = await self._engine.requests()
+            invites = await self._engine.group_invites()
+        finally:
+            self._loading = False
+        if self._again:
+            self.refresh(force=True)
         current = self.current_id()
         with unheard(self.list), unheard(self.invite_list):
             self.model.set_requests(rows)

@@ -217,3 +217,50 @@ def test_accept_block_and_delete_each_do_what_they_say(run, tmp_path: Path) -> N
             assert [s.contact.display_name for s in await engine.summaries()] == ["Carol"]
 
     run(body())
+
+
+def test_a_first_message_that_lands_while_the_requests_are_being_read_still_shows(
+    run, tmp_path: Path
+) -> None:
+    """The race the section once lost: its first read of the requests (none shown yet) takes
+    the request before its first message is stored, and the message's event arrives while that
+    read is under way; the row must still end up with the message."""
+
+    async def body() -> None:
+        async with me_and_peers(tmp_path) as (window, url, peers):
+            engine = window.engine
+            card = await engine.card(address=True)
+            section = window.requests
+            assert section.model.rowCount() == 0
+            peers.append(mallory := await headless(tmp_path / "mallory", "Mallory", url))
+            real = engine.requests
+            stale: list[int] = []
+
+            async def read_then_let_the_message_land():  # type: ignore[no-untyped-def]
+                rows = await real()
+                if not stale and rows:  # the first read that sees the request
+                    stale.append(1)
+                    assert rows[0].first_message is None
+                    await mallory.send(theirs, "arrived during the read")
+                    await eventually(
+                        lambda: _stored(engine, rows[0].request.id), what="the message stored"
+                    )
+                return rows
+
+            engine.requests = read_then_let_the_message_land  # type: ignore[method-assign]
+            theirs = await write_to(mallory, card)
+            await until(lambda: bool(stale), what="the first read to see the request")
+            await until(
+                lambda: (
+                    section.model.rowCount() == 1
+                    and section.model.summary(0).first_message is not None
+                ),
+                what="the message in the row",
+            )
+            assert first_line(section.model.summary(0)) == safe_text("arrived during the read")
+
+    run(body())
+
+
+async def _stored(engine, request_id: int) -> bool:  # type: ignore[no-untyped-def]
+    return len(await engine.messages(request_id)) == 1
