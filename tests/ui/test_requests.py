@@ -11,7 +11,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 
-from app.domain.contacts import ContactState
+from app.core.engine import Engine
+from app.domain.contacts import ContactState, RequestSummary
 from app.domain.messages import Direction, Status
 from app.ui.a11y import nameless
 from app.ui.requests import first_line, same_name_warning
@@ -236,7 +237,7 @@ def test_a_first_message_that_lands_while_the_requests_are_being_read_still_show
             real = engine.requests
             stale: list[int] = []
 
-            async def read_then_let_the_message_land():  # type: ignore[no-untyped-def]
+            async def read_then_let_the_message_land() -> list[RequestSummary]:
                 rows = await real()
                 if not stale and rows:  # the first read that sees the request
                     stale.append(1)
@@ -247,7 +248,7 @@ def test_a_first_message_that_lands_while_the_requests_are_being_read_still_show
                     )
                 return rows
 
-            engine.requests = read_then_let_the_message_land  # type: ignore[method-assign]
+            engine.requests = read_then_let_the_message_land
             theirs = await write_to(mallory, card)
             await until(lambda: bool(stale), what="the first read to see the request")
             await until(
@@ -262,5 +263,5 @@ def test_a_first_message_that_lands_while_the_requests_are_being_read_still_show
     run(body())
 
 
-async def _stored(engine, request_id: int) -> bool:  # type: ignore[no-untyped-def]
+async def _stored(engine: Engine, request_id: int) -> bool:
     return len(await engine.messages(request_id)) == 1
