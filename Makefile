@@ -92,11 +92,11 @@ bench: sysdeps venv $(BENCH_STAMP)
 	$(call install_missing,$(BENCH_DEB_PACKAGES))
 	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory node-sysdeps
 	cd bench/node && npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	@set -e; for f in bench/*.py; do echo "== $$f"; QT_QPA_PLATFORM=offscreen $(PY) $$f; done
 
 # Node and npm for bench/relay.py's ws baseline, unless some node with npm is installed already.
 node-sysdeps:
 	$(call install_missing,$(NODE_DEB_PACKAGES))
-	@set -e; for f in bench/*.py; do echo "== $$f"; QT_QPA_PLATFORM=offscreen $(PY) $$f; done
 
 # Desktop app (folder and one file) and relay bundles, archives, icons into dist/.
 package: sysdeps venv
