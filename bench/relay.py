@@ -39,16 +39,22 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
 from websockets.protocol import State
+from websockets.uri import parse_uri
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parent.parent
@@ -169,6 +175,100 @@ def start(kind: str) -> Child:
 # -- clients -----------------------------------------------------------------------------------
 
 
+class Client(asyncio.Protocol):
+    """One client connection on websockets' sans-I/O client protocol, driven by the transport's
+    callbacks: no task or future per message. The load generator shares this 2-core machine
+    with the server it loads, so each message must cost it less than it costs the server, or
+    the figures would measure the client; websockets' asyncio client costs about as much as
+    the floor server itself.
+
+    While ``on_message`` is None, binary messages queue for :meth:`recv`; ``discard`` drops
+    whatever comes in unread (a sender's ``sent`` replies, which the server must frame and
+    write all the same)."""
+
+    def __init__(self, url: str) -> None:
+        self.ws = ClientProtocol(parse_uri(url), max_size=None)
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.inbox: deque[bytes] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.on_message: Callable[[bytes], None] | None = None
+        self.on_batch: Callable[[], None] | None = None
+        self.discard = False
+        self.transport: asyncio.Transport
+
+    @classmethod
+    async def connect(cls, url: str) -> Client:
+        uri = parse_uri(url)
+        loop = asyncio.get_running_loop()
+        _, client = await loop.create_connection(lambda: cls(url), uri.host, uri.port)
+        await client.opened
+        return client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.ws.send_request(self.ws.connect())
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self.discard:
+            return
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Response):
+                if ws.handshake_exc is not None:
+                    self.opened.set_exception(ws.handshake_exc)
+                else:
+                    self.opened.set_result(None)
+            elif isinstance(event, Frame) and event.opcode is Opcode.BINARY:
+                message = cast(bytes, event.data)
+                if self.on_message is not None:
+                    self.on_message(message)
+                else:
+                    self.inbox.append(message)
+                    if self.waiter is not None and not self.waiter.done():
+                        self.waiter.set_result(None)
+        if self.on_batch is not None:
+            self.on_batch()
+        self.flush()  # pongs, the close echo
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for future in (self.opened, self.closed, self.waiter):
+            if future is not None and not future.done():
+                future.set_exception(ConnectionError("closed"))
+        self.closed.exception()  # retrieved: nobody need await it
+
+    def flush(self) -> None:
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+
+    def send(self, message: bytes) -> None:
+        self.ws.send_binary(message)
+        self.flush()
+
+    def write(self, frames: bytes) -> None:
+        """Frames serialized in advance (see :func:`masked`), as they are."""
+        self.transport.write(frames)
+
+    async def recv(self) -> bytes:
+        while not self.inbox:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return self.inbox.popleft()
+
+    def close(self) -> None:
+        self.transport.abort()
+
+
+def masked(message: bytes) -> bytes:
+    """``message`` as one masked client frame, serialized by websockets once and then written
+    as many times as wanted (a server unmasks with the key the frame carries)."""
+    return Frame(Opcode.BINARY, message).serialize(mask=True, extensions=[])
+
+
 class Pair:
     """A sender and a receiver connection on either server, with the same interface."""
 
@@ -176,37 +276,33 @@ class Pair:
         self.kind = "ours" if kind == "flood" else "floor" if kind in BARE else kind
         self.index = index
         self.received = 0
+        self.stamped = False
         # (when it was sent, perf_counter ns; how long it took, ms)
         self.latencies: list[tuple[int, float]] = []
-        self.sent_event = asyncio.Event()
 
     async def open(self, url: str) -> None:
         if self.kind == "floor":
-            self.tx = await connect(f"{url}{self.index}", compression=None)
-            self.rx = await connect(f"{url}{self.index}/r", compression=None)
+            self.tx = await Client.connect(f"{url}{self.index}")
+            self.rx = await Client.connect(f"{url}{self.index}/r")
             await asyncio.sleep(0)
-            return
-        private = Ed25519PrivateKey.generate()
-        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.mailbox = wire.mailbox_id(public)
-        self.rx = await connect(url, compression=None)
-        hello = wire.decode(await self.rx.recv())  # type: ignore[arg-type]
-        assert isinstance(hello, wire.Hello)
-        sig = private.sign(wire.subscribe_signed_bytes(hello.challenge, self.mailbox))
-        await self.rx.send(wire.encode(wire.Subscribe(1, self.mailbox, public, sig)))
-        assert wire.decode(await self.rx.recv()) == wire.Ok(1)  # type: ignore[arg-type]
-        self.tx = await connect(url, compression=None)
-        await self.tx.recv()
-        self.acks = asyncio.get_running_loop().create_task(self._drain_acks(self.tx))
+        else:
+            private = Ed25519PrivateKey.generate()
+            public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            self.mailbox = wire.mailbox_id(public)
+            self.rx = await Client.connect(url)
+            hello = wire.decode(await self.rx.recv())
+            assert isinstance(hello, wire.Hello)
+            sig = private.sign(wire.subscribe_signed_bytes(hello.challenge, self.mailbox))
+            self.rx.send(wire.encode(wire.Subscribe(1, self.mailbox, public, sig)))
+            assert wire.decode(await self.rx.recv()) == wire.Ok(1)
+            self.tx = await Client.connect(url)
+            await self.tx.recv()  # its hello
+            self.tx.discard = True
+        self.rx.on_message = self.receive
 
-    @staticmethod
-    async def _drain_acks(ws: ClientConnection) -> None:
-        async for _ in ws:
-            pass
-
-    # The load generator shares the machine with the server, so its own cost per message is
-    # kept to the least for both kinds: envelopes are packed and read with msgpack directly
-    # (the same bytes wire.encode makes, checked in open_pairs), not through the dataclasses.
+    # The load generator's own cost per message is kept to the least for both kinds: envelopes
+    # are packed and read with msgpack directly (the same bytes wire.encode makes, checked in
+    # open_pairs), not through the dataclasses.
 
     def frame(self, payload: bytes, rid: int) -> bytes:
         if self.kind == "floor":
@@ -222,19 +318,15 @@ class Pair:
         payload: bytes = msgpack.unpackb(data)["payload"]
         return payload
 
-    async def receive(self) -> None:
-        async for data in self.rx:
-            assert isinstance(data, bytes)
-            payload = self.payload_of(data)
-            stamp = int.from_bytes(payload[:8], "big")
-            if stamp:
-                self.latencies.append((stamp, (time.perf_counter_ns() - stamp) / 1e6))
-            self.received += 1
-            self.sent_event.set()
+    def receive(self, data: bytes) -> None:
+        self.received += 1
+        if self.stamped:  # a paced run: each payload starts with when it was sent
+            stamp = int.from_bytes(self.payload_of(data)[:8], "big")
+            self.latencies.append((stamp, (time.perf_counter_ns() - stamp) / 1e6))
 
-    async def close(self) -> None:
-        await self.tx.close()
-        await self.rx.close()
+    def close(self) -> None:
+        self.tx.close()
+        self.rx.close()
 
 
 async def open_pairs(kind: str, url: str) -> list[Pair]:
@@ -250,22 +342,24 @@ async def open_pairs(kind: str, url: str) -> list[Pair]:
 
 
 async def throughput(kind: str, url: str, cpu: Any) -> tuple[float, float]:
-    """Delivered msgs/s, and the server's CPU seconds per delivered message meanwhile."""
+    """Delivered msgs/s, and the server's CPU seconds per delivered message meanwhile.
+
+    Each sender keeps WINDOW messages in flight: whenever its receiver's read brought some,
+    as many more go out in one write, the same frame serialized once."""
     pairs = await open_pairs(kind, url)
-    receivers = [asyncio.create_task(p.receive()) for p in pairs]
-    stop = time.monotonic() + THROUGHPUT_SECONDS + 1.0
-    body = bytes(PAYLOAD)
+    running = True
+    for pair in pairs:
+        frame = masked(pair.frame(bytes(PAYLOAD), 1))
+        sent = [WINDOW]
 
-    async def pump(pair: Pair) -> None:
-        sent = 0
-        while time.monotonic() < stop:
-            while sent - pair.received >= WINDOW:
-                pair.sent_event.clear()
-                await pair.sent_event.wait()
-            sent += 1
-            await pair.tx.send(pair.frame(body, sent))
+        def refill(pair: Pair = pair, frame: bytes = frame, sent: list[int] = sent) -> None:
+            due = WINDOW - (sent[0] - pair.received)
+            if running and due > 0:
+                sent[0] += due
+                pair.tx.write(frame * due)
 
-    pumps = [asyncio.create_task(pump(p)) for p in pairs]
+        pair.rx.on_batch = refill
+        pair.tx.write(frame * WINDOW)
     await asyncio.sleep(1.0)  # warm-up
     before = sum(p.received for p in pairs)
     cpu_before = cpu()
@@ -274,11 +368,10 @@ async def throughput(kind: str, url: str, cpu: Any) -> tuple[float, float]:
     delivered = sum(p.received for p in pairs) - before
     rate = delivered / (time.monotonic() - started)
     cpu_per_msg = (cpu() - cpu_before) / max(delivered, 1)
-    await asyncio.gather(*pumps)
-    for task in receivers:
-        task.cancel()
+    running = False
+    await asyncio.sleep(0.2)
     for pair in pairs:
-        await pair.close()
+        pair.close()
     return rate, cpu_per_msg
 
 
@@ -288,13 +381,14 @@ async def paced(pairs: list[Pair], offered: float, seconds: float) -> None:
     deadline = time.monotonic() + seconds
 
     async def pace(pair: Pair) -> None:
+        pair.stamped = True
         await asyncio.sleep(interval * pair.index / len(pairs))
         next_at = time.monotonic()
         rid = 0
         while next_at < deadline:
             rid += 1
             body = time.perf_counter_ns().to_bytes(8, "big") + bytes(PAYLOAD - 8)
-            await pair.tx.send(pair.frame(body, rid))
+            pair.tx.send(pair.frame(body, rid))
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
@@ -308,14 +402,11 @@ def p50_p99(samples: list[float]) -> tuple[float, float]:
 
 async def latency(kind: str, url: str, offered: float) -> tuple[float, float]:
     pairs = await open_pairs(kind, url)
-    receivers = [asyncio.create_task(p.receive()) for p in pairs]
     await paced(pairs, offered, LATENCY_SECONDS)
     await asyncio.sleep(0.5)
-    for task in receivers:
-        task.cancel()
     samples = [ms for p in pairs for _, ms in p.latencies]
     for pair in pairs:
-        await pair.close()
+        pair.close()
     return p50_p99(samples)
 
 
@@ -465,7 +556,6 @@ async def measure_flood(flood_first: bool) -> dict[str, float]:
     child = start("flood")
     try:
         pairs = await open_pairs("flood", child.url)
-        receivers = [asyncio.create_task(p.receive()) for p in pairs]
         # Paced until the segments are over (they take a little longer than they count).
         pacing = asyncio.create_task(
             paced(pairs, FLOOD_CALM_MSGS_PER_S, FLOOD_SEGMENTS * (FLOOD_SEGMENT_SECONDS + 5))
@@ -488,10 +578,8 @@ async def measure_flood(flood_first: bool) -> dict[str, float]:
         pacing.cancel()
         await asyncio.gather(pacing, return_exceptions=True)
         await asyncio.sleep(0.5)
-        for task in receivers:
-            task.cancel()
         for pair in pairs:
-            await pair.close()
+            pair.close()
     finally:
         child.stop()
     result: dict[str, float] = {}

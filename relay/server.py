@@ -354,6 +354,7 @@ class Link(asyncio.Protocol):
         "header_bytes",
         "heard",
         "opening",
+        "out",
         "pending",
         "ping_at",
         "protocol",
@@ -377,6 +378,7 @@ class Link(asyncio.Protocol):
         self.opening = True  # its handshake request is not read yet
         self.header_bytes = 0
         self.dirty = False
+        self.out: list[bytes] | None = None  # frames of ours not written yet
         self.fragments: list[bytes] | None = None  # a fragmented message so far
         self.suspended = False  # reading paused until a throttle or the backplane says go on
         self.pending: deque[Any] | None = None  # frames read but not handled while suspended
@@ -669,6 +671,7 @@ class Link(asyncio.Protocol):
             self.timer = None
         if protocol.state is not State.OPEN:
             return
+        self.out = protocol.data_to_send()  # the response, ahead of our frames
         try:
             self.conn = relay.connect(self.send, self.address, server.loop.time())
         except Refused as refused:
@@ -693,13 +696,22 @@ class Link(asyncio.Protocol):
         protocol = self.protocol
         if protocol.state is not State.OPEN:
             return  # closing: nothing more goes out, as websockets' broadcast() does
-        protocol.send_binary(data)
+        # What protocol.send_binary does for an open connection, without its per-frame checks
+        # and logging: websockets frames the message. The frames wait here, ahead of any the
+        # protocol makes afterwards (a close frame, a pong), until the flush.
+        frame = Frame(Opcode.BINARY, data).serialize(mask=False, extensions=protocol.extensions)
+        if self.out is None:
+            self.out = [frame]
+        else:
+            self.out.append(frame)
         if not self.dirty:
             self.dirty = True
             self.server.dirty(self)
 
     def flush(self) -> None:
         chunks = self.protocol.data_to_send()
+        if self.out is not None:
+            chunks[:0], self.out = self.out, None
         if not chunks:
             return
         transport = self.transport
