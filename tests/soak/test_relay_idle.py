@@ -10,6 +10,7 @@ memory is the sum of its processes'; Redis's own is reported beside it."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -168,12 +169,22 @@ def test_a_thousand_idle_connections_cost_a_few_kib_each(tmp_path: Path) -> None
 @pytest.mark.soak
 @pytest.mark.timeout(1800)
 def test_a_hundred_thousand_idle_connections_fit_in_under_2_gib(tmp_path: Path) -> None:
-    """SOAK_CONNECTIONS sets another count; the 2 GiB bound is scaled to it, and holds for the
-    relay's processes and their backplane together."""
+    """The 2 GiB bound holds for the relay's processes and their backplane together.
+    SOAK_CONNECTIONS sets another count, for a quicker look: the relay's RSS is then projected
+    to 100,000 at the RSS per connection measured."""
     count = int(os.environ.get("SOAK_CONNECTIONS", "100000"))
     total_mib, per_conn_kib, processes, redis_mib = hold_idle(count, tmp_path)
     print(
         f"relay RSS {total_mib:.0f} MiB in {processes} process(es), {count} idle connections, "
         f"{per_conn_kib:.2f} KiB each; backplane RSS {redis_mib:.0f} MiB"
     )
-    assert total_mib + redis_mib < 2048 * count / 100_000
+    projected = total_mib + per_conn_kib * (100_000 - count) / 1024
+    figures = {
+        "rss_mib_100k_conns": round(projected, 1),
+        "connections": count,
+        "relay_processes": processes,
+        "kib_per_conn": round(per_conn_kib, 2),
+        "backplane_rss_mib": round(redis_mib, 1),
+    }
+    print(json.dumps(figures))
+    assert projected + redis_mib < 2048
