@@ -47,3 +47,10 @@ def test_make_test_installs_the_tools_too(tmp_path: Path) -> None:
     assert "-e '.[dev]'" in steps
     for test_only in ("xvfb", "redis-server", "iproute2"):
         assert test_only in steps
+    # The processes the tests start read bytecode compiled once, before the tests.
+    assert steps.index("-m compileall -q app relay tests") < steps.index("-m pytest")
+
+
+def test_make_bench_runs_every_benchmark_and_node_sysdeps_none(tmp_path: Path) -> None:
+    assert "for f in bench/*.py" in dry_run(tmp_path, "bench")
+    assert "bench/" not in dry_run(tmp_path, "node-sysdeps")
