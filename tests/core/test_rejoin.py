@@ -98,15 +98,20 @@ def test_a_rejoin_needs_the_contacts_identity_key_not_only_the_prekey(tmp_path: 
     asyncio.run(body())
 
 
+async def bob_whose_contact_is_gone(tmp_path: Path) -> tuple[Engine, int]:
+    """Bob's engine, and the id of his contact Alice, whose own engine is closed."""
+    alice, bob = await make(tmp_path / "alice", "Alice"), await make(tmp_path / "bob", "Bob")
+    try:
+        return bob, (await befriend(alice, bob))[1].id
+    finally:
+        await alice.close()
+
+
 def test_a_restored_contact_whose_prekey_no_handshake_can_use_is_left_for_its_card(
     tmp_path: Path,
 ) -> None:
     async def body() -> None:
-        alice, bob = await make(tmp_path / "alice", "Alice"), await make(tmp_path / "bob", "Bob")
-        try:
-            to_alice = (await befriend(alice, bob))[1].id
-        finally:
-            await alice.close()
+        bob, to_alice = await bob_whose_contact_is_gone(tmp_path)
 
         def owed(r):  # type: ignore[no-untyped-def]
             r.sessions.delete(to_alice)
@@ -133,11 +138,7 @@ def test_a_restored_profile_opens_at_once_with_no_relay_in_reach(tmp_path: Path)
     async def body() -> None:
         silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         url = f"ws://127.0.0.1:{silent.sockets[0].getsockname()[1]}"
-        alice, bob = await make(tmp_path / "alice", "Alice"), await make(tmp_path / "bob", "Bob")
-        try:
-            to_alice = (await befriend(alice, bob))[1].id
-        finally:
-            await alice.close()
+        bob, to_alice = await bob_whose_contact_is_gone(tmp_path)
 
         def restored(r):  # type: ignore[no-untyped-def]
             for box in r.mailboxes.list_ours(contact_id=to_alice):

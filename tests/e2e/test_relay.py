@@ -315,11 +315,19 @@ def test_idle_connection_that_never_answers_pings_is_dropped() -> None:
         )
         started = time.monotonic()
         received = b""
+        pinged_at = None
         while chunk := sock.recv(65536):
             received += chunk
+            if pinged_at is None and b"\x89\x00" in received:  # an empty ping, unanswered
+                pinged_at = time.monotonic() - started
         elapsed = time.monotonic() - started
         assert received.startswith(b"HTTP/1.1 101")
-        assert b"\x88" in received  # a close frame came before the socket closed
+        # docs/protocol.md §2: the ping after half the idle timeout of silence (checked every
+        # quarter), then the close with 1011 after another half without a word.
+        assert pinged_at is not None
+        assert 0.45 < pinged_at < 1.5, pinged_at
+        close = received.index(b"\x88", received.index(b"\x89\x00"))
+        assert received[close + 2 : close + 4] == (1011).to_bytes(2, "big")
         assert 0.9 < elapsed < 5
         sock.close()
     finally:
