@@ -325,10 +325,12 @@ async def accept_in_window(window: MainWindow, name: str) -> Contact:
     await until(lambda: window.contacts.row_of(request.id) is not None, what=f"{name} in the list")
     panel = window.panel
     await until(  # the open conversation follows: a contact now, written to
-        lambda: panel.contact is not None
-        and panel.contact.id == request.id
-        and panel.view.writable
-        and panel.composer.isEnabled(),
+        lambda: (
+            panel.contact is not None
+            and panel.contact.id == request.id
+            and panel.view.writable
+            and panel.composer.isEnabled()
+        ),
         what=f"{name}'s conversation to become writable",
     )
     row = window.contacts.row_of(request.id)

@@ -236,20 +236,22 @@ def test_a_first_message_that_lands_while_the_requests_are_being_read_still_show
             peers.append(mallory := await headless(tmp_path / "mallory", "Mallory", url))
             real = engine.requests
             stale: list[int] = []
+            # Mallory's contact id: the request can reach us before her side is through.
+            ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
             async def read_then_let_the_message_land() -> list[RequestSummary]:
                 rows = await real()
                 if not stale and rows:  # the first read that sees the request
                     stale.append(1)
                     assert rows[0].first_message is None
-                    await mallory.send(theirs, "arrived during the read")
+                    await mallory.send(await ready, "arrived during the read")
                     await eventually(
                         lambda: _stored(engine, rows[0].request.id), what="the message stored"
                     )
                 return rows
 
             engine.requests = read_then_let_the_message_land
-            theirs = await write_to(mallory, card)
+            ready.set_result(await write_to(mallory, card))
             await until(lambda: bool(stale), what="the first read to see the request")
             await until(
                 lambda: (
