@@ -155,7 +155,7 @@ def test_context_menu_renames_blocks_and_deletes(run, tmp_path: Path) -> None:
             assert isinstance(confirm, ConfirmDialog)
             QTest.mouseClick(confirm.confirm, Qt.MouseButton.LeftButton)
             await until(lambda: window.contacts.rowCount() == 0, what="the row gone")
-            assert window.right.currentWidget() is window.empty
+            await until(lambda: window.right.currentWidget() is window.empty, what="empty")
             assert window.panel.contact is None
             assert await engine.summaries() == []
             assert await engine.messages(contact.id) == []

@@ -198,7 +198,7 @@ def test_accept_block_and_delete_each_do_what_they_say(run, tmp_path: Path) -> N
             await open_request(window, "Dave")
             QTest.mouseClick(bar.block, Qt.MouseButton.LeftButton)
             await until(lambda: section.model.rowCount() == 1, what="Dave's request gone")
-            assert window.right.currentWidget() is window.empty
+            await until(lambda: window.right.currentWidget() is window.empty, what="empty")
             assert [s.request.display_name for s in await engine.requests()] == ["Erin"]
             assert names(window) == ["Carol"]
             assert "Blocked" in window.statusBar().currentMessage()
@@ -213,7 +213,7 @@ def test_accept_block_and_delete_each_do_what_they_say(run, tmp_path: Path) -> N
             await until(lambda: not section.isVisible(), what="the section to go")
             assert section.model.rowCount() == 0
             assert await engine.requests() == []
-            assert window.right.currentWidget() is window.empty
+            await until(lambda: window.right.currentWidget() is window.empty, what="empty")
             assert names(window) == ["Carol"]
             assert [s.contact.display_name for s in await engine.summaries()] == ["Carol"]
 
